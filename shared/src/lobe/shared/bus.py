@@ -1,0 +1,88 @@
+"""NATS connection: reconnect with backoff, idempotent stream declaration, drain on shutdown."""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from lobe.shared.events.streams import ALL_STREAMS, StreamSpec
+from lobe.shared.settings import NatsSettings
+
+log = logging.getLogger(__name__)
+
+# nats.py retries forever with this pause between rounds (and its own jitter), so a restarted
+# server is neither stampeded nor left waiting.
+RECONNECT_WAIT_S = 0.5
+
+
+def connect_options(settings: NatsSettings, name: str) -> dict[str, object]:
+    """Options shared by nats.py and FastStream's NatsBroker (same keyword names)."""
+    return {
+        "servers": [s.strip() for s in settings.nats_url.split(",") if s.strip()],
+        "name": name,
+        "connect_timeout": settings.nats_connect_timeout_s,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": RECONNECT_WAIT_S,
+        # Outbound buffer while disconnected; publishes past it fail instead of piling up.
+        "pending_size": 8 * 1024 * 1024,
+    }
+
+
+async def connect(settings: NatsSettings, name: str) -> NATS:
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected", extra={"client": name})
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected", extra={"client": name})
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error: %s", exc, extra={"client": name})
+
+    options = connect_options(settings, name)
+    return await nats.connect(
+        **options,  # type: ignore[arg-type]
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+        error_cb=on_error,
+        allow_reconnect=True,
+    )
+
+
+def stream_config(spec: StreamSpec) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        subjects=list(spec.subjects),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=float(spec.max_age_s),
+        duplicate_window=float(spec.duplicate_window_s),
+    )
+
+
+async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
+    """Create or update each stream; safe to call from every replica at every start."""
+    for spec in specs:
+        config = stream_config(spec)
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            await js.add_stream(config)
+            log.info("created stream %s", spec.name)
+        else:
+            await js.update_stream(config)
+
+
+async def close(nc: NATS) -> None:
+    """Drain: finish in-flight handlers and flush publishes, then close."""
+    if nc.is_closed:
+        return
+    try:
+        await nc.drain()
+    except Exception:  # a connection already gone cannot drain; closing is all that is left
+        await nc.close()

@@ -1,0 +1,1 @@
+"""The event catalog: one module per domain, subjects beside their models."""

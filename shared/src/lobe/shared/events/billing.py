@@ -1,0 +1,61 @@
+"""Billing domain: limit facts, and the budget admission commands (core NATS request-reply)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lobe.shared.events.envelope import Event
+
+BILLING_LIMIT_EXCEEDED = "billing.limit.exceeded"
+BILLING_PRICE_MISSING = "billing.price.missing"
+# Commands answered by the billing service's queue group; never captured by a stream (a stream
+# on these subjects would answer the request with its own PubAck).
+BUDGET_RESERVE = "billing.budget.reserve"
+BUDGET_RELEASE = "billing.budget.release"
+BILLING_QUEUE = "billing"
+
+LimitKind = Literal["tokens", "cost", "requests"]
+
+
+class LimitExceeded(Event):
+    """`billing.limit.exceeded`: a user hit one of their plan's limits for the period."""
+
+    user_id: str
+    limit: LimitKind
+    period: str = Field(description="Period key, e.g. 2026-11.")
+    used: float = Field(ge=0)
+    allowed: float = Field(ge=0)
+
+
+class PriceMissing(Event):
+    """`billing.price.missing`: usage for a model with no price; priced by the default."""
+
+    provider: str
+    model: str
+
+
+class BudgetReserve(Event):
+    """`billing.budget.reserve`: hold the worst-case cost of a request before dispatch."""
+
+    user_id: str
+    model: str
+    prompt_tokens_estimate: int = Field(ge=0)
+    max_output_tokens: int = Field(ge=1)
+
+
+class BudgetDecision(Event):
+    """Reply to BudgetReserve."""
+
+    admitted: bool
+    reserved_usd: float = Field(default=0, ge=0)
+    max_output_tokens: int | None = Field(default=None, description="Clamped to what is affordable.")
+    limit: LimitKind | None = None
+    message: str | None = None
+
+
+class BudgetRelease(Event):
+    """`billing.budget.release`: the request never reached a provider; free its hold."""
+
+    user_id: str

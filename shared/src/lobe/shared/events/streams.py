@@ -1,0 +1,45 @@
+"""JetStream streams and durable consumers: the durable half of the event catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lobe.shared.events.auth import AUTH_KEY_ISSUED, AUTH_KEY_REVOKED, AUTH_LOGIN_FAILED
+from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
+from lobe.shared.events.lifecycle import SERVICE_STARTED, SERVICE_STOPPED
+from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, USAGE_SETTLED
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    max_age_s: int
+    # Publishes with the same Nats-Msg-Id inside this window are stored once.
+    duplicate_window_s: int = 120
+
+
+USAGE = StreamSpec(
+    name="USAGE",
+    subjects=(USAGE_RECORDED, USAGE_SETTLED, USAGE_DEAD_LETTER),
+    max_age_s=7 * 24 * 3600,
+    duplicate_window_s=3600,
+)
+EVENTS = StreamSpec(
+    name="EVENTS",
+    subjects=(
+        BILLING_LIMIT_EXCEEDED,
+        BILLING_PRICE_MISSING,
+        AUTH_KEY_ISSUED,
+        AUTH_KEY_REVOKED,
+        AUTH_LOGIN_FAILED,
+        SERVICE_STARTED,
+        SERVICE_STOPPED,
+    ),
+    max_age_s=7 * 24 * 3600,
+)
+ALL_STREAMS = (USAGE, EVENTS)
+
+# Durable consumers are named after the consuming service.
+BILLING_CONSUMER = "billing"
+METRICS_CONSUMER = "metrics"

@@ -1,0 +1,46 @@
+"""Usage domain: the durable record of what each chat request consumed.
+
+`usage.recorded` goes to the JetStream stream USAGE with `Nats-Msg-Id` = request id, so a
+retried publish is dropped by the stream's duplicate window and billing's unique key drops any
+that slip past it. Exactly one per request, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lobe.shared.events.chat import TokenUsage
+from lobe.shared.events.envelope import Event
+
+USAGE_RECORDED = "usage.recorded"
+USAGE_SETTLED = "usage.settled"
+USAGE_DEAD_LETTER = "usage.dead"
+
+RequestStatus = Literal["ok", "error", "cancelled", "cache_hit"]
+
+
+class UsageRecorded(Event):
+    """`usage.recorded`: a chat request ended; this is what it used."""
+
+    user_id: str = Field(min_length=1, max_length=128)
+    api_key_id: str | None = Field(default=None, max_length=128)
+    provider: str = Field(min_length=1, max_length=64)
+    deployment: str = Field(min_length=1, max_length=128, description="Configured upstream used.")
+    model: str = Field(min_length=1, max_length=256, description="Model as the client asked for it.")
+    usage: TokenUsage
+    status: RequestStatus
+    error_code: str | None = None
+    ttft_ms: float | None = Field(default=None, ge=0, description="Time to first token.")
+    duration_ms: float = Field(ge=0)
+    stream: bool = False
+
+
+class UsageSettled(Event):
+    """`usage.settled`: billing priced a recorded usage event and wrote it to the ledger."""
+
+    user_id: str
+    model: str
+    cost_usd: float = Field(ge=0)
+    priced: bool = Field(description="False when no price was known and the default was used.")

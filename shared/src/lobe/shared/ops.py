@@ -1,0 +1,57 @@
+"""The ops HTTP surface every service exposes: liveness, readiness and Prometheus /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+LIVENESS_PATH = "/health/live"
+READINESS_PATH = "/health/ready"
+METRICS_PATH = "/metrics"
+
+
+def add_ops_routes(
+    app: web.Application,
+    ready: ReadinessCheck,
+    registry: CollectorRegistry = REGISTRY,
+    liveness_path: str = LIVENESS_PATH,
+    readiness_path: str = READINESS_PATH,
+) -> None:
+    async def live(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readiness(_: web.Request) -> web.Response:
+        ok = await ready()
+        return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get(liveness_path, live)
+    app.router.add_get(readiness_path, readiness)
+    app.router.add_get(METRICS_PATH, metrics)
+
+
+async def start_ops_server(
+    host: str, port: int, ready: ReadinessCheck, extra: web.Application | None = None
+) -> web.AppRunner:
+    """Serve the ops routes (plus `extra`'s routes) until the returned runner is cleaned up."""
+    app = extra or web.Application()
+    add_ops_routes(app, ready)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port actually bound (useful when asked for port 0)."""
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    raise RuntimeError("ops server is not listening")

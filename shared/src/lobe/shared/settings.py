@@ -1,0 +1,49 @@
+"""Settings fragments. Each service builds one settings class from these (twelve-factor).
+
+Standard variable names where they exist (NATS_URL, DATABASE_URL, REDIS_URL, OTEL_*).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Fragment(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+
+class NatsSettings(_Fragment):
+    nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated.")
+    nats_connect_timeout_s: float = Field(default=2.0, gt=0)
+
+
+class DatabaseSettings(_Fragment):
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://postgres@127.0.0.1:5432/lobe"), description="PostgreSQL DSN."
+    )
+
+
+class RedisSettings(_Fragment):
+    redis_url: SecretStr = Field(default=SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL.")
+
+
+class TelemetrySettings(_Fragment):
+    otel_service_name: str = Field(default="lobe", description="Service name on traces.")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP endpoint; tracing export is off when unset."
+    )
+
+
+class LogSettings(_Fragment):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = Field(default="json", description="json in production.")
+
+
+class OpsSettings(_Fragment):
+    """The ops HTTP listener (health and /metrics) of a bus-only service."""
+
+    ops_host: str = "127.0.0.1"
+    ops_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")

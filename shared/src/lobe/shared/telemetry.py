@@ -1,0 +1,36 @@
+"""OpenTelemetry: a tracer provider per process, and context carried in NATS headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from lobe.shared.settings import TelemetrySettings
+
+
+def setup_tracing(settings: TelemetrySettings, service: str) -> TracerProvider:
+    """Install the global tracer provider; export over OTLP/HTTP only when an endpoint is set."""
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name or service}))
+    if settings.otel_exporter_otlp_endpoint:
+        # Imported here: the exporter pulls in protobuf, which a process without export never needs.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def inject_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
+    """Current trace context as W3C `traceparent` headers for a NATS message."""
+    carrier = dict(headers or {})
+    propagate.inject(carrier)
+    return carrier
+
+
+def extract_context(headers: Mapping[str, str] | None) -> context.Context:
+    return propagate.extract(dict(headers or {}))
