@@ -1,0 +1,71 @@
+"""What every provider adapter yields and raises, whatever its wire format.
+
+An adapter turns an OpenAI-shaped request into the provider's request, and the provider's
+stream back into `StreamEvent`s. The worker's frame loop only ever sees these types.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.chat import FinishReason, TokenUsage, ToolCallDelta
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The provider ended the answer. `model` is the model the provider says answered."""
+
+    reason: FinishReason
+    model: str
+
+
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Finished | TokenUsage
+
+
+@dataclass
+class ProviderError(Exception):
+    """The provider failed. `status` is the HTTP status the client should see.
+
+    `retryable` says whether another attempt (same or another deployment) may succeed;
+    `started` says whether any output had already been yielded (then a retry must reset).
+    """
+
+    provider: str
+    status: int
+    code: str
+    message: str
+    retryable: bool = False
+    started: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.status} {self.code}: {self.message}"
+
+
+class Provider(ABC):
+    """One configured upstream (a deployment) speaking one wire format."""
+
+    name: str
+
+    @abstractmethod
+    def stream(self, body: ChatCompletionRequest) -> AsyncIterator[StreamEvent]:
+        """Yield the answer as events; end with `Finished` (and `TokenUsage` when known).
+
+        Raises ProviderError for upstream failures. Cancelling the iterating task must close
+        the upstream connection at once (the client went away).
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release pooled connections."""

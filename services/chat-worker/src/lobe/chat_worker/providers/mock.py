@@ -1,0 +1,65 @@
+"""The built-in `mock` model: a deterministic answer derived from the input, no network.
+
+Used by the walking skeleton, by `lobe dev` out of the box and by load tests of the bus, so it
+behaves like a real provider: several chunks, usage reported, optional pacing between chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+
+from lobe.shared.chat_schema import ChatCompletionRequest, TextPart
+from lobe.shared.events.chat import TokenUsage
+
+from lobe.chat_worker.providers.base import Finished, Provider, StreamEvent, TextDelta
+from lobe.chat_worker.tokens import estimate_prompt_tokens, estimate_tokens
+
+MOCK_MODEL = "mock"
+DEFAULT_MAX_WORDS = 64
+
+
+def last_user_text(body: ChatCompletionRequest) -> str:
+    for message in reversed(body.messages):
+        if message.role == "user":
+            content = message.content
+            if isinstance(content, str):
+                return content
+            return " ".join(part.text for part in content if isinstance(part, TextPart))
+    return ""
+
+
+def mock_answer(body: ChatCompletionRequest) -> list[str]:
+    """The reply's chunks: an echo of the last user message and a digest of the whole input.
+
+    Deterministic (same input, same answer) so tests can assert it; the digest makes two
+    different conversations give different answers.
+    """
+    digest = hashlib.sha256(body.model_dump_json(include={"messages"}).encode()).hexdigest()[:8]
+    words = f"Mock reply to: {last_user_text(body)} [{digest}]".split()
+    return [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+
+
+class MockProvider(Provider):
+    name = "mock"
+
+    def __init__(self, chunk_delay_s: float = 0.0) -> None:
+        self.chunk_delay_s = chunk_delay_s
+
+    async def stream(self, body: ChatCompletionRequest) -> AsyncIterator[StreamEvent]:
+        chunks = mock_answer(body)
+        limit = body.output_token_limit
+        finish = "stop"
+        if limit is not None and limit < len(chunks):
+            chunks, finish = chunks[:limit], "length"
+        for chunk in chunks:
+            if self.chunk_delay_s:
+                await asyncio.sleep(self.chunk_delay_s)
+            yield TextDelta(chunk)
+        yield Finished(reason=finish, model=MOCK_MODEL)
+        yield TokenUsage(
+            prompt_tokens=estimate_prompt_tokens(body),
+            completion_tokens=sum(estimate_tokens(c) for c in chunks),
+            basis="provider",
+        )
