@@ -14,7 +14,9 @@ from lobe.shared.settings import TelemetrySettings
 
 def setup_tracing(settings: TelemetrySettings, service: str) -> TracerProvider:
     """Install the global tracer provider; export over OTLP/HTTP only when an endpoint is set."""
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name or service}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": settings.otel_service_name or service})
+    )
     if settings.otel_exporter_otlp_endpoint:
         # Imported here: the exporter pulls in protobuf, which a process without export never needs.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -78,7 +78,9 @@ class ModelCatalog(BaseModel):
         return next((m for m in self.models if m.name == name), None)
 
 
-BUILTIN = ModelCatalog(models=[RoutedModel(name="mock", deployments=[Deployment(name="mock", provider="mock")])])
+BUILTIN = ModelCatalog(
+    models=[RoutedModel(name="mock", deployments=[Deployment(name="mock", provider="mock")])]
+)
 
 
 def load_catalog(path: str | None) -> ModelCatalog:

@@ -161,3 +161,21 @@ TERMINAL_FRAMES = (DoneFrame, ErrorFrame)
 
 def decode_frame(data: bytes) -> ReplyFrame:
     return REPLY_FRAME.validate_json(data)
+
+
+CHAT_MODELS = "chat.models"
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    owned_by: str = "lobe"
+
+
+class ModelList(BaseModel):
+    """Reply to `chat.models` (request-reply, any worker answers): the models workers serve."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    models: list[ModelInfo]

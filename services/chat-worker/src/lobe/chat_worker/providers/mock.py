@@ -10,11 +10,10 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 
+from lobe.chat_worker.providers.base import Finished, Provider, StreamEvent, TextDelta
 from lobe.shared.chat_schema import ChatCompletionRequest, TextPart
 from lobe.shared.events.chat import TokenUsage
-
-from lobe.chat_worker.providers.base import Finished, Provider, StreamEvent, TextDelta
-from lobe.chat_worker.tokens import estimate_prompt_tokens, estimate_tokens
+from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 MOCK_MODEL = "mock"
 DEFAULT_MAX_WORDS = 64

@@ -1,0 +1,3 @@
+from lobe.chat_worker.main import main
+
+main()

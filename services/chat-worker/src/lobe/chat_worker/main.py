@@ -1,0 +1,42 @@
+"""Process entry: settings, logging, tracing, the worker and its ops server, SIGTERM handling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from lobe.chat_worker.deployments import load_catalog
+from lobe.chat_worker.service import ChatWorker
+from lobe.chat_worker.settings import WorkerSettings
+from lobe.shared.logs import setup_logging
+from lobe.shared.ops import start_ops_server
+from lobe.shared.telemetry import setup_tracing
+
+log = logging.getLogger("lobe.chat_worker")
+
+
+async def serve(settings: WorkerSettings) -> None:
+    catalog = load_catalog(settings.models_file)
+    worker = ChatWorker(settings, catalog)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.start()
+    ops = await start_ops_server(settings.ops_host, settings.ops_port, worker.ready)
+    log.info("serving models: %s", ", ".join(m.name for m in catalog.models))
+    await stop.wait()
+    log.info("shutting down")
+    await worker.stop()
+    await ops.cleanup()
+
+
+def main() -> None:
+    settings = WorkerSettings()
+    setup_logging(settings, "chat-worker")
+    provider = setup_tracing(settings, "chat-worker")
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        provider.shutdown()

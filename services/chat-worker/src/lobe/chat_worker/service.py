@@ -1,0 +1,174 @@
+"""The chat worker process: takes requests off `chat.request`, runs them, handles cancel and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+from faststream.nats import NatsBroker, NatsMessage
+from pydantic import ValidationError
+
+from lobe.chat_worker.deployments import Deployment, ModelCatalog
+from lobe.chat_worker.frames import FrameSink
+from lobe.chat_worker.providers.base import Provider
+from lobe.chat_worker.providers.registry import build_provider
+from lobe.chat_worker.run import ChatRun
+from lobe.chat_worker.settings import WorkerSettings
+from lobe.chat_worker.usage import publish_usage
+from lobe.shared.bus import close, connect_options, ensure_streams
+from lobe.shared.events.chat import (
+    CHAT_CANCEL_ALL,
+    CHAT_MODELS,
+    CHAT_REQUEST,
+    CHAT_WORKER_QUEUE,
+    AcceptedFrame,
+    ChatCancelled,
+    ChatRequested,
+    ErrorFrame,
+    ModelInfo,
+    ModelList,
+)
+from lobe.shared.events.usage import UsageRecorded
+
+log = logging.getLogger(__name__)
+
+
+class ChatWorker:
+    def __init__(self, settings: WorkerSettings, catalog: ModelCatalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.broker = NatsBroker(
+            **connect_options(settings, name=f"chat-worker {settings.worker_id}"),  # type: ignore[arg-type]
+            log_level=logging.DEBUG,  # per-message lines belong at debug, not on the hot path
+        )
+        self.runs: dict[str, tuple[asyncio.Task[None], FrameSink]] = {}
+        self.providers: dict[str, Provider] = {}
+        self.session: aiohttp.ClientSession | None = None
+        self.requests = self.broker.subscriber(CHAT_REQUEST, queue=CHAT_WORKER_QUEUE)(self.on_request)
+        self.broker.subscriber(CHAT_CANCEL_ALL)(self.on_cancel)
+        self.broker.subscriber(CHAT_MODELS, queue=CHAT_WORKER_QUEUE)(self.on_models)
+
+    async def start(self) -> None:
+        # One pooled session per process: connection reuse to each provider is most of TTFT.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
+        await self.broker.start()
+        await ensure_streams(self.broker.connection.jetstream())
+        log.info("chat worker %s ready", self.settings.worker_id)
+
+    async def ready(self) -> bool:
+        return self.session is not None and self.broker.connection.is_connected
+
+    async def on_request(self, msg: NatsMessage) -> bytes:
+        """Accept (or refuse) a request; the answer streams from a task of its own."""
+        try:
+            event = ChatRequested.decode(msg.body)
+        except ValidationError as exc:
+            log.error("malformed chat request: %s", exc.errors()[:3])
+            return (
+                ErrorFrame(request_id="unknown", seq=0, status=400, code="invalid_event", message=str(exc))
+                .model_dump_json()
+                .encode()
+            )
+        if self.catalog.get(event.body.model) is None:
+            return (
+                ErrorFrame(
+                    request_id=event.request_id,
+                    seq=0,
+                    status=404,
+                    code="model_not_found",
+                    message=f"The model '{event.body.model}' does not exist or you do not have access to it.",
+                )
+                .model_dump_json()
+                .encode()
+            )
+        if len(self.runs) >= self.settings.worker_max_concurrency:
+            # Saturated: say so at once, so the gateway can try another worker.
+            return (
+                ErrorFrame(
+                    request_id=event.request_id,
+                    seq=0,
+                    status=503,
+                    code="worker_saturated",
+                    message="worker at capacity",
+                    retryable=True,
+                )
+                .model_dump_json()
+                .encode()
+            )
+        sink = FrameSink(
+            self.broker.connection, event.reply_to, event.request_id, self.settings.heartbeat_interval_s
+        )
+        task = asyncio.create_task(self._run(event, sink), name=f"chat {event.request_id}")
+        self.runs[event.request_id] = (task, sink)
+        return (
+            AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
+            .model_dump_json()
+            .encode()
+        )
+
+    async def on_models(self, msg: NatsMessage) -> bytes:
+        models = [ModelInfo(id=m.name, owned_by=m.owned_by) for m in self.catalog.models]
+        return ModelList(models=models).model_dump_json().encode()
+
+    async def on_cancel(self, msg: NatsMessage) -> None:
+        try:
+            event = ChatCancelled.decode(msg.body)
+        except ValidationError:
+            log.error("malformed cancel event ignored")
+            return
+        run = self.runs.get(event.request_id)
+        if run is not None:
+            run[0].cancel()
+
+    async def _run(self, event: ChatRequested, sink: FrameSink) -> None:
+        try:
+            async with sink:
+                await ChatRun(event, self.catalog, self._provider_for, sink, self._record_usage).execute()
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("chat run crashed", extra={"request_id": event.request_id})
+        finally:
+            self.runs.pop(event.request_id, None)
+
+    def _provider_for(self, deployment: Deployment) -> Provider:
+        provider = self.providers.get(deployment.name)
+        if provider is None:
+            assert self.session is not None
+            provider = self.providers[deployment.name] = build_provider(deployment, self.session)
+        return provider
+
+    async def _record_usage(self, event: UsageRecorded) -> bool:
+        return await publish_usage(self.broker.connection.jetstream(), event)
+
+    async def stop(self) -> None:
+        """SIGTERM: stop taking work, let streams finish within the grace, fail the rest explicitly."""
+        await self.requests.stop()
+        if self.runs:
+            log.info("draining %d streams", len(self.runs))
+            _, pending = await asyncio.wait(
+                [t for t, _ in self.runs.values()], timeout=self.settings.shutdown_grace_s
+            )
+            for request_id, (task, sink) in list(self.runs.items()):
+                if task in pending:
+                    with contextlib.suppress(Exception):
+                        await sink.send(
+                            ErrorFrame(
+                                request_id=request_id,
+                                seq=sink.next_seq(),
+                                status=503,
+                                code="worker_shutdown",
+                                message="the worker shut down before the answer completed",
+                            )
+                        )
+                    task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        for provider in self.providers.values():
+            await provider.aclose()
+        if self.session:
+            await self.session.close()
+        await close(self.broker.connection)
+        await self.broker.stop()

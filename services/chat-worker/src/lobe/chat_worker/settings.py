@@ -1,0 +1,23 @@
+"""Chat worker settings (environment only)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from lobe.shared.settings import LogSettings, NatsSettings, OpsSettings, TelemetrySettings
+
+
+class WorkerSettings(NatsSettings, TelemetrySettings, LogSettings, OpsSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    otel_service_name: str = "chat-worker"
+    ops_port: int = Field(default=3211, ge=0, le=65535)
+    models_file: str | None = Field(default=None, description="Model routing YAML; unset = mock only.")
+    worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    worker_max_concurrency: int = Field(default=256, ge=1, description="Streams run at once.")
+    heartbeat_interval_s: float = Field(default=1.0, gt=0, description="While the provider is silent.")
+    shutdown_grace_s: float = Field(default=20.0, ge=0, description="SIGTERM: let streams finish.")

@@ -1,0 +1,311 @@
+"""The event catalog: every subject on the bus, as data.
+
+This is the single source of truth the documentation (docs/events.md, docs/asyncapi.json), the
+contract snapshots and the drift tests are generated from. Subjects and models stay defined in
+their domain modules (lobe.shared.events.*); this module only says how they are wired: who
+publishes, who consumes under which queue group or durable consumer, and with what guarantee.
+
+Pattern subjects name their variable token in angle brackets (`chat.reply.<request_id>`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, TypeAdapter
+
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events import auth, billing, chat, lifecycle, usage
+from lobe.shared.events.envelope import Event
+from lobe.shared.events.streams import BILLING_CONSUMER, EVENTS, METRICS_CONSUMER, USAGE, StreamSpec
+
+GATEWAY = "gateway"
+CHAT_WORKER = "chat-worker"
+BILLING = "billing"
+METRICS = "metrics"
+SERVICES = (GATEWAY, CHAT_WORKER, BILLING, METRICS)
+
+Kind = Literal["command", "fact", "reply"]
+
+
+class Delivery(StrEnum):
+    CORE = "core"
+    REQUEST_REPLY = "request-reply"
+    JETSTREAM = "jetstream"
+
+
+DELIVERY_TEXT = {
+    Delivery.CORE: "core NATS, at-most-once (lost if no subscriber is connected)",
+    Delivery.REQUEST_REPLY: "core NATS request-reply, at-most-once; no responders fails the request at once",
+    Delivery.JETSTREAM: "JetStream, at-least-once; duplicates dropped by Nats-Msg-Id",
+}
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A consuming service. `group` is its queue group (core NATS) or durable consumer (JetStream);
+    None means every instance receives every message (fan-out, or a per-request subscription)."""
+
+    service: str
+    group: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Subject:
+    subject: str
+    payload: Any  # a pydantic model class, or an annotated union of them (the reply frames)
+    kind: Kind
+    delivery: Delivery
+    producers: tuple[str, ...]
+    consumers: tuple[Consumer, ...]
+    description: str
+    reply: Any = None  # the model answering a request-reply command
+    stream: StreamSpec | None = None
+    # Nats-Msg-Id template for JetStream publishes, formatted with the event's fields. Distinct per
+    # subject of a stream: the duplicate window is stream-wide, so two subjects sharing an id would
+    # drop each other's messages.
+    msg_id: str | None = None
+
+    @property
+    def payload_name(self) -> str:
+        return type_name(self.payload)
+
+    @property
+    def schema_version(self) -> int:
+        return schema_version_of(self.payload)
+
+    @property
+    def is_pattern(self) -> bool:
+        return "<" in self.subject
+
+    @property
+    def wildcard(self) -> str:
+        """The subject as a NATS subscription (`chat.reply.*`)."""
+        return ".".join("*" if t.startswith("<") else t for t in self.subject.split("."))
+
+    def matches(self, subject: str) -> bool:
+        """Whether a concrete subject (or a NATS wildcard subscription over it) is this entry."""
+        ours, theirs = self.subject.split("."), subject.split(".")
+        if theirs and theirs[-1] == ">":
+            return len(ours) >= len(theirs) and _tokens_match(ours[: len(theirs) - 1], theirs[:-1])
+        return len(ours) == len(theirs) and _tokens_match(ours, theirs)
+
+    def nats_msg_id(self, event: BaseModel) -> str:
+        if self.msg_id is None:
+            raise ValueError(f"{self.subject} is not published to JetStream; it has no Nats-Msg-Id")
+        return self.msg_id.format(**{name: getattr(event, name) for name in type(event).model_fields})
+
+
+def _tokens_match(ours: list[str], theirs: list[str]) -> bool:
+    return all(o == t or o.startswith("<") or t == "*" for o, t in zip(ours, theirs, strict=True))
+
+
+def type_name(payload: Any) -> str:
+    if isinstance(payload, type):
+        return payload.__name__
+    return "ReplyFrame" if payload is chat.ReplyFrame else repr(payload)
+
+
+def schema_version_of(payload: Any) -> int:
+    if isinstance(payload, type) and issubclass(payload, Event):
+        default = payload.model_fields["schema_version"].default
+        return int(default)
+    return 1  # reply frames carry no envelope; their version is the chat protocol's
+
+
+_METRICS = Consumer(METRICS, METRICS_CONSUMER)
+_EVENT_ID = "{event_id}"
+
+CATALOG: tuple[Subject, ...] = (
+    Subject(
+        subject=chat.CHAT_REQUEST,
+        payload=chat.ChatRequested,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        producers=(GATEWAY,),
+        consumers=(Consumer(CHAT_WORKER, chat.CHAT_WORKER_QUEUE, "one worker of the group takes it"),),
+        reply=chat.AcceptedFrame,
+        description="Run this chat completion and stream the answer to `reply_to`. The worker that "
+        "takes it answers the request with an AcceptedFrame within a second.",
+    ),
+    Subject(
+        subject=f"{chat.CHAT_REPLY_PREFIX}.<request_id>",
+        payload=chat.ReplyFrame,
+        kind="reply",
+        delivery=Delivery.CORE,
+        producers=(CHAT_WORKER,),
+        consumers=(Consumer(GATEWAY, None, "the instance that sent the request, per-request subscription"),),
+        description="The answer, as frames: deltas, heartbeats, resets, at most one usage frame, then "
+        "exactly one terminal frame (done or error). `seq` reveals gaps and reorders.",
+    ),
+    Subject(
+        subject=f"{chat.CHAT_CANCEL_PREFIX}.<request_id>",
+        payload=chat.ChatCancelled,
+        kind="command",
+        delivery=Delivery.CORE,
+        producers=(GATEWAY,),
+        consumers=(Consumer(CHAT_WORKER, None, "every instance (chat.cancel.*); the owner stops"),),
+        description="The client went away: stop the provider call for this request.",
+    ),
+    Subject(
+        subject=usage.USAGE_RECORDED,
+        payload=usage.UsageRecorded,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=USAGE,
+        msg_id="{request_id}",
+        producers=(CHAT_WORKER,),
+        consumers=(Consumer(BILLING, BILLING_CONSUMER, "acked after the ledger commit"), _METRICS),
+        description="A chat request ended; exactly one per request, whatever the outcome.",
+    ),
+    Subject(
+        subject=usage.USAGE_SETTLED,
+        payload=usage.UsageSettled,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=USAGE,
+        msg_id="settled:{request_id}",
+        producers=(BILLING,),
+        consumers=(Consumer(GATEWAY, None, "every replica, ephemeral consumer"), _METRICS),
+        description="Billing priced a recorded usage event and wrote it to the ledger.",
+    ),
+    Subject(
+        subject=usage.USAGE_DEAD_LETTER,
+        payload=usage.UsageRecorded,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=USAGE,
+        msg_id="dead:{request_id}",
+        producers=(BILLING,),
+        consumers=(),
+        description="A usage.recorded event billing could not process, kept for operators to inspect "
+        "and replay.",
+    ),
+    Subject(
+        subject=billing.BILLING_LIMIT_EXCEEDED,
+        payload=billing.LimitExceeded,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(BILLING,),
+        consumers=(_METRICS,),
+        description="A user hit one of their plan's limits for the period.",
+    ),
+    Subject(
+        subject=billing.BILLING_PRICE_MISSING,
+        payload=billing.PriceMissing,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(BILLING,),
+        consumers=(_METRICS,),
+        description="Usage for a model with no price; it was priced by the default.",
+    ),
+    Subject(
+        subject=billing.BUDGET_RESERVE,
+        payload=billing.BudgetReserve,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        reply=billing.BudgetDecision,
+        producers=(GATEWAY,),
+        consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
+        description="Hold the worst-case cost of a request before dispatch; answered with a BudgetDecision.",
+    ),
+    Subject(
+        subject=billing.BUDGET_RELEASE,
+        payload=billing.BudgetRelease,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        producers=(GATEWAY,),
+        consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
+        description="The request never reached a provider: free its hold. No reply model; the "
+        "answer only confirms receipt.",
+    ),
+    Subject(
+        subject=auth.AUTH_KEY_ISSUED,
+        payload=auth.ApiKeyIssued,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(GATEWAY,),
+        consumers=(_METRICS,),
+        description="An API key was issued (audit).",
+    ),
+    Subject(
+        subject=auth.AUTH_KEY_REVOKED,
+        payload=auth.ApiKeyRevoked,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(GATEWAY,),
+        consumers=(Consumer(GATEWAY, None, "every replica drops the key from its cache"), _METRICS),
+        description="An API key was revoked; caches must drop it.",
+    ),
+    Subject(
+        subject=auth.AUTH_LOGIN_FAILED,
+        payload=auth.LoginFailed,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(GATEWAY,),
+        consumers=(_METRICS,),
+        description="An authentication attempt failed (audit, brute-force alerting).",
+    ),
+    Subject(
+        subject=lifecycle.SERVICE_STARTED,
+        payload=lifecycle.ServiceLifecycle,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=SERVICES,
+        consumers=(_METRICS,),
+        description="A service instance started (`request_id` is the instance id).",
+    ),
+    Subject(
+        subject=lifecycle.SERVICE_STOPPED,
+        payload=lifecycle.ServiceLifecycle,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=SERVICES,
+        consumers=(_METRICS,),
+        description="A service instance stopped cleanly.",
+    ),
+)
+
+BY_SUBJECT = {entry.subject: entry for entry in CATALOG}
+
+
+def lookup(subject: str) -> Subject:
+    """The entry a concrete subject belongs to; KeyError names the unknown subject."""
+    for entry in CATALOG:
+        if entry.matches(subject):
+            return entry
+    raise KeyError(f"subject {subject!r} is not in the event catalog")
+
+
+def contract_models() -> dict[str, Any]:
+    """Every type whose JSON Schema is a public contract, by snapshot name."""
+    models: dict[str, Any] = {}
+    for entry in CATALOG:
+        models[entry.payload_name] = entry.payload
+        if entry.reply is not None:
+            models[type_name(entry.reply)] = entry.reply
+    models["ChatCompletionRequest"] = ChatCompletionRequest
+    return dict(sorted(models.items()))
+
+
+def json_schema(payload: Any) -> dict[str, Any]:
+    """The validation-mode JSON Schema of a payload: what a consumer of it accepts."""
+    schema: dict[str, Any] = TypeAdapter(payload).json_schema(mode="validation")
+    return schema
