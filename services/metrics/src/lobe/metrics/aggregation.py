@@ -1,0 +1,116 @@
+"""Business metrics: turns usage and billing facts into Prometheus series.
+
+Pure aggregation, no I/O: the router hands decoded events (or raw bodies) in, the ops server
+reads `registry` out. Labels are bounded on purpose: there is no user_id or request_id label,
+since one series per user would grow without limit and per-user spend is billing's report, not
+a fleet metric.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import ValidationError
+
+from lobe.metrics.dedupe import RecentIds
+from lobe.metrics.labels import BoundedLabels
+from lobe.shared.events.billing import LimitExceeded
+from lobe.shared.events.usage import UsageRecorded
+
+log = logging.getLogger(__name__)
+
+# Time to first token: interactive, so finer at the low end.
+TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0)
+DURATION_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+class UsageMetrics:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        max_models: int = 500,
+        dedupe_window: int = 50_000,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.labels = BoundedLabels(max_models)
+        self.recent = RecentIds(dedupe_window)
+        self.requests = Counter(
+            "lobe_chat_requests",
+            "Chat requests that ended, by outcome.",
+            ["provider", "model", "status"],
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "lobe_chat_tokens",
+            "Tokens used by chat requests (cached is a subset of prompt).",
+            ["provider", "model", "kind"],
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "lobe_chat_ttft_seconds",
+            "Time to first token of chat requests that produced one.",
+            ["provider", "model"],
+            buckets=TTFT_BUCKETS,
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "lobe_chat_duration_seconds",
+            "Total duration of chat requests.",
+            ["provider", "model"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.invalid = Counter(
+            "lobe_usage_events_invalid",
+            "Usage events that failed validation and were dropped.",
+            registry=self.registry,
+        )
+        self.duplicates = Counter(
+            "lobe_usage_events_duplicate",
+            "Redelivered usage events recognised and not counted again.",
+            registry=self.registry,
+        )
+        self.limit_exceeded = Counter(
+            "lobe_billing_limit_exceeded",
+            "Times a user hit a plan limit, by kind of limit.",
+            ["limit"],
+            registry=self.registry,
+        )
+
+    def observe_usage_bytes(self, body: bytes) -> UsageRecorded | None:
+        """Decode and count one `usage.recorded` body; a bad one is counted as invalid, not raised.
+
+        Raising would make JetStream redeliver a message that can never become valid.
+        """
+        try:
+            event = UsageRecorded.decode(body)
+        except ValidationError as exc:
+            self.invalid.inc()
+            log.warning("invalid usage event dropped", extra={"errors": exc.errors(include_url=False)})
+            return None
+        self.observe_usage(event)
+        return event
+
+    def observe_usage(self, event: UsageRecorded) -> bool:
+        """Count one usage event; False when it is a redelivery already counted."""
+        if not self.recent.first_time(event.request_id):
+            self.duplicates.inc()
+            return False
+        provider, model = self.labels.model_labels(event.provider, event.model)
+        self.requests.labels(provider, model, event.status).inc()
+        usage = event.usage
+        tokens = self.tokens
+        if usage.prompt_tokens:
+            tokens.labels(provider, model, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            tokens.labels(provider, model, "completion").inc(usage.completion_tokens)
+        if usage.cached_tokens:
+            tokens.labels(provider, model, "cached").inc(usage.cached_tokens)
+        if event.ttft_ms is not None:
+            self.ttft.labels(provider, model).observe(event.ttft_ms / 1000)
+        self.duration.labels(provider, model).observe(event.duration_ms / 1000)
+        return True
+
+    def observe_limit_exceeded(self, event: LimitExceeded) -> None:
+        self.limit_exceeded.labels(event.limit).inc()

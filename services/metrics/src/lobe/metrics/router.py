@@ -1,0 +1,68 @@
+"""Handler registration: which stream, subject and durable consumer feed which aggregation.
+
+Handlers take the raw message body rather than a pydantic model so that an invalid event is
+counted and acked by the aggregation; FastStream would otherwise fail validation before the
+handler runs and, with NACK_ON_ERROR, redeliver a message that can never become valid.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from faststream import AckPolicy
+from faststream.nats import DeliverPolicy, JStream, NatsMessage, NatsRouter, PullSub
+from pydantic import ValidationError
+
+from lobe.metrics.aggregation import UsageMetrics
+from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, LimitExceeded
+from lobe.shared.events.streams import EVENTS, METRICS_CONSUMER, USAGE
+from lobe.shared.events.usage import USAGE_RECORDED
+
+log = logging.getLogger(__name__)
+
+# Streams are declared by lobe.shared.bus.ensure_streams with the catalog's full config;
+# FastStream must not declare them again with a partial one.
+USAGE_STREAM = JStream(USAGE.name, declare=False)
+EVENTS_STREAM = JStream(EVENTS.name, declare=False)
+
+# A pull consumer shared by every replica: each message goes to one of them, and Prometheus
+# sums the replicas. DeliverPolicy.NEW applies only when the durable is first created, so a new
+# deployment does not replay a week of history into "now"; afterwards it resumes where it acked.
+_PULL = PullSub(batch_size=64, timeout=5.0)
+
+
+def build_router(metrics: UsageMetrics) -> NatsRouter:
+    router = NatsRouter()
+
+    @router.subscriber(
+        USAGE_RECORDED,
+        stream=USAGE_STREAM,
+        durable=METRICS_CONSUMER,
+        pull_sub=_PULL,
+        deliver_policy=DeliverPolicy.NEW,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="metrics.usage.recorded",
+        description="Counts requests, tokens and latencies per provider/model.",
+    )
+    async def on_usage_recorded(message: NatsMessage) -> None:
+        metrics.observe_usage_bytes(message.body)
+
+    @router.subscriber(
+        BILLING_LIMIT_EXCEEDED,
+        stream=EVENTS_STREAM,
+        durable=METRICS_CONSUMER,
+        pull_sub=_PULL,
+        deliver_policy=DeliverPolicy.NEW,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="metrics.billing.limit.exceeded",
+        description="Counts limit hits per kind of limit.",
+    )
+    async def on_limit_exceeded(message: NatsMessage) -> None:
+        try:
+            event = LimitExceeded.decode(message.body)
+        except ValidationError as exc:
+            log.warning("invalid limit event dropped", extra={"errors": exc.errors(include_url=False)})
+            return
+        metrics.observe_limit_exceeded(event)
+
+    return router

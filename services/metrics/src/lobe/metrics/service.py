@@ -1,0 +1,79 @@
+"""Process lifecycle: connect, declare streams, consume, serve ops, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+from faststream.nats import NatsBroker
+
+from lobe.metrics.aggregation import UsageMetrics
+from lobe.metrics.router import build_router
+from lobe.metrics.settings import SERVICE_NAME, MetricsSettings
+from lobe.shared.bus import connect_options, ensure_streams
+from lobe.shared.ops import add_ops_routes
+
+log = logging.getLogger(__name__)
+
+READY_PING_TIMEOUT_S = 0.5
+
+
+@dataclass
+class Running:
+    broker: NatsBroker
+    metrics: UsageMetrics
+    ops: web.AppRunner
+    draining: bool = False
+
+    async def ready(self) -> bool:
+        return not self.draining and await self.broker.ping(READY_PING_TIMEOUT_S)
+
+
+def build_broker(settings: MetricsSettings, metrics: UsageMetrics) -> NatsBroker:
+    broker = NatsBroker(**connect_options(settings, SERVICE_NAME), logger=log)  # type: ignore[arg-type]
+    broker.include_router(build_router(metrics))
+    return broker
+
+
+@asynccontextmanager
+async def running(settings: MetricsSettings, metrics: UsageMetrics | None = None) -> AsyncIterator[Running]:
+    """The whole service, up until the block exits; then it drains NATS and stops the ops server."""
+    metrics = metrics or UsageMetrics(
+        max_models=settings.metrics_max_models, dedupe_window=settings.metrics_dedupe_window
+    )
+    broker = build_broker(settings, metrics)
+    app = web.Application()
+    state = Running(broker=broker, metrics=metrics, ops=web.AppRunner(app, access_log=None))
+    add_ops_routes(app, state.ready, registry=metrics.registry)
+    # Ops first, so liveness answers (and readiness says 503) while NATS is still coming up.
+    await state.ops.setup()
+    await web.TCPSite(state.ops, settings.ops_host, settings.ops_port).start()
+    try:
+        await broker.connect()
+        await ensure_streams(broker.connection.jetstream())
+        await broker.start()
+        log.info("metrics consuming", extra={"ops_port": settings.ops_port})
+        yield state
+    finally:
+        state.draining = True
+        try:
+            await asyncio.wait_for(broker.stop(), settings.metrics_shutdown_grace_s)
+        except TimeoutError:
+            log.warning("nats drain timed out", extra={"grace_s": settings.metrics_shutdown_grace_s})
+        await state.ops.cleanup()
+
+
+async def serve(settings: MetricsSettings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(settings):
+        await stop.wait()
+        log.info("metrics stopping: draining")

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from lobe.metrics.aggregation import UsageMetrics
+from lobe.metrics.dedupe import RecentIds
+from lobe.metrics.labels import OTHER
+from lobe.shared.events.billing import LimitExceeded
+from lobe.shared.events.chat import TokenUsage
+
+from .events import usage_event
+
+LABELS = {"provider": "openai", "model": "gpt-4o-mini"}
+
+
+def sample(metrics: UsageMetrics, name: str, labels: dict[str, str] | None = None) -> float:
+    return metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_usage_event_counts_request_tokens_and_latencies() -> None:
+    metrics = UsageMetrics()
+    assert metrics.observe_usage(usage_event()) is True
+
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 1
+    assert sample(metrics, "lobe_chat_tokens_total", {**LABELS, "kind": "prompt"}) == 12
+    assert sample(metrics, "lobe_chat_tokens_total", {**LABELS, "kind": "completion"}) == 30
+    assert sample(metrics, "lobe_chat_tokens_total", {**LABELS, "kind": "cached"}) == 4
+    assert sample(metrics, "lobe_chat_ttft_seconds_sum", LABELS) == 0.18
+    assert sample(metrics, "lobe_chat_ttft_seconds_bucket", {**LABELS, "le": "0.25"}) == 1
+    assert sample(metrics, "lobe_chat_ttft_seconds_bucket", {**LABELS, "le": "0.1"}) == 0
+    assert sample(metrics, "lobe_chat_duration_seconds_sum", LABELS) == 1.5
+
+
+def test_request_without_first_token_is_timed_but_not_in_ttft() -> None:
+    metrics = UsageMetrics()
+    metrics.observe_usage(
+        usage_event(status="error", error_code="upstream_timeout", ttft_ms=None, duration_ms=30_000)
+    )
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "error"}) == 1
+    assert sample(metrics, "lobe_chat_ttft_seconds_count", LABELS) == 0
+    assert sample(metrics, "lobe_chat_duration_seconds_count", LABELS) == 1
+
+
+def test_statuses_are_counted_apart() -> None:
+    metrics = UsageMetrics()
+    for i, status in enumerate(["ok", "ok", "error", "cancelled", "cache_hit"]):
+        metrics.observe_usage(usage_event(f"r{i}", status=status))
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 2
+    for status in ("error", "cancelled", "cache_hit"):
+        assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": status}) == 1
+
+
+def test_redelivered_event_is_counted_once() -> None:
+    metrics = UsageMetrics()
+    event = usage_event("dup")
+    assert metrics.observe_usage(event) is True
+    assert metrics.observe_usage(event) is False
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 1
+    assert sample(metrics, "lobe_chat_tokens_total", {**LABELS, "kind": "completion"}) == 30
+    assert sample(metrics, "lobe_usage_events_duplicate_total") == 1
+
+
+def test_invalid_body_is_counted_and_not_raised() -> None:
+    metrics = UsageMetrics()
+    assert metrics.observe_usage_bytes(b"not json") is None
+    assert (
+        metrics.observe_usage_bytes(usage_event().encode().replace(b'"status":"ok"', b'"status":"?"')) is None
+    )
+    assert sample(metrics, "lobe_usage_events_invalid_total") == 2
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 0
+
+
+def test_valid_body_round_trips_through_bytes() -> None:
+    metrics = UsageMetrics()
+    event = metrics.observe_usage_bytes(usage_event("bytes").encode())
+    assert event is not None
+    assert event.request_id == "bytes"
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 1
+
+
+def test_models_past_the_limit_are_folded_into_other() -> None:
+    metrics = UsageMetrics(max_models=2)
+    for i, model in enumerate(["a", "b", "c", "d", "a"]):
+        metrics.observe_usage(
+            usage_event(f"r{i}", model=model, usage=TokenUsage(prompt_tokens=1, completion_tokens=1))
+        )
+    requests = {"provider": "openai", "status": "ok"}
+    assert sample(metrics, "lobe_chat_requests_total", {**requests, "model": "a"}) == 2
+    assert sample(metrics, "lobe_chat_requests_total", {**requests, "model": "b"}) == 1
+    assert sample(metrics, "lobe_chat_requests_total", {**requests, "model": OTHER}) == 2
+    assert sample(metrics, "lobe_chat_requests_total", {**requests, "model": "c"}) == 0
+
+
+def test_no_series_carries_a_user_id() -> None:
+    metrics = UsageMetrics()
+    metrics.observe_usage(usage_event(user_id="secret-user"))
+    for family in metrics.registry.collect():
+        for s in family.samples:
+            assert "user_id" not in s.labels
+            assert "secret-user" not in s.labels.values()
+
+
+def test_limit_exceeded_is_counted_by_limit_kind() -> None:
+    metrics = UsageMetrics()
+    for limit in ("cost", "cost", "tokens"):
+        metrics.observe_limit_exceeded(
+            LimitExceeded(request_id="r", user_id="u", limit=limit, period="2026-11", used=2, allowed=1)
+        )
+    assert sample(metrics, "lobe_billing_limit_exceeded_total", {"limit": "cost"}) == 2
+    assert sample(metrics, "lobe_billing_limit_exceeded_total", {"limit": "tokens"}) == 1
+
+
+def test_recent_ids_forget_the_oldest_past_capacity() -> None:
+    recent = RecentIds(2)
+    assert [recent.first_time(k) for k in ("a", "b", "a", "c")] == [True, True, False, True]
+    # "b" was the least recently seen when "c" arrived, so it was evicted; "a" was kept.
+    assert recent.first_time("a") is False
+    assert recent.first_time("b") is True
+    assert len(recent) == 2
+
+
+def test_dedupe_window_zero_counts_every_delivery() -> None:
+    metrics = UsageMetrics(dedupe_window=0)
+    metrics.observe_usage(usage_event("same"))
+    metrics.observe_usage(usage_event("same"))
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 2

@@ -1,0 +1,132 @@
+"""The running service against a real nats-server: JetStream in, Prometheus text out."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import nats
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from lobe.metrics.service import running
+from lobe.metrics.settings import MetricsSettings
+from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, LimitExceeded
+from lobe.shared.events.usage import USAGE_RECORDED
+from lobe.shared.ops import bound_port
+
+from .events import usage_event
+
+pytestmark = pytest.mark.integration
+
+OK_GPT = {"provider": "openai", "model": "gpt-4o-mini", "status": "ok"}
+
+
+def settings_for(nats_url: str) -> MetricsSettings:
+    return MetricsSettings(nats_url=nats_url, ops_host="127.0.0.1", ops_port=0, log_format="text")
+
+
+async def scrape(session: aiohttp.ClientSession, base: str, name: str, labels: dict[str, str]) -> float:
+    async with session.get(f"{base}/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return 0.0
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 10.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_usage_published_to_jetstream_shows_on_metrics_once(nats_url: str) -> None:
+    async with running(settings_for(nats_url)) as state, aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{bound_port(state.ops)}"
+        async with http.get(f"{base}/health/ready") as resp:
+            assert resp.status == 200
+
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        first = usage_event("it-1")
+        # The same request published twice (a retried publish): the stream's duplicate window
+        # keeps one, so the counter must read 1, not 2.
+        for _ in range(2):
+            await js.publish(USAGE_RECORDED, first.encode(), headers={"Nats-Msg-Id": first.request_id})
+        await js.publish(USAGE_RECORDED, usage_event("it-2").encode(), headers={"Nats-Msg-Id": "it-2"})
+        await js.publish(USAGE_RECORDED, b"{broken", headers={"Nats-Msg-Id": "it-bad"})
+        limit = LimitExceeded(
+            request_id="it-3", user_id="u", limit="cost", period="2026-11", used=2, allowed=1
+        )
+        await js.publish(BILLING_LIMIT_EXCEEDED, limit.encode())
+        await nc.drain()
+
+        async def all_counted() -> bool:
+            return (
+                await scrape(http, base, "lobe_usage_events_invalid_total", {}) == 1
+                and await scrape(http, base, "lobe_billing_limit_exceeded_total", {"limit": "cost"}) == 1
+                and await scrape(http, base, "lobe_chat_requests_total", OK_GPT) >= 2
+            )
+
+        await eventually(all_counted)
+        assert await scrape(http, base, "lobe_chat_requests_total", OK_GPT) == 2
+        tokens = {"provider": "openai", "model": "gpt-4o-mini", "kind": "completion"}
+        assert await scrape(http, base, "lobe_chat_tokens_total", tokens) == 60
+
+
+async def test_durable_consumer_resumes_after_restart_without_losing_events(nats_url: str) -> None:
+    settings = settings_for(nats_url)
+    async with running(settings):
+        pass  # creates the durable consumer, then stops
+    # Published while no metrics process runs: the durable consumer keeps them for the next one.
+    nc = await nats.connect(nats_url)
+    await nc.jetstream().publish(USAGE_RECORDED, usage_event("while-down").encode())
+    await nc.drain()
+    async with running(settings) as state:
+
+        async def counted() -> bool:
+            return state.metrics.registry.get_sample_value("lobe_chat_requests_total", OK_GPT) == 1
+
+        await eventually(counted)
+
+
+async def test_readiness_is_503_while_draining(nats_url: str) -> None:
+    async with running(settings_for(nats_url)) as state:
+        assert await state.ready() is True
+        state.draining = True
+        url = f"http://127.0.0.1:{bound_port(state.ops)}/health/ready"
+        async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            assert resp.status == 503
+
+
+async def wait_for_line(stream: asyncio.StreamReader, needle: bytes) -> None:
+    while needle not in (line := await stream.readline()):
+        assert line, f"process ended before logging {needle!r}"
+
+
+async def test_process_exits_cleanly_on_sigterm(nats_url: str) -> None:
+    env = {**os.environ, "NATS_URL": nats_url, "OPS_PORT": "0", "LOG_FORMAT": "json"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lobe.metrics", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    try:
+        await asyncio.wait_for(wait_for_line(proc.stderr, b"metrics consuming"), 15)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        rest = await proc.stderr.read()
+        assert b"draining" in rest
+        assert b"Traceback" not in rest
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
