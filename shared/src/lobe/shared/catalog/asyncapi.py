@@ -49,26 +49,20 @@ def _handler(payload: Any, reply: Any) -> Callable[..., Coroutine[Any, Any, Any]
 def _subscribe(broker: NatsBroker, entry: Subject, consumer: Consumer) -> None:
     title = channel_key(entry, consumer.service, "receive")
     description = _describe(entry, consumer.note)
-    handler = _handler(entry.payload, entry.reply)
-    if entry.stream is not None:
-        stream = JStream(entry.stream.name, declare=False)
-        if consumer.group is None:
-            sub = broker.subscriber(address(entry), stream=stream, title=title, description=description)
-        else:
-            # Durable consumers are pull consumers: they scale across replicas, push ones do not.
-            sub = broker.subscriber(
-                address(entry),
-                stream=stream,
-                durable=consumer.group,
-                pull_sub=PullSub(),
-                title=title,
-                description=description,
-            )
+    options: dict[str, Any]
+    if entry.stream is None:
+        options = {"queue": consumer.group or ""}
+    elif consumer.group is None:
+        options = {"stream": JStream(entry.stream.name, declare=False)}
     else:
-        sub = broker.subscriber(
-            address(entry), queue=consumer.group or "", title=title, description=description
-        )
-    sub(handler)
+        # Durable consumers are pull consumers: they scale across replicas, push ones do not.
+        options = {
+            "stream": JStream(entry.stream.name, declare=False),
+            "durable": consumer.group,
+            "pull_sub": PullSub(),
+        }
+    subscriber = broker.subscriber(address(entry), title=title, description=description, **options)
+    subscriber(_handler(entry.payload, entry.reply))
 
 
 def _publish(broker: NatsBroker, entry: Subject, producer: str) -> None:
@@ -119,6 +113,11 @@ def build_asyncapi() -> dict[str, Any]:
             _annotate_channel(document["channels"][key], entry)
             if entry.reply is not None:
                 _add_reply(document, key, entry)
+    # FastStream keeps subscribers in a hash-ordered collection; sorted maps keep the file stable.
+    for section in (document, document["components"]):
+        for name in ("channels", "operations", "messages", "schemas"):
+            if name in section:
+                section[name] = dict(sorted(section[name].items()))
     return document
 
 
