@@ -1,0 +1,1 @@
+"""Gateway: the OpenAI-compatible HTTP API in front of the NATS bus."""

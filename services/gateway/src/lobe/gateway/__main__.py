@@ -1,0 +1,3 @@
+from lobe.gateway.main import main
+
+main()

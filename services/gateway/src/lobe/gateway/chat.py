@@ -1,0 +1,183 @@
+"""POST /v1/chat/completions: validate, dispatch over NATS, answer as SSE or one JSON object."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from lobe.gateway.dispatch import AnswerFrame, WorkerLost
+from lobe.gateway.errors import ApiError
+from lobe.gateway.openai_format import DONE_EVENT, ChunkWriter, CompletionAssembler, sse_event
+from lobe.gateway.resources import RESOURCES, Resources
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.chat import (
+    Caller,
+    ChatCancelled,
+    DeltaFrame,
+    DoneFrame,
+    ResetFrame,
+    TokenUsage,
+    UsageFrame,
+    cancel_subject,
+)
+from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
+
+log = logging.getLogger(__name__)
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx: pass each event through at once
+}
+
+
+async def parse_body(request: web.Request) -> ChatCompletionRequest:
+    raw = await request.read()
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(
+            400, f"We could not parse the JSON body of your request: {exc}", "invalid_json"
+        ) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "The request body must be a JSON object.", "invalid_json")
+    try:
+        return ChatCompletionRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise ApiError(
+            400, f"Invalid value for '{param}': {first['msg']}", "invalid_request", param=param
+        ) from None
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    resources = request.app[RESOURCES]
+    caller = resources.keys.authenticate(request)
+    body = await parse_body(request)
+    request_id = uuid.uuid4().hex
+    answer = Answer(resources, request_id, caller, body)
+    try:
+        if body.stream:
+            return await answer.stream_sse(request)
+        return await answer.complete()
+    except asyncio.CancelledError:
+        # The client went away: stop the provider call now, not when it would have finished.
+        await asyncio.shield(
+            resources.nc.publish(cancel_subject(request_id), ChatCancelled(request_id=request_id).encode())
+        )
+        raise
+    finally:
+        await answer.frames.aclose()
+
+
+class Answer:
+    """One request's answer: frames from the dispatcher, written in the client's format."""
+
+    def __init__(
+        self, resources: Resources, request_id: str, caller: Caller, body: ChatCompletionRequest
+    ) -> None:
+        self.resources = resources
+        self.request_id = request_id
+        self.caller = caller
+        self.body = body
+        self.started_at = time.monotonic()
+        self.output: list[str] = []
+        self.pending_usage: bytes | None = None  # OpenAI sends the usage chunk after the finish
+        self.frames: AsyncIterator[AnswerFrame] = resources.dispatcher.stream(request_id, caller, body)
+
+    def _headers(self) -> dict[str, str]:
+        return {"X-Request-Id": self.request_id}
+
+    async def complete(self) -> web.Response:
+        assembler = CompletionAssembler(self.request_id, self.body.model)
+        async for frame in self.frames:
+            if isinstance(frame, DeltaFrame):
+                assembler.add(frame)
+            elif isinstance(frame, ResetFrame):
+                assembler.reset()
+            elif isinstance(frame, UsageFrame):
+                assembler.usage = frame
+            elif isinstance(frame, DoneFrame):
+                headers = self._headers()
+                if assembler.usage is not None and assembler.usage.cost_usd is not None:
+                    headers["X-Lobe-Cost-Usd"] = f"{assembler.usage.cost_usd:.6f}"
+                return web.json_response(assembler.build(frame), headers=headers)
+        raise ApiError(502, "The answer ended without completing.", "stream_truncated")
+
+    async def stream_sse(self, request: web.Request) -> web.StreamResponse:
+        frames = aiter(self.frames)
+        first = await anext(frames)  # errors before the first byte become a plain HTTP error
+        response = web.StreamResponse(headers={**SSE_HEADERS, **self._headers()})
+        await response.prepare(request)
+        writer = ChunkWriter(self.request_id, self.body.model, self.body.wants_usage_chunk)
+        try:
+            frame: AnswerFrame | None = first
+            while frame is not None:
+                if await self._write(response, writer, frame):
+                    return response
+                frame = await anext(frames, None)
+            raise ApiError(502, "The answer ended without completing.", "stream_truncated")
+        except ApiError as exc:
+            if isinstance(exc, WorkerLost):
+                await self._record_lost_usage()
+            # After the first byte the status is sent: an OpenAI error event, and no [DONE].
+            await response.write(sse_event(exc.body()))
+            await response.write_eof()
+            return response
+
+    async def _write(self, response: web.StreamResponse, writer: ChunkWriter, frame: AnswerFrame) -> bool:
+        """Write one frame; True once the answer is complete."""
+        if isinstance(frame, DeltaFrame):
+            self.output.append(frame.content or frame.reasoning_content or "")
+            await response.write(writer.delta(frame))
+        elif isinstance(frame, ResetFrame):
+            if writer.sent_role:  # text already on the client's screen cannot be taken back
+                raise ApiError(
+                    502, "The provider failed mid-answer; the partial answer is void.", "answer_reset"
+                )
+        elif isinstance(frame, UsageFrame):
+            if writer.include_usage:
+                self.pending_usage = writer.usage(frame)
+        elif isinstance(frame, DoneFrame):
+            await response.write(writer.finish(frame))
+            if self.pending_usage:
+                await response.write(self.pending_usage)
+            await response.write(DONE_EVENT)
+            await response.write_eof()
+            return True
+        return False
+
+    async def _record_lost_usage(self) -> None:
+        """The worker died mid-answer and never recorded usage: record what the client got."""
+        usage = TokenUsage(
+            prompt_tokens=estimate_prompt_tokens(self.body),
+            completion_tokens=sum(estimate_tokens(text) for text in self.output),
+            basis="partial",
+        )
+        event = UsageRecorded(
+            request_id=self.request_id,
+            user_id=self.caller.user_id,
+            api_key_id=self.caller.api_key_id,
+            provider="unknown",
+            deployment="unknown",
+            model=self.body.model,
+            usage=usage,
+            status="error",
+            error_code="worker_lost",
+            duration_ms=(time.monotonic() - self.started_at) * 1000,
+            stream=self.body.stream,
+        )
+        with contextlib.suppress(Exception):
+            await self.resources.js.publish(
+                USAGE_RECORDED, event.encode(), headers={"Nats-Msg-Id": self.request_id}
+            )

@@ -1,0 +1,46 @@
+"""Process entry: settings, logging, tracing, then serve until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from lobe.gateway.app import create_app
+from lobe.gateway.settings import GatewaySettings
+from lobe.shared.logs import setup_logging
+from lobe.shared.telemetry import setup_tracing
+
+log = logging.getLogger("lobe.gateway")
+SHUTDOWN_GRACE_S = 30.0
+
+
+async def serve(settings: GatewaySettings) -> None:
+    # handler_cancellation: a client that disconnects cancels its handler at once, which is
+    # what lets the gateway cancel the provider call within milliseconds.
+    runner = web.AppRunner(
+        create_app(settings), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
+    await site.start()
+    log.info("gateway listening on http://%s:%d", settings.gateway_host, settings.gateway_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: no new connections, finishing in-flight answers")
+    await runner.cleanup()
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    setup_logging(settings, "gateway")
+    provider = setup_tracing(settings, "gateway")
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        provider.shutdown()

@@ -1,0 +1,39 @@
+"""What the gateway's handlers share, opened and closed together (aiohttp cleanup_ctx)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from lobe.gateway.auth import ApiKeyStore
+from lobe.gateway.dispatch import ChatDispatcher
+from lobe.gateway.settings import GatewaySettings
+from lobe.shared.bus import close, connect, ensure_streams
+
+
+@dataclass
+class Resources:
+    settings: GatewaySettings
+    nc: NATS
+    js: JetStreamContext
+    keys: ApiKeyStore
+    dispatcher: ChatDispatcher
+
+
+SETTINGS = web.AppKey("settings", GatewaySettings)
+RESOURCES = web.AppKey("resources", Resources)
+
+
+async def open_resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    keys = ApiKeyStore.from_spec(settings.gateway_api_keys.get_secret_value())
+    nc = await connect(settings, name="gateway")
+    js = nc.jetstream()
+    await ensure_streams(js)
+    app[RESOURCES] = Resources(settings, nc, js, keys, ChatDispatcher(nc, settings))
+    yield
+    await close(nc)

@@ -1,0 +1,28 @@
+"""Gateway settings (environment only)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from lobe.shared.settings import LogSettings, NatsSettings, RedisSettings, TelemetrySettings
+
+
+class GatewaySettings(NatsSettings, RedisSettings, TelemetrySettings, LogSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    otel_service_name: str = "gateway"
+    gateway_host: str = Field(default="127.0.0.1", description="Bind address (0.0.0.0 in containers).")
+    gateway_port: int = Field(default=3210, ge=0, le=65535)
+    gateway_api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bootstrap API keys, comma-separated `key:user_id[:plan]` (dev and break-glass).",
+    )
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    accept_timeout_s: float = Field(default=1.0, gt=0, description="Wait for a worker to take a request.")
+    worker_silence_s: float = Field(
+        default=5.0, gt=0, description="No frame this long: worker presumed dead."
+    )
+    request_timeout_s: float = Field(default=600.0, gt=0, description="Whole answer; then 504.")
+    dispatch_attempts: int = Field(default=3, ge=1, description="Workers tried before giving up.")
+    saturation_wait_s: float = Field(default=2.0, ge=0, description="Wait for a free worker, then 503.")
