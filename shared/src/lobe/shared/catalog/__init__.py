@@ -56,7 +56,7 @@ class Consumer:
 @dataclass(frozen=True)
 class Subject:
     subject: str
-    payload: Any  # a pydantic model class, or an annotated union of them (the reply frames)
+    payload: Any  # a pydantic model class, an annotated union of them (reply frames), or None: empty body
     kind: Kind
     delivery: Delivery
     producers: tuple[str, ...]
@@ -104,6 +104,8 @@ def _tokens_match(ours: list[str], theirs: list[str]) -> bool:
 
 
 def type_name(payload: Any) -> str:
+    if payload is None:
+        return "empty"
     if isinstance(payload, type):
         return payload.__name__
     return "ReplyFrame" if payload is chat.ReplyFrame else repr(payload)
@@ -151,13 +153,24 @@ CATALOG: tuple[Subject, ...] = (
         description="The client went away: stop the provider call for this request.",
     ),
     Subject(
+        subject=chat.CHAT_MODELS,
+        payload=None,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        producers=(GATEWAY,),
+        consumers=(Consumer(CHAT_WORKER, chat.CHAT_WORKER_QUEUE, "any worker answers"),),
+        reply=chat.ModelList,
+        description="A query with an empty body: which models do the workers serve (GET /v1/models).",
+    ),
+    Subject(
         subject=usage.USAGE_RECORDED,
         payload=usage.UsageRecorded,
         kind="fact",
         delivery=Delivery.JETSTREAM,
         stream=USAGE,
         msg_id="{request_id}",
-        producers=(CHAT_WORKER,),
+        # The gateway publishes it only when the worker that owned the request was lost.
+        producers=(CHAT_WORKER, GATEWAY),
         consumers=(Consumer(BILLING, BILLING_CONSUMER, "acked after the ledger commit"), _METRICS),
         description="A chat request ended; exactly one per request, whatever the outcome.",
     ),
@@ -167,22 +180,22 @@ CATALOG: tuple[Subject, ...] = (
         kind="fact",
         delivery=Delivery.JETSTREAM,
         stream=USAGE,
-        msg_id="settled:{request_id}",
+        msg_id="{request_id}:settled",
         producers=(BILLING,),
-        consumers=(Consumer(GATEWAY, None, "every replica, ephemeral consumer"), _METRICS),
+        consumers=(Consumer(GATEWAY, None, "every replica, ephemeral consumer"),),
         description="Billing priced a recorded usage event and wrote it to the ledger.",
     ),
     Subject(
         subject=usage.USAGE_DEAD_LETTER,
-        payload=usage.UsageRecorded,
+        payload=usage.UsageDeadLetter,
         kind="fact",
         delivery=Delivery.JETSTREAM,
         stream=USAGE,
-        msg_id="dead:{request_id}",
+        msg_id="dead:{stream_sequence}",
         producers=(BILLING,),
         consumers=(),
-        description="A usage.recorded event billing could not process, kept for operators to inspect "
-        "and replay.",
+        description="A usage message billing could not process (malformed), kept verbatim for operators "
+        "to inspect and replay.",
     ),
     Subject(
         subject=billing.BILLING_LIMIT_EXCEEDED,
@@ -203,7 +216,7 @@ CATALOG: tuple[Subject, ...] = (
         stream=EVENTS,
         msg_id=_EVENT_ID,
         producers=(BILLING,),
-        consumers=(_METRICS,),
+        consumers=(),
         description="Usage for a model with no price; it was priced by the default.",
     ),
     Subject(
@@ -234,7 +247,7 @@ CATALOG: tuple[Subject, ...] = (
         stream=EVENTS,
         msg_id=_EVENT_ID,
         producers=(GATEWAY,),
-        consumers=(_METRICS,),
+        consumers=(),
         description="An API key was issued (audit).",
     ),
     Subject(
@@ -245,7 +258,7 @@ CATALOG: tuple[Subject, ...] = (
         stream=EVENTS,
         msg_id=_EVENT_ID,
         producers=(GATEWAY,),
-        consumers=(Consumer(GATEWAY, None, "every replica drops the key from its cache"), _METRICS),
+        consumers=(Consumer(GATEWAY, None, "every replica drops the key from its cache"),),
         description="An API key was revoked; caches must drop it.",
     ),
     Subject(
@@ -256,7 +269,7 @@ CATALOG: tuple[Subject, ...] = (
         stream=EVENTS,
         msg_id=_EVENT_ID,
         producers=(GATEWAY,),
-        consumers=(_METRICS,),
+        consumers=(),
         description="An authentication attempt failed (audit, brute-force alerting).",
     ),
     Subject(
@@ -267,7 +280,7 @@ CATALOG: tuple[Subject, ...] = (
         stream=EVENTS,
         msg_id=_EVENT_ID,
         producers=SERVICES,
-        consumers=(_METRICS,),
+        consumers=(),
         description="A service instance started (`request_id` is the instance id).",
     ),
     Subject(
@@ -278,7 +291,7 @@ CATALOG: tuple[Subject, ...] = (
         stream=EVENTS,
         msg_id=_EVENT_ID,
         producers=SERVICES,
-        consumers=(_METRICS,),
+        consumers=(),
         description="A service instance stopped cleanly.",
     ),
 )
@@ -298,9 +311,9 @@ def contract_models() -> dict[str, Any]:
     """Every type whose JSON Schema is a public contract, by snapshot name."""
     models: dict[str, Any] = {}
     for entry in CATALOG:
-        models[entry.payload_name] = entry.payload
-        if entry.reply is not None:
-            models[type_name(entry.reply)] = entry.reply
+        for payload in (entry.payload, entry.reply):
+            if payload is not None:
+                models[type_name(payload)] = payload
     models["ChatCompletionRequest"] = ChatCompletionRequest
     return dict(sorted(models.items()))
 

@@ -38,10 +38,18 @@ def channel_key(entry: Subject, service: str, action: str) -> str:
 
 
 def _handler(payload: Any, reply: Any) -> Callable[..., Coroutine[Any, Any, Any]]:
-    async def document_only(message: Any) -> Any:  # never called: the broker never connects
+    # FastStream reads the payload (and reply) schema from the handler's signature.
+    if payload is None:
+
+        async def empty_body() -> Any:  # never called: the broker never connects
+            raise NotImplementedError
+
+        empty_body.__annotations__ = {"return": reply}
+        return empty_body
+
+    async def document_only(message: Any) -> Any:
         raise NotImplementedError
 
-    # FastStream reads the payload (and reply) schema from the handler's annotations.
     document_only.__annotations__ = {"message": payload, "return": reply}
     return document_only
 

@@ -84,7 +84,7 @@ def _delivery_short(entry: Subject) -> str:
 
 def _consumers(entry: Subject) -> str:
     if not entry.consumers:
-        return "none (operators)"
+        return "none yet (kept in the stream)"
     return ", ".join(
         f"{c.service} (`{c.group}`)" if c.group else f"{c.service} (all)" for c in entry.consumers
     )

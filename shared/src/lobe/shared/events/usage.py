@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from lobe.shared.events.chat import TokenUsage
 from lobe.shared.events.envelope import Event
@@ -44,3 +44,17 @@ class UsageSettled(Event):
     model: str
     cost_usd: float = Field(ge=0)
     priced: bool = Field(description="False when no price was known and the default was used.")
+
+
+class UsageDeadLetter(BaseModel):
+    """`usage.dead`: a usage message billing could not process, kept verbatim for an operator.
+
+    No envelope: the original may be too malformed to have a request id.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    reason: str = Field(description="Why billing could not process it.")
+    subject: str = Field(description="The subject it arrived on.")
+    stream_sequence: int | None = Field(default=None, ge=1, description="Its sequence in USAGE.")
+    payload: str = Field(description="The original body, decoded as UTF-8 with replacement.")
