@@ -17,7 +17,7 @@ from lobe.chat_worker.providers.registry import build_provider
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
 from lobe.chat_worker.usage import publish_usage
-from lobe.shared.bus import close, connect_options, ensure_streams
+from lobe.shared.bus import connect_options, ensure_streams
 from lobe.shared.events.chat import (
     CHAT_CANCEL_ALL,
     CHAT_MODELS,
@@ -46,7 +46,8 @@ class ChatWorker:
         self.runs: dict[str, tuple[asyncio.Task[None], FrameSink]] = {}
         self.providers: dict[str, Provider] = {}
         self.session: aiohttp.ClientSession | None = None
-        self.requests = self.broker.subscriber(CHAT_REQUEST, queue=CHAT_WORKER_QUEUE)(self.on_request)
+        self.requests = self.broker.subscriber(CHAT_REQUEST, queue=CHAT_WORKER_QUEUE)
+        self.requests(self.on_request)
         self.broker.subscriber(CHAT_CANCEL_ALL)(self.on_cancel)
         self.broker.subscriber(CHAT_MODELS, queue=CHAT_WORKER_QUEUE)(self.on_models)
 
@@ -170,5 +171,4 @@ class ChatWorker:
             await provider.aclose()
         if self.session:
             await self.session.close()
-        await close(self.broker.connection)
-        await self.broker.stop()
+        await self.broker.stop()  # unsubscribes, then drains the connection

@@ -1,0 +1,161 @@
+"""In-process suite for chat-path tests: real nats-server, real worker and gateway objects.
+
+Workers that must die mid-answer run as subprocesses (see `worker_process`); everything else
+runs in the test's event loop so a test takes milliseconds, not seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import nats
+import pytest
+from aiohttp import web
+from nats.aio.client import Client as NATS
+from openai import AsyncOpenAI
+
+from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
+from lobe.chat_worker.service import ChatWorker
+from lobe.chat_worker.settings import WorkerSettings
+from lobe.devtools.ports import free_port
+from lobe.gateway.app import create_app
+from lobe.gateway.settings import GatewaySettings
+
+API_KEY = "sk-test-alice"
+SLOW_MOCK_DELAY_S = 0.2
+STALL_MOCK_DELAY_S = 1.5
+
+MODELS_YAML = f"""
+models:
+  - name: mock
+    deployments: [{{name: mock, provider: mock}}]
+  - name: mock-slow
+    deployments: [{{name: mock-slow, provider: mock, chunk_delay_s: {SLOW_MOCK_DELAY_S}}}]
+  - name: mock-stall
+    deployments: [{{name: mock-stall, provider: mock, chunk_delay_s: {STALL_MOCK_DELAY_S}}}]
+"""
+
+
+def catalog() -> ModelCatalog:
+    return ModelCatalog(
+        models=[
+            RoutedModel(name="mock", deployments=[Deployment(name="mock", provider="mock")]),
+            RoutedModel(
+                name="mock-slow",
+                deployments=[Deployment(name="mock-slow", provider="mock", chunk_delay_s=SLOW_MOCK_DELAY_S)],
+            ),
+            RoutedModel(
+                name="mock-stall",
+                deployments=[
+                    Deployment(name="mock-stall", provider="mock", chunk_delay_s=STALL_MOCK_DELAY_S)
+                ],
+            ),
+        ]
+    )
+
+
+@dataclass
+class Suite:
+    base_url: str
+    nats_url: str
+    nc: NATS
+    client: AsyncOpenAI
+    http: aiohttp.ClientSession
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {API_KEY}"}
+
+
+async def start_worker(nats_url: str, **overrides: object) -> ChatWorker:
+    settings = WorkerSettings(nats_url=nats_url, ops_port=0, heartbeat_interval_s=0.2, **overrides)
+    worker = ChatWorker(settings, catalog())
+    await worker.start()
+    return worker
+
+
+async def start_gateway(nats_url: str, **overrides: object) -> tuple[web.AppRunner, str]:
+    settings = GatewaySettings(
+        nats_url=nats_url, gateway_api_keys=f"{API_KEY}:alice:free", worker_silence_s=1.0, **overrides
+    )
+    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def gateway_only(nats_url: str) -> AsyncIterator[Suite]:
+    """A gateway with no worker behind it."""
+    runner, base_url = await start_gateway(nats_url)
+    nc = await nats.connect(nats_url)
+    async with aiohttp.ClientSession() as http:
+        yield Suite(base_url, nats_url, nc, AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY), http)
+    await nc.close()
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def suite(gateway_only: Suite) -> AsyncIterator[Suite]:
+    """Gateway plus one in-process worker."""
+    worker = await start_worker(gateway_only.nats_url)
+    yield gateway_only
+    await worker.stop()
+
+
+@pytest.fixture
+def models_file(tmp_path: Path) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(MODELS_YAML)
+    return path
+
+
+async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    url = f"http://127.0.0.1:{port}/health/ready"
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while asyncio.get_running_loop().time() < deadline:
+            assert proc.poll() is None, f"worker exited with {proc.returncode}"
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"worker on ops port {port} not ready in {timeout_s}s")
+
+
+@pytest.fixture
+def worker_process(
+    nats_url: str, models_file: Path
+) -> Iterator[Callable[[], Awaitable[subprocess.Popen[bytes]]]]:
+    """Start chat workers as real processes (to SIGKILL them); returns once each is ready."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    async def start() -> subprocess.Popen[bytes]:
+        port = free_port()
+        env = {
+            **os.environ,
+            "NATS_URL": nats_url,
+            "MODELS_FILE": str(models_file),
+            "OPS_PORT": str(port),
+            "HEARTBEAT_INTERVAL_S": "0.2",
+            "LOG_FORMAT": "text",
+        }
+        proc = subprocess.Popen([sys.executable, "-m", "lobe.chat_worker"], env=env)
+        started.append(proc)
+        await wait_ready(port, proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()

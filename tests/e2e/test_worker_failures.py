@@ -1,0 +1,99 @@
+"""Guarantees 1, 2 and 6: a worker that dies or stops never leaves a client hanging or fooled."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable
+
+import openai
+import pytest
+from nats.aio.msg import Msg
+
+from lobe.chat_worker.providers.mock import mock_answer
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.chat import CHAT_REQUEST
+
+from .conftest import Suite, start_worker
+from .test_chat_path import MESSAGES, usage_events
+
+StartWorker = Callable[[], Awaitable[subprocess.Popen[bytes]]]
+
+
+def answer_for(model: str) -> str:
+    return "".join(mock_answer(ChatCompletionRequest.model_validate({"model": model, "messages": MESSAGES})))
+
+
+async def request_seen(suite: Suite) -> asyncio.Event:
+    """Set when a chat request goes out on the bus (a plain subscriber sees queue traffic too)."""
+    seen = asyncio.Event()
+
+    async def spy(_: Msg) -> None:
+        seen.set()
+
+    await suite.nc.subscribe(CHAT_REQUEST, cb=spy)
+    return seen
+
+
+async def test_worker_killed_before_first_token_answer_comes_from_another_worker(
+    gateway_only: Suite, worker_process: StartWorker
+) -> None:
+    doomed = await worker_process()
+    seen = await request_seen(gateway_only)
+    ask = asyncio.create_task(
+        gateway_only.client.chat.completions.create(model="mock-stall", messages=MESSAGES, max_tokens=2)
+    )
+    await asyncio.wait_for(seen.wait(), 5)
+    survivor = await start_worker(gateway_only.nats_url)  # joins the queue group after the hand-over
+    try:
+        await asyncio.sleep(0.2)  # the doomed worker has accepted; its first token is 1.5 s away
+        doomed.send_signal(signal.SIGKILL)
+        completion = await asyncio.wait_for(ask, 20)
+    finally:
+        await survivor.stop()
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.choices[0].message.content == "".join(
+        mock_answer(ChatCompletionRequest.model_validate({"model": "mock-stall", "messages": MESSAGES}))[:2]
+    )
+    [event] = await usage_events(gateway_only, expect=1)
+    assert event.status == "ok"
+
+
+async def test_worker_killed_mid_stream_gives_an_error_event_not_done(
+    gateway_only: Suite, worker_process: StartWorker
+) -> None:
+    doomed = await worker_process()
+    stream = await gateway_only.client.chat.completions.create(
+        model="mock-slow", messages=MESSAGES, stream=True
+    )
+    received = []
+    with pytest.raises(openai.APIError) as caught:
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
+                if len(received) == 2:
+                    doomed.send_signal(signal.SIGKILL)
+    assert "stopped responding" in str(caught.value)
+    assert 2 <= len(received) < len(answer_for("mock-slow").split(" "))
+    # The dead worker never recorded usage; the gateway records what the client received.
+    [event] = await usage_events(gateway_only, expect=1)
+    assert event.status == "error" and event.error_code == "worker_lost"
+    assert event.usage.basis == "partial" and event.usage.completion_tokens > 0
+
+
+async def test_sigterm_lets_an_answer_in_flight_finish(
+    gateway_only: Suite, worker_process: StartWorker
+) -> None:
+    worker = await worker_process()
+    stream = await gateway_only.client.chat.completions.create(
+        model="mock-slow", messages=MESSAGES, stream=True
+    )
+    text = []
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            text.append(chunk.choices[0].delta.content)
+            if len(text) == 1:
+                worker.send_signal(signal.SIGTERM)
+    assert "".join(text) == answer_for("mock-slow")
+    assert await asyncio.to_thread(worker.wait, 10) == 0
