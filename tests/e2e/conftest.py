@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -117,12 +116,12 @@ def models_file(tmp_path: Path) -> Path:
     return path
 
 
-async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+async def wait_ready(port: int, proc: asyncio.subprocess.Process, timeout_s: float = 20.0) -> None:
     url = f"http://127.0.0.1:{port}/health/ready"
     deadline = asyncio.get_running_loop().time() + timeout_s
     async with aiohttp.ClientSession() as http:
         while asyncio.get_running_loop().time() < deadline:
-            assert proc.poll() is None, f"worker exited with {proc.returncode}"
+            assert proc.returncode is None, f"worker exited with {proc.returncode}"
             try:
                 async with http.get(url) as response:
                     if response.status == 200:
@@ -136,11 +135,11 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float 
 @pytest.fixture
 def worker_process(
     nats_url: str, models_file: Path
-) -> Iterator[Callable[[], Awaitable[subprocess.Popen[bytes]]]]:
+) -> Iterator[Callable[[], Awaitable[asyncio.subprocess.Process]]]:
     """Start chat workers as real processes (to SIGKILL them); returns once each is ready."""
-    started: list[subprocess.Popen[bytes]] = []
+    started: list[asyncio.subprocess.Process] = []
 
-    async def start() -> subprocess.Popen[bytes]:
+    async def start() -> asyncio.subprocess.Process:
         port = free_port()
         env = {
             **os.environ,
@@ -150,12 +149,12 @@ def worker_process(
             "HEARTBEAT_INTERVAL_S": "0.2",
             "LOG_FORMAT": "text",
         }
-        proc = subprocess.Popen([sys.executable, "-m", "lobe.chat_worker"], env=env)
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.chat_worker", env=env)
         started.append(proc)
         await wait_ready(port, proc)
         return proc
 
     yield start
     for proc in started:
-        proc.kill()
-        proc.wait()
+        if proc.returncode is None:
+            proc.kill()

@@ -60,7 +60,9 @@ async def test_sdk_streams_the_mock_answer_with_usage_chunk(suite: Suite) -> Non
             usage = chunk.usage
     assert "".join(text) == expected_text()
     assert finish == "stop"
-    assert usage is not None and usage.completion_tokens > 0 and usage.prompt_tokens > 0
+    assert usage is not None
+    assert usage.completion_tokens > 0
+    assert usage.prompt_tokens > 0
     assert len(ids) == 1
 
 
@@ -90,10 +92,11 @@ async def test_one_usage_event_per_request_keyed_by_request_id(suite: Suite) -> 
     assert event.request_id == request_id
     assert event.user_id == "alice"
     assert event.status == "ok"
-    assert event.provider == "mock" and event.deployment == "mock"
+    assert (event.provider, event.deployment) == ("mock", "mock")
     assert completion.usage is not None
     assert event.usage.completion_tokens == completion.usage.completion_tokens
-    assert event.ttft_ms is not None and event.duration_ms >= event.ttft_ms
+    assert event.ttft_ms is not None
+    assert event.duration_ms >= event.ttft_ms
 
 
 async def test_models_lists_what_workers_route(suite: Suite) -> None:

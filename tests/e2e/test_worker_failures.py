@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 from collections.abc import Awaitable, Callable
 
 import openai
@@ -18,7 +17,7 @@ from lobe.shared.events.chat import CHAT_REQUEST
 from .conftest import Suite, start_worker
 from .test_chat_path import MESSAGES, usage_events
 
-StartWorker = Callable[[], Awaitable[subprocess.Popen[bytes]]]
+StartWorker = Callable[[], Awaitable[asyncio.subprocess.Process]]
 
 
 def answer_for(model: str) -> str:
@@ -67,19 +66,23 @@ async def test_worker_killed_mid_stream_gives_an_error_event_not_done(
     stream = await gateway_only.client.chat.completions.create(
         model="mock-slow", messages=MESSAGES, stream=True
     )
-    received = []
-    with pytest.raises(openai.APIError) as caught:
+    received: list[str] = []
+
+    async def read_all() -> None:
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 received.append(chunk.choices[0].delta.content)
                 if len(received) == 2:
                     doomed.send_signal(signal.SIGKILL)
+
+    with pytest.raises(openai.APIError) as caught:
+        await read_all()
     assert "stopped responding" in str(caught.value)
     assert 2 <= len(received) < len(answer_for("mock-slow").split(" "))
     # The dead worker never recorded usage; the gateway records what the client received.
     [event] = await usage_events(gateway_only, expect=1)
-    assert event.status == "error" and event.error_code == "worker_lost"
-    assert event.usage.basis == "partial" and event.usage.completion_tokens > 0
+    assert (event.status, event.error_code, event.usage.basis) == ("error", "worker_lost", "partial")
+    assert event.usage.completion_tokens > 0
 
 
 async def test_sigterm_lets_an_answer_in_flight_finish(
@@ -96,4 +99,4 @@ async def test_sigterm_lets_an_answer_in_flight_finish(
             if len(text) == 1:
                 worker.send_signal(signal.SIGTERM)
     assert "".join(text) == answer_for("mock-slow")
-    assert await asyncio.to_thread(worker.wait, 10) == 0
+    assert await asyncio.wait_for(worker.wait(), 10) == 0
