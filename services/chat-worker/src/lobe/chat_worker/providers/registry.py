@@ -7,9 +7,15 @@ import aiohttp
 from lobe.chat_worker.deployments import Deployment
 from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.mock import MockProvider
+from lobe.chat_worker.providers.openai import AzureOpenAIProvider, OpenAIProvider
 
 
 def build_provider(deployment: Deployment, session: aiohttp.ClientSession) -> Provider:
-    if deployment.provider == "mock":
+    kind = deployment.provider
+    if kind == "mock":
         return MockProvider(deployment.chunk_delay_s)
-    raise NotImplementedError(f"no adapter for provider '{deployment.provider}' yet")
+    if kind in ("openai", "openai_compatible"):
+        return OpenAIProvider(deployment, session)
+    if kind == "azure_openai":
+        return AzureOpenAIProvider(deployment, session)
+    raise NotImplementedError(f"no adapter for provider '{kind}' yet")

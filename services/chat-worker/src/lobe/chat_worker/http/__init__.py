@@ -1,0 +1,1 @@
+"""HTTP plumbing for provider adapters: one request, four timeouts, a closed connection on exit."""

@@ -1,0 +1,56 @@
+"""Upstream failures → `ProviderError`, with one status policy for every adapter.
+
+The status is what *our* client should see, not a copy of the provider's:
+- 400 / 413 / 422 → 400, not retryable: the request itself is refused; the provider's message
+  is passed through because it names the offending field.
+- 401 / 403 → 502 `upstream_auth`, not retryable: the client's key is fine, ours is not. The
+  provider's message is withheld (it may echo part of our key).
+- 404 → 502 `upstream_not_found`, retryable: the client asked for a model we route, so a missing
+  upstream model is our configuration error; another deployment may serve it.
+- 408 → 504 `upstream_timeout`, retryable. 429 → 429, retryable (another deployment may have quota).
+- 5xx and Anthropic's 529 → 502, retryable. Anything else → 502, not retryable.
+"""
+
+from __future__ import annotations
+
+from lobe.chat_worker.providers.base import ProviderError
+
+# Anthropic's error `type`s (also sent mid-stream, where no HTTP status exists) → their HTTP status.
+ANTHROPIC_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
+def upstream_error(
+    provider: str, status: int, code: str | None, message: str, *, started: bool = False
+) -> ProviderError:
+    """Map an upstream HTTP status (or the status an in-stream error stands for)."""
+    message = message or f"provider returned HTTP {status}"
+    if status in (400, 413, 422):
+        return ProviderError(provider, 400, code or "invalid_request_error", message, False, started)
+    if status in (401, 403):
+        withheld = f"{provider} rejected the gateway's credentials (HTTP {status})"
+        return ProviderError(provider, 502, "upstream_auth", withheld, False, started)
+    if status == 404:
+        return ProviderError(provider, 502, "upstream_not_found", message, True, started)
+    if status == 408:
+        return ProviderError(provider, 504, "upstream_timeout", message, True, started)
+    if status == 429:
+        return ProviderError(provider, 429, code or "rate_limit_exceeded", message, True, started)
+    if status >= 500:
+        return ProviderError(provider, 502, code or "upstream_error", message, True, started)
+    return ProviderError(provider, 502, code or "upstream_error", message, False, started)
+
+
+def as_code(value: object) -> str | None:
+    """Providers send codes as strings, numbers or null; we carry a string or nothing."""
+    if value is None or value == "":
+        return None
+    return str(value)

@@ -1,0 +1,92 @@
+"""The loop every HTTP adapter shares: send, check the status, feed bytes to a parser, map errors.
+
+An adapter supplies three things: the translated request, a parser for its wire format, and the
+reading of its HTTP error bodies. `started` (any output yielded) is tracked here once, so every
+error raised after the first token says so and the worker knows a retry must reset the client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from lobe.chat_worker.deployments import Deployment
+from lobe.chat_worker.http.upstream import MAX_ERROR_BODY, TransportError, UpstreamRequest, open_upstream
+from lobe.chat_worker.providers.base import Provider, ProviderError, ReasoningDelta, StreamEvent, TextDelta
+from lobe.chat_worker.providers.sse import FramingError
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.chat import ToolCallDelta
+
+MAX_DOCUMENT = 16 * 1024 * 1024
+_OUTPUT = (TextDelta, ReasoningDelta, ToolCallDelta)
+
+
+class StreamParser(ABC):
+    """Turns one response body into stream events. One instance per request."""
+
+    @abstractmethod
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        """Events completed by these bytes; raises ProviderError for in-stream provider errors."""
+
+    @abstractmethod
+    def close(self) -> list[StreamEvent]:
+        """The body ended cleanly: the final `Finished` (+ `TokenUsage`), or raise if truncated."""
+
+    def document(self, raw: bytes) -> list[StreamEvent]:
+        """A whole `application/json` answer (a server that ignored `stream: true`)."""
+        return [*self.feed(raw), *self.close()]
+
+
+class HttpProvider(Provider):
+    def __init__(self, deployment: Deployment, session: aiohttp.ClientSession) -> None:
+        self.deployment = deployment
+        self.session = session
+        self.name = deployment.provider
+
+    def upstream_model(self, body: ChatCompletionRequest) -> str:
+        return self.deployment.model or body.model
+
+    @abstractmethod
+    def request_for(self, body: ChatCompletionRequest) -> UpstreamRequest: ...
+
+    @abstractmethod
+    def parser_for(self, body: ChatCompletionRequest) -> StreamParser: ...
+
+    @abstractmethod
+    def error_for(self, status: int, raw: bytes) -> ProviderError:
+        """The ProviderError for an HTTP error response with this body."""
+
+    def headers(self, own: dict[str, str]) -> dict[str, str]:
+        return {"Content-Type": "application/json", **own, **self.deployment.headers}
+
+    async def stream(self, body: ChatCompletionRequest) -> AsyncIterator[StreamEvent]:
+        request = self.request_for(body)
+        parser = self.parser_for(body)
+        started = False
+        try:
+            async with open_upstream(self.session, request, self.deployment.timeouts) as upstream:
+                if upstream.status >= 400:
+                    raise self.error_for(upstream.status, await upstream.read_all(MAX_ERROR_BODY))
+                if upstream.content_type == "application/json":
+                    for event in parser.document(await upstream.read_all(MAX_DOCUMENT)):
+                        yield event
+                    return
+                while data := await upstream.read():
+                    for event in parser.feed(data):
+                        if not started and isinstance(event, _OUTPUT):
+                            started = True
+                        yield event
+                for event in parser.close():
+                    yield event
+        except TransportError as exc:
+            # Nothing reached the client yet: another attempt is free. After that it is not.
+            raise ProviderError(self.name, exc.status, exc.code, exc.message, not started, started) from exc
+        except FramingError as exc:
+            raise ProviderError(self.name, 502, "upstream_malformed", str(exc), not started, started) from exc
+        except ProviderError as exc:
+            if started and not exc.started:
+                raise dataclasses.replace(exc, started=True) from exc
+            raise

@@ -1,0 +1,110 @@
+"""OpenAI Chat Completions, OpenAI-compatible servers (vLLM, DeepSeek, Groq, OpenRouter, Mistral,
+Ollama /v1) and Azure OpenAI: one request shape, three URL/auth schemes.
+
+Upstream is always asked to stream with `include_usage`, even for a non-streaming client: the
+gateway assembles the answer, and only a stream gives time to first token and partial usage on
+cancel. `metadata` stays with us (it labels our usage records) and is not forwarded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from lobe.chat_worker.http.upstream import UpstreamRequest
+from lobe.chat_worker.providers.base import ProviderError
+from lobe.chat_worker.providers.errors import upstream_error
+from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
+from lobe.chat_worker.providers.openai_stream import OpenAIStreamParser, inline_error
+from lobe.shared.chat_schema import ChatCompletionRequest
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+AZURE_API_VERSION = "2024-10-21"
+
+TokenLimitField = Literal["max_completion_tokens", "max_tokens"]
+
+
+def openai_body(
+    body: ChatCompletionRequest, model: str | None, *, token_limit_field: TokenLimitField, forward_user: bool
+) -> dict[str, Any]:
+    payload = body.model_dump(mode="json", exclude_none=True, by_alias=True, exclude={"metadata"})
+    if model is None:
+        payload.pop("model", None)  # Azure: the deployment in the URL picks the model
+    else:
+        payload["model"] = model
+    payload.pop("max_tokens", None)
+    payload.pop("max_completion_tokens", None)
+    if body.output_token_limit is not None:
+        payload[token_limit_field] = body.output_token_limit
+    if not forward_user:
+        payload.pop("user", None)
+    for message in payload["messages"]:
+        if message["role"] == "assistant":
+            message.setdefault("content", None)  # some compatible servers require the key
+    payload["stream"] = True
+    payload["stream_options"] = {"include_usage": True}
+    return payload
+
+
+class OpenAIProvider(HttpProvider):
+    """`openai` (api.openai.com unless base_url says otherwise) and `openai_compatible`."""
+
+    def _url(self, body: ChatCompletionRequest) -> str:
+        return (self.deployment.base_url or OPENAI_BASE_URL).rstrip("/") + "/chat/completions"
+
+    def _auth(self) -> dict[str, str]:
+        key = self.deployment.api_key()
+        return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+
+    def _payload(self, body: ChatCompletionRequest) -> dict[str, Any]:
+        native = self.deployment.provider == "openai"
+        # OpenAI's reasoning models refuse `max_tokens`; most compatible servers only know it.
+        return openai_body(
+            body,
+            self.upstream_model(body),
+            token_limit_field="max_completion_tokens" if native else "max_tokens",
+            forward_user=native,
+        )
+
+    def request_for(self, body: ChatCompletionRequest) -> UpstreamRequest:
+        payload = json.dumps(self._payload(body), separators=(",", ":")).encode()
+        return UpstreamRequest(self._url(body), self.headers(self._auth()), payload)
+
+    def parser_for(self, body: ChatCompletionRequest) -> StreamParser:
+        return OpenAIStreamParser(self.name, self.upstream_model(body))
+
+    def error_for(self, status: int, raw: bytes) -> ProviderError:
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and "error" in doc:
+            error = doc["error"]
+            if isinstance(error, dict):
+                error = {**error, "status_code": status}
+            elif isinstance(error, str):  # Ollama /v1 and some proxies: a bare string
+                error = {"message": error, "status_code": status}
+            return inline_error(self.name, error)
+        return upstream_error(self.name, status, None, raw[:500].decode(errors="replace").strip())
+
+
+class AzureOpenAIProvider(OpenAIProvider):
+    """`{base_url}/openai/deployments/{model}/chat/completions?api-version=…`, key in `api-key`.
+
+    `model` in the deployment config is the Azure *deployment* name; the answer's `model` field
+    names the underlying model version, which is what `Finished.model` reports.
+    """
+
+    def _url(self, body: ChatCompletionRequest) -> str:
+        base = (self.deployment.base_url or "").rstrip("/")
+        version = self.deployment.api_version or AZURE_API_VERSION
+        name = self.upstream_model(body)
+        return f"{base}/openai/deployments/{name}/chat/completions?api-version={version}"
+
+    def _auth(self) -> dict[str, str]:
+        key = self.deployment.api_key()
+        return {"api-key": key.get_secret_value()} if key else {}
+
+    def _payload(self, body: ChatCompletionRequest) -> dict[str, Any]:
+        limit_field: TokenLimitField = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+        return openai_body(body, None, token_limit_field=limit_field, forward_user=True)
