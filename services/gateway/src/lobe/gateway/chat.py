@@ -8,7 +8,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -93,7 +93,7 @@ class Answer:
         self.started_at = time.monotonic()
         self.output: list[str] = []
         self.pending_usage: bytes | None = None  # OpenAI sends the usage chunk after the finish
-        self.frames: AsyncIterator[AnswerFrame] = resources.dispatcher.stream(request_id, caller, body)
+        self.frames: AsyncGenerator[AnswerFrame, None] = resources.dispatcher.stream(request_id, caller, body)
 
     def _headers(self) -> dict[str, str]:
         return {"X-Request-Id": self.request_id}

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
@@ -56,7 +57,7 @@ class ChatDispatcher:
 
     async def stream(
         self, request_id: str, caller: Caller, body: ChatCompletionRequest
-    ) -> AsyncIterator[AnswerFrame]:
+    ) -> AsyncGenerator[AnswerFrame, None]:
         settings = self.settings
         deadline = time.monotonic() + settings.request_timeout_s
         saturated_until = time.monotonic() + settings.saturation_wait_s
@@ -136,7 +137,9 @@ class ChatDispatcher:
             raise ApiError(502, f"unexpected reply from worker: {frame.type}", "protocol_error")
         return frame
 
-    async def _frames(self, sub, deadline: float) -> AsyncIterator[AnswerFrame | ErrorFrame | None]:  # type: ignore[no-untyped-def]
+    async def _frames(
+        self, sub: Subscription, deadline: float
+    ) -> AsyncIterator[AnswerFrame | ErrorFrame | None]:
         """Frames in order without heartbeats; None once the worker has been silent too long."""
         expected_seq = 1
         while True:
