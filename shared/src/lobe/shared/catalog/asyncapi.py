@@ -34,7 +34,9 @@ def address(entry: Subject) -> str:
 
 
 def channel_key(entry: Subject, service: str, action: str) -> str:
-    return f"{entry.wildcard}:{service}:{action}"
+    # No `<`, `{` or `*` in keys: they would be percent-encoded inside every $ref.
+    plain = _PARAM.sub(r"\1", entry.subject)
+    return f"{plain}:{service}:{action}"
 
 
 def _handler(payload: Any, reply: Any) -> Callable[..., Coroutine[Any, Any, Any]]:

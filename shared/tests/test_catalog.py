@@ -1,0 +1,166 @@
+"""The catalog is complete and consistent with the event modules, the streams and the services."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import lobe.shared.events
+from lobe.shared.catalog import CATALOG, SERVICES, Delivery, lookup
+from lobe.shared.catalog.__main__ import DEFAULT_ROOT, generated_docs, stale
+from lobe.shared.events.chat import cancel_subject, reply_subject
+from lobe.shared.events.envelope import Event
+from lobe.shared.events.streams import ALL_STREAMS
+from lobe.shared.events.usage import UsageRecorded
+
+SUBJECT_LIKE = re.compile(r"^[a-z][a-z_-]*(\.[a-z0-9_<>*-]+)+$|^[a-z][a-z_-]*\.>$")
+NATS_CALLS = {"publish", "request", "subscribe", "subscriber", "publisher"}
+
+
+def module_subject_constants() -> dict[str, str]:
+    """Every module-level string constant in lobe.shared.events.* that looks like a subject."""
+    found: dict[str, str] = {}
+    for info in pkgutil.iter_modules(lobe.shared.events.__path__, "lobe.shared.events."):
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if name.isupper() and isinstance(value, str) and SUBJECT_LIKE.match(value):
+                found[f"{info.name}.{name}"] = value
+    return found
+
+
+def covered(constant: str, value: str) -> bool:
+    if constant.endswith("_PREFIX"):
+        return any(e.is_pattern and e.subject.startswith(value + ".") for e in CATALOG)
+    return any(e.subject == value or e.matches(value) for e in CATALOG)
+
+
+def test_every_subject_constant_in_the_event_modules_is_in_the_catalog() -> None:
+    constants = module_subject_constants()
+    assert "lobe.shared.events.usage.USAGE_RECORDED" in constants  # the scan itself works
+    missing = {name: value for name, value in constants.items() if not covered(name, value)}
+    assert missing == {}, f"subjects defined in lobe.shared.events but missing from the catalog: {missing}"
+
+
+def test_catalog_subjects_are_unique_and_named_by_convention() -> None:
+    subjects = [e.subject for e in CATALOG]
+    assert len(subjects) == len(set(subjects))
+    for entry in CATALOG:
+        assert SUBJECT_LIKE.match(entry.subject), entry.subject
+        assert set(entry.producers) <= set(SERVICES), entry.subject
+        assert {c.service for c in entry.consumers} <= set(SERVICES), entry.subject
+
+
+def test_jetstream_entries_match_the_stream_specs_exactly() -> None:
+    in_catalog = {(e.stream.name, e.subject) for e in CATALOG if e.stream is not None}
+    in_streams = {(s.name, subject) for s in ALL_STREAMS for subject in s.subjects}
+    assert in_catalog == in_streams
+
+
+def test_only_jetstream_entries_have_a_msg_id_and_all_of_them_do() -> None:
+    for entry in CATALOG:
+        assert (
+            (entry.delivery is Delivery.JETSTREAM) == (entry.stream is not None) == (entry.msg_id is not None)
+        )
+
+
+def test_msg_ids_of_one_stream_never_collide_across_subjects() -> None:
+    """The duplicate window is per stream: equal ids on two subjects would drop one of them."""
+    for stream in ALL_STREAMS:
+        templates = [e.msg_id for e in CATALOG if e.stream == stream and e.msg_id != "{event_id}"]
+        assert len(templates) == len(set(templates)), stream.name
+
+
+def test_usage_recorded_msg_id_is_the_request_id() -> None:
+    event = UsageRecorded.model_validate(
+        {
+            "request_id": "req-1",
+            "user_id": "u",
+            "provider": "openai",
+            "deployment": "d",
+            "model": "m",
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2},
+            "status": "ok",
+            "duration_ms": 5,
+        }
+    )
+    assert lookup("usage.recorded").nats_msg_id(event) == "req-1"
+
+
+def test_core_subjects_have_no_msg_id_to_format() -> None:
+    with pytest.raises(ValueError, match="not published to JetStream"):
+        lookup("chat.request").nats_msg_id(UsageRecorded.model_construct())
+
+
+def test_request_reply_entries_are_commands() -> None:
+    for entry in CATALOG:
+        if entry.reply is not None:
+            assert entry.delivery is Delivery.REQUEST_REPLY, entry.subject
+            assert entry.kind == "command", entry.subject
+
+
+def test_concrete_and_wildcard_subjects_resolve_to_their_entry() -> None:
+    assert lookup(reply_subject("abc")).subject == "chat.reply.<request_id>"
+    assert lookup(cancel_subject("abc")).subject == "chat.cancel.<request_id>"
+    assert lookup("chat.cancel.*").subject == "chat.cancel.<request_id>"
+    with pytest.raises(KeyError, match=r"chat\.unknown"):
+        lookup("chat.unknown")
+
+
+def test_schema_version_is_the_models_default() -> None:
+    for entry in CATALOG:
+        if isinstance(entry.payload, type) and issubclass(entry.payload, Event):
+            assert entry.schema_version == entry.payload.model_fields["schema_version"].default
+
+
+def inline_subjects(source: Path) -> list[tuple[int, str]]:
+    """Subject literals (or f-string heads) passed to a NATS publish/subscribe call."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source.read_text(), str(source))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr not in NATS_CALLS:
+            continue
+        args = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "subject")]
+        for arg in args:
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                found.append((node.lineno, arg.value))
+            elif isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+                found.append((node.lineno, f"{arg.values[0].value}*"))
+    return found
+
+
+def catalogued(subject: str) -> bool:
+    return any(e.matches(subject) for e in CATALOG)
+
+
+def test_services_publish_and_subscribe_only_catalogued_subjects() -> None:
+    sources = sorted((DEFAULT_ROOT / "services").glob("*/src/**/*.py"))
+    unknown = []
+    for source in sources:
+        for line, subject in inline_subjects(source):
+            if not catalogued(subject):
+                unknown.append(f"{source.relative_to(DEFAULT_ROOT)}:{line}: {subject!r}")
+    assert unknown == [], "subjects used by services but missing from the catalog:\n" + "\n".join(unknown)
+
+
+def test_inline_subject_scan_finds_literals_and_fstrings(tmp_path: Path) -> None:
+    source = tmp_path / "svc.py"
+    source.write_text(
+        'async def f(nc, rid):\n    await nc.publish("usage.lost", b"")\n'
+        '    await nc.request(f"chat.poke.{rid}", b"")\n'
+    )
+    assert inline_subjects(source) == [(2, "usage.lost"), (3, "chat.poke.*")]
+    assert not catalogued("usage.lost")
+    assert not catalogued("chat.poke.*")
+    assert catalogued("chat.reply.*")
+    assert catalogued("usage.recorded")
+
+
+def test_committed_docs_match_what_the_code_generates() -> None:
+    drift = stale(DEFAULT_ROOT, generated_docs())
+    assert drift == [], f"docs out of date: {drift}; run `python -m lobe.shared.catalog` and commit"
