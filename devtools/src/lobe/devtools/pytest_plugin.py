@@ -1,0 +1,191 @@
+"""pytest harness: real NATS, PostgreSQL and Redis for every test that asks for them.
+
+- `nats_server` / `nats_url`: a fresh nats-server with JetStream per test (kill/restart it freely).
+- `pg_server`: the session's PostgreSQL ($DATABASE_URL's server, else one embedded per session);
+  `database_url`: a fresh empty database on it per test, dropped afterwards;
+  `make_database` / `pg_templates`: databases cloned from a template built once per session.
+- `private_pg_server`: a PostgreSQL of the test's own, for tests that stop or kill it.
+- `redis_url`: $REDIS_URL's server, else one embedded per session; a flushed db number per test.
+
+Every test that uses one of them gets the `integration` marker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from lobe.devtools.pgadmin import DatabaseAdmin, random_name
+from lobe.devtools.servers import NatsServer, PostgresServer, RedisServer
+from lobe.devtools.servers.redis import DATABASES
+
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "nats_server",
+        "nats_url",
+        "pg_server",
+        "database_url",
+        "make_database",
+        "pg_templates",
+        "private_pg_server",
+        "redis_server",
+        "redis_url",
+    }
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: talks to real NATS / PostgreSQL / Redis")
+    # A SIGTERMed pytest would die without teardown or atexit; turned into an interrupt, both run.
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselection sees the items
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+# -- NATS -------------------------------------------------------------------------------------------
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    with NatsServer() as server:
+        yield server
+
+
+@pytest.fixture
+def nats_url(nats_server: NatsServer) -> str:
+    return nats_server.url
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------------
+@dataclass
+class PgTemplates:
+    """Template databases built once per session: clone one per test instead of re-migrating."""
+
+    admin: DatabaseAdmin
+    _built: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str, setup: Callable[[str], Awaitable[Any]]) -> str:
+        """The template for `key`, built on first use by `await setup(dsn)`; returns its name."""
+        if key not in self._built:
+            name = random_name(f"lobe_tpl_{key}_")
+            self.admin.create(name)
+            try:
+                self.admin.run(setup, name)
+            except BaseException:
+                self.admin.drop(name)
+                raise
+            self._built[key] = name
+        return self._built[key]
+
+    def drop_all(self) -> None:
+        for name in self._built.values():
+            self.admin.drop(name)
+        self._built.clear()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[DatabaseAdmin]:
+    """Admin handle on the session's PostgreSQL server (create/drop databases, dsn())."""
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        admin = DatabaseAdmin(external)
+        try:
+            yield admin
+        finally:
+            admin.close()
+        return
+    with PostgresServer(durable=False) as server:
+        admin = DatabaseAdmin(server.url)
+        try:
+            yield admin
+        finally:
+            admin.close()
+
+
+@pytest.fixture(scope="session")
+def pg_templates(pg_server: DatabaseAdmin) -> Iterator[PgTemplates]:
+    templates = PgTemplates(pg_server)
+    yield templates
+    templates.drop_all()
+
+
+@pytest.fixture
+def make_database(pg_server: DatabaseAdmin) -> Iterator[Callable[..., str]]:
+    """make_database(template=None) -> DSN of a new database, dropped after the test."""
+    created: list[str] = []
+
+    def make(template: str | None = None) -> str:
+        name = random_name("lobe_test_")
+        dsn = pg_server.create(name, template)
+        created.append(name)
+        return dsn
+
+    yield make
+    for name in created:
+        pg_server.drop(name)
+
+
+@pytest.fixture
+def database_url(make_database: Callable[..., str]) -> str:
+    return make_database()
+
+
+@pytest.fixture
+def private_pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own (~0.5 s): stop, kill and restart it at will."""
+    with PostgresServer(durable=False) as server:
+        yield server
+
+
+# -- Redis ------------------------------------------------------------------------------------------
+class RedisDatabases:
+    """Hands each test its own db number, flushed first, on one server."""
+
+    def __init__(self, base_url: str, numbers: Iterator[int]) -> None:
+        self.base_url = base_url
+        self._numbers = numbers
+
+    def next_url(self) -> str:
+        import redis
+
+        parts = urlsplit(self.base_url)
+        url = urlunsplit(parts._replace(path=f"/{next(self._numbers)}"))
+        client = redis.Redis.from_url(url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+        return url
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisDatabases]:
+    external = os.environ.get("REDIS_URL")
+    if external:
+        # A server we do not own has the default 16 databases; 0 is left to whoever owns it.
+        yield RedisDatabases(external, itertools.cycle(range(1, 16)))
+        return
+    with RedisServer() as server:
+        yield RedisDatabases(server.url, itertools.cycle(range(1, DATABASES)))
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisDatabases) -> str:
+    return redis_server.next_url()

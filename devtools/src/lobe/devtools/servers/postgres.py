@@ -1,0 +1,137 @@
+"""PostgreSQL 16 from the pgserver wheel, run as our own foreground child (no pg_ctl daemon).
+
+It listens on a loopback TCP port with trust auth and keeps its unix socket in a private
+directory, so it never meets a system PostgreSQL. As root, postgres refuses to run: it then runs
+as the `pgserver` system user (created the way pgserver itself does it).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lobe.devtools.ports import LOOPBACK
+from lobe.devtools.servers.base import EmbeddedServer, ServerStartError
+from lobe.devtools.servers.binaries import postgres_bin_dir
+
+SUPERUSER = "postgres"
+SYSTEM_USER = "pgserver"
+
+
+class PostgresServer(EmbeddedServer):
+    name = "postgres"
+    # SIGTERM is "smart" shutdown (waits for every client to leave); SIGINT is the fast, clean one.
+    graceful_signal = signal.SIGINT
+
+    def __init__(
+        self,
+        home: Path | str | None = None,
+        port: int | None = None,
+        host: str = LOOPBACK,
+        *,
+        durable: bool = True,
+        max_connections: int = 200,
+    ) -> None:
+        super().__init__(home, port, host)
+        self.data_dir = self.home / "data"
+        # Unix socket paths are limited to ~100 bytes, so the socket lives in a short /tmp path.
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="lobe-pgsock-"))
+        # Tests throw their data away: skipping fsync makes CREATE DATABASE and commits far cheaper.
+        self.durable = durable
+        self.max_connections = max_connections
+        self._account = _system_account() if os.geteuid() == 0 else None
+        self._give_away(self.socket_dir)
+
+    @property
+    def url(self) -> str:
+        return self.dsn("postgres")
+
+    def dsn(self, database: str) -> str:
+        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{database}"
+
+    def prepare(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._give_away(self.data_dir)
+        self.data_dir.chmod(0o700)
+        initdb = [
+            str(postgres_bin_dir() / "initdb"),
+            "-D", str(self.data_dir),
+            "-U", SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-instructions",
+        ]  # fmt: skip
+        if not self.durable:
+            initdb.append("--no-sync")
+        with open(self.log_path, "ab") as log:
+            result = subprocess.run(
+                initdb, stdout=log, stderr=subprocess.STDOUT, check=False, **self.popen_kwargs()
+            )
+        if result.returncode != 0:
+            raise ServerStartError(self.name, f"initdb exited with code {result.returncode}", self.log_tail())
+
+    def command(self) -> list[str]:
+        cmd = [
+            str(postgres_bin_dir() / "postgres"),
+            "-D", str(self.data_dir),
+            "-p", str(self.port),
+            "-c", f"listen_addresses={self.host}",
+            "-c", f"unix_socket_directories={self.socket_dir}",
+            "-c", f"max_connections={self.max_connections}",
+        ]  # fmt: skip
+        if not self.durable:
+            cmd += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        return cmd
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        if self._account is None:
+            return {}
+        return {"user": self._account.pw_uid, "group": self._account.pw_gid, "extra_groups": []}
+
+    def is_ready(self) -> bool:
+        # postmaster.pid's last line turns to "ready" once connections are accepted (what pg_ctl -w reads).
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        if len(lines) < 8 or lines[0].strip() != str(self.pid) or lines[7].strip() != "ready":
+            return False
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        super().close()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+    def _give_away(self, path: Path) -> None:
+        if self._account is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from pgserver.utils import ensure_prefix_permissions
+
+            os.chown(path, self._account.pw_uid, self._account.pw_gid)
+            ensure_prefix_permissions(path)
+
+
+def _system_account() -> pwd.struct_passwd:
+    with warnings.catch_warnings():
+        # Importing pgserver computes a runtime dir at class level and warns when XDG_RUNTIME_DIR is unset.
+        warnings.simplefilter("ignore")
+        from pgserver.utils import ensure_user_exists
+
+    ensure_user_exists(SYSTEM_USER)
+    return pwd.getpwnam(SYSTEM_USER)

@@ -1,0 +1,106 @@
+"""Embedded servers: real processes that start, answer, stop, die on SIGKILL and come back."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import asyncpg
+import nats
+import pytest
+import redis
+
+from lobe.devtools.ports import port_is_open
+from lobe.devtools.servers import NatsServer, PostgresServer, RedisServer, ServerStartError
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+async def test_nats_kill_refuses_connections_and_restart_keeps_jetstream_data() -> None:
+    with NatsServer() as server:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await js.add_stream(name="T", subjects=["t.>"])
+        await js.publish("t.one", b"kept")
+        await nc.close()
+
+        pid = server.pid
+        assert pid is not None
+        server.kill()
+        assert _refused(server.port)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+        server.start()
+        nc = await nats.connect(server.url)
+        msg = await nc.jetstream().get_msg("T", 1)
+        assert msg.data == b"kept"
+        await nc.close()
+
+
+async def test_postgres_stop_then_start_serves_the_same_data_on_the_same_port() -> None:
+    with PostgresServer(durable=False) as server:
+        conn = await asyncpg.connect(server.url)
+        await conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)")
+        await conn.close()
+        port = server.port
+
+        server.stop()
+        assert _refused(port)
+        server.start()
+
+        assert server.port == port
+        conn = await asyncpg.connect(server.url)
+        assert await conn.fetchval("SELECT v FROM kept") == 7
+        await conn.close()
+
+
+async def test_postgres_kill_takes_down_every_backend_and_recovers_committed_rows() -> None:
+    with PostgresServer() as server:
+        conn = await asyncpg.connect(server.url)
+        await conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)")
+        pid = server.pid
+        assert pid is not None
+        server.kill()
+        assert _refused(server.port)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)  # no backend of the killed server is left
+        conn.terminate()
+
+        server.start()
+        conn = await asyncpg.connect(server.url)
+        assert await conn.fetchval("SELECT v FROM kept") == 1
+        await conn.close()
+
+
+def test_redis_serves_set_get_and_kill_refuses_connections() -> None:
+    with RedisServer() as server:
+        client = redis.Redis.from_url(server.url)
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+        client.close()
+        server.kill()
+        assert _refused(server.port)
+
+
+def test_a_server_that_cannot_bind_reports_its_log() -> None:
+    with RedisServer() as first:
+        clash = RedisServer(port=first.port)
+        with pytest.raises(ServerStartError, match="redis did not start") as info:
+            clash.start(timeout=5)
+        assert "already in use" in str(info.value)
+        clash.close()
+
+
+def test_close_removes_the_temporary_home_and_the_process() -> None:
+    server = NatsServer().start()
+    home, port = server.home, server.port
+    server.close()
+    assert not home.exists()
+    assert not port_is_open(port)
