@@ -6,6 +6,7 @@ import ast
 import importlib
 import pkgutil
 import re
+import string
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 import lobe.shared.events
 from lobe.shared.catalog import CATALOG, SERVICES, Delivery, lookup
 from lobe.shared.catalog.__main__ import DEFAULT_ROOT, generated_docs, stale
-from lobe.shared.events.chat import cancel_subject, reply_subject
+from lobe.shared.events.chat import ChatCancelled, cancel_subject, reply_subject
 from lobe.shared.events.envelope import Event
 from lobe.shared.events.streams import ALL_STREAMS
 from lobe.shared.events.usage import UsageRecorded
@@ -93,7 +94,16 @@ def test_usage_recorded_msg_id_is_the_request_id() -> None:
 
 def test_core_subjects_have_no_msg_id_to_format() -> None:
     with pytest.raises(ValueError, match="not published to JetStream"):
-        lookup("chat.request").nats_msg_id(UsageRecorded.model_construct())
+        lookup("chat.request").nats_msg_id(ChatCancelled(request_id="r"))
+
+
+def test_msg_id_templates_only_name_fields_of_their_payload() -> None:
+    for entry in CATALOG:
+        if entry.msg_id is None:
+            continue
+        names = {name for _, name, _, _ in string.Formatter().parse(entry.msg_id) if name}
+        assert names, entry.subject
+        assert names <= set(entry.payload.model_fields), entry.subject
 
 
 def test_request_reply_entries_are_commands() -> None:
@@ -130,7 +140,7 @@ def inline_subjects(source: Path) -> list[tuple[int, str]]:
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 found.append((node.lineno, arg.value))
             elif isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
-                found.append((node.lineno, f"{arg.values[0].value}*"))
+                found.append((node.lineno, f"{arg.values[0].value!s}*"))
     return found
 
 
