@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from lobe.chat_worker.deployments import Deployment
+from lobe.chat_worker.providers.anthropic import AnthropicProvider
 from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.mock import MockProvider
 from lobe.chat_worker.providers.openai import AzureOpenAIProvider, OpenAIProvider
@@ -16,6 +17,8 @@ def build_provider(deployment: Deployment, session: aiohttp.ClientSession) -> Pr
         return MockProvider(deployment.chunk_delay_s)
     if kind in ("openai", "openai_compatible"):
         return OpenAIProvider(deployment, session)
+    if kind == "anthropic":
+        return AnthropicProvider(deployment, session)
     if kind == "azure_openai":
         return AzureOpenAIProvider(deployment, session)
     raise NotImplementedError(f"no adapter for provider '{kind}' yet")
