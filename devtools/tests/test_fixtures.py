@@ -67,6 +67,7 @@ async def test_database_url_second_test_does_not_see_the_first_tests_table(datab
 
 
 async def test_previous_tests_databases_were_dropped(pg_server: DatabaseAdmin) -> None:
+    pg_server.wait_idle()
     conn = await asyncpg.connect(pg_server.admin_dsn)
     names = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
     await conn.close()

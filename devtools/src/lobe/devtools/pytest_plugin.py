@@ -95,7 +95,9 @@ class PgTemplates:
         return self._built[key]
 
     def drop_all(self) -> None:
+        self.admin.wait_idle()  # clones of a template must be gone before it can be dropped
         for name in self._built.values():
+            self.admin.discard_ahead(name)
             self.admin.drop(name)
         self._built.clear()
 
@@ -112,7 +114,7 @@ def pg_server() -> Iterator[DatabaseAdmin]:
             admin.close()
         return
     with PostgresServer(durable=False) as server:
-        admin = DatabaseAdmin(server.url)
+        admin = DatabaseAdmin(server.url, file_copy=True)
         try:
             yield admin
         finally:
@@ -132,14 +134,13 @@ def make_database(pg_server: DatabaseAdmin) -> Iterator[Callable[..., str]]:
     created: list[str] = []
 
     def make(template: str | None = None) -> str:
-        name = random_name("lobe_test_")
-        dsn = pg_server.create(name, template)
+        name = pg_server.take("lobe_test_", template)
         created.append(name)
-        return dsn
+        return pg_server.dsn(name)
 
     yield make
     for name in created:
-        pg_server.drop(name)
+        pg_server.drop_later(name)
 
 
 @pytest.fixture

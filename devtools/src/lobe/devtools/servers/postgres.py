@@ -92,6 +92,8 @@ class PostgresServer(EmbeddedServer):
         ]  # fmt: skip
         if not self.durable:
             cmd += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            # Minimal WAL lets CREATE DATABASE ... STRATEGY FILE_COPY skip logging the template.
+            cmd += ["-c", "wal_level=minimal", "-c", "max_wal_senders=0"]
         return cmd
 
     def popen_kwargs(self) -> dict[str, Any]:
