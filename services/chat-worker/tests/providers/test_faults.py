@@ -20,6 +20,7 @@ from .support import collect, deployment, load, request
 ADAPTERS: list[tuple[str, str, bytes]] = [
     ("openai", "openai/chat_stream_text.sse", b'data: {"choices": [{"delta": {"content": "x"}}\n\n'),
     ("anthropic", "anthropic/messages_stream_text.sse", b'event: ping\ndata: {"type": "ping"\n\n'),
+    ("gemini", "gemini/stream_text_thoughts_usage.sse", b'data: {"candidates": [{"content": \r\n\r\n'),
 ]
 KINDS = [pytest.param(*a, id=a[0]) for a in ADAPTERS]
 

@@ -14,11 +14,10 @@ Policy where the two APIs differ (documented, never silent mis-handling):
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from lobe.chat_worker.providers.base import ProviderError
+from lobe.chat_worker.providers.translate import tool_arguments
 from lobe.shared.chat_schema import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -65,13 +64,8 @@ def _tool_use(message: AssistantMessage, index: int) -> list[dict[str, Any]]:
     if text := _text(message.content):
         blocks.append({"type": "text", "text": text})
     for j, call in enumerate(message.tool_calls or ()):
-        try:
-            arguments = json.loads(call.function.arguments) if call.function.arguments.strip() else {}
-        except ValueError as exc:
-            field = f"messages[{index}].tool_calls[{j}].function.arguments"
-            raise ProviderError(
-                "anthropic", 400, "invalid_request_error", f"{field} is not JSON: {exc}"
-            ) from exc
+        field = f"messages[{index}].tool_calls[{j}].function.arguments"
+        arguments = tool_arguments("anthropic", call.function.arguments, field)
         blocks.append({"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments})
     return blocks
 

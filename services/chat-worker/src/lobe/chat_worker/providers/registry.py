@@ -7,6 +7,7 @@ import aiohttp
 from lobe.chat_worker.deployments import Deployment
 from lobe.chat_worker.providers.anthropic import AnthropicProvider
 from lobe.chat_worker.providers.base import Provider
+from lobe.chat_worker.providers.gemini import GeminiProvider
 from lobe.chat_worker.providers.mock import MockProvider
 from lobe.chat_worker.providers.openai import AzureOpenAIProvider, OpenAIProvider
 
@@ -19,6 +20,8 @@ def build_provider(deployment: Deployment, session: aiohttp.ClientSession) -> Pr
         return OpenAIProvider(deployment, session)
     if kind == "anthropic":
         return AnthropicProvider(deployment, session)
+    if kind == "gemini":
+        return GeminiProvider(deployment, session)
     if kind == "azure_openai":
         return AzureOpenAIProvider(deployment, session)
     raise NotImplementedError(f"no adapter for provider '{kind}' yet")
