@@ -21,6 +21,7 @@ ADAPTERS: list[tuple[str, str, bytes]] = [
     ("openai", "openai/chat_stream_text.sse", b'data: {"choices": [{"delta": {"content": "x"}}\n\n'),
     ("anthropic", "anthropic/messages_stream_text.sse", b'event: ping\ndata: {"type": "ping"\n\n'),
     ("gemini", "gemini/stream_text_thoughts_usage.sse", b'data: {"candidates": [{"content": \r\n\r\n'),
+    ("ollama", "ollama/api_generate_stream.ndjson", b'{"model":"m","response":"x",\n'),
 ]
 KINDS = [pytest.param(*a, id=a[0]) for a in ADAPTERS]
 
@@ -115,7 +116,7 @@ async def test_malformed_chunk_is_an_error_naming_the_chunk(
     got = await collect(make(kind, upstream.url, session), request())
     assert got.error is not None
     assert (got.error.status, got.error.code) == (502, "upstream_malformed")
-    assert malformed.decode().split("data: ")[1].strip() in got.error.message
+    assert malformed.decode().split("data: ")[-1].strip() in got.error.message
 
 
 @pytest.mark.parametrize(("kind", "name", "malformed"), KINDS)

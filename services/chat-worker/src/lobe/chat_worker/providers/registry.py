@@ -9,6 +9,7 @@ from lobe.chat_worker.providers.anthropic import AnthropicProvider
 from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.gemini import GeminiProvider
 from lobe.chat_worker.providers.mock import MockProvider
+from lobe.chat_worker.providers.ollama import OllamaProvider
 from lobe.chat_worker.providers.openai import AzureOpenAIProvider, OpenAIProvider
 
 
@@ -22,6 +23,8 @@ def build_provider(deployment: Deployment, session: aiohttp.ClientSession) -> Pr
         return AnthropicProvider(deployment, session)
     if kind == "gemini":
         return GeminiProvider(deployment, session)
+    if kind == "ollama":
+        return OllamaProvider(deployment, session)
     if kind == "azure_openai":
         return AzureOpenAIProvider(deployment, session)
-    raise NotImplementedError(f"no adapter for provider '{kind}' yet")
+    raise ValueError(f"no adapter for provider '{kind}'")

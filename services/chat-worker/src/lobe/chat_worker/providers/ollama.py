@@ -1,0 +1,172 @@
+"""Ollama native `/api/chat` adapter (NDJSON).
+
+Translation: system/developer stay `system` messages; images must be `data:` URLs (Ollama takes
+bare base64 and cannot fetch URLs: anything else is a 400 naming the part); tool calls carry
+`arguments` as objects; sampling goes under `options` (`max_tokens` → `num_predict`);
+`response_format` → `format` ("json" or the schema); `reasoning_effort` → `think: true`.
+Ollama reports `done_reason: "stop"` after a tool call; clients expect `tool_calls`, so that is
+what `Finished` says. `/api/generate` lines (`response` instead of `message`) parse the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from lobe.chat_worker.http.upstream import TransportError, UpstreamRequest
+from lobe.chat_worker.providers.base import Finished, ProviderError, ReasoningDelta, StreamEvent, TextDelta
+from lobe.chat_worker.providers.errors import upstream_error
+from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
+from lobe.chat_worker.providers.ndjson import NDJSONDecoder
+from lobe.chat_worker.providers.sse import FramingError
+from lobe.chat_worker.providers.translate import tool_arguments
+from lobe.shared.chat_schema import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    ResponseFormatJsonObject,
+    ResponseFormatJsonSchema,
+    TextPart,
+    ToolMessage,
+    UserMessage,
+)
+from lobe.shared.events.chat import FinishReason, TokenUsage, ToolCallDelta
+
+_DATA_URL = re.compile(r"^data:[\w/+.-]+;base64,(?P<data>.*)$", re.DOTALL)
+
+
+def _message(index: int, message: Any) -> dict[str, Any]:
+    content = message.content
+    out: dict[str, Any] = {"role": message.role}
+    if isinstance(content, list):
+        out["content"] = "".join(p.text for p in content if isinstance(p, TextPart))
+        if isinstance(message, UserMessage):
+            images = []
+            for j, part in enumerate(content):
+                if isinstance(part, TextPart):
+                    continue
+                match = _DATA_URL.match(part.image_url.url)
+                if not match:
+                    field = f"messages[{index}].content[{j}].image_url.url"
+                    raise ProviderError(
+                        "ollama", 400, "invalid_request_error", f"{field}: ollama needs a data: URL"
+                    )
+                images.append(match["data"])
+            if images:
+                out["images"] = images
+    else:
+        out["content"] = content or ""
+    if isinstance(message, AssistantMessage) and message.tool_calls:
+        out["tool_calls"] = [
+            {"function": {"name": c.function.name, "arguments": tool_arguments(
+                "ollama", c.function.arguments, f"messages[{index}].tool_calls[{j}].function.arguments")}}
+            for j, c in enumerate(message.tool_calls)
+        ]  # fmt: skip
+    if isinstance(message, ToolMessage):
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def ollama_body(body: ChatCompletionRequest, model: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "model": model,
+        "messages": [_message(i, m) for i, m in enumerate(body.messages)],
+        "stream": True,
+    }
+    if body.tools:
+        payload["tools"] = [tool.model_dump(exclude_none=True) for tool in body.tools]
+    options = {
+        key: value
+        for key, value in (
+            ("temperature", body.temperature),
+            ("top_p", body.top_p),
+            ("num_predict", body.output_token_limit),
+            ("seed", body.seed),
+            ("presence_penalty", body.presence_penalty),
+            ("frequency_penalty", body.frequency_penalty),
+            ("stop", [body.stop] if isinstance(body.stop, str) else body.stop),
+        )
+        if value is not None
+    }
+    if options:
+        payload["options"] = options
+    if isinstance(body.response_format, ResponseFormatJsonObject):
+        payload["format"] = "json"
+    elif isinstance(body.response_format, ResponseFormatJsonSchema):
+        payload["format"] = body.response_format.json_schema.schema_ or "json"
+    if body.reasoning_effort:
+        payload["think"] = True
+    return payload
+
+
+class OllamaStreamParser(StreamParser):
+    def __init__(self, fallback_model: str) -> None:
+        self.lines = NDJSONDecoder()
+        self.model = fallback_model
+        self.done: dict[str, Any] | None = None
+        self.calls = 0
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for line in self.lines.feed(data):
+            self._line(line, out)
+        return out
+
+    def close(self) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for line in self.lines.close():
+            self._line(line, out)
+        if self.done is None:
+            raise TransportError(502, "upstream_truncated", "stream ended before a done:true line")
+        reason = self.done.get("done_reason")
+        finish: FinishReason = "length" if reason == "length" else "tool_calls" if self.calls else "stop"
+        out.append(Finished(reason=finish, model=self.model))
+        if "prompt_eval_count" in self.done or "eval_count" in self.done:
+            prompt, output = self.done.get("prompt_eval_count") or 0, self.done.get("eval_count") or 0
+            out.append(TokenUsage(prompt_tokens=prompt, completion_tokens=output, basis="provider"))
+        return out
+
+    def _line(self, line: Any, out: list[StreamEvent]) -> None:
+        if not isinstance(line, dict):
+            raise FramingError(f"malformed ollama line: expected a JSON object, got {line!r:.200}")
+        if "error" in line:
+            raise upstream_error("ollama", 500, None, str(line["error"]))
+        if line.get("model"):
+            self.model = str(line["model"])
+        message = line.get("message") or {}
+        thinking = message.get("thinking") or line.get("thinking")
+        if thinking:
+            out.append(ReasoningDelta(thinking))
+        text = message.get("content") or line.get("response")
+        if text:
+            out.append(TextDelta(text))
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            arguments = json.dumps(function.get("arguments") or {}, ensure_ascii=False)
+            call_id = call.get("id") or f"call_{self.calls}"
+            out.append(
+                ToolCallDelta(index=self.calls, id=call_id, name=function.get("name"), arguments=arguments)
+            )
+            self.calls += 1
+        if line.get("done"):
+            self.done = line
+
+
+class OllamaProvider(HttpProvider):
+    def request_for(self, body: ChatCompletionRequest) -> UpstreamRequest:
+        url = (self.deployment.base_url or "").rstrip("/") + "/api/chat"
+        key = self.deployment.api_key()  # only behind an authenticating proxy
+        own = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+        payload = json.dumps(ollama_body(body, self.upstream_model(body)), separators=(",", ":")).encode()
+        return UpstreamRequest(url, self.headers(own), payload)
+
+    def parser_for(self, body: ChatCompletionRequest) -> StreamParser:
+        return OllamaStreamParser(self.upstream_model(body))
+
+    def error_for(self, status: int, raw: bytes) -> ProviderError:
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = None
+        message = doc.get("error") if isinstance(doc, dict) else None
+        return upstream_error(self.name, status, None, str(message or raw[:500].decode(errors="replace")))
