@@ -1,0 +1,85 @@
+"""NATS, PostgreSQL and Redis for `lobe dev`: the environment's, else embedded ones under .lobe/dev."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import asyncpg
+
+from lobe.devtools.servers import EmbeddedServer, NatsServer, PostgresServer, RedisServer
+
+DEV_DATABASE = "lobe"
+
+
+class Backends:
+    """Embedded servers keep their state under state_dir and listen on their own free ports."""
+
+    def __init__(self, state_dir: Path, environ: Mapping[str, str] | None = None) -> None:
+        self.state_dir = state_dir
+        self.environ = dict(os.environ if environ is None else environ)
+        self.servers: list[EmbeddedServer] = []
+        self.urls: dict[str, str] = {}
+        self.embedded_pg: PostgresServer | None = None
+
+    async def start(self, limit_s: float = 60.0) -> dict[str, str]:
+        """Start what the environment does not provide; returns NATS_URL, DATABASE_URL, REDIS_URL."""
+        wanted: list[tuple[str, Callable[[], EmbeddedServer]]] = [
+            ("NATS_URL", lambda: NatsServer(self.state_dir / "nats")),
+            ("DATABASE_URL", lambda: PostgresServer(self.state_dir / "pg")),
+            ("REDIS_URL", lambda: RedisServer(self.state_dir / "redis")),
+        ]
+        for var, make in wanted:
+            if self.environ.get(var):
+                self.urls[var] = self.environ[var]
+                continue
+            server = make()
+            # Spawned from this (the main) thread: their parent-death signal is tied to it.
+            server.spawn()
+            self.servers.append(server)
+            if isinstance(server, PostgresServer):
+                self.embedded_pg = server
+        await asyncio.gather(*(asyncio.to_thread(s.wait_ready, limit_s) for s in self.servers))
+        for server in self.servers:
+            if isinstance(server, NatsServer):
+                self.urls["NATS_URL"] = server.url
+            elif isinstance(server, PostgresServer):
+                self.urls["DATABASE_URL"] = server.dsn(DEV_DATABASE)
+            elif isinstance(server, RedisServer):
+                self.urls["REDIS_URL"] = f"{server.url}/0"
+        if self.embedded_pg is not None:
+            await create_database(self.embedded_pg.url, DEV_DATABASE)
+        return self.urls
+
+    def describe(self) -> str:
+        parts = []
+        for var, url in self.urls.items():
+            origin = "from environment" if self.environ.get(var) else "embedded"
+            parts.append(f"{var.split('_')[0].lower()} {_redact(url)} ({origin})")
+        return ", ".join(parts)
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.close()
+        self.servers.clear()
+
+
+async def create_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL before printing it."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

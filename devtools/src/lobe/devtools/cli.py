@@ -1,0 +1,56 @@
+"""The `lobe` command: `lobe dev`, `lobe db migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lobe.devtools.dev import DevOptions, find_state_dir, run_dev
+from lobe.devtools.migrate import migrate
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lobe", description="Lobe Platform developer tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser(
+        "dev",
+        help="run the whole suite locally",
+        description="Run NATS, PostgreSQL and Redis (unless NATS_URL / DATABASE_URL / REDIS_URL are set) and "
+        "every service as its own process, like production.",
+    )
+    dev.add_argument("--state-dir", type=Path, help="where embedded servers keep state (default .lobe/dev)")
+    dev.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for readiness")
+    dev.add_argument("--only", action="append", default=[], metavar="SERVICE", help="run only these services")
+
+    db = commands.add_parser("db", help="database tasks")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("migrate", help="apply billing migrations to $DATABASE_URL")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "dev":
+        options = DevOptions(
+            state_dir=args.state_dir or find_state_dir(),
+            ready_timeout_s=args.ready_timeout,
+            only=frozenset(args.only),
+        )
+        return asyncio.run(run_dev(options))
+    if args.command == "db" and args.db_command == "migrate":
+        dsn = os.environ.get("DATABASE_URL")
+        if not dsn:
+            print("lobe db migrate: DATABASE_URL is not set", file=sys.stderr)
+            return 2
+        applied = asyncio.run(migrate(dsn, sys.stdout))
+        return 1 if applied is None else 0
+    raise AssertionError(f"unhandled command {args}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""`lobe dev`: the whole suite on this machine as separate processes, like production."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from lobe.devtools.backends import Backends
+from lobe.devtools.migrate import migrate
+from lobe.devtools.ports import LOOPBACK, port_is_open
+from lobe.devtools.servers import ServerStartError
+from lobe.devtools.supervisor import Child, ServiceFailed, ServiceSpec, Supervisor
+
+API_KEY_PREFIX = "sk-lobe-dev-"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # kebab-case: OTEL_SERVICE_NAME, log prefix
+    module: str
+    port_var: str  # env var that overrides its port in `lobe dev`
+    default_port: int
+    ready_path: str
+
+
+# Dependencies first, so the reverse-order shutdown stops the gateway (the front door) first.
+SERVICES = (
+    Service("billing", "lobe.billing", "BILLING_OPS_PORT", 3212, "/health/ready"),
+    Service("metrics", "lobe.metrics", "METRICS_OPS_PORT", 3213, "/health/ready"),
+    Service("chat-worker", "lobe.chat_worker", "CHAT_WORKER_OPS_PORT", 3211, "/health/ready"),
+    Service("gateway", "lobe.gateway", "GATEWAY_PORT", 3210, "/api/ready"),
+)
+
+
+@dataclass
+class DevOptions:
+    state_dir: Path
+    ready_timeout_s: float = 60.0
+    grace_s: float = 10.0
+    only: frozenset[str] = field(default_factory=frozenset)  # empty: every service
+
+
+class DevError(RuntimeError):
+    """Start-up cannot proceed; the message says what to change."""
+
+
+def find_state_dir(start: Path | None = None) -> Path:
+    """.lobe/dev in the nearest ancestor that is a repository root (has .git), else in the cwd."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / ".git").exists() or (directory / ".lobe").is_dir():
+            return directory / ".lobe" / "dev"
+    return here / ".lobe" / "dev"
+
+
+def dev_api_key(state_dir: Path) -> str:
+    """Generated once, then reused so clients keep working across restarts."""
+    path = state_dir / "api-key"
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = API_KEY_PREFIX + secrets.token_urlsafe(24)[:32]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
+
+
+def port_of(service: Service, environ: dict[str, str]) -> int:
+    raw = environ.get(service.port_var, str(service.default_port))
+    try:
+        return int(raw)
+    except ValueError:
+        raise DevError(f"{service.port_var}={raw!r} is not a port number") from None
+
+
+def service_specs(
+    services: tuple[Service, ...], urls: dict[str, str], api_key: str, environ: dict[str, str]
+) -> list[ServiceSpec]:
+    specs = []
+    for service in services:
+        port = port_of(service, environ)
+        env = {**urls, "OTEL_SERVICE_NAME": service.name, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
+        if service.name == "gateway":
+            env |= {
+                "GATEWAY_HOST": LOOPBACK,
+                "GATEWAY_PORT": str(port),
+                "GATEWAY_API_KEYS": f"{api_key}:dev-user:free",
+            }
+        else:
+            env |= {"OPS_HOST": LOOPBACK, "OPS_PORT": str(port)}
+        url = f"http://{LOOPBACK}:{port}{service.ready_path}"
+        specs.append(ServiceSpec(service.name, [sys.executable, "-m", service.module], env, url))
+    return specs
+
+
+def selected(only: frozenset[str]) -> tuple[Service, ...]:
+    unknown = only - {s.name for s in SERVICES}
+    if unknown:
+        raise DevError(
+            f"unknown service(s) {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in SERVICES)}"
+        )
+    return tuple(s for s in SERVICES if not only or s.name in only)
+
+
+async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run until Ctrl-C / SIGTERM (exit 0) or until a service dies (exit 1)."""
+    began = time.monotonic()
+    environ = dict(os.environ)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    backends = Backends(options.state_dir, environ)
+    supervisor = Supervisor(out)
+
+    def say(message: str) -> None:
+        err.write(f"lobe dev: {message}\n")
+        err.flush()
+
+    try:
+        services = selected(options.only)
+        for service in services:
+            if port_is_open(port_of(service, environ)):
+                raise DevError(
+                    f"{service.name}: port {port_of(service, environ)} is in use (set {service.port_var})"
+                )
+        urls = await backends.start()
+        say(f"backends ready in {time.monotonic() - began:.1f}s: {backends.describe()}")
+        await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
+        api_key = dev_api_key(options.state_dir)
+        children = [await supervisor.start(spec) for spec in service_specs(services, urls, api_key, environ)]
+
+        def on_ready(child: Child, after_s: float) -> None:
+            say(f"{child.name} ready ({after_s:.1f}s)")
+
+        say(f"starting {', '.join(c.name for c in children)}")
+        ready = asyncio.create_task(supervisor.wait_ready(children, options.ready_timeout_s, on_ready))
+        if not await _first(ready, stop):
+            say("interrupted during start-up; shutting down")
+            return 130
+        gateway = next((s for s in services if s.name == "gateway"), None)
+        where = f"gateway http://{LOOPBACK}:{port_of(gateway, environ)}" if gateway else "gateway not started"
+        out.write(f"lobe dev ready in {time.monotonic() - began:.1f}s: {where}  api key {api_key}\n")
+        out.flush()
+        exited = asyncio.create_task(supervisor.first_exit())
+        if await _first(exited, stop):
+            child = exited.result()
+            raise ServiceFailed(child.name, f"exited with code {child.proc.returncode}", child.tail)
+        say("shutting down")
+        return 0
+    except (DevError, ServerStartError, ServiceFailed) as exc:
+        say(f"error: {exc}")
+        return 1
+    finally:
+        await supervisor.shutdown(options.grace_s)
+        backends.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _first(task: asyncio.Task[object], stop: asyncio.Event) -> bool:
+    """Wait for task or stop; True when the task finished first (its exception is raised)."""
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
