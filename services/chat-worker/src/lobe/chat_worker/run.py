@@ -6,14 +6,22 @@ Exactly one usage event is published per request, whatever the outcome (done, er
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog
 from lobe.chat_worker.frames import FrameSink
-from lobe.chat_worker.providers.base import Finished, Provider, ProviderError, ReasoningDelta, TextDelta
+from lobe.chat_worker.providers.base import (
+    Finished,
+    Provider,
+    ProviderError,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+)
 from lobe.shared.events.chat import (
     ChatRequested,
     DeltaFrame,
@@ -115,8 +123,13 @@ class ChatRun:
             return
 
     async def _stream(self, provider: Provider) -> None:
+        # aclosing: a cancel landing mid-send must still close the upstream connection now.
+        async with contextlib.aclosing(provider.stream(self.event.body)) as events:
+            await self._relay(events, provider.name)
+
+    async def _relay(self, events: AsyncIterator[StreamEvent], provider_name: str) -> None:
         request_id = self.event.request_id
-        async for item in provider.stream(self.event.body):
+        async for item in events:
             if isinstance(item, TextDelta | ReasoningDelta | ToolCallDelta):
                 if not self.outcome.started:
                     self.outcome.started = True
@@ -129,7 +142,7 @@ class ChatRun:
                 self.outcome.usage = item
         if self.outcome.finish is None:
             raise ProviderError(
-                provider.name, 502, "upstream_truncated", "stream ended without a finish", started=True
+                provider_name, 502, "upstream_truncated", "stream ended without a finish", started=True
             )
 
     def _delta(self, item: TextDelta | ReasoningDelta | ToolCallDelta, request_id: str) -> DeltaFrame:

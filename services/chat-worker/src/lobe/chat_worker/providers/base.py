@@ -7,7 +7,7 @@ stream back into `StreamEvent`s. The worker's frame loop only ever sees these ty
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -60,7 +60,7 @@ class Provider(ABC):
     name: str
 
     @abstractmethod
-    def stream(self, body: ChatCompletionRequest) -> AsyncIterator[StreamEvent]:
+    def stream(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         """Yield the answer as events; end with `Finished` (and `TokenUsage` when known).
 
         Raises ProviderError for upstream failures. Cancelling the iterating task must close

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import aiohttp
 
@@ -62,7 +62,7 @@ class HttpProvider(Provider):
     def headers(self, own: dict[str, str]) -> dict[str, str]:
         return {"Content-Type": "application/json", **own, **self.deployment.headers}
 
-    async def stream(self, body: ChatCompletionRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         request = self.request_for(body)
         parser = self.parser_for(body)
         started = False

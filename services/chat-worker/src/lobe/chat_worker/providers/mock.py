@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from lobe.chat_worker.providers.base import Finished, Provider, StreamEvent, TextDelta
 from lobe.shared.chat_schema import ChatCompletionRequest, TextPart
-from lobe.shared.events.chat import TokenUsage
+from lobe.shared.events.chat import FinishReason, TokenUsage
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 MOCK_MODEL = "mock"
@@ -46,10 +46,10 @@ class MockProvider(Provider):
     def __init__(self, chunk_delay_s: float = 0.0) -> None:
         self.chunk_delay_s = chunk_delay_s
 
-    async def stream(self, body: ChatCompletionRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         chunks = mock_answer(body)
         limit = body.output_token_limit
-        finish = "stop"
+        finish: FinishReason = "stop"
         if limit is not None and limit < len(chunks):
             chunks, finish = chunks[:limit], "length"
         for chunk in chunks:
