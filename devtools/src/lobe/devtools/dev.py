@@ -46,6 +46,7 @@ class DevOptions:
     ready_timeout_s: float = 60.0
     grace_s: float = 10.0
     only: frozenset[str] = field(default_factory=frozenset)  # empty: every service
+    services: tuple[Service, ...] = SERVICES
 
 
 class DevError(RuntimeError):
@@ -102,13 +103,12 @@ def service_specs(
     return specs
 
 
-def selected(only: frozenset[str]) -> tuple[Service, ...]:
-    unknown = only - {s.name for s in SERVICES}
+def selected(services: tuple[Service, ...], only: frozenset[str]) -> tuple[Service, ...]:
+    unknown = only - {s.name for s in services}
     if unknown:
-        raise DevError(
-            f"unknown service(s) {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in SERVICES)}"
-        )
-    return tuple(s for s in SERVICES if not only or s.name in only)
+        known = ", ".join(s.name for s in services)
+        raise DevError(f"unknown service(s) {', '.join(sorted(unknown))}; known: {known}")
+    return tuple(s for s in services if not only or s.name in only)
 
 
 async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -127,7 +127,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         err.flush()
 
     try:
-        services = selected(options.only)
+        services = selected(options.services, options.only)
         for service in services:
             if port_is_open(port_of(service, environ)):
                 raise DevError(

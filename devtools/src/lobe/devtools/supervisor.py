@@ -122,7 +122,7 @@ class Supervisor:
                             on_ready(child, time.monotonic() - started)
                 if pending and time.monotonic() - started > limit_s:
                     child = pending[0]
-                    raise ServiceFailed(child.name, f"was not ready after {limit_s:.0f}s", child.tail)
+                    raise ServiceFailed(child.name, f"was not ready after {limit_s:g}s", child.tail)
                 if pending:
                     await asyncio.sleep(0.1)
 
