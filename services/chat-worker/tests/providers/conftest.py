@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from .fake_upstream import FakeUpstream
+from lobe.devtools.fake_upstream import FakeUpstream
 
 
 @pytest.fixture

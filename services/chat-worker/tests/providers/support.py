@@ -1,59 +1,20 @@
-"""Shared by the provider tests: where the transcripts live, and a stream assembled into totals."""
+"""Shared by the provider tests: a stream assembled into totals, requests and deployments to build.
+
+The transcripts and the fake upstream replaying them live in lobe.devtools (provider_fixtures,
+fake_upstream): the end-to-end tests and the benchmark use them too.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lobe.chat_worker.deployments import Deployment
 from lobe.chat_worker.providers.base import Finished, Provider, ProviderError, ReasoningDelta, TextDelta
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import TokenUsage, ToolCallDelta
-
-from .fake_upstream import Reply
-
-
-def fixtures_root() -> Path:
-    if env := os.environ.get("LOBE_PROVIDER_FIXTURES"):
-        return Path(env)
-    here = Path(__file__).resolve()
-    repo = next(p for p in here.parents if (p / "constraints.txt").exists())
-    return repo.parent / "shared" / "fixtures" / "providers"
-
-
-def fixture_files(provider_dir: str) -> list[str]:
-    """Every body file of one provider folder, as `dir/name` (the sidecars hold the expectations)."""
-    folder = fixtures_root() / provider_dir
-    return sorted(f"{provider_dir}/{p.name}" for p in folder.iterdir() if not p.name.endswith(".meta.json"))
-
-
-@dataclass
-class Transcript:
-    name: str
-    body: bytes
-    meta: dict[str, Any]
-
-    @property
-    def expected(self) -> dict[str, Any]:
-        return dict(self.meta["expected"])
-
-    def reply(self, *, seed: int = 0, status: int | None = None, **kwargs: Any) -> Reply:
-        http = self.meta["http"]
-        recorded = http.get("headers_recorded", {}).get("content-type") or http.get("content_type")
-        content_type = (recorded or "application/json").split(" (")[0]
-        meta_status = http.get("status")
-        chosen = status or (meta_status if isinstance(meta_status, int) else 500)
-        return Reply(self.body, chosen, content_type, seed=seed, **kwargs)
-
-
-def load(name: str) -> Transcript:
-    path = fixtures_root() / name
-    meta = json.loads(path.with_name(path.name + ".meta.json").read_text())
-    return Transcript(name, path.read_bytes(), meta)
 
 
 @dataclass

@@ -8,10 +8,11 @@ import aiohttp
 import pytest
 
 from lobe.chat_worker.providers.registry import build_provider
+from lobe.devtools.fake_upstream import FakeUpstream
+from lobe.devtools.provider_fixtures import fixture_files, load
 from lobe.shared.events.chat import TokenUsage
 
-from .fake_upstream import FakeUpstream
-from .support import collect, deployment, fixture_files, load, request
+from .support import collect, deployment, request
 
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 

@@ -8,9 +8,10 @@ from typing import Any
 import aiohttp
 
 from lobe.chat_worker.providers.registry import build_provider
+from lobe.devtools.fake_upstream import FakeUpstream
+from lobe.devtools.provider_fixtures import load
 
-from .fake_upstream import FakeUpstream
-from .support import collect, deployment, load, request
+from .support import collect, deployment, request
 
 
 def strip_caller(recorded: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,7 @@ import pytest
 
 from lobe.chat_worker.providers.ndjson import NDJSONDecoder
 from lobe.chat_worker.providers.sse import FramingError, SSEDecoder, SSEEvent
-
-from .support import fixture_files, fixtures_root
+from lobe.devtools.provider_fixtures import fixture_files, fixtures_root
 
 SSE_BODY = (
     ': keep-alive\r\n\r\nevent: delta\r\ndata: {"t": "h\u00e9llo \U0001f60a"}\r\n\r\n'

@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 
 from lobe.chat_worker.providers.registry import build_provider
+from lobe.devtools.fake_upstream import FakeUpstream, Reply
+from lobe.devtools.provider_fixtures import load
 
-from .fake_upstream import FakeUpstream, Reply
-from .support import collect, deployment, load, request
+from .support import collect, deployment, request
 
 # (provider kind, a successful streaming transcript of it, a malformed chunk in its framing)
 ADAPTERS: list[tuple[str, str, bytes]] = [

@@ -5,9 +5,10 @@ from __future__ import annotations
 import aiohttp
 
 from lobe.chat_worker.providers.registry import build_provider
+from lobe.devtools.fake_upstream import FakeUpstream
+from lobe.devtools.provider_fixtures import load
 
-from .fake_upstream import FakeUpstream
-from .support import collect, deployment, load, request
+from .support import collect, deployment, request
 
 
 async def test_openai_request_equals_the_recorded_request_plus_forced_streaming(

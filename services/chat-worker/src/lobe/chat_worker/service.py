@@ -8,6 +8,9 @@ import logging
 
 import aiohttp
 from faststream.nats import NatsBroker, NatsMessage
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog
@@ -31,8 +34,10 @@ from lobe.shared.events.chat import (
     ModelList,
 )
 from lobe.shared.events.usage import UsageRecorded
+from lobe.shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
+TRACER = trace.get_tracer("lobe.chat_worker")
 
 
 class ChatWorker:
@@ -101,7 +106,8 @@ class ChatWorker:
         sink = FrameSink(
             self.broker.connection, event.reply_to, event.request_id, self.settings.heartbeat_interval_s
         )
-        task = asyncio.create_task(self._run(event, sink), name=f"chat {event.request_id}")
+        parent = extract_context(msg.headers)  # continue the gateway's trace
+        task = asyncio.create_task(self._run(event, sink, parent), name=f"chat {event.request_id}")
         self.runs[event.request_id] = (task, sink)
         return (
             AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
@@ -123,7 +129,16 @@ class ChatWorker:
         if run is not None:
             run[0].cancel()
 
-    async def _run(self, event: ChatRequested, sink: FrameSink) -> None:
+    async def _run(self, event: ChatRequested, sink: FrameSink, parent: Context) -> None:
+        span = TRACER.start_span("chat.run", context=parent, kind=SpanKind.CONSUMER)
+        span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
+        try:
+            with trace.use_span(span, end_on_exit=True):
+                await self._execute(event, sink)
+        finally:
+            self.runs.pop(event.request_id, None)
+
+    async def _execute(self, event: ChatRequested, sink: FrameSink) -> None:
         try:
             async with sink:
                 await ChatRun(event, self.catalog, self._provider_for, sink, self._record_usage).execute()
@@ -131,8 +146,6 @@ class ChatWorker:
             pass
         except Exception:
             log.exception("chat run crashed", extra={"request_id": event.request_id})
-        finally:
-            self.runs.pop(event.request_id, None)
 
     def _provider_for(self, deployment: Deployment) -> Provider:
         provider = self.providers.get(deployment.name)

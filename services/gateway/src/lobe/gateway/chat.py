@@ -11,6 +11,8 @@ import uuid
 from collections.abc import AsyncGenerator
 
 from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from lobe.gateway.dispatch import AnswerFrame, WorkerLost
@@ -32,6 +34,7 @@ from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 log = logging.getLogger(__name__)
+TRACER = trace.get_tracer("lobe.gateway")
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -61,6 +64,12 @@ async def parse_body(request: web.Request) -> ChatCompletionRequest:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
+    # The trace starts here; dispatch carries it to the worker in the NATS headers.
+    with TRACER.start_as_current_span("POST /v1/chat/completions", kind=SpanKind.SERVER):
+        return await _chat_completions(request)
+
+
+async def _chat_completions(request: web.Request) -> web.StreamResponse:
     resources = request.app[RESOURCES]
     caller = resources.keys.authenticate(request)
     body = await parse_body(request)
