@@ -1,0 +1,38 @@
+{{/*
+Environment of the service container, in three parts:
+- `config` (non-secret settings) from the chart's ConfigMap via envFrom;
+- `secretEnv` (VAR: key) from the existing Secret, so no credential is ever written in values;
+- `extraEnv` as literal EnvVar objects, for anything else (fieldRef and so on).
+*/}}
+{{- define "lobe-common.envFrom" -}}
+- configMapRef:
+    name: {{ include "lobe-common.fullname" . }}
+{{- end -}}
+
+{{- define "lobe-common.env" -}}
+{{- /* The listener follows containerPort, so the port is stated once. */}}
+- name: {{ .Values.listenEnv.host }}
+  value: "0.0.0.0"
+- name: {{ .Values.listenEnv.port }}
+  value: {{ .Values.containerPort | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ include "lobe-common.name" . | quote }}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- if .Values.secretEnv }}
+{{- $secret := include "lobe-common.secretName" . }}
+{{- range $var, $ref := .Values.secretEnv }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $ref.key }}
+      optional: {{ $ref.optional | default false }}
+{{- end }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

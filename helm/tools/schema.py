@@ -1,0 +1,246 @@
+"""Write (or --check) values.schema.json for every Lobe service chart and the umbrella chart.
+
+The service charts share one values layout from the lobe-common library, so their schemas are
+built here from one definition plus each chart's extras; editing a JSON schema by hand four
+times is how they drift apart. Every object is closed (additionalProperties: false) so a typo in
+a values file fails `helm lint` instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HELM = Path(__file__).resolve().parent.parent
+SERVICE_CHARTS = ("gateway", "chat-worker", "billing", "metrics")
+Schema = dict[str, Any]
+
+STRING: Schema = {"type": "string"}
+BOOL: Schema = {"type": "boolean"}
+PORT: Schema = {"type": "integer", "minimum": 1, "maximum": 65535}
+OPEN_MAP: Schema = {"type": "object"}  # Kubernetes objects passed through verbatim
+LIST_OF_OBJECTS: Schema = {"type": "array", "items": {"type": "object"}}
+STRING_MAP: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
+INT_OR_PERCENT: Schema = {
+    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^([0-9]+%?)?$"}]
+}
+ENV_NAME = "^[A-Z_][A-Z0-9_]*$"
+
+
+def closed(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+        "required": required if required is not None else sorted(properties),
+        **extra,
+    }
+
+
+def optional(properties: dict[str, Schema]) -> Schema:
+    return closed(properties, required=[])
+
+
+def probe(success_must_be_one: bool) -> Schema:
+    seconds = {"type": "integer", "minimum": 0}
+    return closed(
+        {
+            "enabled": BOOL,
+            "path": {"type": "string", "pattern": "^/"},
+            "initialDelaySeconds": seconds,
+            "periodSeconds": {"type": "integer", "minimum": 1},
+            "timeoutSeconds": {"type": "integer", "minimum": 1},
+            "failureThreshold": {"type": "integer", "minimum": 1},
+            # Kubernetes rejects anything but 1 for liveness and startup probes.
+            "successThreshold": {"const": 1} if success_must_be_one else {"type": "integer", "minimum": 1},
+        }
+    )
+
+
+GLOBAL = optional(
+    {
+        "imageRegistry": STRING,
+        "imagePullSecrets": {"type": "array", "items": STRING},
+        "existingSecret": STRING,
+    }
+)
+
+
+def service_schema(chart: str) -> Schema:
+    props: dict[str, Schema] = {
+        "global": GLOBAL,
+        "nameOverride": STRING,
+        "fullnameOverride": STRING,
+        "commonLabels": STRING_MAP,
+        "image": closed(
+            {
+                "registry": STRING,
+                "repository": {"type": "string", "minLength": 1},
+                "tag": STRING,
+                "digest": {"type": "string", "pattern": "^(sha256:[a-f0-9]{64})?$"},
+                "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+                "pullSecrets": {"type": "array", "items": STRING},
+            }
+        ),
+        "replicaCount": {"type": "integer", "minimum": 0},
+        "updateStrategy": OPEN_MAP,
+        "command": {"type": "array", "items": STRING},
+        "args": {"type": "array", "items": STRING},
+        "containerPort": PORT,
+        "listenEnv": closed(
+            {"host": {"type": "string", "pattern": ENV_NAME}, "port": {"type": "string", "pattern": ENV_NAME}}
+        ),
+        "config": {
+            "type": "object",
+            "description": "Non-secret environment; values are templated with tpl.",
+            "propertyNames": {"pattern": ENV_NAME},
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+            "not": {"anyOf": [{"required": [k]} for k in SECRET_VARS]},
+        },
+        "existingSecret": STRING,
+        "secretEnv": {
+            "type": "object",
+            "description": "Environment variables read from existingSecret: VAR -> {key, optional}.",
+            "propertyNames": {"pattern": ENV_NAME},
+            "additionalProperties": closed(
+                {"key": {"type": "string", "minLength": 1}, "optional": BOOL}, required=["key"]
+            ),
+        },
+        "extraEnv": LIST_OF_OBJECTS,
+        "probes": closed({"startup": probe(True), "liveness": probe(True), "readiness": probe(False)}),
+        "service": closed(
+            {
+                "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
+                "port": PORT,
+                "annotations": STRING_MAP,
+            }
+        ),
+        "serviceAccount": closed(
+            {"create": BOOL, "name": STRING, "annotations": STRING_MAP, "automountToken": BOOL}
+        ),
+        "podAnnotations": STRING_MAP,
+        "podLabels": STRING_MAP,
+        "podSecurityContext": OPEN_MAP,
+        "containerSecurityContext": OPEN_MAP,
+        "resources": OPEN_MAP,
+        "terminationGracePeriodSeconds": {"type": "integer", "minimum": 0},
+        "pdb": closed({"create": BOOL, "minAvailable": INT_OR_PERCENT, "maxUnavailable": INT_OR_PERCENT}),
+        "autoscaling": closed(
+            {
+                "enabled": BOOL,
+                "minReplicas": {"type": "integer", "minimum": 1},
+                "maxReplicas": {"type": "integer", "minimum": 1},
+                "targetCPUUtilizationPercentage": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+                "targetMemoryUtilizationPercentage": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "maximum": 100,
+                },
+            },
+            # A null target is how values switch a metric off, and Helm drops null keys entirely.
+            required=["enabled", "minReplicas", "maxReplicas"],
+        ),
+        "serviceMonitor": closed(
+            {
+                "enabled": BOOL,
+                "namespace": STRING,
+                "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m)$"},
+                "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m)$"},
+                "labels": STRING_MAP,
+            }
+        ),
+        "topologySpread": closed({"enabled": BOOL, "topologyKey": {"type": "string", "minLength": 1}}),
+        "nodeSelector": STRING_MAP,
+        "tolerations": LIST_OF_OBJECTS,
+        "affinity": OPEN_MAP,
+        "extraVolumes": LIST_OF_OBJECTS,
+        "extraVolumeMounts": LIST_OF_OBJECTS,
+    }
+    props.update(EXTRAS.get(chart, {}))
+    # Helm hands each dependency a values block, the library chart included (it takes none).
+    props["lobe-common"] = optional({"global": GLOBAL})
+    # The umbrella chart's on/off switch for this service (its dependency condition).
+    props["enabled"] = BOOL
+    return {
+        "$schema": "https://json-schema.org/draft-07/schema#",
+        "title": f"Values of the Lobe {chart} chart",
+        **closed(props, required=sorted(set(props) - {"global", "lobe-common", "enabled"})),
+    }
+
+
+# Variables that carry credentials: only ever through secretEnv, never in the ConfigMap.
+SECRET_VARS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "GATEWAY_API_KEYS",
+    "BILLING_ADMIN_TOKEN",
+)
+
+EXTRAS: dict[str, dict[str, Schema]] = {
+    "gateway": {
+        "ingress": closed(
+            {
+                "enabled": BOOL,
+                "className": STRING,
+                "host": STRING,
+                "annotations": STRING_MAP,
+                "tls": LIST_OF_OBJECTS,
+            }
+        ),
+    },
+    "billing": {
+        "migrations": closed(
+            {
+                "enabled": BOOL,
+                "command": {"type": "array", "items": STRING, "minItems": 1},
+                "backoffLimit": {"type": "integer", "minimum": 0},
+                "activeDeadlineSeconds": {"type": "integer", "minimum": 1},
+                "resources": OPEN_MAP,
+            }
+        ),
+    },
+}
+
+
+def umbrella_schema() -> Schema:
+    # Each subchart validates its own block against its own schema; here only the switch is checked.
+    sub = {"type": "object", "properties": {"enabled": BOOL}, "required": ["enabled"]}
+    return {
+        "$schema": "https://json-schema.org/draft-07/schema#",
+        "title": "Values of the Lobe umbrella chart",
+        **closed({"global": GLOBAL, **dict.fromkeys(SERVICE_CHARTS, sub)}),
+    }
+
+
+def expected() -> dict[Path, str]:
+    out = {HELM / chart / "values.schema.json": service_schema(chart) for chart in SERVICE_CHARTS}
+    out[HELM / "lobe" / "values.schema.json"] = umbrella_schema()
+    return {path: json.dumps(schema, indent=2) + "\n" for path, schema in out.items()}
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for path, text in expected().items():
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if stale:
+        names = ", ".join(str(p.relative_to(HELM)) for p in stale)
+        print(f"stale values.schema.json (run helm/tools/schema.py): {names}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
