@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import nats
@@ -72,14 +73,15 @@ class Suite:
         return {"Authorization": f"Bearer {API_KEY}"}
 
 
-async def start_worker(nats_url: str, **overrides: object) -> ChatWorker:
+async def start_worker(nats_url: str, models: ModelCatalog | None = None, **overrides: Any) -> ChatWorker:
+    """An in-process worker routing the mock models, or `models` when given."""
     settings = WorkerSettings(nats_url=nats_url, ops_port=0, heartbeat_interval_s=0.2, **overrides)
-    worker = ChatWorker(settings, catalog())
+    worker = ChatWorker(settings, models or catalog())
     await worker.start()
     return worker
 
 
-async def start_gateway(nats_url: str, **overrides: object) -> tuple[web.AppRunner, str]:
+async def start_gateway(nats_url: str, **overrides: Any) -> tuple[web.AppRunner, str]:
     settings = GatewaySettings(
         nats_url=nats_url, gateway_api_keys=f"{API_KEY}:alice:free", worker_silence_s=1.0, **overrides
     )
