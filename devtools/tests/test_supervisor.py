@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import signal
 import sys
 import textwrap
 import time
@@ -44,11 +45,18 @@ async def _sleep() -> None:
     await asyncio.sleep(0.02)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def _gone(pid: int, limit_s: float = 2) -> bool:
+    """True once pid has exited (SIGKILL delivery is asynchronous, so allow a moment)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
 
 
 async def test_child_output_lines_are_prefixed_with_its_padded_name() -> None:
@@ -76,10 +84,13 @@ async def test_shutdown_kills_grandchildren_that_ignore_sigterm() -> None:
     sup = Supervisor(out, color=False)
     child = await sup.start(ServiceSpec("tree", tree(ignore_term=False)))
     grandchild = int(await _first_line(out))
-    assert not _gone(grandchild)
+    assert not _gone(grandchild, 0)
+    began = time.monotonic()
     await sup.shutdown(grace=5)
-    assert child.proc.returncode is not None
+    assert child.proc.returncode == -signal.SIGTERM
     assert _gone(grandchild)
+    # The child obeyed SIGTERM: no waiting out the grace period for its stubborn grandchild's pipe.
+    assert time.monotonic() - began < 2
 
 
 async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period() -> None:

@@ -128,7 +128,7 @@ class Supervisor:
 
     async def first_exit(self) -> Child:
         """The first child to exit (waits as long as they all run)."""
-        waits = {asyncio.create_task(c.proc.wait()): c for c in self.children}
+        waits = {asyncio.create_task(_exited(c.proc)): c for c in self.children}
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -152,13 +152,13 @@ class Supervisor:
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.send_signal(signal.SIGTERM)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(child.proc.wait(), max(0.0, deadline - time.monotonic()))
+                    await asyncio.wait_for(_exited(child.proc), max(0.0, deadline - time.monotonic()))
         for child in self.children:
             # Stragglers and anything a service forked into its group.
             if child.proc.returncode is None or group_alive(child.proc.pid):
                 signal_group(child.proc.pid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(child.proc.wait(), 5)
+                await asyncio.wait_for(_exited(child.proc), 5)
             await self._drain(child)
             registry.discard(id(child.proc))
 
@@ -171,6 +171,17 @@ async def _answers(http: aiohttp.ClientSession, url: str | None) -> bool:
             return resp.status == 200
     except (aiohttp.ClientError, TimeoutError, OSError):
         return False
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> int:
+    """Wait for the process itself to exit.
+
+    Process.wait() also waits for its pipes to close, which never happens while a grandchild
+    still holds stdout; returncode is set as soon as the child is reaped.
+    """
+    while proc.returncode is None:  # noqa: ASYNC110 - asyncio offers no exit-only notification
+        await asyncio.sleep(0.02)
+    return proc.returncode
 
 
 def _kill_group(pid: int) -> None:
