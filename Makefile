@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := shared services/gateway services/chat-worker services/billing services/metrics devtools
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-unit test-integration lint install bench clean
+.PHONY: dev test test-unit test-integration lint install helm-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared/src services/*/src devtools/src
 	$(BIN)/mypy --strict -p lobe.shared
+
+# Helm lint --strict, helm template and kubernetes-validate for every chart and ci values file.
+helm-check: install
+	PATH="$(abspath $(BIN)):$$PATH" helm/tools/check.sh
 
 clean:
 	rm -rf $(VENV) .lobe

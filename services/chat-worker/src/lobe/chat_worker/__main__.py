@@ -1,3 +1,6 @@
+"""`python -m lobe.chat_worker`: configuration from the environment only."""
+
 from lobe.chat_worker.main import main
 
-main()
+if __name__ == "__main__":
+    main()

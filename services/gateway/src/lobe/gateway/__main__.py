@@ -1,3 +1,6 @@
+"""`python -m lobe.gateway`: configuration from the environment only."""
+
 from lobe.gateway.main import main
 
-main()
+if __name__ == "__main__":
+    main()
