@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 AnswerFrame = DeltaFrame | ResetFrame | UsageFrame | DoneFrame
 SATURATED_BACKOFF_S = 0.05
+SATURATED_BACKOFF_MAX_S = 0.2
 
 
 class WorkerLost(ApiError):
@@ -61,20 +62,23 @@ class ChatDispatcher:
         settings = self.settings
         deadline = time.monotonic() + settings.request_timeout_s
         saturated_until = time.monotonic() + settings.saturation_wait_s
-        attempt = 1
+        attempt = 1  # dispatches that a worker accepted or let time out; refusals for load do not count
+        offer = 0
         while True:
-            # A reply subject per attempt: frames from a worker presumed dead can never mix in.
-            subject = f"{reply_subject(request_id)}.{attempt}"
+            offer += 1
+            # A reply subject per offer: frames from a worker presumed dead can never mix in.
+            subject = f"{reply_subject(request_id)}.{offer}"
             sub = await self.nc.subscribe(subject)
             try:
                 accepted = await self._hand_over(request_id, caller, body, subject, attempt, deadline)
                 if isinstance(accepted, ErrorFrame):
                     if accepted.code != "worker_saturated":
                         raise ApiError(accepted.status, accepted.message, accepted.code)
-                    if time.monotonic() >= saturated_until:
+                    remaining = saturated_until - time.monotonic()
+                    if remaining <= 0:
                         raise no_worker("All chat workers are busy; retry shortly.")
-                    await asyncio.sleep(SATURATED_BACKOFF_S * attempt)
-                    attempt += 1
+                    # Growing back-off, capped so a freed slot is seen soon, and never past the bound.
+                    await asyncio.sleep(min(SATURATED_BACKOFF_S * offer, SATURATED_BACKOFF_MAX_S, remaining))
                     continue
                 if accepted is None:  # nobody took it in time: a worker may be dying
                     if attempt >= settings.dispatch_attempts:
