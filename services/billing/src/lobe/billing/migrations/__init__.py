@@ -34,7 +34,9 @@ class Migration:
 
 def load_migrations() -> list[Migration]:
     files = [f for f in resources.files(__package__).iterdir() if f.name.endswith(".sql")]
-    return [Migration(f.name.removesuffix(".sql"), f.read_text()) for f in sorted(files, key=lambda f: f.name)]
+    return [
+        Migration(f.name.removesuffix(".sql"), f.read_text()) for f in sorted(files, key=lambda f: f.name)
+    ]
 
 
 async def apply_migrations(dsn: str) -> list[str]:
@@ -57,7 +59,9 @@ async def _apply_locked(conn: asyncpg.Connection) -> list[str]:
                checksum text NOT NULL,
                applied_at timestamptz NOT NULL DEFAULT now())"""
     )
-    done = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")}
+    done = {
+        r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")
+    }
     applied: list[str] = []
     for migration in load_migrations():
         if migration.name in done:

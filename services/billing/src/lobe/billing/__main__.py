@@ -1,0 +1,33 @@
+"""`python -m lobe.billing`: run the billing service until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from lobe.billing.errors import ConfigError, MigrationError
+from lobe.billing.service import SERVICE_NAME, BillingService
+from lobe.billing.settings import BillingSettings
+from lobe.shared.logs import setup_logging
+from lobe.shared.telemetry import setup_tracing
+
+
+async def main() -> None:
+    settings = BillingSettings()
+    setup_logging(settings, SERVICE_NAME)
+    setup_tracing(settings, SERVICE_NAME)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with BillingService(settings):
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except (ConfigError, MigrationError) as exc:
+        print(f"billing: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,64 @@
+"""Facts billing publishes after a commit: usage settled with its cost, and missing prices."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from nats.js import JetStreamContext
+
+from lobe.billing.ledger import LedgerRow
+from lobe.shared.events.billing import BILLING_PRICE_MISSING, PriceMissing
+from lobe.shared.events.usage import USAGE_SETTLED, UsageSettled
+
+log = logging.getLogger(__name__)
+
+# One price-missing alert per model per this many seconds and process: an unknown model used a
+# thousand times a second needs one page, not a thousand.
+PRICE_ALERT_INTERVAL_S = 300.0
+
+
+class Alerts:
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+        self._price_alerted: dict[tuple[str, str], float] = {}
+
+    async def settled(self, rows: Sequence[LedgerRow]) -> None:
+        """Best effort after commit: the ledger is the record, this is the notification."""
+        if not rows:
+            return
+        results = await asyncio.gather(*(self._publish_settled(r) for r in rows), return_exceptions=True)
+        failed = sum(1 for r in results if isinstance(r, BaseException))
+        if failed:
+            log.warning("%d usage.settled publishes failed", failed)
+
+    async def _publish_settled(self, row: LedgerRow) -> None:
+        e = row.event
+        fact = UsageSettled(
+            request_id=e.request_id,
+            correlation_id=e.correlation_id,
+            user_id=e.user_id,
+            model=e.model,
+            # The event schema carries float dollars for display; the ledger keeps the exact value.
+            cost_usd=float(row.cost_usd),
+            priced=row.priced,
+        )
+        await self.js.publish(
+            USAGE_SETTLED, fact.encode(), headers={"Nats-Msg-Id": f"{e.request_id}:settled"}
+        )
+
+    async def unpriced(self, rows: Sequence[LedgerRow]) -> None:
+        now = time.monotonic()
+        for row in rows:
+            key = (row.event.provider, row.event.model)
+            if now - self._price_alerted.get(key, -PRICE_ALERT_INTERVAL_S) < PRICE_ALERT_INTERVAL_S:
+                continue
+            self._price_alerted[key] = now
+            log.error("no price for %s/%s; priced by the default rate", *key)
+            fact = PriceMissing(request_id=row.request_id, provider=key[0], model=key[1])
+            try:
+                await self.js.publish(BILLING_PRICE_MISSING, fact.encode())
+            except Exception as exc:
+                log.warning("billing.price.missing publish failed: %s", exc)

@@ -1,0 +1,233 @@
+"""The usage ingester: a durable JetStream pull consumer writing batches to the ledger.
+
+Why nats.py rather than a FastStream subscriber: each message's fate depends on the batch's
+transaction (ack after commit, nak with a per-message delay on a database failure, dead-letter
+and ack for a malformed one), which is direct with nats.py's fetch and awkward through
+FastStream's batch handler and its single ack policy.
+
+Guarantees: a message is acked only after the transaction holding its row commits (or after its
+dead letter is stored); any failure before that leaves it unacked or nak'ed, so JetStream
+redelivers it, and the dedupe table turns a redelivery into a no-op. Never lost, never twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+
+import asyncpg
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from pydantic import ValidationError
+
+from lobe.billing import metrics
+from lobe.billing.alerts import Alerts
+from lobe.billing.ledger import LedgerRow, PartitionCache, price_event, write_batch
+from lobe.billing.plans import PlanBook
+from lobe.billing.prices import PriceTable
+from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
+from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, UsageRecorded
+
+log = logging.getLogger(__name__)
+
+# Redelivery backoff after a failed batch: 1 s, 2 s, 4 s ... capped, so a database outage of any
+# length is ridden out without hammering it (max_deliver is unlimited: never give up on usage).
+BACKOFF_BASE_S = 1.0
+BACKOFF_MAX_S = 30.0
+ACK_WAIT_S = 60.0
+
+
+def consumer_config() -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=BILLING_CONSUMER,
+        filter_subject=USAGE_RECORDED,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ACK_WAIT_S,
+        max_deliver=-1,
+        max_ack_pending=50_000,
+    )
+
+
+def backoff_s(deliveries: int) -> float:
+    return min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2.0 ** min(max(deliveries - 1, 0), 16))
+
+
+def deliveries(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.num_delivered)
+    except Exception:  # not a JetStream message (tests publishing by hand)
+        return 1
+
+
+class Ingester:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        pool: asyncpg.Pool,
+        prices: PriceTable,
+        plans: PlanBook,
+        alerts: Alerts,
+        batch_size: int = 500,
+        fetch_timeout_s: float = 1.0,
+    ) -> None:
+        self.js = js
+        self.pool = pool
+        self.prices = prices
+        self.plans = plans
+        self.alerts = alerts
+        self.batch_size = batch_size
+        self.fetch_timeout_s = fetch_timeout_s
+        self.partitions = PartitionCache()
+
+    async def subscribe(self) -> JetStreamContext.PullSubscription:
+        return await self.js.pull_subscribe(
+            USAGE_RECORDED, durable=BILLING_CONSUMER, stream=USAGE.name, config=consumer_config()
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fetch and write batches until `stop` is set; the batch in hand is always finished."""
+        sub = await self.subscribe()
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
+                except NatsTimeoutError:
+                    continue
+                except Exception as exc:  # connection trouble: nats.py reconnects on its own
+                    log.warning("usage fetch failed: %s", exc)
+                    await _sleep_unless(stop, 1.0)
+                    continue
+                pause = await self.handle(msgs)
+                if pause:
+                    await _sleep_unless(stop, pause)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # closing connection; the consumer itself is durable
+                log.debug("unsubscribe failed: %s", exc)
+
+    async def handle(self, msgs: Sequence[Msg]) -> float:
+        """Process one fetched batch; returns how long the loop should pause (0 when healthy)."""
+        started = time.perf_counter()
+        rows: list[LedgerRow] = []
+        by_request: dict[str, list[Msg]] = {}
+        for msg in msgs:
+            try:
+                event = UsageRecorded.decode(msg.data)
+            except ValidationError as exc:
+                await self.dead_letter(msg, _reason(exc))
+                continue
+            if event.request_id in by_request:  # same request twice in one batch
+                by_request[event.request_id].append(msg)
+                continue
+            by_request[event.request_id] = [msg]
+            rows.append(price_event(event, self.prices, self.plans))
+        if not rows:
+            return 0.0
+        try:
+            inserted = await self._write(rows)
+        except asyncpg.DataError as exc:
+            # Valid JSON the database cannot store (a NUL byte in a string, an out-of-range
+            # number): dead-letter that one event, not the batch around it.
+            if len(rows) == 1:
+                msgs_of = by_request[rows[0].request_id]
+                await self.dead_letter(msgs_of[0], f"rejected by the ledger: {exc}")
+                for dup in msgs_of[1:]:
+                    await dup.ack()
+                return 0.0
+            log.warning("batch rejected (%s); retrying its %d events one by one", exc, len(rows))
+            pause = 0.0
+            for row in rows:
+                pause = max(pause, await self.handle(by_request[row.request_id]))
+            return pause
+        except Exception as exc:
+            # Database down, deadlock, schema trouble or a bug: nothing committed, so redeliver
+            # later. Usage waits in the stream rather than being dropped.
+            self.partitions = PartitionCache()
+            return await self._retry_later(by_request, type(exc).__name__, exc)
+        for group in by_request.values():
+            for msg in group:
+                await msg.ack()
+        inserted_ids = {r.request_id for r in inserted}
+        metrics.INGESTED.inc(len(inserted))
+        metrics.DUPLICATES.inc(sum(len(g) for g in by_request.values()) - len(inserted))
+        # Settled facts for new rows, and again for redelivered ones: a crash between commit and
+        # publish would otherwise lose the fact (the stream's Nats-Msg-Id window drops repeats).
+        settle = [
+            r for r in rows if r.request_id in inserted_ids or deliveries(by_request[r.request_id][0]) > 1
+        ]
+        await self.alerts.settled(settle)
+        unpriced = [r for r in inserted if not r.priced]
+        metrics.UNPRICED.inc(len(unpriced))
+        await self.alerts.unpriced(unpriced)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return 0.0
+
+    async def _write(self, rows: list[LedgerRow]) -> list[LedgerRow]:
+        await self.partitions.ensure(self.pool, rows)
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await write_batch(conn, rows)
+
+    async def _retry_later(self, by_request: dict[str, list[Msg]], reason: str, exc: BaseException) -> float:
+        metrics.BATCH_FAILURES.labels(reason=reason).inc()
+        worst = 1
+        for group in by_request.values():
+            for msg in group:
+                n = deliveries(msg)
+                worst = max(worst, n)
+                try:
+                    await msg.nak(delay=backoff_s(n))
+                except Exception as nak_exc:  # unacked anyway: redelivered after ack_wait
+                    log.debug("nak failed: %s", nak_exc)
+        log.warning(
+            "ledger write failed (%s: %s); %d events will be redelivered", reason, exc, len(by_request)
+        )
+        return min(backoff_s(worst), 5.0)
+
+    async def dead_letter(self, msg: Msg, reason: str) -> None:
+        """Store the message on usage.dead, then ack it; if the store fails, leave it for redelivery."""
+        seq = _stream_seq(msg)
+        body = json.dumps(
+            {
+                "reason": reason,
+                "subject": msg.subject,
+                "stream_sequence": seq,
+                "payload": msg.data.decode("utf-8", errors="replace"),
+            }
+        ).encode()
+        headers = {"Nats-Msg-Id": f"dead:{seq}"} if seq is not None else None
+        try:
+            await self.js.publish(USAGE_DEAD_LETTER, body, headers=headers)
+        except Exception as exc:
+            log.error("dead-letter publish failed (%s); leaving message for redelivery", exc)
+            return
+        metrics.DEAD_LETTERED.inc()
+        log.error(
+            "malformed usage event sent to %s: %s", USAGE_DEAD_LETTER, reason, extra={"stream_seq": seq}
+        )
+        await msg.ack()
+
+
+def _reason(exc: ValidationError) -> str:
+    return "invalid usage event: " + "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def _stream_seq(msg: Msg) -> int | None:
+    try:
+        return int(msg.metadata.sequence.stream)
+    except Exception:
+        return None
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,113 @@
+"""Plans, limits and billing periods, from the operator's plans YAML (PLANS_FILE)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lobe.billing.errors import ConfigError
+
+DEFAULT_PLANS_FILE = Path(__file__).parent / "config" / "plans.yaml"
+PeriodKind = Literal["month", "week", "day"]
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokens: int | None = Field(ge=0)
+    cost_usd: Decimal | None = Field(ge=0, decimal_places=4)
+    requests: int | None = Field(ge=0)
+    rate_tier: str = Field(min_length=1)
+
+    @field_validator("cost_usd", mode="before")
+    @classmethod
+    def _exact(cls, value: Any) -> Any:
+        return Decimal(repr(value)) if isinstance(value, float) else value
+
+
+class PlanFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: PeriodKind = "month"
+    default_plan: str
+    plans: dict[str, Plan] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> PlanFile:
+        if self.default_plan not in self.plans:
+            raise ValueError(f"default_plan {self.default_plan!r} is not one of {sorted(self.plans)}")
+        return self
+
+
+def period_key(when: datetime, kind: PeriodKind = "month") -> str:
+    """The period `when` (UTC) falls in; keys sort in time order within a kind."""
+    if kind == "month":
+        return f"{when.year:04d}-{when.month:02d}"
+    if kind == "week":
+        iso = when.isocalendar()
+        return f"{iso.year:04d}-W{iso.week:02d}"
+    return when.strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Effective limits for one user: the plan's, with the user's overrides applied."""
+
+    plan: str
+    tokens: int | None
+    cost_usd: Decimal | None
+    requests: int | None
+    rate_tier: str
+
+
+@dataclass(frozen=True)
+class Override:
+    tokens: int | None = None
+    cost_usd: Decimal | None = None
+    requests: int | None = None
+    rate_tier: str | None = None
+
+
+class PlanBook:
+    def __init__(self, spec: PlanFile) -> None:
+        self.spec = spec
+        self.period = spec.period
+
+    def period_key(self, when: datetime) -> str:
+        return period_key(when, self.period)
+
+    def limits(self, plan: str | None, override: Override | None = None) -> Limits:
+        # An account on a plan the operator since removed falls back to the default plan.
+        name = plan if plan in self.spec.plans else self.spec.default_plan
+        base = self.spec.plans[name]
+        o = override or Override()
+        return Limits(
+            plan=name,
+            tokens=o.tokens if o.tokens is not None else base.tokens,
+            cost_usd=o.cost_usd if o.cost_usd is not None else base.cost_usd,
+            requests=o.requests if o.requests is not None else base.requests,
+            rate_tier=o.rate_tier or base.rate_tier,
+        )
+
+    def rows(self) -> list[tuple[str, int | None, Decimal | None, int | None, str]]:
+        return [(n, p.tokens, p.cost_usd, p.requests, p.rate_tier) for n, p in self.spec.plans.items()]
+
+
+def load_plans(path: Path | str | None = None) -> PlanBook:
+    path = Path(path or os.environ.get("PLANS_FILE") or DEFAULT_PLANS_FILE)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from exc
+    try:
+        return PlanBook(PlanFile.model_validate(raw))
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(str(path), errors) from exc

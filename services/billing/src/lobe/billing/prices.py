@@ -1,0 +1,159 @@
+"""The price table: load and validate the operator's YAML, price a usage event exactly.
+
+Money is Decimal end to end (NUMERIC in PostgreSQL); a float never touches a cost.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lobe.billing.errors import ConfigError
+from lobe.shared.events.chat import TokenUsage
+
+DEFAULT_PRICES_FILE = Path(__file__).parent / "config" / "prices.yaml"
+MILLION = Decimal(1_000_000)
+# Costs are exact at 10 decimals: prices have <= 4 decimals and tokens are integers / 1e6.
+COST_QUANTUM = Decimal("1e-10")
+
+
+def _to_decimal(value: Any) -> Any:
+    # YAML parses 0.0015 as a float; its repr is the shortest exact spelling of what was written.
+    return Decimal(repr(value)) if isinstance(value, float) else value
+
+
+Price = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+
+
+class Rate(BaseModel):
+    """US dollars per million tokens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: Price
+    output: Price
+    cached_input: Price | None = None
+
+    @field_validator("input", "output", "cached_input", mode="before")
+    @classmethod
+    def _coerce(cls, value: Any) -> Any:
+        return _to_decimal(value)
+
+    @property
+    def cached(self) -> Decimal:
+        return self.input if self.cached_input is None else self.cached_input
+
+
+class DatedRate(Rate):
+    effective_from: date
+
+
+class ModelPrices(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    prices: list[DatedRate] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _dates_unique(self) -> ModelPrices:
+        dates = [p.effective_from for p in self.prices]
+        if len(set(dates)) != len(dates):
+            raise ValueError(f"{self.provider}/{self.model}: two prices share an effective_from date")
+        return self
+
+
+class PriceFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: Rate
+    models: list[ModelPrices]
+
+    @model_validator(mode="after")
+    def _models_unique(self) -> PriceFile:
+        seen: set[tuple[str, str]] = set()
+        for m in self.models:
+            key = (m.provider, m.model)
+            if key in seen:
+                raise ValueError(f"{m.provider}/{m.model} is listed twice")
+            seen.add(key)
+        return self
+
+
+@dataclass(frozen=True)
+class Priced:
+    cost_usd: Decimal
+    priced: bool  # False: no price known, the default rate was used
+    effective_from: date | None
+
+
+def cost_of(rate: Rate, usage: TokenUsage) -> Decimal:
+    """Exact cost. prompt_tokens includes cached_tokens (OpenAI semantics, which the workers emit)."""
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    micro = (
+        (usage.prompt_tokens - cached) * rate.input
+        + cached * rate.cached
+        + usage.completion_tokens * rate.output
+    )
+    return (micro / MILLION).quantize(COST_QUANTUM)
+
+
+class PriceTable:
+    """Lookup by (provider, model) and date; immutable after load."""
+
+    def __init__(self, spec: PriceFile) -> None:
+        self.spec = spec
+        self.default = spec.default
+        self._exact: dict[tuple[str, str], list[DatedRate]] = {}
+        self._by_model: dict[str, list[DatedRate]] = {}
+        for m in spec.models:
+            rates = sorted(m.prices, key=lambda p: p.effective_from)
+            self._exact[(m.provider, m.model)] = rates
+            self._by_model.setdefault(m.model, rates)
+
+    def rate(self, provider: str, model: str, when: date) -> DatedRate | None:
+        rates = self._exact.get((provider, model)) or self._by_model.get(model)
+        if not rates:
+            return None
+        i = bisect.bisect_right([r.effective_from for r in rates], when)
+        # Before the first entry: the first price is the best knowledge of that model's price.
+        return rates[max(i - 1, 0)]
+
+    def price(self, provider: str, model: str, occurred_at: datetime, usage: TokenUsage) -> Priced:
+        rate = self.rate(provider, model, occurred_at.date())
+        if rate is None:
+            return Priced(cost_of(self.default, usage), priced=False, effective_from=None)
+        return Priced(cost_of(rate, usage), priced=True, effective_from=rate.effective_from)
+
+    def rows(self) -> list[tuple[str, str, date, Decimal, Decimal, Decimal]]:
+        """The table as rows for the `prices` mirror in PostgreSQL."""
+        return [
+            (m.provider, m.model, p.effective_from, p.input, p.output, p.cached)
+            for m in self.spec.models
+            for p in m.prices
+        ]
+
+
+def load_prices(path: Path | str | None = None) -> PriceTable:
+    """Load PRICES_FILE (or the bundled table); a bad file raises ConfigError naming the field."""
+    path = Path(path or os.environ.get("PRICES_FILE") or DEFAULT_PRICES_FILE)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from exc
+    try:
+        return PriceTable(PriceFile.model_validate(raw))
+    except ValidationError as exc:
+        raise ConfigError(str(path), _describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())

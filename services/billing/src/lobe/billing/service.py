@@ -1,0 +1,105 @@
+"""The billing process: migrations, catalog, ingest loops, usage API and ops, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+import asyncpg
+from nats.aio.client import Client as NATS
+
+from lobe.billing.alerts import Alerts
+from lobe.billing.api import build_api
+from lobe.billing.catalog import sync_catalog
+from lobe.billing.ingest import Ingester
+from lobe.billing.migrations import apply_migrations
+from lobe.billing.plans import load_plans
+from lobe.billing.prices import load_prices
+from lobe.billing.settings import BillingSettings
+from lobe.shared import bus
+from lobe.shared.ops import bound_port, start_ops_server
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = "billing"
+
+
+class BillingService:
+    """Start with `async with BillingService(settings) as svc:`; leaving the block shuts down."""
+
+    def __init__(self, settings: BillingSettings) -> None:
+        self.settings = settings
+        self.stop = asyncio.Event()
+        self.ops_port = 0
+        self._stack = AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pool: asyncpg.Pool | None = None
+        self.nc: NATS | None = None
+
+    async def __aenter__(self) -> BillingService:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+    async def _start(self) -> None:
+        s = self.settings
+        # Bad YAML fails here, before anything connects: a clear error and a non-zero exit.
+        prices = load_prices(s.prices_file)
+        plans = load_plans(s.plans_file)
+        dsn = s.database_url.get_secret_value()
+        applied = await apply_migrations(dsn)
+        if applied:
+            log.info("migrations applied: %s", ", ".join(applied))
+        pool = await asyncpg.create_pool(
+            dsn, min_size=2, max_size=s.billing_db_pool_size, timeout=5, command_timeout=30
+        )
+        self.pool = pool
+        self._stack.push_async_callback(pool.close)
+        await sync_catalog(pool, prices, plans)
+
+        nc = await bus.connect(s, SERVICE_NAME)
+        self.nc = nc
+        self._stack.push_async_callback(bus.close, nc)
+        js = nc.jetstream()
+        await bus.ensure_streams(js)
+
+        ingester = Ingester(
+            js, pool, prices, plans, Alerts(js), s.billing_batch_size, s.billing_fetch_timeout_s
+        )
+        for i in range(s.billing_consumers):
+            self._tasks.append(asyncio.create_task(ingester.run(self.stop), name=f"billing-ingest-{i}"))
+
+        app = build_api(pool, prices, plans, s.billing_admin_token)
+        runner = await start_ops_server(s.ops_host, s.ops_port, self.ready, extra=app)
+        self._stack.push_async_callback(runner.cleanup)
+        self.ops_port = bound_port(runner)
+        log.info("billing ready", extra={"ops_port": self.ops_port})
+
+    async def ready(self) -> bool:
+        if self.nc is None or not self.nc.is_connected or self.pool is None:
+            return False
+        try:
+            async with asyncio.timeout(1.0):
+                return bool(await self.pool.fetchval("SELECT 1"))
+        except Exception:
+            return False
+
+    async def shutdown(self) -> None:
+        """Stop fetching, let each loop finish (commit and ack) its batch, drain NATS, close."""
+        self.stop.set()
+        if self._tasks:
+            done = await asyncio.gather(*self._tasks, return_exceptions=True)
+            for result in done:
+                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                    log.error("ingest loop ended with %r", result)
+            self._tasks.clear()
+        await self._stack.aclose()

@@ -1,0 +1,26 @@
+"""BillingSettings: the service's whole configuration, from the environment only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from lobe.shared.settings import DatabaseSettings, LogSettings, NatsSettings, OpsSettings, TelemetrySettings
+
+
+class BillingSettings(NatsSettings, DatabaseSettings, OpsSettings, LogSettings, TelemetrySettings):
+    ops_port: int = Field(default=3212, ge=0, le=65535, description="Ops + usage API port; 0 picks one.")
+    otel_service_name: str = "billing"
+    prices_file: Path | None = Field(default=None, description="Price table YAML; unset = bundled table.")
+    plans_file: Path | None = Field(default=None, description="Plans YAML; unset = bundled plans.")
+    billing_admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for /v1/admin/*; admin API disabled when unset."
+    )
+    billing_batch_size: int = Field(default=500, ge=1, le=5000, description="Usage events per fetch.")
+    billing_fetch_timeout_s: float = Field(default=1.0, gt=0, description="Max wait to fill a batch.")
+    billing_consumers: int = Field(default=2, ge=1, le=32, description="Concurrent fetch loops.")
+    billing_db_pool_size: int = Field(default=8, ge=2, le=100)
+    billing_reservation_ttl_s: float = Field(
+        default=900, gt=0, description="A budget hold not settled or released by then is freed."
+    )
