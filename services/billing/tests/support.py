@@ -1,0 +1,87 @@
+"""Helpers for billing tests: settings, events as the chat worker publishes them, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import nats
+from pydantic import SecretStr
+
+from lobe.billing.settings import BillingSettings
+from lobe.shared.events.chat import TokenUsage
+from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+def make_settings(nats_url: str, database_url: str, **overrides: Any) -> BillingSettings:
+    values: dict[str, Any] = {
+        "nats_url": nats_url,
+        "database_url": SecretStr(database_url),
+        "ops_host": "127.0.0.1",
+        "ops_port": 0,
+        "billing_admin_token": SecretStr(ADMIN_TOKEN),
+        "billing_fetch_timeout_s": 0.2,
+    }
+    values.update(overrides)
+    return BillingSettings(**values)
+
+
+def usage_event(
+    request_id: str,
+    user_id: str = "u1",
+    model: str = "mock",
+    provider: str = "mock",
+    prompt: int = 100,
+    completion: int = 50,
+    cached: int = 0,
+    occurred_at: datetime | None = None,
+) -> UsageRecorded:
+    return UsageRecorded(
+        request_id=request_id,
+        user_id=user_id,
+        provider=provider,
+        deployment=provider,
+        model=model,
+        usage=TokenUsage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached),
+        status="ok",
+        duration_ms=12.5,
+        occurred_at=occurred_at or datetime.now(UTC),
+    )
+
+
+async def publish_usage(nats_url: str, events: list[UsageRecorded | bytes]) -> None:
+    """Publish like the chat worker does; raw bytes are published as they are (malformed input)."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        for e in events:
+            if isinstance(e, bytes):
+                await js.publish(USAGE_RECORDED, e)
+            else:
+                # A distinct msg id per publish: duplicates must reach billing, not stop at the stream.
+                await js.publish(USAGE_RECORDED, e.encode())
+    finally:
+        await nc.close()
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not met within {within} s")
+
+
+async def fetchval(dsn: str, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()

@@ -1,0 +1,147 @@
+"""Ingestion against real NATS JetStream and PostgreSQL: exactly once, dead letters, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from decimal import Decimal
+
+import nats
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from lobe.billing.prices import load_prices
+from lobe.billing.service import BillingService
+from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_SETTLED, UsageSettled
+
+from .support import fetchval, make_settings, publish_usage, usage_event, wait_for
+
+
+async def test_ledger_holds_exactly_the_unique_events_when_5_percent_are_duplicates(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    unique = [
+        usage_event(f"req-{i}", user_id=f"user-{i % 7}", prompt=100 + i, completion=i) for i in range(1000)
+    ]
+    duplicates = random.Random(4).sample(unique, 50)
+    stream = unique + duplicates
+    random.Random(5).shuffle(stream)
+    await publish_usage(nats_url, list(stream))
+
+    async def all_in() -> bool:
+        return await fetchval(billing_db, "SELECT count(*) FROM usage_ledger") == 1000
+
+    await wait_for(all_in)
+    await asyncio.sleep(0.5)  # let duplicates published last be processed too
+    prices = load_prices()
+    expected = sum(
+        (prices.price("mock", "mock", e.occurred_at, e.usage).cost_usd for e in unique), Decimal(0)
+    )
+    assert await fetchval(billing_db, "SELECT count(*) FROM usage_ledger") == 1000
+    assert await fetchval(billing_db, "SELECT sum(cost_usd) FROM usage_ledger") == expected
+    assert await fetchval(billing_db, "SELECT sum(cost_usd) FROM usage_rollups") == expected
+    assert await fetchval(billing_db, "SELECT sum(requests) FROM usage_periods") == 1000
+
+
+async def test_malformed_event_goes_to_dead_letter_with_reason_and_stream_continues(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    await publish_usage(
+        nats_url, [usage_event("before"), b'{"request_id": "bad", "user_id": 7}', b"not json"]
+    )
+    await publish_usage(nats_url, [usage_event("after")])
+
+    async def both_in() -> bool:
+        return await fetchval(billing_db, "SELECT count(*) FROM usage_ledger") == 2
+
+    await wait_for(both_in)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            USAGE_DEAD_LETTER,
+            stream="USAGE",
+            config=ConsumerConfig(filter_subject=USAGE_DEAD_LETTER, deliver_policy=DeliverPolicy.ALL),
+        )
+        dead = [json.loads(m.data) for m in await sub.fetch(2, timeout=5)]
+    finally:
+        await nc.close()
+    assert {d["payload"] for d in dead} == {'{"request_id": "bad", "user_id": 7}', "not json"}
+    bad = next(d for d in dead if d["payload"].startswith("{"))
+    assert "user_id" in bad["reason"] and "provider" in bad["reason"]
+    consumer_pending = await _pending(nats_url)
+    assert consumer_pending == 0
+
+
+async def test_settled_fact_carries_the_ledger_cost(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.subscribe(USAGE_SETTLED)
+        await publish_usage(nats_url, [usage_event("priced-1", prompt=1_000_000, completion=500_000)])
+        msg = await sub.next_msg(timeout=10)
+    finally:
+        await nc.close()
+    settled = UsageSettled.decode(msg.data)
+    assert settled.request_id == "priced-1"
+    assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == "priced-1:settled"
+    # mock: 1.00 per million input, 2.00 per million output.
+    assert settled.cost_usd == 2.0 and settled.priced is True
+    assert await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger") == Decimal("2.0000000000")
+
+
+async def test_unknown_model_is_priced_by_default_and_alerted(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.subscribe("billing.price.missing")
+        await publish_usage(nats_url, [usage_event("mystery", provider="acme", model="acme-9", prompt=1000)])
+        msg = await sub.next_msg(timeout=10)
+    finally:
+        await nc.close()
+    alert = json.loads(msg.data)
+    assert (alert["provider"], alert["model"]) == ("acme", "acme-9")
+    cost = await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger WHERE NOT priced")
+    assert cost > 0
+
+
+async def test_events_published_while_database_is_down_are_ingested_after_it_returns(
+    nats_url: str, private_pg_server: object
+) -> None:
+    from lobe.billing.migrations import apply_migrations
+
+    pg = private_pg_server
+    dsn = pg.dsn("postgres")  # type: ignore[attr-defined]
+    await apply_migrations(dsn)
+    async with BillingService(make_settings(nats_url, dsn)):
+        await publish_usage(nats_url, [usage_event(f"early-{i}") for i in range(50)])
+
+        async def early_in() -> bool:
+            return await fetchval(dsn, "SELECT count(*) FROM usage_ledger") == 50
+
+        await wait_for(early_in)
+        await asyncio.to_thread(pg.stop)  # type: ignore[attr-defined]
+        await publish_usage(nats_url, [usage_event(f"late-{i}") for i in range(50)])
+        await asyncio.sleep(3)  # several failed, nak'ed attempts while the database is gone
+        assert await _pending(nats_url) > 0  # not acked: nothing committed them
+        await asyncio.to_thread(pg.start)  # type: ignore[attr-defined]
+
+        async def late_in() -> bool:
+            try:
+                return await fetchval(dsn, "SELECT count(*) FROM usage_ledger") == 100
+            except OSError:
+                return False
+
+        await wait_for(late_in, within=60)
+    assert await fetchval(dsn, "SELECT sum(requests) FROM usage_periods") == 100
+
+
+async def _pending(nats_url: str) -> int:
+    nc = await nats.connect(nats_url)
+    try:
+        info = await nc.jetstream().consumer_info("USAGE", "billing")
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+    finally:
+        await nc.close()
