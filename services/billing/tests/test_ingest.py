@@ -29,7 +29,7 @@ async def test_ledger_holds_exactly_the_unique_events_when_5_percent_are_duplica
     await publish_usage(nats_url, list(stream))
 
     async def all_in() -> bool:
-        return await fetchval(billing_db, "SELECT count(*) FROM usage_ledger") == 1000
+        return int(await fetchval(billing_db, "SELECT count(*) FROM usage_ledger")) == 1000
 
     await wait_for(all_in)
     await asyncio.sleep(0.5)  # let duplicates published last be processed too
@@ -52,7 +52,7 @@ async def test_malformed_event_goes_to_dead_letter_with_reason_and_stream_contin
     await publish_usage(nats_url, [usage_event("after")])
 
     async def both_in() -> bool:
-        return await fetchval(billing_db, "SELECT count(*) FROM usage_ledger") == 2
+        return int(await fetchval(billing_db, "SELECT count(*) FROM usage_ledger")) == 2
 
     await wait_for(both_in)
     nc = await nats.connect(nats_url)
@@ -68,7 +68,8 @@ async def test_malformed_event_goes_to_dead_letter_with_reason_and_stream_contin
         await nc.close()
     assert {d["payload"] for d in dead} == {'{"request_id": "bad", "user_id": 7}', "not json"}
     bad = next(d for d in dead if d["payload"].startswith("{"))
-    assert "user_id" in bad["reason"] and "provider" in bad["reason"]
+    assert "user_id" in bad["reason"]
+    assert "provider" in bad["reason"]
     consumer_pending = await _pending(nats_url)
     assert consumer_pending == 0
 
@@ -85,9 +86,11 @@ async def test_settled_fact_carries_the_ledger_cost(
         await nc.close()
     settled = UsageSettled.decode(msg.data)
     assert settled.request_id == "priced-1"
-    assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == "priced-1:settled"
+    assert msg.headers is not None
+    assert msg.headers["Nats-Msg-Id"] == "priced-1:settled"
     # mock: 1.00 per million input, 2.00 per million output.
-    assert settled.cost_usd == 2.0 and settled.priced is True
+    assert settled.cost_usd == 2.0
+    assert settled.priced is True
     assert await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger") == Decimal("2.0000000000")
 
 
@@ -119,7 +122,7 @@ async def test_events_published_while_database_is_down_are_ingested_after_it_ret
         await publish_usage(nats_url, [usage_event(f"early-{i}") for i in range(50)])
 
         async def early_in() -> bool:
-            return await fetchval(dsn, "SELECT count(*) FROM usage_ledger") == 50
+            return int(await fetchval(dsn, "SELECT count(*) FROM usage_ledger")) == 50
 
         await wait_for(early_in)
         await asyncio.to_thread(pg.stop)  # type: ignore[attr-defined]
@@ -130,7 +133,7 @@ async def test_events_published_while_database_is_down_are_ingested_after_it_ret
 
         async def late_in() -> bool:
             try:
-                return await fetchval(dsn, "SELECT count(*) FROM usage_ledger") == 100
+                return int(await fetchval(dsn, "SELECT count(*) FROM usage_ledger")) == 100
             except OSError:
                 return False
 
