@@ -100,7 +100,7 @@ async def run(events: int, duplicates: float, consumers: int, batch: int) -> Non
         async with BillingService(settings) as svc:
             assert svc.pool is not None
             started = time.perf_counter()
-            while await svc.pool.fetchval("SELECT count(*) FROM usage_ledger") < events:
+            while await svc.pool.fetchval("SELECT count(*) FROM usage_ledger") < events:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
         print(

@@ -1,16 +1,199 @@
-"""Usage API on the ops port (filled in below)."""
+"""The usage API, served on the ops port beside /health and /metrics.
+
+- `/v1/usage*`: authenticated by the caller's API key (`Authorization: Bearer lobe-sk-...`); a
+  user only ever sees their own usage (the user id comes from the key, never from the request).
+- `/v1/admin/*`: authenticated by BILLING_ADMIN_TOKEN; answers 404 when no token is configured.
+Errors use OpenAI's error shape so clients of the gateway parse them the same way.
+"""
 
 from __future__ import annotations
 
+import hmac
+from decimal import Decimal
+from typing import Any, TypeVar
+
 import asyncpg
 from aiohttp import web
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from lobe.billing.plans import PlanBook
+from lobe.billing import admin
+from lobe.billing.errors import NotFoundError
+from lobe.billing.keys import user_for_key
+from lobe.billing.plans import Override, PlanBook
 from lobe.billing.prices import PriceTable
+from lobe.billing.reports import current_period, limits_report, usage_report, valid_period
+from lobe.billing.suggestions import suggestions
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+PRICES = web.AppKey("prices", PriceTable)
+PLANS = web.AppKey("plans", PlanBook)
+ADMIN_TOKEN = web.AppKey("admin_token", str)
+M = TypeVar("M", bound=BaseModel)
+
+
+def error(status: int, message: str, code: str, param: str | None = None) -> web.HTTPException:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    cls: type[web.HTTPException] = web.HTTPException
+    exc = cls(text=web.json_response(body).text, content_type="application/json")
+    exc.set_status(status)
+    return exc
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _caller(request: web.Request) -> str:
+    key = _bearer(request)
+    found = await user_for_key(request.app[POOL], key) if key else None
+    if found is None:
+        raise error(401, "Invalid or missing API key.", "invalid_api_key")
+    return found[0]
+
+
+def _period(request: web.Request) -> str:
+    plans = request.app[PLANS]
+    period = request.query.get("period") or current_period(plans)
+    if not valid_period(plans, period):
+        raise error(400, f"period {period!r} is not a {plans.period} period key", "invalid_period", "period")
+    return period
+
+
+async def get_usage(request: web.Request) -> web.Response:
+    user = await _caller(request)
+    return web.json_response(await usage_report(request.app[POOL], user, _period(request)))
+
+
+async def get_limits(request: web.Request) -> web.Response:
+    user = await _caller(request)
+    return web.json_response(
+        await limits_report(request.app[POOL], request.app[PLANS], user, _period(request))
+    )
+
+
+async def get_suggestions(request: web.Request) -> web.Response:
+    user = await _caller(request)
+    period = _period(request)
+    data = await suggestions(request.app[POOL], request.app[PRICES], user, period)
+    return web.json_response({"object": "list", "period": period, "data": data})
+
+
+# -- admin ------------------------------------------------------------------------------------------
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=128)
+    email: str | None = Field(default=None, max_length=320)
+    plan: str = "free"
+
+
+class NewKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=128)
+
+
+class PlanChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plan: str
+
+
+class LimitsChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tokens: int | None = Field(default=None, ge=0)
+    cost_usd: Decimal | None = Field(default=None, ge=0, decimal_places=4)
+    requests: int | None = Field(default=None, ge=0)
+    rate_tier: str | None = None
+
+
+def _admin(request: web.Request) -> None:
+    expected = request.app.get(ADMIN_TOKEN)
+    if not expected:
+        raise error(404, "The admin API is disabled (BILLING_ADMIN_TOKEN is not set).", "not_found")
+    given = _bearer(request) or ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise error(401, "Invalid admin token.", "invalid_api_key")
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate_json(await request.read() or b"{}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(map(str, first["loc"])) or None
+        raise error(400, f"{param or 'body'}: {first['msg']}", "invalid_request", param) from exc
+
+
+def _known_plan(request: web.Request, plan: str) -> None:
+    plans = request.app[PLANS].spec.plans
+    if plan not in plans:
+        raise error(400, f"plan {plan!r} is not one of {sorted(plans)}", "invalid_plan", "plan")
+
+
+async def create_user(request: web.Request) -> web.Response:
+    _admin(request)
+    body = await _body(request, NewUser)
+    _known_plan(request, body.plan)
+    await admin.create_user(request.app[POOL], body.id, body.plan, body.email)
+    return web.json_response({"id": body.id, "plan": body.plan, "email": body.email}, status=201)
+
+
+async def issue_key(request: web.Request) -> web.Response:
+    _admin(request)
+    body = await _body(request, NewKey)
+    issued = await admin.issue_key(request.app[POOL], request.match_info["user_id"], body.name)
+    return web.json_response(
+        {"id": issued.id, "user_id": issued.user_id, "key": issued.key, "prefix": issued.prefix}, status=201
+    )
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    _admin(request)
+    user_id = await admin.revoke_key(request.app[POOL], request.match_info["key_id"])
+    return web.json_response({"id": request.match_info["key_id"], "user_id": user_id, "revoked": True})
+
+
+async def set_plan(request: web.Request) -> web.Response:
+    _admin(request)
+    body = await _body(request, PlanChange)
+    _known_plan(request, body.plan)
+    await admin.set_plan(request.app[POOL], request.match_info["user_id"], body.plan)
+    return web.json_response({"id": request.match_info["user_id"], "plan": body.plan})
+
+
+async def set_limits(request: web.Request) -> web.Response:
+    _admin(request)
+    body = await _body(request, LimitsChange)
+    override = Override(body.tokens, body.cost_usd, body.requests, body.rate_tier)
+    await admin.set_limits(request.app[POOL], request.match_info["user_id"], override)
+    return web.json_response({"id": request.match_info["user_id"], **body.model_dump(mode="json")})
+
+
+@web.middleware
+async def not_found_as_404(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except NotFoundError as exc:
+        raise error(404, str(exc), "not_found") from exc
 
 
 def build_api(
     pool: asyncpg.Pool, prices: PriceTable, plans: PlanBook, admin_token: SecretStr | None
 ) -> web.Application:
-    return web.Application()
+    app = web.Application(middlewares=[not_found_as_404])
+    app[POOL] = pool
+    app[PRICES] = prices
+    app[PLANS] = plans
+    if admin_token is not None and admin_token.get_secret_value():
+        app[ADMIN_TOKEN] = admin_token.get_secret_value()
+    app.router.add_get("/v1/usage", get_usage)
+    app.router.add_get("/v1/usage/limits", get_limits)
+    app.router.add_get("/v1/usage/suggestions", get_suggestions)
+    app.router.add_post("/v1/admin/users", create_user)
+    app.router.add_post("/v1/admin/users/{user_id}/keys", issue_key)
+    app.router.add_delete("/v1/admin/keys/{key_id}", revoke_key)
+    app.router.add_put("/v1/admin/users/{user_id}/plan", set_plan)
+    app.router.add_put("/v1/admin/users/{user_id}/limits", set_limits)
+    return app

@@ -1,0 +1,102 @@
+"""Usage reports for one user: per-period totals with provider/model breakdown, limit status.
+
+Money is returned as decimal strings: exact, and JSON numbers would be parsed as floats.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from lobe.billing.admin import account
+from lobe.billing.plans import PeriodKind, PlanBook
+
+PERIOD_PATTERNS: dict[PeriodKind, re.Pattern[str]] = {
+    "month": re.compile(r"\d{4}-(0[1-9]|1[0-2])"),
+    "week": re.compile(r"\d{4}-W(0[1-9]|[1-4]\d|5[0-3])"),
+    "day": re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"),
+}
+
+
+def valid_period(plans: PlanBook, period: str) -> bool:
+    return PERIOD_PATTERNS[plans.period].fullmatch(period) is not None
+
+
+def current_period(plans: PlanBook) -> str:
+    return plans.period_key(datetime.now(UTC))
+
+
+def money(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+async def usage_report(pool: asyncpg.Pool, user_id: str, period: str) -> dict[str, Any]:
+    rows = await pool.fetch(
+        """SELECT provider, model, requests, prompt_tokens, completion_tokens, cached_tokens, cost_usd
+           FROM usage_rollups WHERE user_id = $1 AND period = $2 ORDER BY cost_usd DESC, provider, model""",
+        user_id,
+        period,
+    )
+    breakdown = [
+        {
+            "provider": r["provider"],
+            "model": r["model"],
+            "requests": r["requests"],
+            "prompt_tokens": r["prompt_tokens"],
+            "completion_tokens": r["completion_tokens"],
+            "cached_tokens": r["cached_tokens"],
+            "cost_usd": money(r["cost_usd"]),
+        }
+        for r in rows
+    ]
+    totals = {
+        "requests": sum(r["requests"] for r in rows),
+        "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
+        "completion_tokens": sum(r["completion_tokens"] for r in rows),
+        "cached_tokens": sum(r["cached_tokens"] for r in rows),
+        "cost_usd": money(sum((r["cost_usd"] for r in rows), Decimal(0))),
+    }
+    return {"object": "usage", "user_id": user_id, "period": period, "totals": totals, "breakdown": breakdown}
+
+
+async def limits_report(pool: asyncpg.Pool, plans: PlanBook, user_id: str, period: str) -> dict[str, Any]:
+    plan, override = await account(pool, user_id)
+    limits = plans.limits(plan, override)
+    row = await pool.fetchrow(
+        "SELECT requests, tokens, cost_usd, reserved_usd FROM usage_periods WHERE user_id = $1 AND period = $2",
+        user_id,
+        period,
+    )
+    used_requests = row["requests"] if row else 0
+    used_tokens = row["tokens"] if row else 0
+    used_cost: Decimal = row["cost_usd"] if row else Decimal(0)
+    reserved: Decimal = row["reserved_usd"] if row else Decimal(0)
+
+    def status(used: Any, allowed: Any) -> dict[str, Any]:
+        exceeded = allowed is not None and used >= allowed
+        if isinstance(used, Decimal):
+            shown_used: Any = money(used)
+            shown_allowed: Any = money(allowed)
+            remaining: Any = None if allowed is None else money(max(allowed - used, Decimal(0)))
+        else:
+            shown_used, shown_allowed = used, allowed
+            remaining = None if allowed is None else max(allowed - used, 0)
+        return {"used": shown_used, "limit": shown_allowed, "remaining": remaining, "exceeded": exceeded}
+
+    return {
+        "object": "usage.limits",
+        "user_id": user_id,
+        "plan": limits.plan,
+        "rate_tier": limits.rate_tier,
+        "period": period,
+        "limits": {
+            "requests": status(used_requests, limits.requests),
+            "tokens": status(used_tokens, limits.tokens),
+            "cost_usd": status(used_cost, limits.cost_usd),
+        },
+        "reserved_usd": money(reserved),
+    }

@@ -1,0 +1,154 @@
+"""Usage API over HTTP: key auth, isolation between users, admin operations, suggestions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from lobe.billing.service import BillingService
+
+from .support import ADMIN_TOKEN, fetchval, publish_usage, usage_event, wait_for
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def _setup_user(http: aiohttp.ClientSession, base: str, user: str, plan: str = "free") -> str:
+    async with http.post(f"{base}/v1/admin/users", json={"id": user, "plan": plan}, headers=ADMIN) as r:
+        assert r.status == 201
+    async with http.post(f"{base}/v1/admin/users/{user}/keys", json={"name": "t"}, headers=ADMIN) as r:
+        assert r.status == 201
+        return str((await r.json())["key"])
+
+
+async def _get(http: aiohttp.ClientSession, url: str, key: str) -> tuple[int, Any]:
+    async with http.get(url, headers={"Authorization": f"Bearer {key}"}) as r:
+        return r.status, await r.json()
+
+
+async def test_each_user_sees_only_their_own_usage(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    base = f"http://127.0.0.1:{billing.ops_port}"
+    async with aiohttp.ClientSession() as http:
+        alice = await _setup_user(http, base, "alice")
+        bob = await _setup_user(http, base, "bob")
+        await publish_usage(
+            nats_url,
+            [
+                usage_event("a1", user_id="alice"),
+                usage_event("a2", user_id="alice", model="gpt-4o", provider="openai"),
+                usage_event("b1", user_id="bob"),
+            ],
+        )
+
+        async def in_ledger() -> bool:
+            return int(await fetchval(billing_db, "SELECT count(*) FROM usage_ledger")) == 3
+
+        await wait_for(in_ledger)
+        status, mine = await _get(http, f"{base}/v1/usage", alice)
+        assert status == 200
+        assert mine["user_id"] == "alice"
+        assert mine["totals"]["requests"] == 2
+        assert {(b["provider"], b["model"]) for b in mine["breakdown"]} == {
+            ("mock", "mock"),
+            ("openai", "gpt-4o"),
+        }
+        status, theirs = await _get(
+            http, f"{base}/v1/usage?user_id=alice", bob
+        )  # a user id in the query is ignored
+        assert theirs["user_id"] == "bob"
+        assert theirs["totals"]["requests"] == 1
+
+
+async def test_unknown_and_revoked_keys_get_401(billing: BillingService) -> None:
+    base = f"http://127.0.0.1:{billing.ops_port}"
+    async with aiohttp.ClientSession() as http:
+        key = await _setup_user(http, base, "carol")
+        assert (await _get(http, f"{base}/v1/usage", key))[0] == 200
+        assert (await _get(http, f"{base}/v1/usage", "lobe-sk-nope"))[0] == 401
+        async with http.get(f"{base}/v1/admin/users") as r:
+            assert r.status in (404, 405)
+        key_id = await fetchval(billing.settings.database_url.get_secret_value(), "SELECT id FROM api_keys")
+        async with http.delete(f"{base}/v1/admin/keys/{key_id}", headers=ADMIN) as r:
+            assert r.status == 200
+        status, body = await _get(http, f"{base}/v1/usage", key)
+        assert status == 401
+        assert body["error"]["code"] == "invalid_api_key"
+
+
+async def test_admin_calls_need_the_admin_token(billing: BillingService) -> None:
+    base = f"http://127.0.0.1:{billing.ops_port}"
+    async with aiohttp.ClientSession() as http:
+        key = await _setup_user(http, base, "dave")
+        async with http.post(
+            f"{base}/v1/admin/users", json={"id": "eve"}, headers={"Authorization": f"Bearer {key}"}
+        ) as r:
+            assert r.status == 401
+        async with http.post(
+            f"{base}/v1/admin/users", json={"id": "eve", "plan": "gold"}, headers=ADMIN
+        ) as r:
+            assert r.status == 400
+            assert (await r.json())["error"]["param"] == "plan"
+
+
+async def test_limits_reflect_plan_override_and_usage(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    base = f"http://127.0.0.1:{billing.ops_port}"
+    async with aiohttp.ClientSession() as http:
+        key = await _setup_user(http, base, "frank", plan="basic")
+        async with http.put(f"{base}/v1/admin/users/frank/limits", json={"requests": 1}, headers=ADMIN) as r:
+            assert r.status == 200
+        await publish_usage(nats_url, [usage_event("f1", user_id="frank")])
+
+        async def in_ledger() -> bool:
+            return int(await fetchval(billing_db, "SELECT count(*) FROM usage_ledger")) == 1
+
+        await wait_for(in_ledger)
+        status, limits = await _get(http, f"{base}/v1/usage/limits", key)
+        assert status == 200
+        assert limits["plan"] == "basic"
+        assert limits["limits"]["requests"] == {"used": 1, "limit": 1, "remaining": 0, "exceeded": True}
+        assert limits["limits"]["cost_usd"]["limit"] == "10"
+        status, bad = await _get(http, f"{base}/v1/usage?period=2026-13", key)
+        assert status == 400
+        assert bad["error"]["param"] == "period"
+
+
+async def test_suggestions_point_small_expensive_requests_at_a_cheaper_model(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    base = f"http://127.0.0.1:{billing.ops_port}"
+    async with aiohttp.ClientSession() as http:
+        key = await _setup_user(http, base, "gina")
+        events = [
+            usage_event(f"g{i}", user_id="gina", provider="openai", model="gpt-4", prompt=300, completion=80)
+            for i in range(30)
+        ]
+        events += [
+            usage_event(
+                f"h{i}", user_id="gina", provider="openai", model="gpt-4", prompt=5000, completion=900
+            )
+            for i in range(10)
+        ]
+        events += [
+            usage_event(
+                f"c{i}", user_id="gina", provider="openai", model="gpt-4o", prompt=8000, completion=10
+            )
+            for i in range(5)
+        ]
+        await publish_usage(nats_url, list(events))
+
+        async def in_ledger() -> bool:
+            return int(await fetchval(billing_db, "SELECT count(*) FROM usage_ledger")) == 45
+
+        await wait_for(in_ledger)
+        status, body = await _get(http, f"{base}/v1/usage/suggestions", key)
+    assert status == 200
+    kinds = {(s["type"], s["model"]): s for s in body["data"]}
+    assert kinds[("cheaper_model", "gpt-4")]["suggested_model"] == "gpt-4o-mini"
+    assert kinds[("small_requests", "gpt-4")]["share"] == 0.75
+    # Long uncached prompts on a model with a cached rate; gpt-4 has none, so no caching advice.
+    assert ("caching", "gpt-4o") in kinds
+    assert ("caching", "gpt-4") not in kinds
