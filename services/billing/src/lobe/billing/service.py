@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -12,6 +13,7 @@ from nats.aio.client import Client as NATS
 
 from lobe.billing.alerts import Alerts
 from lobe.billing.api import build_api
+from lobe.billing.budgets import Budgets, serve_budgets
 from lobe.billing.catalog import sync_catalog
 from lobe.billing.ingest import Ingester
 from lobe.billing.migrations import apply_migrations
@@ -78,11 +80,26 @@ class BillingService:
         for i in range(s.billing_consumers):
             self._tasks.append(asyncio.create_task(ingester.run(self.stop), name=f"billing-ingest-{i}"))
 
+        budgets = Budgets(pool, prices, plans, s.billing_reservation_ttl_s)
+        await serve_budgets(nc, budgets)  # drained with the connection
+        self._tasks.append(asyncio.create_task(self._expire_loop(budgets), name="billing-expire"))
+
         app = build_api(pool, prices, plans, s.billing_admin_token)
         runner = await start_ops_server(s.ops_host, s.ops_port, self.ready, extra=app)
         self._stack.push_async_callback(runner.cleanup)
         self.ops_port = bound_port(runner)
         log.info("billing ready", extra={"ops_port": self.ops_port})
+
+    async def _expire_loop(self, budgets: Budgets) -> None:
+        while not self.stop.is_set():
+            try:
+                freed = await budgets.expire()
+                if freed:
+                    log.warning("freed %d expired budget holds", freed)
+            except Exception as exc:  # the database is down: try again next round
+                log.debug("reservation expiry failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=10)
 
     async def ready(self) -> bool:
         if self.nc is None or not self.nc.is_connected or self.pool is None:

@@ -1,0 +1,175 @@
+"""Budget admission (core NATS request-reply, queue group `billing`): reserve, release, expire.
+
+The check and the hold are one conditional UPDATE on the user's period row: PostgreSQL takes the
+row lock and re-evaluates the WHERE clause against the latest committed row (READ COMMITTED), so
+any number of gateway replicas and billing replicas cannot admit past the limit together:
+    spent + held + this request's worst case <= limit.
+The settled cost replaces the hold when the usage event is ingested (ledger._SETTLE). Spend can
+pass the limit only by what a request really costs above its reserved worst case (a prompt
+larger than the gateway's estimate); max_tokens bounds the output side.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+import asyncpg
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from lobe.billing.admin import account
+from lobe.billing.plans import PlanBook
+from lobe.billing.prices import PriceTable, cost_of
+from lobe.shared.events.billing import (
+    BILLING_LIMIT_EXCEEDED,
+    BILLING_QUEUE,
+    BUDGET_RELEASE,
+    BUDGET_RESERVE,
+    BudgetDecision,
+    BudgetRelease,
+    BudgetReserve,
+    LimitExceeded,
+)
+from lobe.shared.events.chat import TokenUsage
+
+log = logging.getLogger(__name__)
+
+_HOLD = """
+UPDATE usage_periods
+SET reserved_usd = reserved_usd + $3, reserved_requests = reserved_requests + 1
+WHERE user_id = $1 AND period = $2
+  AND ($4::numeric IS NULL OR cost_usd + reserved_usd + $3 <= $4)
+  AND ($5::bigint IS NULL OR requests + reserved_requests + 1 <= $5)
+RETURNING cost_usd, reserved_usd
+"""
+_FREE = """
+WITH gone AS (DELETE FROM reservations WHERE request_id = ANY($1::text[]) RETURNING user_id, period, amount_usd)
+UPDATE usage_periods p
+SET reserved_usd = greatest(p.reserved_usd - g.amount, 0), reserved_requests = greatest(p.reserved_requests - g.n, 0)
+FROM (SELECT user_id, period, sum(amount_usd) AS amount, count(*) AS n FROM gone GROUP BY 1, 2) g
+WHERE p.user_id = g.user_id AND p.period = g.period
+"""
+
+
+class Budgets:
+    def __init__(self, pool: asyncpg.Pool, prices: PriceTable, plans: PlanBook, ttl_s: float) -> None:
+        self.pool = pool
+        self.prices = prices
+        self.plans = plans
+        self.ttl = timedelta(seconds=ttl_s)
+        self.last_denial: tuple[Literal["cost", "requests"], float, float, str] | None = None
+
+    def worst_case(self, req: BudgetReserve, when: datetime) -> Decimal:
+        # The gateway does not know the provider; any provider's price of the model will do.
+        rate = self.prices.rate("", req.model, when.date()) or self.prices.default
+        usage = TokenUsage(prompt_tokens=req.prompt_tokens_estimate, completion_tokens=req.max_output_tokens)
+        return cost_of(rate, usage)
+
+    async def reserve(self, req: BudgetReserve) -> BudgetDecision:
+        now = datetime.now(UTC)
+        period = self.plans.period_key(now)
+        amount = self.worst_case(req, now)
+        plan, override = await account(self.pool, req.user_id)
+        limits = self.plans.limits(plan, override)
+        async with self.pool.acquire() as conn, conn.transaction():
+            held = await conn.fetchval(
+                "SELECT amount_usd FROM reservations WHERE request_id = $1", req.request_id
+            )
+            if held is not None:  # a retried request: the hold is already there
+                return BudgetDecision(request_id=req.request_id, admitted=True, reserved_usd=float(held))
+            await conn.execute(
+                "INSERT INTO usage_periods (user_id, period) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                req.user_id,
+                period,
+            )
+            row = await conn.fetchrow(_HOLD, req.user_id, period, amount, limits.cost_usd, limits.requests)
+            if row is not None:
+                await conn.execute(
+                    "INSERT INTO reservations (request_id, user_id, period, amount_usd, expires_at) VALUES ($1,$2,$3,$4,$5)",
+                    req.request_id,
+                    req.user_id,
+                    period,
+                    amount,
+                    now + self.ttl,
+                )
+                return BudgetDecision(request_id=req.request_id, admitted=True, reserved_usd=float(amount))
+            used = await conn.fetchrow(
+                "SELECT cost_usd, requests FROM usage_periods WHERE user_id = $1 AND period = $2",
+                req.user_id,
+                period,
+            )
+        cost_used: Decimal = used["cost_usd"] if used else Decimal(0)
+        over_requests = (
+            limits.requests is not None and used is not None and used["requests"] >= limits.requests
+        )
+        kind: Literal["cost", "requests"] = "requests" if over_requests else "cost"
+        allowed = limits.requests if kind == "requests" else limits.cost_usd
+        used_value = used["requests"] if (kind == "requests" and used) else cost_used
+        self.last_denial = (kind, float(used_value), float(allowed or 0), period)
+        return BudgetDecision(
+            request_id=req.request_id,
+            admitted=False,
+            limit=kind,
+            message=f"You exceeded your {kind} limit for period {period} ({allowed} on plan {limits.plan}).",
+        )
+
+    async def release(self, request_ids: list[str]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_FREE, request_ids)
+
+    async def expire(self) -> int:
+        """Free holds whose request never settled or released (a gateway died mid-request)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            ids = [
+                r["request_id"]
+                for r in await conn.fetch("SELECT request_id FROM reservations WHERE expires_at < now()")
+            ]
+            if ids:
+                await conn.execute(_FREE, ids)
+        return len(ids)
+
+
+async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
+    """Subscribe the reserve/release responders; returns the subscriptions (drained on close)."""
+
+    async def on_reserve(msg: Msg) -> None:
+        try:
+            req = BudgetReserve.decode(msg.data)
+        except ValidationError as exc:
+            log.warning("malformed budget reserve: %s", exc)
+            return
+        try:
+            decision = await budgets.reserve(req)
+        except Exception as exc:  # the gateway applies its fail-open / fail-closed switch
+            log.error("budget reserve failed: %s", exc)
+            return
+        await msg.respond(decision.encode())
+        if not decision.admitted and budgets.last_denial:
+            kind, used, allowed, period = budgets.last_denial
+            fact = LimitExceeded(
+                request_id=req.request_id,
+                user_id=req.user_id,
+                limit=kind,
+                period=period,
+                used=used,
+                allowed=allowed,
+            )
+            await nc.publish(BILLING_LIMIT_EXCEEDED, fact.encode())
+
+    async def on_release(msg: Msg) -> None:
+        try:
+            req = BudgetRelease.decode(msg.data)
+            await budgets.release([req.request_id])
+        except Exception as exc:
+            log.warning("budget release failed: %s", exc)
+        if msg.reply:
+            await msg.respond(b"{}")
+
+    return [
+        await nc.subscribe(BUDGET_RESERVE, queue=BILLING_QUEUE, cb=on_reserve),
+        await nc.subscribe(BUDGET_RELEASE, queue=BILLING_QUEUE, cb=on_release),
+    ]

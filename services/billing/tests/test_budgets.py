@@ -1,0 +1,63 @@
+"""Budget admission under concurrency: holds never let spend pass the limit."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import nats
+
+from lobe.billing import admin
+from lobe.billing.plans import Override
+from lobe.billing.service import BillingService
+from lobe.shared.events.billing import (
+    BUDGET_RELEASE,
+    BUDGET_RESERVE,
+    BudgetDecision,
+    BudgetRelease,
+    BudgetReserve,
+)
+
+from .support import fetchval
+
+
+async def test_concurrent_reservations_never_exceed_the_cost_limit(
+    billing: BillingService, nats_url: str
+) -> None:
+    assert billing.pool is not None
+    await admin.create_user(billing.pool, "hank", "basic")
+    # mock worst case: 1000 prompt * 1.00 + 1000 output * 2.00 per million = 0.003 USD; room for 20.
+    await admin.set_limits(billing.pool, "hank", Override(cost_usd=Decimal("0.06")))
+    nc = await nats.connect(nats_url)
+    try:
+
+        async def ask(i: int) -> BudgetDecision:
+            req = BudgetReserve(
+                request_id=f"r{i}",
+                user_id="hank",
+                model="mock",
+                prompt_tokens_estimate=1000,
+                max_output_tokens=1000,
+            )
+            reply = await nc.request(BUDGET_RESERVE, req.encode(), timeout=10)
+            return BudgetDecision.decode(reply.data)
+
+        decisions = await asyncio.gather(*(ask(i) for i in range(200)))
+        admitted = [d for d in decisions if d.admitted]
+        assert len(admitted) == 20
+        denied = next(d for d in decisions if not d.admitted)
+        assert denied.limit == "cost"
+        dsn = billing.settings.database_url.get_secret_value()
+        assert await fetchval(
+            dsn, "SELECT reserved_usd FROM usage_periods WHERE user_id = 'hank'"
+        ) == Decimal("0.06")
+
+        await nc.request(
+            BUDGET_RELEASE,
+            BudgetRelease(request_id=admitted[0].request_id, user_id="hank").encode(),
+            timeout=5,
+        )
+        again = await ask(999)
+        assert again.admitted is True
+    finally:
+        await nc.close()
