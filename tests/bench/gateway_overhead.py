@@ -23,9 +23,11 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import psutil
 from overhead_report import Sample, Series, machine, render, write_plot, write_section
 
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
@@ -64,9 +66,20 @@ async def wait_http(url: str, proc: asyncio.subprocess.Process, timeout_s: float
     raise TimeoutError(f"{url} not ready in {timeout_s}s")
 
 
+@dataclass
+class Stack:
+    direct_url: str
+    gateway_url: str
+    pids: dict[str, int]  # process name → pid, to read their CPU time
+
+    def cpu_s(self) -> dict[str, float]:
+        times = {name: psutil.Process(pid).cpu_times() for name, pid in self.pids.items()}
+        return {name: t.user + t.system for name, t in times.items()}
+
+
 @contextlib.asynccontextmanager
-async def stack(event_delay_s: float) -> AsyncIterator[tuple[str, str]]:
-    """(direct upstream URL, gateway URL) with nats, fake upstream, worker and gateway running."""
+async def stack(event_delay_s: float) -> AsyncIterator[Stack]:
+    """nats, fake upstream, worker and gateway running, each in its own process."""
     procs: list[asyncio.subprocess.Process] = []
     with NatsServer() as nats, tempfile.TemporaryDirectory(prefix="lobe-bench-") as tmp:
         try:
@@ -105,7 +118,8 @@ async def stack(event_delay_s: float) -> AsyncIterator[tuple[str, str]]:
             procs.append(gateway)
             gateway_url = f"http://127.0.0.1:{gateway_port}"
             await wait_http(f"{gateway_url}/api/ready", gateway)
-            yield f"{upstream_url}/v1/chat/completions", f"{gateway_url}/v1/chat/completions"
+            pids = {"gateway": gateway.pid, "chat worker": worker.pid, "nats-server": nats.pid or 0}
+            yield Stack(f"{upstream_url}/v1/chat/completions", f"{gateway_url}/v1/chat/completions", pids)
         finally:
             for proc in reversed(procs):
                 if proc.returncode is None:
@@ -163,7 +177,8 @@ async def benchmark(args: argparse.Namespace) -> None:
     load_before = os.getloadavg()
     print(f"starting nats, fake upstream, worker and gateway (load average {load_before[0]:.2f}) ...")
     results: list[tuple[Series, Series]] = []
-    async with stack(args.event_delay_ms / 1000) as (direct_url, gateway_url):
+    async with stack(args.event_delay_ms / 1000) as running:
+        direct_url, gateway_url = running.direct_url, running.gateway_url
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=60)
@@ -175,7 +190,10 @@ async def benchmark(args: argparse.Namespace) -> None:
                 pair = []
                 for name, url in (("direct", direct_url), ("gateway", gateway_url)):
                     call = functools.partial(one_request, http, url, expected_text)
-                    pair.append(await run(f"{name}, {mode}", count, concurrency, call))
+                    cpu_before = running.cpu_s()
+                    series = await run(f"{name}, {mode}", count, concurrency, call)
+                    series.cpu_s = {k: v - cpu_before[k] for k, v in running.cpu_s().items()}
+                    pair.append(series)
                 results.append((pair[0], pair[1]))
     load_after = os.getloadavg()
     table = render(results)

@@ -10,7 +10,7 @@ import os
 import platform
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +31,7 @@ class Series:
     concurrency: int
     samples: list[Sample]
     wall_s: float
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds each process spent meanwhile
 
     def pct(self, metric: str, p: int) -> float:
         """The p-th percentile of `ttft` or `total`, in milliseconds."""
@@ -55,6 +56,16 @@ def render(results: list[tuple[Series, Series]]) -> str:
             f"**{gateway.pct(m, p) - direct.pct(m, p):+.1f} ms**" for m in ("ttft", "total") for p in (50, 99)
         ]
         rows.append(f"| {mode} | | gateway added | {' | '.join(added)} | |")
+    rows += ["", "CPU time per request on the gateway path (all processes' user + system time, divided", ""]
+    rows[-2] += " by the requests of that run):"
+    names = list(results[0][1].cpu_s)
+    header = "| mode | " + " | ".join(names) + " | CPUs these kept busy |"
+    rows += [header, "|---|" + "---:|" * (len(names) + 1)]
+    for _, gateway in results:
+        mode = "sequential" if gateway.concurrency == 1 else f"concurrency {gateway.concurrency}"
+        cells = [f"{gateway.cpu_s[n] * 1000 / len(gateway.samples):.2f} ms" for n in names]
+        busy = sum(gateway.cpu_s.values()) / gateway.wall_s
+        rows.append(f"| {mode} | " + " | ".join(cells) + f" | {busy:.2f} |")
     return "\n".join(rows)
 
 
@@ -127,7 +138,11 @@ at WARNING, tracing off.
 {table}
 
 "Gateway added" is the gateway percentile minus the direct percentile (percentiles do not
-subtract exactly, but at this spread it is the honest summary). Distributions:
+subtract exactly, so a small negative number means "no measurable difference"). At concurrency
+{args.concurrency} the measuring client, the fake upstream and the gateway path's three processes
+share {os.cpu_count()} CPUs; the last column shows how much of the machine the gateway path alone
+kept busy, so its concurrent p99 includes time spent waiting for a CPU, not only work done by the
+gateway and worker. The CPU cost per request is the number that scales. Distributions:
 
 ![Latency distributions, direct vs gateway]({plot.as_posix()})
 {END}"""
