@@ -82,9 +82,9 @@ async def start_worker(nats_url: str, models: ModelCatalog | None = None, **over
 
 
 async def start_gateway(nats_url: str, **overrides: Any) -> tuple[web.AppRunner, str]:
-    settings = GatewaySettings(
-        nats_url=nats_url, gateway_api_keys=f"{API_KEY}:alice:free", worker_silence_s=1.0, **overrides
-    )
+    # Billing is off unless a test brings it (see test_budgets.py).
+    defaults: dict[str, object] = {"gateway_api_keys": f"{API_KEY}:alice:free", "worker_silence_s": 1.0}
+    settings = GatewaySettings(nats_url=nats_url, **{"billing_enabled": False, **defaults, **overrides})
     runner = web.AppRunner(create_app(settings), handler_cancellation=True)
     await runner.setup()
     port = free_port()

@@ -17,7 +17,9 @@ class _Fragment(BaseSettings):
 
 class NatsSettings(_Fragment):
     nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated.")
-    nats_connect_timeout_s: float = Field(default=2.0, gt=0)
+    nats_connect_timeout_s: float = Field(
+        default=2.0, gt=0, description="Give up one connect attempt after this."
+    )
 
 
 class DatabaseSettings(_Fragment):
@@ -31,19 +33,23 @@ class RedisSettings(_Fragment):
 
 
 class TelemetrySettings(_Fragment):
-    otel_service_name: str = Field(default="lobe", description="Service name on traces.")
+    otel_service_name: str = Field(default="lobe", description="Service name on traces and logs.")
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint; tracing export is off when unset."
     )
 
 
 class LogSettings(_Fragment):
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Root log level."
+    )
     log_format: Literal["json", "text"] = Field(default="json", description="json in production.")
 
 
 class OpsSettings(_Fragment):
     """The ops HTTP listener (health and /metrics) of a bus-only service."""
 
-    ops_host: str = "127.0.0.1"
+    ops_host: str = Field(
+        default="127.0.0.1", description="Ops listener bind address (0.0.0.0 in containers)."
+    )
     ops_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")

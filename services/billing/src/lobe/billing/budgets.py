@@ -29,10 +29,13 @@ from lobe.shared.events.billing import (
     BILLING_QUEUE,
     BUDGET_RELEASE,
     BUDGET_RESERVE,
+    PRICE_QUOTE,
     BudgetDecision,
     BudgetRelease,
     BudgetReserve,
     LimitExceeded,
+    PriceQuote,
+    PriceQuoted,
 )
 from lobe.shared.events.chat import TokenUsage
 
@@ -160,6 +163,18 @@ async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
             )
             await nc.publish(BILLING_LIMIT_EXCEEDED, fact.encode())
 
+    async def on_quote(msg: Msg) -> None:
+        try:
+            quote = PriceQuote.decode(msg.data)
+        except ValidationError as exc:
+            log.warning("malformed price quote: %s", exc)
+            return
+        priced = budgets.prices.price(quote.provider, quote.model, quote.occurred_at, quote.usage)
+        reply = PriceQuoted(
+            request_id=quote.request_id, cost_usd=float(priced.cost_usd), priced=priced.priced
+        )
+        await msg.respond(reply.encode())
+
     async def on_release(msg: Msg) -> None:
         try:
             req = BudgetRelease.decode(msg.data)
@@ -172,4 +187,5 @@ async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
     return [
         await nc.subscribe(BUDGET_RESERVE, queue=BILLING_QUEUE, cb=on_reserve),
         await nc.subscribe(BUDGET_RELEASE, queue=BILLING_QUEUE, cb=on_release),
+        await nc.subscribe(PRICE_QUOTE, queue=BILLING_QUEUE, cb=on_quote),
     ]

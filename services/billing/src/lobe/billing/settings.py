@@ -11,7 +11,7 @@ from lobe.shared.settings import DatabaseSettings, LogSettings, NatsSettings, Op
 
 class BillingSettings(NatsSettings, DatabaseSettings, OpsSettings, LogSettings, TelemetrySettings):
     ops_port: int = Field(default=3212, ge=0, le=65535, description="Ops + usage API port; 0 picks one.")
-    otel_service_name: str = "billing"
+    otel_service_name: str = Field(default="billing", description="Service name on traces and logs.")
     prices_file: Path | None = Field(default=None, description="Price table YAML; unset = bundled table.")
     plans_file: Path | None = Field(default=None, description="Plans YAML; unset = bundled plans.")
     billing_admin_token: SecretStr | None = Field(
@@ -20,7 +20,7 @@ class BillingSettings(NatsSettings, DatabaseSettings, OpsSettings, LogSettings, 
     billing_batch_size: int = Field(default=500, ge=1, le=5000, description="Usage events per fetch.")
     billing_fetch_timeout_s: float = Field(default=1.0, gt=0, description="Max wait to fill a batch.")
     billing_consumers: int = Field(default=2, ge=1, le=32, description="Concurrent fetch loops.")
-    billing_db_pool_size: int = Field(default=8, ge=2, le=100)
+    billing_db_pool_size: int = Field(default=8, ge=2, le=100, description="PostgreSQL connections kept open.")
     billing_reservation_ttl_s: float = Field(
         default=900, gt=0, description="A budget hold not settled or released by then is freed."
     )

@@ -159,15 +159,18 @@ class ChatRun:
     async def _finish(self) -> None:
         request_id = self.event.request_id
         usage = self._token_usage("provider")
-        await self.sink.send(UsageFrame(request_id=request_id, seq=self.sink.next_seq(), usage=usage))
         deployment = self.outcome.deployment
+        provider = deployment.provider if deployment else "unknown"
+        await self.sink.send(
+            UsageFrame(request_id=request_id, seq=self.sink.next_seq(), usage=usage, provider=provider)
+        )
         await self.sink.send(
             DoneFrame(
                 request_id=request_id,
                 seq=self.sink.next_seq(),
                 finish_reason=self.outcome.finish or "stop",
                 model=self.outcome.model or self.event.body.model,
-                provider=deployment.provider if deployment else "unknown",
+                provider=provider,
             )
         )
 

@@ -14,10 +14,13 @@ from lobe.shared.settings import LogSettings, NatsSettings, OpsSettings, Telemet
 class WorkerSettings(NatsSettings, TelemetrySettings, LogSettings, OpsSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
-    otel_service_name: str = "chat-worker"
-    ops_port: int = Field(default=3211, ge=0, le=65535)
+    otel_service_name: str = Field(default="chat-worker", description="Service name on traces and logs.")
+    ops_port: int = Field(default=3211, ge=0, le=65535, description="Health and /metrics; 0 picks one.")
     models_file: str | None = Field(default=None, description="Model routing YAML; unset = mock only.")
-    worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    worker_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="Names this worker in logs.",
+    )
     worker_max_concurrency: int = Field(default=256, ge=1, description="Streams run at once.")
     heartbeat_interval_s: float = Field(default=1.0, gt=0, description="While the provider is silent.")
     shutdown_grace_s: float = Field(default=20.0, ge=0, description="SIGTERM: let streams finish.")

@@ -74,11 +74,21 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     caller = resources.keys.authenticate(request)
     body = await parse_body(request)
     request_id = uuid.uuid4().hex
+    held = await resources.budget.reserve(request_id, caller, body)
+    if held and body.output_token_limit is None:
+        # The hold covers this many output tokens; the provider must not generate more.
+        body = body.model_copy(update={"max_tokens": resources.settings.default_max_output_tokens})
     answer = Answer(resources, request_id, caller, body)
     try:
         if body.stream:
             return await answer.stream_sse(request)
         return await answer.complete()
+    except ApiError:
+        # Failed before the first byte. If no worker took it, no usage event will settle the
+        # hold; releasing one that a usage event also settles is harmless (both are idempotent).
+        if held and answer.usage is None:
+            await resources.budget.release(request_id, caller)
+        raise
     except asyncio.CancelledError:
         # The client went away: stop the provider call now, not when it would have finished.
         await asyncio.shield(
@@ -102,6 +112,7 @@ class Answer:
         self.started_at = time.monotonic()
         self.output: list[str] = []
         self.pending_usage: bytes | None = None  # OpenAI sends the usage chunk after the finish
+        self.usage: UsageFrame | None = None
         self.frames: AsyncGenerator[AnswerFrame, None] = resources.dispatcher.stream(request_id, caller, body)
 
     def _headers(self) -> dict[str, str]:
@@ -115,7 +126,7 @@ class Answer:
             elif isinstance(frame, ResetFrame):
                 assembler.reset()
             elif isinstance(frame, UsageFrame):
-                assembler.usage = frame
+                assembler.usage = await self._priced(frame)
             elif isinstance(frame, DoneFrame):
                 headers = self._headers()
                 if assembler.usage is not None and assembler.usage.cost_usd is not None:
@@ -156,7 +167,7 @@ class Answer:
                 )
         elif isinstance(frame, UsageFrame):
             if writer.include_usage:
-                self.pending_usage = writer.usage(frame)
+                self.pending_usage = writer.usage(await self._priced(frame))
         elif isinstance(frame, DoneFrame):
             await response.write(writer.finish(frame))
             if self.pending_usage:
@@ -165,6 +176,16 @@ class Answer:
             await response.write_eof()
             return True
         return False
+
+    async def _priced(self, frame: UsageFrame) -> UsageFrame:
+        """The usage frame with billing's cost for it (off the TTFT path: after the last token)."""
+        self.usage = frame
+        if frame.cost_usd is not None or not self.resources.settings.billing_enabled:
+            return frame
+        cost = await self.resources.budget.quote(
+            self.request_id, frame.provider, self.body.model, frame.usage
+        )
+        return frame if cost is None else frame.model_copy(update={"cost_usd": cost})
 
     async def _record_lost_usage(self) -> None:
         """The worker died mid-answer and never recorded usage: record what the client got."""

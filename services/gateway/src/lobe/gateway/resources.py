@@ -10,6 +10,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from lobe.gateway.auth import ApiKeyStore
+from lobe.gateway.budget import BudgetClient
 from lobe.gateway.dispatch import ChatDispatcher
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import close, connect, ensure_streams
@@ -22,6 +23,7 @@ class Resources:
     js: JetStreamContext
     keys: ApiKeyStore
     dispatcher: ChatDispatcher
+    budget: BudgetClient
 
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -34,6 +36,8 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     nc = await connect(settings, name="gateway")
     js = nc.jetstream()
     await ensure_streams(js)
-    app[RESOURCES] = Resources(settings, nc, js, keys, ChatDispatcher(nc, settings))
+    app[RESOURCES] = Resources(
+        settings, nc, js, keys, ChatDispatcher(nc, settings), BudgetClient(nc, settings)
+    )
     yield
     await close(nc)

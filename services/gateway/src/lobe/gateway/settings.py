@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -11,9 +13,9 @@ from lobe.shared.settings import LogSettings, NatsSettings, RedisSettings, Telem
 class GatewaySettings(NatsSettings, RedisSettings, TelemetrySettings, LogSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
-    otel_service_name: str = "gateway"
+    otel_service_name: str = Field(default="gateway", description="Service name on traces and logs.")
     gateway_host: str = Field(default="127.0.0.1", description="Bind address (0.0.0.0 in containers).")
-    gateway_port: int = Field(default=3210, ge=0, le=65535)
+    gateway_port: int = Field(default=3210, ge=0, le=65535, description="HTTP port of the OpenAI API.")
     gateway_api_keys: SecretStr = Field(
         default=SecretStr(""),
         description="Bootstrap API keys, comma-separated `key:user_id[:plan]` (dev and break-glass).",
@@ -26,3 +28,15 @@ class GatewaySettings(NatsSettings, RedisSettings, TelemetrySettings, LogSetting
     request_timeout_s: float = Field(default=600.0, gt=0, description="Whole answer; then 504.")
     dispatch_attempts: int = Field(default=3, ge=1, description="Workers tried before giving up.")
     saturation_wait_s: float = Field(default=2.0, ge=0, description="Wait for a free worker, then 503.")
+    billing_enabled: bool = Field(
+        default=True, description="Reserve each request's worst case with billing and quote its cost."
+    )
+    budget_fail_mode: Literal["open", "closed"] = Field(
+        default="closed", description="When billing does not answer: admit (open) or 503 (closed)."
+    )
+    billing_timeout_s: float = Field(
+        default=0.5, gt=0, description="Wait for billing's budget and price answers."
+    )
+    default_max_output_tokens: int = Field(
+        default=4096, ge=1, description="Output cap assumed for the worst case when the client sets none."
+    )

@@ -12,7 +12,7 @@ DEFAULT_OPS_PORT = 3213
 
 class MetricsSettings(NatsSettings, OpsSettings, LogSettings, TelemetrySettings):
     ops_port: int = Field(default=DEFAULT_OPS_PORT, ge=0, le=65535, description="Health and /metrics.")
-    otel_service_name: str = SERVICE_NAME
+    otel_service_name: str = Field(default=SERVICE_NAME, description="Service name on traces and logs.")
     metrics_max_models: int = Field(
         default=500,
         ge=1,

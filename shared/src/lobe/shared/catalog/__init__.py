@@ -240,6 +240,17 @@ CATALOG: tuple[Subject, ...] = (
         "answer only confirms receipt.",
     ),
     Subject(
+        subject=billing.PRICE_QUOTE,
+        payload=billing.PriceQuote,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        reply=billing.PriceQuoted,
+        producers=(GATEWAY,),
+        consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
+        description="Price a finished request's usage at today's prices, for the final chunk's cost; "
+        "the same cost billing records when the usage event arrives.",
+    ),
+    Subject(
         subject=auth.AUTH_KEY_ISSUED,
         payload=auth.ApiKeyIssued,
         kind="fact",

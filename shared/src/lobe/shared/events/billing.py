@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from lobe.shared.events.chat import TokenUsage
 from lobe.shared.events.envelope import Event
 
 BILLING_LIMIT_EXCEEDED = "billing.limit.exceeded"
@@ -14,6 +15,7 @@ BILLING_PRICE_MISSING = "billing.price.missing"
 # on these subjects would answer the request with its own PubAck).
 BUDGET_RESERVE = "billing.budget.reserve"
 BUDGET_RELEASE = "billing.budget.release"
+PRICE_QUOTE = "billing.price.quote"
 BILLING_QUEUE = "billing"
 
 LimitKind = Literal["tokens", "cost", "requests"]
@@ -59,3 +61,18 @@ class BudgetRelease(Event):
     """`billing.budget.release`: the request never reached a provider; free its hold."""
 
     user_id: str
+
+
+class PriceQuote(Event):
+    """`billing.price.quote`: what this usage costs at today's prices (for the final chunk)."""
+
+    provider: str
+    model: str
+    usage: TokenUsage
+
+
+class PriceQuoted(Event):
+    """Reply to PriceQuote: the same cost billing will record for this usage."""
+
+    cost_usd: float = Field(ge=0)
+    priced: bool = Field(description="False when no price was known and the default was used.")

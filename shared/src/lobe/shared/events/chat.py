@@ -126,6 +126,7 @@ class TokenUsage(BaseModel):
 class UsageFrame(_Frame):
     type: Literal["usage"] = "usage"
     usage: TokenUsage
+    provider: str = Field(default="unknown", description="Provider kind that produced it (for pricing).")
     cost_usd: float | None = Field(default=None, ge=0, description="Set when billing priced it.")
 
 

@@ -1,0 +1,86 @@
+"""Budget admission and cost quotes: the gateway's half of the protocol with billing.
+
+Before dispatch the gateway reserves the request's worst case (prompt estimate plus the output
+cap at the model's prices); billing admits or refuses atomically, whatever the number of gateway
+replicas. The usage event settles the hold; a request that never reached a worker releases it.
+
+When billing does not answer, `BUDGET_FAIL_MODE` decides: `closed` (default) refuses with 503,
+since an unchecked request can spend money nobody approved; `open` lets it through, and the
+usage event still lands in the ledger when billing returns (spend may then pass the limit by
+what was admitted while billing was away).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from lobe.gateway.errors import ApiError
+from lobe.gateway.settings import GatewaySettings
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.billing import (
+    BUDGET_RELEASE,
+    BUDGET_RESERVE,
+    PRICE_QUOTE,
+    BudgetDecision,
+    BudgetRelease,
+    BudgetReserve,
+    PriceQuote,
+    PriceQuoted,
+)
+from lobe.shared.events.chat import Caller, TokenUsage
+from lobe.shared.tokens import estimate_prompt_tokens
+
+log = logging.getLogger(__name__)
+
+
+class BudgetClient:
+    def __init__(self, nc: NATS, settings: GatewaySettings) -> None:
+        self.nc = nc
+        self.settings = settings
+
+    async def reserve(self, request_id: str, caller: Caller, body: ChatCompletionRequest) -> bool:
+        """Admit or raise 429 `insufficient_quota`; True when a hold was taken (to release)."""
+        if not self.settings.billing_enabled:
+            return False
+        ask = BudgetReserve(
+            request_id=request_id,
+            user_id=caller.user_id,
+            model=body.model,
+            prompt_tokens_estimate=estimate_prompt_tokens(body),
+            max_output_tokens=body.output_token_limit or self.settings.default_max_output_tokens,
+        )
+        try:
+            msg = await self.nc.request(BUDGET_RESERVE, ask.encode(), timeout=self.settings.billing_timeout_s)
+        except (NoRespondersError, NatsTimeout):
+            if self.settings.budget_fail_mode == "open":
+                log.warning("billing unreachable; admitting (fail-open)", extra={"request_id": request_id})
+                return False
+            raise ApiError(
+                503,
+                "Usage limits cannot be checked right now; retry shortly.",
+                "billing_unavailable",
+                headers={"Retry-After": "1"},
+            ) from None
+        decision = BudgetDecision.decode(msg.data)
+        if not decision.admitted:
+            raise ApiError(429, decision.message or "You exceeded your current quota.", "insufficient_quota")
+        return True
+
+    async def release(self, request_id: str, caller: Caller) -> None:
+        """Free a hold whose request never reached a worker (so no usage event will settle it)."""
+        await self.nc.publish(
+            BUDGET_RELEASE, BudgetRelease(request_id=request_id, user_id=caller.user_id).encode()
+        )
+
+    async def quote(self, request_id: str, provider: str, model: str, usage: TokenUsage) -> float | None:
+        """The cost billing will record for this usage; None when billing cannot say in time."""
+        ask = PriceQuote(request_id=request_id, provider=provider, model=model, usage=usage)
+        try:
+            msg = await self.nc.request(PRICE_QUOTE, ask.encode(), timeout=self.settings.billing_timeout_s)
+        except (NoRespondersError, NatsTimeout):
+            return None
+        return PriceQuoted.decode(msg.data).cost_usd
