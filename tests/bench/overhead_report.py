@@ -142,7 +142,9 @@ subtract exactly, so a small negative number means "no measurable difference"). 
 {args.concurrency} the measuring client, the fake upstream and the gateway path's three processes
 share {os.cpu_count()} CPUs; the last column shows how much of the machine the gateway path alone
 kept busy, so its concurrent p99 includes time spent waiting for a CPU, not only work done by the
-gateway and worker. The CPU cost per request is the number that scales. Distributions:
+gateway and worker. The CPU cost per request is the number that scales (one at a time it is
+higher: every SSE event wakes each process on its own; under load the wake-ups are shared).
+Distributions:
 
 ![Latency distributions, direct vs gateway]({plot.as_posix()})
 {END}"""
