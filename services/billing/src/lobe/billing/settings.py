@@ -20,7 +20,9 @@ class BillingSettings(NatsSettings, DatabaseSettings, OpsSettings, LogSettings, 
     billing_batch_size: int = Field(default=500, ge=1, le=5000, description="Usage events per fetch.")
     billing_fetch_timeout_s: float = Field(default=1.0, gt=0, description="Max wait to fill a batch.")
     billing_consumers: int = Field(default=2, ge=1, le=32, description="Concurrent fetch loops.")
-    billing_db_pool_size: int = Field(default=8, ge=2, le=100, description="PostgreSQL connections kept open.")
+    billing_db_pool_size: int = Field(
+        default=8, ge=2, le=100, description="PostgreSQL connections kept open."
+    )
     billing_reservation_ttl_s: float = Field(
         default=900, gt=0, description="A budget hold not settled or released by then is freed."
     )
