@@ -43,13 +43,13 @@ BACKOFF_MAX_S = 30.0
 ACK_WAIT_S = 60.0
 
 
-def consumer_config() -> ConsumerConfig:
+def consumer_config(ack_wait_s: float = ACK_WAIT_S) -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=BILLING_CONSUMER,
         filter_subject=USAGE_RECORDED,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
-        ack_wait=ACK_WAIT_S,
+        ack_wait=ack_wait_s,
         max_deliver=-1,
         max_ack_pending=50_000,
     )
@@ -76,6 +76,7 @@ class Ingester:
         alerts: Alerts,
         batch_size: int = 500,
         fetch_timeout_s: float = 1.0,
+        ack_wait_s: float = ACK_WAIT_S,
     ) -> None:
         self.js = js
         self.pool = pool
@@ -84,11 +85,15 @@ class Ingester:
         self.alerts = alerts
         self.batch_size = batch_size
         self.fetch_timeout_s = fetch_timeout_s
+        self.ack_wait_s = ack_wait_s
         self.partitions = PartitionCache()
 
     async def subscribe(self) -> JetStreamContext.PullSubscription:
         return await self.js.pull_subscribe(
-            USAGE_RECORDED, durable=BILLING_CONSUMER, stream=USAGE.name, config=consumer_config()
+            USAGE_RECORDED,
+            durable=BILLING_CONSUMER,
+            stream=USAGE.name,
+            config=consumer_config(self.ack_wait_s),
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -75,7 +75,14 @@ class BillingService:
         await bus.ensure_streams(js)
 
         ingester = Ingester(
-            js, pool, prices, plans, Alerts(js), s.billing_batch_size, s.billing_fetch_timeout_s
+            js,
+            pool,
+            prices,
+            plans,
+            Alerts(js),
+            s.billing_batch_size,
+            s.billing_fetch_timeout_s,
+            s.billing_ack_wait_s,
         )
         for i in range(s.billing_consumers):
             self._tasks.append(asyncio.create_task(ingester.run(self.stop), name=f"billing-ingest-{i}"))

@@ -23,6 +23,9 @@ class BillingSettings(NatsSettings, DatabaseSettings, OpsSettings, LogSettings, 
     billing_db_pool_size: int = Field(
         default=8, ge=2, le=100, description="PostgreSQL connections kept open."
     )
+    billing_ack_wait_s: float = Field(
+        default=60, gt=0, description="Usage a crashed billing had fetched is redelivered after this."
+    )
     billing_reservation_ttl_s: float = Field(
         default=900, gt=0, description="A budget hold not settled or released by then is freed."
     )
