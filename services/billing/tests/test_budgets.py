@@ -61,3 +61,33 @@ async def test_concurrent_reservations_never_exceed_the_cost_limit(
         assert again.admitted is True
     finally:
         await nc.close()
+
+
+async def test_token_limit_refuses_a_hold_that_could_pass_it_and_names_the_limit(
+    billing: BillingService, nats_url: str
+) -> None:
+    assert billing.pool is not None
+    await admin.create_user(billing.pool, "tina", "enterprise")
+    # Each hold reserves 100 prompt + 400 output = 500 tokens; 1,200 allowed: two fit, not three.
+    await admin.set_limits(billing.pool, "tina", Override(tokens=1200))
+    nc = await nats.connect(nats_url)
+    try:
+        decisions = []
+        for i in range(3):
+            req = BudgetReserve(
+                request_id=f"t{i}",
+                user_id="tina",
+                model="mock",
+                prompt_tokens_estimate=100,
+                max_output_tokens=400,
+            )
+            reply = await nc.request(BUDGET_RESERVE, req.encode(), timeout=10)
+            decisions.append(BudgetDecision.decode(reply.data))
+        assert [d.admitted for d in decisions] == [True, True, False]
+        assert decisions[2].limit == "tokens"
+        assert decisions[2].message is not None
+        assert "tokens limit" in decisions[2].message
+        dsn = billing.settings.database_url.get_secret_value()
+        assert await fetchval(dsn, "SELECT reserved_tokens FROM usage_periods WHERE user_id = 'tina'") == 1000
+    finally:
+        await nc.close()

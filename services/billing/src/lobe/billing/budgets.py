@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Literal
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -22,7 +21,8 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from lobe.billing.admin import account
-from lobe.billing.plans import PlanBook
+from lobe.billing.holds import FREE_HOLDS
+from lobe.billing.plans import Limits, PlanBook
 from lobe.billing.prices import PriceTable, cost_of
 from lobe.shared.events.billing import (
     BILLING_LIMIT_EXCEEDED,
@@ -34,6 +34,7 @@ from lobe.shared.events.billing import (
     BudgetRelease,
     BudgetReserve,
     LimitExceeded,
+    LimitKind,
     PriceQuote,
     PriceQuoted,
 )
@@ -43,18 +44,13 @@ log = logging.getLogger(__name__)
 
 _HOLD = """
 UPDATE usage_periods
-SET reserved_usd = reserved_usd + $3, reserved_requests = reserved_requests + 1
+SET reserved_usd = reserved_usd + $3, reserved_requests = reserved_requests + 1,
+    reserved_tokens = reserved_tokens + $6
 WHERE user_id = $1 AND period = $2
   AND ($4::numeric IS NULL OR cost_usd + reserved_usd + $3 <= $4)
   AND ($5::bigint IS NULL OR requests + reserved_requests + 1 <= $5)
+  AND ($7::bigint IS NULL OR tokens + reserved_tokens + $6 <= $7)
 RETURNING cost_usd, reserved_usd
-"""
-_FREE = """
-WITH gone AS (DELETE FROM reservations WHERE request_id = ANY($1::text[]) RETURNING user_id, period, amount_usd)
-UPDATE usage_periods p
-SET reserved_usd = greatest(p.reserved_usd - g.amount, 0), reserved_requests = greatest(p.reserved_requests - g.n, 0)
-FROM (SELECT user_id, period, sum(amount_usd) AS amount, count(*) AS n FROM gone GROUP BY 1, 2) g
-WHERE p.user_id = g.user_id AND p.period = g.period
 """
 
 
@@ -64,7 +60,6 @@ class Budgets:
         self.prices = prices
         self.plans = plans
         self.ttl = timedelta(seconds=ttl_s)
-        self.last_denial: tuple[Literal["cost", "requests"], float, float, str] | None = None
 
     def worst_case(self, req: BudgetReserve, when: datetime) -> Decimal:
         # The gateway does not know the provider; any provider's price of the model will do.
@@ -72,10 +67,12 @@ class Budgets:
         usage = TokenUsage(prompt_tokens=req.prompt_tokens_estimate, completion_tokens=req.max_output_tokens)
         return cost_of(rate, usage)
 
-    async def reserve(self, req: BudgetReserve) -> BudgetDecision:
+    async def reserve(self, req: BudgetReserve) -> tuple[BudgetDecision, LimitExceeded | None]:
+        """Admit and hold, or refuse; a refusal comes with the limit fact to publish."""
         now = datetime.now(UTC)
         period = self.plans.period_key(now)
         amount = self.worst_case(req, now)
+        tokens = req.prompt_tokens_estimate + req.max_output_tokens
         plan, override = await account(self.pool, req.user_id)
         limits = self.plans.limits(plan, override)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -83,46 +80,53 @@ class Budgets:
                 "SELECT amount_usd FROM reservations WHERE request_id = $1", req.request_id
             )
             if held is not None:  # a retried request: the hold is already there
-                return BudgetDecision(request_id=req.request_id, admitted=True, reserved_usd=float(held))
+                return BudgetDecision(
+                    request_id=req.request_id, admitted=True, reserved_usd=float(held)
+                ), None
             await conn.execute(
                 "INSERT INTO usage_periods (user_id, period) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                 req.user_id,
                 period,
             )
-            row = await conn.fetchrow(_HOLD, req.user_id, period, amount, limits.cost_usd, limits.requests)
+            row = await conn.fetchrow(
+                _HOLD, req.user_id, period, amount, limits.cost_usd, limits.requests, tokens, limits.tokens
+            )
             if row is not None:
                 await conn.execute(
-                    "INSERT INTO reservations (request_id, user_id, period, amount_usd, expires_at) VALUES ($1,$2,$3,$4,$5)",
+                    """INSERT INTO reservations (request_id, user_id, period, amount_usd, tokens, expires_at)
+                       VALUES ($1, $2, $3, $4, $5, $6)""",
                     req.request_id,
                     req.user_id,
                     period,
                     amount,
+                    tokens,
                     now + self.ttl,
                 )
-                return BudgetDecision(request_id=req.request_id, admitted=True, reserved_usd=float(amount))
+                return BudgetDecision(
+                    request_id=req.request_id, admitted=True, reserved_usd=float(amount)
+                ), None
             used = await conn.fetchrow(
-                "SELECT cost_usd, requests FROM usage_periods WHERE user_id = $1 AND period = $2",
-                req.user_id,
-                period,
+                "SELECT * FROM usage_periods WHERE user_id = $1 AND period = $2", req.user_id, period
             )
-        cost_used: Decimal = used["cost_usd"] if used else Decimal(0)
-        over_requests = (
-            limits.requests is not None and used is not None and used["requests"] >= limits.requests
-        )
-        kind: Literal["cost", "requests"] = "requests" if over_requests else "cost"
-        allowed = limits.requests if kind == "requests" else limits.cost_usd
-        used_value = used["requests"] if (kind == "requests" and used) else cost_used
-        self.last_denial = (kind, float(used_value), float(allowed or 0), period)
-        return BudgetDecision(
+        kind, spent, allowed = _blocking_limit(used, limits, amount, tokens)
+        fact = LimitExceeded(
             request_id=req.request_id,
-            admitted=False,
+            user_id=req.user_id,
             limit=kind,
-            message=f"You exceeded your {kind} limit for period {period} ({allowed} on plan {limits.plan}).",
+            period=period,
+            used=spent,
+            allowed=allowed,
         )
+        message = (
+            f"You exceeded your {kind} limit for period {period}: {spent:g} used or held, "
+            f"this request could need more than the {allowed:g} allowed on plan {limits.plan}."
+        )
+        decision = BudgetDecision(request_id=req.request_id, admitted=False, limit=kind, message=message)
+        return decision, fact
 
     async def release(self, request_ids: list[str]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_FREE, request_ids)
+            await conn.execute(FREE_HOLDS, request_ids)
 
     async def expire(self) -> int:
         """Free holds whose request never settled or released (a gateway died mid-request)."""
@@ -132,8 +136,22 @@ class Budgets:
                 for r in await conn.fetch("SELECT request_id FROM reservations WHERE expires_at < now()")
             ]
             if ids:
-                await conn.execute(_FREE, ids)
+                await conn.execute(FREE_HOLDS, ids)
         return len(ids)
+
+
+def _blocking_limit(
+    used: asyncpg.Record | None, limits: Limits, amount: Decimal, tokens: int
+) -> tuple[LimitKind, float, float]:
+    """Which limit refused the hold, with what was used or held against it and what is allowed."""
+    requests = (used["requests"] + used["reserved_requests"]) if used else 0
+    if limits.requests is not None and requests + 1 > limits.requests:
+        return "requests", float(requests), float(limits.requests)
+    spent_tokens = (used["tokens"] + used["reserved_tokens"]) if used else 0
+    if limits.tokens is not None and spent_tokens + tokens > limits.tokens:
+        return "tokens", float(spent_tokens), float(limits.tokens)
+    spent = (used["cost_usd"] + used["reserved_usd"]) if used else Decimal(0)
+    return "cost", float(spent), float(limits.cost_usd or 0)
 
 
 async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
@@ -146,21 +164,12 @@ async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
             log.warning("malformed budget reserve: %s", exc)
             return
         try:
-            decision = await budgets.reserve(req)
+            decision, fact = await budgets.reserve(req)
         except Exception as exc:  # the gateway applies its fail-open / fail-closed switch
             log.error("budget reserve failed: %s", exc)
             return
         await msg.respond(decision.encode())
-        if not decision.admitted and budgets.last_denial:
-            kind, used, allowed, period = budgets.last_denial
-            fact = LimitExceeded(
-                request_id=req.request_id,
-                user_id=req.user_id,
-                limit=kind,
-                period=period,
-                used=used,
-                allowed=allowed,
-            )
+        if fact is not None:
             await nc.publish(BILLING_LIMIT_EXCEEDED, fact.encode())
 
     async def on_quote(msg: Msg) -> None:

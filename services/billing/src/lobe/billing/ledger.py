@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from lobe.billing.holds import FREE_HOLDS
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
 from lobe.shared.events.usage import UsageRecorded
@@ -137,19 +138,6 @@ ON CONFLICT (user_id, period) DO UPDATE SET
 """
 
 # A settled request's hold is replaced by its real cost (added above).
-_SETTLE = """
-WITH settled AS (
-    DELETE FROM reservations WHERE request_id = ANY($1::text[])
-    RETURNING user_id, period, amount_usd
-), per_period AS (
-    SELECT user_id, period, sum(amount_usd) AS amount, count(*) AS n FROM settled GROUP BY 1, 2
-)
-UPDATE usage_periods p
-SET reserved_usd = greatest(p.reserved_usd - s.amount, 0),
-    reserved_requests = greatest(p.reserved_requests - s.n, 0)
-FROM per_period s
-WHERE p.user_id = s.user_id AND p.period = s.period
-"""
 
 
 async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> list[LedgerRow]:
@@ -194,5 +182,5 @@ async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> list[L
         *[[k[i] for k in pkeys] for i in range(2)],
         *[[periods[k][i] for k in pkeys] for i in range(3)],
     )
-    await conn.execute(_SETTLE, [r.request_id for r in new])
+    await conn.execute(FREE_HOLDS, [r.request_id for r in new])
     return new
