@@ -35,3 +35,38 @@ def test_dev_rejects_an_unknown_service_by_name(tmp_path: Path) -> None:
     result = lobe("dev", "--state-dir", str(tmp_path), "--only", "gatewy")
     assert result.returncode == 1
     assert "unknown service(s) gatewy" in result.stderr
+
+
+def test_admin_commands_create_a_user_whose_issued_key_billing_accepts_and_revokes(database_url: str) -> None:
+    assert lobe("db", "migrate", DATABASE_URL=database_url).returncode == 0
+    created = lobe("admin", "create-user", "zoe", "--plan", "premium", DATABASE_URL=database_url)
+    assert created.returncode == 0, created.stderr
+    issued = lobe("admin", "issue-key", "zoe", "--name", "laptop", DATABASE_URL=database_url)
+    assert issued.returncode == 0, issued.stderr
+    key_id = issued.stdout.split()[2]
+    key = issued.stdout.split("api key ")[1].split()[0]
+    assert key_id.startswith("key_")
+    assert len(key) > 20
+    limits = lobe(
+        "admin", "set-limits", "zoe", "--cost-usd", "12.5", "--requests", "100", DATABASE_URL=database_url
+    )
+    assert limits.returncode == 0, limits.stderr
+    assert "cost_usd=Decimal('12.5')" in limits.stdout
+    revoked = lobe("admin", "revoke-key", key_id, DATABASE_URL=database_url)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "of user zoe" in revoked.stdout
+
+
+def test_admin_naming_a_missing_user_fails_with_its_name(database_url: str) -> None:
+    assert lobe("db", "migrate", DATABASE_URL=database_url).returncode == 0
+    result = lobe("admin", "set-plan", "nobody", "basic", DATABASE_URL=database_url)
+    assert result.returncode == 1
+    assert "user 'nobody' not found" in result.stderr
+
+
+def test_db_retention_reports_what_it_dropped(database_url: str) -> None:
+    assert lobe("db", "migrate", DATABASE_URL=database_url).returncode == 0
+    result = lobe("db", "retention", "--keep-months", "12", DATABASE_URL=database_url)
+    assert result.returncode == 0, result.stderr
+    assert "no partition old enough to drop" in result.stdout
+    assert "pruned 0 request ids" in result.stdout

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lobe.devtools import admin_cli
+from lobe.devtools.admin_cli import add_admin_commands, add_retention_command
 from lobe.devtools.dev import DevOptions, find_state_dir, run_dev
 from lobe.devtools.migrate import migrate
 
@@ -30,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database tasks")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("migrate", help="apply billing migrations to $DATABASE_URL")
+    add_retention_command(db_commands)
+    add_admin_commands(commands)
     return parser
 
 
@@ -49,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         applied = asyncio.run(migrate(dsn, sys.stdout))
         return 1 if applied is None else 0
+    if args.command == "admin" or (args.command == "db" and args.db_command == "retention"):
+        return admin_cli.run(args)
     raise AssertionError(f"unhandled command {args}")
 
 
