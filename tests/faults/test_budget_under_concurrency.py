@@ -1,0 +1,177 @@
+"""200 concurrent requests by one user through two gateway processes: spend never passes the budget.
+
+The mock model's answers are sized so every request's real cost equals the worst case the
+gateway reserves (max_tokens = the answer's exact length): a budget of 20.5 worst cases then
+admits exactly 20, and any leak in the admission protocol shows up as a 21st.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from lobe.billing.admin import create_user, set_limits
+from lobe.billing.plans import Override
+from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
+from lobe.chat_worker.providers.mock import mock_answer
+from lobe.chat_worker.service import ChatWorker
+from lobe.chat_worker.settings import WorkerSettings
+from lobe.devtools.supervisor import Supervisor
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
+
+from .conftest import MILLION, ExpectedPrices, base_url, billing_service, gateway_service, wait_until
+
+USER = "bob"
+API_KEY = "sk-fault-bob"
+REQUESTS = 200
+AFFORDABLE = 20
+
+
+def body(i: int) -> dict[str, Any]:
+    # Fixed-width text: every request has the same prompt and answer length, so the same cost.
+    return {
+        "model": "mock",
+        "messages": [{"role": "user", "content": f"question {i:03d}"}],
+        "stream": i % 2 == 0,
+    }
+
+
+def tokens(i: int) -> tuple[int, int]:
+    """(prompt, completion) tokens the mock reports for request i."""
+    request = ChatCompletionRequest.model_validate(body(i))
+    return estimate_prompt_tokens(request), sum(estimate_tokens(c) for c in mock_answer(request))
+
+
+@dataclass
+class Outcome:
+    status: int
+    code: str | None
+    message: str
+
+
+async def ask(http: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> Outcome:
+    async with http.post(
+        f"{url}/v1/chat/completions", json=payload, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as response:
+        text = await response.text()
+    if response.status != 200:
+        error = json.loads(text)["error"]
+        return Outcome(response.status, error.get("code"), error.get("message", ""))
+    # A complete answer: SSE ends with [DONE], JSON carries a finish reason.
+    complete = text.rstrip().endswith("data: [DONE]") if payload["stream"] else "finish_reason" in text
+    return Outcome(200, None if complete else "incomplete", text[-200:])
+
+
+@pytest.fixture
+async def worker(nats_url: str) -> AsyncIterator[ChatWorker]:
+    catalog = ModelCatalog(
+        models=[RoutedModel(name="mock", deployments=[Deployment(name="mock", provider="mock")])]
+    )
+    chat_worker = ChatWorker(WorkerSettings(nats_url=nats_url, ops_port=0), catalog)
+    await chat_worker.start()
+    yield chat_worker
+    await chat_worker.stop()
+
+
+async def watch_peak(dsn: str, stop: asyncio.Event) -> Decimal:
+    """The highest spent + held amount seen on the user's period row while `stop` is unset."""
+    peak = Decimal(0)
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        while not stop.is_set():
+            value = await conn.fetchval(
+                "SELECT max(cost_usd + reserved_usd) FROM usage_periods WHERE user_id = $1", USER
+            )
+            peak = max(peak, value or Decimal(0))
+            await asyncio.sleep(0.002)
+    finally:
+        await conn.close()
+    return peak
+
+
+async def test_spend_never_passes_the_budget_with_200_concurrent_requests_through_two_gateways(
+    nats_url: str, billing_db: str, supervisor: Supervisor, worker: ChatWorker
+) -> None:
+    prompt, completion = tokens(0)
+    assert all(tokens(i) == (prompt, completion) for i in range(REQUESTS))
+    rate = ExpectedPrices().entries[("mock", "mock")][-1][1]
+    # max_tokens = the answer's length: reserved worst case == real cost, to the last token.
+    worst = (prompt * rate[0] + completion * rate[1]) / MILLION
+    budget = worst * AFFORDABLE + worst / 2
+    conn = await asyncpg.connect(billing_db, timeout=5)
+    try:
+        await create_user(conn, USER, plan="basic")
+        await set_limits(conn, USER, Override(cost_usd=budget))
+    finally:
+        await conn.close()
+
+    billing = billing_service(supervisor, nats_url, billing_db)
+    gateways = [
+        gateway_service(
+            supervisor, f"gateway-{n}", nats_url, f"{API_KEY}:{USER}:basic", BILLING_ENABLED="true"
+        )
+        for n in (1, 2)
+    ]
+    await asyncio.gather(billing.start(), *(g.start() for g in gateways))
+    urls = [base_url(g) for g in gateways]
+
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_peak(billing_db, stop))
+    started = time.monotonic()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
+        outcomes = await asyncio.gather(
+            *(ask(http, urls[i % 2], {**body(i), "max_tokens": completion}) for i in range(REQUESTS))
+        )
+    elapsed = time.monotonic() - started
+
+    admitted = [o for o in outcomes if o.status == 200]
+    refused = [o for o in outcomes if o.status == 429]
+    others = [o for o in outcomes if o.status not in (200, 429)]
+
+    async def settled() -> bool:
+        row = await fetchrow(billing_db)
+        return row is not None and row["requests"] == len(admitted) and row["reserved_usd"] == 0
+
+    try:
+        await wait_until(settled, within=20, what="every admitted request settled in the ledger")
+    finally:
+        stop.set()
+        peak = await asyncio.wait_for(watcher, 10)
+    row = await fetchrow(billing_db)
+    assert row is not None
+    spent: Decimal = row["cost_usd"]
+    print(
+        f"\n{REQUESTS} requests in {elapsed:.2f} s: {len(admitted)} admitted, {len(refused)} refused (429), "
+        f"{len(others)} other; budget {budget} USD, spent {spent} USD, peak spent+held {peak} USD"
+    )
+    assert not others, f"only 200 or 429 expected, got {[(o.status, o.code) for o in others][:5]}"
+    assert len(admitted) + len(refused) == REQUESTS
+    assert all(o.code is None for o in admitted), "an admitted answer was cut short"
+    assert len(admitted) == AFFORDABLE
+    assert all(o.code == "insufficient_quota" and "cost limit" in o.message for o in refused)
+    assert spent == worst * AFFORDABLE <= budget
+    assert peak <= budget
+
+
+async def fetchrow(dsn: str) -> asyncpg.Record | None:
+    with contextlib.suppress(OSError):
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            return await conn.fetchrow(
+                "SELECT requests, cost_usd, reserved_usd FROM usage_periods WHERE user_id = $1", USER
+            )
+        finally:
+            await conn.close()
+    return None
