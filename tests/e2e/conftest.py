@@ -68,6 +68,7 @@ class Suite:
     nc: NATS
     client: AsyncOpenAI
     http: aiohttp.ClientSession
+    billing_url: str = ""  # set when the test runs billing too
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {API_KEY}"}

@@ -21,6 +21,8 @@ from lobe.billing.service import BillingService
 from lobe.billing.settings import BillingSettings
 
 from .conftest import API_KEY, Suite, start_gateway, start_worker
+
+ADMIN_TOKEN = "e2e-admin-token"
 from .test_chat_path import MESSAGES
 
 
@@ -46,15 +48,20 @@ async def billed(nats_url: str, database_url: str) -> AsyncIterator[Suite]:
     await create_user(conn, "alice", plan="basic")
     await conn.close()
     settings = BillingSettings(
-        nats_url=nats_url, database_url=SecretStr(database_url), ops_port=0, billing_fetch_timeout_s=0.1
+        nats_url=nats_url,
+        database_url=SecretStr(database_url),
+        ops_port=0,
+        billing_fetch_timeout_s=0.1,
+        billing_admin_token=SecretStr(ADMIN_TOKEN),
     )
-    async with BillingService(settings):
+    async with BillingService(settings) as billing:
         worker = await start_worker(nats_url)
         runner, base_url = await start_gateway(nats_url, billing_enabled=True)
         nc = await nats.connect(nats_url)
         async with aiohttp.ClientSession() as http:
+            client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY)
             yield Suite(
-                base_url, nats_url, nc, openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY), http
+                base_url, nats_url, nc, client, http, billing_url=f"http://127.0.0.1:{billing.ops_port}"
             )
         await nc.close()
         await runner.cleanup()
@@ -113,3 +120,27 @@ async def test_billing_unreachable_follows_the_fail_mode(suite: Suite, mode: str
         assert body["error"]["code"] == "billing_unavailable"
     else:
         assert body["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_a_key_issued_by_billing_works_at_the_gateway_until_revoked(billed: Suite) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    billing_url = billed.billing_url
+    async with billed.http.post(
+        f"{billing_url}/v1/admin/users/alice/keys", json={"name": "e2e"}, headers=admin
+    ) as r:
+        assert r.status == 201
+        issued = await r.json()
+    client = openai.AsyncOpenAI(base_url=f"{billed.base_url}/v1", api_key=issued["key"])
+    completion = await client.chat.completions.create(model="mock", messages=MESSAGES)
+    assert completion.choices[0].finish_reason == "stop"
+    async with billed.http.delete(f"{billing_url}/v1/admin/keys/{issued['id']}", headers=admin) as r:
+        assert r.status == 200
+    # The revocation is announced on the bus: the gateway's cache drops the key without waiting out its TTL.
+    for _ in range(50):
+        try:
+            await client.chat.completions.create(model="mock", messages=MESSAGES)
+        except openai.AuthenticationError as exc:
+            assert exc.code == "invalid_api_key"
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("revoked key still accepted after 1 s")

@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
+from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from lobe.billing import admin
 from lobe.billing.errors import NotFoundError
+from lobe.billing.key_service import announce_issued, announce_revoked
 from lobe.billing.keys import user_for_key
 from lobe.billing.plans import Override, PlanBook
 from lobe.billing.prices import PriceTable
@@ -28,6 +30,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 PRICES = web.AppKey("prices", PriceTable)
 PLANS = web.AppKey("plans", PlanBook)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
+EVENTS_JS = web.AppKey("events_js", JetStreamContext)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -143,6 +146,7 @@ async def issue_key(request: web.Request) -> web.Response:
     _admin(request)
     body = await _body(request, NewKey)
     issued = await admin.issue_key(request.app[POOL], request.match_info["user_id"], body.name)
+    await announce_issued(request.app.get(EVENTS_JS), issued.user_id, issued.id, issued.prefix)
     return web.json_response(
         {"id": issued.id, "user_id": issued.user_id, "key": issued.key, "prefix": issued.prefix}, status=201
     )
@@ -151,6 +155,7 @@ async def issue_key(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     _admin(request)
     user_id = await admin.revoke_key(request.app[POOL], request.match_info["key_id"])
+    await announce_revoked(request.app.get(EVENTS_JS), user_id, request.match_info["key_id"])
     return web.json_response({"id": request.match_info["key_id"], "user_id": user_id, "revoked": True})
 
 
@@ -180,10 +185,16 @@ async def not_found_as_404(request: web.Request, handler: Any) -> web.StreamResp
 
 
 def build_api(
-    pool: asyncpg.Pool, prices: PriceTable, plans: PlanBook, admin_token: SecretStr | None
+    pool: asyncpg.Pool,
+    prices: PriceTable,
+    plans: PlanBook,
+    admin_token: SecretStr | None,
+    events: JetStreamContext | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[not_found_as_404])
     app[POOL] = pool
+    if events is not None:
+        app[EVENTS_JS] = events
     app[PRICES] = prices
     app[PLANS] = plans
     if admin_token is not None and admin_token.get_secret_value():

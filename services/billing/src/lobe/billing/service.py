@@ -16,6 +16,7 @@ from lobe.billing.api import build_api
 from lobe.billing.budgets import Budgets, serve_budgets
 from lobe.billing.catalog import sync_catalog
 from lobe.billing.ingest import Ingester
+from lobe.billing.key_service import serve_key_verification
 from lobe.billing.migrations import apply_migrations
 from lobe.billing.plans import load_plans
 from lobe.billing.prices import load_prices
@@ -91,7 +92,8 @@ class BillingService:
         await serve_budgets(nc, budgets)  # drained with the connection
         self._tasks.append(asyncio.create_task(self._expire_loop(budgets), name="billing-expire"))
 
-        app = build_api(pool, prices, plans, s.billing_admin_token)
+        await serve_key_verification(nc, pool)  # drained with the connection
+        app = build_api(pool, prices, plans, s.billing_admin_token, js)
         runner = await start_ops_server(s.ops_host, s.ops_port, self.ready, extra=app)
         self._stack.push_async_callback(runner.cleanup)
         self.ops_port = bound_port(runner)

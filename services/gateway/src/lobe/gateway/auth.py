@@ -1,49 +1,118 @@
 """API key authentication.
 
-Keys are held as SHA-256 digests only, so a memory dump or a log line never shows one. The
-bootstrap keys come from GATEWAY_API_KEYS; stored keys (issued through billing) come later
-through the same `ApiKeyStore` lookup.
+Two sources, checked in order:
+1. bootstrap keys from GATEWAY_API_KEYS (dev and break-glass; they work with billing down);
+2. keys issued through billing, resolved over NATS (`auth.key.verify`) by their SHA-256, so a
+   key never travels on the bus. Answers are cached per replica: valid keys for
+   `key_cache_ttl_s`, unknown ones briefly (a burst of bad keys must not hammer billing).
+   A revoked key drops out at once when billing announces `auth.key.revoked`, and within the
+   TTL at worst if that announcement is lost.
+
+Keys are held as SHA-256 digests only, so a memory dump or a log line never shows one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
+import uuid
 
 from aiohttp import web
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from pydantic import ValidationError
 
 from lobe.gateway.errors import ApiError
+from lobe.gateway.settings import GatewaySettings
+from lobe.shared.events.auth import AUTH_KEY_REVOKED, AUTH_KEY_VERIFY, ApiKeyRevoked, KeyVerified, KeyVerify
 from lobe.shared.events.chat import Caller
+
+log = logging.getLogger(__name__)
+UNKNOWN_KEY_TTL_S = 5.0
+CACHE_MAX_ENTRIES = 100_000
 
 
 def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def parse_bootstrap_keys(spec: str) -> dict[str, Caller]:
+    """Parse `key:user_id[:plan],...`; a malformed entry stops start-up with its position."""
+    callers: dict[str, Caller] = {}
+    for position, entry in enumerate(filter(None, (e.strip() for e in spec.split(","))), start=1):
+        parts = entry.split(":")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"GATEWAY_API_KEYS entry {position} is not 'key:user_id[:plan]'")
+        key, user_id, plan = parts[0], parts[1], parts[2] if len(parts) == 3 else "free"
+        digest = key_digest(key)
+        callers[digest] = Caller(user_id=user_id, api_key_id=digest[:16], plan=plan)
+    return callers
+
+
 class ApiKeyStore:
-    def __init__(self, callers_by_digest: dict[str, Caller]) -> None:
-        self.callers_by_digest = callers_by_digest
+    def __init__(self, nc: NATS | None, settings: GatewaySettings) -> None:
+        self.nc = nc
+        self.settings = settings
+        self.bootstrap = parse_bootstrap_keys(settings.gateway_api_keys.get_secret_value())
+        self.cache: dict[str, tuple[Caller | None, float]] = {}
 
-    @classmethod
-    def from_spec(cls, spec: str) -> ApiKeyStore:
-        """Parse `key:user_id[:plan],...`; a malformed entry stops start-up with its position."""
-        callers: dict[str, Caller] = {}
-        for position, entry in enumerate(filter(None, (e.strip() for e in spec.split(","))), start=1):
-            parts = entry.split(":")
-            if len(parts) not in (2, 3) or not all(parts):
-                raise ValueError(f"GATEWAY_API_KEYS entry {position} is not 'key:user_id[:plan]'")
-            key, user_id, plan = parts[0], parts[1], parts[2] if len(parts) == 3 else "free"
-            digest = key_digest(key)
-            callers[digest] = Caller(user_id=user_id, api_key_id=digest[:16], plan=plan)
-        return cls(callers)
+    async def watch_revocations(self) -> None:
+        if self.nc is not None:
+            await self.nc.subscribe(AUTH_KEY_REVOKED, cb=self._on_revoked)
 
-    def authenticate(self, request: web.Request) -> Caller:
+    async def _on_revoked(self, msg: Msg) -> None:
+        try:
+            event = ApiKeyRevoked.decode(msg.data)
+        except ValidationError:
+            return
+        for digest, (caller, _) in list(self.cache.items()):
+            if caller is not None and caller.api_key_id == event.api_key_id:
+                del self.cache[digest]
+
+    async def authenticate(self, request: web.Request) -> Caller:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(
                 401, "You didn't provide an API key. Use 'Authorization: Bearer YOUR_KEY'.", "missing_api_key"
             )
-        caller = self.callers_by_digest.get(key_digest(token.strip()))
+        digest = key_digest(token.strip())
+        caller = self.bootstrap.get(digest) or await self._issued(digest)
         if caller is None:
             raise ApiError(401, "Incorrect API key provided.", "invalid_api_key")
+        return caller
+
+    async def _issued(self, digest: str) -> Caller | None:
+        cached = self.cache.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        if self.nc is None or not self.settings.billing_enabled:
+            return None
+        ask = KeyVerify(request_id=uuid.uuid4().hex, key_sha256=digest)
+        try:
+            msg = await self.nc.request(
+                AUTH_KEY_VERIFY, ask.encode(), timeout=self.settings.billing_timeout_s
+            )
+        except (NoRespondersError, NatsTimeout):
+            if cached is not None:  # billing is away: a key it vouched for stays good a while
+                return cached[0]
+            raise ApiError(
+                503,
+                "API keys cannot be checked right now; retry shortly.",
+                "auth_unavailable",
+                headers={"Retry-After": "1"},
+            ) from None
+        answer = KeyVerified.decode(msg.data)
+        caller = (
+            Caller(user_id=answer.user_id, api_key_id=answer.api_key_id, plan=answer.plan or "free")
+            if answer.valid and answer.user_id
+            else None
+        )
+        if len(self.cache) >= CACHE_MAX_ENTRIES:
+            self.cache.pop(next(iter(self.cache)))  # oldest entry first: dicts keep insertion order
+        ttl = self.settings.key_cache_ttl_s if caller else UNKNOWN_KEY_TTL_S
+        self.cache[digest] = (caller, time.monotonic() + ttl)
         return caller

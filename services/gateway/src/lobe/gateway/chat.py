@@ -71,7 +71,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
     resources = request.app[RESOURCES]
-    caller = resources.keys.authenticate(request)
+    caller = await resources.keys.authenticate(request)
     body = await parse_body(request)
     request_id = uuid.uuid4().hex
     held = await resources.budget.reserve(request_id, caller, body)

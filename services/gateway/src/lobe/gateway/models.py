@@ -17,7 +17,7 @@ MODELS_TIMEOUT_S = 1.0
 
 async def list_models(request: web.Request) -> web.Response:
     resources = request.app[RESOURCES]
-    resources.keys.authenticate(request)
+    await resources.keys.authenticate(request)
     try:
         msg = await resources.nc.request(CHAT_MODELS, b"", timeout=MODELS_TIMEOUT_S)
     except (NoRespondersError, NatsTimeout):

@@ -32,8 +32,9 @@ RESOURCES = web.AppKey("resources", Resources)
 
 async def open_resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    keys = ApiKeyStore.from_spec(settings.gateway_api_keys.get_secret_value())
     nc = await connect(settings, name="gateway")
+    keys = ApiKeyStore(nc, settings)
+    await keys.watch_revocations()
     js = nc.jetstream()
     await ensure_streams(js)
     app[RESOURCES] = Resources(

@@ -37,6 +37,9 @@ class GatewaySettings(NatsSettings, RedisSettings, TelemetrySettings, LogSetting
     billing_timeout_s: float = Field(
         default=0.5, gt=0, description="Wait for billing's budget and price answers."
     )
+    key_cache_ttl_s: float = Field(
+        default=60.0, gt=0, description="How long a key billing vouched for is trusted without asking again."
+    )
     default_max_output_tokens: int = Field(
         default=4096, ge=1, description="Output cap assumed for the worst case when the client sets none."
     )

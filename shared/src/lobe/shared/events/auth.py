@@ -11,6 +11,8 @@ from lobe.shared.events.envelope import Event
 AUTH_KEY_ISSUED = "auth.key.issued"
 AUTH_KEY_REVOKED = "auth.key.revoked"
 AUTH_LOGIN_FAILED = "auth.login.failed"
+# Command answered by billing (which owns the key table), queue group `billing`.
+AUTH_KEY_VERIFY = "auth.key.verify"
 
 
 class ApiKeyIssued(Event):
@@ -28,3 +30,18 @@ class LoginFailed(Event):
     method: Literal["api_key", "jwt", "oidc"]
     reason: str
     client_ip: str | None = None
+
+
+class KeyVerify(Event):
+    """`auth.key.verify`: whose key is this? Carries the key's SHA-256, never the key."""
+
+    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class KeyVerified(Event):
+    """Reply to KeyVerify: the key's owner, or valid=False for an unknown or revoked key."""
+
+    valid: bool
+    user_id: str | None = None
+    api_key_id: str | None = None
+    plan: str | None = None
