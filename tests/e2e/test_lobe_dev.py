@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -32,7 +33,8 @@ class LobeDev:
     def __init__(self, state_dir: Path) -> None:
         environ = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "REDIS_URL")}
         # Free ports, so a developer's own `lobe dev` on the standard ones does not clash.
-        environ |= {var: str(free_port()) for var in PORT_VARS}
+        self.ports = {var: free_port() for var in PORT_VARS}
+        environ |= {var: str(port) for var, port in self.ports.items()}
         self.proc = subprocess.Popen(
             [LOBE, "dev", "--state-dir", str(state_dir)],
             env=environ,
@@ -82,6 +84,20 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
         answer = json.load(resp)
     assert answer["choices"][0]["message"]["content"]
     assert answer["usage"]["total_tokens"] > 0
+    # The request reached billing's ledger (its usage API answers the dev key) and the metrics.
+    usage = poll_json(
+        f"http://127.0.0.1:{lobe_dev.ports['BILLING_OPS_PORT']}/v1/usage",
+        api_key,
+        lambda u: u["totals"]["requests"] == 1,
+    )
+    totals = usage["totals"]
+    assert totals["prompt_tokens"] + totals["completion_tokens"] == answer["usage"]["total_tokens"]
+    assert float(totals["cost_usd"]) > 0
+    metrics = poll_text(
+        f"http://127.0.0.1:{lobe_dev.ports['METRICS_OPS_PORT']}/metrics",
+        lambda text: 'lobe_chat_requests_total{model="mock",provider="mock",status="ok"} 1.0' in text,
+    )
+    assert "lobe_chat_tokens_total" in metrics
 
     lobe_dev.proc.send_signal(signal.SIGTERM)
     assert lobe_dev.proc.wait(30) == 0
@@ -93,3 +109,26 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     assert alive == []
     prefixes = {line.split("|", 1)[0].strip() for line in lobe_dev.out if "|" in line}
     assert {"gateway", "chat-worker", "billing", "metrics"} <= prefixes
+
+
+def poll_json(url: str, api_key: str, done: Callable[[Any], bool], limit_s: float = 15) -> Any:
+    deadline = time.monotonic() + limit_s
+    while True:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"})
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            body = json.load(resp)
+        if done(body) or time.monotonic() > deadline:
+            assert done(body), f"{url} never showed the request: {body}"
+            return body
+        time.sleep(0.1)
+
+
+def poll_text(url: str, done: Callable[[str], bool], limit_s: float = 15) -> str:
+    deadline = time.monotonic() + limit_s
+    while True:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+        if done(text) or time.monotonic() > deadline:
+            assert done(text), f"{url} never counted the request"
+            return text
+        time.sleep(0.1)

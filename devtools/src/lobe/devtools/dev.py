@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import asyncpg
+
+from lobe.billing import admin
+from lobe.billing.keys import user_for_key
 from lobe.devtools.backends import Backends
 from lobe.devtools.migrate import migrate
 from lobe.devtools.ports import LOOPBACK, port_is_open
@@ -20,6 +24,10 @@ from lobe.devtools.servers import ServerStartError
 from lobe.devtools.supervisor import Child, ServiceFailed, ServiceSpec, Supervisor
 
 API_KEY_PREFIX = "sk-lobe-dev-"
+
+
+DEV_USER = "dev-user"
+DEV_PLAN = "premium"
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,8 @@ def service_specs(
             env |= {
                 "GATEWAY_HOST": LOOPBACK,
                 "GATEWAY_PORT": str(port),
-                "GATEWAY_API_KEYS": f"{api_key}:dev-user:free",
+                # Also a bootstrap key, so the gateway answers it even while billing is down.
+                "GATEWAY_API_KEYS": f"{api_key}:{DEV_USER}:{DEV_PLAN}",
             }
         else:
             env |= {"OPS_HOST": LOOPBACK, "OPS_PORT": str(port)}
@@ -137,6 +146,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         say(f"backends ready in {time.monotonic() - began:.1f}s: {backends.describe()}")
         await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
         api_key = dev_api_key(options.state_dir)
+        await register_dev_key(urls["DATABASE_URL"], api_key)
         children = [await supervisor.start(spec) for spec in service_specs(services, urls, api_key, environ)]
 
         def on_ready(child: Child, after_s: float) -> None:
@@ -165,6 +175,17 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         backends.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def register_dev_key(dsn: str, api_key: str) -> None:
+    """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await admin.create_user(conn, DEV_USER, DEV_PLAN)
+        if await user_for_key(conn, api_key) is None:
+            await admin.issue_key(conn, DEV_USER, "lobe dev", key=api_key)
+    finally:
+        await conn.close()
 
 
 async def _first(task: asyncio.Task[object], stop: asyncio.Event) -> bool:
