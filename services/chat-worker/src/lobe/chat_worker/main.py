@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
+
+import yaml
+from pydantic import ValidationError
 
 from lobe.chat_worker.deployments import load_catalog
 from lobe.chat_worker.service import ChatWorker
@@ -35,8 +39,18 @@ async def serve(settings: WorkerSettings) -> None:
 def main() -> None:
     settings = WorkerSettings()
     setup_logging(settings, "chat-worker")
+    try:
+        load_catalog(settings.models_file)  # a bad routing file stops us here, with the field named
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        sys.exit(f"chat-worker: MODELS_FILE {settings.models_file}: {describe(exc)}")
     provider = setup_tracing(settings, "chat-worker")
     try:
         asyncio.run(serve(settings))
     finally:
         provider.shutdown()
+
+
+def describe(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return str(exc)
