@@ -9,28 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import asyncpg
-import pytest
 
 from lobe.billing.admin import create_user, set_limits
 from lobe.billing.plans import Override
-from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.providers.mock import mock_answer
 from lobe.chat_worker.service import ChatWorker
-from lobe.chat_worker.settings import WorkerSettings
 from lobe.devtools.supervisor import Supervisor
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
-from .conftest import MILLION, ExpectedPrices, base_url, billing_service, gateway_service, wait_until
+from .conftest import base_url, billing_service, chat, gateway_service, wait_until
+from .workload import MILLION, ExpectedPrices
 
 USER = "bob"
 API_KEY = "sk-fault-bob"
@@ -51,37 +46,6 @@ def tokens(i: int) -> tuple[int, int]:
     """(prompt, completion) tokens the mock reports for request i."""
     request = ChatCompletionRequest.model_validate(body(i))
     return estimate_prompt_tokens(request), sum(estimate_tokens(c) for c in mock_answer(request))
-
-
-@dataclass
-class Outcome:
-    status: int
-    code: str | None
-    message: str
-
-
-async def ask(http: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> Outcome:
-    async with http.post(
-        f"{url}/v1/chat/completions", json=payload, headers={"Authorization": f"Bearer {API_KEY}"}
-    ) as response:
-        text = await response.text()
-    if response.status != 200:
-        error = json.loads(text)["error"]
-        return Outcome(response.status, error.get("code"), error.get("message", ""))
-    # A complete answer: SSE ends with [DONE], JSON carries a finish reason.
-    complete = text.rstrip().endswith("data: [DONE]") if payload["stream"] else "finish_reason" in text
-    return Outcome(200, None if complete else "incomplete", text[-200:])
-
-
-@pytest.fixture
-async def worker(nats_url: str) -> AsyncIterator[ChatWorker]:
-    catalog = ModelCatalog(
-        models=[RoutedModel(name="mock", deployments=[Deployment(name="mock", provider="mock")])]
-    )
-    chat_worker = ChatWorker(WorkerSettings(nats_url=nats_url, ops_port=0), catalog)
-    await chat_worker.start()
-    yield chat_worker
-    await chat_worker.stop()
 
 
 async def watch_peak(dsn: str, stop: asyncio.Event) -> Decimal:
@@ -132,7 +96,10 @@ async def test_spend_never_passes_the_budget_with_200_concurrent_requests_throug
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
         outcomes = await asyncio.gather(
-            *(ask(http, urls[i % 2], {**body(i), "max_tokens": completion}) for i in range(REQUESTS))
+            *(
+                chat(http, urls[i % 2], API_KEY, {**body(i), "max_tokens": completion})
+                for i in range(REQUESTS)
+            )
         )
     elapsed = time.monotonic() - started
 

@@ -10,17 +10,8 @@ import pytest
 from lobe.devtools.servers import PostgresServer
 from lobe.devtools.supervisor import Supervisor
 
-from .conftest import (
-    assert_ledger_is_exactly,
-    billing_service,
-    consumer_backlog,
-    fetchval,
-    is_ready,
-    make_events,
-    publish,
-    wait_until,
-    with_duplicates,
-)
+from .conftest import billing_service, consumer_backlog, fetchval, is_ready, wait_until
+from .workload import assert_ledger_is_exactly, make_events, publish, with_duplicates
 
 OUTAGE_S = 30.0
 EVENTS = 6_000

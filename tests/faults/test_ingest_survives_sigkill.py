@@ -9,16 +9,13 @@ import asyncpg
 
 from lobe.devtools.supervisor import Supervisor
 
-from .conftest import (
+from .conftest import billing_service, consumer_backlog, ledger_count, wait_until
+from .workload import (
     assert_ledger_is_exactly,
-    billing_service,
-    consumer_backlog,
-    ledger_count,
     make_events,
     publish,
     redeliveries,
     stored_usage_messages,
-    wait_until,
     with_duplicates,
 )
 
