@@ -16,7 +16,7 @@ from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.streams import USAGE
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 
-from .conftest import Suite
+from .conftest import Suite, start_gateway
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is NATS?"}]
 
@@ -168,6 +168,17 @@ async def test_body_over_the_limit_is_413(suite: Suite) -> None:
         assert (await response.json())["error"]["type"] == "invalid_request_error"
 
 
+async def test_body_within_http_limit_but_over_the_bus_limit_is_413_naming_it(suite: Suite) -> None:
+    big = json.dumps({"model": "mock", "messages": [{"role": "user", "content": "x" * (2 * 1024 * 1024)}]})
+    async with suite.http.post(
+        f"{suite.base_url}/v1/chat/completions", data=big, headers=suite.headers()
+    ) as r:
+        error = (await r.json())["error"]
+        assert r.status == 413
+    assert error["code"] == "request_too_large"
+    assert "message bus" in error["message"]
+
+
 async def test_no_worker_running_is_503_in_under_a_second(gateway_only: Suite) -> None:
     started = time.monotonic()
     async with gateway_only.http.post(
@@ -196,3 +207,24 @@ async def test_client_disconnect_cancels_the_answer_and_bills_partial_usage(suit
 
 
 SLOW_TOTAL_MS = len(expected_text().split(" ")) * 200
+
+
+async def test_an_answer_past_the_request_timeout_is_504(suite: Suite) -> None:
+    runner, base_url = await start_gateway(suite.nats_url, request_timeout_s=0.5)
+    try:
+        started = time.monotonic()
+        async with suite.http.post(
+            f"{base_url}/v1/chat/completions",
+            json={"model": "mock-stall", "messages": MESSAGES},
+            headers=suite.headers(),
+        ) as response:
+            error = (await response.json())["error"]
+            assert response.status == 504
+        elapsed = time.monotonic() - started
+    finally:
+        await runner.cleanup()
+    assert error["code"] == "timeout"
+    assert 0.5 <= elapsed < 1.5
+    # The gateway gave up, so the worker stopped the provider call instead of finishing it.
+    [event] = await usage_events(suite, expect=1)
+    assert event.status == "cancelled"

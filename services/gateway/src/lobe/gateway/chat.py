@@ -22,6 +22,7 @@ from lobe.gateway.resources import RESOURCES, Resources
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import (
     Caller,
+    CancelReason,
     ChatCancelled,
     DeltaFrame,
     DoneFrame,
@@ -83,20 +84,23 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
         if body.stream:
             return await answer.stream_sse(request)
         return await answer.complete()
-    except ApiError:
+    except ApiError as exc:
         # Failed before the first byte. If no worker took it, no usage event will settle the
         # hold; releasing one that a usage event also settles is harmless (both are idempotent).
         if held and answer.usage is None:
             await resources.budget.release(request_id, caller)
+        answer.end_reason = "timeout" if exc.status == 504 else "abandoned"
         raise
     except asyncio.CancelledError:
-        # The client went away: stop the provider call now, not when it would have finished.
-        await asyncio.shield(
-            resources.nc.publish(cancel_subject(request_id), ChatCancelled(request_id=request_id).encode())
-        )
+        answer.end_reason = "client_disconnected"
         raise
     finally:
         await answer.frames.aclose()
+        if not answer.done:
+            # Whatever ended it early, the worker must stop the provider call (and the spend)
+            # now, not when the answer would have finished.
+            cancel = ChatCancelled(request_id=request_id, reason=answer.end_reason)
+            await asyncio.shield(resources.nc.publish(cancel_subject(request_id), cancel.encode()))
 
 
 class Answer:
@@ -113,6 +117,8 @@ class Answer:
         self.output: list[str] = []
         self.pending_usage: bytes | None = None  # OpenAI sends the usage chunk after the finish
         self.usage: UsageFrame | None = None
+        self.done = False  # the answer reached the client complete
+        self.end_reason: CancelReason = "abandoned"
         self.frames: AsyncGenerator[AnswerFrame, None] = resources.dispatcher.stream(request_id, caller, body)
 
     def _headers(self) -> dict[str, str]:
@@ -128,6 +134,7 @@ class Answer:
             elif isinstance(frame, UsageFrame):
                 assembler.usage = await self._priced(frame)
             elif isinstance(frame, DoneFrame):
+                self.done = True
                 headers = self._headers()
                 if assembler.usage is not None and assembler.usage.cost_usd is not None:
                     headers["X-Lobe-Cost-Usd"] = f"{assembler.usage.cost_usd:.6f}"
@@ -169,6 +176,7 @@ class Answer:
             if writer.include_usage:
                 self.pending_usage = writer.usage(await self._priced(frame))
         elif isinstance(frame, DoneFrame):
+            self.done = True
             await response.write(writer.finish(frame))
             if self.pending_usage:
                 await response.write(self.pending_usage)

@@ -128,9 +128,18 @@ class ChatDispatcher:
             attempt=attempt,
             deadline_ms=max(1, int((deadline - time.monotonic()) * 1000)),
         )
+        payload = event.encode()
+        if len(payload) > self.nc.max_payload:
+            # The bus, not HTTP, is the tighter limit here (NATS max_payload, 1 MiB by default).
+            raise ApiError(
+                413,
+                f"Request too large for the message bus ({len(payload)} bytes > {self.nc.max_payload}); "
+                "send smaller images or fewer messages.",
+                "request_too_large",
+            )
         try:
             msg = await self.nc.request(
-                CHAT_REQUEST, event.encode(), timeout=self.settings.accept_timeout_s, headers=inject_headers()
+                CHAT_REQUEST, payload, timeout=self.settings.accept_timeout_s, headers=inject_headers()
             )
         except NoRespondersError:
             raise no_worker("No chat worker is running.") from None

@@ -57,10 +57,15 @@ class ChatRequested(Event):
     deadline_ms: int = Field(default=600_000, ge=1, description="Total time budget for the answer.")
 
 
-class ChatCancelled(Event):
-    """`chat.cancel.<request_id>`: the client went away; stop the provider call."""
+CancelReason = Literal["client_disconnected", "timeout", "shutdown", "abandoned"]
 
-    reason: Literal["client_disconnected", "timeout", "shutdown"] = "client_disconnected"
+
+class ChatCancelled(Event):
+    """`chat.cancel.<request_id>`: the gateway gave up on the answer; stop the provider call."""
+
+    reason: CancelReason = Field(
+        default="client_disconnected", description="abandoned: the gateway failed the answer itself."
+    )
 
 
 class _Frame(BaseModel):
