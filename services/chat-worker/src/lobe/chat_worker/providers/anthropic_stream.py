@@ -14,8 +14,8 @@ from typing import Any
 from lobe.chat_worker.http.upstream import TransportError
 from lobe.chat_worker.providers.base import Finished, ProviderError, ReasoningDelta, StreamEvent, TextDelta
 from lobe.chat_worker.providers.errors import ANTHROPIC_ERROR_STATUS, upstream_error
-from lobe.chat_worker.providers.http_base import StreamParser
-from lobe.chat_worker.providers.sse import FramingError, SSEDecoder
+from lobe.chat_worker.providers.framed import FramedStreamParser, json_object
+from lobe.chat_worker.providers.sse import SSEDecoder, SSEEvent
 from lobe.shared.events.chat import FinishReason, TokenUsage, ToolCallDelta
 
 STOP_REASONS: dict[str, FinishReason] = {
@@ -48,31 +48,17 @@ def anthropic_error(error: Any, status: int | None = None) -> ProviderError:
     )
 
 
-class AnthropicStreamParser(StreamParser):
+class AnthropicStreamParser(FramedStreamParser[SSEEvent]):
     def __init__(self, fallback_model: str) -> None:
-        self.sse = SSEDecoder()
+        self.decoder = SSEDecoder()
         self.model = fallback_model
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self.stopped = False
         self.tool_index: dict[int, int] = {}
 
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for event in self.sse.feed(data):
-            self._event(event.event, event.data, out)
-        return out
-
-    def close(self) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for event in self.sse.close():
-            self._event(event.event, event.data, out)
-        if not self.stopped:
-            raise TransportError(502, "upstream_truncated", "stream ended before message_stop")
-        return self._final(out)
-
     def document(self, raw: bytes) -> list[StreamEvent]:
-        doc = _loads(raw, "message")
+        doc = json_object(raw, "anthropic message")
         if doc.get("type") == "error":
             raise anthropic_error(doc.get("error"))
         out: list[StreamEvent] = []
@@ -86,6 +72,10 @@ class AnthropicStreamParser(StreamParser):
         self.stop_reason = doc.get("stop_reason")
         return self._final(out)
 
+    def _check_complete(self) -> None:
+        if not self.stopped:
+            raise TransportError(502, "upstream_truncated", "stream ended before message_stop")
+
     def _final(self, out: list[StreamEvent]) -> list[StreamEvent]:
         out.append(
             Finished(reason=STOP_REASONS.get(self.stop_reason or "end_turn", "stop"), model=self.model)
@@ -94,10 +84,11 @@ class AnthropicStreamParser(StreamParser):
             out.append(anthropic_usage(self.usage))
         return out
 
-    def _event(self, name: str, data: str, out: list[StreamEvent]) -> None:
+    def _frame(self, frame: SSEEvent, out: list[StreamEvent]) -> None:
         if self.stopped:
             return
-        payload = _loads(data, f"{name or 'message'} event")
+        name = frame.event
+        payload = json_object(frame.data, f"anthropic {name or 'message'} event")
         kind = payload.get("type") or name
         if kind == "content_block_delta":
             delta = payload.get("delta") or {}
@@ -137,13 +128,3 @@ class AnthropicStreamParser(StreamParser):
             out.append(TextDelta(block["text"]))
         elif btype == "thinking" and block.get("thinking"):
             out.append(ReasoningDelta(block["thinking"]))
-
-
-def _loads(data: str | bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except ValueError as exc:
-        raise FramingError(f"malformed anthropic {what}: {str(data)[:200]!r} ({exc})") from exc
-    if not isinstance(value, dict):
-        raise FramingError(f"malformed anthropic {what}: expected a JSON object, got {str(data)[:200]!r}")
-    return value

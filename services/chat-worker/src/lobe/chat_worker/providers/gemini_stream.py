@@ -14,8 +14,8 @@ from typing import Any
 from lobe.chat_worker.http.upstream import TransportError
 from lobe.chat_worker.providers.base import Finished, ProviderError, ReasoningDelta, StreamEvent, TextDelta
 from lobe.chat_worker.providers.errors import upstream_error
-from lobe.chat_worker.providers.http_base import StreamParser
-from lobe.chat_worker.providers.sse import FramingError, SSEDecoder
+from lobe.chat_worker.providers.framed import FramedStreamParser, json_object
+from lobe.chat_worker.providers.sse import FramingError, SSEDecoder, SSEEvent
 from lobe.shared.events.chat import FinishReason, TokenUsage, ToolCallDelta
 
 FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
@@ -57,9 +57,11 @@ def gemini_error(error: Any, http_status: int | None = None) -> ProviderError:
     return upstream_error("gemini", status, rpc or None, str(error.get("message") or ""))
 
 
-class GeminiStreamParser(StreamParser):
+class GeminiStreamParser(FramedStreamParser[SSEEvent]):
+    decoder: SSEDecoder  # its `unframed` lines may be the provider's error
+
     def __init__(self, fallback_model: str) -> None:
-        self.sse = SSEDecoder()
+        self.decoder = SSEDecoder()
         self.model = fallback_model
         self.finish: str | None = None
         self.blocked = False
@@ -68,28 +70,25 @@ class GeminiStreamParser(StreamParser):
         self._unframed_seen = 0
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for event in self.sse.feed(data):
-            self._chunk(_loads(event.data, "chunk"), out)
-        if len(self.sse.unframed) != self._unframed_seen:
-            self._unframed_seen = len(self.sse.unframed)
+        out = super().feed(data)
+        if len(self.decoder.unframed) != self._unframed_seen:
+            self._unframed_seen = len(self.decoder.unframed)
             self._raise_unframed(final=False)
         return out
 
-    def close(self) -> list[StreamEvent]:
+    def document(self, raw: bytes) -> list[StreamEvent]:
         out: list[StreamEvent] = []
-        for event in self.sse.close():
-            self._chunk(_loads(event.data, "chunk"), out)
-        if self.sse.unframed:
+        self._chunk(json_object(raw, "gemini response"), out)
+        return self._final(out)
+
+    def _frame(self, frame: SSEEvent, out: list[StreamEvent]) -> None:
+        self._chunk(json_object(frame.data, "gemini chunk"), out)
+
+    def _check_complete(self) -> None:
+        if self.decoder.unframed:
             self._raise_unframed(final=True)
         if self.finish is None and not self.blocked:
             raise TransportError(502, "upstream_truncated", "stream ended without a finishReason")
-        return self._final(out)
-
-    def document(self, raw: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        self._chunk(_loads(raw, "response"), out)
-        return self._final(out)
 
     def _final(self, out: list[StreamEvent]) -> list[StreamEvent]:
         reason: FinishReason = "stop"
@@ -105,7 +104,7 @@ class GeminiStreamParser(StreamParser):
         return out
 
     def _raise_unframed(self, *, final: bool) -> None:
-        text = "\n".join(self.sse.unframed)
+        text = "\n".join(self.decoder.unframed)
         try:
             doc = json.loads(text)
         except ValueError:
@@ -144,13 +143,3 @@ class GeminiStreamParser(StreamParser):
                 ToolCallDelta(index=self.calls, id=call_id, name=call.get("name"), arguments=arguments)
             )
             self.calls += 1
-
-
-def _loads(data: str | bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except ValueError as exc:
-        raise FramingError(f"malformed gemini {what}: {str(data)[:200]!r} ({exc})") from exc
-    if not isinstance(value, dict):
-        raise FramingError(f"malformed gemini {what}: expected a JSON object, got {str(data)[:200]!r}")
-    return value

@@ -17,6 +17,7 @@ from typing import Any
 from lobe.chat_worker.http.upstream import TransportError, UpstreamRequest
 from lobe.chat_worker.providers.base import Finished, ProviderError, ReasoningDelta, StreamEvent, TextDelta
 from lobe.chat_worker.providers.errors import upstream_error
+from lobe.chat_worker.providers.framed import FramedStreamParser
 from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
 from lobe.chat_worker.providers.ndjson import NDJSONDecoder
 from lobe.chat_worker.providers.sse import FramingError
@@ -99,34 +100,28 @@ def ollama_body(body: ChatCompletionRequest, model: str) -> dict[str, Any]:
     return payload
 
 
-class OllamaStreamParser(StreamParser):
+class OllamaStreamParser(FramedStreamParser[Any]):
     def __init__(self, fallback_model: str) -> None:
-        self.lines = NDJSONDecoder()
+        self.decoder = NDJSONDecoder()
         self.model = fallback_model
         self.done: dict[str, Any] | None = None
         self.calls = 0
 
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for line in self.lines.feed(data):
-            self._line(line, out)
-        return out
-
-    def close(self) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for line in self.lines.close():
-            self._line(line, out)
+    def _check_complete(self) -> None:
         if self.done is None:
             raise TransportError(502, "upstream_truncated", "stream ended before a done:true line")
-        reason = self.done.get("done_reason")
+
+    def _final(self, out: list[StreamEvent]) -> list[StreamEvent]:
+        done = self.done or {}  # set: _check_complete ran first
+        reason = done.get("done_reason")
         finish: FinishReason = "length" if reason == "length" else "tool_calls" if self.calls else "stop"
         out.append(Finished(reason=finish, model=self.model))
-        if "prompt_eval_count" in self.done or "eval_count" in self.done:
-            prompt, output = self.done.get("prompt_eval_count") or 0, self.done.get("eval_count") or 0
+        if "prompt_eval_count" in done or "eval_count" in done:
+            prompt, output = done.get("prompt_eval_count") or 0, done.get("eval_count") or 0
             out.append(TokenUsage(prompt_tokens=prompt, completion_tokens=output, basis="provider"))
         return out
 
-    def _line(self, line: Any, out: list[StreamEvent]) -> None:
+    def _frame(self, line: Any, out: list[StreamEvent]) -> None:
         if not isinstance(line, dict):
             raise FramingError(f"malformed ollama line: expected a JSON object, got {line!r:.200}")
         if "error" in line:

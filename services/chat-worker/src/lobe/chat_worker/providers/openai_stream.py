@@ -12,14 +12,13 @@ stream cut after its finish chunk is never reported as complete.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from lobe.chat_worker.http.upstream import TransportError
 from lobe.chat_worker.providers.base import Finished, ProviderError, ReasoningDelta, StreamEvent, TextDelta
 from lobe.chat_worker.providers.errors import as_code, upstream_error
-from lobe.chat_worker.providers.http_base import StreamParser
-from lobe.chat_worker.providers.sse import FramingError, SSEDecoder
+from lobe.chat_worker.providers.framed import FramedStreamParser, json_object
+from lobe.chat_worker.providers.sse import SSEDecoder, SSEEvent
 from lobe.shared.events.chat import FinishReason, TokenUsage, ToolCallDelta
 
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -76,10 +75,10 @@ def split_content(content: Any) -> tuple[str, str]:
     return "".join(text), "".join(reasoning)
 
 
-class OpenAIStreamParser(StreamParser):
+class OpenAIStreamParser(FramedStreamParser[SSEEvent]):
     def __init__(self, provider: str, fallback_model: str) -> None:
         self.provider = provider
-        self.sse = SSEDecoder()
+        self.decoder = SSEDecoder()
         self.model = ""
         self.fallback_model = fallback_model
         self.finish: str | None = None
@@ -87,22 +86,8 @@ class OpenAIStreamParser(StreamParser):
         self.done = False
         self.saw_tool_call = False
 
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for event in self.sse.feed(data):
-            self._event(event.event, event.data, out)
-        return out
-
-    def close(self) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for event in self.sse.close():
-            self._event(event.event, event.data, out)
-        if not self.done and self.finish is None:
-            raise TransportError(502, "upstream_truncated", "stream ended before a finish reason or [DONE]")
-        return self._final(out)
-
     def document(self, raw: bytes) -> list[StreamEvent]:
-        doc = _loads(raw, "chat completion")
+        doc = json_object(raw, "chat completion")
         if "error" in doc:
             raise inline_error(self.provider, doc["error"])
         out: list[StreamEvent] = []
@@ -117,6 +102,10 @@ class OpenAIStreamParser(StreamParser):
             self.usage = openai_usage(doc["usage"])
         return self._final(out)
 
+    def _check_complete(self) -> None:
+        if not self.done and self.finish is None:
+            raise TransportError(502, "upstream_truncated", "stream ended before a finish reason or [DONE]")
+
     def _final(self, out: list[StreamEvent]) -> list[StreamEvent]:
         reason = FINISH_REASONS.get(self.finish or "stop", "stop")
         if reason == "stop" and self.saw_tool_call:
@@ -126,16 +115,16 @@ class OpenAIStreamParser(StreamParser):
             out.append(self.usage)
         return out
 
-    def _event(self, name: str, data: str, out: list[StreamEvent]) -> None:
+    def _frame(self, frame: SSEEvent, out: list[StreamEvent]) -> None:
         if self.done:
             return
-        if data == "[DONE]":
+        if frame.data == "[DONE]":
             self.done = True
             return
-        chunk = _loads(data, f"{self.provider} chunk")
+        chunk = json_object(frame.data, f"{self.provider} chunk")
         if chunk.get("usage"):
             self.usage = openai_usage(chunk["usage"])
-        if name == "error" or chunk.get("error"):
+        if frame.event == "error" or chunk.get("error"):
             # An error after the finish reason (OpenRouter's "Token limit reached" next to a
             # `length` finish) does not undo a complete answer; before it, the answer failed.
             if self.finish is None:
@@ -175,13 +164,3 @@ class OpenAIStreamParser(StreamParser):
                     arguments=function.get("arguments") or "",
                 )
             )
-
-
-def _loads(data: str | bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except ValueError as exc:
-        raise FramingError(f"malformed {what}: {str(data)[:200]!r} ({exc})") from exc
-    if not isinstance(value, dict):
-        raise FramingError(f"malformed {what}: expected a JSON object, got {str(data)[:200]!r}")
-    return value
