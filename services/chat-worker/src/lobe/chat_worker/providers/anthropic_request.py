@@ -14,10 +14,9 @@ Policy where the two APIs differ (documented, never silent mis-handling):
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from lobe.chat_worker.providers.translate import tool_arguments
+from lobe.chat_worker.providers.translate import DATA_URL, content_text, stop_sequences, tool_arguments
 from lobe.shared.chat_schema import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -33,18 +32,11 @@ from lobe.shared.chat_schema import (
 
 DEFAULT_MAX_TOKENS = 4096
 JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
-_DATA_URL = re.compile(r"^data:(?P<media>[\w/+.-]+);base64,(?P<data>.*)$", re.DOTALL)
-
-
-def _text(content: str | list[TextPart] | None) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    return "".join(part.text for part in content)
 
 
 def _image(part: ImagePart) -> dict[str, Any]:
     url = part.image_url.url
-    if match := _DATA_URL.match(url):
+    if match := DATA_URL.match(url):
         source = {"type": "base64", "media_type": match["media"], "data": match["data"]}
         return {"type": "image", "source": source}
     return {"type": "image", "source": {"type": "url", "url": url}}
@@ -61,7 +53,7 @@ def _user_content(content: Any) -> str | list[dict[str, Any]]:
 
 def _tool_use(message: AssistantMessage, index: int) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
-    if text := _text(message.content):
+    if text := content_text(message.content):
         blocks.append({"type": "text", "text": text})
     for j, call in enumerate(message.tool_calls or ()):
         field = f"messages[{index}].tool_calls[{j}].function.arguments"
@@ -75,17 +67,17 @@ def _messages(body: ChatCompletionRequest) -> tuple[list[str], list[dict[str, An
     turns: list[dict[str, Any]] = []
     for index, message in enumerate(body.messages):
         if isinstance(message, SystemMessage | DeveloperMessage):
-            system.append(_text(message.content))
+            system.append(content_text(message.content))
         elif isinstance(message, AssistantMessage):
             if message.tool_calls:
                 turns.append({"role": "assistant", "content": _tool_use(message, index)})
             else:
-                turns.append({"role": "assistant", "content": _text(message.content)})
+                turns.append({"role": "assistant", "content": content_text(message.content)})
         elif isinstance(message, ToolMessage):
             result = {
                 "type": "tool_result",
                 "tool_use_id": message.tool_call_id,
-                "content": _text(message.content),
+                "content": content_text(message.content),
             }
             previous = turns[-1] if turns else None
             if previous and previous.get("_tool_results"):
@@ -143,7 +135,7 @@ def anthropic_body(body: ChatCompletionRequest, model: str) -> dict[str, Any]:
     if body.top_p is not None:
         payload["top_p"] = body.top_p
     if body.stop:
-        payload["stop_sequences"] = [body.stop] if isinstance(body.stop, str) else body.stop
+        payload["stop_sequences"] = stop_sequences(body.stop)
     if body.user:
         payload["metadata"] = {"user_id": body.user}
     return payload

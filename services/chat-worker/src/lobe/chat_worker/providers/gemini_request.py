@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import re
 from typing import Any
 
-from lobe.chat_worker.providers.translate import tool_arguments
+from lobe.chat_worker.providers.translate import (
+    DATA_URL,
+    content_text,
+    stop_sequences,
+    tool_arguments,
+    without_none,
+)
 from lobe.shared.chat_schema import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -30,7 +35,6 @@ from lobe.shared.chat_schema import (
     ToolMessage,
 )
 
-_DATA_URL = re.compile(r"^data:(?P<media>[\w/+.-]+);base64,(?P<data>.*)$", re.DOTALL)
 SCHEMA_KEYS = frozenset(
     {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
      "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf",
@@ -59,22 +63,16 @@ def gemini_schema(schema: Any) -> Any:
     return out
 
 
-def _text(content: str | list[TextPart] | None) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    return "".join(part.text for part in content)
-
-
 def _image(part: ImagePart) -> dict[str, Any]:
     url = part.image_url.url
-    if match := _DATA_URL.match(url):
+    if match := DATA_URL.match(url):
         return {"inlineData": {"mimeType": match["media"], "data": match["data"]}}
     mime = mimetypes.guess_type(url.split("?")[0])[0] or "image/jpeg"
     return {"fileData": {"mimeType": mime, "fileUri": url}}
 
 
 def _tool_response(message: ToolMessage, names: dict[str, str]) -> dict[str, Any]:
-    text = _text(message.content)
+    text = content_text(message.content)
     try:
         value = json.loads(text)
     except ValueError:
@@ -90,9 +88,9 @@ def _contents(body: ChatCompletionRequest) -> tuple[list[str], list[dict[str, An
     names: dict[str, str] = {}
     for index, message in enumerate(body.messages):
         if isinstance(message, SystemMessage | DeveloperMessage):
-            system.append(_text(message.content))
+            system.append(content_text(message.content))
         elif isinstance(message, AssistantMessage):
-            parts: list[dict[str, Any]] = [{"text": text} for text in [_text(message.content)] if text]
+            parts: list[dict[str, Any]] = [{"text": text} for text in [content_text(message.content)] if text]
             for j, call in enumerate(message.tool_calls or ()):
                 names[call.id] = call.function.name
                 field = f"messages[{index}].tool_calls[{j}].function.arguments"
@@ -115,19 +113,16 @@ def _contents(body: ChatCompletionRequest) -> tuple[list[str], list[dict[str, An
 
 
 def _generation_config(body: ChatCompletionRequest) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for key, value in (
-        ("temperature", body.temperature),
-        ("topP", body.top_p),
-        ("maxOutputTokens", body.output_token_limit),
-        ("seed", body.seed),
-        ("presencePenalty", body.presence_penalty),
-        ("frequencyPenalty", body.frequency_penalty),
-    ):
-        if value is not None:
-            config[key] = value
+    config = without_none(
+        temperature=body.temperature,
+        topP=body.top_p,
+        maxOutputTokens=body.output_token_limit,
+        seed=body.seed,
+        presencePenalty=body.presence_penalty,
+        frequencyPenalty=body.frequency_penalty,
+    )
     if body.stop:
-        config["stopSequences"] = [body.stop] if isinstance(body.stop, str) else body.stop
+        config["stopSequences"] = stop_sequences(body.stop)
     if isinstance(body.response_format, ResponseFormatJsonObject | ResponseFormatJsonSchema):
         config["responseMimeType"] = "application/json"
     if (

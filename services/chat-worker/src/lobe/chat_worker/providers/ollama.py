@@ -11,7 +11,6 @@ what `Finished` says. `/api/generate` lines (`response` instead of `message`) pa
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from lobe.chat_worker.http.upstream import TransportError, UpstreamRequest
@@ -21,7 +20,7 @@ from lobe.chat_worker.providers.framed import FramedStreamParser
 from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
 from lobe.chat_worker.providers.ndjson import NDJSONDecoder
 from lobe.chat_worker.providers.sse import FramingError
-from lobe.chat_worker.providers.translate import tool_arguments
+from lobe.chat_worker.providers.translate import DATA_URL, stop_sequences, tool_arguments, without_none
 from lobe.shared.chat_schema import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -32,8 +31,6 @@ from lobe.shared.chat_schema import (
     UserMessage,
 )
 from lobe.shared.events.chat import FinishReason, TokenUsage, ToolCallDelta
-
-_DATA_URL = re.compile(r"^data:[\w/+.-]+;base64,(?P<data>.*)$", re.DOTALL)
 
 
 def _message(index: int, message: Any) -> dict[str, Any]:
@@ -46,7 +43,7 @@ def _message(index: int, message: Any) -> dict[str, Any]:
             for j, part in enumerate(content):
                 if isinstance(part, TextPart):
                     continue
-                match = _DATA_URL.match(part.image_url.url)
+                match = DATA_URL.match(part.image_url.url)
                 if not match:
                     field = f"messages[{index}].content[{j}].image_url.url"
                     raise ProviderError(
@@ -76,19 +73,15 @@ def ollama_body(body: ChatCompletionRequest, model: str) -> dict[str, Any]:
     }
     if body.tools:
         payload["tools"] = [tool.model_dump(exclude_none=True) for tool in body.tools]
-    options = {
-        key: value
-        for key, value in (
-            ("temperature", body.temperature),
-            ("top_p", body.top_p),
-            ("num_predict", body.output_token_limit),
-            ("seed", body.seed),
-            ("presence_penalty", body.presence_penalty),
-            ("frequency_penalty", body.frequency_penalty),
-            ("stop", [body.stop] if isinstance(body.stop, str) else body.stop),
-        )
-        if value is not None
-    }
+    options = without_none(
+        temperature=body.temperature,
+        top_p=body.top_p,
+        num_predict=body.output_token_limit,
+        seed=body.seed,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        stop=stop_sequences(body.stop),
+    )
     if options:
         payload["options"] = options
     if isinstance(body.response_format, ResponseFormatJsonObject):
