@@ -13,7 +13,8 @@ from nats.js.errors import NotFoundError
 
 from lobe.chat_worker.providers.mock import mock_answer
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events.streams import USAGE
+from lobe.shared.events.lifecycle import SERVICE_STARTED, ServiceLifecycle
+from lobe.shared.events.streams import EVENTS, USAGE
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 
 from .conftest import Suite, start_gateway
@@ -228,3 +229,14 @@ async def test_an_answer_past_the_request_timeout_is_504(suite: Suite) -> None:
     # The gateway gave up, so the worker stopped the provider call instead of finishing it.
     [event] = await usage_events(suite, expect=1)
     assert event.status == "cancelled"
+
+
+async def test_gateway_and_worker_announce_their_start_on_the_events_stream(suite: Suite) -> None:
+    js = suite.nc.jetstream()
+    info = await js.stream_info(EVENTS.name)
+    started = set()
+    for seq in range(1, info.state.messages + 1):
+        msg = await js.get_msg(EVENTS.name, seq)
+        if msg.subject == SERVICE_STARTED:
+            started.add(ServiceLifecycle.decode(msg.data or b"").service)
+    assert started == {"gateway", "chat-worker"}

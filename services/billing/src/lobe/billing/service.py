@@ -22,6 +22,7 @@ from lobe.billing.plans import load_plans
 from lobe.billing.prices import load_prices
 from lobe.billing.settings import BillingSettings
 from lobe.shared import bus
+from lobe.shared.lifecycle import announce
 from lobe.shared.ops import bound_port, start_ops_server
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class BillingService:
         self._stack.push_async_callback(bus.close, nc)
         js = nc.jetstream()
         await bus.ensure_streams(js)
+        await announce(js, SERVICE_NAME, "started")
+        self._stack.push_async_callback(announce, js, SERVICE_NAME, "stopped")
 
         ingester = Ingester(
             js,

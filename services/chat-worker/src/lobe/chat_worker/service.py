@@ -34,6 +34,7 @@ from lobe.shared.events.chat import (
     ModelList,
 )
 from lobe.shared.events.usage import UsageRecorded
+from lobe.shared.lifecycle import announce
 from lobe.shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class ChatWorker:
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
         await self.broker.start()
         await ensure_streams(self.broker.connection.jetstream())
+        await announce(self.broker.connection.jetstream(), "chat-worker", "started")
         log.info("chat worker %s ready", self.settings.worker_id)
 
     async def ready(self) -> bool:
@@ -184,4 +186,5 @@ class ChatWorker:
             await provider.aclose()
         if self.session:
             await self.session.close()
+        await announce(self.broker.connection.jetstream(), "chat-worker", "stopped")
         await self.broker.stop()  # unsubscribes, then drains the connection

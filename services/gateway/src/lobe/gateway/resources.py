@@ -14,6 +14,7 @@ from lobe.gateway.budget import BudgetClient
 from lobe.gateway.dispatch import ChatDispatcher
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import close, connect, ensure_streams
+from lobe.shared.lifecycle import announce
 
 
 @dataclass
@@ -37,8 +38,10 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     await keys.watch_revocations()
     js = nc.jetstream()
     await ensure_streams(js)
+    await announce(js, "gateway", "started")
     app[RESOURCES] = Resources(
         settings, nc, js, keys, ChatDispatcher(nc, settings), BudgetClient(nc, settings)
     )
     yield
+    await announce(js, "gateway", "stopped")
     await close(nc)

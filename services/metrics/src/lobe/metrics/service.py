@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from lobe.metrics.aggregation import UsageMetrics
 from lobe.metrics.router import build_router
 from lobe.metrics.settings import SERVICE_NAME, MetricsSettings
 from lobe.shared.bus import connect_options, ensure_streams
+from lobe.shared.lifecycle import announce
 from lobe.shared.ops import add_ops_routes
 
 log = logging.getLogger(__name__)
@@ -57,10 +59,13 @@ async def running(settings: MetricsSettings, metrics: UsageMetrics | None = None
         await broker.connect()
         await ensure_streams(broker.connection.jetstream())
         await broker.start()
+        await announce(broker.connection.jetstream(), SERVICE_NAME, "started")
         log.info("metrics consuming", extra={"ops_port": settings.ops_port})
         yield state
     finally:
         state.draining = True
+        with contextlib.suppress(Exception):  # never connected: nothing to announce
+            await announce(broker.connection.jetstream(), SERVICE_NAME, "stopped")
         try:
             await asyncio.wait_for(broker.stop(), settings.metrics_shutdown_grace_s)
         except TimeoutError:
