@@ -1,4 +1,5 @@
-"""Shared by the provider tests: a stream assembled into totals, requests and deployments to build.
+"""Shared by the provider tests: a reply served through an adapter and assembled into totals,
+requests and deployments to build.
 
 The transcripts and the fake upstream replaying them live in lobe.devtools (provider_fixtures,
 fake_upstream): the end-to-end tests and the benchmark use them too.
@@ -11,8 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+
 from lobe.chat_worker.deployments import Deployment
 from lobe.chat_worker.providers.base import Finished, Provider, ProviderError, ReasoningDelta, TextDelta
+from lobe.chat_worker.providers.registry import build_provider
+from lobe.devtools.fake_upstream import FakeUpstream, Reply
+from lobe.devtools.provider_fixtures import load
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import TokenUsage, ToolCallDelta
 
@@ -60,6 +66,38 @@ async def collect(provider: Provider, body: ChatCompletionRequest) -> Assembled:
     except ProviderError as exc:
         result.error = exc
     return result
+
+
+async def serve(
+    upstream: FakeUpstream,
+    session: aiohttp.ClientSession,
+    reply: Reply,
+    kind: str,
+    *,
+    base_path: str = "",
+    **deployment_fields: Any,
+) -> Assembled:
+    """`reply` from the fake upstream through a `kind` adapter pointed at it, for `request()`."""
+    upstream.push(reply)
+    provider = build_provider(deployment(kind, upstream.url + base_path, **deployment_fields), session)
+    return await collect(provider, request())
+
+
+async def replay(
+    upstream: FakeUpstream,
+    session: aiohttp.ClientSession,
+    name: str,
+    kind: str,
+    *,
+    seed: int,
+    **deployment_fields: Any,
+) -> tuple[dict[str, Any], Assembled]:
+    """Transcript `name` served in random chunks of at most 9 bytes (so that splits land inside
+    lines, UTF-8 sequences and CRLFs), split by `seed`: the sidecar's expected totals and what the
+    adapter assembled."""
+    transcript = load(name)
+    reply = transcript.reply(seed=seed, max_chunk=9)
+    return transcript.expected, await serve(upstream, session, reply, kind, **deployment_fields)
 
 
 def request(**overrides: Any) -> ChatCompletionRequest:

@@ -7,12 +7,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lobe.chat_worker.providers.registry import build_provider
 from lobe.devtools.fake_upstream import FakeUpstream
-from lobe.devtools.provider_fixtures import fixture_files, load
+from lobe.devtools.provider_fixtures import fixture_files
 from lobe.shared.events.chat import TokenUsage
 
-from .support import collect, deployment, request
+from .support import replay
 
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 
@@ -38,12 +37,7 @@ def expected_tool_calls(expected: dict[str, Any]) -> list[tuple[Any, ...]]:
 async def test_transcript_assembles_to_the_sidecar_totals(
     name: str, seed: int, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    transcript = load(name)
-    expected = transcript.expected
-    upstream.push(transcript.reply(seed=seed, max_chunk=9))
-    provider = build_provider(deployment("anthropic", upstream.url), session)
-
-    got = await collect(provider, request())
+    expected, got = await replay(upstream, session, name, "anthropic", seed=seed)
 
     if "error_type" in expected:  # an HTTP error body
         assert got.error is not None

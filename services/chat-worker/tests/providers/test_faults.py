@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from dataclasses import dataclass
 
 import aiohttp
 import pytest
 
+from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.registry import build_provider
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
-from lobe.devtools.provider_fixtures import load
+from lobe.devtools.provider_fixtures import Transcript, load
 
-from .support import collect, deployment, request
+from .support import deployment, request, serve
 
 # (provider kind, a successful streaming transcript of it, a malformed chunk in its framing)
 ADAPTERS: list[tuple[str, str, bytes]] = [
@@ -24,21 +25,41 @@ ADAPTERS: list[tuple[str, str, bytes]] = [
     ("gemini", "gemini/stream_text_thoughts_usage.sse", b'data: {"candidates": [{"content": \r\n\r\n'),
     ("ollama", "ollama/api_generate_stream.ndjson", b'{"model":"m","response":"x",\n'),
 ]
-KINDS = [pytest.param(*a, id=a[0]) for a in ADAPTERS]
 
 
-def make(kind: str, url: str, session: aiohttp.ClientSession, **timeouts: float) -> Any:
-    return build_provider(deployment(kind, url, timeouts=timeouts), session)
+@dataclass(frozen=True)
+class Adapter:
+    kind: str
+    transcript: Transcript
+    malformed: bytes
+
+    @property
+    def body(self) -> bytes:
+        return self.transcript.body
+
+    @property
+    def content_type(self) -> str:
+        return self.transcript.reply().content_type
 
 
-@pytest.mark.parametrize(("kind", "name", "malformed"), KINDS)
+@pytest.fixture(params=ADAPTERS, ids=[kind for kind, _, _ in ADAPTERS])
+def adapter(request: pytest.FixtureRequest) -> Adapter:
+    """Every test below runs once per wire format."""
+    kind, name, malformed = request.param
+    return Adapter(kind, load(name), malformed)
+
+
+def make(adapter: Adapter, url: str, session: aiohttp.ClientSession) -> Provider:
+    return build_provider(deployment(adapter.kind, url), session)
+
+
 async def test_slow_first_byte_times_out_within_first_byte_budget_and_is_retryable(
-    kind: str, name: str, malformed: bytes, upstream: FakeUpstream, session: aiohttp.ClientSession
+    adapter: Adapter, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    upstream.push(Reply(load(name).body, first_byte_delay_s=5))
+    reply = Reply(adapter.body, first_byte_delay_s=5)
     loop = asyncio.get_running_loop()
     began = loop.time()
-    got = await collect(make(kind, upstream.url, session, first_byte_s=0.2), request())
+    got = await serve(upstream, session, reply, adapter.kind, timeouts={"first_byte_s": 0.2})
     elapsed = loop.time() - began
     assert got.error is not None
     assert (got.error.status, got.error.code) == (504, "upstream_timeout")
@@ -47,13 +68,11 @@ async def test_slow_first_byte_times_out_within_first_byte_budget_and_is_retryab
     assert got.finished is None
 
 
-@pytest.mark.parametrize(("kind", "name", "malformed"), KINDS)
 async def test_silence_mid_stream_times_out_after_idle_budget_as_started_not_retryable(
-    kind: str, name: str, malformed: bytes, upstream: FakeUpstream, session: aiohttp.ClientSession
+    adapter: Adapter, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    body = load(name).body
-    upstream.push(Reply(body, hold_after=len(body) * 2 // 3))
-    got = await collect(make(kind, upstream.url, session, idle_s=0.2), request())
+    reply = Reply(adapter.body, hold_after=len(adapter.body) * 2 // 3)
+    got = await serve(upstream, session, reply, adapter.kind, timeouts={"idle_s": 0.2})
     assert got.text or got.reasoning or got.calls
     assert got.error is not None
     assert (got.error.status, got.error.code, got.error.retryable, got.error.started) == (
@@ -66,61 +85,51 @@ async def test_silence_mid_stream_times_out_after_idle_budget_as_started_not_ret
     assert got.finished is None
 
 
-@pytest.mark.parametrize(("kind", "name", "malformed"), KINDS)
 async def test_total_budget_ends_a_dripping_stream(
-    kind: str, name: str, malformed: bytes, upstream: FakeUpstream, session: aiohttp.ClientSession
+    adapter: Adapter, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    body = load(name).body
-    upstream.push(Reply(body, hold_after=len(body) - 3))
-    got = await collect(make(kind, upstream.url, session, idle_s=5, total_s=0.3), request())
+    reply = Reply(adapter.body, hold_after=len(adapter.body) - 3)
+    got = await serve(upstream, session, reply, adapter.kind, timeouts={"idle_s": 5, "total_s": 0.3})
     assert got.error is not None
     assert got.error.code == "upstream_timeout"
     assert "longer than 0.3s" in got.error.message
 
 
-@pytest.mark.parametrize(("kind", "name", "malformed"), KINDS)
 @pytest.mark.parametrize("fraction", [0.5, 0.97])
 async def test_disconnect_mid_stream_is_an_error_after_output_never_a_clean_finish(
-    kind: str,
-    name: str,
-    malformed: bytes,
+    adapter: Adapter,
     fraction: float,
     upstream: FakeUpstream,
     session: aiohttp.ClientSession,
 ) -> None:
-    body = load(name).body
-    upstream.push(Reply(body, cut_after=int(len(body) * fraction)))
-    got = await collect(make(kind, upstream.url, session), request())
+    reply = Reply(adapter.body, cut_after=int(len(adapter.body) * fraction))
+    got = await serve(upstream, session, reply, adapter.kind)
     assert got.error is not None
     assert got.error.started is True
     assert got.error.status == 502
     assert got.finished is None
 
 
-@pytest.mark.parametrize(("kind", "name", "malformed"), KINDS)
 async def test_body_ending_cleanly_before_the_finish_is_truncation_not_success(
-    kind: str, name: str, malformed: bytes, upstream: FakeUpstream, session: aiohttp.ClientSession
+    adapter: Adapter, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    body = load(name).body
-    upstream.push(Reply(body[: len(body) // 2], content_type=load(name).reply().content_type))
-    got = await collect(make(kind, upstream.url, session), request())
+    reply = Reply(adapter.body[: len(adapter.body) // 2], content_type=adapter.content_type)
+    got = await serve(upstream, session, reply, adapter.kind)
     assert got.error is not None
     assert got.error.status == 502
     assert got.finished is None
 
 
-@pytest.mark.parametrize(("kind", "name", "malformed"), KINDS)
 async def test_malformed_chunk_is_an_error_naming_the_chunk(
-    kind: str, name: str, malformed: bytes, upstream: FakeUpstream, session: aiohttp.ClientSession
+    adapter: Adapter, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    upstream.push(Reply(malformed, content_type=load(name).reply().content_type))
-    got = await collect(make(kind, upstream.url, session), request())
+    reply = Reply(adapter.malformed, content_type=adapter.content_type)
+    got = await serve(upstream, session, reply, adapter.kind)
     assert got.error is not None
     assert (got.error.status, got.error.code) == (502, "upstream_malformed")
-    assert malformed.decode().split("data: ")[-1].strip() in got.error.message
+    assert adapter.malformed.decode().split("data: ")[-1].strip() in got.error.message
 
 
-@pytest.mark.parametrize(("kind", "name", "malformed"), KINDS)
 @pytest.mark.parametrize(
     ("status", "client_status", "code", "retryable"),
     [
@@ -133,9 +142,7 @@ async def test_malformed_chunk_is_an_error_naming_the_chunk(
     ],
 )
 async def test_error_statuses_map_to_the_documented_client_status(
-    kind: str,
-    name: str,
-    malformed: bytes,
+    adapter: Adapter,
     status: int,
     client_status: int,
     code: str | None,
@@ -143,8 +150,8 @@ async def test_error_statuses_map_to_the_documented_client_status(
     upstream: FakeUpstream,
     session: aiohttp.ClientSession,
 ) -> None:
-    upstream.push(Reply(b'{"error": {"message": "nope sk-abc", "type": "x"}}', status, "application/json"))
-    got = await collect(make(kind, upstream.url, session), request())
+    reply = Reply(b'{"error": {"message": "nope sk-abc", "type": "x"}}', status, "application/json")
+    got = await serve(upstream, session, reply, adapter.kind)
     assert got.error is not None
     assert got.error.status == client_status
     assert got.error.retryable is retryable
@@ -155,13 +162,11 @@ async def test_error_statuses_map_to_the_documented_client_status(
         assert "sk-abc" not in got.error.message
 
 
-@pytest.mark.parametrize(("kind", "name", "malformed"), KINDS)
 async def test_cancelling_the_consumer_closes_the_upstream_connection_within_100ms(
-    kind: str, name: str, malformed: bytes, upstream: FakeUpstream, session: aiohttp.ClientSession
+    adapter: Adapter, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    body = load(name).body
-    upstream.push(Reply(body, hold_after=len(body) * 2 // 3))
-    provider = make(kind, upstream.url, session)
+    upstream.push(Reply(adapter.body, hold_after=len(adapter.body) * 2 // 3))
+    provider = make(adapter, upstream.url, session)
     first_output = asyncio.Event()
 
     async def consume() -> None:
@@ -181,14 +186,13 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection_within_100
         await task
 
 
-@pytest.mark.parametrize(("kind", "name", "malformed"), KINDS)
 async def test_cancelling_a_consumer_busy_between_events_closes_the_connection_via_aclosing(
-    kind: str, name: str, malformed: bytes, upstream: FakeUpstream, session: aiohttp.ClientSession
+    adapter: Adapter, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
     """The worker iterates inside `contextlib.aclosing`: a cancel that lands while the consumer
     itself is awaiting (sending a frame), with the adapter parked at a `yield`, still closes."""
-    upstream.push(Reply(load(name).body, hold_after=len(load(name).body) * 2 // 3))
-    provider = make(kind, upstream.url, session)
+    upstream.push(Reply(adapter.body, hold_after=len(adapter.body) * 2 // 3))
+    provider = make(adapter, upstream.url, session)
     busy = asyncio.Event()
 
     async def consume() -> None:

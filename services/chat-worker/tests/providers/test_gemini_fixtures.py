@@ -13,7 +13,7 @@ from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import fixture_files, load
 from lobe.shared.events.chat import TokenUsage
 
-from .support import collect, deployment, request
+from .support import collect, deployment, replay, request
 
 
 def expected_usage(raw: dict[str, Any] | None) -> TokenUsage | None:
@@ -43,12 +43,7 @@ def expected_finish(expected: dict[str, Any]) -> str:
 async def test_transcript_assembles_to_the_sidecar_totals(
     name: str, seed: int, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    transcript = load(name)
-    expected = transcript.expected
-    upstream.push(transcript.reply(seed=seed, max_chunk=9))
-    provider = build_provider(deployment("gemini", upstream.url, model="gemini-x"), session)
-
-    got = await collect(provider, request())
+    expected, got = await replay(upstream, session, name, "gemini", seed=seed, model="gemini-x")
 
     if "error" in expected:  # an HTTP error body
         assert got.error is not None

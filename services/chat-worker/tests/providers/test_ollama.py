@@ -10,7 +10,7 @@ from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import fixture_files, load
 from lobe.shared.events.chat import TokenUsage
 
-from .support import collect, deployment, request
+from .support import collect, deployment, replay, request
 
 NATIVE = [n for n in fixture_files("ollama") if not n.endswith("v1_chat_completion.json")]
 
@@ -20,12 +20,7 @@ NATIVE = [n for n in fixture_files("ollama") if not n.endswith("v1_chat_completi
 async def test_transcript_assembles_to_the_sidecar_totals(
     name: str, seed: int, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    transcript = load(name)
-    expected = transcript.expected
-    upstream.push(transcript.reply(seed=seed, max_chunk=9))
-    provider = build_provider(deployment("ollama", upstream.url, model="llama3.2"), session)
-
-    got = await collect(provider, request())
+    expected, got = await replay(upstream, session, name, "ollama", seed=seed, model="llama3.2")
 
     if "error" in expected:
         assert got.error is not None

@@ -9,12 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lobe.chat_worker.providers.registry import build_provider
 from lobe.devtools.fake_upstream import FakeUpstream
-from lobe.devtools.provider_fixtures import fixture_files, load
+from lobe.devtools.provider_fixtures import fixture_files
 from lobe.shared.events.chat import TokenUsage
 
-from .support import collect, deployment, request
+from .support import replay
 
 FILES = [
     *fixture_files("openai"),
@@ -46,12 +45,7 @@ def expected_usage(raw: dict[str, Any] | None) -> TokenUsage | None:
 async def test_transcript_assembles_to_the_sidecar_totals(
     name: str, seed: int, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    transcript = load(name)
-    expected = transcript.expected
-    upstream.push(transcript.reply(seed=seed, max_chunk=9))
-    provider = build_provider(deployment(kind_of(name), upstream.url + "/v1"), session)
-
-    got = await collect(provider, request())
+    expected, got = await replay(upstream, session, name, kind_of(name), seed=seed, base_path="/v1")
 
     if "error" in expected:  # an HTTP error body
         assert got.error is not None
