@@ -11,6 +11,7 @@ larger than the gateway's estimate); max_tokens bounds the output side.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -41,6 +42,7 @@ from lobe.shared.events.billing import (
 from lobe.shared.events.chat import TokenUsage
 
 log = logging.getLogger(__name__)
+RESERVE_CONCURRENCY = 32
 
 _HOLD = """
 UPDATE usage_periods
@@ -67,9 +69,12 @@ class Budgets:
         usage = TokenUsage(prompt_tokens=req.prompt_tokens_estimate, completion_tokens=req.max_output_tokens)
         return cost_of(rate, usage)
 
-    async def reserve(self, req: BudgetReserve) -> tuple[BudgetDecision, LimitExceeded | None]:
-        """Admit and hold, or refuse; a refusal comes with the limit fact to publish."""
+    async def reserve(self, req: BudgetReserve) -> tuple[BudgetDecision, LimitExceeded | None] | None:
+        """Admit and hold, or refuse (with the limit fact to publish); None when the gateway has
+        already stopped waiting, so no hold is left behind for a request that will not run."""
         now = datetime.now(UTC)
+        if req.expires_at is not None and now >= req.expires_at:
+            return None
         period = self.plans.period_key(now)
         amount = self.worst_case(req, now)
         tokens = req.prompt_tokens_estimate + req.max_output_tokens
@@ -88,6 +93,8 @@ class Budgets:
                 req.user_id,
                 period,
             )
+            if req.expires_at is not None and datetime.now(UTC) >= req.expires_at:
+                return None  # waited for a connection past the deadline
             row = await conn.fetchrow(
                 _HOLD, req.user_id, period, amount, limits.cost_usd, limits.requests, tokens, limits.tokens
             )
@@ -157,20 +164,40 @@ def _blocking_limit(
 async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
     """Subscribe the reserve/release responders; returns the subscriptions (drained on close)."""
 
+    # nats.py runs one subscription's callbacks one after another; each reserve waits on
+    # PostgreSQL, so they run as tasks (bounded: past the limit NATS buffers the rest). The
+    # conditional UPDATE keeps concurrent holds correct.
+    slots = asyncio.Semaphore(RESERVE_CONCURRENCY)
+    running: set[asyncio.Task[None]] = set()
+
+    async def reserve(msg: Msg, req: BudgetReserve) -> None:
+        try:
+            outcome = await budgets.reserve(req)
+        except Exception as exc:  # the gateway applies its fail-open / fail-closed switch
+            log.error("budget reserve failed: %s", exc)
+            return
+        finally:
+            slots.release()
+        if outcome is None:
+            log.warning(
+                "budget reserve arrived after its deadline; not held", extra={"request_id": req.request_id}
+            )
+            return
+        decision, fact = outcome
+        await msg.respond(decision.encode())
+        if fact is not None:
+            await nc.publish(BILLING_LIMIT_EXCEEDED, fact.encode())
+
     async def on_reserve(msg: Msg) -> None:
         try:
             req = BudgetReserve.decode(msg.data)
         except ValidationError as exc:
             log.warning("malformed budget reserve: %s", exc)
             return
-        try:
-            decision, fact = await budgets.reserve(req)
-        except Exception as exc:  # the gateway applies its fail-open / fail-closed switch
-            log.error("budget reserve failed: %s", exc)
-            return
-        await msg.respond(decision.encode())
-        if fact is not None:
-            await nc.publish(BILLING_LIMIT_EXCEEDED, fact.encode())
+        await slots.acquire()
+        task = asyncio.create_task(reserve(msg, req))
+        running.add(task)
+        task.add_done_callback(running.discard)
 
     async def on_quote(msg: Msg) -> None:
         try:

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # Redelivery backoff after a failed batch: 1 s, 2 s, 4 s ... capped, so a database outage of any
 # length is ridden out without hammering it (max_deliver is unlimited: never give up on usage).
 BACKOFF_BASE_S = 1.0
-BACKOFF_MAX_S = 30.0
+BACKOFF_MAX_S = 5.0  # also bounds how long after the database returns ingestion resumes
 ACK_WAIT_S = 60.0
 
 

@@ -13,6 +13,7 @@ what was admitted while billing was away).
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
@@ -52,10 +53,13 @@ class BudgetClient:
             model=body.model,
             prompt_tokens_estimate=estimate_prompt_tokens(body),
             max_output_tokens=body.output_token_limit or self.settings.default_max_output_tokens,
+            expires_at=datetime.now(UTC) + timedelta(seconds=self.settings.billing_timeout_s),
         )
         try:
             msg = await self.nc.request(BUDGET_RESERVE, ask.encode(), timeout=self.settings.billing_timeout_s)
         except (NoRespondersError, NatsTimeout):
+            # Billing may still commit a hold in the last instant before the deadline: free it.
+            await self.release(request_id, caller)
             if self.settings.budget_fail_mode == "open":
                 log.warning("billing unreachable; admitting (fail-open)", extra={"request_id": request_id})
                 return False

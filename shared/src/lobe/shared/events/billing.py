@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -45,6 +46,9 @@ class BudgetReserve(Event):
     model: str
     prompt_tokens_estimate: int = Field(ge=0)
     max_output_tokens: int = Field(ge=1)
+    expires_at: datetime | None = Field(
+        default=None, description="The gateway stops waiting then; billing holds nothing after it."
+    )
 
 
 class BudgetDecision(Event):
