@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 from lobe.chat_worker.providers.base import Finished, Provider, StreamEvent, TextDelta
 from lobe.shared.chat_schema import ChatCompletionRequest, TextPart
 from lobe.shared.events.chat import FinishReason, TokenUsage
-from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
+from lobe.shared.tokens import estimate_prompt_tokens
 
 MOCK_MODEL = "mock"
 DEFAULT_MAX_WORDS = 64
@@ -57,8 +57,8 @@ class MockProvider(Provider):
                 await asyncio.sleep(self.chunk_delay_s)
             yield TextDelta(chunk)
         yield Finished(reason=finish, model=MOCK_MODEL)
+        # One chunk is one token of the mock's own vocabulary, so `max_tokens` caps completion
+        # tokens exactly as it does upstream (and a budget's worst case is never exceeded).
         yield TokenUsage(
-            prompt_tokens=estimate_prompt_tokens(body),
-            completion_tokens=sum(estimate_tokens(c) for c in chunks),
-            basis="provider",
+            prompt_tokens=estimate_prompt_tokens(body), completion_tokens=len(chunks), basis="provider"
         )
