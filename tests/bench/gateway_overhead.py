@@ -27,13 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import psutil
 from overhead_report import Sample, Series, machine, render, write_plot, write_section
 
+from lobe.billing.admin import create_user
+from lobe.billing.migrations import apply_migrations
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.ports import free_port
 from lobe.devtools.provider_fixtures import load
-from lobe.devtools.servers import NatsServer
+from lobe.devtools.servers import NatsServer, PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
 TRANSCRIPT = "openai/chat_stream_text.sse"
@@ -73,15 +76,21 @@ class Stack:
     pids: dict[str, int]  # process name → pid, to read their CPU time
 
     def cpu_s(self) -> dict[str, float]:
-        times = {name: psutil.Process(pid).cpu_times() for name, pid in self.pids.items()}
-        return {name: t.user + t.system for name, t in times.items()}
+        """CPU seconds per process, children included (PostgreSQL works in its backends)."""
+        totals = {}
+        for name, pid in self.pids.items():
+            root = psutil.Process(pid)
+            times = [p.cpu_times() for p in (root, *root.children(recursive=True))]
+            totals[name] = sum(t.user + t.system for t in times)
+        return totals
 
 
 @contextlib.asynccontextmanager
-async def stack(event_delay_s: float) -> AsyncIterator[Stack]:
-    """nats, fake upstream, worker and gateway running, each in its own process."""
+async def stack(event_delay_s: float, billing: bool) -> AsyncIterator[Stack]:
+    """nats, fake upstream, worker, gateway (and billing with PostgreSQL), each in its own process."""
     procs: list[asyncio.subprocess.Process] = []
-    with NatsServer() as nats, tempfile.TemporaryDirectory(prefix="lobe-bench-") as tmp:
+    with contextlib.ExitStack() as servers, tempfile.TemporaryDirectory(prefix="lobe-bench-") as tmp:
+        nats = servers.enter_context(NatsServer())
         try:
             upstream = await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--serve-upstream", "--event-delay-ms", str(event_delay_s * 1000),
@@ -107,10 +116,29 @@ async def stack(event_delay_s: float) -> AsyncIterator[Stack]:
             )
             procs.append(worker)
             await wait_http(f"http://127.0.0.1:{ops_port}/health/ready", worker)
+            pids = {"chat worker": worker.pid, "nats-server": nats.pid or 0}
+            if billing:
+                # The production path: every request is admitted against the user's budget and
+                # priced for its final chunk, over NATS to billing and its PostgreSQL.
+                postgres = servers.enter_context(PostgresServer(Path(tmp) / "pg", durable=False))
+                dsn = postgres.dsn("postgres")
+                await apply_migrations(dsn)
+                conn = await asyncpg.connect(dsn)
+                await create_user(conn, "bench", "enterprise")
+                await conn.close()
+                billing_port = free_port()
+                billing_proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "lobe.billing",
+                    env={**common, "DATABASE_URL": dsn, "OPS_PORT": str(billing_port)},
+                )  # fmt: skip
+                procs.append(billing_proc)
+                await wait_http(f"http://127.0.0.1:{billing_port}/health/ready", billing_proc)
+                pids |= {"billing": billing_proc.pid, "postgres": postgres.pid or 0}
             gateway_env = {
                 **common,
                 "GATEWAY_PORT": str(gateway_port),
-                "GATEWAY_API_KEYS": f"{API_KEY}:bench:free",
+                "GATEWAY_API_KEYS": f"{API_KEY}:bench:enterprise",
+                "BILLING_ENABLED": "true" if billing else "false",
             }
             gateway = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "lobe.gateway", env=gateway_env
@@ -118,7 +146,7 @@ async def stack(event_delay_s: float) -> AsyncIterator[Stack]:
             procs.append(gateway)
             gateway_url = f"http://127.0.0.1:{gateway_port}"
             await wait_http(f"{gateway_url}/api/ready", gateway)
-            pids = {"gateway": gateway.pid, "chat worker": worker.pid, "nats-server": nats.pid or 0}
+            pids = {"gateway": gateway.pid, **pids}
             yield Stack(f"{upstream_url}/v1/chat/completions", f"{gateway_url}/v1/chat/completions", pids)
         finally:
             for proc in reversed(procs):
@@ -177,7 +205,7 @@ async def benchmark(args: argparse.Namespace) -> None:
     load_before = os.getloadavg()
     print(f"starting nats, fake upstream, worker and gateway (load average {load_before[0]:.2f}) ...")
     results: list[tuple[Series, Series]] = []
-    async with stack(args.event_delay_ms / 1000) as running:
+    async with stack(args.event_delay_ms / 1000, args.billing) as running:
         direct_url, gateway_url = running.direct_url, running.gateway_url
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(
@@ -223,6 +251,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per path first")
     parser.add_argument(
         "--event-delay-ms", type=float, default=10.0, help="upstream pause between SSE events"
+    )
+    parser.add_argument(
+        "--billing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run billing and admit every request against a budget (the production path)",
     )
     parser.add_argument("--serve-upstream", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

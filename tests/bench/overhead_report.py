@@ -108,13 +108,20 @@ def write_section(
     events: int,
 ) -> None:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    billing_note = (
+        ", and billing in its own process with its PostgreSQL: every request is admitted against the "
+        "user's budget (a NATS round trip and one PostgreSQL transaction before dispatch) and priced for "
+        "its final chunk (one more round trip after the last token)"
+        if args.billing
+        else " (billing off: `--no-billing`, no budget admission)"
+    )
     section = f"""{START}
 ## Gateway added latency
 
 What the gateway path (gateway → NATS → chat worker → provider adapter) adds to a streamed chat
 completion, compared with calling the same fake provider directly. Measured {when} with
 `python tests/bench/gateway_overhead.py --sequential {args.sequential} --concurrent {args.concurrent} \\
---concurrency {args.concurrency} --event-delay-ms {args.event_delay_ms:g}`.
+--concurrency {args.concurrency} --event-delay-ms {args.event_delay_ms:g}{"" if args.billing else " --no-billing"}`.
 
 **Machine.**
 
@@ -132,14 +139,14 @@ requests; then {args.sequential} requests one at a time, then {args.concurrent} 
 {args.concurrency} in flight. The fake upstream closes each connection after its answer, so both
 paths pay one loopback TCP connect to the provider per request; the client keeps its connection to
 the gateway. Every answer is checked against the transcript's text ({failures} were wrong or
-incomplete). The gateway path includes a usage event published to JetStream per request. Logging
-at WARNING, tracing off.
+incomplete). The gateway path includes a usage event published to JetStream per request{billing_note}.
+Logging at WARNING, tracing off.
 
 {table}
 
 "Gateway added" is the gateway percentile minus the direct percentile (percentiles do not
 subtract exactly, so a small negative number means "no measurable difference"). At concurrency
-{args.concurrency} the measuring client, the fake upstream and the gateway path's three processes
+{args.concurrency} the measuring client, the fake upstream and the gateway path's processes
 share {os.cpu_count()} CPUs; the last column shows how much of the machine the gateway path alone
 kept busy, so its concurrent p99 includes time spent waiting for a CPU, not only work done by the
 gateway and worker. The CPU cost per request is the number that scales (one at a time it is
