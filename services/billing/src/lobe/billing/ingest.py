@@ -106,7 +106,7 @@ class Ingester:
                 except NatsTimeoutError:
                     continue
                 except Exception as exc:  # connection trouble: nats.py reconnects on its own
-                    log.warning("usage fetch failed: %s", exc)
+                    log.warning("usage fetch failed: %r", exc)  # repr: some nats errors have no message
                     await _sleep_unless(stop, 1.0)
                     continue
                 pause = await self.handle(msgs)
