@@ -37,7 +37,11 @@ class Running:
 
 
 def build_broker(settings: MetricsSettings, metrics: UsageMetrics) -> NatsBroker:
-    broker = NatsBroker(**connect_options(settings, SERVICE_NAME), logger=log)  # type: ignore[arg-type]
+    broker = NatsBroker(
+        **connect_options(settings, SERVICE_NAME),  # type: ignore[arg-type]
+        logger=log,
+        log_level=logging.DEBUG,  # a line per message belongs at debug, not in production logs
+    )
     broker.include_router(build_router(metrics))
     return broker
 
