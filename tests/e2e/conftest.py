@@ -119,8 +119,10 @@ def models_file(tmp_path: Path) -> Path:
     return path
 
 
-async def wait_ready(port: int, proc: asyncio.subprocess.Process, timeout_s: float = 20.0) -> None:
-    url = f"http://127.0.0.1:{port}/health/ready"
+async def wait_ready(
+    port: int, proc: asyncio.subprocess.Process, timeout_s: float = 20.0, path: str = "/health/ready"
+) -> None:
+    url = f"http://127.0.0.1:{port}{path}"
     deadline = asyncio.get_running_loop().time() + timeout_s
     async with aiohttp.ClientSession() as http:
         while asyncio.get_running_loop().time() < deadline:
@@ -138,11 +140,11 @@ async def wait_ready(port: int, proc: asyncio.subprocess.Process, timeout_s: flo
 @pytest.fixture
 def worker_process(
     nats_url: str, models_file: Path
-) -> Iterator[Callable[[], Awaitable[asyncio.subprocess.Process]]]:
+) -> Iterator[Callable[..., Awaitable[asyncio.subprocess.Process]]]:
     """Start chat workers as real processes (to SIGKILL them); returns once each is ready."""
     started: list[asyncio.subprocess.Process] = []
 
-    async def start() -> asyncio.subprocess.Process:
+    async def start(**extra_env: str) -> asyncio.subprocess.Process:
         port = free_port()
         env = {
             **os.environ,
@@ -151,6 +153,7 @@ def worker_process(
             "OPS_PORT": str(port),
             "HEARTBEAT_INTERVAL_S": "0.2",
             "LOG_FORMAT": "text",
+            **extra_env,
         }
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.chat_worker", env=env)
         started.append(proc)

@@ -17,7 +17,7 @@ from lobe.shared.events.chat import CHAT_REQUEST
 from .conftest import Suite, start_worker
 from .test_chat_path import MESSAGES, usage_events
 
-StartWorker = Callable[[], Awaitable[asyncio.subprocess.Process]]
+StartWorker = Callable[..., Awaitable[asyncio.subprocess.Process]]
 
 
 def answer_for(model: str) -> str:
@@ -100,3 +100,28 @@ async def test_sigterm_lets_an_answer_in_flight_finish(
                 worker.send_signal(signal.SIGTERM)
     assert "".join(text) == answer_for("mock-slow")
     assert await asyncio.wait_for(worker.wait(), 10) == 0
+
+
+async def test_sigterm_past_the_grace_ends_the_answer_with_an_error_event(
+    gateway_only: Suite, worker_process: StartWorker
+) -> None:
+    worker = await worker_process(SHUTDOWN_GRACE_S="0.3")
+    stream = await gateway_only.client.chat.completions.create(
+        model="mock-slow", messages=MESSAGES, stream=True
+    )
+    text: list[str] = []
+
+    async def read_all() -> None:
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                text.append(chunk.choices[0].delta.content)
+                if len(text) == 1:
+                    worker.send_signal(signal.SIGTERM)
+
+    with pytest.raises(openai.APIError) as caught:
+        await read_all()
+    assert "worker shut down" in caught.value.message
+    assert len(text) < len(answer_for("mock-slow").split(" "))
+    assert await asyncio.wait_for(worker.wait(), 10) == 0
+    [event] = await usage_events(gateway_only, expect=1)
+    assert event.status == "cancelled"

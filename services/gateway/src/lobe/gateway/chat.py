@@ -119,6 +119,8 @@ class Answer:
         self.usage: UsageFrame | None = None
         self.done = False  # the answer reached the client complete
         self.end_reason: CancelReason = "abandoned"
+        self.task: asyncio.Task[object] | None = None
+        self.aborted = False
         self.frames: AsyncGenerator[AnswerFrame, None] = resources.dispatcher.stream(request_id, caller, body)
 
     def _headers(self) -> dict[str, str]:
@@ -146,6 +148,8 @@ class Answer:
         first = await anext(frames)  # errors before the first byte become a plain HTTP error
         response = web.StreamResponse(headers={**SSE_HEADERS, **self._headers()})
         await response.prepare(request)
+        self.task = asyncio.current_task()
+        self.resources.streams.add(self)
         writer = ChunkWriter(self.request_id, self.body.model, self.body.wants_usage_chunk)
         try:
             frame: AnswerFrame | None = first
@@ -161,6 +165,26 @@ class Answer:
             await response.write(sse_event(exc.body()))
             await response.write_eof()
             return response
+        except asyncio.CancelledError:
+            if not self.aborted:
+                raise  # the client left
+            # Shutdown past its grace: the client must read an error, not a stream that stops.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            self.end_reason = "shutdown"
+            shutdown = ApiError(503, "The gateway shut down before the answer completed.", "gateway_shutdown")
+            await response.write(sse_event(shutdown.body()))
+            await response.write_eof()
+            return response
+        finally:
+            self.resources.streams.discard(self)
+
+    def abort(self) -> None:
+        """Shutdown: end this stream now, with an error event (see stream_sse)."""
+        self.aborted = True
+        if self.task is not None:
+            self.task.cancel()
 
     async def _write(self, response: web.StreamResponse, writer: ChunkWriter, frame: AnswerFrame) -> bool:
         """Write one frame; True once the answer is complete."""

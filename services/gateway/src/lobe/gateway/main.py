@@ -9,19 +9,26 @@ import signal
 from aiohttp import web
 
 from lobe.gateway.app import create_app
+from lobe.gateway.resources import RESOURCES
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.logs import setup_logging
 from lobe.shared.telemetry import setup_tracing
 
 log = logging.getLogger("lobe.gateway")
-SHUTDOWN_GRACE_S = 30.0
+ABORT_MARGIN_S = 2.0
 
 
 async def serve(settings: GatewaySettings) -> None:
     # handler_cancellation: a client that disconnects cancels its handler at once, which is
     # what lets the gateway cancel the provider call within milliseconds.
+    app = create_app(settings)
     runner = web.AppRunner(
-        create_app(settings), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        # aiohttp force-closes what is left after this; streams are ended a margin earlier, so
+        # their error event still reaches the client.
+        shutdown_timeout=settings.shutdown_grace_s + ABORT_MARGIN_S,
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
@@ -33,6 +40,7 @@ async def serve(settings: GatewaySettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: no new connections, finishing in-flight answers")
+    loop.call_later(settings.shutdown_grace_s, app[RESOURCES].abort_streams)
     await runner.cleanup()
 
 

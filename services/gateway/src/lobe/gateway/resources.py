@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from nats.aio.client import Client as NATS
@@ -25,7 +26,16 @@ class Resources:
     keys: ApiKeyStore
     dispatcher: ChatDispatcher
     budget: BudgetClient
+    # Streaming answers in flight, so shutdown can end each with an error event.
+    streams: set[Answer] = field(default_factory=set)
 
+    def abort_streams(self) -> None:
+        for answer in list(self.streams):
+            answer.abort()
+
+
+if TYPE_CHECKING:
+    from lobe.gateway.chat import Answer
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 RESOURCES = web.AppKey("resources", Resources)

@@ -37,6 +37,9 @@ class GatewaySettings(NatsSettings, RedisSettings, TelemetrySettings, LogSetting
     billing_timeout_s: float = Field(
         default=0.5, gt=0, description="Wait for billing's budget and price answers."
     )
+    shutdown_grace_s: float = Field(
+        default=30.0, ge=0, description="SIGTERM: in-flight answers get this long, then an error event."
+    )
     key_cache_ttl_s: float = Field(
         default=60.0, gt=0, description="How long a key billing vouched for is trusted without asking again."
     )

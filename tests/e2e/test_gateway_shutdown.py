@@ -1,0 +1,82 @@
+"""Guarantee 6 at the gateway: SIGTERM lets answers in flight finish within the grace, and an
+answer still streaming past it ends with an explicit error event, never a silent stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import openai
+import pytest
+
+from lobe.devtools.ports import free_port
+
+from .conftest import API_KEY, start_worker, wait_ready
+from .test_chat_path import MESSAGES
+from .test_worker_failures import answer_for
+
+Gateway = tuple[asyncio.subprocess.Process, openai.AsyncOpenAI]
+
+
+@pytest.fixture
+async def gateway_process(nats_url: str) -> AsyncIterator[Callable[[float], Awaitable[Gateway]]]:
+    started: list[asyncio.subprocess.Process] = []
+    worker = await start_worker(nats_url)
+
+    async def start(grace_s: float) -> Gateway:
+        port = free_port()
+        env = {
+            **os.environ,
+            "NATS_URL": nats_url,
+            "GATEWAY_PORT": str(port),
+            "GATEWAY_API_KEYS": f"{API_KEY}:alice",
+            "BILLING_ENABLED": "false",
+            "SHUTDOWN_GRACE_S": str(grace_s),
+            "LOG_FORMAT": "text",
+        }
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.gateway", env=env)
+        started.append(proc)
+        await wait_ready(port, proc, path="/api/ready")
+        return proc, openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY, max_retries=0
+        )
+
+    yield start
+    for proc in started:
+        if proc.returncode is None:
+            proc.kill()
+    await worker.stop()
+
+
+async def stream_and_terminate(gateway: Gateway) -> list[str]:
+    proc, client = gateway
+    stream = await client.chat.completions.create(model="mock-slow", messages=MESSAGES, stream=True)
+    text: list[str] = []
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            text.append(chunk.choices[0].delta.content)
+            if len(text) == 1:
+                proc.send_signal(signal.SIGTERM)
+    return text
+
+
+async def test_sigterm_lets_a_streaming_answer_finish_within_the_grace(
+    gateway_process: Callable[[float], Awaitable[Gateway]],
+) -> None:
+    gateway = await gateway_process(30.0)
+    text = await stream_and_terminate(gateway)
+    assert "".join(text) == answer_for("mock-slow")
+    assert await asyncio.wait_for(gateway[0].wait(), 10) == 0
+
+
+async def test_an_answer_still_streaming_past_the_grace_ends_with_an_error_event(
+    gateway_process: Callable[[float], Awaitable[Gateway]],
+) -> None:
+    gateway = await gateway_process(0.3)
+    with pytest.raises(openai.APIError) as caught:
+        await stream_and_terminate(gateway)
+    assert "shut down" in caught.value.message
+    assert await asyncio.wait_for(gateway[0].wait(), 10) == 0
