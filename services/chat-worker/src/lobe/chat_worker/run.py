@@ -113,7 +113,12 @@ class ChatRun:
             try:
                 await self._stream(self.provider_for(deployment))
             except ProviderError as exc:
-                if not exc.retryable or index == len(deployments) - 1:
+                # A streaming client already shows the partial text, which no retry can take back:
+                # past the first token it gets the error. A non-streaming client never saw it, so
+                # the answer restarts on the next deployment (a reset frame drops the partial one;
+                # the user is billed for the answer they get, not for the failed attempt).
+                shown = self.outcome.started and self.event.body.stream
+                if not exc.retryable or shown or index == len(deployments) - 1:
                     raise
                 log.warning(
                     "deployment failed, falling back: %s", exc, extra={"request_id": self.event.request_id}
