@@ -51,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not dsn:
             print("lobe db migrate: DATABASE_URL is not set", file=sys.stderr)
             return 2
-        applied = asyncio.run(migrate(dsn, sys.stdout))
-        return 1 if applied is None else 0
+        asyncio.run(migrate(dsn, sys.stdout))
+        return 0
     if args.command == "admin" or (args.command == "db" and args.db_command == "retention"):
         return admin_cli.run(args)
     raise AssertionError(f"unhandled command {args}")
