@@ -240,3 +240,29 @@ async def test_gateway_and_worker_announce_their_start_on_the_events_stream(suit
         if msg.subject == SERVICE_STARTED:
             started.add(ServiceLifecycle.decode(msg.data or b"").service)
     assert started == {"gateway", "chat-worker"}
+
+
+async def gateway_series(suite: Suite) -> dict[str, float]:
+    async with suite.http.get(f"{suite.base_url}/metrics") as response:
+        text = await response.text()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("lobe_gateway_")
+    }
+
+
+async def test_gateway_metrics_count_answers_by_status_and_time_the_first_token(suite: Suite) -> None:
+    ok = 'lobe_gateway_chat_requests_total{status="200",stream="true"}'
+    not_found = 'lobe_gateway_chat_requests_total{status="404",stream="false"}'
+    before = await gateway_series(suite)
+    stream = await suite.client.chat.completions.create(model="mock", messages=MESSAGES, stream=True)
+    async for _ in stream:
+        pass
+    with pytest.raises(openai.NotFoundError):
+        await suite.client.chat.completions.create(model="gpt-nope", messages=MESSAGES)
+    after = await gateway_series(suite)
+    assert after[ok] - before.get(ok, 0) == 1
+    assert after[not_found] - before.get(not_found, 0) == 1
+    assert after["lobe_gateway_ttft_seconds_count"] - before.get("lobe_gateway_ttft_seconds_count", 0) == 1
+    assert after["lobe_gateway_chat_in_flight"] == 0

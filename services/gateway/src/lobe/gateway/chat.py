@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from lobe.gateway.dispatch import AnswerFrame, WorkerLost
 from lobe.gateway.errors import ApiError
+from lobe.gateway.metrics import IN_FLIGHT, REQUESTS, TTFT
 from lobe.gateway.openai_format import DONE_EVENT, ChunkWriter, CompletionAssembler, sse_event
 from lobe.gateway.resources import RESOURCES, Resources
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -35,6 +36,7 @@ from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 log = logging.getLogger(__name__)
+STREAM_KEY = web.RequestKey("lobe.stream", str)  # whether the client asked for SSE (metrics label)
 TRACER = trace.get_tracer("lobe.gateway")
 
 SSE_HEADERS = {
@@ -66,14 +68,26 @@ async def parse_body(request: web.Request) -> ChatCompletionRequest:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     # The trace starts here; dispatch carries it to the worker in the NATS headers.
-    with TRACER.start_as_current_span("POST /v1/chat/completions", kind=SpanKind.SERVER):
-        return await _chat_completions(request)
+    status, stream = 499, "unknown"  # 499: the client went away before an answer
+    IN_FLIGHT.inc()
+    try:
+        with TRACER.start_as_current_span("POST /v1/chat/completions", kind=SpanKind.SERVER):
+            response = await _chat_completions(request)
+        status = response.status
+        return response
+    except ApiError as exc:
+        status = exc.status
+        raise
+    finally:
+        IN_FLIGHT.dec()
+        REQUESTS.labels(status=str(status), stream=request.get(STREAM_KEY, stream)).inc()
 
 
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
     resources = request.app[RESOURCES]
     caller = await resources.keys.authenticate(request)
     body = await parse_body(request)
+    request[STREAM_KEY] = "true" if body.stream else "false"
     request_id = uuid.uuid4().hex
     held = await resources.budget.reserve(request_id, caller, body)
     if held and body.output_token_limit is None:
@@ -189,6 +203,8 @@ class Answer:
     async def _write(self, response: web.StreamResponse, writer: ChunkWriter, frame: AnswerFrame) -> bool:
         """Write one frame; True once the answer is complete."""
         if isinstance(frame, DeltaFrame):
+            if not self.output:
+                TTFT.observe(time.monotonic() - self.started_at)
             self.output.append(frame.content or frame.reasoning_content or "")
             await response.write(writer.delta(frame))
         elif isinstance(frame, ResetFrame):
