@@ -28,25 +28,24 @@ ANTHROPIC_ERROR_STATUS = {
 }
 
 
-def upstream_error(
-    provider: str, status: int, code: str | None, message: str, *, started: bool = False
-) -> ProviderError:
-    """Map an upstream HTTP status (or the status an in-stream error stands for)."""
+def upstream_error(provider: str, status: int, code: str | None, message: str) -> ProviderError:
+    """Map an upstream HTTP status (or the status an in-stream error stands for). Whether output
+    had been yielded before is the stream driver's to say (`HttpProvider.stream`), not ours."""
     message = message or f"provider returned HTTP {status}"
     if status in (400, 413, 422):
-        return ProviderError(provider, 400, code or "invalid_request_error", message, False, started)
+        return ProviderError(provider, 400, code or "invalid_request_error", message, False)
     if status in (401, 403):
         withheld = f"{provider} rejected the gateway's credentials (HTTP {status})"
-        return ProviderError(provider, 502, "upstream_auth", withheld, False, started)
+        return ProviderError(provider, 502, "upstream_auth", withheld, False)
     if status == 404:
-        return ProviderError(provider, 502, "upstream_not_found", message, True, started)
+        return ProviderError(provider, 502, "upstream_not_found", message, True)
     if status == 408:
-        return ProviderError(provider, 504, "upstream_timeout", message, True, started)
+        return ProviderError(provider, 504, "upstream_timeout", message, True)
     if status == 429:
-        return ProviderError(provider, 429, code or "rate_limit_exceeded", message, True, started)
+        return ProviderError(provider, 429, code or "rate_limit_exceeded", message, True)
     if status >= 500:
-        return ProviderError(provider, 502, code or "upstream_error", message, True, started)
-    return ProviderError(provider, 502, code or "upstream_error", message, False, started)
+        return ProviderError(provider, 502, code or "upstream_error", message, True)
+    return ProviderError(provider, 502, code or "upstream_error", message, False)
 
 
 def as_code(value: object) -> str | None:

@@ -43,10 +43,10 @@ def openai_usage(usage: dict[str, Any]) -> TokenUsage:
     )
 
 
-def inline_error(provider: str, error: Any, *, started: bool = False) -> ProviderError:
+def inline_error(provider: str, error: Any) -> ProviderError:
     """`{"error": {...}}` inside a 200 stream or an error body, in the OpenAI family's shapes."""
     if not isinstance(error, dict):
-        return upstream_error(provider, 500, None, str(error), started=started)
+        return upstream_error(provider, 500, None, str(error))
     code = error.get("code")
     status = error.get("status_code") or error.get("status")
     if not isinstance(status, int) and isinstance(code, int):
@@ -54,7 +54,7 @@ def inline_error(provider: str, error: Any, *, started: bool = False) -> Provide
     if not isinstance(status, int) or not 400 <= status <= 599:
         status = 500
     name = as_code(code) if isinstance(code, str) else as_code(error.get("type"))
-    return upstream_error(provider, status, name, str(error.get("message") or ""), started=started)
+    return upstream_error(provider, status, name, str(error.get("message") or ""))
 
 
 def split_content(content: Any) -> tuple[str, str]:
