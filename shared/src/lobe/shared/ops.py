@@ -37,11 +37,15 @@ def add_ops_routes(
 
 
 async def start_ops_server(
-    host: str, port: int, ready: ReadinessCheck, extra: web.Application | None = None
+    host: str,
+    port: int,
+    ready: ReadinessCheck,
+    extra: web.Application | None = None,
+    registry: CollectorRegistry = REGISTRY,
 ) -> web.AppRunner:
     """Serve the ops routes (plus `extra`'s routes) until the returned runner is cleaned up."""
     app = extra or web.Application()
-    add_ops_routes(app, ready)
+    add_ops_routes(app, ready, registry=registry)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from faststream.nats import NatsBroker
@@ -18,7 +18,7 @@ from lobe.metrics.router import build_router
 from lobe.metrics.settings import SERVICE_NAME, MetricsSettings
 from lobe.shared.bus import connect_options, ensure_streams
 from lobe.shared.lifecycle import announce
-from lobe.shared.ops import add_ops_routes
+from lobe.shared.ops import start_ops_server
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ READY_PING_TIMEOUT_S = 0.5
 class Running:
     broker: NatsBroker
     metrics: UsageMetrics
-    ops: web.AppRunner
+    ops: web.AppRunner = field(init=False)
     draining: bool = False
 
     async def ready(self) -> bool:
@@ -53,12 +53,11 @@ async def running(settings: MetricsSettings, metrics: UsageMetrics | None = None
         max_models=settings.metrics_max_models, dedupe_window=settings.metrics_dedupe_window
     )
     broker = build_broker(settings, metrics)
-    app = web.Application()
-    state = Running(broker=broker, metrics=metrics, ops=web.AppRunner(app, access_log=None))
-    add_ops_routes(app, state.ready, registry=metrics.registry)
+    state = Running(broker=broker, metrics=metrics)
     # Ops first, so liveness answers (and readiness says 503) while NATS is still coming up.
-    await state.ops.setup()
-    await web.TCPSite(state.ops, settings.ops_host, settings.ops_port).start()
+    state.ops = await start_ops_server(
+        settings.ops_host, settings.ops_port, state.ready, registry=metrics.registry
+    )
     try:
         await broker.connect()
         await ensure_streams(broker.connection.jetstream())
