@@ -266,3 +266,21 @@ async def test_gateway_metrics_count_answers_by_status_and_time_the_first_token(
     assert after[not_found] - before.get(not_found, 0) == 1
     assert after["lobe_gateway_ttft_seconds_count"] - before.get("lobe_gateway_ttft_seconds_count", 0) == 1
     assert after["lobe_gateway_chat_in_flight"] == 0
+
+
+async def test_usage_is_recorded_before_the_terminal_frame(suite: Suite) -> None:
+    seen: list[str] = []
+
+    async def spy(msg: Msg) -> None:
+        if msg.subject == USAGE_RECORDED:
+            seen.append("usage")
+        elif msg.subject.startswith("chat.reply.") and b'"type":"done"' in msg.data:
+            seen.append("done")
+
+    sub = await suite.nc.subscribe(">", cb=spy)
+    await suite.client.chat.completions.create(model="mock", messages=MESSAGES)
+    await suite.nc.flush()
+    await sub.unsubscribe()
+    # One connection publishes both, so the bus keeps their order: a worker killed between the
+    # two leaves an error for the client, never an answer that was not billed.
+    assert seen == ["usage", "done"]

@@ -124,7 +124,6 @@ class ChatRun:
                     "deployment failed, falling back: %s", exc, extra={"request_id": self.event.request_id}
                 )
                 continue
-            await self._finish()
             return
 
     async def _stream(self, provider: Provider) -> None:
