@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -33,11 +32,13 @@ from lobe.shared.events.chat import (
     cancel_subject,
 )
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.facts import publish_fact
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 log = logging.getLogger(__name__)
 STREAM_KEY = web.RequestKey("lobe.stream", str)  # whether the client asked for SSE (metrics label)
 TRACER = trace.get_tracer("lobe.gateway")
+LOST_USAGE_ATTEMPTS = 3  # the client is already answered; a short retry keeps the handler brief
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -255,7 +256,4 @@ class Answer:
             duration_ms=(time.monotonic() - self.started_at) * 1000,
             stream=self.body.stream,
         )
-        with contextlib.suppress(Exception):
-            await self.resources.js.publish(
-                USAGE_RECORDED, event.encode(), headers={"Nats-Msg-Id": self.request_id}
-            )
+        await publish_fact(self.resources.js, USAGE_RECORDED, event, attempts=LOST_USAGE_ATTEMPTS)

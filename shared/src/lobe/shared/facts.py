@@ -1,0 +1,55 @@
+"""Publishing facts to JetStream: the one way every service does it.
+
+The stream and the `Nats-Msg-Id` come from the event catalog, so a retried publish (ours, or a
+replica's) is dropped by the stream's duplicate window and no service writes the id by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import cache
+
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+
+from lobe.shared.catalog import Subject, lookup
+from lobe.shared.events.envelope import Event
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF_S = 0.1
+PUBLISH_TIMEOUT_S = 2.0
+
+
+@cache
+def _entry(subject: str) -> Subject:
+    return lookup(subject)
+
+
+async def publish_fact(js: JetStreamContext, subject: str, event: Event, attempts: int = 1) -> bool:
+    """Publish `event` on `subject`; retry `attempts` times with backoff (JetStream may be electing
+    a leader or reconnecting). False once every attempt failed: then the whole event is in the
+    error log, so it can be replayed into the stream."""
+    entry = _entry(subject)
+    payload = event.encode()
+    headers = {"Nats-Msg-Id": entry.nats_msg_id(event)}
+    stream = entry.stream.name if entry.stream else None
+    delay = FIRST_BACKOFF_S
+    for attempt in range(1, attempts + 1):
+        try:
+            await js.publish(subject, payload, stream=stream, headers=headers, timeout=PUBLISH_TIMEOUT_S)
+            return True
+        except (NatsError, TimeoutError) as exc:
+            log.warning(
+                "%s publish failed (attempt %d): %s",
+                subject,
+                attempt,
+                exc,
+                extra={"request_id": event.request_id},
+            )
+            if attempt < attempts:
+                await asyncio.sleep(delay)
+                delay *= 2
+    log.error("%s not published", subject, extra={"request_id": event.request_id, "event": payload.decode()})
+    return False
