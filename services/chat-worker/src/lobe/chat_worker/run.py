@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from lobe.chat_worker.deployments import Deployment, ModelCatalog
+from lobe.chat_worker.deployments import Deployment, RoutedModel
 from lobe.chat_worker.frames import FrameSink
 from lobe.chat_worker.providers.base import (
     Finished,
@@ -63,14 +63,14 @@ class ChatRun:
     def __init__(
         self,
         event: ChatRequested,
-        catalog: ModelCatalog,
+        routed: RoutedModel,
         provider_for: ProviderFor,
         sink: FrameSink,
         record_usage: RecordUsage,
     ) -> None:
         self.event = event
         self.record_usage = record_usage
-        self.catalog = catalog
+        self.routed = routed
         self.provider_for = provider_for
         self.sink = sink
         self.started_at = time.monotonic()
@@ -97,12 +97,7 @@ class ChatRun:
         await self._finish()
 
     async def _run_with_fallback(self) -> None:
-        routed = self.catalog.get(self.event.body.model)
-        if routed is None:
-            raise ProviderError(
-                "router", 404, "model_not_found", f"model '{self.event.body.model}' is not routed"
-            )
-        deployments = routed.deployments
+        deployments = self.routed.deployments
         for index, deployment in enumerate(deployments):
             if self.outcome.started:
                 await self.sink.send(

@@ -8,18 +8,18 @@ import logging
 
 import aiohttp
 from faststream.nats import NatsBroker, NatsMessage
+from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
-from lobe.chat_worker.deployments import Deployment, ModelCatalog
+from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.frames import FrameSink
 from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.registry import build_provider
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
-from lobe.chat_worker.usage import publish_usage
 from lobe.shared.bus import connect_options, ensure_streams
 from lobe.shared.events.chat import (
     CHAT_CANCEL_ALL,
@@ -33,12 +33,25 @@ from lobe.shared.events.chat import (
     ModelInfo,
     ModelList,
 )
-from lobe.shared.events.usage import UsageRecorded
+from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.facts import publish_fact
 from lobe.shared.lifecycle import announce
 from lobe.shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
 TRACER = trace.get_tracer("lobe.chat_worker")
+
+
+# JetStream may be briefly away (leader election, reconnect): ride out a few seconds of it.
+USAGE_PUBLISH_ATTEMPTS = 6
+
+
+def refusal(request_id: str, status: int, code: str, message: str, retryable: bool = False) -> bytes:
+    """The reply that turns a request down before any work (the gateway maps it to HTTP)."""
+    frame = ErrorFrame(
+        request_id=request_id, seq=0, status=status, code=code, message=message, retryable=retryable
+    )
+    return frame.model_dump_json().encode()
 
 
 class ChatWorker:
@@ -52,6 +65,7 @@ class ChatWorker:
         self.runs: dict[str, tuple[asyncio.Task[None], FrameSink]] = {}
         self.providers: dict[str, Provider] = {}
         self.session: aiohttp.ClientSession | None = None
+        self._js: JetStreamContext | None = None
         self.requests = self.broker.subscriber(CHAT_REQUEST, queue=CHAT_WORKER_QUEUE)
         self.requests(self.on_request)
         self.broker.subscriber(CHAT_CANCEL_ALL)(self.on_cancel)
@@ -61,9 +75,15 @@ class ChatWorker:
         # One pooled session per process: connection reuse to each provider is most of TTFT.
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
         await self.broker.start()
-        await ensure_streams(self.broker.connection.jetstream())
-        await announce(self.broker.connection.jetstream(), "chat-worker", "started")
+        self._js = self.broker.connection.jetstream()
+        await ensure_streams(self.js)
+        await announce(self.js, "chat-worker", "started")
         log.info("chat worker %s ready", self.settings.worker_id)
+
+    @property
+    def js(self) -> JetStreamContext:
+        assert self._js is not None, "start() first"
+        return self._js
 
     async def ready(self) -> bool:
         return self.session is not None and self.broker.connection.is_connected
@@ -74,48 +94,22 @@ class ChatWorker:
             event = ChatRequested.decode(msg.body)
         except ValidationError as exc:
             log.error("malformed chat request: %s", exc.errors()[:3])
-            return (
-                ErrorFrame(request_id="unknown", seq=0, status=400, code="invalid_event", message=str(exc))
-                .model_dump_json()
-                .encode()
-            )
-        if self.catalog.get(event.body.model) is None:
-            return (
-                ErrorFrame(
-                    request_id=event.request_id,
-                    seq=0,
-                    status=404,
-                    code="model_not_found",
-                    message=f"The model '{event.body.model}' does not exist or you do not have access to it.",
-                )
-                .model_dump_json()
-                .encode()
-            )
+            return refusal("unknown", 400, "invalid_event", str(exc))
+        routed = self.catalog.get(event.body.model)
+        if routed is None:
+            message = f"The model '{event.body.model}' does not exist or you do not have access to it."
+            return refusal(event.request_id, 404, "model_not_found", message)
         if len(self.runs) >= self.settings.worker_max_concurrency:
             # Saturated: say so at once, so the gateway can try another worker.
-            return (
-                ErrorFrame(
-                    request_id=event.request_id,
-                    seq=0,
-                    status=503,
-                    code="worker_saturated",
-                    message="worker at capacity",
-                    retryable=True,
-                )
-                .model_dump_json()
-                .encode()
-            )
+            return refusal(event.request_id, 503, "worker_saturated", "worker at capacity", retryable=True)
         sink = FrameSink(
             self.broker.connection, event.reply_to, event.request_id, self.settings.heartbeat_interval_s
         )
         parent = extract_context(msg.headers)  # continue the gateway's trace
-        task = asyncio.create_task(self._run(event, sink, parent), name=f"chat {event.request_id}")
+        task = asyncio.create_task(self._run(event, routed, sink, parent), name=f"chat {event.request_id}")
         self.runs[event.request_id] = (task, sink)
-        return (
-            AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
-            .model_dump_json()
-            .encode()
-        )
+        accepted = AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
+        return accepted.model_dump_json().encode()
 
     async def on_models(self, msg: NatsMessage) -> bytes:
         models = [ModelInfo(id=m.name, owned_by=m.owned_by) for m in self.catalog.models]
@@ -131,19 +125,19 @@ class ChatWorker:
         if run is not None:
             run[0].cancel()
 
-    async def _run(self, event: ChatRequested, sink: FrameSink, parent: Context) -> None:
+    async def _run(self, event: ChatRequested, routed: RoutedModel, sink: FrameSink, parent: Context) -> None:
         span = TRACER.start_span("chat.run", context=parent, kind=SpanKind.CONSUMER)
         span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
         try:
             with trace.use_span(span, end_on_exit=True):
-                await self._execute(event, sink)
+                await self._execute(event, routed, sink)
         finally:
             self.runs.pop(event.request_id, None)
 
-    async def _execute(self, event: ChatRequested, sink: FrameSink) -> None:
+    async def _execute(self, event: ChatRequested, routed: RoutedModel, sink: FrameSink) -> None:
         try:
             async with sink:
-                await ChatRun(event, self.catalog, self._provider_for, sink, self._record_usage).execute()
+                await ChatRun(event, routed, self._provider_for, sink, self._record_usage).execute()
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -157,7 +151,7 @@ class ChatWorker:
         return provider
 
     async def _record_usage(self, event: UsageRecorded) -> bool:
-        return await publish_usage(self.broker.connection.jetstream(), event)
+        return await publish_fact(self.js, USAGE_RECORDED, event, attempts=USAGE_PUBLISH_ATTEMPTS)
 
     async def stop(self) -> None:
         """SIGTERM: stop taking work, let streams finish within the grace, fail the rest explicitly."""
@@ -186,5 +180,5 @@ class ChatWorker:
             await provider.aclose()
         if self.session:
             await self.session.close()
-        await announce(self.broker.connection.jetstream(), "chat-worker", "stopped")
+        await announce(self.js, "chat-worker", "stopped")
         await self.broker.stop()  # unsubscribes, then drains the connection
