@@ -8,7 +8,7 @@ from lobe.chat_worker.http.upstream import UpstreamRequest
 from lobe.chat_worker.providers.anthropic_request import anthropic_body
 from lobe.chat_worker.providers.anthropic_stream import AnthropicStreamParser, anthropic_error
 from lobe.chat_worker.providers.base import ProviderError
-from lobe.chat_worker.providers.errors import upstream_error
+from lobe.chat_worker.providers.errors import body_excerpt, error_document, upstream_error
 from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
 from lobe.shared.chat_schema import ChatCompletionRequest
 
@@ -29,10 +29,7 @@ class AnthropicProvider(HttpProvider):
         return AnthropicStreamParser(self.upstream_model(body))
 
     def error_for(self, status: int, raw: bytes) -> ProviderError:
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            doc = None
+        doc = error_document(raw)
         if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
             return anthropic_error(doc["error"], status)
-        return upstream_error(self.name, status, None, raw[:500].decode(errors="replace").strip())
+        return upstream_error(self.name, status, None, body_excerpt(raw).strip())

@@ -13,6 +13,9 @@ The status is what *our* client should see, not a copy of the provider's:
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from lobe.chat_worker.providers.base import ProviderError
 
 # Anthropic's error `type`s (also sent mid-stream, where no HTTP status exists) → their HTTP status.
@@ -53,3 +56,16 @@ def as_code(value: object) -> str | None:
     if value is None or value == "":
         return None
     return str(value)
+
+
+def error_document(raw: bytes) -> Any:
+    """An HTTP error body parsed as JSON, or None: proxies and load balancers answer in HTML or text."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def body_excerpt(raw: bytes) -> str:
+    """The start of an error body that holds no provider error document, for the message."""
+    return raw[:500].decode(errors="replace")

@@ -7,7 +7,7 @@ import json
 
 from lobe.chat_worker.http.upstream import UpstreamRequest
 from lobe.chat_worker.providers.base import ProviderError
-from lobe.chat_worker.providers.errors import upstream_error
+from lobe.chat_worker.providers.errors import body_excerpt, error_document, upstream_error
 from lobe.chat_worker.providers.gemini_request import gemini_body
 from lobe.chat_worker.providers.gemini_stream import GeminiStreamParser, gemini_error
 from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
@@ -30,12 +30,9 @@ class GeminiProvider(HttpProvider):
         return GeminiStreamParser(self.upstream_model(body))
 
     def error_for(self, status: int, raw: bytes) -> ProviderError:
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            doc = None
+        doc = error_document(raw)
         if isinstance(doc, list) and doc and isinstance(doc[0], dict):
             doc = doc[0]  # some Google front ends wrap the status in a list
         if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
             return gemini_error(doc["error"], status)
-        return upstream_error(self.name, status, None, raw[:500].decode(errors="replace").strip())
+        return upstream_error(self.name, status, None, body_excerpt(raw).strip())

@@ -15,7 +15,7 @@ from typing import Any
 
 from lobe.chat_worker.http.upstream import TransportError, UpstreamRequest
 from lobe.chat_worker.providers.base import Finished, ProviderError, ReasoningDelta, StreamEvent, TextDelta
-from lobe.chat_worker.providers.errors import upstream_error
+from lobe.chat_worker.providers.errors import body_excerpt, error_document, upstream_error
 from lobe.chat_worker.providers.framed import FramedStreamParser
 from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
 from lobe.chat_worker.providers.ndjson import NDJSONDecoder
@@ -152,9 +152,6 @@ class OllamaProvider(HttpProvider):
         return OllamaStreamParser(self.upstream_model(body))
 
     def error_for(self, status: int, raw: bytes) -> ProviderError:
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            doc = None
+        doc = error_document(raw)
         message = doc.get("error") if isinstance(doc, dict) else None
-        return upstream_error(self.name, status, None, str(message or raw[:500].decode(errors="replace")))
+        return upstream_error(self.name, status, None, str(message or body_excerpt(raw)))

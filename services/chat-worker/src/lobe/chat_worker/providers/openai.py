@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from lobe.chat_worker.http.upstream import UpstreamRequest
 from lobe.chat_worker.providers.base import ProviderError
-from lobe.chat_worker.providers.errors import upstream_error
+from lobe.chat_worker.providers.errors import body_excerpt, error_document, upstream_error
 from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
 from lobe.chat_worker.providers.openai_stream import OpenAIStreamParser, inline_error
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -74,10 +74,7 @@ class OpenAIProvider(HttpProvider):
         return OpenAIStreamParser(self.name, self.upstream_model(body))
 
     def error_for(self, status: int, raw: bytes) -> ProviderError:
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            doc = None
+        doc = error_document(raw)
         if isinstance(doc, dict) and "error" in doc:
             error = doc["error"]
             if isinstance(error, dict):
@@ -85,7 +82,7 @@ class OpenAIProvider(HttpProvider):
             elif isinstance(error, str):  # Ollama /v1 and some proxies: a bare string
                 error = {"message": error, "status_code": status}
             return inline_error(self.name, error)
-        return upstream_error(self.name, status, None, raw[:500].decode(errors="replace").strip())
+        return upstream_error(self.name, status, None, body_excerpt(raw).strip())
 
 
 class AzureOpenAIProvider(OpenAIProvider):
