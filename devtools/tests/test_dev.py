@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from lobe.devtools.dev import API_KEY_PREFIX, dev_api_key, find_state_dir
 from lobe.devtools.ports import free_port
+from lobe.devtools.watched import WatchedProcess, all_gone, environ_without_backends
 
 DUMMIES = Path(__file__).parent / "dev_dummies"
 READY = re.compile(
@@ -24,60 +20,27 @@ READY = re.compile(
 )
 
 
-class Running:
-    """The runner process, its output collected by threads so pipes never fill up."""
+class Running(WatchedProcess):
+    """The dummy `lobe dev` runner on free ports."""
 
     def __init__(self, state_dir: Path, **env: str) -> None:
         self.gateway_port = free_port()
-        environ = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "REDIS_URL")}
-        environ |= {
+        environ = environ_without_backends() | {
             "PYTHONPATH": str(DUMMIES),
             "ALPHA_PORT": str(free_port()),
             "GATEWAY_PORT": str(self.gateway_port),
         }
-        self.proc = subprocess.Popen(
-            [sys.executable, str(DUMMIES / "run_dummy_dev.py"), str(state_dir)],
-            env=environ | env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=lambda s=stream, ls=lines: ls.extend(s), daemon=True).start()
+        super().__init__([sys.executable, str(DUMMIES / "run_dummy_dev.py"), str(state_dir)], environ | env)
 
     def wait_ready(self, limit_s: float = 60) -> re.Match[str]:
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            for line in self.out:
-                if match := READY.match(line.rstrip("\n")):
-                    return match
-            assert self.proc.poll() is None, f"lobe dev exited: {''.join(self.err)}"
-            time.sleep(0.05)
-        raise AssertionError(f"not ready: {''.join(self.err)}")
-
-    def descendants(self) -> list[psutil.Process]:
-        return psutil.Process(self.proc.pid).children(recursive=True)
-
-
-def all_gone(procs: list[psutil.Process], limit_s: float = 10) -> list[psutil.Process]:
-    """The processes still alive after limit_s (empty when all are gone)."""
-    deadline = time.monotonic() + limit_s
-    alive = procs
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        time.sleep(0.05)
-    return alive
+        return self.wait_for_line(READY, limit_s)
 
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
     run = Running(tmp_path / "state")
     yield run
-    if run.proc.poll() is None:
-        run.proc.kill()
-        run.proc.wait()
+    run.kill()
 
 
 def test_ready_line_prefixed_logs_and_sigterm_leaves_no_process(running: Running) -> None:
@@ -109,7 +72,7 @@ def test_a_dying_service_stops_everything_with_exit_code_1(tmp_path: Path) -> No
         procs = run.descendants()
         assert run.proc.wait(30) == 1
     finally:
-        run.proc.kill()
+        run.kill()
     err = "".join(run.err)
     assert "alpha exited with code 3" in err
     assert "alpha dying" in err  # its last log lines are in the report

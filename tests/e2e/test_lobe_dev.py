@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from lobe.devtools.ports import free_port
+from lobe.devtools.watched import WatchedProcess, all_gone, environ_without_backends
 
 LOBE = str(Path(sys.executable).parent / "lobe")
 READY = re.compile(
@@ -29,48 +26,28 @@ PORT_VARS = ("GATEWAY_PORT", "CHAT_WORKER_OPS_PORT", "BILLING_OPS_PORT", "METRIC
 pytestmark = pytest.mark.integration
 
 
-class LobeDev:
+class LobeDev(WatchedProcess):
     def __init__(self, state_dir: Path) -> None:
-        environ = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "REDIS_URL")}
         # Free ports, so a developer's own `lobe dev` on the standard ones does not clash.
         self.ports = {var: free_port() for var in PORT_VARS}
-        environ |= {var: str(port) for var, port in self.ports.items()}
-        self.proc = subprocess.Popen(
-            [LOBE, "dev", "--state-dir", str(state_dir)],
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=lambda s=stream, ls=lines: ls.extend(s), daemon=True).start()
+        environ = environ_without_backends() | {var: str(port) for var, port in self.ports.items()}
+        super().__init__([LOBE, "dev", "--state-dir", str(state_dir)], environ)
 
     def wait_ready(self, limit_s: float = 90) -> re.Match[str]:
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            for line in list(self.out):
-                if match := READY.match(line.rstrip("\n")):
-                    return match
-            assert self.proc.poll() is None, f"lobe dev exited early:\n{''.join(self.err)}"
-            time.sleep(0.05)
-        raise AssertionError(f"lobe dev not ready after {limit_s}s:\n{''.join(self.err)}")
+        return self.wait_for_line(READY, limit_s)
 
 
 @pytest.fixture
 def lobe_dev(tmp_path: Path) -> Iterator[LobeDev]:
     dev = LobeDev(tmp_path / "dev")
     yield dev
-    if dev.proc.poll() is None:
-        dev.proc.kill()
-        dev.proc.wait()
+    dev.kill()
 
 
 def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_dev: LobeDev) -> None:
     ready = lobe_dev.wait_ready()
     gateway, api_key = ready.group(2), ready.group(3)
-    procs = psutil.Process(lobe_dev.proc.pid).children(recursive=True)
+    procs = lobe_dev.descendants()
     modules = {" ".join(p.cmdline()[-2:]) for p in procs if "-m" in p.cmdline()}
     assert {"-m lobe.gateway", "-m lobe.chat_worker", "-m lobe.billing", "-m lobe.metrics"} <= modules
 
@@ -101,12 +78,7 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
 
     lobe_dev.proc.send_signal(signal.SIGTERM)
     assert lobe_dev.proc.wait(30) == 0
-    deadline = time.monotonic() + 5
-    alive = procs
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        time.sleep(0.05)
-    assert alive == []
+    assert all_gone(procs, 5) == []
     prefixes = {line.split("|", 1)[0].strip() for line in lobe_dev.out if "|" in line}
     assert {"gateway", "chat-worker", "billing", "metrics"} <= prefixes
 
