@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, create_model
+
+from lobe.shared.catalog import json_schema
 
 from .compat import Change, compare, schema_version_bumped
-
-
-def schema(model: Any) -> dict[str, Any]:
-    result: dict[str, Any] = TypeAdapter(model).json_schema(mode="validation")
-    return result
 
 
 def incompatible(changes: list[Change]) -> list[str]:
@@ -30,31 +27,33 @@ class Before(BaseModel):
     tags: list[str] = []
 
 
+BEFORE = json_schema(Before)
+
+
+def after(**changes: Any) -> dict[str, Any]:
+    """The schema of Before with the named fields changed: each a `(type, default or Field)` pair
+    as pydantic's create_model takes it (`...`: required), or None to remove the field."""
+    fields: dict[str, Any] = {name: (info.annotation, info) for name, info in Before.model_fields.items()}
+    for name, spec in changes.items():
+        if spec is None:
+            del fields[name]
+        else:
+            fields[name] = spec
+    return json_schema(create_model("After", **fields))
+
+
 def test_identical_schemas_have_no_changes() -> None:
-    assert compare("Usage", schema(Before), schema(Before)) == []
+    assert compare("Usage", BEFORE, json_schema(Before)) == []
 
 
 def test_removed_field_is_incompatible_and_named() -> None:
-    class After(BaseModel):
-        status: Literal["ok", "error", "cancelled"]
-        usage: Tokens
-        note: str | None = None
-        tags: list[str] = []
-
-    assert incompatible(compare("Usage", schema(Before), schema(After))) == [
+    assert incompatible(compare("Usage", BEFORE, after(request_id=None))) == [
         "Usage.request_id: field removed"
     ]
 
 
 def test_changed_type_is_incompatible() -> None:
-    class After(BaseModel):
-        request_id: int
-        status: Literal["ok", "error", "cancelled"]
-        usage: Tokens
-        note: str | None = None
-        tags: list[str] = []
-
-    assert incompatible(compare("Usage", schema(Before), schema(After))) == [
+    assert incompatible(compare("Usage", BEFORE, after(request_id=(int, ...)))) == [
         "Usage.request_id: type changed (string -> integer)"
     ]
 
@@ -63,86 +62,41 @@ def test_nested_type_change_names_the_dotted_path() -> None:
     class Tokens2(BaseModel):
         prompt_tokens: float = Field(ge=0)
 
-    class After(BaseModel):
-        request_id: str
-        status: Literal["ok", "error", "cancelled"]
-        usage: Tokens2
-        note: str | None = None
-        tags: list[str] = []
-
-    found = incompatible(compare("Usage", schema(Before), schema(After)))
+    found = incompatible(compare("Usage", BEFORE, after(usage=(Tokens2, ...))))
     assert found == ["Usage.usage.prompt_tokens: type changed (integer -> number)"]
 
 
 def test_nullable_field_made_non_nullable_is_incompatible() -> None:
-    class After(BaseModel):
-        request_id: str
-        status: Literal["ok", "error", "cancelled"]
-        usage: Tokens
-        note: str = ""
-        tags: list[str] = []
-
-    found = incompatible(compare("Usage", schema(Before), schema(After)))
+    found = incompatible(compare("Usage", BEFORE, after(note=(str, ""))))
     assert found == ["Usage.note: type changed (null | string -> string)"]
 
 
 def test_list_item_type_change_is_incompatible() -> None:
-    class After(BaseModel):
-        request_id: str
-        status: Literal["ok", "error", "cancelled"]
-        usage: Tokens
-        note: str | None = None
-        tags: list[int] = []
-
-    assert incompatible(compare("Usage", schema(Before), schema(After))) == [
+    assert incompatible(compare("Usage", BEFORE, after(tags=(list[int], [])))) == [
         "Usage.tags[]: type changed (string -> integer)"
     ]
 
 
 def test_new_required_field_is_incompatible() -> None:
-    class After(Before):
-        deployment: str
-
-    assert incompatible(compare("Usage", schema(Before), schema(After))) == [
+    assert incompatible(compare("Usage", BEFORE, after(deployment=(str, ...)))) == [
         "Usage.deployment: new required field"
     ]
 
 
 def test_field_made_required_is_incompatible() -> None:
-    class After(BaseModel):
-        request_id: str
-        status: Literal["ok", "error", "cancelled"]
-        usage: Tokens
-        note: str | None
-        tags: list[str] = []
-
-    assert incompatible(compare("Usage", schema(Before), schema(After))) == [
+    assert incompatible(compare("Usage", BEFORE, after(note=(str | None, ...)))) == [
         "Usage.note: field made required"
     ]
 
 
 def test_removed_enum_value_is_incompatible() -> None:
-    class After(BaseModel):
-        request_id: str
-        status: Literal["ok", "error"]
-        usage: Tokens
-        note: str | None = None
-        tags: list[str] = []
-
-    assert incompatible(compare("Usage", schema(Before), schema(After))) == [
+    assert incompatible(compare("Usage", BEFORE, after(status=(Literal["ok", "error"], ...)))) == [
         'Usage.status: enum value removed ("cancelled")'
     ]
 
 
 def test_tightened_constraint_is_incompatible() -> None:
-    class After(BaseModel):
-        request_id: str = Field(max_length=64)
-        status: Literal["ok", "error", "cancelled"]
-        usage: Tokens
-        note: str | None = None
-        tags: list[str] = []
-
-    found = incompatible(compare("Usage", schema(Before), schema(After)))
+    found = incompatible(compare("Usage", BEFORE, after(request_id=(str, Field(max_length=64)))))
     assert found == ["Usage.request_id: constraint tightened (maxLength None -> 64)"]
 
 
@@ -159,49 +113,32 @@ class C(BaseModel):
 
 
 def test_removed_union_member_is_incompatible() -> None:
-    before = schema(Annotated[A | B | C, Field(discriminator="type")])
-    after = schema(Annotated[A | B, Field(discriminator="type")])
-    assert incompatible(compare("Frame", before, after)) == ["Frame: union member removed ('c')"]
+    abc = json_schema(Annotated[A | B | C, Field(discriminator="type")])
+    ab = json_schema(Annotated[A | B, Field(discriminator="type")])
+    assert incompatible(compare("Frame", abc, ab)) == ["Frame: union member removed ('c')"]
 
 
 def test_new_optional_field_is_compatible() -> None:
-    class After(Before):
-        cached_tokens: int = 0
-
-    changes = compare("Usage", schema(Before), schema(After))
+    changes = compare("Usage", BEFORE, after(cached_tokens=(int, 0)))
     assert [str(c) for c in changes] == ["Usage.cached_tokens: new optional field"]
     assert all(c.compatible for c in changes)
 
 
 def test_added_enum_value_is_compatible() -> None:
-    class After(BaseModel):
-        request_id: str
-        status: Literal["ok", "error", "cancelled", "cache_hit"]
-        usage: Tokens
-        note: str | None = None
-        tags: list[str] = []
-
-    changes = compare("Usage", schema(Before), schema(After))
+    changes = compare("Usage", BEFORE, after(status=(Literal["ok", "error", "cancelled", "cache_hit"], ...)))
     assert [(str(c), c.compatible) for c in changes] == [
         ('Usage.status: enum value added ("cache_hit")', True)
     ]
 
 
 def test_added_union_member_is_compatible() -> None:
-    before = schema(Annotated[A | B, Field(discriminator="type")])
-    after = schema(Annotated[A | B | C, Field(discriminator="type")])
-    assert [str(c) for c in compare("Frame", before, after)] == ["Frame: union member added ('c')"]
+    ab = json_schema(Annotated[A | B, Field(discriminator="type")])
+    abc = json_schema(Annotated[A | B | C, Field(discriminator="type")])
+    assert [str(c) for c in compare("Frame", ab, abc)] == ["Frame: union member added ('c')"]
 
 
 def test_description_edit_is_compatible() -> None:
-    class After(BaseModel):
-        request_id: str = Field(description="The chat request.")
-        status: Literal["ok", "error", "cancelled"]
-        usage: Tokens
-        note: str | None = None
-        tags: list[str] = []
-
-    changes = compare("Usage", schema(Before), schema(After))
+    changes = compare("Usage", BEFORE, after(request_id=(str, Field(description="The chat request."))))
     assert [(c.path, c.kind, c.compatible) for c in changes] == [("request_id", "description changed", True)]
 
 
@@ -209,14 +146,7 @@ def test_relaxed_constraint_is_compatible() -> None:
     class Tokens2(BaseModel):
         prompt_tokens: int
 
-    class After(BaseModel):
-        request_id: str
-        status: Literal["ok", "error", "cancelled"]
-        usage: Tokens2
-        note: str | None = None
-        tags: list[str] = []
-
-    changes = compare("Usage", schema(Before), schema(After))
+    changes = compare("Usage", BEFORE, after(usage=(Tokens2, ...)))
     assert incompatible(changes) == []
     assert [c.kind for c in changes] == ["constraint relaxed"]
 
@@ -228,5 +158,5 @@ def test_schema_version_bump_is_detected() -> None:
     class V2(BaseModel):
         schema_version: int = 2
 
-    assert schema_version_bumped(schema(V1), schema(V2))
-    assert not schema_version_bumped(schema(V2), schema(V2))
+    assert schema_version_bumped(json_schema(V1), json_schema(V2))
+    assert not schema_version_bumped(json_schema(V2), json_schema(V2))
