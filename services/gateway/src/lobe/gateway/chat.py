@@ -159,7 +159,7 @@ class Answer:
         raise ApiError(502, "The answer ended without completing.", "stream_truncated")
 
     async def stream_sse(self, request: web.Request) -> web.StreamResponse:
-        frames = aiter(self.frames)
+        frames = self.frames
         first = await anext(frames)  # errors before the first byte become a plain HTTP error
         response = web.StreamResponse(headers={**SSE_HEADERS, **self._headers()})
         await response.prepare(request)

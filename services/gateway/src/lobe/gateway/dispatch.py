@@ -1,7 +1,7 @@
 """The gateway's side of the chat protocol on NATS (see lobe.shared.events.chat).
 
 Yields the frames of one answer, hiding worker choice, heartbeats and re-dispatch. Every failure
-surfaces as an `ApiError`; `WorkerLost.started` tells the caller whether output had been sent.
+surfaces as an `ApiError`; `WorkerLost` says the worker vanished after the answer had started.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ class WorkerLost(ApiError):
     """The worker went silent (died) after output had started: the answer is incomplete."""
 
 
+class WorkerSilent(Exception):
+    """No frame for WORKER_SILENCE_S: the worker is presumed dead."""
+
+
 def no_worker(message: str) -> ApiError:
     return ApiError(503, message, "no_worker_available", headers={"Retry-After": "1"})
 
@@ -86,27 +90,22 @@ class ChatDispatcher:
                     attempt += 1
                     continue
                 started = False
-                async for frame in self._frames(sub, deadline):
-                    if frame is None:  # silence: the worker is gone
-                        if not started and attempt < settings.dispatch_attempts:
-                            log.warning(
-                                "worker silent before first token; re-dispatching",
-                                extra={"request_id": request_id},
-                            )
-                            break
+                try:
+                    async for frame in self._frames(sub, deadline):
+                        started = started or isinstance(frame, DeltaFrame)
+                        yield frame
+                        if isinstance(frame, DoneFrame):
+                            return
+                except WorkerSilent:
+                    if started or attempt >= settings.dispatch_attempts:
                         raise WorkerLost(
                             502,
                             "The chat worker stopped responding; the answer is incomplete.",
                             "worker_lost",
-                        )
-                    if isinstance(frame, ErrorFrame):
-                        raise ApiError(frame.status, frame.message, frame.code)
-                    started = started or isinstance(frame, DeltaFrame)
-                    yield frame
-                    if isinstance(frame, DoneFrame):
-                        return
-                else:
-                    raise WorkerLost(502, "The answer ended without a terminal frame.", "stream_truncated")
+                        ) from None
+                    log.warning(
+                        "worker silent before first token; re-dispatching", extra={"request_id": request_id}
+                    )
                 attempt += 1
             finally:
                 await sub.unsubscribe()
@@ -150,10 +149,8 @@ class ChatDispatcher:
             raise ApiError(502, f"unexpected reply from worker: {frame.type}", "protocol_error")
         return frame
 
-    async def _frames(
-        self, sub: Subscription, deadline: float
-    ) -> AsyncIterator[AnswerFrame | ErrorFrame | None]:
-        """Frames in order without heartbeats; None once the worker has been silent too long."""
+    async def _frames(self, sub: Subscription, deadline: float) -> AsyncIterator[AnswerFrame]:
+        """The answer's frames in order, without heartbeats; a worker's error frame is raised."""
         expected_seq = 1
         while True:
             remaining = deadline - time.monotonic()
@@ -163,9 +160,8 @@ class ChatDispatcher:
                 msg = await sub.next_msg(timeout=min(self.settings.worker_silence_s, remaining))
             except NatsTimeout:
                 if deadline - time.monotonic() <= 0:
-                    continue
-                yield None
-                return
+                    continue  # the request timed out, not the worker: 504 above
+                raise WorkerSilent from None
             try:
                 frame = decode_frame(msg.data)
             except ValidationError as exc:
@@ -179,6 +175,8 @@ class ChatDispatcher:
             expected_seq += 1
             if isinstance(frame, HeartbeatFrame):
                 continue
+            if isinstance(frame, ErrorFrame):
+                raise ApiError(frame.status, frame.message, frame.code)
             if isinstance(frame, AcceptedFrame):
                 raise ApiError(502, "unexpected accept frame in the answer", "protocol_error")
             yield frame
