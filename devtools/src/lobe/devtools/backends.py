@@ -6,12 +6,14 @@ import asyncio
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 
 from lobe.devtools.servers import EmbeddedServer, NatsServer, PostgresServer, RedisServer
 
 DEV_DATABASE = "lobe"
+S = TypeVar("S", bound=EmbeddedServer)
 
 
 class Backends:
@@ -22,36 +24,32 @@ class Backends:
         self.environ = dict(os.environ if environ is None else environ)
         self.servers: list[EmbeddedServer] = []
         self.urls: dict[str, str] = {}
-        self.embedded_pg: PostgresServer | None = None
 
     async def start(self, limit_s: float = 60.0) -> dict[str, str]:
         """Start what the environment does not provide; returns NATS_URL, DATABASE_URL, REDIS_URL."""
-        wanted: list[tuple[str, Callable[[], EmbeddedServer]]] = [
-            ("NATS_URL", lambda: NatsServer(self.state_dir / "nats")),
-            ("DATABASE_URL", lambda: PostgresServer(self.state_dir / "pg")),
-            ("REDIS_URL", lambda: RedisServer(self.state_dir / "redis")),
-        ]
-        for var, make in wanted:
-            if self.environ.get(var):
-                self.urls[var] = self.environ[var]
-                continue
-            server = make()
-            # Spawned from this (the main) thread: their parent-death signal is tied to it.
-            server.spawn()
-            self.servers.append(server)
-            if isinstance(server, PostgresServer):
-                self.embedded_pg = server
+        nats = self._embed("NATS_URL", lambda: NatsServer(self.state_dir / "nats"))
+        pg = self._embed("DATABASE_URL", lambda: PostgresServer(self.state_dir / "pg"))
+        redis = self._embed("REDIS_URL", lambda: RedisServer(self.state_dir / "redis"))
         await asyncio.gather(*(asyncio.to_thread(s.wait_ready, limit_s) for s in self.servers))
-        for server in self.servers:
-            if isinstance(server, NatsServer):
-                self.urls["NATS_URL"] = server.url
-            elif isinstance(server, PostgresServer):
-                self.urls["DATABASE_URL"] = server.dsn(DEV_DATABASE)
-            elif isinstance(server, RedisServer):
-                self.urls["REDIS_URL"] = f"{server.url}/0"
-        if self.embedded_pg is not None:
-            await create_database(self.embedded_pg.url, DEV_DATABASE)
+        if nats is not None:
+            self.urls["NATS_URL"] = nats.url
+        if pg is not None:
+            self.urls["DATABASE_URL"] = pg.dsn(DEV_DATABASE)
+            await create_database(pg.url, DEV_DATABASE)
+        if redis is not None:
+            self.urls["REDIS_URL"] = f"{redis.url}/0"
         return self.urls
+
+    def _embed(self, var: str, make: Callable[[], S]) -> S | None:
+        """The environment's URL for var, else a new embedded server, spawned (not yet ready)."""
+        if self.environ.get(var):
+            self.urls[var] = self.environ[var]
+            return None
+        server = make()
+        # Spawned from this (the main) thread: their parent-death signal is tied to it.
+        server.spawn()
+        self.servers.append(server)
+        return server
 
     def describe(self) -> str:
         parts = []
