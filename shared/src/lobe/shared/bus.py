@@ -6,6 +6,8 @@ import logging
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -86,3 +88,13 @@ async def close(nc: NATS) -> None:
         await nc.drain()
     except Exception:  # a connection already gone cannot drain; closing is all that is left
         await nc.close()
+
+
+async def ask(nc: NATS, subject: str, payload: bytes, timeout_s: float) -> bytes | None:
+    """Request-reply where silence is an answer: None when no responder exists or none answered
+    in time; the caller decides what that means (fail open, fail closed, 503)."""
+    try:
+        msg = await nc.request(subject, payload, timeout=timeout_s)
+    except (NoRespondersError, NatsTimeoutError):
+        return None
+    return msg.data

@@ -21,12 +21,11 @@ import uuid
 from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
 from lobe.gateway.errors import ApiError
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.bus import ask
 from lobe.shared.events.auth import AUTH_KEY_REVOKED, AUTH_KEY_VERIFY, ApiKeyRevoked, KeyVerified, KeyVerify
 from lobe.shared.events.chat import Caller
 
@@ -53,15 +52,14 @@ def parse_bootstrap_keys(spec: str) -> dict[str, Caller]:
 
 
 class ApiKeyStore:
-    def __init__(self, nc: NATS | None, settings: GatewaySettings) -> None:
+    def __init__(self, nc: NATS, settings: GatewaySettings) -> None:
         self.nc = nc
         self.settings = settings
         self.bootstrap = parse_bootstrap_keys(settings.gateway_api_keys.get_secret_value())
         self.cache: dict[str, tuple[Caller | None, float]] = {}
 
     async def watch_revocations(self) -> None:
-        if self.nc is not None:
-            await self.nc.subscribe(AUTH_KEY_REVOKED, cb=self._on_revoked)
+        await self.nc.subscribe(AUTH_KEY_REVOKED, cb=self._on_revoked)
 
     async def _on_revoked(self, msg: Msg) -> None:
         try:
@@ -89,14 +87,11 @@ class ApiKeyStore:
         cached = self.cache.get(digest)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        if self.nc is None or not self.settings.billing_enabled:
+        if not self.settings.billing_enabled:
             return None
-        ask = KeyVerify(request_id=uuid.uuid4().hex, key_sha256=digest)
-        try:
-            msg = await self.nc.request(
-                AUTH_KEY_VERIFY, ask.encode(), timeout=self.settings.billing_timeout_s
-            )
-        except (NoRespondersError, NatsTimeout):
+        question = KeyVerify(request_id=uuid.uuid4().hex, key_sha256=digest)
+        reply = await ask(self.nc, AUTH_KEY_VERIFY, question.encode(), self.settings.billing_timeout_s)
+        if reply is None:
             if cached is not None:  # billing is away: a key it vouched for stays good a while
                 return cached[0]
             raise ApiError(
@@ -104,8 +99,8 @@ class ApiKeyStore:
                 "API keys cannot be checked right now; retry shortly.",
                 "auth_unavailable",
                 headers={"Retry-After": "1"},
-            ) from None
-        answer = KeyVerified.decode(msg.data)
+            )
+        answer = KeyVerified.decode(reply)
         caller = (
             Caller(user_id=answer.user_id, api_key_id=answer.api_key_id, plan=answer.plan or "free")
             if answer.valid and answer.user_id

@@ -16,11 +16,10 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from nats.aio.client import Client as NATS
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from lobe.gateway.errors import ApiError
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.bus import ask
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.billing import (
     BUDGET_RELEASE,
@@ -47,7 +46,7 @@ class BudgetClient:
         """Admit or raise 429 `insufficient_quota`; True when a hold was taken (to release)."""
         if not self.settings.billing_enabled:
             return False
-        ask = BudgetReserve(
+        request = BudgetReserve(
             request_id=request_id,
             user_id=caller.user_id,
             model=body.model,
@@ -55,9 +54,8 @@ class BudgetClient:
             max_output_tokens=body.output_token_limit or self.settings.default_max_output_tokens,
             expires_at=datetime.now(UTC) + timedelta(seconds=self.settings.billing_timeout_s),
         )
-        try:
-            msg = await self.nc.request(BUDGET_RESERVE, ask.encode(), timeout=self.settings.billing_timeout_s)
-        except (NoRespondersError, NatsTimeout):
+        reply = await ask(self.nc, BUDGET_RESERVE, request.encode(), self.settings.billing_timeout_s)
+        if reply is None:
             # Billing may still commit a hold in the last instant before the deadline: free it.
             await self.release(request_id, caller)
             if self.settings.budget_fail_mode == "open":
@@ -68,8 +66,8 @@ class BudgetClient:
                 "Usage limits cannot be checked right now; retry shortly.",
                 "billing_unavailable",
                 headers={"Retry-After": "1"},
-            ) from None
-        decision = BudgetDecision.decode(msg.data)
+            )
+        decision = BudgetDecision.decode(reply)
         if not decision.admitted:
             raise ApiError(429, decision.message or "You exceeded your current quota.", "insufficient_quota")
         return True
@@ -82,9 +80,6 @@ class BudgetClient:
 
     async def quote(self, request_id: str, provider: str, model: str, usage: TokenUsage) -> float | None:
         """The cost billing will record for this usage; None when billing cannot say in time."""
-        ask = PriceQuote(request_id=request_id, provider=provider, model=model, usage=usage)
-        try:
-            msg = await self.nc.request(PRICE_QUOTE, ask.encode(), timeout=self.settings.billing_timeout_s)
-        except (NoRespondersError, NatsTimeout):
-            return None
-        return PriceQuoted.decode(msg.data).cost_usd
+        quote = PriceQuote(request_id=request_id, provider=provider, model=model, usage=usage)
+        reply = await ask(self.nc, PRICE_QUOTE, quote.encode(), self.settings.billing_timeout_s)
+        return None if reply is None else PriceQuoted.decode(reply).cost_usd
