@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from lobe.billing import metrics
 from lobe.billing.alerts import Alerts
+from lobe.billing.config_file import describe
 from lobe.billing.ledger import LedgerRow, PartitionCache, price_event, write_batch
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
@@ -127,7 +128,7 @@ class Ingester:
             try:
                 event = UsageRecorded.decode(msg.data)
             except ValidationError as exc:
-                await self.dead_letter(msg, _reason(exc))
+                await self.dead_letter(msg, "invalid usage event: " + describe(exc, root="<body>"))
                 continue
             if event.request_id in by_request:  # same request twice in one batch
                 by_request[event.request_id].append(msg)
@@ -218,12 +219,6 @@ class Ingester:
             "malformed usage event sent to %s: %s", USAGE_DEAD_LETTER, reason, extra={"stream_seq": seq}
         )
         await msg.ack()
-
-
-def _reason(exc: ValidationError) -> str:
-    return "invalid usage event: " + "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or '<body>'}: {e['msg']}" for e in exc.errors()
-    )
 
 
 def _stream_seq(msg: Msg) -> int | None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lobe.billing.errors import ConfigError
+from lobe.billing.config_file import exact_decimal, load_yaml
 
 DEFAULT_PLANS_FILE = Path(__file__).parent / "config" / "plans.yaml"
 PeriodKind = Literal["month", "week", "day"]
@@ -29,7 +27,7 @@ class Plan(BaseModel):
     @field_validator("cost_usd", mode="before")
     @classmethod
     def _exact(cls, value: Any) -> Any:
-        return Decimal(repr(value)) if isinstance(value, float) else value
+        return exact_decimal(value)
 
 
 class PlanFile(BaseModel):
@@ -101,13 +99,5 @@ class PlanBook:
 
 
 def load_plans(path: Path | str | None = None) -> PlanBook:
-    path = Path(path or os.environ.get("PLANS_FILE") or DEFAULT_PLANS_FILE)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), f"cannot read: {exc}") from exc
-    try:
-        return PlanBook(PlanFile.model_validate(raw))
-    except ValidationError as exc:
-        errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(str(path), errors) from exc
+    """Load PLANS_FILE (or the bundled plans); a bad file raises ConfigError naming the field."""
+    return PlanBook(load_yaml(PlanFile, path, "PLANS_FILE", DEFAULT_PLANS_FILE))

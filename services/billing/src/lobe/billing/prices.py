@@ -6,28 +6,21 @@ Money is Decimal end to end (NUMERIC in PostgreSQL); a float never touches a cos
 from __future__ import annotations
 
 import bisect
-import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lobe.billing.errors import ConfigError
+from lobe.billing.config_file import exact_decimal, load_yaml
 from lobe.shared.events.chat import TokenUsage
 
 DEFAULT_PRICES_FILE = Path(__file__).parent / "config" / "prices.yaml"
 MILLION = Decimal(1_000_000)
 # Costs are exact at 10 decimals: prices have <= 4 decimals and tokens are integers / 1e6.
 COST_QUANTUM = Decimal("1e-10")
-
-
-def _to_decimal(value: Any) -> Any:
-    # YAML parses 0.0015 as a float; its repr is the shortest exact spelling of what was written.
-    return Decimal(repr(value)) if isinstance(value, float) else value
 
 
 Price = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
@@ -45,7 +38,7 @@ class Rate(BaseModel):
     @field_validator("input", "output", "cached_input", mode="before")
     @classmethod
     def _coerce(cls, value: Any) -> Any:
-        return _to_decimal(value)
+        return exact_decimal(value)
 
     @property
     def cached(self) -> Decimal:
@@ -144,16 +137,4 @@ class PriceTable:
 
 def load_prices(path: Path | str | None = None) -> PriceTable:
     """Load PRICES_FILE (or the bundled table); a bad file raises ConfigError naming the field."""
-    path = Path(path or os.environ.get("PRICES_FILE") or DEFAULT_PRICES_FILE)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), f"cannot read: {exc}") from exc
-    try:
-        return PriceTable(PriceFile.model_validate(raw))
-    except ValidationError as exc:
-        raise ConfigError(str(path), _describe(exc)) from exc
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+    return PriceTable(load_yaml(PriceFile, path, "PRICES_FILE", DEFAULT_PRICES_FILE))
