@@ -10,7 +10,7 @@ import sys
 import yaml
 from pydantic import ValidationError
 
-from lobe.chat_worker.deployments import load_catalog
+from lobe.chat_worker.deployments import ModelCatalog, load_catalog
 from lobe.chat_worker.service import ChatWorker
 from lobe.chat_worker.settings import WorkerSettings
 from lobe.shared.logs import setup_logging
@@ -20,8 +20,7 @@ from lobe.shared.telemetry import setup_tracing
 log = logging.getLogger("lobe.chat_worker")
 
 
-async def serve(settings: WorkerSettings) -> None:
-    catalog = load_catalog(settings.models_file)
+async def serve(settings: WorkerSettings, catalog: ModelCatalog) -> None:
     worker = ChatWorker(settings, catalog)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -40,12 +39,12 @@ def main() -> None:
     settings = WorkerSettings()
     setup_logging(settings, "chat-worker")
     try:
-        load_catalog(settings.models_file)  # a bad routing file stops us here, with the field named
+        catalog = load_catalog(settings.models_file)  # a bad file stops us here, naming the field
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         sys.exit(f"chat-worker: MODELS_FILE {settings.models_file}: {describe(exc)}")
     provider = setup_tracing(settings, "chat-worker")
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, catalog))
     finally:
         provider.shutdown()
 
