@@ -79,15 +79,14 @@ def _messages(body: ChatCompletionRequest) -> tuple[list[str], list[dict[str, An
                 "tool_use_id": message.tool_call_id,
                 "content": content_text(message.content),
             }
-            previous = turns[-1] if turns else None
-            if previous and previous.get("_tool_results"):
-                previous["content"].append(result)
+            # Only tool messages make turns whose last block is a tool_result.
+            previous = turns[-1]["content"] if turns else None
+            if isinstance(previous, list) and previous and previous[-1]["type"] == "tool_result":
+                previous.append(result)
             else:
-                turns.append({"role": "user", "content": [result], "_tool_results": True})
+                turns.append({"role": "user", "content": [result]})
         else:
             turns.append({"role": "user", "content": _user_content(message.content)})
-    for turn in turns:
-        turn.pop("_tool_results", None)
     return system, turns
 
 
