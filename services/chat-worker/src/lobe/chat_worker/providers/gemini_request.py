@@ -90,7 +90,8 @@ def _contents(body: ChatCompletionRequest) -> tuple[list[str], list[dict[str, An
         if isinstance(message, SystemMessage | DeveloperMessage):
             system.append(content_text(message.content))
         elif isinstance(message, AssistantMessage):
-            parts: list[dict[str, Any]] = [{"text": text} for text in [content_text(message.content)] if text]
+            text = content_text(message.content)
+            parts: list[dict[str, Any]] = [{"text": text}] if text else []
             for j, call in enumerate(message.tool_calls or ()):
                 names[call.id] = call.function.name
                 field = f"messages[{index}].tool_calls[{j}].function.arguments"
