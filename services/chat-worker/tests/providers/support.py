@@ -8,7 +8,6 @@ fake_upstream): the end-to-end tests and the benchmark use them too.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,8 +108,3 @@ def deployment(provider: str, base_url: str, **overrides: Any) -> Deployment:
     fields: dict[str, Any] = {"name": f"test-{provider}", "provider": provider, "base_url": base_url}
     fields.setdefault("model", "upstream-model")
     return Deployment.model_validate({**fields, **overrides})
-
-
-def seeds() -> Iterator[int]:
-    """Different random splits per run of the same transcript."""
-    yield from (1, 2, 3)
