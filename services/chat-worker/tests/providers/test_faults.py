@@ -39,7 +39,7 @@ class Adapter:
 
     @property
     def content_type(self) -> str:
-        return self.transcript.reply().content_type
+        return self.transcript.content_type
 
 
 @pytest.fixture(params=ADAPTERS, ids=[kind for kind, _, _ in ADAPTERS])
