@@ -43,14 +43,17 @@ class UpstreamRequest:
 class UpstreamBody:
     """The response of a started call; `read()` returns the next bytes, b"" at the clean end."""
 
-    def __init__(self, response: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float, first: bytes
+    ) -> None:
         self.response = response
         self.status = response.status
         self.content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         self._timeouts = timeouts
         self._deadline = deadline
-        self._first: bytes | None = None
-        self.eof = False
+        # `open_upstream` read these under the first-byte budget; b"" means the body was empty.
+        self._first: bytes | None = first or None
+        self.eof = not first
 
     async def read(self) -> bytes:
         if self._first is not None:
@@ -106,8 +109,7 @@ async def open_upstream(
                 response = await session.post(
                     request.url, data=request.body, headers=dict(request.headers), timeout=client_timeout
                 )
-                body = UpstreamBody(response, timeouts, deadline)
-                body._first = await response.content.readany()
+                first = await response.content.readany()
         except aiohttp.ServerTimeoutError as exc:  # aiohttp's connect timeout
             raise TransportError(504, "upstream_timeout", f"connect timed out: {exc}") from exc
         except TimeoutError:
@@ -120,17 +122,14 @@ async def open_upstream(
             raise TransportError(502, "upstream_disconnected", f"stream cut off: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise TransportError(502, "upstream_error", f"request failed: {exc}") from exc
-        if not body._first:
-            body._first = None
-            body.eof = True
+        body = UpstreamBody(response, timeouts, deadline, first)
         yield body
     except BaseException:
         if response is not None:
             response.close()  # drop the connection: nobody will read the rest
         raise
     else:
-        if response is not None:
-            if body.eof:
-                response.release()
-            else:
-                response.close()
+        if body.eof:
+            response.release()
+        else:
+            response.close()
