@@ -1,12 +1,14 @@
-"""Budget admission (core NATS request-reply, queue group `billing`): reserve, release, expire.
+"""Budget admission (core NATS request-reply, queue group `billing`): reserve, release, expire,
+and the gateway's price quotes.
 
-The check and the hold are one conditional UPDATE on the user's period row: PostgreSQL takes the
-row lock and re-evaluates the WHERE clause against the latest committed row (READ COMMITTED), so
-any number of gateway replicas and billing replicas cannot admit past the limit together:
-    spent + held + this request's worst case <= limit.
-The settled cost replaces the hold when the usage event is ingested (ledger._SETTLE). Spend can
-pass the limit only by what a request really costs above its reserved worst case (a prompt
-larger than the gateway's estimate); max_tokens bounds the output side.
+The check and the hold are one statement: an upsert of the user's period row whose conditional
+DO UPDATE PostgreSQL evaluates against the latest committed row under its row lock (READ
+COMMITTED), chained to the reservation's insert. So any number of gateway replicas and billing
+replicas cannot admit past a limit together, for each of cost, requests and tokens:
+    used + held + this request's worst case <= limit.
+The settled cost replaces the hold when the usage event is ingested (holds.FREE_HOLDS, called by
+ledger.write_batch). Spend can pass the limit only by what a request really costs above its
+reserved worst case (a prompt larger than the gateway's estimate); max_tokens bounds the output.
 """
 
 from __future__ import annotations
@@ -44,15 +46,29 @@ from lobe.shared.events.chat import TokenUsage
 log = logging.getLogger(__name__)
 RESERVE_CONCURRENCY = 32
 
+# $1 user, $2 period, $3 worst-case cost, $4 cost limit, $5 requests limit, $6 worst-case tokens,
+# $7 tokens limit, $8 request id, $9 hold expiry. A first request of the period inserts the row
+# when the limits allow it on an empty period; otherwise the DO UPDATE's WHERE decides. No row
+# from the upsert means refused, and then no reservation is inserted either.
 _HOLD = """
-UPDATE usage_periods
-SET reserved_usd = reserved_usd + $3, reserved_requests = reserved_requests + 1,
-    reserved_tokens = reserved_tokens + $6
-WHERE user_id = $1 AND period = $2
-  AND ($4::numeric IS NULL OR cost_usd + reserved_usd + $3 <= $4)
-  AND ($5::bigint IS NULL OR requests + reserved_requests + 1 <= $5)
-  AND ($7::bigint IS NULL OR tokens + reserved_tokens + $6 <= $7)
-RETURNING cost_usd, reserved_usd
+WITH held AS (
+    INSERT INTO usage_periods AS p (user_id, period, reserved_usd, reserved_requests, reserved_tokens)
+    SELECT $1::text, $2::text, $3::numeric, 1, $6::bigint
+    WHERE ($4::numeric IS NULL OR $3::numeric <= $4)
+      AND ($5::bigint IS NULL OR 1 <= $5)
+      AND ($7::bigint IS NULL OR $6::bigint <= $7)
+    ON CONFLICT (user_id, period) DO UPDATE
+    SET reserved_usd = p.reserved_usd + excluded.reserved_usd,
+        reserved_requests = p.reserved_requests + 1,
+        reserved_tokens = p.reserved_tokens + excluded.reserved_tokens
+    WHERE ($4::numeric IS NULL OR p.cost_usd + p.reserved_usd + $3::numeric <= $4)
+      AND ($5::bigint IS NULL OR p.requests + p.reserved_requests + 1 <= $5)
+      AND ($7::bigint IS NULL OR p.tokens + p.reserved_tokens + $6::bigint <= $7)
+    RETURNING 1
+)
+INSERT INTO reservations (request_id, user_id, period, amount_usd, tokens, expires_at)
+SELECT $8::text, $1, $2, $3, $6, $9::timestamptz FROM held
+RETURNING request_id
 """
 
 
@@ -71,16 +87,19 @@ class Budgets:
 
     async def reserve(self, req: BudgetReserve) -> tuple[BudgetDecision, LimitExceeded | None] | None:
         """Admit and hold, or refuse (with the limit fact to publish); None when the gateway has
-        already stopped waiting, so no hold is left behind for a request that will not run."""
+        already stopped waiting, so no hold is left behind for a request that will not run.
+
+        On the path of every chat request: one connection, three statements when admitted (the
+        retry check, the account, the hold); each statement commits on its own, the hold's writes
+        together in one.
+        """
         now = datetime.now(UTC)
         if req.expires_at is not None and now >= req.expires_at:
             return None
         period = self.plans.period_key(now)
         amount = self.worst_case(req, now)
         tokens = req.prompt_tokens_estimate + req.max_output_tokens
-        plan, override = await account(self.pool, req.user_id)
-        limits = self.plans.limits(plan, override)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
             held = await conn.fetchval(
                 "SELECT amount_usd FROM reservations WHERE request_id = $1", req.request_id
             )
@@ -88,34 +107,30 @@ class Budgets:
                 return BudgetDecision(
                     request_id=req.request_id, admitted=True, reserved_usd=float(held)
                 ), None
-            await conn.execute(
-                "INSERT INTO usage_periods (user_id, period) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                req.user_id,
-                period,
-            )
+            plan, override = await account(conn, req.user_id)
+            limits = self.plans.limits(plan, override)
             if req.expires_at is not None and datetime.now(UTC) >= req.expires_at:
                 return None  # waited for a connection past the deadline
-            row = await conn.fetchrow(
-                _HOLD, req.user_id, period, amount, limits.cost_usd, limits.requests, tokens, limits.tokens
+            admitted = await conn.fetchval(
+                _HOLD,
+                req.user_id,
+                period,
+                amount,
+                limits.cost_usd,
+                limits.requests,
+                tokens,
+                limits.tokens,
+                req.request_id,
+                now + self.ttl,
             )
-            if row is not None:
-                await conn.execute(
-                    """INSERT INTO reservations (request_id, user_id, period, amount_usd, tokens, expires_at)
-                       VALUES ($1, $2, $3, $4, $5, $6)""",
-                    req.request_id,
-                    req.user_id,
-                    period,
-                    amount,
-                    tokens,
-                    now + self.ttl,
-                )
+            if admitted is not None:
                 return BudgetDecision(
                     request_id=req.request_id, admitted=True, reserved_usd=float(amount)
                 ), None
             used = await conn.fetchrow(
                 "SELECT * FROM usage_periods WHERE user_id = $1 AND period = $2", req.user_id, period
             )
-        kind, spent, allowed = _blocking_limit(used, limits, amount, tokens)
+        kind, spent, allowed = _blocking_limit(used, limits, tokens)
         fact = LimitExceeded(
             request_id=req.request_id,
             user_id=req.user_id,
@@ -148,7 +163,7 @@ class Budgets:
 
 
 def _blocking_limit(
-    used: asyncpg.Record | None, limits: Limits, amount: Decimal, tokens: int
+    used: asyncpg.Record | None, limits: Limits, tokens: int
 ) -> tuple[LimitKind, float, float]:
     """Which limit refused the hold, with what was used or held against it and what is allowed."""
     requests = (used["requests"] + used["reserved_requests"]) if used else 0
@@ -162,11 +177,12 @@ def _blocking_limit(
 
 
 async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
-    """Subscribe the reserve/release responders; returns the subscriptions (drained on close)."""
+    """Subscribe the reserve, release and quote responders; returns the subscriptions (drained on
+    close)."""
 
     # nats.py runs one subscription's callbacks one after another; each reserve waits on
     # PostgreSQL, so they run as tasks (bounded: past the limit NATS buffers the rest). The
-    # conditional UPDATE keeps concurrent holds correct.
+    # conditional hold statement keeps concurrent holds correct.
     slots = asyncio.Semaphore(RESERVE_CONCURRENCY)
     running: set[asyncio.Task[None]] = set()
 
