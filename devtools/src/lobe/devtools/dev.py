@@ -24,8 +24,6 @@ from lobe.devtools.servers import ServerStartError
 from lobe.devtools.supervisor import Child, ServiceFailed, ServiceSpec, Supervisor
 
 API_KEY_PREFIX = "sk-lobe-dev-"
-
-
 DEV_USER = "dev-user"
 DEV_PLAN = "premium"
 
@@ -138,10 +136,8 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
     try:
         services = selected(options.services, options.only)
         for service in services:
-            if port_is_open(port_of(service, environ)):
-                raise DevError(
-                    f"{service.name}: port {port_of(service, environ)} is in use (set {service.port_var})"
-                )
+            if port_is_open(port := port_of(service, environ)):
+                raise DevError(f"{service.name}: port {port} is in use (set {service.port_var})")
         urls = await backends.start()
         say(f"backends ready in {time.monotonic() - began:.1f}s: {backends.describe()}")
         await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
