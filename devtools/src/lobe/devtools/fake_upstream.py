@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from lobe.devtools.ports import LOOPBACK
+
 
 @dataclass
 class Reply:
@@ -66,9 +68,9 @@ class FakeUpstream:
         self.url = ""
 
     async def start(self) -> FakeUpstream:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, LOOPBACK, 0)
         port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{LOOPBACK}:{port}"
         return self
 
     async def stop(self) -> None:
