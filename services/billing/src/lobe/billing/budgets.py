@@ -17,6 +17,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -42,9 +43,11 @@ from lobe.shared.events.billing import (
     PriceQuoted,
 )
 from lobe.shared.events.chat import TokenUsage
+from lobe.shared.events.envelope import Event
 
 log = logging.getLogger(__name__)
 RESERVE_CONCURRENCY = 32
+E = TypeVar("E", bound=Event)
 
 # $1 user, $2 period, $3 worst-case cost, $4 cost limit, $5 requests limit, $6 worst-case tokens,
 # $7 tokens limit, $8 request id, $9 hold expiry. A first request of the period inserts the row
@@ -176,6 +179,15 @@ def _blocking_limit(
     return "cost", float(spent), float(limits.cost_usd or 0)
 
 
+def _decode(model: type[E], msg: Msg) -> E | None:
+    """The command, or None (logged) for a malformed one: no reply, the gateway's fail mode decides."""
+    try:
+        return model.decode(msg.data)
+    except ValidationError as exc:
+        log.warning("malformed %s: %s", msg.subject, exc)
+        return None
+
+
 async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
     """Subscribe the reserve, release and quote responders; returns the subscriptions (drained on
     close)."""
@@ -205,10 +217,8 @@ async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
             await nc.publish(BILLING_LIMIT_EXCEEDED, fact.encode())
 
     async def on_reserve(msg: Msg) -> None:
-        try:
-            req = BudgetReserve.decode(msg.data)
-        except ValidationError as exc:
-            log.warning("malformed budget reserve: %s", exc)
+        req = _decode(BudgetReserve, msg)
+        if req is None:
             return
         await slots.acquire()
         task = asyncio.create_task(reserve(msg, req))
@@ -216,10 +226,8 @@ async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
         task.add_done_callback(running.discard)
 
     async def on_quote(msg: Msg) -> None:
-        try:
-            quote = PriceQuote.decode(msg.data)
-        except ValidationError as exc:
-            log.warning("malformed price quote: %s", exc)
+        quote = _decode(PriceQuote, msg)
+        if quote is None:
             return
         priced = budgets.prices.price(quote.provider, quote.model, quote.occurred_at, quote.usage)
         reply = PriceQuoted(
