@@ -150,19 +150,15 @@ class Budgets:
         return decision, fact
 
     async def release(self, request_ids: list[str]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(FREE_HOLDS, request_ids)
+        await self.pool.execute(FREE_HOLDS, request_ids)  # one statement: atomic on its own
 
     async def expire(self) -> int:
         """Free holds whose request never settled or released (a gateway died mid-request)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            ids = [
-                r["request_id"]
-                for r in await conn.fetch("SELECT request_id FROM reservations WHERE expires_at < now()")
-            ]
-            if ids:
-                await conn.execute(FREE_HOLDS, ids)
-        return len(ids)
+        rows = await self.pool.fetch("SELECT request_id FROM reservations WHERE expires_at < now()")
+        if rows:
+            # A hold settled or released meanwhile is simply not found by FREE_HOLDS's DELETE.
+            await self.pool.execute(FREE_HOLDS, [r["request_id"] for r in rows])
+        return len(rows)
 
 
 def _blocking_limit(
