@@ -41,10 +41,9 @@ log = logging.getLogger(__name__)
 # length is ridden out without hammering it (max_deliver is unlimited: never give up on usage).
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 5.0  # also bounds how long after the database returns ingestion resumes
-ACK_WAIT_S = 60.0
 
 
-def consumer_config(ack_wait_s: float = ACK_WAIT_S) -> ConsumerConfig:
+def consumer_config(ack_wait_s: float) -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=BILLING_CONSUMER,
         filter_subject=USAGE_RECORDED,
@@ -75,9 +74,9 @@ class Ingester:
         prices: PriceTable,
         plans: PlanBook,
         alerts: Alerts,
-        batch_size: int = 500,
-        fetch_timeout_s: float = 1.0,
-        ack_wait_s: float = ACK_WAIT_S,
+        batch_size: int,
+        fetch_timeout_s: float,
+        ack_wait_s: float,
     ) -> None:
         self.js = js
         self.pool = pool
@@ -195,7 +194,7 @@ class Ingester:
         log.warning(
             "ledger write failed (%s: %s); %d events will be redelivered", reason, exc, len(by_request)
         )
-        return min(backoff_s(worst), 5.0)
+        return backoff_s(worst)
 
     async def dead_letter(self, msg: Msg, reason: str) -> None:
         """Store the message on usage.dead, then ack it; if the store fails, leave it for redelivery."""
