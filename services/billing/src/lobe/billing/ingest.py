@@ -107,11 +107,11 @@ class Ingester:
                     continue
                 except Exception as exc:  # connection trouble: nats.py reconnects on its own
                     log.warning("usage fetch failed: %r", exc)  # repr: some nats errors have no message
-                    await _sleep_unless(stop, 1.0)
+                    await sleep_unless(stop, 1.0)
                     continue
                 pause = await self.handle(msgs)
                 if pause:
-                    await _sleep_unless(stop, pause)
+                    await sleep_unless(stop, pause)
         finally:
             try:
                 await sub.unsubscribe()
@@ -227,6 +227,7 @@ def _stream_seq(msg: Msg) -> int | None:
         return None
 
 
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Pause for `seconds`, or less when `stop` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)

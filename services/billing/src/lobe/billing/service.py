@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -15,7 +14,7 @@ from lobe.billing.alerts import Alerts
 from lobe.billing.api import build_api
 from lobe.billing.budgets import Budgets, serve_budgets
 from lobe.billing.catalog import sync_catalog
-from lobe.billing.ingest import Ingester
+from lobe.billing.ingest import Ingester, sleep_unless
 from lobe.billing.key_service import serve_key_verification
 from lobe.billing.migrations import apply_migrations
 from lobe.billing.plans import load_plans
@@ -27,6 +26,7 @@ from lobe.shared.ops import bound_port, start_ops_server
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "billing"
+EXPIRE_INTERVAL_S = 10.0
 
 
 class BillingService:
@@ -110,8 +110,7 @@ class BillingService:
                     log.warning("freed %d expired budget holds", freed)
             except Exception as exc:  # the database is down: try again next round
                 log.debug("reservation expiry failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), timeout=10)
+            await sleep_unless(self.stop, EXPIRE_INTERVAL_S)
 
     async def ready(self) -> bool:
         if self.nc is None or not self.nc.is_connected or self.pool is None:
@@ -127,8 +126,8 @@ class BillingService:
         self.stop.set()
         if self._tasks:
             done = await asyncio.gather(*self._tasks, return_exceptions=True)
-            for result in done:
+            for task, result in zip(self._tasks, done, strict=True):
                 if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                    log.error("ingest loop ended with %r", result)
+                    log.error("%s ended with %r", task.get_name(), result)
             self._tasks.clear()
         await self._stack.aclose()
