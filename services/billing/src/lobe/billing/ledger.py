@@ -137,8 +137,6 @@ ON CONFLICT (user_id, period) DO UPDATE SET
     cost_usd = p.cost_usd + excluded.cost_usd
 """
 
-# A settled request's hold is replaced by its real cost (added above).
-
 
 async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> list[LedgerRow]:
     """Write rows not yet in the ledger; returns those inserted. Caller owns the transaction."""
@@ -182,5 +180,6 @@ async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> list[L
         *[[k[i] for k in pkeys] for i in range(2)],
         *[[periods[k][i] for k in pkeys] for i in range(3)],
     )
+    # A settled request's hold is replaced by its real cost (added above).
     await conn.execute(FREE_HOLDS, [r.request_id for r in new])
     return new
