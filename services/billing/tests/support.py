@@ -79,6 +79,15 @@ async def wait_for(check: Callable[[], Awaitable[bool]], within: float = 20.0) -
     raise AssertionError(f"condition not met within {within} s")
 
 
+async def wait_for_ledger(dsn: str, rows: int) -> None:
+    """Wait until the ledger holds exactly `rows` rows."""
+
+    async def settled() -> bool:
+        return int(await fetchval(dsn, "SELECT count(*) FROM usage_ledger")) == rows
+
+    await wait_for(settled)
+
+
 async def fetchval(dsn: str, sql: str, *args: Any) -> Any:
     conn = await asyncpg.connect(dsn)
     try:

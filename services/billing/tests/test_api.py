@@ -8,7 +8,7 @@ import aiohttp
 
 from lobe.billing.service import BillingService
 
-from .support import ADMIN_TOKEN, fetchval, publish_usage, usage_event, wait_for
+from .support import ADMIN_TOKEN, fetchval, publish_usage, usage_event, wait_for_ledger
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -41,11 +41,7 @@ async def test_each_user_sees_only_their_own_usage(
                 usage_event("b1", user_id="bob"),
             ],
         )
-
-        async def in_ledger() -> bool:
-            return int(await fetchval(billing_db, "SELECT count(*) FROM usage_ledger")) == 3
-
-        await wait_for(in_ledger)
+        await wait_for_ledger(billing_db, 3)
         status, mine = await _get(http, f"{base}/v1/usage", alice)
         assert status == 200
         assert mine["user_id"] == "alice"
@@ -101,11 +97,7 @@ async def test_limits_reflect_plan_override_and_usage(
         async with http.put(f"{base}/v1/admin/users/frank/limits", json={"requests": 1}, headers=ADMIN) as r:
             assert r.status == 200
         await publish_usage(nats_url, [usage_event("f1", user_id="frank")])
-
-        async def in_ledger() -> bool:
-            return int(await fetchval(billing_db, "SELECT count(*) FROM usage_ledger")) == 1
-
-        await wait_for(in_ledger)
+        await wait_for_ledger(billing_db, 1)
         status, limits = await _get(http, f"{base}/v1/usage/limits", key)
         assert status == 200
         assert limits["plan"] == "basic"
@@ -139,11 +131,7 @@ async def test_suggestions_point_small_expensive_requests_at_a_cheaper_model(
             for i in range(5)
         ]
         await publish_usage(nats_url, list(events))
-
-        async def in_ledger() -> bool:
-            return int(await fetchval(billing_db, "SELECT count(*) FROM usage_ledger")) == 45
-
-        await wait_for(in_ledger)
+        await wait_for_ledger(billing_db, 45)
         status, body = await _get(http, f"{base}/v1/usage/suggestions", key)
     assert status == 200
     kinds = {(s["type"], s["model"]): s for s in body["data"]}

@@ -14,7 +14,7 @@ from lobe.billing.prices import load_prices
 from lobe.billing.service import BillingService
 from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_SETTLED, UsageSettled
 
-from .support import fetchval, make_settings, publish_usage, usage_event, wait_for
+from .support import fetchval, make_settings, publish_usage, usage_event, wait_for, wait_for_ledger
 
 
 async def test_ledger_holds_exactly_the_unique_events_when_5_percent_are_duplicates(
@@ -27,11 +27,7 @@ async def test_ledger_holds_exactly_the_unique_events_when_5_percent_are_duplica
     stream = unique + duplicates
     random.Random(5).shuffle(stream)
     await publish_usage(nats_url, list(stream))
-
-    async def all_in() -> bool:
-        return int(await fetchval(billing_db, "SELECT count(*) FROM usage_ledger")) == 1000
-
-    await wait_for(all_in)
+    await wait_for_ledger(billing_db, 1000)
     await asyncio.sleep(0.5)  # let duplicates published last be processed too
     prices = load_prices()
     expected = sum(
@@ -50,11 +46,7 @@ async def test_malformed_event_goes_to_dead_letter_with_reason_and_stream_contin
         nats_url, [usage_event("before"), b'{"request_id": "bad", "user_id": 7}', b"not json"]
     )
     await publish_usage(nats_url, [usage_event("after")])
-
-    async def both_in() -> bool:
-        return int(await fetchval(billing_db, "SELECT count(*) FROM usage_ledger")) == 2
-
-    await wait_for(both_in)
+    await wait_for_ledger(billing_db, 2)
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
