@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 
 import nats
+from nats.aio.client import Client as NATS
 
 from lobe.billing import admin
 from lobe.billing.plans import Override
@@ -21,6 +22,19 @@ from lobe.shared.events.billing import (
 from .support import fetchval
 
 
+async def _reserve(nc: NATS, request_id: str, user_id: str, prompt: int, max_output: int) -> BudgetDecision:
+    """Ask billing for a hold on the mock model, as the gateway does."""
+    req = BudgetReserve(
+        request_id=request_id,
+        user_id=user_id,
+        model="mock",
+        prompt_tokens_estimate=prompt,
+        max_output_tokens=max_output,
+    )
+    reply = await nc.request(BUDGET_RESERVE, req.encode(), timeout=10)
+    return BudgetDecision.decode(reply.data)
+
+
 async def test_concurrent_reservations_never_exceed_the_cost_limit(
     billing: BillingService, nats_url: str
 ) -> None:
@@ -32,15 +46,7 @@ async def test_concurrent_reservations_never_exceed_the_cost_limit(
     try:
 
         async def ask(i: int) -> BudgetDecision:
-            req = BudgetReserve(
-                request_id=f"r{i}",
-                user_id="hank",
-                model="mock",
-                prompt_tokens_estimate=1000,
-                max_output_tokens=1000,
-            )
-            reply = await nc.request(BUDGET_RESERVE, req.encode(), timeout=10)
-            return BudgetDecision.decode(reply.data)
+            return await _reserve(nc, f"r{i}", "hank", prompt=1000, max_output=1000)
 
         decisions = await asyncio.gather(*(ask(i) for i in range(200)))
         admitted = [d for d in decisions if d.admitted]
@@ -72,17 +78,7 @@ async def test_token_limit_refuses_a_hold_that_could_pass_it_and_names_the_limit
     await admin.set_limits(billing.pool, "tina", Override(tokens=1200))
     nc = await nats.connect(nats_url)
     try:
-        decisions = []
-        for i in range(3):
-            req = BudgetReserve(
-                request_id=f"t{i}",
-                user_id="tina",
-                model="mock",
-                prompt_tokens_estimate=100,
-                max_output_tokens=400,
-            )
-            reply = await nc.request(BUDGET_RESERVE, req.encode(), timeout=10)
-            decisions.append(BudgetDecision.decode(reply.data))
+        decisions = [await _reserve(nc, f"t{i}", "tina", prompt=100, max_output=400) for i in range(3)]
         assert [d.admitted for d in decisions] == [True, True, False]
         assert decisions[2].limit == "tokens"
         assert decisions[2].message is not None
