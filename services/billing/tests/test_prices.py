@@ -9,24 +9,27 @@ from pathlib import Path
 import pytest
 
 from lobe.billing.errors import ConfigError
-from lobe.billing.prices import load_prices
+from lobe.billing.prices import PriceTable, load_prices
 from lobe.shared.events.chat import TokenUsage
+
+
+@pytest.fixture(scope="module")
+def table() -> PriceTable:
+    return load_prices()
 
 
 def at(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
-def test_seed_prices_per_1k_are_converted_to_per_million_exactly() -> None:
-    table = load_prices()
+def test_seed_prices_per_1k_are_converted_to_per_million_exactly(table: PriceTable) -> None:
     usage = TokenUsage(prompt_tokens=1000, completion_tokens=1000)
     assert table.price("openai", "gpt-4", at("2026-01-01"), usage).cost_usd == Decimal("0.09")
     assert table.price("anthropic", "claude-3-opus", at("2026-01-01"), usage).cost_usd == Decimal("0.09")
     assert table.price("anthropic", "claude-3-sonnet", at("2026-01-01"), usage).cost_usd == Decimal("0.018")
 
 
-def test_cached_prompt_tokens_use_the_cached_rate_to_the_micro_dollar() -> None:
-    table = load_prices()
+def test_cached_prompt_tokens_use_the_cached_rate_to_the_micro_dollar(table: PriceTable) -> None:
     # gpt-4o-mini: 0.15 input, 0.075 cached, 0.60 output per million.
     usage = TokenUsage(prompt_tokens=1001, completion_tokens=333, cached_tokens=501)
     priced = table.price("openai", "gpt-4o-mini", at("2026-01-01"), usage)
@@ -34,8 +37,7 @@ def test_cached_prompt_tokens_use_the_cached_rate_to_the_micro_dollar() -> None:
     assert priced.priced is True
 
 
-def test_price_change_applies_from_its_effective_date_only() -> None:
-    table = load_prices()
+def test_price_change_applies_from_its_effective_date_only(table: PriceTable) -> None:
     usage = TokenUsage(prompt_tokens=1_000_000, completion_tokens=0)
     assert table.price("openai", "gpt-4o", at("2024-09-30T23:59:59"), usage).cost_usd == Decimal("5")
     assert table.price("openai", "gpt-4o", at("2024-10-01"), usage).cost_usd == Decimal("2.5")
@@ -43,8 +45,7 @@ def test_price_change_applies_from_its_effective_date_only() -> None:
     assert table.price("openai", "gpt-4o", at("2020-01-01"), usage).cost_usd == Decimal("5")
 
 
-def test_unknown_model_is_priced_by_the_default_rate_never_zero() -> None:
-    table = load_prices()
+def test_unknown_model_is_priced_by_the_default_rate_never_zero(table: PriceTable) -> None:
     priced = table.price(
         "acme", "acme-9", at("2026-01-01"), TokenUsage(prompt_tokens=1000, completion_tokens=1000)
     )
@@ -52,8 +53,7 @@ def test_unknown_model_is_priced_by_the_default_rate_never_zero() -> None:
     assert priced.cost_usd == Decimal("0.09")  # default 15 / 75 per million
 
 
-def test_model_known_under_another_provider_is_priced_as_that_model() -> None:
-    table = load_prices()
+def test_model_known_under_another_provider_is_priced_as_that_model(table: PriceTable) -> None:
     usage = TokenUsage(prompt_tokens=1_000_000, completion_tokens=0)
     assert table.price("azure_openai", "gpt-4o-mini", at("2026-01-01"), usage).cost_usd == Decimal("0.15")
 
