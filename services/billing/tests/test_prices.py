@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lobe.billing.errors import ConfigError
 from lobe.billing.prices import PriceTable, load_prices
+from lobe.shared.config_file import ConfigError
 from lobe.shared.events.chat import TokenUsage
 
 

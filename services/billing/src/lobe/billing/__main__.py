@@ -6,9 +6,10 @@ import asyncio
 import signal
 import sys
 
-from lobe.billing.errors import ConfigError, MigrationError
+from lobe.billing.errors import MigrationError
 from lobe.billing.service import SERVICE_NAME, BillingService
 from lobe.billing.settings import BillingSettings
+from lobe.shared.config_file import ConfigError
 from lobe.shared.logs import setup_logging
 from lobe.shared.telemetry import setup_tracing
 

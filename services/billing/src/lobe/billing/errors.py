@@ -16,15 +16,6 @@ class MigrationError(BillingError):
         self.reason = reason
 
 
-class ConfigError(BillingError):
-    """An operator-edited YAML file (prices, plans) is missing or invalid; refuse to start."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
 class NotFoundError(BillingError):
     """An admin operation named a user or key that does not exist."""
 

@@ -28,10 +28,10 @@ from pydantic import ValidationError
 
 from lobe.billing import metrics
 from lobe.billing.alerts import Alerts
-from lobe.billing.config_file import describe
 from lobe.billing.ledger import LedgerRow, PartitionCache, price_event, write_batch
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
+from lobe.shared.config_file import describe
 from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
 from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, UsageRecorded
 

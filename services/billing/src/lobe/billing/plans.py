@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lobe.billing.config_file import exact_decimal, load_yaml
+from lobe.shared.config_file import exact_decimal, load_yaml
 
 DEFAULT_PLANS_FILE = Path(__file__).parent / "config" / "plans.yaml"
 PeriodKind = Literal["month", "week", "day"]

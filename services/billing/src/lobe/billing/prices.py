@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lobe.billing.config_file import exact_decimal, load_yaml
+from lobe.shared.config_file import exact_decimal, load_yaml
 from lobe.shared.events.chat import TokenUsage
 
 DEFAULT_PRICES_FILE = Path(__file__).parent / "config" / "prices.yaml"

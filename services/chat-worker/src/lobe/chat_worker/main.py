@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from lobe.chat_worker.deployments import ModelCatalog, load_catalog
 from lobe.chat_worker.service import ChatWorker
 from lobe.chat_worker.settings import WorkerSettings
+from lobe.shared.config_file import describe
 from lobe.shared.logs import setup_logging
 from lobe.shared.ops import start_ops_server
 from lobe.shared.telemetry import setup_tracing
@@ -41,15 +42,10 @@ def main() -> None:
     try:
         catalog = load_catalog(settings.models_file)  # a bad file stops us here, naming the field
     except (OSError, yaml.YAMLError, ValidationError) as exc:
-        sys.exit(f"chat-worker: MODELS_FILE {settings.models_file}: {describe(exc)}")
+        reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+        sys.exit(f"chat-worker: MODELS_FILE {settings.models_file}: {reason}")
     provider = setup_tracing(settings, "chat-worker")
     try:
         asyncio.run(serve(settings, catalog))
     finally:
         provider.shutdown()
-
-
-def describe(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-    return str(exc)

@@ -1,4 +1,4 @@
-"""The operator's YAML files (prices, plans): one way to read, validate and report a bad one."""
+"""The operator's YAML files (routing, prices, plans): one way to read, validate and report a bad one."""
 
 from __future__ import annotations
 
@@ -10,9 +10,16 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lobe.billing.errors import ConfigError
-
 M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """An operator-edited YAML file is missing or invalid: the service refuses to start."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 def exact_decimal(value: Any) -> Any:
