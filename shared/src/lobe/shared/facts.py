@@ -12,9 +12,9 @@ from functools import cache
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
+from pydantic import BaseModel
 
 from lobe.shared.catalog import Subject, lookup
-from lobe.shared.events.envelope import Event
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,13 @@ def _entry(subject: str) -> Subject:
     return lookup(subject)
 
 
-async def publish_fact(js: JetStreamContext, subject: str, event: Event, attempts: int = 1) -> bool:
+async def publish_fact(js: JetStreamContext, subject: str, event: BaseModel, attempts: int = 1) -> bool:
     """Publish `event` on `subject`; retry `attempts` times with backoff (JetStream may be electing
     a leader or reconnecting). False once every attempt failed: then the whole event is in the
     error log, so it can be replayed into the stream."""
     entry = _entry(subject)
-    payload = event.encode()
+    payload = event.model_dump_json().encode()
+    context = {"request_id": getattr(event, "request_id", None)}
     headers = {"Nats-Msg-Id": entry.nats_msg_id(event)}
     stream = entry.stream.name if entry.stream else None
     delay = FIRST_BACKOFF_S
@@ -46,10 +47,10 @@ async def publish_fact(js: JetStreamContext, subject: str, event: Event, attempt
                 subject,
                 attempt,
                 exc,
-                extra={"request_id": event.request_id},
+                extra=context,
             )
             if attempt < attempts:
                 await asyncio.sleep(delay)
                 delay *= 2
-    log.error("%s not published", subject, extra={"request_id": event.request_id, "event": payload.decode()})
+    log.error("%s not published", subject, extra={**context, "event": payload.decode()})
     return False

@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 from lobe.billing.ledger import LedgerRow
 from lobe.shared.events.billing import BILLING_PRICE_MISSING, PriceMissing
 from lobe.shared.events.usage import USAGE_SETTLED, UsageSettled
+from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +30,12 @@ class Alerts:
         """Best effort after commit: the ledger is the record, this is the notification."""
         if not rows:
             return
-        results = await asyncio.gather(*(self._publish_settled(r) for r in rows), return_exceptions=True)
-        failed = sum(1 for r in results if isinstance(r, BaseException))
+        results = await asyncio.gather(*(self._publish_settled(r) for r in rows))
+        failed = results.count(False)
         if failed:
             log.warning("%d usage.settled publishes failed", failed)
 
-    async def _publish_settled(self, row: LedgerRow) -> None:
+    async def _publish_settled(self, row: LedgerRow) -> bool:
         e = row.event
         fact = UsageSettled(
             request_id=e.request_id,
@@ -45,9 +46,7 @@ class Alerts:
             cost_usd=float(row.cost_usd),
             priced=row.priced,
         )
-        await self.js.publish(
-            USAGE_SETTLED, fact.encode(), headers={"Nats-Msg-Id": f"{e.request_id}:settled"}
-        )
+        return await publish_fact(self.js, USAGE_SETTLED, fact)
 
     async def unpriced(self, rows: Sequence[LedgerRow]) -> None:
         now = time.monotonic()
@@ -58,7 +57,4 @@ class Alerts:
             self._price_alerted[key] = now
             log.error("no price for %s/%s; priced by the default rate", *key)
             fact = PriceMissing(request_id=row.request_id, provider=key[0], model=key[1])
-            try:
-                await self.js.publish(BILLING_PRICE_MISSING, fact.encode())
-            except Exception as exc:
-                log.warning("billing.price.missing publish failed: %s", exc)
+            await publish_fact(self.js, BILLING_PRICE_MISSING, fact)

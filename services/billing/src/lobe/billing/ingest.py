@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -33,7 +32,8 @@ from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
 from lobe.shared.config_file import describe
 from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
-from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, UsageDeadLetter, UsageRecorded
+from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 
@@ -199,19 +199,14 @@ class Ingester:
     async def dead_letter(self, msg: Msg, reason: str) -> None:
         """Store the message on usage.dead, then ack it; if the store fails, leave it for redelivery."""
         seq = _stream_seq(msg)
-        body = json.dumps(
-            {
-                "reason": reason,
-                "subject": msg.subject,
-                "stream_sequence": seq,
-                "payload": msg.data.decode("utf-8", errors="replace"),
-            }
-        ).encode()
-        headers = {"Nats-Msg-Id": f"dead:{seq}"} if seq is not None else None
-        try:
-            await self.js.publish(USAGE_DEAD_LETTER, body, headers=headers)
-        except Exception as exc:
-            log.error("dead-letter publish failed (%s); leaving message for redelivery", exc)
+        dead = UsageDeadLetter(
+            reason=reason,
+            subject=msg.subject,
+            stream_sequence=seq,
+            payload=msg.data.decode("utf-8", errors="replace"),
+        )
+        if not await publish_fact(self.js, USAGE_DEAD_LETTER, dead):
+            log.error("dead letter not stored; leaving the message for redelivery", extra={"stream_seq": seq})
             return
         metrics.DEAD_LETTERED.inc()
         log.error(

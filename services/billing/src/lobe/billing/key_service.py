@@ -22,6 +22,7 @@ from lobe.shared.events.auth import (
     KeyVerify,
 )
 from lobe.shared.events.billing import BILLING_QUEUE
+from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +57,12 @@ async def serve_key_verification(nc: NATS, pool: asyncpg.Pool) -> Subscription:
 async def announce_issued(js: JetStreamContext | None, user_id: str, key_id: str, prefix: str) -> None:
     if js is not None:
         event = ApiKeyIssued(request_id=key_id, user_id=user_id, api_key_id=key_id, key_prefix=prefix)
-        await _publish(js, AUTH_KEY_ISSUED, event.encode(), str(event.event_id))
+        await publish_fact(js, AUTH_KEY_ISSUED, event)
 
 
 async def announce_revoked(js: JetStreamContext | None, user_id: str, key_id: str) -> None:
-    """Gateways drop the key from their caches at once instead of at the cache's expiry."""
+    """Gateways drop the key from their caches at once instead of at the cache's expiry. Best
+    effort: the change is committed, and caches expire on their own if this is lost."""
     if js is not None:
         event = ApiKeyRevoked(request_id=key_id, user_id=user_id, api_key_id=key_id)
-        await _publish(js, AUTH_KEY_REVOKED, event.encode(), str(event.event_id))
-
-
-async def _publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str) -> None:
-    try:
-        await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id}, timeout=2)
-    except Exception as exc:  # the change is committed; caches still expire on their own
-        log.warning("could not announce %s: %s", subject, exc)
+        await publish_fact(js, AUTH_KEY_REVOKED, event)
