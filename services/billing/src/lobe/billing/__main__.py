@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 
 from lobe.billing.errors import MigrationError
@@ -11,6 +10,7 @@ from lobe.billing.service import SERVICE_NAME, BillingService
 from lobe.billing.settings import BillingSettings
 from lobe.shared.config_file import ConfigError
 from lobe.shared.logs import setup_logging
+from lobe.shared.signals import stop_requested
 from lobe.shared.telemetry import setup_tracing
 
 
@@ -18,10 +18,7 @@ async def main() -> None:
     settings = BillingSettings()
     setup_logging(settings, SERVICE_NAME)
     setup_tracing(settings, SERVICE_NAME)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_requested()
     async with BillingService(settings):
         await stop.wait()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 
 import yaml
@@ -16,6 +15,7 @@ from lobe.chat_worker.settings import WorkerSettings
 from lobe.shared.config_file import describe
 from lobe.shared.logs import setup_logging
 from lobe.shared.ops import start_ops_server
+from lobe.shared.signals import stop_requested
 from lobe.shared.telemetry import setup_tracing
 
 log = logging.getLogger("lobe.chat_worker")
@@ -23,10 +23,7 @@ log = logging.getLogger("lobe.chat_worker")
 
 async def serve(settings: WorkerSettings, catalog: ModelCatalog) -> None:
     worker = ChatWorker(settings, catalog)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_requested()
     await worker.start()
     ops = await start_ops_server(settings.ops_host, settings.ops_port, worker.ready)
     log.info("serving models: %s", ", ".join(m.name for m in catalog.models))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 from aiohttp import web
 
@@ -12,6 +11,7 @@ from lobe.gateway.app import create_app
 from lobe.gateway.resources import RESOURCES
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.logs import setup_logging
+from lobe.shared.signals import stop_requested
 from lobe.shared.telemetry import setup_tracing
 
 log = logging.getLogger("lobe.gateway")
@@ -34,13 +34,10 @@ async def serve(settings: GatewaySettings) -> None:
     site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
     await site.start()
     log.info("gateway listening on http://%s:%d", settings.gateway_host, settings.gateway_port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_requested()
     await stop.wait()
     log.info("shutting down: no new connections, finishing in-flight answers")
-    loop.call_later(settings.shutdown_grace_s, app[RESOURCES].abort_streams)
+    asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_streams)
     await runner.cleanup()
 
 

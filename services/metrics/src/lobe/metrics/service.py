@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from lobe.metrics.settings import SERVICE_NAME, MetricsSettings
 from lobe.shared.bus import connect_options, ensure_streams
 from lobe.shared.lifecycle import announce
 from lobe.shared.ops import start_ops_server
+from lobe.shared.signals import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,7 @@ async def running(settings: MetricsSettings, metrics: UsageMetrics | None = None
 
 async def serve(settings: MetricsSettings) -> None:
     """Run until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_requested()
     async with running(settings):
         await stop.wait()
         log.info("metrics stopping: draining")
