@@ -46,6 +46,10 @@ class LogSettings(_Fragment):
     log_format: Literal["json", "text"] = Field(default="json", description="json in production.")
 
 
+class ServiceSettings(NatsSettings, TelemetrySettings, LogSettings):
+    """What every service has: the bus, traces and logs (see lobe.shared.process.run_service)."""
+
+
 class OpsSettings(_Fragment):
     """The ops HTTP listener (health and /metrics) of a bus-only service."""
 

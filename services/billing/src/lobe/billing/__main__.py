@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from lobe.billing.errors import MigrationError
 from lobe.billing.service import SERVICE_NAME, BillingService
 from lobe.billing.settings import BillingSettings
 from lobe.shared.config_file import ConfigError
-from lobe.shared.logs import setup_logging
-from lobe.shared.signals import stop_requested
-from lobe.shared.telemetry import setup_tracing
+from lobe.shared.process import run_service, stop_requested
 
 
-async def main() -> None:
-    settings = BillingSettings()
-    setup_logging(settings, SERVICE_NAME)
-    setup_tracing(settings, SERVICE_NAME)
+async def serve(settings: BillingSettings) -> None:
     stop = stop_requested()
     async with BillingService(settings):
         await stop.wait()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    settings = BillingSettings()
     try:
-        asyncio.run(main())
+        run_service(SERVICE_NAME, settings, lambda: serve(settings))
     except (ConfigError, MigrationError) as exc:
         print(f"billing: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

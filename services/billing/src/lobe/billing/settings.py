@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from lobe.shared.settings import DatabaseSettings, LogSettings, NatsSettings, OpsSettings, TelemetrySettings
+from lobe.shared.settings import DatabaseSettings, OpsSettings, ServiceSettings
 
 
-class BillingSettings(NatsSettings, DatabaseSettings, OpsSettings, LogSettings, TelemetrySettings):
+class BillingSettings(ServiceSettings, DatabaseSettings, OpsSettings):
     ops_port: int = Field(default=3212, ge=0, le=65535, description="Ops + usage API port; 0 picks one.")
     otel_service_name: str = Field(default="billing", description="Service name on traces and logs.")
     prices_file: Path | None = Field(default=None, description="Price table YAML; unset = bundled table.")

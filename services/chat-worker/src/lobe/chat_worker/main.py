@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
@@ -13,10 +12,8 @@ from lobe.chat_worker.deployments import ModelCatalog, load_catalog
 from lobe.chat_worker.service import ChatWorker
 from lobe.chat_worker.settings import WorkerSettings
 from lobe.shared.config_file import describe
-from lobe.shared.logs import setup_logging
 from lobe.shared.ops import start_ops_server
-from lobe.shared.signals import stop_requested
-from lobe.shared.telemetry import setup_tracing
+from lobe.shared.process import run_service, stop_requested
 
 log = logging.getLogger("lobe.chat_worker")
 
@@ -35,14 +32,9 @@ async def serve(settings: WorkerSettings, catalog: ModelCatalog) -> None:
 
 def main() -> None:
     settings = WorkerSettings()
-    setup_logging(settings, "chat-worker")
     try:
         catalog = load_catalog(settings.models_file)  # a bad file stops us here, naming the field
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
         sys.exit(f"chat-worker: MODELS_FILE {settings.models_file}: {reason}")
-    provider = setup_tracing(settings, "chat-worker")
-    try:
-        asyncio.run(serve(settings, catalog))
-    finally:
-        provider.shutdown()
+    run_service("chat-worker", settings, lambda: serve(settings, catalog))

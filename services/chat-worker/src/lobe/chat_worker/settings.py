@@ -8,10 +8,10 @@ import socket
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from lobe.shared.settings import LogSettings, NatsSettings, OpsSettings, TelemetrySettings
+from lobe.shared.settings import OpsSettings, ServiceSettings
 
 
-class WorkerSettings(NatsSettings, TelemetrySettings, LogSettings, OpsSettings):
+class WorkerSettings(ServiceSettings, OpsSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     otel_service_name: str = Field(default="chat-worker", description="Service name on traces and logs.")

@@ -10,9 +10,7 @@ from aiohttp import web
 from lobe.gateway.app import create_app
 from lobe.gateway.resources import RESOURCES
 from lobe.gateway.settings import GatewaySettings
-from lobe.shared.logs import setup_logging
-from lobe.shared.signals import stop_requested
-from lobe.shared.telemetry import setup_tracing
+from lobe.shared.process import run_service, stop_requested
 
 log = logging.getLogger("lobe.gateway")
 ABORT_MARGIN_S = 2.0
@@ -21,6 +19,7 @@ ABORT_MARGIN_S = 2.0
 async def serve(settings: GatewaySettings) -> None:
     # handler_cancellation: a client that disconnects cancels its handler at once, which is
     # what lets the gateway cancel the provider call within milliseconds.
+    stop = stop_requested()
     app = create_app(settings)
     runner = web.AppRunner(
         app,
@@ -34,7 +33,6 @@ async def serve(settings: GatewaySettings) -> None:
     site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
     await site.start()
     log.info("gateway listening on http://%s:%d", settings.gateway_host, settings.gateway_port)
-    stop = stop_requested()
     await stop.wait()
     log.info("shutting down: no new connections, finishing in-flight answers")
     asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_streams)
@@ -43,9 +41,4 @@ async def serve(settings: GatewaySettings) -> None:
 
 def main() -> None:
     settings = GatewaySettings()
-    setup_logging(settings, "gateway")
-    provider = setup_tracing(settings, "gateway")
-    try:
-        asyncio.run(serve(settings))
-    finally:
-        provider.shutdown()
+    run_service("gateway", settings, lambda: serve(settings))

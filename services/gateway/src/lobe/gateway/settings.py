@@ -7,10 +7,10 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from lobe.shared.settings import LogSettings, NatsSettings, RedisSettings, TelemetrySettings
+from lobe.shared.settings import RedisSettings, ServiceSettings
 
 
-class GatewaySettings(NatsSettings, RedisSettings, TelemetrySettings, LogSettings):
+class GatewaySettings(ServiceSettings, RedisSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     otel_service_name: str = Field(default="gateway", description="Service name on traces and logs.")

@@ -18,7 +18,7 @@ from lobe.metrics.settings import SERVICE_NAME, MetricsSettings
 from lobe.shared.bus import connect_options, ensure_streams
 from lobe.shared.lifecycle import announce
 from lobe.shared.ops import start_ops_server
-from lobe.shared.signals import stop_requested
+from lobe.shared.process import stop_requested
 
 log = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from lobe.shared.settings import LogSettings, NatsSettings, OpsSettings, TelemetrySettings
+from lobe.shared.settings import OpsSettings, ServiceSettings
 
 SERVICE_NAME = "metrics"
 DEFAULT_OPS_PORT = 3213
 
 
-class MetricsSettings(NatsSettings, OpsSettings, LogSettings, TelemetrySettings):
+class MetricsSettings(ServiceSettings, OpsSettings):
     ops_port: int = Field(default=DEFAULT_OPS_PORT, ge=0, le=65535, description="Health and /metrics.")
     otel_service_name: str = Field(default=SERVICE_NAME, description="Service name on traces and logs.")
     metrics_max_models: int = Field(
