@@ -25,6 +25,7 @@ from lobe.billing.plans import Override, PlanBook
 from lobe.billing.prices import PriceTable
 from lobe.billing.reports import current_period, limits_report, usage_report, valid_period
 from lobe.billing.suggestions import suggestions
+from lobe.shared.openai_errors import ApiError, bearer_token, invalid_request, openai_errors
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 PRICES = web.AppKey("prices", PriceTable)
@@ -34,26 +35,11 @@ EVENTS_JS = web.AppKey("events_js", JetStreamContext)
 M = TypeVar("M", bound=BaseModel)
 
 
-def error(status: int, message: str, code: str, param: str | None = None) -> web.HTTPException:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    cls: type[web.HTTPException] = web.HTTPException
-    exc = cls(text=web.json_response(body).text, content_type="application/json")
-    exc.set_status(status)
-    return exc
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
 async def _caller(request: web.Request) -> str:
-    key = _bearer(request)
+    key = bearer_token(request)
     found = await user_for_key(request.app[POOL], key) if key else None
     if found is None:
-        raise error(401, "Invalid or missing API key.", "invalid_api_key")
+        raise ApiError(401, "Invalid or missing API key.", "invalid_api_key")
     return found[0]
 
 
@@ -61,7 +47,9 @@ def _period(request: web.Request) -> str:
     plans = request.app[PLANS]
     period = request.query.get("period") or current_period(plans)
     if not valid_period(plans, period):
-        raise error(400, f"period {period!r} is not a {plans.period} period key", "invalid_period", "period")
+        raise ApiError(
+            400, f"period {period!r} is not a {plans.period} period key", "invalid_period", "period"
+        )
     return period
 
 
@@ -113,25 +101,23 @@ class LimitsChange(BaseModel):
 def _admin(request: web.Request) -> None:
     expected = request.app.get(ADMIN_TOKEN)
     if not expected:
-        raise error(404, "The admin API is disabled (BILLING_ADMIN_TOKEN is not set).", "not_found")
-    given = _bearer(request) or ""
+        raise ApiError(404, "The admin API is disabled (BILLING_ADMIN_TOKEN is not set).", "not_found")
+    given = bearer_token(request) or ""
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise error(401, "Invalid admin token.", "invalid_api_key")
+        raise ApiError(401, "Invalid admin token.", "invalid_api_key")
 
 
 async def _body(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate_json(await request.read() or b"{}")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(map(str, first["loc"])) or None
-        raise error(400, f"{param or 'body'}: {first['msg']}", "invalid_request", param) from exc
+        raise invalid_request(exc) from exc
 
 
 def _known_plan(request: web.Request, plan: str) -> None:
     plans = request.app[PLANS].spec.plans
     if plan not in plans:
-        raise error(400, f"plan {plan!r} is not one of {sorted(plans)}", "invalid_plan", "plan")
+        raise ApiError(400, f"plan {plan!r} is not one of {sorted(plans)}", "invalid_plan", "plan")
 
 
 async def create_user(request: web.Request) -> web.Response:
@@ -181,7 +167,7 @@ async def not_found_as_404(request: web.Request, handler: Any) -> web.StreamResp
         response: web.StreamResponse = await handler(request)
         return response
     except NotFoundError as exc:
-        raise error(404, str(exc), "not_found") from exc
+        raise ApiError(404, str(exc), "not_found") from exc
 
 
 def build_api(
@@ -191,7 +177,7 @@ def build_api(
     admin_token: SecretStr | None,
     events: JetStreamContext | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[not_found_as_404])
+    app = web.Application(middlewares=[openai_errors, not_found_as_404])
     app[POOL] = pool
     if events is not None:
         app[EVENTS_JS] = events

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from lobe.gateway.chat import chat_completions
-from lobe.gateway.errors import openai_errors
 from lobe.gateway.models import list_models
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.openai_errors import openai_errors
 from lobe.shared.ops import add_ops_routes
 
 

@@ -23,11 +23,11 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from lobe.gateway.errors import ApiError
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import ask
 from lobe.shared.events.auth import AUTH_KEY_REVOKED, AUTH_KEY_VERIFY, ApiKeyRevoked, KeyVerified, KeyVerify
 from lobe.shared.events.chat import Caller
+from lobe.shared.openai_errors import ApiError, bearer_token
 
 log = logging.getLogger(__name__)
 UNKNOWN_KEY_TTL_S = 5.0
@@ -71,13 +71,12 @@ class ApiKeyStore:
                 del self.cache[digest]
 
     async def authenticate(self, request: web.Request) -> Caller:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token(request)
+        if token is None:
             raise ApiError(
                 401, "You didn't provide an API key. Use 'Authorization: Bearer YOUR_KEY'.", "missing_api_key"
             )
-        digest = key_digest(token.strip())
+        digest = key_digest(token)
         caller = self.bootstrap.get(digest) or await self._issued(digest)
         if caller is None:
             raise ApiError(401, "Incorrect API key provided.", "invalid_api_key")

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 from nats.aio.client import Client as NATS
 
-from lobe.gateway.errors import ApiError
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import ask
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -32,6 +31,7 @@ from lobe.shared.events.billing import (
     PriceQuoted,
 )
 from lobe.shared.events.chat import Caller, TokenUsage
+from lobe.shared.openai_errors import ApiError
 from lobe.shared.tokens import estimate_prompt_tokens
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from lobe.gateway.dispatch import AnswerFrame, WorkerLost
-from lobe.gateway.errors import ApiError
 from lobe.gateway.metrics import IN_FLIGHT, REQUESTS, TTFT
 from lobe.gateway.openai_format import DONE_EVENT, ChunkWriter, CompletionAssembler, sse_event
 from lobe.gateway.resources import RESOURCES, Resources
@@ -33,6 +32,7 @@ from lobe.shared.events.chat import (
 )
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 from lobe.shared.facts import publish_fact
+from lobe.shared.openai_errors import ApiError, invalid_request
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -60,11 +60,7 @@ async def parse_body(request: web.Request) -> ChatCompletionRequest:
     try:
         return ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise ApiError(
-            400, f"Invalid value for '{param}': {first['msg']}", "invalid_request", param=param
-        ) from None
+        raise invalid_request(exc) from None
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

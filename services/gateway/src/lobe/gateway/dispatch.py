@@ -17,7 +17,6 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
-from lobe.gateway.errors import ApiError
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import (
@@ -34,6 +33,7 @@ from lobe.shared.events.chat import (
     decode_frame,
     reply_subject,
 )
+from lobe.shared.openai_errors import ApiError
 from lobe.shared.telemetry import inject_headers
 
 log = logging.getLogger(__name__)

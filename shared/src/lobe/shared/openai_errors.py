@@ -1,4 +1,5 @@
-"""OpenAI-format errors. Every error the gateway returns goes through `ApiError`."""
+"""OpenAI-format errors for every HTTP API of the suite (the gateway's, billing's usage API): one
+`ApiError`, one middleware, so SDKs map every error to the same exception classes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 # The `type` OpenAI uses for each status, so SDKs map them to the right exception class.
 ERROR_TYPES = {
@@ -62,3 +64,19 @@ async def openai_errors(request: web.Request, handler: Any) -> web.StreamRespons
         if exc.status < 400:
             raise
         return ApiError(exc.status, exc.reason, code=exc.reason.lower().replace(" ", "_")).response()
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer …` header, or None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def invalid_request(exc: ValidationError) -> ApiError:
+    """A 400 naming the first invalid field (dotted path) as OpenAI's `param`."""
+    first = exc.errors()[0]
+    param = ".".join(str(part) for part in first["loc"]) or None
+    return ApiError(
+        400, f"Invalid value for '{param or 'body'}': {first['msg']}", "invalid_request", param=param
+    )
