@@ -15,7 +15,6 @@ import pytest
 from pydantic import SecretStr
 
 from lobe.billing.admin import create_user, set_limits
-from lobe.billing.migrations import apply_migrations
 from lobe.billing.plans import Override
 from lobe.billing.service import BillingService
 from lobe.billing.settings import BillingSettings
@@ -41,15 +40,14 @@ async def ledger_cost(dsn: str, request_id: str, timeout_s: float = 10.0) -> Dec
 
 
 @pytest.fixture
-async def billed(nats_url: str, database_url: str) -> AsyncIterator[Suite]:
+async def billed(nats_url: str, billing_db: str) -> AsyncIterator[Suite]:
     """Gateway with budget admission on, a worker, and billing on a fresh database."""
-    await apply_migrations(database_url)
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(billing_db)
     await create_user(conn, "alice", plan="basic")
     await conn.close()
     settings = BillingSettings(
         nats_url=nats_url,
-        database_url=SecretStr(database_url),
+        database_url=SecretStr(billing_db),
         ops_port=0,
         billing_fetch_timeout_s=0.1,
         billing_admin_token=SecretStr(ADMIN_TOKEN),
@@ -68,7 +66,7 @@ async def billed(nats_url: str, database_url: str) -> AsyncIterator[Suite]:
         await worker.stop()
 
 
-async def test_final_usage_chunk_carries_the_cost_billing_records(billed: Suite, database_url: str) -> None:
+async def test_final_usage_chunk_carries_the_cost_billing_records(billed: Suite, billing_db: str) -> None:
     stream = await billed.client.chat.completions.create(
         model="mock", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
     )
@@ -78,21 +76,21 @@ async def test_final_usage_chunk_carries_the_cost_billing_records(billed: Suite,
         usage = chunk.usage or usage
     assert usage is not None
     quoted = Decimal(str(usage.model_extra["cost"]))  # type: ignore[index]
-    recorded = await ledger_cost(database_url, completion_id.removeprefix("chatcmpl-"))
+    recorded = await ledger_cost(billing_db, completion_id.removeprefix("chatcmpl-"))
     assert quoted > 0
     assert abs(quoted - recorded) < Decimal("0.000000001")
 
 
-async def test_non_streaming_response_has_the_cost_header(billed: Suite, database_url: str) -> None:
+async def test_non_streaming_response_has_the_cost_header(billed: Suite, billing_db: str) -> None:
     raw = await billed.client.chat.completions.with_raw_response.create(model="mock", messages=MESSAGES)
-    recorded = await ledger_cost(database_url, raw.headers["x-request-id"])
+    recorded = await ledger_cost(billing_db, raw.headers["x-request-id"])
     assert Decimal(raw.headers["x-lobe-cost-usd"]) == recorded.quantize(Decimal("0.000001"))
 
 
 async def test_over_budget_is_429_insufficient_quota_naming_the_limit(
-    billed: Suite, database_url: str
+    billed: Suite, billing_db: str
 ) -> None:
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(billing_db)
     await set_limits(conn, "alice", Override(cost_usd=Decimal("0.0000001")))
     await conn.close()
     with pytest.raises(openai.RateLimitError) as caught:

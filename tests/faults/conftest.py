@@ -21,7 +21,6 @@ import asyncpg
 import nats
 import pytest
 
-from lobe.billing.migrations import apply_migrations
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.service import ChatWorker
 from lobe.chat_worker.settings import WorkerSettings
@@ -34,12 +33,6 @@ QUIET = {"LOG_LEVEL": "WARNING", "LOG_FORMAT": "text"}
 
 
 # -- database ---------------------------------------------------------------------------------------
-@pytest.fixture
-def billing_db(pg_templates: Any, make_database: Callable[..., str]) -> str:
-    """A fresh database with the billing schema (same session template as the billing tests)."""
-    return make_database(template=pg_templates.get("billing", apply_migrations))
-
-
 async def fetchval(dsn: str, sql: str, *args: Any) -> Any:
     conn = await asyncpg.connect(dsn, timeout=5)
     try:

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
-from lobe.billing.migrations import apply_migrations
 from lobe.billing.service import BillingService
 
 from .support import make_settings
-
-
-@pytest.fixture
-def billing_db(pg_templates: Any, make_database: Callable[..., str]) -> str:
-    """A fresh database with the billing schema (cloned from a template migrated once)."""
-    template = pg_templates.get("billing", apply_migrations)
-    return make_database(template=template)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 - `nats_server` / `nats_url`: a fresh nats-server with JetStream per test (kill/restart it freely).
 - `pg_server`: the session's PostgreSQL ($DATABASE_URL's server, else one embedded per session);
   `database_url`: a fresh empty database on it per test, dropped afterwards;
-  `make_database` / `pg_templates`: databases cloned from a template built once per session.
+  `make_database` / `pg_templates`: databases cloned from a template built once per session;
+  `billing_db`: one with billing's schema.
 - `private_pg_server`: a PostgreSQL of the test's own, for tests that stop or kill it.
 - `redis_url`: $REDIS_URL's server, else one embedded per session; a flushed db number per test.
 
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from lobe.billing.migrations import apply_migrations
 from lobe.devtools.pgadmin import DatabaseAdmin, random_name
 from lobe.devtools.servers import NatsServer, PostgresServer, RedisServer
 from lobe.devtools.servers.redis import DATABASES
@@ -35,6 +37,7 @@ INTEGRATION_FIXTURES = frozenset(
         "database_url",
         "make_database",
         "pg_templates",
+        "billing_db",
         "private_pg_server",
         "redis_server",
         "redis_url",
@@ -146,6 +149,12 @@ def make_database(pg_server: DatabaseAdmin) -> Iterator[Callable[..., str]]:
 @pytest.fixture
 def database_url(make_database: Callable[..., str]) -> str:
     return make_database()
+
+
+@pytest.fixture
+def billing_db(pg_templates: PgTemplates, make_database: Callable[..., str]) -> str:
+    """A fresh database with billing's schema, cloned from a template migrated once per session."""
+    return make_database(template=pg_templates.get("billing", apply_migrations))
 
 
 @pytest.fixture
