@@ -87,9 +87,7 @@ async def test_non_streaming_response_has_the_cost_header(billed: Suite, billing
     assert Decimal(raw.headers["x-lobe-cost-usd"]) == recorded.quantize(Decimal("0.000001"))
 
 
-async def test_over_budget_is_429_insufficient_quota_naming_the_limit(
-    billed: Suite, billing_db: str
-) -> None:
+async def test_over_budget_is_429_insufficient_quota_naming_the_limit(billed: Suite, billing_db: str) -> None:
     conn = await asyncpg.connect(billing_db)
     await set_limits(conn, "alice", Override(cost_usd=Decimal("0.0000001")))
     await conn.close()
