@@ -35,7 +35,7 @@ async def serve(settings: GatewaySettings) -> None:
     log.info("gateway listening on http://%s:%d", settings.gateway_host, settings.gateway_port)
     await stop.wait()
     log.info("shutting down: no new connections, finishing in-flight answers")
-    asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_streams)
+    asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_answers)
     await runner.cleanup()
 
 
