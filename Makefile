@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := shared services/gateway services/chat-worker services/billing services/metrics devtools
 STAMP := $(VENV)/.installed
 # shared's `asyncapi` extra: FastStream, which renders docs/asyncapi.json (python -m lobe.shared.catalog).
-EDITABLES := $(patsubst shared,shared[asyncapi],$(PACKAGES))
+EDITABLES := $(patsubst shared,'shared[asyncapi]',$(PACKAGES))
 
 .PHONY: dev test test-unit test-integration lint install system-deps helm-check clean
 
