@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # shared's `asyncapi` extra: FastStream, which renders docs/asyncapi.json (python -m lobe.shared.catalog).
 EDITABLES := $(patsubst shared,'shared[asyncapi]',$(PACKAGES))
 
-.PHONY: dev test test-unit test-integration lint install system-deps helm-check clean
+.PHONY: dev test test-unit test-integration lint install system-deps helm-check bench bench-profile bench-scaling soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,22 @@ lint: install
 # Helm lint --strict, helm template and kubernetes-validate for every chart and ci values file.
 helm-check: install
 	PATH="$(abspath $(BIN)):$$PATH" helm/tools/check.sh
+
+# Benchmarks (never part of `make test`): each starts its own suite on free ports and writes
+# docs/bench/ and its section of docs/performance.md. They first wait (up to 10 minutes) for the
+# shared machine to be quiet. See docs/loadtest.md.
+bench: install
+	$(BIN)/lobe bench standard --wait-quiet 600
+
+bench-profile: install
+	$(BIN)/lobe bench profile --wait-quiet 600
+
+bench-scaling: install
+	$(BIN)/lobe bench scaling --wait-quiet 600
+
+# 10 minutes at a steady 50 requests/s; fails when a suite process's private memory grows > 30 MiB.
+soak: install
+	$(BIN)/lobe bench soak --duration 600 --rate 50 --max-rss-growth-mb 30
 
 clean:
 	rm -rf $(VENV) .lobe

@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from lobe.devtools.dev import API_KEY_PREFIX, dev_api_key, find_state_dir
+from lobe.chat_worker.deployments import load_catalog
+from lobe.devtools.dev import (
+    API_KEY_PREFIX,
+    SERVICES,
+    dev_api_key,
+    find_state_dir,
+    gateway_urls,
+    service_specs,
+    upstream_spec,
+)
+from lobe.devtools.loadtest.shape import MODEL as UPSTREAM_MODEL
+from lobe.devtools.loadtest.shape import Shape
 from lobe.devtools.ports import free_port
 from lobe.devtools.watched import WatchedProcess, all_gone, environ_without_backends
 
@@ -91,3 +102,41 @@ def test_state_dir_is_under_the_repository_root(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     (tmp_path / "a" / "b").mkdir(parents=True)
     assert find_state_dir(tmp_path / "a" / "b") == tmp_path / ".lobe" / "dev"
+
+
+def test_extra_instances_are_numbered_on_free_ports_and_the_plan_reaches_the_bootstrap_key() -> None:
+    urls = {"NATS_URL": "nats://x"}
+    extra = {"chat-worker": {"MODELS_FILE": "/m.yaml"}}
+    specs = service_specs(SERVICES, urls, "sk-k", {}, {"gateway": 2, "chat-worker": 3}, "enterprise", extra)
+    names = [spec.name for spec in specs]
+    assert names == [
+        "billing",
+        "metrics",
+        "chat-worker",
+        "chat-worker-2",
+        "chat-worker-3",
+        "gateway",
+        "gateway-2",
+    ]
+    gateways = gateway_urls(specs)
+    assert gateways[0] == "http://127.0.0.1:3210"
+    assert len(set(gateways)) == 2
+    assert {spec.env["GATEWAY_API_KEYS"] for spec in specs if spec.name.startswith("gateway")} == {
+        "sk-k:dev-user:enterprise"
+    }
+    workers = [spec for spec in specs if spec.name.startswith("chat-worker")]
+    assert {spec.env["MODELS_FILE"] for spec in workers} == {"/m.yaml"}
+    assert len({spec.env["OPS_PORT"] for spec in workers}) == 3
+    assert {spec.env["OTEL_SERVICE_NAME"] for spec in workers} == {"chat-worker"}
+
+
+def test_the_fake_upstream_deployment_routes_the_bench_model_to_it(tmp_path: Path) -> None:
+    spec, models_file = upstream_spec(Shape(chunks=7, ttft_s=0.005), tmp_path)
+    routed = load_catalog(str(models_file)).get(UPSTREAM_MODEL)
+    assert routed is not None
+    (deployment,) = routed.deployments
+    port = spec.argv[spec.argv.index("--port") + 1]
+    assert deployment.base_url == f"http://127.0.0.1:{port}/v1"
+    assert spec.argv[spec.argv.index("--chunks") + 1] == "7"
+    assert spec.argv[spec.argv.index("--ttft-ms") + 1] == "5"
+    assert spec.ready_url == f"http://127.0.0.1:{port}/health"

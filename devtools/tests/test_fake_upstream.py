@@ -1,4 +1,4 @@
-"""The fake upstream's replay options the e2e tests and the benchmark rely on."""
+"""The fake upstream's replay options the e2e tests rely on."""
 
 from __future__ import annotations
 

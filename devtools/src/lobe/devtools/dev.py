@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -18,8 +19,11 @@ import asyncpg
 from lobe.billing import admin
 from lobe.billing.keys import user_for_key
 from lobe.devtools.backends import Backends
+from lobe.devtools.loadtest.shape import MODEL as UPSTREAM_MODEL
+from lobe.devtools.loadtest.shape import Shape
+from lobe.devtools.loadtest.upstream import shape_argv
 from lobe.devtools.migrate import migrate
-from lobe.devtools.ports import LOOPBACK, port_is_open
+from lobe.devtools.ports import LOOPBACK, free_port, port_is_open
 from lobe.devtools.servers import ServerStartError
 from lobe.devtools.supervisor import Child, ServiceFailed, ServiceSpec, Supervisor
 
@@ -53,6 +57,12 @@ class DevOptions:
     grace_s: float = 10.0
     only: frozenset[str] = field(default_factory=frozenset)  # empty: every service
     services: tuple[Service, ...] = SERVICES
+    # Processes per service (the scaling study); the first keeps the standard port, the others
+    # take free ones.
+    instances: dict[str, int] = field(default_factory=dict)
+    plan: str = DEV_PLAN  # the dev user's plan (benchmarks: enterprise, budgets on but unlimited)
+    # A fast fake OpenAI upstream as its own process, serving the model `bench` (benchmarks).
+    upstream: Shape | None = None
 
 
 class DevError(RuntimeError):
@@ -90,24 +100,54 @@ def port_of(service: Service, environ: dict[str, str]) -> int:
 
 
 def service_specs(
-    services: tuple[Service, ...], urls: dict[str, str], api_key: str, environ: dict[str, str]
+    services: tuple[Service, ...],
+    urls: dict[str, str],
+    api_key: str,
+    environ: dict[str, str],
+    instances: dict[str, int] | None = None,
+    plan: str = DEV_PLAN,
+    extra_env: dict[str, dict[str, str]] | None = None,  # per service name
 ) -> list[ServiceSpec]:
     specs = []
     for service in services:
-        port = port_of(service, environ)
-        env = {**urls, "OTEL_SERVICE_NAME": service.name, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
-        if service.name == "gateway":
-            env |= {
-                "GATEWAY_HOST": LOOPBACK,
-                "GATEWAY_PORT": str(port),
-                # Also a bootstrap key, so the gateway answers it even while billing is down.
-                "GATEWAY_API_KEYS": f"{api_key}:{DEV_USER}:{DEV_PLAN}",
-            }
-        else:
-            env |= {"OPS_HOST": LOOPBACK, "OPS_PORT": str(port)}
-        url = f"http://{LOOPBACK}:{port}{service.ready_path}"
-        specs.append(ServiceSpec(service.name, [sys.executable, "-m", service.module], env, url))
+        for index in range((instances or {}).get(service.name, 1)):
+            port = port_of(service, environ) if index == 0 else free_port()
+            name = service.name if index == 0 else f"{service.name}-{index + 1}"
+            env = {**urls, "OTEL_SERVICE_NAME": service.name, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
+            env |= (extra_env or {}).get(service.name, {})
+            if service.name == "gateway":
+                env |= {
+                    "GATEWAY_HOST": LOOPBACK,
+                    "GATEWAY_PORT": str(port),
+                    # Also a bootstrap key, so the gateway answers it even while billing is down.
+                    "GATEWAY_API_KEYS": f"{api_key}:{DEV_USER}:{plan}",
+                }
+            else:
+                env |= {"OPS_HOST": LOOPBACK, "OPS_PORT": str(port)}
+            url = f"http://{LOOPBACK}:{port}{service.ready_path}"
+            specs.append(ServiceSpec(name, [sys.executable, "-m", service.module], env, url))
     return specs
+
+
+def upstream_spec(shape: Shape, state_dir: Path) -> tuple[ServiceSpec, Path]:
+    """The fake upstream as a service, and a MODELS_FILE routing the model `bench` to it."""
+    port = free_port()
+    argv = [sys.executable, "-m", "lobe.devtools.loadtest.upstream", "--port", str(port), *shape_argv(shape)]
+    deployment = {
+        "name": "fake-upstream",
+        "provider": "openai_compatible",
+        "base_url": f"http://{LOOPBACK}:{port}/v1",
+    }
+    models = state_dir / "fake-upstream-models.yaml"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    # JSON is YAML: the worker's loader reads it as is.
+    models.write_text(json.dumps({"models": [{"name": UPSTREAM_MODEL, "deployments": [deployment]}]}))
+    spec = ServiceSpec("fake-upstream", argv, {"PYTHONUNBUFFERED": "1"}, f"http://{LOOPBACK}:{port}/health")
+    return spec, models
+
+
+def gateway_urls(specs: list[ServiceSpec]) -> list[str]:
+    return [f"http://{LOOPBACK}:{spec.env['GATEWAY_PORT']}" for spec in specs if "GATEWAY_PORT" in spec.env]
 
 
 def selected(services: tuple[Service, ...], only: frozenset[str]) -> tuple[Service, ...]:
@@ -142,8 +182,18 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         say(f"backends ready in {time.monotonic() - began:.1f}s: {backends.describe()}")
         await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
         api_key = dev_api_key(options.state_dir)
-        await register_dev_key(urls["DATABASE_URL"], api_key)
-        children = [await supervisor.start(spec) for spec in service_specs(services, urls, api_key, environ)]
+        await register_dev_key(urls["DATABASE_URL"], api_key, options.plan)
+        upstream: list[ServiceSpec] = []
+        extra_env: dict[str, dict[str, str]] = {}
+        if options.upstream is not None:
+            spec, models_file = upstream_spec(options.upstream, options.state_dir)
+            upstream.append(spec)
+            extra_env["chat-worker"] = {"MODELS_FILE": str(models_file)}
+            say(f"fake upstream ({options.upstream.describe()}) serves the model `{UPSTREAM_MODEL}`")
+        specs = upstream + service_specs(
+            services, urls, api_key, environ, options.instances, options.plan, extra_env
+        )
+        children = [await supervisor.start(spec) for spec in specs]
 
         def on_ready(child: Child, after_s: float) -> None:
             say(f"{child.name} ready ({after_s:.1f}s)")
@@ -153,8 +203,8 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         if not await _first(ready, stop):
             say("interrupted during start-up; shutting down")
             return 130
-        gateway = next((s for s in services if s.name == "gateway"), None)
-        where = f"gateway http://{LOOPBACK}:{port_of(gateway, environ)}" if gateway else "gateway not started"
+        gateways = gateway_urls(specs)
+        where = f"gateway {','.join(gateways)}" if gateways else "gateway not started"
         out.write(f"lobe dev ready in {time.monotonic() - began:.1f}s: {where}  api key {api_key}\n")
         out.flush()
         exited = asyncio.create_task(supervisor.first_exit())
@@ -173,11 +223,11 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
             loop.remove_signal_handler(sig)
 
 
-async def register_dev_key(dsn: str, api_key: str) -> None:
+async def register_dev_key(dsn: str, api_key: str, plan: str = DEV_PLAN) -> None:
     """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
     conn = await asyncpg.connect(dsn)
     try:
-        await admin.create_user(conn, DEV_USER, DEV_PLAN)
+        await admin.create_user(conn, DEV_USER, plan)
         if await user_for_key(conn, api_key) is None:
             await admin.issue_key(conn, DEV_USER, "lobe dev", key=api_key)
     finally:

@@ -6,8 +6,8 @@ sequences), a reply can stall before its first byte, trickle, go silent mid-body
 without the terminating chunk. It records each request (to assert the translated request) and the
 moment the client closed the connection (to assert that cancellation reaches the provider).
 
-Used by the adapter tests, the end-to-end tests and the gateway benchmark; the transcripts it
-replays are found with `lobe.devtools.provider_fixtures`.
+Used by the adapter tests and the end-to-end tests; the transcripts it replays are found with
+`lobe.devtools.provider_fixtures`. Load tests use `lobe.devtools.loadtest.upstream`, built for speed.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 
 import psutil
 
+from lobe.devtools.children import spawn_kwargs
+
 BACKEND_URL_VARS = ("NATS_URL", "DATABASE_URL", "REDIS_URL")
 
 
@@ -27,9 +29,12 @@ def environ_without_backends() -> dict[str, str]:
 class WatchedProcess:
     """The process, its stdout and stderr lines collected by threads so its pipes never fill up."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], *, owned: bool = False) -> None:
+        # owned: in its own process group and killed with this process (lobe.devtools.children),
+        # for tools that run it; tests leave it in theirs, to find its descendants after a crash.
+        extra = spawn_kwargs() if owned else {}
         self.proc = subprocess.Popen(
-            list(argv), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            list(argv), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **extra
         )
         self.out: list[str] = []
         self.err: list[str] = []

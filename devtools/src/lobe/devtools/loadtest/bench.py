@@ -1,0 +1,169 @@
+"""`lobe bench`: the standard measurements on a fresh suite, written into docs/.
+
+- `standard`: the fake upstream alone (direct), then `lobe dev` (one gateway, one worker, billing
+  on, an enterprise user) over HTTP at concurrency 1/8/32/128 and on the bus at 1/32: added time
+  to first token and total, answers per second, CPU per answer per process, 0 errors required.
+- `profile`: py-spy flame graphs of the gateway and the worker at concurrency 32.
+- `scaling`: 1/2/4 workers by 1/2 gateways at concurrency 32 and 128: where throughput stops
+  growing, which process is busiest, CPU per 1,000 answers.
+- `soak`: a steady open-loop rate for a duration; RSS of every process at start and end, p99 over
+  time; fails when a suite process grows past the bound.
+
+Each measurement also lands as JSON, markdown and PNG under --out (docs/bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+
+from lobe.devtools.dev import DEV_USER
+from lobe.devtools.loadtest import bench_doc, machine, plots
+from lobe.devtools.loadtest import report as reports
+from lobe.devtools.loadtest.bus_client import BusTarget
+from lobe.devtools.loadtest.command import verdict
+from lobe.devtools.loadtest.http_client import HttpTarget, client_session
+from lobe.devtools.loadtest.load import Level
+from lobe.devtools.loadtest.measure import Plan, Profiling, measure
+from lobe.devtools.loadtest.processes import ProcessWatch
+from lobe.devtools.loadtest.shape import MODEL, Shape
+from lobe.devtools.loadtest.suite import RunningSuite, lobe_dev, upstream_alone
+from lobe.devtools.loadtest.upstream import add_shape_arguments, shape_from
+from lobe.shared.events.chat import Caller
+
+STANDARD_CONCURRENCY = (1, 8, 32, 128)
+BUS_CONCURRENCY = (1, 32)
+SCALING = ((1, 1), (1, 2), (1, 4), (2, 1), (2, 2), (2, 4))  # (gateways, workers)
+SCALING_CONCURRENCY = (32, 128)
+Report = dict[str, Any]
+
+
+def add_bench_command(commands: Any) -> None:
+    parser = commands.add_parser("bench", help="the standard benchmarks on a fresh suite, into docs/")
+    parser.add_argument("suite", choices=("standard", "profile", "scaling", "soak"))
+    parser.add_argument("--out", type=Path, default=Path("docs/bench"), help="reports (JSON, markdown, PNG)")
+    parser.add_argument("--doc", type=Path, default=Path("docs/performance.md"), help="sections rewritten")
+    parser.add_argument("--requests", type=int, default=2000, help="per level (sequential: a quarter)")
+    parser.add_argument("--duration", type=float, default=600.0, help="soak: seconds")
+    parser.add_argument("--rate", type=float, default=50.0, help="soak: arrivals per second")
+    parser.add_argument("--max-rss-growth-mb", type=float, default=30.0, help="soak: bound per process")
+    parser.add_argument("--wait-quiet", type=float, default=0.0,
+                        help="first wait up to this many seconds for the machine to be quiet")  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_shape_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    wait_quiet(args.wait_quiet)
+    suites = {"standard": standard, "profile": profile, "scaling": scaling, "soak": soak}
+    return asyncio.run(suites[args.suite](args))
+
+
+def wait_quiet(limit_s: float, poll_s: float = 15.0) -> None:
+    """Other work on a shared machine skews every number: wait (bounded) for it to pass."""
+    deadline = time.monotonic() + limit_s
+    while machine.loadavg()[0] / machine.cpus() >= machine.QUIET_SHARE and time.monotonic() < deadline:
+        print(
+            f"lobe bench: load average {machine.loadavg()[0]:.2f}; waiting for a quiet machine",
+            file=sys.stderr,
+        )
+        time.sleep(poll_s)
+
+
+def _levels(concurrency: tuple[int, ...], requests: int) -> list[Level]:
+    return [Level("closed", c, requests=max(50, requests // 4) if c == 1 else requests) for c in concurrency]
+
+
+async def _http(suite_urls: list[str], api_key: str, shape: Shape, plan: Plan, roots: list[int]) -> Report:
+    async with client_session(60) as http:
+        target = HttpTarget(http, suite_urls, api_key, shape, model=MODEL)
+        return await measure(target, plan, ProcessWatch(roots))
+
+
+async def _bus(suite: RunningSuite, shape: Shape, plan: Plan) -> Report:
+    nc = await nats.connect(suite.nats_url, name="lobe-bench")
+    try:
+        caller = Caller(user_id=DEV_USER, plan="enterprise")
+        return await measure(
+            BusTarget(nc, shape, model=MODEL, caller=caller), plan, ProcessWatch([suite.pid])
+        )
+    finally:
+        await nc.close()
+
+
+def _plan(
+    label: str, levels: list[Level], target: dict[str, Any], args: argparse.Namespace, **kw: Any
+) -> Plan:
+    return Plan(label, levels, target, progress=not args.quiet, **kw)
+
+
+async def standard(args: argparse.Namespace) -> int:
+    shape = shape_from(args)
+    levels = _levels(STANDARD_CONCURRENCY, args.requests)
+    described = {"answer": shape.describe()}
+    async with upstream_alone(shape) as (url, pid):
+        direct = await _http(
+            [url], "none", shape, _plan("direct", levels, described | {"path": "direct"}, args), [pid]
+        )
+    async with lobe_dev(shape) as suite:
+        gateway = _plan("suite", levels, described | {"path": "gateway SSE, billing on"}, args)
+        over_http = await _http(suite.gateway_urls, suite.api_key, shape, gateway, [suite.pid])
+        bus_levels = _levels(BUS_CONCURRENCY, args.requests)
+        over_bus = await _bus(
+            suite, shape, _plan("bus", bus_levels, described | {"path": "chat.request on NATS"}, args)
+        )
+    results = {"direct": direct, "suite": over_http, "bus": over_bus}
+    for name, result in results.items():
+        reports.write(result, args.out, f"standard-{name}")
+    plots.against_load([direct, over_http, over_bus], args.out / "standard-load.png")
+    bench_doc.write_standard(args.doc, results, args.out / "standard-load.png", args)
+    return max(verdict(result, None) for result in results.values())
+
+
+async def profile(args: argparse.Namespace) -> int:
+    shape = shape_from(args)
+    out = args.doc.parent / "img"
+    async with lobe_dev(shape) as suite:
+        profiling = Profiling(("gateway", "chat-worker"), out, "flame", duration_s=10, rate_hz=200)
+        plan = _plan(
+            "profile",
+            [Level("closed", 32, duration_s=14)],
+            {"path": "gateway SSE"},
+            args,
+            profiling=profiling,
+        )
+        result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid])
+    reports.write(result, args.out, "profile")
+    print(f"flame graphs in {out}/flame-c32-*.svg")
+    return verdict(result, None)
+
+
+async def scaling(args: argparse.Namespace) -> int:
+    shape = shape_from(args)
+    results: list[tuple[int, int, Report]] = []
+    for gateways, workers in SCALING:
+        async with lobe_dev(shape, workers=workers, gateways=gateways) as suite:
+            label = f"{gateways} gateway{'s' * (gateways > 1)}, {workers} worker{'s' * (workers > 1)}"
+            plan = _plan(label, _levels(SCALING_CONCURRENCY, args.requests), {"path": "gateway SSE"}, args)
+            result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid])
+        reports.write(result, args.out, f"scaling-g{gateways}-w{workers}")
+        results.append((gateways, workers, result))
+    bench_doc.write_scaling(args.doc, results, args)
+    return max(verdict(result, None) for _, _, result in results)
+
+
+async def soak(args: argparse.Namespace) -> int:
+    shape = shape_from(args)
+    async with lobe_dev(shape) as suite:
+        level = Level("open", args.rate, duration_s=args.duration)
+        plan = _plan("soak", [level], {"path": "gateway SSE", "rate": args.rate}, args, sample_interval_s=5.0)
+        result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid])
+    reports.write(result, args.out, "soak")
+    print(reports.memory_table(result["memory"]))
+    return verdict(result, args.max_rss_growth_mb)

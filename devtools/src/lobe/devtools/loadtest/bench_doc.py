@@ -1,0 +1,169 @@
+"""The benchmark sections of docs/performance.md, generated from `lobe bench` reports."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lobe.devtools.loadtest import plots
+from lobe.devtools.loadtest.perf_doc import replace_section
+from lobe.devtools.loadtest.processes import NOT_SUITE
+from lobe.devtools.loadtest.report import cpu_table, latency_table, machine_lines
+
+Report = dict[str, Any]
+
+
+def _ms(value: float | None, sign: bool = False) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:+.1f} ms" if sign else f"{value:.1f} ms"
+
+
+def _level(report: Report, load: float) -> Report | None:
+    return next((level for level in report["levels"] if level["load"] == load), None)
+
+
+def _rates(report: Report, loads: tuple[int, ...]) -> str:
+    cells = []
+    for load in loads:
+        level = _level(report, load)
+        cells.append("-" if level is None else f"{level['throughput_rps']:,.0f}")
+    return " / ".join(cells)
+
+
+def _shape_flags(args: argparse.Namespace) -> str:
+    return f"--chunks {args.chunks} --ttft-ms {args.ttft_ms:g} --tokens-per-s {args.tokens_per_s:g}"
+
+
+def _rel(path: Path, doc: Path) -> str:
+    return os.path.relpath(path, doc.parent)
+
+
+def write_standard(doc: Path, results: dict[str, Report], plot: Path, args: argparse.Namespace) -> None:
+    direct, suite = results["direct"], results["suite"]
+    loads = (1, 8, 32, 128)
+    one = {name: _level(report, 1) for name, report in results.items()}
+    head = (
+        "| path | TTFT p50 | TTFT p99 | total p50 | total p99 | answers/s at c=1 / 8 / 32 / 128 | errors |\n"
+        "|---|---:|---:|---:|---:|---|---:|"
+    )
+    rows = [head]
+    names = {
+        "direct": "direct to the fake upstream",
+        "suite": "this suite, HTTP (gateway)",
+        "bus": "this suite, bus only",
+    }
+    for name, report in results.items():
+        level = one[name]
+        if level is None:
+            continue
+        cells = [_ms(level[m].get(p)) for m in ("ttft_ms", "total_ms") for p in ("p50", "p99")]
+        rows.append(f"| {names[name]} | {' | '.join(cells)} | {_rates(report, loads)} | {report['errors']} |")
+    for name in ("suite", "bus"):
+        level, base = one[name], one["direct"]
+        if level is None or base is None:
+            continue
+        added = [
+            _ms(level[m][p] - base[m][p], sign=True) for m in ("ttft_ms", "total_ms") for p in ("p50", "p99")
+        ]
+        rows.append(
+            f"| **added by {names[name].removeprefix('this suite, ')}** | "
+            + " | ".join(f"**{a}**" for a in added)
+            + " | | |"
+        )
+    c32 = _level(suite, 32)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = f"""## The standard set (`make bench`)
+
+Measured {when} with `lobe bench standard --requests {args.requests} {_shape_flags(args)}`
+(what `make bench` runs). Latencies and added time are at concurrency 1 (sequential); every
+answer was validated (content, chunk count, finish reason, usage); an error fails the run.
+
+{machine_lines(suite)}
+
+**Method.** One client process (`lobe loadtest`'s aiohttp client, {direct["warmup_requests"]} warm-up
+requests per path) against, in turn: the fake upstream alone (`python -m lobe.devtools.loadtest.upstream`,
+{direct["target"]["answer"]}); the suite under `lobe dev --fake-upstream --plan enterprise`
+(gateway, chat worker, billing with its PostgreSQL, metrics, NATS, Redis, each its own process;
+every request admitted against the enterprise user's budget, which never limits); and the same
+suite's bus, `chat.request` published straight to the workers as `lobe.shared.events.chat`
+documents it (no gateway, no budget). Closed loop: each of c lanes sends its next request when the
+previous answer ends. TTFT is the first non-empty content delta; total is `[DONE]` (HTTP) or the
+`done` frame (bus). Logging at WARNING, tracing off.
+
+{chr(10).join(rows)}
+
+Every level of the suite over HTTP (ms):
+
+{latency_table(suite["levels"])}
+
+CPU per streamed answer per kind of process (ms of CPU time, user + system; in brackets the
+busiest process of that kind in cores: near 1.00 a process is saturated). "suite" adds up the
+suite's processes (not the client, the fake upstream or `lobe dev` itself):
+
+{cpu_table(suite["levels"])}
+
+{_c32_sentence(c32)} Reports: `docs/bench/standard-*.json` / `.md`.
+
+![latency percentiles and throughput against load]({_rel(plot, doc)})
+"""
+    replace_section(doc, "loadtest-standard", body)
+
+
+def _c32_sentence(level: Report | None) -> str:
+    if level is None:
+        return ""
+    return (
+        f"At concurrency 32 the suite spent {_ms(level['suite_cpu_ms_per_request'])} of CPU per streamed "
+        f"answer and kept {level['suite_cores']:.2f} cores busy."
+    )
+
+
+def busiest(level: Report) -> tuple[str, float]:
+    """The suite's busiest single process at this level: (kind, cores)."""
+    suite = {k: v for k, v in level["cpu"].items() if k not in NOT_SUITE}
+    kind = max(suite, key=lambda k: suite[k]["busiest_cores"])
+    return kind, suite[kind]["busiest_cores"]
+
+
+def write_scaling(doc: Path, results: list[tuple[int, int, Report]], args: argparse.Namespace) -> None:
+    head = (
+        "| gateways | workers | answers/s c=32 | answers/s c=128 | TTFT p99 c=128 | suite CPU s per 1,000 answers "
+        "(c=128) | busiest process (c=128) | suite cores (c=128) | errors |\n"
+        "|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+    )
+    rows = [head]
+    for gateways, workers, report in results:
+        c32, c128 = _level(report, 32), _level(report, 128)
+        if c32 is None or c128 is None:
+            continue
+        kind, cores = busiest(c128)
+        rows.append(
+            f"| {gateways} | {workers} | {c32['throughput_rps']:,.0f} | {c128['throughput_rps']:,.0f} | "
+            f"{_ms(c128['ttft_ms'].get('p99'))} | {c128['suite_cpu_ms_per_request']:.2f} | {kind} {cores:.2f} cores | "
+            f"{c128['suite_cores']:.2f} | {report['errors']} |"
+        )
+    plot = plots.scaling(results, args.out / "scaling.png")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = f"""## Scaling: workers and gateways
+
+Measured {when} with `lobe bench scaling --requests {args.requests} {_shape_flags(args)}`: for
+each shape of the suite, a fresh `lobe dev --workers W --gateways G --fake-upstream --plan enterprise`
+loaded over HTTP at concurrency 32 and 128 (several gateways share the client's requests round
+robin, as a load balancer would). CPU per 1,000 answers is the suite's CPU seconds (all its
+processes) per 1,000 streamed answers; the busiest process is the single suite process with the
+most CPU time in that level, in cores.
+
+{machine_lines(results[0][2]) if results else ""}
+
+{chr(10).join(rows)}
+
+Per-kind CPU of each shape: `docs/bench/scaling-g*-w*.md`.
+
+![throughput by suite shape]({_rel(plot, doc)})
+"""
+    replace_section(doc, "loadtest-scaling", body)

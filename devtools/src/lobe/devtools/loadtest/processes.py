@@ -1,0 +1,166 @@
+"""CPU time and memory of every process of the suite under load, read with psutil.
+
+The processes are the descendants of the watched roots (typically `lobe dev`'s pid, which runs
+every service, NATS, PostgreSQL and Redis as its children), grouped into kinds by what they run.
+CPU is user + system time, so "CPU per request" is the cost in core-milliseconds whatever the
+parallelism. The load generator itself is watched too (kind `client`): on a shared machine it
+competes with the suite for the same cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import psutil
+
+MODULES = (
+    ("gateway", "lobe.gateway"),
+    ("chat-worker", "lobe.chat_worker"),
+    ("billing", "lobe.billing"),
+    ("metrics", "lobe.metrics"),
+    ("fake-upstream", "lobe.devtools.loadtest.upstream"),
+)
+BINARIES = {"nats-server": "nats", "postgres": "postgres", "redis-server": "redis", "py-spy": "py-spy"}
+# Measured and reported, but not part of the suite's cost per request.
+NOT_SUITE = frozenset({"fake-upstream", "client", "supervisor", "py-spy"})
+
+
+def kind_of(proc: psutil.Process) -> str:
+    try:
+        name = proc.name()
+        argv = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "gone"
+    if name in BINARIES:
+        return BINARIES[name]
+    for kind, module in MODULES:
+        if module in argv:
+            return kind
+    if "dev" in argv and ("lobe.devtools.cli" in argv or any(arg.endswith("/lobe") for arg in argv[:2])):
+        return "supervisor"  # `lobe dev` itself: starts, watches, relays logs
+    return str(name)
+
+
+@dataclass(frozen=True)
+class Reading:
+    kind: str
+    cpu_s: float
+    rss: int
+    # Resident and not shared (RSS minus file-backed and shared-memory pages): what a leak grows.
+    # RSS alone also counts the shared buffers a PostgreSQL backend has touched so far.
+    private: int = 0
+
+
+@dataclass
+class ProcessWatch:
+    roots: Sequence[int]
+    client_pid: int = field(default_factory=os.getpid)
+    samples: list[tuple[float, dict[int, Reading]]] = field(default_factory=list)
+    _procs: dict[int, psutil.Process] = field(default_factory=dict)
+    _kinds: dict[int, str] = field(default_factory=dict)
+
+    def _processes(self) -> Iterable[psutil.Process]:
+        seen: set[int] = set()
+        for pid in (*self.roots, self.client_pid):
+            try:
+                root = self._procs.get(pid) or psutil.Process(pid)
+                family = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for proc in family:
+                if proc.pid not in seen:
+                    seen.add(proc.pid)
+                    yield self._procs.setdefault(proc.pid, proc)
+
+    def read(self) -> dict[int, Reading]:
+        readings = {}
+        for proc in self._processes():
+            try:
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    memory = proc.memory_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            if proc.pid not in self._kinds:
+                self._kinds[proc.pid] = "client" if proc.pid == self.client_pid else kind_of(proc)
+            private = memory.rss - getattr(memory, "shared", 0)
+            readings[proc.pid] = Reading(
+                self._kinds[proc.pid], times.user + times.system, memory.rss, private
+            )
+        return readings
+
+    def pids_of(self, kind: str) -> list[int]:
+        return sorted(pid for pid, reading in self.read().items() if reading.kind == kind)
+
+    async def sample(self, interval_s: float) -> None:
+        """Append a reading every interval until cancelled (memory and CPU over time)."""
+        while True:
+            readings = await asyncio.to_thread(self.read)
+            self.samples.append((time.perf_counter(), readings))
+            await asyncio.sleep(interval_s)
+
+    @contextlib.asynccontextmanager
+    async def sampling(self, interval_s: float) -> AsyncIterator[ProcessWatch]:
+        task = asyncio.create_task(self.sample(interval_s))
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def cpu_by_kind(
+    start: dict[int, Reading], end: dict[int, Reading], wall_s: float
+) -> dict[str, dict[str, float]]:
+    """CPU each kind spent between two readings: seconds, processes, and how busy its busiest
+    process was (cores; near 1.0 a single-threaded process is saturated). A process started in
+    between counts from zero; one that ended in between is missing (its time is lost)."""
+    kinds: dict[str, dict[str, float]] = {}
+    for pid, reading in end.items():
+        spent = reading.cpu_s - (start[pid].cpu_s if pid in start else 0.0)
+        entry = kinds.setdefault(reading.kind, {"cpu_s": 0.0, "processes": 0, "busiest_cores": 0.0})
+        entry["cpu_s"] += spent
+        entry["processes"] += 1
+        entry["busiest_cores"] = max(entry["busiest_cores"], spent / wall_s if wall_s > 0 else 0.0)
+    return dict(sorted(kinds.items()))
+
+
+def rss_by_process(
+    samples: Sequence[tuple[float, dict[int, Reading]]], edge: int = 3
+) -> list[dict[str, object]]:
+    """Per process: RSS at the start and end of the samples (mean of the first and last `edge`
+    readings, so one allocation burst is not taken for growth), its peak, and the growth of its
+    private resident memory (see `Reading.private`) over the same span."""
+    series: dict[int, list[Reading]] = {}
+    for _, readings in samples:
+        for pid, reading in readings.items():
+            series.setdefault(pid, []).append(reading)
+    rows: list[dict[str, object]] = []
+    for pid, seen in sorted(series.items(), key=lambda item: (item[1][0].kind, item[0])):
+        first, last = seen[:edge], seen[-edge:]
+        start_mb, end_mb = _mean_mb(r.rss for r in first), _mean_mb(r.rss for r in last)
+        growth = _mean_mb(r.private for r in last) - _mean_mb(r.private for r in first)
+        rows.append(
+            {
+                "kind": seen[0].kind,
+                "pid": pid,
+                "samples": len(seen),
+                "rss_start_mb": start_mb,
+                "rss_end_mb": end_mb,
+                "rss_peak_mb": max(r.rss for r in seen) / 2**20,
+                "rss_growth_mb": end_mb - start_mb,
+                "growth_mb": growth,
+            }
+        )
+    return rows
+
+
+def _mean_mb(values: Iterable[int]) -> float:
+    listed = list(values)
+    return sum(listed) / len(listed) / 2**20

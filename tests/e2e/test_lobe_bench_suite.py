@@ -1,0 +1,45 @@
+"""The benchmark suite: `lobe dev --workers 2 --gateways 2 --fake-upstream --plan enterprise` measured
+by the `lobe loadtest` command, over HTTP and on the bus, with every process of the suite accounted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from lobe.devtools.loadtest.shape import Shape
+from lobe.devtools.loadtest.suite import lobe_dev
+
+pytestmark = pytest.mark.integration
+SUITE_KINDS = {"gateway", "chat-worker", "billing", "metrics", "nats", "postgres", "redis"}
+
+
+async def loadtest(*args: str) -> int:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.devtools.cli", "loadtest", *args)
+    return await proc.wait()
+
+
+async def test_lobe_loadtest_measures_every_process_of_a_two_by_two_bench_suite(tmp_path: Path) -> None:
+    common = ["--chunks", "4", "--concurrency", "4", "--requests", "40", "--warmup", "4", "--quiet"]
+    async with lobe_dev(Shape(chunks=4), workers=2, gateways=2) as suite:
+        assert len(suite.gateway_urls) == 2
+        watch = ["--watch-pid", str(suite.pid), "--out", str(tmp_path)]
+        http = ["--url", ",".join(suite.gateway_urls), "--api-key", suite.api_key, "--name", "http"]
+        assert await loadtest(*http, *watch, *common) == 0
+        bus = ["--target", "bus", "--nats-url", suite.nats_url, "--name", "bus"]
+        assert await loadtest(*bus, *watch, *common) == 0
+    over_http = json.loads((tmp_path / "http.json").read_text())
+    (level,) = over_http["levels"]
+    assert (level["requests"], level["ok"], level["errors"]) == (40, 40, 0)
+    cpu = level["cpu"]
+    assert SUITE_KINDS | {"fake-upstream", "supervisor", "client"} <= set(cpu)
+    assert (cpu["gateway"]["processes"], cpu["chat-worker"]["processes"]) == (2, 2)
+    assert min(cpu[kind]["cpu_s"] for kind in ("gateway", "chat-worker", "fake-upstream")) > 0
+    suite_ms = sum(cpu[kind]["ms_per_request"] for kind in SUITE_KINDS)
+    assert level["suite_cpu_ms_per_request"] == pytest.approx(suite_ms)
+    assert (tmp_path / "http.md").read_text().startswith("# lobe loadtest: http")
+    over_bus = json.loads((tmp_path / "bus.json").read_text())
+    assert over_bus["levels"][0]["ok"] == 40
