@@ -70,3 +70,23 @@ def test_db_retention_reports_what_it_dropped(database_url: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "no partition old enough to drop" in result.stdout
     assert "pruned 0 request ids" in result.stdout
+
+
+def test_loadtest_refuses_a_load_level_that_is_not_positive(tmp_path: Path) -> None:
+    result = lobe("loadtest", "--concurrency", "8,0", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "concurrency and rate must be positive" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_loadtest_direct_measures_the_fake_upstream_alone_and_writes_its_report(tmp_path: Path) -> None:
+    result = lobe("loadtest", "--target", "direct", "--chunks", "3", "--rate", "200", "--requests", "40",
+                  "--warmup", "5", "--out", str(tmp_path), "--name", "direct", "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "| 200 req/s | 40 | 0 |" in result.stdout
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "direct.json",
+        "direct.md",
+        "direct-load.png",
+        "direct-time.png",
+    }

@@ -17,6 +17,13 @@ from lobe.devtools.loadtest.upstream import add_shape_arguments, shape_from
 from lobe.devtools.migrate import migrate
 
 
+def _at_least_one(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} processes: at least 1 (leave a service out with --only)")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lobe", description="Lobe Platform developer tools.")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -88,18 +88,19 @@ def levels_from(args: argparse.Namespace) -> list[Level]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_run(args))
+        levels = levels_from(args)
     except ValueError as exc:
         print(f"lobe loadtest: {exc}", file=sys.stderr)
         return 2
+    return asyncio.run(_run(args, levels))
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace, levels: list[Level]) -> int:
     shape = shape_from(args)
     async with _target(args, shape) as (target, description, pids):
         plan = Plan(
             label=args.label or args.target,
-            levels=levels_from(args),
+            levels=levels,
             target=description,
             warmup=args.warmup,
             sample_interval_s=args.sample_interval,
