@@ -165,5 +165,6 @@ async def soak(args: argparse.Namespace) -> int:
         plan = _plan("soak", [level], {"path": "gateway SSE", "rate": args.rate}, args, sample_interval_s=5.0)
         result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid])
     reports.write(result, args.out, "soak")
+    bench_doc.write_soak(args.doc, result, args.max_rss_growth_mb, args.out / "soak-time.png", args)
     print(reports.memory_table(result["memory"]))
     return verdict(result, args.max_rss_growth_mb)

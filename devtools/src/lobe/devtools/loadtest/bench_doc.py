@@ -167,3 +167,47 @@ Per-kind CPU of each shape: `docs/bench/scaling-g*-w*.md`.
 ![throughput by suite shape]({_rel(plot, doc)})
 """
     replace_section(doc, "loadtest-scaling", body)
+
+
+def write_soak(doc: Path, report: Report, bound_mb: float, plot: Path, args: argparse.Namespace) -> None:
+    """Memory per kind of process (summed over its processes) at start and end, the worst single
+    process's private growth against the bound, and the p99 of the first and last minute."""
+    kinds: dict[str, dict[str, float]] = {}
+    for row in report["memory"]:
+        entry = kinds.setdefault(row["kind"], {"start": 0.0, "end": 0.0, "worst": -math.inf, "n": 0})
+        entry["start"] += row["rss_start_mb"]
+        entry["end"] += row["rss_end_mb"]
+        entry["worst"] = max(entry["worst"], row["growth_mb"])
+        entry["n"] += 1
+    rows = [
+        "| kind | processes | RSS start | RSS end | largest private growth of one process | within bound |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for kind, e in sorted(kinds.items(), key=lambda item: (item[0] in NOT_SUITE, item[0])):
+        verdict = "(not the suite)" if kind in NOT_SUITE else ("yes" if e["worst"] <= bound_mb else "**no**")
+        rows.append(
+            f"| {kind} | {e['n']:.0f} | {e['start']:.1f} MiB | {e['end']:.1f} MiB | {e['worst']:+.1f} MiB | {verdict} |"
+        )
+    (level,) = report["levels"]
+    timeline = level["timeline"]
+    first, last = timeline[:60], timeline[-60:]
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = f"""## Memory over time (`make soak`)
+
+Measured {when} with `lobe bench soak --duration {args.duration:g} --rate {args.rate:g}
+--max-rss-growth-mb {bound_mb:g} {_shape_flags(args)}`: the suite under `lobe dev` (one gateway,
+one worker, billing on) at a steady open-loop {args.rate:g} requests/s; every process read every
+5 s. Start and end are the means of the first and last three readings. The bound applies to each
+suite process's private resident memory (RSS minus shared pages).
+
+{machine_lines(report)}
+
+{level["requests"]} requests, {level["errors"]} errors, {level["throughput_rps"]:.1f} answers/s; total-time
+p99 per second: {_ms(max((r["total_p99_ms"] for r in first), default=None))} at worst in the first minute,
+{_ms(max((r["total_p99_ms"] for r in last), default=None))} at worst in the last.
+
+{chr(10).join(rows)}
+
+![p99 and memory over time]({_rel(plot, doc)})
+"""
+    replace_section(doc, "loadtest-soak", body)
