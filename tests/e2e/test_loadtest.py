@@ -100,3 +100,11 @@ async def test_an_answer_that_differs_from_the_shape_is_counted_as_an_error(suit
     assert (level["ok"], level["errors"], level["throughput_rps"]) == (0, 4, 0)
     assert level["error_kinds"] == {"content": 4}
     assert report["errors"] == 4
+
+
+async def test_a_refused_request_is_an_error_of_its_http_status(suite_url: str) -> None:
+    async with client_session(30) as http:
+        wrong_key = HttpTarget(http, [suite_url], "sk-wrong", SHAPE, model=MODEL)
+        plan = Plan("refused", [Level("open", 100, requests=3)], warmup=0, progress=False)
+        report = await measure(wrong_key, plan, ProcessWatch([]))
+    assert report["levels"][0]["error_kinds"] == {"http 401": 3}

@@ -19,7 +19,7 @@ from lobe.devtools.loadtest.bus_client import BusTarget
 from lobe.devtools.loadtest.http_client import HttpTarget, client_session
 from lobe.devtools.loadtest.load import Level, Target
 from lobe.devtools.loadtest.measure import Plan, Profiling, measure
-from lobe.devtools.loadtest.processes import ProcessWatch
+from lobe.devtools.loadtest.processes import NOT_SUITE, ProcessWatch
 from lobe.devtools.loadtest.shape import MODEL, Shape
 from lobe.devtools.loadtest.suite import upstream_alone
 from lobe.devtools.loadtest.upstream import add_shape_arguments, shape_from
@@ -124,8 +124,6 @@ def verdict(report: dict[str, Any], max_growth_mb: float | None) -> int:
     if report["errors"]:
         failed.append(f"{report['errors']} answers failed")
     if max_growth_mb is not None:
-        from lobe.devtools.loadtest.processes import NOT_SUITE
-
         for row in report["memory"]:
             if row["kind"] not in NOT_SUITE and row["growth_mb"] > max_growth_mb:
                 failed.append(

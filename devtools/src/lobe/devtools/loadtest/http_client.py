@@ -86,7 +86,9 @@ async def _read_stream(response: aiohttp.ClientResponse, check: AnswerCheck, out
                 return None
             chunk = json.loads(payload)
             if "error" in chunk:
-                return f"stream error: {chunk['error'].get('code') or chunk['error'].get('message')}"
+                error = chunk["error"]
+                named = error.get("code") or error.get("message") if isinstance(error, dict) else error
+                return f"stream error: {named}"
             _read_chunk(chunk, check, outcome)
     return "truncated: the body ended without [DONE]"
 

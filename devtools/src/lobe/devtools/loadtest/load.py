@@ -66,7 +66,7 @@ async def run_level(target: Target, level: Level, *, progress: bool = True, desc
         outcomes.append(outcome)
         errors += not outcome.ok
         bar.update()
-        if (not outcome.ok and errors == 1) or (errors and bar.n % 100 == 0):
+        if not outcome.ok:
             bar.set_postfix(errors=errors, refresh=False)
 
     began = time.perf_counter()
