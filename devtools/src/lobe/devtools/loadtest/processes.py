@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class ProcessWatch:
     samples: list[tuple[float, dict[int, Reading]]] = field(default_factory=list)
     _procs: dict[int, psutil.Process] = field(default_factory=dict)
     _kinds: dict[int, str] = field(default_factory=dict)
+    # read() runs in worker threads: the sampler's and a level's edges may overlap.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _processes(self) -> Iterable[psutil.Process]:
         seen: set[int] = set()
@@ -78,6 +81,10 @@ class ProcessWatch:
                     yield self._procs.setdefault(proc.pid, proc)
 
     def read(self) -> dict[int, Reading]:
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> dict[int, Reading]:
         readings = {}
         for proc in self._processes():
             try:
