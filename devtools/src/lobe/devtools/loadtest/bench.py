@@ -140,7 +140,8 @@ async def profile(args: argparse.Namespace) -> int:
         )
         result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid])
     reports.write(result, args.out, "profile")
-    print(f"flame graphs in {out}/flame-c32-*.svg")
+    graphs = {kind: out / f"flame-c32-{kind}.svg" for kind in profiling.kinds}
+    bench_doc.write_profile(args.doc, result, graphs, args)
     return verdict(result, None)
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lobe.devtools.loadtest import plots
+from lobe.devtools.loadtest import flame, plots
 from lobe.devtools.loadtest.perf_doc import replace_section
 from lobe.devtools.loadtest.processes import NOT_SUITE
 from lobe.devtools.loadtest.report import cpu_table, latency_table, machine_lines
@@ -211,3 +211,28 @@ p99 per second: {_ms(max((r["total_p99_ms"] for r in first), default=None))} at 
 ![p99 and memory over time]({_rel(plot, doc)})
 """
     replace_section(doc, "loadtest-soak", body)
+
+
+def write_profile(doc: Path, report: Report, graphs: dict[str, Path], args: argparse.Namespace) -> None:
+    """The share of each profiled process's samples spent in the kinds of work `flame.KINDS` names."""
+    names = list(graphs)
+    found = {name: flame.shares(path) for name, path in graphs.items()}
+    rows = ["| share of the process's samples | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for kind in flame.KINDS:
+        rows.append(f"| {kind} | " + " | ".join(f"{found[name][kind]:.0f} %" for name in names) + " |")
+    (level,) = report["levels"]
+    links = ", ".join(f"[{name}]({_rel(path, doc)})" for name, path in graphs.items())
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = f"""## Where the CPU goes (`make bench-profile`)
+
+py-spy flame graphs ({links}) of the gateway and the chat worker while the suite answered
+{level["throughput_rps"]:.0f} streamed requests/s at concurrency 32 ({level["errors"]} errors), 10 s at
+200 Hz each, measured {when} with `lobe bench profile {_shape_flags(args)}`. A stack counts once per
+row however many of its frames match, and may count in several rows. Shares are within each
+process, so other work on the machine moves them less than it moves latency.
+
+{machine_lines(report)}
+
+{chr(10).join(rows)}
+"""
+    replace_section(doc, "loadtest-profile", body)
