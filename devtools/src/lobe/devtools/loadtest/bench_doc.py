@@ -39,6 +39,11 @@ def _shape_flags(args: argparse.Namespace) -> str:
     return f"--chunks {args.chunks} --ttft-ms {args.ttft_ms:g} --tokens-per-s {args.tokens_per_s:g}"
 
 
+def _when(report: Report) -> str:
+    """When the (first) measurement started, in UTC."""
+    return datetime.fromisoformat(report["started_at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _rel(path: Path, doc: Path) -> str:
     return os.path.relpath(path, doc.parent)
 
@@ -76,7 +81,7 @@ def write_standard(doc: Path, results: dict[str, Report], plot: Path, args: argp
             + " | | |"
         )
     c32 = _level(suite, 32)
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = _when(direct)
     body = f"""## The standard set (`make bench`)
 
 Measured {when} with `lobe bench standard --requests {args.requests} {_shape_flags(args)}`
@@ -148,7 +153,7 @@ def write_scaling(doc: Path, results: list[tuple[int, int, Report]], args: argpa
             f"{c128['suite_cores']:.2f} | {report['errors']} |"
         )
     plot = plots.scaling(results, args.out / "scaling.png")
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = _when(results[0][2]) if results else "-"
     body = f"""## Scaling: workers and gateways
 
 Measured {when} with `lobe bench scaling --requests {args.requests} {_shape_flags(args)}`: for
@@ -191,7 +196,7 @@ def write_soak(doc: Path, report: Report, bound_mb: float, plot: Path, args: arg
     (level,) = report["levels"]
     timeline = level["timeline"]
     first, last = timeline[:60], timeline[-60:]
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = _when(report)
     body = f"""## Memory over time (`make soak`)
 
 Measured {when} with `lobe bench soak --duration {args.duration:g} --rate {args.rate:g}
@@ -222,14 +227,15 @@ def write_profile(doc: Path, report: Report, graphs: dict[str, Path], args: argp
         rows.append(f"| {kind} | " + " | ".join(f"{found[name][kind]:.0f} %" for name in names) + " |")
     (level,) = report["levels"]
     links = ", ".join(f"[{name}]({_rel(path, doc)})" for name, path in graphs.items())
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = _when(report)
     body = f"""## Where the CPU goes (`make bench-profile`)
 
 py-spy flame graphs ({links}) of the gateway and the chat worker while the suite answered
 {level["throughput_rps"]:.0f} streamed requests/s at concurrency 32 ({level["errors"]} errors), 10 s at
 200 Hz each, measured {when} with `lobe bench profile {_shape_flags(args)}`. A stack counts once per
-row however many of its frames match, and may count in several rows. Shares are within each
-process, so other work on the machine moves them less than it moves latency.
+row however many of its frames match, and may count in several rows. py-spy samples the stacks
+of threads that are not idle, so time a process spends preempted inside a system call counts
+where it was: on a loaded machine the socket-write share grows.
 
 {machine_lines(report)}
 
