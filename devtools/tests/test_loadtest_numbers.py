@@ -161,3 +161,12 @@ def test_the_report_writes_json_markdown_and_plots_and_nan_becomes_null(tmp_path
     text = (tmp_path / "r.md").read_text()
     assert "| c=1 | 2 | 1 | 1 |" in text
     assert "- c=1: timeout: slow" in text
+
+
+def test_bench_waits_for_a_quiet_machine_only_as_long_as_it_is_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lobe.devtools.loadtest import bench, machine
+
+    monkeypatch.setattr(machine, "loadavg", lambda: [9.0, 9.0, 9.0])
+    assert bench.wait_quiet(0) is False
+    monkeypatch.setattr(machine, "loadavg", lambda: [0.0, 0.0, 0.0])
+    assert bench.wait_quiet(0) is True

@@ -55,25 +55,36 @@ def add_bench_command(commands: Any) -> None:
     parser.add_argument("--max-rss-growth-mb", type=float, default=30.0, help="soak: bound per process")
     parser.add_argument("--wait-quiet", type=float, default=0.0,
                         help="first wait up to this many seconds for the machine to be quiet")  # fmt: skip
+    parser.add_argument("--require-quiet", action="store_true",
+                        help="exit 3 without measuring when the machine is still loaded after --wait-quiet")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_shape_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    wait_quiet(args.wait_quiet)
+    if not wait_quiet(args.wait_quiet) and args.require_quiet:
+        print(
+            f"lobe bench: the machine is still loaded ({machine.loadavg()[0]:.2f}); not measuring",
+            file=sys.stderr,
+        )
+        return 3
     suites = {"standard": standard, "profile": profile, "scaling": scaling, "soak": soak}
     return asyncio.run(suites[args.suite](args))
 
 
-def wait_quiet(limit_s: float, poll_s: float = 15.0) -> None:
-    """Other work on a shared machine skews every number: wait (bounded) for it to pass."""
+def wait_quiet(limit_s: float, poll_s: float = 15.0) -> bool:
+    """Other work on a shared machine skews every number: wait (bounded) for it to pass. True
+    when the machine is quiet."""
     deadline = time.monotonic() + limit_s
-    while machine.loadavg()[0] / machine.cpus() >= machine.QUIET_SHARE and time.monotonic() < deadline:
+    while not (quiet := machine.loadavg()[0] / machine.cpus() < machine.QUIET_SHARE):
+        if time.monotonic() >= deadline:
+            break
         print(
             f"lobe bench: load average {machine.loadavg()[0]:.2f}; waiting for a quiet machine",
             file=sys.stderr,
         )
         time.sleep(poll_s)
+    return quiet
 
 
 def _levels(concurrency: tuple[int, ...], requests: int) -> list[Level]:
