@@ -5,12 +5,18 @@ protocol can be driven into every corner."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from lobe.devtools.ports import free_port
+from lobe.gateway.app import create_app
+from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import flush
 from lobe.shared.catalog import subject
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -28,6 +34,8 @@ from lobe.shared.events.chat import (
     UsageFrame,
 )
 
+KEY = "sk-unit"
+HEADERS = {"Authorization": f"Bearer {KEY}"}
 CALLER = Caller(user_id="alice", api_key_id="key-1", plan="free")
 BODY = ChatCompletionRequest.model_validate(
     {"model": "mock", "messages": [{"role": "user", "content": "hi"}]}
@@ -83,3 +91,19 @@ class ScriptedWorker:
     async def _on_cancel(self, msg: Msg) -> None:
         self.cancels.append(ChatCancelled.decode(msg.data))
         self.cancelled.set()
+
+
+@asynccontextmanager
+async def serving_gateway(nats_url: str, **overrides: Any) -> AsyncIterator[str]:
+    """The real gateway app on a free port (billing off, one bootstrap key); yields its base URL."""
+    settings = GatewaySettings(
+        nats_url=nats_url, gateway_api_keys=f"{KEY}:alice", **{"billing_enabled": False, **overrides}
+    )
+    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

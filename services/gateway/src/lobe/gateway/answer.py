@@ -14,7 +14,7 @@ import time
 from aiohttp import web
 
 from lobe.gateway.dispatch import Dispatch, WorkerLost
-from lobe.gateway.metrics import TTFT
+from lobe.gateway.metrics import OVERHEAD, TTFT
 from lobe.gateway.outputs import Output
 from lobe.gateway.resources import Resources
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -29,14 +29,19 @@ LOST_USAGE_ATTEMPTS = 3  # the client is already answered; a short retry keeps t
 
 class Answer:
     def __init__(
-        self, resources: Resources, request_id: str, caller: Caller, body: ChatCompletionRequest
+        self,
+        resources: Resources,
+        request_id: str,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        received_at: float,
     ) -> None:
         self.resources = resources
         self.request_id = request_id
         self.caller = caller
         self.body = body
         self.dispatch: Dispatch = resources.dispatcher.open(request_id, caller, body)
-        self.started_at = time.monotonic()
+        self.started_at = received_at  # time.monotonic() when the request arrived
         self.output: list[str] = []  # what the client received, for the usage of a lost worker
         self.usage: UsageFrame | None = None
         self.done = False  # the answer reached the client complete
@@ -88,6 +93,9 @@ class Answer:
             )
         finally:
             self.resources.answers.discard(self)
+            output.close()
+            if self.dispatch.accepted_at is not None:
+                OVERHEAD.observe(self.dispatch.accepted_at - self.started_at)
 
     def abort(self) -> None:
         """Shutdown: end this answer now, with an error (see deliver)."""

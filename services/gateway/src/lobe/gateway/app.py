@@ -8,12 +8,14 @@ from lobe.gateway.chat import chat_completions
 from lobe.gateway.models import list_models
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.http_telemetry import instrument
 from lobe.shared.openai_errors import openai_errors
 from lobe.shared.ops import add_ops_routes
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(middlewares=[openai_errors], client_max_size=settings.max_body_bytes)
+    instrument(app)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(open_resources)
 

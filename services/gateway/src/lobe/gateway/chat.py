@@ -8,11 +8,10 @@ usage event will settle is released.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 from aiohttp import web
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from lobe.gateway.answer import Answer
 from lobe.gateway.metrics import IN_FLIGHT, REQUESTS
@@ -23,16 +22,16 @@ from lobe.gateway.resources import RESOURCES
 from lobe.shared.openai_errors import ApiError
 
 STREAM_KEY = web.RequestKey("lobe.stream", str)  # whether the client asked for SSE (metrics label)
-TRACER = trace.get_tracer("lobe.gateway")
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    # The trace starts here; the dispatch carries it to the worker in the NATS headers.
+    # The trace starts in the HTTP middleware (lobe.shared.http_telemetry); the dispatch carries
+    # it to the worker in the NATS headers.
     status = 499  # the client went away before an answer
+    received_at = time.monotonic()
     IN_FLIGHT.inc()
     try:
-        with TRACER.start_as_current_span("POST /v1/chat/completions", kind=SpanKind.SERVER):
-            response = await _chat_completions(request)
+        response = await _chat_completions(request, received_at)
         status = response.status
         return response
     except ApiError as exc:
@@ -43,7 +42,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         REQUESTS.labels(status=str(status), stream=request.get(STREAM_KEY, "unknown")).inc()
 
 
-async def _chat_completions(request: web.Request) -> web.StreamResponse:
+async def _chat_completions(request: web.Request, received_at: float) -> web.StreamResponse:
     resources = request.app[RESOURCES]
     caller = await resources.keys.authenticate(request)
     body = await parse_body(request)
@@ -53,7 +52,7 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     if held and body.output_token_limit is None:
         # The hold covers this many output tokens; the provider must not generate more.
         body = body.model_copy(update={"max_tokens": resources.settings.default_max_output_tokens})
-    answer = Answer(resources, request_id, caller, body)
+    answer = Answer(resources, request_id, caller, body, received_at)
     headers = {"X-Request-Id": request_id}
     output: Output = (
         SseOutput(request, ChunkWriter(request_id, body.model, body.wants_usage_chunk), headers)
