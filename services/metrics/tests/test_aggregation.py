@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from lobe.metrics.aggregation import UsageMetrics
 from lobe.metrics.dedupe import RecentIds
-from lobe.metrics.labels import OTHER
+from lobe.shared.bounded_labels import OTHER
 from lobe.shared.events.billing import LimitExceeded
 from lobe.shared.events.chat import TokenUsage
 

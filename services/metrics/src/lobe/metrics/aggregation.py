@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
 from lobe.metrics.dedupe import RecentIds
-from lobe.metrics.labels import BoundedLabels
+from lobe.shared.bounded_labels import BoundedLabels
 from lobe.shared.events.billing import LimitExceeded
 from lobe.shared.events.usage import UsageRecorded
 
