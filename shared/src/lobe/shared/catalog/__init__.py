@@ -364,6 +364,19 @@ def lookup(subject: str) -> Subject:
     raise KeyError(f"subject {subject!r} is not in the event catalog")
 
 
+def durable_consumers() -> tuple[tuple[str, str], ...]:
+    """Every (stream, durable consumer) pair the catalog wires up, sorted: the consumers whose lag
+    the metrics service reports."""
+    pairs = {
+        (entry.stream.name, consumer.group)
+        for entry in CATALOG
+        if entry.stream is not None
+        for consumer in entry.consumers
+        if consumer.group is not None
+    }
+    return tuple(sorted(pairs))
+
+
 def contract_models() -> dict[str, Any]:
     """Every type whose JSON Schema is a public contract, by snapshot name."""
     models: dict[str, Any] = {}
