@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ pytestmark = pytest.mark.integration
 
 
 class LobeDev(WatchedProcess):
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, env: Mapping[str, str] | None = None) -> None:
         # Free ports, so a developer's own `lobe dev` on the standard ones does not clash.
         self.ports = {var: free_port() for var in PORT_VARS}
         environ = environ_without_backends() | {var: str(port) for var, port in self.ports.items()}
+        environ |= env or {}
         super().__init__([LOBE, "dev", "--state-dir", str(state_dir)], environ)
 
     def wait_ready(self, limit_s: float = 90) -> re.Match[str]:
