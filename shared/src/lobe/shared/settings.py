@@ -20,6 +20,10 @@ class NatsSettings(_Fragment):
     nats_connect_timeout_s: float = Field(
         default=2.0, gt=0, description="Give up one connect attempt after this."
     )
+    # Every service declares the streams at start, so every service must be given the same value.
+    nats_stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="JetStream replicas of the suite's streams (3 on a NATS cluster)."
+    )
 
 
 class DatabaseSettings(_Fragment):
@@ -29,7 +33,14 @@ class DatabaseSettings(_Fragment):
 
 
 class RedisSettings(_Fragment):
-    redis_url: SecretStr = Field(default=SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL.")
+    # Two roles, two servers in production: state must never be evicted, the cache must be.
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis for state (rate-limit counters, revocations): noeviction, AOF.",
+    )
+    cache_redis_url: SecretStr | None = Field(
+        default=None, description="Redis for the response cache (allkeys-lru); unset = REDIS_URL."
+    )
 
 
 class TelemetrySettings(_Fragment):

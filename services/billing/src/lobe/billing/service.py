@@ -74,7 +74,7 @@ class BillingService:
         self.nc = nc
         self._stack.push_async_callback(bus.close, nc)
         js = nc.jetstream()
-        await bus.ensure_streams(js)
+        await bus.ensure_streams(js, replicas=s.nats_stream_replicas)
         await announce(js, SERVICE_NAME, "started")
         self._stack.push_async_callback(announce, js, SERVICE_NAME, "stopped")
 

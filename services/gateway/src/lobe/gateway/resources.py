@@ -47,7 +47,7 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     keys = ApiKeyStore(nc, settings)
     await keys.watch_revocations()
     js = nc.jetstream()
-    await ensure_streams(js)
+    await ensure_streams(js, replicas=settings.nats_stream_replicas)
     await announce(js, "gateway", "started")
     app[RESOURCES] = Resources(
         settings, nc, js, keys, ChatDispatcher(nc, settings), BudgetClient(nc, settings)
