@@ -137,6 +137,7 @@ async def stack(event_delay_s: float, billing: bool) -> AsyncIterator[Stack]:
             gateway_env = {
                 **common,
                 "GATEWAY_PORT": str(gateway_port),
+                "OPS_PORT": "0",
                 "GATEWAY_API_KEYS": f"{API_KEY}:bench:enterprise",
                 "BILLING_ENABLED": "true" if billing else "false",
             }

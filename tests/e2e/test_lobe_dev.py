@@ -21,7 +21,13 @@ LOBE = str(Path(sys.executable).parent / "lobe")
 READY = re.compile(
     r"^lobe dev ready in (\d+\.\d)s: gateway (http://127\.0\.0\.1:\d+)  api key (sk-lobe-dev-\S{32})$"
 )
-PORT_VARS = ("GATEWAY_PORT", "CHAT_WORKER_OPS_PORT", "BILLING_OPS_PORT", "METRICS_OPS_PORT")
+PORT_VARS = (
+    "GATEWAY_PORT",
+    "GATEWAY_OPS_PORT",
+    "CHAT_WORKER_OPS_PORT",
+    "BILLING_OPS_PORT",
+    "METRICS_OPS_PORT",
+)
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +81,11 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
         lambda text: 'lobe_chat_requests_total{model="mock",provider="mock",status="ok"} 1.0' in text,
     )
     assert "lobe_chat_tokens_total" in metrics
+    gateway_metrics = poll_text(
+        f"http://127.0.0.1:{lobe_dev.ports['GATEWAY_OPS_PORT']}/metrics",
+        lambda text: 'lobe_gateway_chat_requests_total{status="200",stream="false"} 1.0' in text,
+    )
+    assert "lobe_gateway_ttft_seconds" in gateway_metrics
 
     lobe_dev.proc.send_signal(signal.SIGTERM)
     assert lobe_dev.proc.wait(30) == 0

@@ -29,6 +29,7 @@ SERVICES: dict[str, type[BaseSettings]] = {
 
 # Read by the tools rather than by a service.
 TOOL_VARIABLES = [
+    ("GATEWAY_OPS_PORT", "lobe dev", "3214", "gateway ops (health, /metrics) port under `lobe dev`."),
     ("CHAT_WORKER_OPS_PORT", "lobe dev", "3211", "chat-worker ops port under `lobe dev`."),
     ("BILLING_OPS_PORT", "lobe dev", "3212", "billing ops and usage API port under `lobe dev`."),
     ("METRICS_OPS_PORT", "lobe dev", "3213", "metrics ops port under `lobe dev`."),

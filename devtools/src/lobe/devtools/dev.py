@@ -26,6 +26,7 @@ from lobe.devtools.supervisor import Child, ServiceFailed, ServiceSpec, Supervis
 API_KEY_PREFIX = "sk-lobe-dev-"
 DEV_USER = "dev-user"
 DEV_PLAN = "premium"
+GATEWAY_OPS_PORT = 3214  # the gateway's health and /metrics, apart from its public API
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ def service_specs(
             env |= {
                 "GATEWAY_HOST": LOOPBACK,
                 "GATEWAY_PORT": str(port),
+                "OPS_HOST": LOOPBACK,
+                "OPS_PORT": environ.get("GATEWAY_OPS_PORT", str(GATEWAY_OPS_PORT)),
                 # Also a bootstrap key, so the gateway answers it even while billing is down.
                 "GATEWAY_API_KEYS": f"{api_key}:{DEV_USER}:{DEV_PLAN}",
             }
