@@ -168,7 +168,10 @@ def service_schema(chart: str) -> Schema:
                     "items": closed(
                         {
                             "name": {"type": "string", "minLength": 1},
-                            "averageValue": {"type": ["string", "integer"], "pattern": "^[0-9]+(\\.[0-9]+)?m?$"},
+                            "averageValue": {
+                                "type": ["string", "integer"],
+                                "pattern": "^[0-9]+(\\.[0-9]+)?m?$",
+                            },
                         }
                     ),
                 },
