@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 PACKAGES := shared services/gateway services/chat-worker services/billing services/metrics devtools
 STAMP := $(VENV)/.installed
 , := ,
+# shared's `asyncapi` extra: FastStream, which renders docs/asyncapi.json (python -m lobe.shared.catalog).
+EDITABLES := $(patsubst shared,'shared[asyncapi]',$(PACKAGES))
 
-.PHONY: dev test test-unit test-integration lint install helm-check clean
+.PHONY: dev test test-unit test-integration lint install system-deps helm-check clean
 .PHONY: coverage workflow-check compose-check tls images image charts-push deploy helm-test smoke rollback
 
 $(BIN)/python:
@@ -14,11 +16,15 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # Reinstall only when a package's metadata or the pins change.
-$(STAMP): $(BIN)/python constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
-	$(BIN)/pip install -q -c constraints.txt $(addprefix -e ,$(PACKAGES)) -r requirements-dev.txt
+$(STAMP): $(BIN)/python constraints.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	$(BIN)/pip install -q -c constraints.txt $(addprefix -e ,$(EDITABLES)) -r requirements-dev.txt
 	touch $@
 
-install: $(STAMP)
+install: system-deps $(STAMP)
+
+# Debian packages whose binaries the tests run (tools/system-deps.txt): installed when missing (root).
+system-deps:
+	@bash tools/system-deps.sh
 
 dev: install
 	$(BIN)/lobe dev
@@ -37,6 +43,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared/src services/*/src devtools/src
 	$(BIN)/mypy --strict -p lobe.shared
+	@# Each package's code against its own pyproject.toml: deptry for third-party imports, then the
+	@# lobe.* packages, which deptry sees as one namespace `lobe`.
+	@for package in $(PACKAGES); do echo "deptry $$package"; (cd $$package && $(abspath $(BIN))/deptry src) || exit 1; done
+	$(BIN)/python -m lobe.devtools.first_party_deps $(PACKAGES)
 
 # Helm lint --strict, helm template and kubernetes-validate for every chart and ci values file.
 helm-check: install

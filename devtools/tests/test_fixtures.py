@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import nats
@@ -92,6 +94,36 @@ async def test_make_database_clones_a_session_template(
         conn = await asyncpg.connect(dsn)
         assert await conn.fetchval("SELECT count(*) FROM ledger") == 1
         await conn.close()
+
+
+async def test_make_migrated_database_migrates_a_template_once_and_clones_it_per_call(
+    make_migrated_database: Callable[[str, Callable[[str], Awaitable[None]]], str],
+) -> None:
+    migrated: list[str] = []
+
+    async def migrate(dsn: str) -> None:
+        migrated.append(dsn)
+        await _migrate(dsn)
+
+    first, second = make_migrated_database("counted", migrate), make_migrated_database("counted", migrate)
+    assert len(migrated) == 1
+    assert first != second
+    for dsn in (first, second):
+        conn = await asyncpg.connect(dsn)
+        assert await conn.fetchval("SELECT count(*) FROM ledger") == 1
+        await conn.close()
+
+
+def test_the_harness_imports_no_service() -> None:
+    # Every package's tests load the harness: importing a service here would make that service a
+    # dependency of every package's tests. A fresh interpreter, since this one has them all loaded.
+    probe = (
+        "import sys, lobe.devtools.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.split('.')[:2] in SERVICES))"
+    ).replace("SERVICES", repr([["lobe", s] for s in ("gateway", "chat_worker", "billing", "metrics")]))
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 async def test_private_pg_server_can_be_stopped_and_started(private_pg_server: PostgresServer) -> None:

@@ -54,9 +54,9 @@ def test_channels_carry_the_payload_schema_and_delivery_facts(document: dict[str
 
 
 def test_pattern_subjects_declare_their_parameter(document: dict[str, Any]) -> None:
-    channel = document["channels"]["chat.reply.request_id:gateway:receive"]
-    assert channel["address"] == "chat.reply.{request_id}"
-    assert set(channel["parameters"]) == {"request_id"}
+    channel = document["channels"]["chat.reply.request_id.offer:gateway:receive"]
+    assert channel["address"] == "chat.reply.{request_id}.{offer}"
+    assert set(channel["parameters"]) == {"request_id", "offer"}
 
 
 def test_request_reply_operations_name_their_reply(document: dict[str, Any]) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import lobe.shared.events
-from lobe.shared.catalog import CATALOG, SERVICES, Delivery, lookup
+from lobe.shared.catalog import CATALOG, SERVICES, Delivery, lookup, subject
 from lobe.shared.catalog.__main__ import DEFAULT_ROOT, generated_docs, stale
-from lobe.shared.events.chat import ChatCancelled, cancel_subject, reply_subject
+from lobe.shared.events.chat import CHAT_CANCEL, CHAT_REPLY, ChatCancelled
 from lobe.shared.events.envelope import Event
 from lobe.shared.events.streams import ALL_STREAMS
 from lobe.shared.events.usage import UsageRecorded
@@ -114,11 +114,38 @@ def test_request_reply_entries_are_commands() -> None:
 
 
 def test_concrete_and_wildcard_subjects_resolve_to_their_entry() -> None:
-    assert lookup(reply_subject("abc")).subject == "chat.reply.<request_id>"
-    assert lookup(cancel_subject("abc")).subject == "chat.cancel.<request_id>"
-    assert lookup("chat.cancel.*").subject == "chat.cancel.<request_id>"
+    assert lookup(subject(CHAT_REPLY, request_id="abc", offer=2)).subject == "chat.reply.<request_id>.<offer>"
+    assert lookup(subject(CHAT_CANCEL, worker_id="w-1")).subject == "chat.cancel.<worker_id>"
+    assert lookup("chat.cancel.*").subject == "chat.cancel.<worker_id>"
     with pytest.raises(KeyError, match=r"chat\.unknown"):
         lookup("chat.unknown")
+
+
+def test_subject_fills_a_catalogued_pattern_with_its_tokens() -> None:
+    assert subject(CHAT_REPLY, request_id="abc", offer=2) == "chat.reply.abc.2"
+    assert subject(CHAT_CANCEL, worker_id="host-1-42") == "chat.cancel.host-1-42"
+
+
+def test_subject_refuses_an_uncatalogued_pattern() -> None:
+    with pytest.raises(KeyError, match="not in the event catalog"):
+        subject("chat.reply.<request_id>", request_id="abc")
+
+
+@pytest.mark.parametrize(
+    ("tokens", "error"),
+    [
+        ({"request_id": "abc"}, "takes tokens"),  # missing
+        ({"request_id": "abc", "offer": 1, "extra": "x"}, "takes tokens"),  # extra
+        ({"request_id": "a.b", "offer": 1}, "one subject token"),  # would add a token
+        ({"request_id": "*", "offer": 1}, "one subject token"),  # a wildcard
+        ({"request_id": ">", "offer": 1}, "one subject token"),
+        ({"request_id": "a b", "offer": 1}, "one subject token"),
+        ({"request_id": "", "offer": 1}, "one subject token"),
+    ],
+)
+def test_subject_refuses_tokens_that_would_leave_the_pattern(tokens: dict[str, object], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        subject(CHAT_REPLY, **tokens)  # type: ignore[arg-type]
 
 
 def test_schema_version_is_the_models_default() -> None:
@@ -128,7 +155,8 @@ def test_schema_version_is_the_models_default() -> None:
 
 
 def inline_subjects(source: Path) -> list[tuple[int, str]]:
-    """Subject literals (or f-string heads) passed to a NATS publish/subscribe call."""
+    """Subjects passed to a NATS publish/subscribe call as a literal, or built inline (an f-string
+    or any other expression that is not a name: reported as `<built inline>`)."""
     found: list[tuple[int, str]] = []
     for node in ast.walk(ast.parse(source.read_text(), str(source))):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
@@ -139,35 +167,41 @@ def inline_subjects(source: Path) -> list[tuple[int, str]]:
         for arg in args:
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 found.append((node.lineno, arg.value))
-            elif isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
-                found.append((node.lineno, f"{arg.values[0].value!s}*"))
+            elif isinstance(arg, ast.JoinedStr | ast.BinOp):
+                found.append((node.lineno, BUILT_INLINE))
     return found
+
+
+BUILT_INLINE = "<built inline>"
 
 
 def catalogued(subject: str) -> bool:
     return any(e.matches(subject) for e in CATALOG)
 
 
-def test_services_publish_and_subscribe_only_catalogued_subjects() -> None:
+def test_services_publish_and_subscribe_only_catalogued_subjects_never_built_inline() -> None:
+    """Pattern subjects come from lobe.shared.catalog.subject(); the bus test
+    (tests/e2e/test_bus_matches_catalog.py) checks what really crosses the bus."""
     sources = sorted((DEFAULT_ROOT / "services").glob("*/src/**/*.py"))
     unknown = []
     for source in sources:
-        for line, subject in inline_subjects(source):
-            if not catalogued(subject):
-                unknown.append(f"{source.relative_to(DEFAULT_ROOT)}:{line}: {subject!r}")
-    assert unknown == [], "subjects used by services but missing from the catalog:\n" + "\n".join(unknown)
+        for line, used in inline_subjects(source):
+            if used == BUILT_INLINE or not catalogued(used):
+                unknown.append(f"{source.relative_to(DEFAULT_ROOT)}:{line}: {used!r}")
+    assert unknown == [], "subjects used by services outside the catalog:\n" + "\n".join(unknown)
 
 
-def test_inline_subject_scan_finds_literals_and_fstrings(tmp_path: Path) -> None:
+def test_inline_subject_scan_finds_literals_and_subjects_built_inline(tmp_path: Path) -> None:
     source = tmp_path / "svc.py"
     source.write_text(
         'async def f(nc, rid):\n    await nc.publish("usage.lost", b"")\n'
-        '    await nc.request(f"chat.poke.{rid}", b"")\n'
+        '    await nc.request(f"chat.reply.{rid}", b"")\n'
+        '    await nc.subscribe("chat.cancel." + rid)\n'
+        '    await nc.publish(subject(CHAT_CANCEL, worker_id=rid), b"")\n'
     )
-    assert inline_subjects(source) == [(2, "usage.lost"), (3, "chat.poke.*")]
+    assert inline_subjects(source) == [(2, "usage.lost"), (3, BUILT_INLINE), (4, BUILT_INLINE)]
     assert not catalogued("usage.lost")
-    assert not catalogued("chat.poke.*")
-    assert catalogued("chat.reply.*")
+    assert catalogued("chat.reply.*.*")
     assert catalogued("usage.recorded")
 
 

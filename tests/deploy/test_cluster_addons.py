@@ -7,13 +7,14 @@ to what the umbrella chart expects of them, and the PromQL to promtool.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from lobe.devtools.servers.binaries import debian_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTER = ROOT / "deploy" / "prometheus-adapter" / "values.yaml"
@@ -56,8 +57,7 @@ def test_requests_per_second_is_the_gateway_request_counter_rate_over_two_minute
 
 
 def test_adapter_queries_are_valid_promql(tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool not found: install Debian's prometheus (the project's system dependencies)"
+    promtool = debian_binary("promtool", "prometheus")
     rules = []
     for name, rule in adapter_rules().items():
         series = rule["name"]["matches"].strip("^$")

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from lobe.devtools.ports import free_port, port_is_open
 from lobe.devtools.servers import RedisServer
+from lobe.devtools.servers.binaries import debian_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -173,12 +174,6 @@ def test_make_tls_writes_a_ca_and_a_server_certificate_valid_for_localhost(tls_d
     assert "keeping the certificate" in kept.stdout
 
 
-def nginx_binary() -> str:
-    found = shutil.which("nginx", path="/usr/sbin:/usr/bin:/sbin:/bin")
-    assert found, "nginx not found: install Debian's nginx (the project's system dependencies)"
-    return found
-
-
 class FakeGateway:
     """Streams one SSE event, then holds the stream until released."""
 
@@ -215,7 +210,7 @@ async def nginx(tls_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[int, int, 
     (tmp_path / "nginx.conf").write_text(conf.replace("/tmp/", f"{tmp_path}/"))
     shutil.copytree(tls_dir, tmp_path / "tls")
     proc = await asyncio.create_subprocess_exec(
-        nginx_binary(),
+        debian_binary("nginx", "nginx"),
         *("-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")),
         *("-g", "daemon off;"),
         stdout=asyncio.subprocess.DEVNULL,

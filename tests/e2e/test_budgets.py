@@ -12,14 +12,12 @@ import asyncpg
 import nats
 import openai
 import pytest
-from pydantic import SecretStr
 
 from lobe.billing.admin import create_user, set_limits
 from lobe.billing.plans import Override
 from lobe.billing.service import BillingService
-from lobe.billing.settings import BillingSettings
 
-from .conftest import API_KEY, Suite, start_gateway, start_worker
+from .conftest import API_KEY, Suite, billing_settings, start_gateway, start_worker
 from .test_chat_path import MESSAGES
 
 ADMIN_TOKEN = "e2e-admin-token"
@@ -45,14 +43,7 @@ async def billed(nats_url: str, billing_db: str) -> AsyncIterator[Suite]:
     conn = await asyncpg.connect(billing_db)
     await create_user(conn, "alice", plan="basic")
     await conn.close()
-    settings = BillingSettings(
-        nats_url=nats_url,
-        database_url=SecretStr(billing_db),
-        ops_port=0,
-        billing_fetch_timeout_s=0.1,
-        billing_admin_token=SecretStr(ADMIN_TOKEN),
-    )
-    async with BillingService(settings) as billing:
+    async with BillingService(billing_settings(nats_url, billing_db, ADMIN_TOKEN)) as billing:
         worker = await start_worker(nats_url)
         runner, base_url = await start_gateway(nats_url, billing_enabled=True)
         nc = await nats.connect(nats_url)

@@ -71,16 +71,19 @@ async def test_a_client_error_does_not_fall_back(
     assert (len(primary.requests), len(secondary.requests)) == (1, 0)
 
 
-async def test_a_non_streaming_answer_cut_mid_stream_restarts_on_the_next_deployment(
+async def test_a_non_streaming_answer_cut_mid_stream_is_an_error_not_a_second_answer(
     fallback_suite: Suite, upstreams: tuple[FakeUpstream, FakeUpstream]
 ) -> None:
+    # Past the first token the provider generated (and charges for) output: the answer does not
+    # start over elsewhere (may_restart), in either mode, so no generation goes unrecorded.
     primary, secondary = upstreams
     primary.push(transcript_reply(cut_after=len(TEXT.body) // 2))
     secondary.push(transcript_reply())
-    completion = await fallback_suite.client.chat.completions.create(model="routed", messages=MESSAGES)
-    # The partial text of the first attempt was dropped, not glued in front of the second.
-    assert completion.choices[0].message.content == TEXT.expected["choices"][0]["text"]
-    assert len(secondary.requests) == 1
+    client = fallback_suite.client.with_options(max_retries=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.chat.completions.create(model="routed", messages=MESSAGES)
+    assert caught.value.status_code == 502
+    assert len(secondary.requests) == 0
 
 
 async def test_a_streaming_answer_cut_after_its_first_token_is_an_error_not_a_second_answer(

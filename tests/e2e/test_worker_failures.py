@@ -12,7 +12,8 @@ from nats.aio.msg import Msg
 
 from lobe.chat_worker.providers.mock import mock_answer
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events.chat import CHAT_REQUEST
+from lobe.shared.events.chat import CHAT_REQUEST, decode_frame
+from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 
 from .conftest import Suite, start_worker
 from .test_chat_path import MESSAGES, usage_events
@@ -83,6 +84,38 @@ async def test_worker_killed_mid_stream_gives_an_error_event_not_done(
     [event] = await usage_events(gateway_only, expect=1)
     assert (event.status, event.error_code, event.usage.basis) == ("error", "worker_lost", "partial")
     assert event.usage.completion_tokens > 0
+
+
+async def test_worker_killed_mid_answer_in_non_streaming_mode_records_one_partial_usage_event(
+    gateway_only: Suite, worker_process: StartWorker
+) -> None:
+    doomed = await worker_process()
+    first_delta = asyncio.Event()
+    published: list[UsageRecorded] = []
+
+    async def frames(msg: Msg) -> None:
+        if decode_frame(msg.data).type == "delta":
+            first_delta.set()
+
+    async def usage(msg: Msg) -> None:
+        published.append(UsageRecorded.decode(msg.data))
+
+    await gateway_only.nc.subscribe("chat.reply.>", cb=frames)
+    await gateway_only.nc.subscribe(USAGE_RECORDED, cb=usage)  # every publish, duplicates included
+    client = gateway_only.client.with_options(max_retries=0)
+    ask = asyncio.create_task(client.chat.completions.create(model="mock-slow", messages=MESSAGES))
+    await asyncio.wait_for(first_delta.wait(), 5)
+    doomed.send_signal(signal.SIGKILL)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await asyncio.wait_for(ask, 20)
+    assert caught.value.status_code == 502
+    assert "stopped responding" in caught.value.message
+    [event] = await usage_events(gateway_only, expect=1)
+    assert (event.status, event.error_code, event.usage.basis) == ("error", "worker_lost", "partial")
+    assert event.usage.completion_tokens > 0  # the deltas the gateway received before the loss
+    assert event.stream is False
+    await gateway_only.nc.flush()
+    assert [e.request_id for e in published] == [event.request_id]  # one publish, by the gateway
 
 
 async def test_sigterm_lets_an_answer_in_flight_finish(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lobe.devtools.servers.binaries import debian_binary
 from lobe.metrics.aggregation import UsageMetrics
 from lobe.shared.events.billing import LimitExceeded
 from lobe.shared.events.chat import TokenUsage
@@ -137,9 +137,7 @@ def test_nginx_streams_sse_without_buffering_and_outlasts_the_gateway_timeout() 
     assert re.search(r"^\s*proxy_buffering off;", conf, re.M)
     read_timeout = int(re.search(r"proxy_read_timeout (\d+)s;", conf).group(1))  # type: ignore[union-attr]
     assert read_timeout > 600
-    nginx = shutil.which("nginx")
-    if nginx is None:
-        return  # the textual checks above are all that can run without the binary
+    nginx = debian_binary("nginx", "nginx")
     # `nginx -t` resolves upstream names: point the gateway at loopback for the syntax check.
     test_dir = ROOT / ".lobe" / "nginx-test"
     test_dir.mkdir(parents=True, exist_ok=True)
@@ -212,9 +210,7 @@ def test_grafana_provisioning_points_at_the_dashboard_and_prometheus() -> None:
 def test_prometheus_config_rules_and_dashboard_promql_pass_promtool(tmp_path: Path) -> None:
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     assert {job["job_name"] for job in config["scrape_configs"]} >= set(APP_PORTS)
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        return  # structure checked above; promtool (Debian `prometheus`) adds the full syntax check
+    promtool = debian_binary("promtool", "prometheus")
     run = [promtool, "check", "config", "--syntax-only", str(DEPLOY / "prometheus" / "prometheus.yml")]
     assert subprocess.run(run, capture_output=True, timeout=60).returncode == 0
     rules = subprocess.run([promtool, "check", "rules", str(DEPLOY / "prometheus" / "rules" / "lobe.yml")])

@@ -1,4 +1,4 @@
-"""Fixtures: a migrated database per test (cloned from a session template) and a running service."""
+"""Fixtures: a running billing service on a fresh database with its schema (`billing_db`: lobe.billing.testing)."""
 
 from __future__ import annotations
 

@@ -4,11 +4,13 @@
 - `pg_server`: the session's PostgreSQL ($DATABASE_URL's server, else one embedded per session);
   `database_url`: a fresh empty database on it per test, dropped afterwards;
   `make_database` / `pg_templates`: databases cloned from a template built once per session;
-  `billing_db`: one with billing's schema.
+  `make_migrated_database`: one cloned from a template a service's migrations built (billing's
+  `billing_db` fixture, in lobe.billing.testing, is one).
 - `private_pg_server`: a PostgreSQL of the test's own, for tests that stop or kill it.
 - `redis_url`: $REDIS_URL's server, else one embedded per session; a flushed db number per test.
 
-Every test that uses one of them gets the `integration` marker.
+Every test that uses one of them gets the `integration` marker. This plugin is loaded in every
+package's tests, so it imports no service: a service's fixtures live with the service.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from lobe.billing.migrations import apply_migrations
 from lobe.devtools.pgadmin import DatabaseAdmin, random_name
 from lobe.devtools.servers import NatsServer, PostgresServer, RedisServer
 from lobe.devtools.servers.redis import DATABASES
@@ -37,7 +38,7 @@ INTEGRATION_FIXTURES = frozenset(
         "database_url",
         "make_database",
         "pg_templates",
-        "billing_db",
+        "make_migrated_database",
         "private_pg_server",
         "redis_server",
         "redis_url",
@@ -151,10 +152,20 @@ def database_url(make_database: Callable[..., str]) -> str:
     return make_database()
 
 
+Migrate = Callable[[str], Awaitable[Any]]
+
+
 @pytest.fixture
-def billing_db(pg_templates: PgTemplates, make_database: Callable[..., str]) -> str:
-    """A fresh database with billing's schema, cloned from a template migrated once per session."""
-    return make_database(template=pg_templates.get("billing", apply_migrations))
+def make_migrated_database(
+    pg_templates: PgTemplates, make_database: Callable[..., str]
+) -> Callable[[str, Migrate], str]:
+    """make_migrated_database(key, migrate) -> DSN of a fresh database cloned from the session's `key`
+    template, which `await migrate(dsn)` builds on first use."""
+
+    def make(key: str, migrate: Migrate) -> str:
+        return make_database(template=pg_templates.get(key, migrate))
+
+    return make
 
 
 @pytest.fixture

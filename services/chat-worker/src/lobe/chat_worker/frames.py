@@ -13,11 +13,10 @@ from lobe.shared.events.chat import (
     DoneFrame,
     ErrorFrame,
     HeartbeatFrame,
-    ResetFrame,
     UsageFrame,
 )
 
-Frame = DeltaFrame | HeartbeatFrame | ResetFrame | UsageFrame | DoneFrame | ErrorFrame
+Frame = DeltaFrame | HeartbeatFrame | UsageFrame | DoneFrame | ErrorFrame
 
 
 class FrameSink:

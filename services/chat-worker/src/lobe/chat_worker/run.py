@@ -1,6 +1,8 @@
 """Runs one chat request: pick a deployment, stream its answer as frames, fall back on failure.
 
-Exactly one usage event is published per request, whatever the outcome (done, error, cancel).
+Exactly one usage event is published per request, whatever the outcome (done, error, cancel,
+or a bug of ours: then the client still gets an error frame at once, never a silence that
+makes the gateway re-dispatch and call the provider a second time).
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ from lobe.shared.events.chat import (
     DoneFrame,
     ErrorFrame,
     FinishReason,
-    ResetFrame,
     TokenBasis,
     TokenUsage,
     ToolCallDelta,
     UsageFrame,
+    may_restart,
 )
 from lobe.shared.events.usage import RequestStatus, UsageRecorded
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
@@ -45,7 +47,8 @@ RecordUsage = Callable[[UsageRecorded], Awaitable[object]]
 
 @dataclass
 class Outcome:
-    """What the attempt so far produced; reset when a fallback restarts the answer."""
+    """What the answer so far produced. Fallbacks happen only before the first delta
+    (`may_restart`), so an attempt that produced output is the answer's last."""
 
     deployment: Deployment | None = None
     started: bool = False
@@ -54,9 +57,6 @@ class Outcome:
     usage: TokenUsage | None = None
     finish: FinishReason | None = None
     model: str = ""
-
-    def reset(self) -> None:
-        self.started, self.output_chars, self.usage, self.finish = False, [], None, None
 
 
 class ChatRun:
@@ -85,35 +85,35 @@ class ChatRun:
         try:
             await self._run_with_fallback()
         except ProviderError as exc:
-            await self.record_usage(self._usage_event("error", exc.code))
-            await self._send_error(exc.status, exc.code, exc.message)
+            await self._fail(exc.status, exc.code, exc.message)
             return
         except asyncio.CancelledError:
             # The client went away (or shutdown): bill what was generated, then let the
             # cancellation through. Shielded: a second cancel must not lose the usage event.
             await asyncio.shield(self.record_usage(self._usage_event("cancelled", "cancelled")))
             raise
+        except Exception:
+            # A bug of ours (a translation, an adapter's reading of a chunk): the provider may
+            # have run, so the usage is recorded and the client told now, like any failure.
+            log.exception("chat run failed", extra={"request_id": self.event.request_id})
+            await self._fail(500, "internal_error", "The chat worker failed to process the answer.")
+            return
         await self.record_usage(self._usage_event("ok", None))
         await self._finish()
+
+    async def _fail(self, status: int, code: str, message: str) -> None:
+        await self.record_usage(self._usage_event("error", code))
+        await self._send_error(status, code, message)
 
     async def _run_with_fallback(self) -> None:
         deployments = self.routed.deployments
         for index, deployment in enumerate(deployments):
-            if self.outcome.started:
-                await self.sink.send(
-                    ResetFrame(request_id=self.event.request_id, seq=self.sink.next_seq(), reason="fallback")
-                )
-                self.outcome.reset()
             self.outcome.deployment = deployment
             try:
                 await self._stream(self.provider_for(deployment))
             except ProviderError as exc:
-                # A streaming client already shows the partial text, which no retry can take back:
-                # past the first token it gets the error. A non-streaming client never saw it, so
-                # the answer restarts on the next deployment (a reset frame drops the partial one;
-                # the user is billed for the answer they get, not for the failed attempt).
-                shown = self.outcome.started and self.event.body.stream
-                if not exc.retryable or shown or index == len(deployments) - 1:
+                last = index == len(deployments) - 1
+                if not exc.retryable or not may_restart(self.outcome.started) or last:
                     raise
                 log.warning(
                     "deployment failed, falling back: %s", exc, extra={"request_id": self.event.request_id}

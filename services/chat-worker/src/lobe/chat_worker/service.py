@@ -21,8 +21,9 @@ from lobe.chat_worker.providers.registry import build_provider
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
 from lobe.shared.bus import connect_options, ensure_streams
+from lobe.shared.catalog import subject
 from lobe.shared.events.chat import (
-    CHAT_CANCEL_ALL,
+    CHAT_CANCEL,
     CHAT_MODELS,
     CHAT_REQUEST,
     CHAT_WORKER_QUEUE,
@@ -68,7 +69,8 @@ class ChatWorker:
         self._js: JetStreamContext | None = None
         self.requests = self.broker.subscriber(CHAT_REQUEST, queue=CHAT_WORKER_QUEUE)
         self.requests(self.on_request)
-        self.broker.subscriber(CHAT_CANCEL_ALL)(self.on_cancel)
+        # Cancels name the worker that accepted the request: no other worker reads them.
+        self.broker.subscriber(subject(CHAT_CANCEL, worker_id=settings.worker_id))(self.on_cancel)
         self.broker.subscriber(CHAT_MODELS, queue=CHAT_WORKER_QUEUE)(self.on_models)
 
     async def start(self) -> None:
@@ -111,16 +113,11 @@ class ChatWorker:
         accepted = AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
         return accepted.model_dump_json().encode()
 
-    async def on_models(self, msg: NatsMessage) -> bytes:
-        models = [ModelInfo(id=m.name, owned_by=m.owned_by) for m in self.catalog.models]
-        return ModelList(models=models).model_dump_json().encode()
+    async def on_models(self) -> ModelList:
+        return ModelList(models=[ModelInfo(id=m.name, owned_by=m.owned_by) for m in self.catalog.models])
 
-    async def on_cancel(self, msg: NatsMessage) -> None:
-        try:
-            event = ChatCancelled.decode(msg.body)
-        except ValidationError:
-            log.error("malformed cancel event ignored")
-            return
+    async def on_cancel(self, event: ChatCancelled) -> None:
+        # FastStream validates the body; a malformed cancel is logged and dropped.
         run = self.runs.get(event.request_id)
         if run is not None:
             run[0].cancel()

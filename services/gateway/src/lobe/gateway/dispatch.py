@@ -1,7 +1,9 @@
 """The gateway's side of the chat protocol on NATS (see lobe.shared.events.chat).
 
-Yields the frames of one answer, hiding worker choice, heartbeats and re-dispatch. Every failure
-surfaces as an `ApiError`; `WorkerLost` says the worker vanished after the answer had started.
+A `Dispatch` hands one request to a worker and yields its answer's frames, hiding worker choice,
+heartbeats and re-dispatch. Every failure surfaces as an `ApiError`; `WorkerLost` says the worker
+vanished after the answer had started. It knows which worker owns the request (`owner`), so a
+cancel goes to that worker only.
 """
 
 from __future__ import annotations
@@ -12,33 +14,38 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.catalog import subject
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import (
+    CHAT_CANCEL,
+    CHAT_REPLY,
     CHAT_REQUEST,
     AcceptedFrame,
     Caller,
+    CancelReason,
+    ChatCancelled,
     ChatRequested,
     DeltaFrame,
     DoneFrame,
     ErrorFrame,
     HeartbeatFrame,
-    ResetFrame,
     UsageFrame,
     decode_frame,
-    reply_subject,
+    may_restart,
 )
 from lobe.shared.openai_errors import ApiError
 from lobe.shared.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
 
-AnswerFrame = DeltaFrame | ResetFrame | UsageFrame | DoneFrame
+AnswerFrame = DeltaFrame | UsageFrame | DoneFrame
 SATURATED_BACKOFF_S = 0.05
 SATURATED_BACKOFF_MAX_S = 0.2
 
@@ -59,10 +66,56 @@ class ChatDispatcher:
     def __init__(self, nc: NATS, settings: GatewaySettings) -> None:
         self.nc = nc
         self.settings = settings
+        # Cancels for workers that accepted after their client had left (see Dispatch._hand_over).
+        self._late: set[asyncio.Task[None]] = set()
 
-    async def stream(
-        self, request_id: str, caller: Caller, body: ChatCompletionRequest
-    ) -> AsyncGenerator[AnswerFrame, None]:
+    def open(self, request_id: str, caller: Caller, body: ChatCompletionRequest) -> Dispatch:
+        return Dispatch(self, request_id, caller, body)
+
+    async def cancel(self, worker_id: str, request_id: str, reason: CancelReason) -> None:
+        cancel = ChatCancelled(request_id=request_id, reason=reason)
+        await self.nc.publish(subject(CHAT_CANCEL, worker_id=worker_id), cancel.encode())
+
+    def cancel_when_accepted(self, request_id: str, handover: asyncio.Future[Msg]) -> None:
+        """The client left while `handover` was on its way: if a worker takes it, cancel it."""
+
+        def accepted(done: asyncio.Future[Msg]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return
+            try:
+                frame = decode_frame(done.result().data)
+            except ValidationError:
+                return
+            if isinstance(frame, AcceptedFrame):
+                task = asyncio.create_task(self.cancel(frame.worker_id, request_id, "client_disconnected"))
+                self._late.add(task)
+                task.add_done_callback(self._late.discard)
+
+        handover.add_done_callback(accepted)
+
+
+class Dispatch:
+    """One request's hand-over to a worker, and the frames of its answer."""
+
+    def __init__(
+        self, dispatcher: ChatDispatcher, request_id: str, caller: Caller, body: ChatCompletionRequest
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.nc = dispatcher.nc
+        self.settings = dispatcher.settings
+        self.request_id = request_id
+        self.caller = caller
+        self.body = body
+        # The worker answering now: set by its accept, cleared when it is presumed dead. While
+        # set, that worker will record the request's usage, whatever happens to the answer.
+        self.owner: str | None = None
+
+    async def cancel(self, reason: CancelReason) -> None:
+        """Stop the owner's provider call (and the spend) now, not when the answer would end."""
+        if self.owner is not None:
+            await self.dispatcher.cancel(self.owner, self.request_id, reason)
+
+    async def frames(self) -> AsyncGenerator[AnswerFrame, None]:
         settings = self.settings
         deadline = time.monotonic() + settings.request_timeout_s
         saturated_until = time.monotonic() + settings.saturation_wait_s
@@ -71,10 +124,10 @@ class ChatDispatcher:
         while True:
             offer += 1
             # A reply subject per offer: frames from a worker presumed dead can never mix in.
-            subject = f"{reply_subject(request_id)}.{offer}"
-            sub = await self.nc.subscribe(subject)
+            reply_to = subject(CHAT_REPLY, request_id=self.request_id, offer=offer)
+            sub = await self.nc.subscribe(reply_to)
             try:
-                accepted = await self._hand_over(request_id, caller, body, subject, attempt, deadline)
+                accepted = await self._hand_over(reply_to, attempt, deadline)
                 if isinstance(accepted, ErrorFrame):
                     if accepted.code != "worker_saturated":
                         raise ApiError(accepted.status, accepted.message, accepted.code)
@@ -89,6 +142,7 @@ class ChatDispatcher:
                         raise no_worker("No chat worker accepted the request in time.")
                     attempt += 1
                     continue
+                self.owner = accepted.worker_id
                 started = False
                 try:
                     async for frame in self._frames(sub, deadline):
@@ -97,33 +151,29 @@ class ChatDispatcher:
                         if isinstance(frame, DoneFrame):
                             return
                 except WorkerSilent:
-                    if started or attempt >= settings.dispatch_attempts:
+                    self.owner = None
+                    if not may_restart(started) or attempt >= settings.dispatch_attempts:
                         raise WorkerLost(
                             502,
                             "The chat worker stopped responding; the answer is incomplete.",
                             "worker_lost",
                         ) from None
                     log.warning(
-                        "worker silent before first token; re-dispatching", extra={"request_id": request_id}
+                        "worker silent before first token; re-dispatching",
+                        extra={"request_id": self.request_id},
                     )
                 attempt += 1
             finally:
                 await sub.unsubscribe()
 
     async def _hand_over(
-        self,
-        request_id: str,
-        caller: Caller,
-        body: ChatCompletionRequest,
-        subject: str,
-        attempt: int,
-        deadline: float,
+        self, reply_to: str, attempt: int, deadline: float
     ) -> AcceptedFrame | ErrorFrame | None:
         event = ChatRequested(
-            request_id=request_id,
-            caller=caller,
-            body=body,
-            reply_to=subject,
+            request_id=self.request_id,
+            caller=self.caller,
+            body=self.body,
+            reply_to=reply_to,
             attempt=attempt,
             deadline_ms=max(1, int((deadline - time.monotonic()) * 1000)),
         )
@@ -136,14 +186,20 @@ class ChatDispatcher:
                 "send smaller images or fewer messages.",
                 "request_too_large",
             )
-        try:
-            msg = await self.nc.request(
+        handover = asyncio.ensure_future(
+            self.nc.request(
                 CHAT_REQUEST, payload, timeout=self.settings.accept_timeout_s, headers=inject_headers()
             )
+        )
+        try:
+            msg = await asyncio.shield(handover)
         except NoRespondersError:
             raise no_worker("No chat worker is running.") from None
         except NatsTimeout:
             return None
+        except asyncio.CancelledError:
+            self.dispatcher.cancel_when_accepted(self.request_id, handover)
+            raise
         frame = decode_frame(msg.data)
         if not isinstance(frame, AcceptedFrame | ErrorFrame):
             raise ApiError(502, f"unexpected reply from worker: {frame.type}", "protocol_error")
@@ -170,8 +226,9 @@ class ChatDispatcher:
                 ) from exc
             if frame.seq != expected_seq:
                 # Core NATS keeps order per connection, so a gap means frames were dropped: the
-                # answer would look complete while missing text. Fail loudly instead.
-                raise WorkerLost(502, f"frame {expected_seq} of the answer was lost", "stream_gap")
+                # answer would look complete while missing text. Fail loudly instead (the worker
+                # lives on: it is cancelled and records the usage).
+                raise ApiError(502, f"frame {expected_seq} of the answer was lost", "stream_gap")
             expected_seq += 1
             if isinstance(frame, HeartbeatFrame):
                 continue

@@ -42,7 +42,7 @@ async def serve(settings: GatewaySettings) -> None:
     )
     await stop.wait()
     log.info("shutting down: no new connections, finishing in-flight answers")
-    asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_streams)
+    asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_answers)
     await runner.cleanup()
     await ops.cleanup()  # last, so the drain stays visible to Prometheus
 

@@ -96,13 +96,9 @@ class CompletionAssembler:
     def __init__(self, request_id: str, model: str) -> None:
         self.request_id = request_id
         self.model = model
-        self.reset()
-
-    def reset(self) -> None:
         self.content: list[str] = []
         self.reasoning: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
-        self.usage: UsageFrame | None = None
 
     def add(self, frame: DeltaFrame) -> None:
         if frame.content:
@@ -119,7 +115,7 @@ class CompletionAssembler:
                 entry["function"]["name"] = call.name
             entry["function"]["arguments"] += call.arguments
 
-    def build(self, done: DoneFrame) -> dict[str, Any]:
+    def build(self, done: DoneFrame, usage: UsageFrame | None) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
             "content": "".join(self.content) if self.content or not self.tool_calls else None,
@@ -139,6 +135,6 @@ class CompletionAssembler:
                 {"index": 0, "message": message, "logprobs": None, "finish_reason": done.finish_reason}
             ],
         }
-        if self.usage is not None:
-            body["usage"] = usage_object(self.usage.usage, self.usage.cost_usd)
+        if usage is not None:
+            body["usage"] = usage_object(usage.usage, usage.cost_usd)
         return body

@@ -26,16 +26,16 @@ class Resources:
     keys: ApiKeyStore
     dispatcher: ChatDispatcher
     budget: BudgetClient
-    # Streaming answers in flight, so shutdown can end each with an error event.
-    streams: set[Answer] = field(default_factory=set)
+    # Answers in flight, so shutdown can end each with an explicit error.
+    answers: set[Answer] = field(default_factory=set)
 
-    def abort_streams(self) -> None:
-        for answer in list(self.streams):
+    def abort_answers(self) -> None:
+        for answer in list(self.answers):
             answer.abort()
 
 
 if TYPE_CHECKING:
-    from lobe.gateway.chat import Answer
+    from lobe.gateway.answer import Answer
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 RESOURCES = web.AppKey("resources", Resources)

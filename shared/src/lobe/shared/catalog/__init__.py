@@ -5,13 +5,17 @@ contract snapshots and the drift tests are generated from. Subjects and models s
 their domain modules (lobe.shared.events.*); this module only says how they are wired: who
 publishes, who consumes under which queue group or durable consumer, and with what guarantee.
 
-Pattern subjects name their variable token in angle brackets (`chat.reply.<request_id>`).
+Pattern subjects name their variable tokens in angle brackets (`chat.reply.<request_id>.<offer>`);
+services build concrete subjects only through `subject()`, which refuses an uncatalogued pattern,
+a missing or extra token, and a value that is not a single NATS token.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
@@ -28,6 +32,21 @@ METRICS = "metrics"
 SERVICES = (GATEWAY, CHAT_WORKER, BILLING, METRICS)
 
 Kind = Literal["command", "fact", "reply"]
+
+# The catalog's own version: the minor moves on a compatible change, the major when a subject is
+# removed or its shape changes (a subscriber following the old document would miss messages).
+CATALOG_VERSION = "2.0.0"
+CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "2.0.0",
+        "Reply frames go to `chat.reply.<request_id>.<offer>` (one subject per hand-over; the "
+        "document said `chat.reply.<request_id>`, which no frame ever used). Cancels go to the worker "
+        "that accepted the request, `chat.cancel.<worker_id>`, instead of every worker. The reset "
+        "frame is gone: answers restart only before their first delta. `usage.settled` (published, "
+        "never consumed) and `auth.login.failed` (catalogued, never published) are removed.",
+    ),
+    ("1.0.0", "First published catalog."),
+)
 
 
 class Delivery(StrEnum):
@@ -51,6 +70,11 @@ class Consumer:
     service: str
     group: str | None = None
     note: str = ""
+
+
+# A value inside a subject is one token: no separator, no wildcard, no whitespace.
+_TOKEN = re.compile(r"[A-Za-z0-9_@:+=-]+")
+_PARAM = re.compile(r"<([a-z_]+)>")
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,23 @@ class Subject:
     @property
     def is_pattern(self) -> bool:
         return "<" in self.subject
+
+    @cached_property
+    def parameters(self) -> tuple[str, ...]:
+        return tuple(_PARAM.findall(self.subject))
+
+    @cached_property
+    def _template(self) -> str:
+        return _PARAM.sub(r"{\1}", self.subject)
+
+    def format(self, tokens: dict[str, str | int]) -> str:
+        if set(tokens) != set(self.parameters):
+            raise ValueError(f"{self.subject} takes tokens {self.parameters}, got {tuple(tokens)}")
+        values = {name: str(value) for name, value in tokens.items()}
+        for name, value in values.items():
+            if not _TOKEN.fullmatch(value):
+                raise ValueError(f"{self.subject}: <{name}> must be one subject token, got {value!r}")
+        return self._template.format(**values)
 
     @property
     def wildcard(self) -> str:
@@ -134,23 +175,26 @@ CATALOG: tuple[Subject, ...] = (
         "takes it answers the request with an AcceptedFrame within a second.",
     ),
     Subject(
-        subject=f"{chat.CHAT_REPLY_PREFIX}.<request_id>",
+        subject=chat.CHAT_REPLY,
         payload=chat.ReplyFrame,
         kind="reply",
         delivery=Delivery.CORE,
         producers=(CHAT_WORKER,),
         consumers=(Consumer(GATEWAY, None, "the instance that sent the request, per-request subscription"),),
-        description="The answer, as frames: deltas, heartbeats, resets, at most one usage frame, then "
-        "exactly one terminal frame (done or error). `seq` reveals gaps and reorders.",
+        description="The answer, as frames: deltas, heartbeats, at most one usage frame, then exactly one "
+        "terminal frame (done or error). `seq` reveals gaps and reorders. `offer` numbers the gateway's "
+        "hand-overs of the request: a re-dispatched request gets a new reply subject, so frames of a "
+        "worker presumed dead never mix into the answer.",
     ),
     Subject(
-        subject=f"{chat.CHAT_CANCEL_PREFIX}.<request_id>",
+        subject=chat.CHAT_CANCEL,
         payload=chat.ChatCancelled,
         kind="command",
         delivery=Delivery.CORE,
         producers=(GATEWAY,),
-        consumers=(Consumer(CHAT_WORKER, None, "every instance (chat.cancel.*); the owner stops"),),
-        description="The client went away: stop the provider call for this request.",
+        consumers=(Consumer(CHAT_WORKER, None, "the worker named by the subject, its own subscription"),),
+        description="The client went away: the worker that accepted `request_id` (its AcceptedFrame "
+        "named it) stops the provider call.",
     ),
     Subject(
         subject=chat.CHAT_MODELS,
@@ -173,17 +217,6 @@ CATALOG: tuple[Subject, ...] = (
         producers=(CHAT_WORKER, GATEWAY),
         consumers=(Consumer(BILLING, BILLING_CONSUMER, "acked after the ledger commit"), _METRICS),
         description="A chat request ended; exactly one per request, whatever the outcome.",
-    ),
-    Subject(
-        subject=usage.USAGE_SETTLED,
-        payload=usage.UsageSettled,
-        kind="fact",
-        delivery=Delivery.JETSTREAM,
-        stream=USAGE,
-        msg_id="{request_id}:settled",
-        producers=(BILLING,),
-        consumers=(Consumer(GATEWAY, None, "every replica, ephemeral consumer"),),
-        description="Billing priced a recorded usage event and wrote it to the ledger.",
     ),
     Subject(
         subject=usage.USAGE_DEAD_LETTER,
@@ -283,17 +316,6 @@ CATALOG: tuple[Subject, ...] = (
         description="An API key was revoked; caches must drop it.",
     ),
     Subject(
-        subject=auth.AUTH_LOGIN_FAILED,
-        payload=auth.LoginFailed,
-        kind="fact",
-        delivery=Delivery.JETSTREAM,
-        stream=EVENTS,
-        msg_id=_EVENT_ID,
-        producers=(GATEWAY,),
-        consumers=(),
-        description="An authentication attempt failed (audit, brute-force alerting).",
-    ),
-    Subject(
         subject=lifecycle.SERVICE_STARTED,
         payload=lifecycle.ServiceLifecycle,
         kind="fact",
@@ -318,6 +340,20 @@ CATALOG: tuple[Subject, ...] = (
 )
 
 BY_SUBJECT = {entry.subject: entry for entry in CATALOG}
+
+
+def subject(pattern: str, **tokens: str | int) -> str:
+    """The concrete subject of a catalogued pattern: `subject(CHAT_CANCEL, worker_id="w1")`.
+
+    The one way to build a subject that has variable tokens, so what crosses the bus is what the
+    catalog (and the AsyncAPI document generated from it) says. KeyError for an uncatalogued
+    pattern; ValueError for a missing or extra token, or a value that is not one token.
+    """
+    try:
+        entry = BY_SUBJECT[pattern]
+    except KeyError:
+        raise KeyError(f"subject pattern {pattern!r} is not in the event catalog") from None
+    return entry.format(tokens)
 
 
 def lookup(subject: str) -> Subject:

@@ -17,12 +17,9 @@ from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.specification import AsyncAPI
 from pydantic import TypeAdapter
 
-from lobe.shared.catalog import CATALOG, DELIVERY_TEXT, Consumer, Subject, type_name
+from lobe.shared.catalog import CATALOG, CATALOG_VERSION, DELIVERY_TEXT, Consumer, Subject, type_name
 
 TITLE = "Lobe Platform event catalog"
-# The catalog's own version: bump the minor on a compatible change, the major on a new subject
-# version (see docs/events.md, "Versioning").
-CATALOG_VERSION = "1.0.0"
 DOC_SERVER = "nats://localhost:4222"
 _PARAM = re.compile(r"<([a-z_]+)>")
 _SCHEMA_REF = "#/components/schemas/{model}"

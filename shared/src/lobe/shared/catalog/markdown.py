@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lobe.shared.catalog import CATALOG, DELIVERY_TEXT, Delivery, Subject, json_schema, type_name
+from lobe.shared.catalog import (
+    CATALOG,
+    CATALOG_VERSION,
+    CHANGELOG,
+    DELIVERY_TEXT,
+    Delivery,
+    Subject,
+    json_schema,
+    type_name,
+)
 from lobe.shared.events.envelope import Event
 
 ENVELOPE_FIELDS = frozenset(Event.model_fields)
@@ -60,6 +69,9 @@ def render_events_md() -> str:
     lines += ["Every event (not the reply frames) carries these fields:", ""]
     lines += _field_table(json_schema(Event), only=ENVELOPE_FIELDS)
     lines += ["", POLICY]
+    lines += [f"## Catalog versions (current: {CATALOG_VERSION})", ""]
+    lines += [f"- **{version}**: {text}" for version, text in CHANGELOG]
+    lines += [""]
     lines += ["## Subject details", ""]
     for entry in CATALOG:
         lines += _subject_section(entry)

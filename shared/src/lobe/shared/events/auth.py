@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from lobe.shared.events.envelope import Event
 
 AUTH_KEY_ISSUED = "auth.key.issued"
 AUTH_KEY_REVOKED = "auth.key.revoked"
-AUTH_LOGIN_FAILED = "auth.login.failed"
 # Command answered by billing (which owns the key table), queue group `billing`.
 AUTH_KEY_VERIFY = "auth.key.verify"
 
@@ -24,12 +21,6 @@ class ApiKeyIssued(Event):
 class ApiKeyRevoked(Event):
     user_id: str
     api_key_id: str
-
-
-class LoginFailed(Event):
-    method: Literal["api_key", "jwt", "oidc"]
-    reason: str
-    client_ip: str | None = None
 
 
 class KeyVerify(Event):

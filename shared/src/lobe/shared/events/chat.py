@@ -2,15 +2,18 @@
 
 Protocol (core NATS, at-most-once; the usage event is the durable record):
 
-1. The gateway subscribes to `reply_subject(request_id)`, then sends `chat.request` as a NATS
-   request to the `chat-worker` queue group. "No responders" means no worker: 503 at once.
+1. The gateway subscribes to a reply subject of its own for this hand-over
+   (`chat.reply.<request_id>.<offer>`), then sends `chat.request` as a NATS request to the
+   `chat-worker` queue group. "No responders" means no worker: 503 at once.
 2. The worker that takes it answers the NATS request with an `AcceptedFrame` (so the gateway
-   knows within a second that someone owns it), then publishes frames to the reply subject:
-   deltas, heartbeats while the provider is silent, at most one usage frame, then exactly one
-   terminal frame (`done` or `error`).
+   knows within a second that someone owns it, and which worker), then publishes frames to the
+   reply subject: deltas, heartbeats while the provider is silent, at most one usage frame, then
+   exactly one terminal frame (`done` or `error`).
 3. Frames carry a sequence number per request so the gateway detects a gap or a reorder.
-4. A `ResetFrame` tells the consumer to drop partial output (a retry restarted the answer).
-5. The gateway publishes `chat.cancel.<request_id>` when the client goes away.
+4. An answer starts over (another deployment, another worker) only before its first delta: see
+   `may_restart`. After it, the consumer gets an error frame, never a second answer.
+5. The gateway publishes `chat.cancel.<worker_id>` to the worker that accepted the request when
+   the client goes away.
 """
 
 from __future__ import annotations
@@ -24,17 +27,22 @@ from lobe.shared.events.envelope import Event
 
 CHAT_REQUEST = "chat.request"
 CHAT_WORKER_QUEUE = "chat-worker"
-CHAT_REPLY_PREFIX = "chat.reply"
-CHAT_CANCEL_PREFIX = "chat.cancel"
-CHAT_CANCEL_ALL = f"{CHAT_CANCEL_PREFIX}.*"
+# Patterns: concrete subjects come from lobe.shared.catalog.subject(pattern, **tokens).
+# `offer` numbers the gateway's hand-overs of one request, so frames from a worker presumed dead
+# can never mix into the answer of the worker that took over.
+CHAT_REPLY = "chat.reply.<request_id>.<offer>"
+CHAT_CANCEL = "chat.cancel.<worker_id>"
 
 
-def reply_subject(request_id: str) -> str:
-    return f"{CHAT_REPLY_PREFIX}.{request_id}"
+def may_restart(started: bool) -> bool:
+    """Whether an answer may start over on another deployment or another worker.
 
-
-def cancel_subject(request_id: str) -> str:
-    return f"{CHAT_CANCEL_PREFIX}.{request_id}"
+    Only before its first delta. After it, the provider has generated (and charges for) output
+    that a second answer would leave unrecorded, and a streaming client already shows it: the
+    client gets an explicit error, and the usage of what was generated is recorded. One rule for
+    the worker's fallbacks and the gateway's re-dispatch.
+    """
+    return not started
 
 
 class Caller(BaseModel):
@@ -61,7 +69,8 @@ CancelReason = Literal["client_disconnected", "timeout", "shutdown", "abandoned"
 
 
 class ChatCancelled(Event):
-    """`chat.cancel.<request_id>`: the gateway gave up on the answer; stop the provider call."""
+    """`chat.cancel.<worker_id>`: the gateway gave up on the answer to `request_id`; the worker
+    that accepted it stops the provider call."""
 
     reason: CancelReason = Field(
         default="client_disconnected", description="abandoned: the gateway failed the answer itself."
@@ -102,13 +111,6 @@ class DeltaFrame(_Frame):
 
 class HeartbeatFrame(_Frame):
     type: Literal["heartbeat"] = "heartbeat"
-
-
-class ResetFrame(_Frame):
-    """Drop everything received so far: the answer restarts (a provider retry or fallback)."""
-
-    type: Literal["reset"] = "reset"
-    reason: str
 
 
 TokenBasis = Literal["provider", "estimated", "partial"]
@@ -158,7 +160,7 @@ class ErrorFrame(_Frame):
 
 
 ReplyFrame = Annotated[
-    AcceptedFrame | DeltaFrame | HeartbeatFrame | ResetFrame | UsageFrame | DoneFrame | ErrorFrame,
+    AcceptedFrame | DeltaFrame | HeartbeatFrame | UsageFrame | DoneFrame | ErrorFrame,
     Field(discriminator="type"),
 ]
 REPLY_FRAME: TypeAdapter[ReplyFrame] = TypeAdapter(ReplyFrame)

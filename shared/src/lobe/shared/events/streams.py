@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lobe.shared.events.auth import AUTH_KEY_ISSUED, AUTH_KEY_REVOKED, AUTH_LOGIN_FAILED
+from lobe.shared.events.auth import AUTH_KEY_ISSUED, AUTH_KEY_REVOKED
 from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
 from lobe.shared.events.lifecycle import SERVICE_STARTED, SERVICE_STOPPED
-from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, USAGE_SETTLED
+from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class StreamSpec:
 
 USAGE = StreamSpec(
     name="USAGE",
-    subjects=(USAGE_RECORDED, USAGE_SETTLED, USAGE_DEAD_LETTER),
+    subjects=(USAGE_RECORDED, USAGE_DEAD_LETTER),
     max_age_s=7 * 24 * 3600,
     duplicate_window_s=3600,
 )
@@ -32,7 +32,6 @@ EVENTS = StreamSpec(
         BILLING_PRICE_MISSING,
         AUTH_KEY_ISSUED,
         AUTH_KEY_REVOKED,
-        AUTH_LOGIN_FAILED,
         SERVICE_STARTED,
         SERVICE_STOPPED,
     ),

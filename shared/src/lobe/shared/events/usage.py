@@ -15,7 +15,6 @@ from lobe.shared.events.chat import TokenUsage
 from lobe.shared.events.envelope import Event
 
 USAGE_RECORDED = "usage.recorded"
-USAGE_SETTLED = "usage.settled"
 USAGE_DEAD_LETTER = "usage.dead"
 
 RequestStatus = Literal["ok", "error", "cancelled", "cache_hit"]
@@ -35,15 +34,6 @@ class UsageRecorded(Event):
     ttft_ms: float | None = Field(default=None, ge=0, description="Time to first token.")
     duration_ms: float = Field(ge=0)
     stream: bool = False
-
-
-class UsageSettled(Event):
-    """`usage.settled`: billing priced a recorded usage event and wrote it to the ledger."""
-
-    user_id: str
-    model: str
-    cost_usd: float = Field(ge=0)
-    priced: bool = Field(description="False when no price was known and the default was used.")
 
 
 class UsageDeadLetter(BaseModel):

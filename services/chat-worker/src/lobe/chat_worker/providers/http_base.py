@@ -86,6 +86,11 @@ class HttpProvider(Provider):
             raise ProviderError(self.name, exc.status, exc.code, exc.message, not started, started) from exc
         except FramingError as exc:
             raise ProviderError(self.name, 502, "upstream_malformed", str(exc), not started, started) from exc
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            # Well-formed JSON of an unexpected shape (a field missing, a string where a list was
+            # promised): the provider's answer cannot be read, which is its failure, not the client's.
+            message = f"unreadable {self.name} stream: {type(exc).__name__}: {exc}"
+            raise ProviderError(self.name, 502, "upstream_malformed", message, not started, started) from exc
         except ProviderError as exc:
             if started and not exc.started:
                 raise dataclasses.replace(exc, started=True) from exc

@@ -1,0 +1,86 @@
+"""The two ways an answer reaches the client: SSE chunks as they come, or one JSON object.
+
+Both take the same calls from the answer loop (lobe.gateway.answer): a delta, the finish, or a
+failure. A failure before the first byte is an HTTP error (raised); after it, an SSE stream can
+only end with an OpenAI error event and no `[DONE]`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiohttp import web
+
+from lobe.gateway.openai_format import DONE_EVENT, ChunkWriter, CompletionAssembler, sse_event
+from lobe.shared.events.chat import DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.openai_errors import ApiError
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx: pass each event through at once
+}
+
+
+class Output(Protocol):
+    async def delta(self, frame: DeltaFrame) -> None: ...
+
+    async def finish(self, done: DoneFrame, usage: UsageFrame | None) -> web.StreamResponse: ...
+
+    async def fail(self, error: ApiError) -> web.StreamResponse:
+        """End the answer with `error`: raised while nothing is sent, else written as an event."""
+        ...
+
+
+class SseOutput:
+    def __init__(self, request: web.Request, writer: ChunkWriter, headers: dict[str, str]) -> None:
+        self.request = request
+        self.writer = writer
+        self.headers = headers
+        self.response: web.StreamResponse | None = None
+
+    async def _opened(self) -> web.StreamResponse:
+        # Prepared on the first output, so that every error before it is a plain HTTP status.
+        if self.response is None:
+            self.response = web.StreamResponse(headers={**SSE_HEADERS, **self.headers})
+            await self.response.prepare(self.request)
+        return self.response
+
+    async def delta(self, frame: DeltaFrame) -> None:
+        response = await self._opened()
+        await response.write(self.writer.delta(frame))
+
+    async def finish(self, done: DoneFrame, usage: UsageFrame | None) -> web.StreamResponse:
+        response = await self._opened()
+        await response.write(self.writer.finish(done))
+        if usage is not None and self.writer.include_usage:
+            # OpenAI sends the usage chunk after the finish chunk, before [DONE].
+            await response.write(self.writer.usage(usage))
+        await response.write(DONE_EVENT)
+        await response.write_eof()
+        return response
+
+    async def fail(self, error: ApiError) -> web.StreamResponse:
+        if self.response is None:
+            raise error
+        await self.response.write(sse_event(error.body()))
+        await self.response.write_eof()
+        return self.response
+
+
+class JsonOutput:
+    def __init__(self, assembler: CompletionAssembler, headers: dict[str, str]) -> None:
+        self.assembler = assembler
+        self.headers = headers
+
+    async def delta(self, frame: DeltaFrame) -> None:
+        self.assembler.add(frame)
+
+    async def finish(self, done: DoneFrame, usage: UsageFrame | None) -> web.StreamResponse:
+        headers = dict(self.headers)
+        if usage is not None and usage.cost_usd is not None:
+            headers["X-Lobe-Cost-Usd"] = f"{usage.cost_usd:.6f}"
+        return web.json_response(self.assembler.build(done, usage), headers=headers)
+
+    async def fail(self, error: ApiError) -> web.StreamResponse:
+        raise error

@@ -1,0 +1,239 @@
+"""What really crosses the bus is what the catalog (docs/asyncapi.json) says, and every catalogued
+producer and consumer really exists.
+
+The whole suite runs (gateway, a chat worker, billing, metrics) while a sniffer subscribed to `>`
+records every message; the workload covers streamed, non-streamed, cancelled, failed, unknown-model,
+over-budget, unpriced and dead-lettered requests, key issue and revocation, a worker killed mid-answer
+and every service's start and stop. Consumers are read off the server itself: its live
+subscriptions (monitoring endpoint /connz) and its JetStream consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nats
+import openai
+import pytest
+from nats.aio.msg import Msg
+from pydantic import TypeAdapter
+
+from lobe.billing.service import BillingService
+from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
+from lobe.devtools.fake_upstream import FakeUpstream, Reply
+from lobe.devtools.servers import NatsServer
+from lobe.metrics.service import running
+from lobe.metrics.settings import MetricsSettings
+from lobe.shared.bus import flush
+from lobe.shared.catalog import CATALOG, CHAT_WORKER, GATEWAY, SERVICES, Subject
+from lobe.shared.events.lifecycle import ServiceLifecycle
+from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+
+from .conftest import API_KEY, billing_settings, catalog, start_gateway, start_worker
+
+ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
+NATS_OWN = ("$JS.", "_INBOX.", "$SYS.")  # JetStream's API, request inboxes, the system account
+ADMIN_TOKEN = "bus-test-admin"
+MESSAGES = [{"role": "user", "content": "What crosses the bus?"}]
+GARBAGE = b"not json"  # a usage message billing cannot read, published by the test itself
+
+
+def channel_patterns() -> list[re.Pattern[str]]:
+    """Each AsyncAPI channel address as a regex: a `{parameter}` is exactly one token."""
+    channels = json.loads(ASYNCAPI.read_text())["channels"].values()
+    addresses = {c["address"] for c in channels if c.get("address")}
+    return [re.compile(re.sub(r"\\\{[a-z_]+\\\}", "[^.]+", re.escape(a)) + "$") for a in addresses]
+
+
+@dataclass
+class Sniffer:
+    seen: list[Msg] = field(default_factory=list)
+
+    async def record(self, msg: Msg) -> None:
+        if not msg.subject.startswith(NATS_OWN):
+            self.seen.append(msg)
+
+    def of(self, entry: Subject) -> list[Msg]:
+        """The suite's messages of one catalog entry (not the test's garbage)."""
+        return [m for m in self.seen if entry.matches(m.subject) and m.data != GARBAGE]
+
+
+def connz(server: NatsServer) -> list[dict[str, Any]]:
+    url = f"http://{server.host}:{server.monitor_port}/connz?subs=detail&limit=1024"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return list(json.load(resp)["connections"])
+
+
+def service_of(connection_name: str) -> str | None:
+    """Services name their connection after themselves (workers add their id)."""
+    head = connection_name.split(" ")[0]
+    return head if head in SERVICES else None
+
+
+def subscriptions(server: NatsServer) -> set[tuple[str, str, str]]:
+    """(service, subject, queue group) of every live subscription of a suite service."""
+    subs = set()
+    for conn in connz(server):
+        service = service_of(conn.get("name", ""))
+        for sub in conn.get("subscriptions_list_detail") or ():
+            if service is not None:
+                subs.add((service, sub["subject"], sub.get("qgroup", "")))
+    return subs
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], within_s: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        result = check()
+        if await result if isinstance(result, Awaitable) else result:
+            return
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def routing(upstream: FakeUpstream) -> ModelCatalog:
+    """The mock models, one failing upstream and one model billing has no price for."""
+    broken = Deployment(name="broken", provider="openai", base_url=f"{upstream.url}/v1")
+    unpriced = Deployment(name="unpriced", provider="mock")
+    extra = [
+        RoutedModel(name="broken", deployments=[broken]),
+        RoutedModel(name="unpriced", deployments=[unpriced]),
+    ]
+    return ModelCatalog(models=[*catalog().models, *extra])
+
+
+def attributed(entry: Subject, msg: Msg) -> str:
+    """Which producer sent a message of a subject with several: its payload says."""
+    if entry.subject == USAGE_RECORDED:
+        lost = UsageRecorded.decode(msg.data).error_code == "worker_lost"
+        return GATEWAY if lost else CHAT_WORKER
+    if entry.payload is ServiceLifecycle:
+        return ServiceLifecycle.decode(msg.data).service
+    [producer] = entry.producers
+    return producer
+
+
+@pytest.fixture
+async def broken_upstream(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeUpstream]:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key-openai")
+    error = b'{"error": {"message": "upstream exploded", "type": "server_error", "code": null}}'
+    server = await FakeUpstream(default=Reply(error, status=500, content_type="application/json")).start()
+    yield server
+    await server.stop()
+
+
+async def admin(http: aiohttp.ClientSession, base: str, method: str, path: str, body: object = None) -> Any:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with http.request(method, f"{base}/v1/admin{path}", json=body, headers=headers) as response:
+        assert response.status < 300, await response.text()
+        return await response.json()
+
+
+async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party_exists(
+    nats_server: NatsServer,
+    billing_db: str,
+    broken_upstream: FakeUpstream,
+    worker_process: Callable[..., Awaitable[asyncio.subprocess.Process]],
+) -> None:
+    url = nats_server.url
+    sniffer = Sniffer()
+    spy = await nats.connect(url, name="sniffer")
+    await spy.subscribe(">", cb=sniffer.record)
+    await flush(spy)
+    metrics_settings = MetricsSettings(nats_url=url, ops_host="127.0.0.1", ops_port=0)
+    async with (
+        BillingService(billing_settings(url, billing_db, ADMIN_TOKEN)) as billing,
+        running(metrics_settings),
+        aiohttp.ClientSession() as http,
+    ):
+        billing_url = f"http://127.0.0.1:{billing.ops_port}"
+        worker = await start_worker(url, models=routing(broken_upstream))
+        runner, base_url = await start_gateway(url, billing_enabled=True)
+        client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
+
+        # Served: streamed, non-streamed, the model list, unpriced.
+        stream = await client.chat.completions.create(
+            model="mock", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        assert [c async for c in stream]
+        await client.chat.completions.create(model="mock", messages=MESSAGES)
+        await client.chat.completions.create(model="unpriced", messages=MESSAGES)
+        assert {m.id for m in (await client.models.list()).data} >= {"mock", "broken"}
+        # Failed: the provider errors; and a model no worker serves.
+        with pytest.raises(openai.InternalServerError):
+            await client.chat.completions.create(model="broken", messages=MESSAGES)
+        with pytest.raises(openai.NotFoundError):
+            await client.chat.completions.create(model="no-such-model", messages=MESSAGES)
+        # Cancelled, with the server's subscriptions read while the answer is in flight.
+        slow = await client.chat.completions.create(model="mock-slow", messages=MESSAGES, stream=True)
+        await anext(aiter(slow))
+        live = subscriptions(nats_server)
+        await slow.close()
+        # A key billing issues, a user over budget, the key revoked.
+        await admin(http, billing_url, "POST", "/users", {"id": "bob", "plan": "free"})
+        await admin(http, billing_url, "PUT", "/users/bob/limits", {"cost_usd": "0"})
+        issued = await admin(http, billing_url, "POST", "/users/bob/keys", {})
+        bob = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=issued["key"], max_retries=0)
+        with pytest.raises(openai.RateLimitError):
+            await bob.chat.completions.create(model="mock", messages=MESSAGES)
+        await admin(http, billing_url, "DELETE", f"/keys/{issued['id']}")
+        # A usage message billing cannot read: dead-lettered, never lost.
+        await spy.jetstream().publish(USAGE_RECORDED, GARBAGE, headers={"Nats-Msg-Id": "garbage-1"})
+
+        # A worker killed mid-answer: the gateway records the usage it never will.
+        await worker.stop()
+        doomed = await worker_process()
+        dying = await client.chat.completions.create(model="mock-slow", messages=MESSAGES, stream=True)
+        await anext(aiter(dying))
+        doomed.send_signal(signal.SIGKILL)
+        with pytest.raises(openai.APIError):
+            async for _ in dying:
+                pass
+        await eventually(lambda: any(e.subject == "usage.dead" for e in sniffer.seen))
+        await eventually(lambda: any(e.subject == "billing.price.missing" for e in sniffer.seen))
+        await runner.cleanup()
+    await eventually(lambda: len([m for m in sniffer.seen if m.subject == "service.stopped"]) >= 4)
+    await spy.close()
+
+    # 1. Everything seen is a channel of the published AsyncAPI document, with its payload.
+    patterns = channel_patterns()
+    strays = sorted({m.subject for m in sniffer.seen if not any(p.match(m.subject) for p in patterns)})
+    assert strays == [], f"subjects on the bus that docs/asyncapi.json does not list: {strays}"
+    for msg in sniffer.seen:
+        entry = next(e for e in CATALOG if e.matches(msg.subject))
+        if msg.data == GARBAGE:
+            continue
+        if entry.payload is None:
+            assert msg.data == b"", msg.subject
+        else:
+            TypeAdapter(entry.payload).validate_json(msg.data)
+
+    # 2. Every catalogued subject was produced, by each of its catalogued producers.
+    for entry in CATALOG:
+        produced = {attributed(entry, m) for m in sniffer.of(entry)}
+        assert produced == set(entry.producers), f"{entry.subject}: produced by {produced}"
+
+    # 3. Every catalogued consumer exists: a live subscription (queue group as catalogued), or a
+    # durable JetStream consumer filtering the subject.
+    reader = await nats.connect(url)
+    js = reader.jetstream()
+    for entry in CATALOG:
+        for consumer in entry.consumers:
+            if entry.stream is not None and consumer.group is not None:
+                info = await js.consumer_info(entry.stream.name, consumer.group)
+                assert entry.matches(info.config.filter_subject or ""), (entry.subject, consumer)
+                continue
+            group = consumer.group or ""
+            found = [s for s in live if s[0] == consumer.service and entry.matches(s[1]) and s[2] == group]
+            assert found, f"{entry.subject}: no live subscription by {consumer.service} (group {group!r})"
+    await reader.close()
