@@ -87,7 +87,7 @@ async def ledger(dsn: str) -> tuple[list[str], str, int]:
 
 
 async def test_backup_restores_into_a_fresh_postgres_with_every_ledger_row(
-    billing_db: str, tmp_path: Path
+    billing_db: str, private_pg_server: PostgresServer, tmp_path: Path
 ) -> None:
     await write_ledger_rows(billing_db)
     before = await ledger(billing_db)
@@ -101,17 +101,17 @@ async def test_backup_restores_into_a_fresh_postgres_with_every_ledger_row(
 
     # docs/deploy.md, "Restore": an empty database on a fresh server, the script's restore, then
     # billing's migrations find nothing to do.
-    with PostgresServer(tmp_path / "fresh", durable=False) as fresh:
-        target = fresh.dsn("lobe")
-        psql = [postgres_bin_dir() / "psql", fresh.dsn("postgres"), "-c", "CREATE DATABASE lobe"]
-        created = await asyncio.to_thread(subprocess.run, psql, capture_output=True, text=True)
-        assert created.returncode == 0, created.stderr
-        restored = await asyncio.to_thread(
-            pg_backup, "restore", str(dump), database_url=target, backup_dir=backup_dir
-        )
-        assert restored.returncode == 0, restored.stderr
-        assert await ledger(target) == before
-        assert await apply_migrations(target) == []
+    fresh = private_pg_server
+    target = fresh.dsn("lobe")
+    psql = [postgres_bin_dir() / "psql", fresh.dsn("postgres"), "-c", "CREATE DATABASE lobe"]
+    created = await asyncio.to_thread(subprocess.run, psql, capture_output=True, text=True)
+    assert created.returncode == 0, created.stderr
+    restored = await asyncio.to_thread(
+        pg_backup, "restore", str(dump), database_url=target, backup_dir=backup_dir
+    )
+    assert restored.returncode == 0, restored.stderr
+    assert await ledger(target) == before
+    assert await apply_migrations(target) == []
 
 
 async def test_backup_keeps_only_the_newest_dumps(billing_db: str, tmp_path: Path) -> None:
