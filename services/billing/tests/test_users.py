@@ -42,10 +42,12 @@ async def test_a_first_sign_in_creates_a_user_on_the_default_plan_and_the_next_f
     directory: UserDirectory,
 ) -> None:
     first = await directory.resolve(identity())
-    assert first.created and first.user_id.startswith("usr_")
+    assert first.created
+    assert first.user_id.startswith("usr_")
     assert (first.role, first.plan, first.rate_tier) == ("user", "free", "free")
     again = await directory.resolve(identity(email="ann@new-address.example"))
-    assert not again.created and again.user_id == first.user_id
+    assert not again.created
+    assert again.user_id == first.user_id
 
 
 async def test_a_new_identity_links_to_the_user_with_that_email_whatever_its_case(
@@ -54,11 +56,18 @@ async def test_a_new_identity_links_to_the_user_with_that_email_whatever_its_cas
     await directory.pool.execute(
         "INSERT INTO users (id, email, plan, role) VALUES ('alice', 'Alice@Corp.example', 'premium', 'admin')"
     )
-    await directory.pool.execute("INSERT INTO plan_overrides (user_id, rate_tier) VALUES ('alice', 'enterprise')")
+    await directory.pool.execute(
+        "INSERT INTO plan_overrides (user_id, rate_tier) VALUES ('alice', 'enterprise')"
+    )
     github = await directory.resolve(identity("42", "alice@corp.example", "github"))
     oidc = await directory.resolve(identity("alice-at-idp", "ALICE@corp.example", "oidc"))
     for answer in (github, oidc):
-        assert (answer.user_id, answer.role, answer.plan, answer.rate_tier) == ("alice", "admin", "premium", "enterprise")
+        assert (answer.user_id, answer.role, answer.plan, answer.rate_tier) == (
+            "alice",
+            "admin",
+            "premium",
+            "enterprise",
+        )
         assert not answer.created
     assert await directory.pool.fetchval("SELECT count(*) FROM users") == 1
 
@@ -67,7 +76,9 @@ async def test_a_new_identity_links_to_the_user_with_that_email_whatever_its_cas
 async def stub_resolve(question: UserResolve) -> UserResolved:
     if question.subject == "db-down":
         raise ConnectionRefusedError("connection refused")
-    return UserResolved(request_id=question.request_id, user_id="usr_1", role="user", plan="free", created=True)
+    return UserResolved(
+        request_id=question.request_id, user_id="usr_1", role="user", plan="free", created=True
+    )
 
 
 @pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.integration)])

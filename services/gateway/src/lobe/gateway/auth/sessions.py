@@ -33,8 +33,8 @@ class SessionStore:
             pipe.zremrangebyscore(ACTIVE, "-inf", now)
             pipe.zadd(_user_key(user_id), {session_id: expires_at})
             pipe.zremrangebyscore(_user_key(user_id), "-inf", now)
-            pipe.expireat(_user_key(user_id), expires_at, gt=True)
-            pipe.expireat(_user_key(user_id), expires_at, nx=True)
+            # The newest session expires last (one TTL for all); EXPIRE's GT needs Redis 7.
+            pipe.expireat(_user_key(user_id), expires_at)
             await pipe.execute()
 
     async def ended(self, user_id: str, session_id: str, expires_at: int) -> None:

@@ -121,8 +121,8 @@ class SignIn:
         )
         try:
             await self.sessions.store.started(user.user_id, claims.sid, claims.exp)
-        except (RedisError, OSError):
-            log.warning("sign-in refused: Redis is unavailable to record the session")
+        except (RedisError, OSError) as exc:
+            log.warning("sign-in refused: Redis is unavailable to record the session: %s", type(exc).__name__)
             raise SignInRefused(
                 "sessions_unavailable", "Sign-in is unavailable right now; retry shortly.", 503
             ) from None
