@@ -107,7 +107,12 @@ async def test_oidc_code_flow_with_pkce_signs_in_and_the_openai_sdk_uses_the_ses
     assert jwt.decode(token, signer_for(KEY_A).ring.keys).header["kid"] == "key-a"
     cookie = signed.cookie
     assert cookie.value == token
-    assert cookie["httponly"] and cookie["secure"] and cookie["samesite"] == "Lax" and cookie["path"] == "/"
+    assert (cookie["httponly"], cookie["secure"], cookie["samesite"], cookie["path"]) == (
+        True,
+        True,
+        "Lax",
+        "/",
+    )
 
     client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0)
     answer = await client.chat.completions.create(model="mock", messages=MESSAGES)  # type: ignore[arg-type]
