@@ -91,7 +91,8 @@ async def test_bad_credentials_get_401_and_nothing_of_theirs_reaches_the_chat_pa
             with pytest.raises(openai.AuthenticationError) as refused:
                 await client.chat.completions.create(model="mock", messages=MESSAGES)  # type: ignore[arg-type]
             body = refused.value.body
-            assert isinstance(body, dict) and body["type"] == "authentication_error", (name, body)
+            assert isinstance(body, dict), name
+            assert body["type"] == "authentication_error", (name, body)
             # As a cookie too: the same refusal.
             async with http.get(f"{gateway.url}/v1/models", headers={"Cookie": f"lobe_session={token}"}) as r:
                 assert r.status == 401, name

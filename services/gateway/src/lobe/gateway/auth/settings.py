@@ -17,7 +17,7 @@ class SessionSettings(Fragment):
     session_keys: SecretStr = Field(
         default=SecretStr(""),
         description="Session signing keys: a JWK Set (JSON) of private keys, each with a `kid`; "
-        "sessions and sign-in are off when empty. `lobe auth new-key` makes one.",
+        "sessions and sign-in are off when empty (docs/auth.md says how to make one).",
     )
     session_signing_kid: str | None = Field(
         default=None, description="The key that signs new sessions; the others only verify (rotation)."
