@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # shared's `asyncapi` extra: FastStream, which renders docs/asyncapi.json (python -m lobe.shared.catalog).
 EDITABLES := $(patsubst shared,'shared[asyncapi]',$(PACKAGES))
 
-.PHONY: dev test test-unit test-integration lint install system-deps helm-check clean
+.PHONY: dev test test-unit test-integration lint install system-deps node-deps helm-check clean
 .PHONY: coverage workflow-check compose-check tls images image charts-push deploy helm-test smoke rollback
 
 $(BIN)/python:
@@ -20,11 +20,15 @@ $(STAMP): $(BIN)/python constraints.txt requirements-dev.txt $(addsuffix /pyproj
 	$(BIN)/pip install -q -c constraints.txt $(addprefix -e ,$(EDITABLES)) -r requirements-dev.txt
 	touch $@
 
-install: system-deps $(STAMP)
+install: system-deps node-deps $(STAMP)
 
 # Debian packages whose binaries the tests run (tools/system-deps.txt): installed when missing (root).
 system-deps:
 	@bash tools/system-deps.sh
+
+# npm packages the tests run (devtools/node/package.json: a real OpenID provider), pinned, no lock file.
+node-deps:
+	@bash tools/node-deps.sh
 
 dev: install
 	$(BIN)/lobe dev

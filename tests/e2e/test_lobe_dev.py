@@ -56,6 +56,13 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     procs = lobe_dev.descendants()
     modules = {" ".join(p.cmdline()[-2:]) for p in procs if "-m" in p.cmdline()}
     assert {"-m lobe.gateway", "-m lobe.chat_worker", "-m lobe.billing", "-m lobe.metrics"} <= modules
+    # How to sign in locally, with the local OpenID provider it started.
+    deadline = time.monotonic() + 10
+    while not any(f"sign in at {gateway}/auth/login/oidc" in line for line in lobe_dev.err):
+        assert time.monotonic() < deadline, lobe_dev.err[-5:]
+        time.sleep(0.05)
+    with urllib.request.urlopen(f"{gateway}/auth/providers", timeout=5) as resp:
+        assert [p["name"] for p in json.load(resp)["providers"]] == ["oidc"]
 
     body = json.dumps({"model": "mock", "messages": [{"role": "user", "content": "hi"}]}).encode()
     request = urllib.request.Request(

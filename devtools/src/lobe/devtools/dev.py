@@ -18,6 +18,7 @@ import asyncpg
 from lobe.billing import admin
 from lobe.billing.keys import user_for_key
 from lobe.devtools.backends import Backends
+from lobe.devtools.dev_sign_in import DEV_ADMIN_EMAIL, DevSignIn, start_dev_sign_in
 from lobe.devtools.migrate import migrate
 from lobe.devtools.ports import LOOPBACK, port_is_open
 from lobe.devtools.servers import ServerStartError
@@ -91,7 +92,11 @@ def port_of(service: Service, environ: dict[str, str]) -> int:
 
 
 def service_specs(
-    services: tuple[Service, ...], urls: dict[str, str], api_key: str, environ: dict[str, str]
+    services: tuple[Service, ...],
+    urls: dict[str, str],
+    api_key: str,
+    environ: dict[str, str],
+    gateway_env: dict[str, str] | None = None,
 ) -> list[ServiceSpec]:
     specs = []
     for service in services:
@@ -105,6 +110,7 @@ def service_specs(
                 "OPS_PORT": environ.get("GATEWAY_OPS_PORT", str(GATEWAY_OPS_PORT)),
                 # Also a bootstrap key, so the gateway answers it even while billing is down.
                 "GATEWAY_API_KEYS": f"{api_key}:{DEV_USER}:{DEV_PLAN}",
+                **(gateway_env or {}),
             }
         else:
             env |= {"OPS_HOST": LOOPBACK, "OPS_PORT": str(port)}
@@ -131,6 +137,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         loop.add_signal_handler(sig, stop.set)
     backends = Backends(options.state_dir, environ)
     supervisor = Supervisor(out)
+    sign_in: DevSignIn | None = None
 
     def say(message: str) -> None:
         err.write(f"lobe dev: {message}\n")
@@ -146,7 +153,12 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
         api_key = dev_api_key(options.state_dir)
         await register_dev_key(urls["DATABASE_URL"], api_key)
-        children = [await supervisor.start(spec) for spec in service_specs(services, urls, api_key, environ)]
+        gateway_url = (
+            f"http://{LOOPBACK}:{port_of(next(s for s in SERVICES if s.name == 'gateway'), environ)}"
+        )
+        sign_in = start_dev_sign_in(options.state_dir, gateway_url, environ)
+        specs = service_specs(services, urls, api_key, environ, sign_in.env)
+        children = [await supervisor.start(spec) for spec in specs]
 
         def on_ready(child: Child, after_s: float) -> None:
             say(f"{child.name} ready ({after_s:.1f}s)")
@@ -160,6 +172,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         where = f"gateway http://{LOOPBACK}:{port_of(gateway, environ)}" if gateway else "gateway not started"
         out.write(f"lobe dev ready in {time.monotonic() - began:.1f}s: {where}  api key {api_key}\n")
         out.flush()
+        say(sign_in.how)
         exited = asyncio.create_task(supervisor.first_exit())
         if await _first(exited, stop):
             child = exited.result()
@@ -171,6 +184,8 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         return 1
     finally:
         await supervisor.shutdown(options.grace_s)
+        if sign_in is not None:
+            sign_in.stop()
         backends.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -180,7 +195,9 @@ async def register_dev_key(dsn: str, api_key: str) -> None:
     """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
     conn = await asyncpg.connect(dsn)
     try:
-        await admin.create_user(conn, DEV_USER, DEV_PLAN)
+        await admin.create_user(conn, DEV_USER, DEV_PLAN, email=DEV_ADMIN_EMAIL)
+        # Signing in locally as DEV_ADMIN_EMAIL gives an admin session (billing links the e-mail).
+        await conn.execute("UPDATE users SET role = 'admin' WHERE id = $1", DEV_USER)
         if await user_for_key(conn, api_key) is None:
             await admin.issue_key(conn, DEV_USER, "lobe dev", key=api_key)
     finally:

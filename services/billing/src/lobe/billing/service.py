@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 
 import asyncpg
+from faststream.nats import NatsBroker
 from nats.aio.client import Client as NATS
 
 from lobe.billing.alerts import Alerts
@@ -20,7 +21,10 @@ from lobe.billing.migrations import apply_migrations
 from lobe.billing.plans import load_plans
 from lobe.billing.prices import load_prices
 from lobe.billing.settings import BillingSettings
+from lobe.billing.user_responder import build_user_router
+from lobe.billing.users import UserDirectory
 from lobe.shared import bus
+from lobe.shared.bus import connect_options
 from lobe.shared.lifecycle import announce
 from lobe.shared.ops import bound_port, start_ops_server
 
@@ -96,6 +100,14 @@ class BillingService:
         self._tasks.append(asyncio.create_task(self._expire_loop(budgets), name="billing-expire"))
 
         await serve_key_verification(nc, pool)  # drained with the connection
+        broker = NatsBroker(
+            **connect_options(s, SERVICE_NAME),  # type: ignore[arg-type]
+            logger=log,
+            log_level=logging.DEBUG,  # a line per command belongs at debug, not in production logs
+        )
+        broker.include_router(build_user_router(UserDirectory(pool, plans).resolve))
+        await broker.start()
+        self._stack.push_async_callback(broker.stop)
         app = build_api(pool, prices, plans, s.billing_admin_token, js)
         runner = await start_ops_server(s.ops_host, s.ops_port, self.ready, extra=app)
         self._stack.push_async_callback(runner.cleanup)

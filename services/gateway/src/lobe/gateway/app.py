@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from lobe.gateway.auth.admin import add_admin_routes
+from lobe.gateway.auth.routes import add_auth_routes
 from lobe.gateway.chat import chat_completions
+from lobe.gateway.cors import setup_cors
 from lobe.gateway.models import list_models
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
 from lobe.gateway.settings import GatewaySettings
@@ -27,10 +30,13 @@ def readiness(app: web.Application) -> ReadinessCheck:
 def create_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(middlewares=[openai_errors], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    setup_cors(app, settings.cors_origins)
     app.cleanup_ctx.append(open_resources)
     add_health_routes(app, readiness(app), liveness_path="/api/health", readiness_path="/api/ready")
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
+    add_auth_routes(app)
+    add_admin_routes(app)
     return app
 
 

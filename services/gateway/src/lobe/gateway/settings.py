@@ -7,10 +7,13 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from lobe.gateway.auth.settings import AdminSettings, CorsSettings, SessionSettings, SignInSettings
 from lobe.shared.settings import OpsSettings, RedisSettings, ServiceSettings
 
 
-class GatewaySettings(ServiceSettings, RedisSettings, OpsSettings):
+class GatewaySettings(
+    ServiceSettings, RedisSettings, OpsSettings, SessionSettings, SignInSettings, AdminSettings, CorsSettings
+):
     model_config = SettingsConfigDict(extra="ignore")
 
     otel_service_name: str = Field(default="gateway", description="Service name on traces and logs.")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lobe.shared.events.auth import AUTH_KEY_ISSUED, AUTH_KEY_REVOKED
+from lobe.shared.events.auth import (
+    AUTH_KEY_ISSUED,
+    AUTH_KEY_REVOKED,
+    AUTH_LOGIN_ENDED,
+    AUTH_LOGIN_FAILED,
+    AUTH_LOGIN_SUCCEEDED,
+)
 from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
 from lobe.shared.events.lifecycle import SERVICE_STARTED, SERVICE_STOPPED
 from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED
@@ -32,6 +38,9 @@ EVENTS = StreamSpec(
         BILLING_PRICE_MISSING,
         AUTH_KEY_ISSUED,
         AUTH_KEY_REVOKED,
+        AUTH_LOGIN_SUCCEEDED,
+        AUTH_LOGIN_FAILED,
+        AUTH_LOGIN_ENDED,
         SERVICE_STARTED,
         SERVICE_STOPPED,
     ),

@@ -1,4 +1,4 @@
-"""API key authentication.
+"""API keys.
 
 Two sources, checked in order:
 1. bootstrap keys from GATEWAY_API_KEYS (dev and break-glass; they work with billing down);
@@ -8,7 +8,8 @@ Two sources, checked in order:
    A revoked key drops out at once when billing announces `auth.key.revoked`, and within the
    TTL at worst if that announcement is lost.
 
-Keys are held as SHA-256 digests only, so a memory dump or a log line never shows one.
+A token that is neither a bootstrap key nor shaped like a key billing issues is refused without
+asking anyone. Keys are held as SHA-256 digests only, so a memory dump or a log line never shows one.
 """
 
 from __future__ import annotations
@@ -17,17 +18,24 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
-from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import ask
-from lobe.shared.events.auth import AUTH_KEY_REVOKED, AUTH_KEY_VERIFY, ApiKeyRevoked, KeyVerified, KeyVerify
+from lobe.shared.events.auth import (
+    AUTH_KEY_REVOKED,
+    AUTH_KEY_VERIFY,
+    ISSUED_KEY,
+    ApiKeyRevoked,
+    KeyVerified,
+    KeyVerify,
+)
 from lobe.shared.events.chat import Caller
-from lobe.shared.openai_errors import ApiError, bearer_token
+from lobe.shared.openai_errors import ApiError
 
 log = logging.getLogger(__name__)
 UNKNOWN_KEY_TTL_S = 5.0
@@ -70,24 +78,24 @@ class ApiKeyStore:
             if caller is not None and caller.api_key_id == event.api_key_id:
                 del self.cache[digest]
 
-    async def authenticate(self, request: web.Request) -> Caller:
-        token = bearer_token(request)
-        if token is None:
-            raise ApiError(
-                401, "You didn't provide an API key. Use 'Authorization: Bearer YOUR_KEY'.", "missing_api_key"
-            )
+    async def caller(self, token: str, before_lookup: Callable[[], Awaitable[None]]) -> Caller | None:
+        """The key's owner, or None for a key nobody issued (or a token no key looks like).
+        `before_lookup` runs before a question to billing (a limiter's hook)."""
         digest = key_digest(token)
-        caller = self.bootstrap.get(digest) or await self._issued(digest)
-        if caller is None:
-            raise ApiError(401, "Incorrect API key provided.", "invalid_api_key")
-        return caller
+        bootstrap = self.bootstrap.get(digest)
+        if bootstrap is not None:
+            return bootstrap
+        if not ISSUED_KEY.fullmatch(token):
+            return None
+        return await self._issued(digest, before_lookup)
 
-    async def _issued(self, digest: str) -> Caller | None:
+    async def _issued(self, digest: str, before_lookup: Callable[[], Awaitable[None]]) -> Caller | None:
         cached = self.cache.get(digest)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         if not self.settings.billing_enabled:
             return None
+        await before_lookup()
         question = KeyVerify(request_id=uuid.uuid4().hex, key_sha256=digest)
         reply = await ask(self.nc, AUTH_KEY_VERIFY, question.encode(), self.settings.billing_timeout_s)
         if reply is None:
