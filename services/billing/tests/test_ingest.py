@@ -12,7 +12,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from lobe.billing.prices import load_prices
 from lobe.billing.service import BillingService
-from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_SETTLED, UsageSettled
+from lobe.shared.events.usage import USAGE_DEAD_LETTER
 
 from .support import fetchval, make_settings, publish_usage, usage_event, wait_for, wait_for_ledger
 
@@ -66,23 +66,12 @@ async def test_malformed_event_goes_to_dead_letter_with_reason_and_stream_contin
     assert consumer_pending == 0
 
 
-async def test_settled_fact_carries_the_ledger_cost(
+async def test_ledger_records_the_cost_at_the_model_price(
     billing: BillingService, nats_url: str, billing_db: str
 ) -> None:
-    nc = await nats.connect(nats_url)
-    try:
-        sub = await nc.subscribe(USAGE_SETTLED)
-        await publish_usage(nats_url, [usage_event("priced-1", prompt=1_000_000, completion=500_000)])
-        msg = await sub.next_msg(timeout=10)
-    finally:
-        await nc.close()
-    settled = UsageSettled.decode(msg.data)
-    assert settled.request_id == "priced-1"
-    assert msg.headers is not None
-    assert msg.headers["Nats-Msg-Id"] == "priced-1:settled"
+    await publish_usage(nats_url, [usage_event("priced-1", prompt=1_000_000, completion=500_000)])
+    await wait_for_ledger(billing_db, 1)
     # mock: 1.00 per million input, 2.00 per million output.
-    assert settled.cost_usd == 2.0
-    assert settled.priced is True
     assert await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger") == Decimal("2.0000000000")
 
 

@@ -1,8 +1,7 @@
-"""Facts billing publishes after a commit: usage settled with its cost, and missing prices."""
+"""Facts billing publishes after a ledger commit: missing prices."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -11,7 +10,6 @@ from nats.js import JetStreamContext
 
 from lobe.billing.ledger import LedgerRow
 from lobe.shared.events.billing import BILLING_PRICE_MISSING, PriceMissing
-from lobe.shared.events.usage import USAGE_SETTLED, UsageSettled
 from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
@@ -25,28 +23,6 @@ class Alerts:
     def __init__(self, js: JetStreamContext) -> None:
         self.js = js
         self._price_alerted: dict[tuple[str, str], float] = {}
-
-    async def settled(self, rows: Sequence[LedgerRow]) -> None:
-        """Best effort after commit: the ledger is the record, this is the notification."""
-        if not rows:
-            return
-        results = await asyncio.gather(*(self._publish_settled(r) for r in rows))
-        failed = results.count(False)
-        if failed:
-            log.warning("%d usage.settled publishes failed", failed)
-
-    async def _publish_settled(self, row: LedgerRow) -> bool:
-        e = row.event
-        fact = UsageSettled(
-            request_id=e.request_id,
-            correlation_id=e.correlation_id,
-            user_id=e.user_id,
-            model=e.model,
-            # The event schema carries float dollars for display; the ledger keeps the exact value.
-            cost_usd=float(row.cost_usd),
-            priced=row.priced,
-        )
-        return await publish_fact(self.js, USAGE_SETTLED, fact)
 
     async def unpriced(self, rows: Sequence[LedgerRow]) -> None:
         now = time.monotonic()

@@ -160,15 +160,8 @@ class Ingester:
         for group in by_request.values():
             for msg in group:
                 await msg.ack()
-        inserted_ids = {r.request_id for r in inserted}
         metrics.INGESTED.inc(len(inserted))
         metrics.DUPLICATES.inc(sum(len(g) for g in by_request.values()) - len(inserted))
-        # Settled facts for new rows, and again for redelivered ones: a crash between commit and
-        # publish would otherwise lose the fact (the stream's Nats-Msg-Id window drops repeats).
-        settle = [
-            r for r in rows if r.request_id in inserted_ids or deliveries(by_request[r.request_id][0]) > 1
-        ]
-        await self.alerts.settled(settle)
         unpriced = [r for r in inserted if not r.priced]
         metrics.UNPRICED.inc(len(unpriced))
         await self.alerts.unpriced(unpriced)
