@@ -220,6 +220,17 @@ CATALOG: tuple[Subject, ...] = (
         description="Usage for a model with no price; it was priced by the default.",
     ),
     Subject(
+        subject=billing.BILLING_ACCOUNT_CHANGED,
+        payload=billing.AccountChanged,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(BILLING,),
+        consumers=(Consumer(GATEWAY, None, "every replica drops the user's cached callers"),),
+        description="A user's plan or limits changed: the next request is admitted under the new ones.",
+    ),
+    Subject(
         subject=billing.BUDGET_RESERVE,
         payload=billing.BudgetReserve,
         kind="command",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lobe.shared.events.auth import AUTH_KEY_ISSUED, AUTH_KEY_REVOKED, AUTH_LOGIN_FAILED
-from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
+from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
 from lobe.shared.events.lifecycle import SERVICE_STARTED, SERVICE_STOPPED
 from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, USAGE_SETTLED
 
@@ -30,6 +30,7 @@ EVENTS = StreamSpec(
     subjects=(
         BILLING_LIMIT_EXCEEDED,
         BILLING_PRICE_MISSING,
+        BILLING_ACCOUNT_CHANGED,
         AUTH_KEY_ISSUED,
         AUTH_KEY_REVOKED,
         AUTH_LOGIN_FAILED,
