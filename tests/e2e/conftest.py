@@ -20,7 +20,9 @@ import pytest
 from aiohttp import web
 from nats.aio.client import Client as NATS
 from openai import AsyncOpenAI
+from pydantic import SecretStr
 
+from lobe.billing.settings import BillingSettings
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.service import ChatWorker
 from lobe.chat_worker.settings import WorkerSettings
@@ -80,6 +82,20 @@ async def start_worker(nats_url: str, models: ModelCatalog | None = None, **over
     worker = ChatWorker(settings, models or catalog())
     await worker.start()
     return worker
+
+
+def billing_settings(
+    nats_url: str, database_url: str, admin_token: str = "", **overrides: Any
+) -> BillingSettings:
+    """Billing on a test's own database, its API on a free port; admin API only with a token."""
+    return BillingSettings(
+        nats_url=nats_url,
+        database_url=SecretStr(database_url),
+        ops_port=0,
+        billing_fetch_timeout_s=0.1,
+        billing_admin_token=SecretStr(admin_token) if admin_token else None,
+        **overrides,
+    )
 
 
 async def start_gateway(nats_url: str, **overrides: Any) -> tuple[web.AppRunner, str]:

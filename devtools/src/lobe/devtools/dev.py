@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import asyncpg
-
-from lobe.billing import admin
+from lobe.billing.admin import admin_session
 from lobe.billing.keys import user_for_key
 from lobe.devtools.backends import Backends
 from lobe.devtools.migrate import migrate
@@ -142,7 +140,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         say(f"backends ready in {time.monotonic() - began:.1f}s: {backends.describe()}")
         await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
         api_key = dev_api_key(options.state_dir)
-        await register_dev_key(urls["DATABASE_URL"], api_key)
+        await register_dev_key(urls["DATABASE_URL"], urls["NATS_URL"], api_key, environ.get("PLANS_FILE"))
         children = [await supervisor.start(spec) for spec in service_specs(services, urls, api_key, environ)]
 
         def on_ready(child: Child, after_s: float) -> None:
@@ -173,15 +171,12 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
             loop.remove_signal_handler(sig)
 
 
-async def register_dev_key(dsn: str, api_key: str) -> None:
+async def register_dev_key(dsn: str, nats_url: str, api_key: str, plans_file: str | None = None) -> None:
     """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await admin.create_user(conn, DEV_USER, DEV_PLAN)
-        if await user_for_key(conn, api_key) is None:
-            await admin.issue_key(conn, DEV_USER, "lobe dev", key=api_key)
-    finally:
-        await conn.close()
+    async with admin_session(dsn, nats_url, plans_file) as admin:
+        await admin.create_user(DEV_USER, DEV_PLAN)
+        if await user_for_key(admin.db, api_key) is None:
+            await admin.issue_key(DEV_USER, "lobe dev", key=api_key)
 
 
 async def _first(task: asyncio.Task[object], stop: asyncio.Event) -> bool:

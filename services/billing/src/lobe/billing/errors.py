@@ -23,3 +23,26 @@ class NotFoundError(BillingError):
         super().__init__(f"{kind} {ident!r} not found")
         self.kind = kind
         self.ident = ident
+
+
+class UnknownPlanError(BillingError):
+    """An admin operation named a plan the plans file (PLANS_FILE) does not define."""
+
+    def __init__(self, plan: str, known: list[str]) -> None:
+        super().__init__(f"plan {plan!r} is not one of {known}")
+        self.plan = plan
+        self.known = known
+
+
+class NotAnnouncedError(BillingError):
+    """An admin change is committed but its fact could not be published (JetStream unreachable):
+    gateways act on their cached answer for up to KEY_CACHE_TTL_S. Every operation that raises it
+    is idempotent, so running it again announces it."""
+
+    def __init__(self, subject: str, ident: str) -> None:
+        super().__init__(
+            f"{ident!r} changed, but {subject} could not be published: gateways may act on the "
+            "old state until their key cache expires; run the same operation again"
+        )
+        self.subject = subject
+        self.ident = ident

@@ -1,5 +1,5 @@
 """API keys on the bus: billing owns the key table, so it answers the gateway's key lookups
-(`auth.key.verify`) and announces issued and revoked keys (`auth.key.*` facts on EVENTS)."""
+(`auth.key.verify`); lobe.billing.admin announces issued and revoked keys."""
 
 from __future__ import annotations
 
@@ -9,20 +9,10 @@ import asyncpg
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
 from pydantic import ValidationError
 
-from lobe.shared.events.auth import (
-    AUTH_KEY_ISSUED,
-    AUTH_KEY_REVOKED,
-    AUTH_KEY_VERIFY,
-    ApiKeyIssued,
-    ApiKeyRevoked,
-    KeyVerified,
-    KeyVerify,
-)
+from lobe.shared.events.auth import AUTH_KEY_VERIFY, KeyVerified, KeyVerify
 from lobe.shared.events.billing import BILLING_QUEUE
-from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +42,3 @@ async def serve_key_verification(nc: NATS, pool: asyncpg.Pool) -> Subscription:
         await msg.respond(reply.encode())
 
     return await nc.subscribe(AUTH_KEY_VERIFY, queue=BILLING_QUEUE, cb=on_verify)
-
-
-async def announce_issued(js: JetStreamContext | None, user_id: str, key_id: str, prefix: str) -> None:
-    if js is not None:
-        event = ApiKeyIssued(request_id=key_id, user_id=user_id, api_key_id=key_id, key_prefix=prefix)
-        await publish_fact(js, AUTH_KEY_ISSUED, event)
-
-
-async def announce_revoked(js: JetStreamContext | None, user_id: str, key_id: str) -> None:
-    """Gateways drop the key from their caches at once instead of at the cache's expiry. Best
-    effort: the change is committed, and caches expire on their own if this is lost."""
-    if js is not None:
-        event = ApiKeyRevoked(request_id=key_id, user_id=user_id, api_key_id=key_id)
-        await publish_fact(js, AUTH_KEY_REVOKED, event)

@@ -10,6 +10,7 @@ from types import TracebackType
 import asyncpg
 from nats.aio.client import Client as NATS
 
+from lobe.billing.admin import Admin
 from lobe.billing.alerts import Alerts
 from lobe.billing.api import build_api
 from lobe.billing.budgets import Budgets, serve_budgets
@@ -40,6 +41,7 @@ class BillingService:
         self._tasks: list[asyncio.Task[None]] = []
         self.pool: asyncpg.Pool | None = None
         self.nc: NATS | None = None
+        self.admin: Admin | None = None
 
     async def __aenter__(self) -> BillingService:
         try:
@@ -96,7 +98,8 @@ class BillingService:
         self._tasks.append(asyncio.create_task(self._expire_loop(budgets), name="billing-expire"))
 
         await serve_key_verification(nc, pool)  # drained with the connection
-        app = build_api(pool, prices, plans, s.billing_admin_token, js)
+        self.admin = Admin(pool, js, plans)
+        app = build_api(pool, prices, plans, s.billing_admin_token, self.admin)
         runner = await start_ops_server(s.ops_host, s.ops_port, self.ready, extra=app)
         self._stack.push_async_callback(runner.cleanup)
         self.ops_port = bound_port(runner)
