@@ -1,4 +1,4 @@
-"""Budget reserve latency and throughput: what billing's admission adds to every chat request.
+"""Budget reserve and price quote latency and throughput: billing's part of every chat request.
 
     .venv/bin/python services/billing/bench/reserve_bench.py [--sequential 2000] [--concurrent 20000]
         [--concurrency 64] [--users 64] [--durable]
@@ -6,9 +6,9 @@
 Starts its own nats-server and embedded PostgreSQL (fsync off unless --durable), migrates a
 database, creates `--users` accounts on the unlimited plan and runs `python -m lobe.billing` in its
 own process, as in production. A client in this process then sends `billing.budget.reserve`
-requests as the gateway does: first one at a time (latency), then with `--concurrency` in flight
-(throughput). Each request has its own request id and the users take turns, so every reserve
-takes a real hold. Not collected by pytest and not part of `make test`.
+and `billing.price.quote` requests as the gateway does: first one at a time (latency), then with
+`--concurrency` in flight (throughput). Each reserve has its own request id and the users take
+turns, so every reserve takes a real hold. Not collected by pytest and not part of `make test`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import nats
@@ -34,7 +34,15 @@ from lobe.billing.migrations import apply_migrations
 from lobe.devtools.ports import free_port
 from lobe.devtools.servers import NatsServer, PostgresServer
 from lobe.devtools.supervisor import ServiceSpec, Supervisor
-from lobe.shared.events.billing import BUDGET_RESERVE, BudgetDecision, BudgetReserve
+from lobe.shared.events.billing import (
+    BUDGET_RESERVE,
+    PRICE_QUOTE,
+    BudgetDecision,
+    BudgetReserve,
+    PriceQuote,
+    PriceQuoted,
+)
+from lobe.shared.events.chat import TokenUsage
 
 WARMUP = 200
 
@@ -74,8 +82,14 @@ async def billing_stack(durable: bool, users: int) -> AsyncIterator[tuple[str, p
             await supervisor.shutdown()
 
 
+async def round_trip(nc: NATS, subject: str, body: bytes) -> tuple[float, bytes]:
+    started = time.perf_counter()
+    reply = await nc.request(subject, body, timeout=10)
+    return time.perf_counter() - started, reply.data
+
+
 async def reserve(nc: NATS, user: str) -> float:
-    """One reserve as the gateway sends it; returns its round-trip time in seconds."""
+    """One reserve as the gateway sends it (a new request id: a real hold each time)."""
     req = BudgetReserve(
         request_id=uuid.uuid4().hex,
         user_id=user,
@@ -83,10 +97,17 @@ async def reserve(nc: NATS, user: str) -> float:
         prompt_tokens_estimate=500,
         max_output_tokens=1000,
     )
-    started = time.perf_counter()
-    reply = await nc.request(BUDGET_RESERVE, req.encode(), timeout=10)
-    elapsed = time.perf_counter() - started
-    assert BudgetDecision.decode(reply.data).admitted
+    elapsed, reply = await round_trip(nc, BUDGET_RESERVE, req.encode())
+    assert BudgetDecision.decode(reply).admitted
+    return elapsed
+
+
+async def quote(nc: NATS) -> float:
+    """One price quote, as the gateway asks for the final chunk's cost."""
+    usage = TokenUsage(prompt_tokens=500, completion_tokens=1000)
+    req = PriceQuote(request_id=uuid.uuid4().hex, provider="openai", model="gpt-4o-mini", usage=usage)
+    elapsed, reply = await round_trip(nc, PRICE_QUOTE, req.encode())
+    assert PriceQuoted.decode(reply).priced
     return elapsed
 
 
@@ -95,12 +116,25 @@ def cpu_s(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-def summary(label: str, latencies: list[float], wall_s: float, billing_cpu_s: float) -> str:
+async def measure(
+    label: str, call: Callable[[int], Awaitable[float]], count: int, concurrency: int, billing: psutil.Process
+) -> str:
+    """`count` calls `concurrency` at a time: throughput, latency, and billing's CPU per call."""
+    todo = iter(range(count))
+    latencies: list[float] = []
+
+    async def client() -> None:
+        for i in todo:
+            latencies.append(await call(i))
+
+    started, cpu = time.perf_counter(), cpu_s(billing)
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    wall_s, billing_cpu_s = time.perf_counter() - started, cpu_s(billing) - cpu
     q = statistics.quantiles(latencies, n=100)
     return (
-        f"{label}: {len(latencies)} reserves in {wall_s:.2f} s = {len(latencies) / wall_s:,.0f}/s; "
+        f"{label} at concurrency {concurrency}: {count} in {wall_s:.2f} s = {count / wall_s:,.0f}/s; "
         f"latency mean {statistics.fmean(latencies) * 1e6:.0f} us, p50 {q[49] * 1e6:.0f} us, "
-        f"p99 {q[98] * 1e6:.0f} us; billing CPU {billing_cpu_s / len(latencies) * 1e6:.0f} us per reserve"
+        f"p99 {q[98] * 1e6:.0f} us; billing CPU {billing_cpu_s / count * 1e6:.0f} us each"
     )
 
 
@@ -109,23 +143,19 @@ async def run(sequential: int, concurrent: int, concurrency: int, users: int, du
         nc = await nats.connect(nats_url)
         try:
             names = [f"bench-{i}" for i in range(users)]
-            for i in range(WARMUP):
-                await reserve(nc, names[i % users])
-            started, cpu = time.perf_counter(), cpu_s(billing)
-            one_by_one = [await reserve(nc, names[i % users]) for i in range(sequential)]
-            print(summary("sequential", one_by_one, time.perf_counter() - started, cpu_s(billing) - cpu))
 
-            todo = iter(range(concurrent))
-            together: list[float] = []
+            async def reserve_one(i: int) -> float:
+                return await reserve(nc, names[i % users])
 
-            async def client() -> None:
-                for i in todo:
-                    together.append(await reserve(nc, names[i % users]))
+            async def quote_one(i: int) -> float:
+                return await quote(nc)
 
-            started, cpu = time.perf_counter(), cpu_s(billing)
-            await asyncio.gather(*(client() for _ in range(concurrency)))
-            wall_s, billing_cpu_s = time.perf_counter() - started, cpu_s(billing) - cpu
-            print(summary(f"concurrency {concurrency}", together, wall_s, billing_cpu_s))
+            await measure("warm-up", reserve_one, WARMUP, 1, billing)
+            await measure("warm-up", quote_one, WARMUP, 1, billing)
+            print(await measure("reserve", reserve_one, sequential, 1, billing))
+            print(await measure("reserve", reserve_one, concurrent, concurrency, billing))
+            print(await measure("quote", quote_one, sequential, 1, billing))
+            print(await measure("quote", quote_one, concurrent, concurrency, billing))
         finally:
             await nc.close()
     print(f"(users={users}, postgres fsync {'on' if durable else 'off'}, billing in its own process)")

@@ -11,12 +11,15 @@ from nats.aio.client import Client as NATS
 from lobe.billing.plans import Override
 from lobe.billing.service import BillingService
 from lobe.shared.events.billing import (
+    BILLING_LIMIT_EXCEEDED,
     BUDGET_RELEASE,
     BUDGET_RESERVE,
     BudgetDecision,
     BudgetRelease,
     BudgetReserve,
+    LimitExceeded,
 )
+from lobe.shared.events.streams import EVENTS
 
 from .support import fetchval
 
@@ -84,5 +87,18 @@ async def test_token_limit_refuses_a_hold_that_could_pass_it_and_names_the_limit
         assert "tokens limit" in decisions[2].message
         dsn = billing.settings.database_url.get_secret_value()
         assert await fetchval(dsn, "SELECT reserved_tokens FROM usage_periods WHERE user_id = 'tina'") == 1000
+        # The refusal is a fact in the EVENTS stream, deduplicated by its event id like every fact.
+        stored = await nc.jetstream().pull_subscribe(BILLING_LIMIT_EXCEEDED, stream=EVENTS.name)
+        [msg] = await stored.fetch(1, timeout=5)
     finally:
         await nc.close()
+    fact = LimitExceeded.decode(msg.data)
+    assert (fact.request_id, fact.user_id, fact.limit, fact.used, fact.allowed) == (
+        "t2",
+        "tina",
+        "tokens",
+        1000,
+        1200,
+    )
+    assert msg.headers is not None
+    assert msg.headers["Nats-Msg-Id"] == str(fact.event_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lobe.billing.admin import admin_session
-from lobe.billing.keys import user_for_key
+from lobe.billing.keys import hash_key, owner_of
 from lobe.devtools.backends import Backends
 from lobe.devtools.migrate import migrate
 from lobe.devtools.ports import LOOPBACK, port_is_open
@@ -175,7 +175,7 @@ async def register_dev_key(dsn: str, nats_url: str, api_key: str, plans_file: st
     """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
     async with admin_session(dsn, nats_url, plans_file) as admin:
         await admin.create_user(DEV_USER, DEV_PLAN)
-        if await user_for_key(admin.db, api_key) is None:
+        if await owner_of(admin.db, hash_key(api_key)) is None:
             await admin.issue_key(DEV_USER, "lobe dev", key=api_key)
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from lobe.billing.admin import Admin
 from lobe.billing.errors import NotAnnouncedError, NotFoundError, UnknownPlanError
-from lobe.billing.keys import user_for_key
+from lobe.billing.keys import hash_key, owner_of
 from lobe.billing.plans import Override, PlanBook
 from lobe.billing.prices import PriceTable
 from lobe.billing.reports import current_period, limits_report, usage_report, valid_period
@@ -35,10 +35,10 @@ M = TypeVar("M", bound=BaseModel)
 
 async def _caller(request: web.Request) -> str:
     key = bearer_token(request)
-    found = await user_for_key(request.app[POOL], key) if key else None
-    if found is None:
+    owner = await owner_of(request.app[POOL], hash_key(key)) if key else None
+    if owner is None:
         raise ApiError(401, "Invalid or missing API key.", "invalid_api_key")
-    return found[0]
+    return owner.user_id
 
 
 def _period(request: web.Request) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BillingError(Exception):
     """Base of every error raised by lobe.billing."""
@@ -46,3 +48,22 @@ class NotAnnouncedError(BillingError):
         )
         self.subject = subject
         self.ident = ident
+
+
+class MalformedCommandError(BillingError):
+    """A command on the bus that does not decode into its model: logged, never answered (the
+    sender's fail mode decides), never a crash of the responder."""
+
+    def __init__(self, subject: str, errors: list[Any]) -> None:
+        super().__init__(f"malformed {subject}: {errors}")
+        self.subject = subject
+        self.errors = errors
+
+
+class DeadlinePassedError(BillingError):
+    """A budget reserve reached billing after the gateway stopped waiting for it: nothing is held
+    (no one would release it) and nothing is answered."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"budget reserve {request_id!r} arrived after its deadline; nothing held")
+        self.request_id = request_id
