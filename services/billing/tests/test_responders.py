@@ -32,8 +32,11 @@ from lobe.shared.events.billing import (
 )
 from lobe.shared.events.chat import TokenUsage
 
-Ask = Callable[[str, bytes], Awaitable[bytes | None]]  # the reply's body; None: no answer
-UNANSWERED_WAIT_S = 0.3  # how long the real-server variant waits before calling it no answer
+Ask = Callable[
+    ..., Awaitable[bytes | None]
+]  # (subject, body, wait_s=...) -> the reply's body; None: no answer
+ANSWER_WAIT_S = 10.0
+UNANSWERED_WAIT_S = 0.3  # how long the real-server variant waits for an answer that must not come
 KNOWN = bytes.fromhex("ab" * 32)
 
 
@@ -79,8 +82,8 @@ async def faststream(request: pytest.FixtureRequest) -> AsyncIterator[Responders
     if request.param == "memory":
         async with TestNatsBroker(_broker(stubs)) as broker:
 
-            async def in_memory(subject: str, body: bytes) -> bytes | None:
-                reply = await broker.request(body, subject, timeout=5)
+            async def in_memory(subject: str, body: bytes, wait_s: float = ANSWER_WAIT_S) -> bytes | None:
+                reply = await broker.request(body, subject, timeout=wait_s)
                 return reply.body or None  # a handler that raised left the body empty
 
             yield Responders(in_memory, stubs)
@@ -108,8 +111,8 @@ async def gateway(url: str) -> AsyncIterator[Ask]:
     """A NATS client asking as the gateway does (lobe.shared.bus.ask: silence is an answer)."""
     nc = await nats.connect(url)
 
-    async def on_the_wire(subject: str, body: bytes) -> bytes | None:
-        return await ask(nc, subject, body, UNANSWERED_WAIT_S) or None
+    async def on_the_wire(subject: str, body: bytes, wait_s: float = ANSWER_WAIT_S) -> bytes | None:
+        return await ask(nc, subject, body, wait_s) or None
 
     try:
         yield on_the_wire
@@ -140,8 +143,9 @@ async def test_a_malformed_command_is_logged_not_answered_and_the_next_one_is(
     faststream: Responders, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="lobe.billing"):
-        assert await faststream.ask(AUTH_KEY_VERIFY, b'{"request_id": "v2", "key_sha256": "xyz"}') is None
-        assert await faststream.ask(AUTH_KEY_VERIFY, b"not json") is None
+        malformed_json = b'{"request_id": "v2", "key_sha256": "xyz"}'
+        assert await faststream.ask(AUTH_KEY_VERIFY, malformed_json, wait_s=UNANSWERED_WAIT_S) is None
+        assert await faststream.ask(AUTH_KEY_VERIFY, b"not json", wait_s=UNANSWERED_WAIT_S) is None
     malformed = [r.getMessage() for r in caplog.records if "malformed auth.key.verify" in r.getMessage()]
     assert len(malformed) == 2
     assert "key_sha256" in malformed[0]
@@ -153,7 +157,7 @@ async def test_a_key_lookup_the_database_cannot_answer_is_left_to_the_gateway_fa
 ) -> None:
     faststream.stubs.database_down = True
     with caplog.at_level(logging.ERROR, logger="lobe.billing"):
-        assert await faststream.ask(AUTH_KEY_VERIFY, verify(KNOWN)) is None
+        assert await faststream.ask(AUTH_KEY_VERIFY, verify(KNOWN), wait_s=UNANSWERED_WAIT_S) is None
     assert any("database is unavailable" in r.getMessage() for r in caplog.records)
     faststream.stubs.database_down = False
     assert await faststream.ask(AUTH_KEY_VERIFY, verify(KNOWN)) is not None
@@ -189,8 +193,9 @@ async def test_a_reserve_past_its_deadline_or_malformed_is_logged_and_not_answer
     admission: Responders, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="lobe.billing"):
-        assert await admission.ask(BUDGET_RESERVE, reserve("late")) is None
-        assert await admission.ask(BUDGET_RESERVE, b'{"request_id": "r", "user_id": 7}') is None
+        assert await admission.ask(BUDGET_RESERVE, reserve("late"), wait_s=UNANSWERED_WAIT_S) is None
+        malformed = b'{"request_id": "r", "user_id": 7}'
+        assert await admission.ask(BUDGET_RESERVE, malformed, wait_s=UNANSWERED_WAIT_S) is None
     logged = " | ".join(r.getMessage() for r in caplog.records)
     assert "'r-late' arrived after its deadline" in logged
     assert "malformed billing.budget.reserve" in logged
