@@ -86,14 +86,17 @@ async def start_worker(nats_url: str, models: ModelCatalog | None = None, **over
     return worker
 
 
-def billing_settings(nats_url: str, database_url: str, admin_token: str) -> BillingSettings:
-    """Billing in-process on a test's NATS and database, quick to pick up usage."""
+def billing_settings(
+    nats_url: str, database_url: str, admin_token: str = "", **overrides: Any
+) -> BillingSettings:
+    """Billing on a test's own database, its API on a free port; admin API only with a token."""
     return BillingSettings(
         nats_url=nats_url,
         database_url=SecretStr(database_url),
         ops_port=0,
         billing_fetch_timeout_s=0.1,
-        billing_admin_token=SecretStr(admin_token),
+        billing_admin_token=SecretStr(admin_token) if admin_token else None,
+        **overrides,
     )
 
 

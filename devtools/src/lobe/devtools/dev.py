@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import asyncpg
-
-from lobe.billing import admin
-from lobe.billing.keys import user_for_key
+from lobe.billing.admin import admin_session
+from lobe.billing.keys import hash_key, owner_of
 from lobe.devtools.backends import Backends
 from lobe.devtools.dev_sign_in import DEV_ADMIN_EMAIL, DevSignIn, start_dev_sign_in
 from lobe.devtools.migrate import migrate
@@ -152,7 +150,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         say(f"backends ready in {time.monotonic() - began:.1f}s: {backends.describe()}")
         await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
         api_key = dev_api_key(options.state_dir)
-        await register_dev_key(urls["DATABASE_URL"], api_key)
+        await register_dev_key(urls["DATABASE_URL"], urls["NATS_URL"], api_key, environ.get("PLANS_FILE"))
         gateway_url = (
             f"http://{LOOPBACK}:{port_of(next(s for s in SERVICES if s.name == 'gateway'), environ)}"
         )
@@ -191,17 +189,14 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
             loop.remove_signal_handler(sig)
 
 
-async def register_dev_key(dsn: str, api_key: str) -> None:
+async def register_dev_key(dsn: str, nats_url: str, api_key: str, plans_file: str | None = None) -> None:
     """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await admin.create_user(conn, DEV_USER, DEV_PLAN, email=DEV_ADMIN_EMAIL)
+    async with admin_session(dsn, nats_url, plans_file) as admin:
+        await admin.create_user(DEV_USER, DEV_PLAN, email=DEV_ADMIN_EMAIL)
         # Signing in locally as DEV_ADMIN_EMAIL gives an admin session (billing links the e-mail).
-        await conn.execute("UPDATE users SET role = 'admin' WHERE id = $1", DEV_USER)
-        if await user_for_key(conn, api_key) is None:
-            await admin.issue_key(conn, DEV_USER, "lobe dev", key=api_key)
-    finally:
-        await conn.close()
+        await admin.set_role(DEV_USER, "admin")
+        if await owner_of(admin.db, hash_key(api_key)) is None:
+            await admin.issue_key(DEV_USER, "lobe dev", key=api_key)
 
 
 async def _first(task: asyncio.Task[object], stop: asyncio.Event) -> bool:

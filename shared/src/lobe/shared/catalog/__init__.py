@@ -42,7 +42,8 @@ CHANGELOG: tuple[tuple[str, str], ...] = (
         "Sign-in: `auth.user.resolve` (gateway asks billing which user an identity is, creating it on "
         "the first sign-in) and the session facts `auth.login.succeeded`, `auth.login.failed` (now "
         "published, on every refused sign-in) and `auth.login.ended` (sign-out or revocation; every "
-        "gateway replica refuses the session from then on).",
+        "gateway replica refuses the session from then on). `billing.account.changed`: a user's "
+        "plan, limits or role changed; gateways drop that user's cached callers.",
     ),
     (
         "2.0.0",
@@ -258,6 +259,17 @@ CATALOG: tuple[Subject, ...] = (
         producers=(BILLING,),
         consumers=(),
         description="Usage for a model with no price; it was priced by the default.",
+    ),
+    Subject(
+        subject=billing.BILLING_ACCOUNT_CHANGED,
+        payload=billing.AccountChanged,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(BILLING,),
+        consumers=(Consumer(GATEWAY, None, "every replica drops the user's cached callers"),),
+        description="A user's plan or limits changed: the next request is admitted under the new ones.",
     ),
     Subject(
         subject=billing.BUDGET_RESERVE,

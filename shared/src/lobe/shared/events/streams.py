@@ -11,7 +11,7 @@ from lobe.shared.events.auth import (
     AUTH_LOGIN_FAILED,
     AUTH_LOGIN_SUCCEEDED,
 )
-from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
+from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
 from lobe.shared.events.lifecycle import SERVICE_STARTED, SERVICE_STOPPED
 from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED
 
@@ -36,6 +36,7 @@ EVENTS = StreamSpec(
     subjects=(
         BILLING_LIMIT_EXCEEDED,
         BILLING_PRICE_MISSING,
+        BILLING_ACCOUNT_CHANGED,
         AUTH_KEY_ISSUED,
         AUTH_KEY_REVOKED,
         AUTH_LOGIN_SUCCEEDED,

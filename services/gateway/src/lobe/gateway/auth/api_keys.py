@@ -5,8 +5,9 @@ Two sources, checked in order:
 2. keys issued through billing, resolved over NATS (`auth.key.verify`) by their SHA-256, so a
    key never travels on the bus. Answers are cached per replica: valid keys for
    `key_cache_ttl_s`, unknown ones briefly (a burst of bad keys must not hammer billing).
-   A revoked key drops out at once when billing announces `auth.key.revoked`, and within the
-   TTL at worst if that announcement is lost.
+   A revoked key drops out at once when billing announces `auth.key.revoked`, and a user's
+   cached answers (their plan) when it announces `billing.account.changed`; within the TTL at
+   worst if that announcement is lost.
 
 A token that is neither a bootstrap key nor shaped like a key billing issues is refused without
 asking anyone. Keys are held as SHA-256 digests only, so a memory dump or a log line never shows one.
@@ -34,6 +35,7 @@ from lobe.shared.events.auth import (
     KeyVerified,
     KeyVerify,
 )
+from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, AccountChanged
 from lobe.shared.events.chat import Caller
 from lobe.shared.openai_errors import ApiError
 
@@ -65,17 +67,32 @@ class ApiKeyStore:
         self.settings = settings
         self.bootstrap = parse_bootstrap_keys(settings.gateway_api_keys.get_secret_value())
         self.cache: dict[str, tuple[Caller | None, float]] = {}
+        # Bumped by every drop: an answer billing gave before the change is not cached after it.
+        self.generation = 0
 
     async def watch_revocations(self) -> None:
+        """Drop cached answers billing has since taken back: a revoked key, a changed account."""
         await self.nc.subscribe(AUTH_KEY_REVOKED, cb=self._on_revoked)
+        await self.nc.subscribe(BILLING_ACCOUNT_CHANGED, cb=self._on_account_changed)
 
     async def _on_revoked(self, msg: Msg) -> None:
         try:
             event = ApiKeyRevoked.decode(msg.data)
         except ValidationError:
             return
+        self._drop(lambda caller: caller.api_key_id == event.api_key_id)
+
+    async def _on_account_changed(self, msg: Msg) -> None:
+        try:
+            event = AccountChanged.decode(msg.data)
+        except ValidationError:
+            return
+        self._drop(lambda caller: caller.user_id == event.user_id)
+
+    def _drop(self, stale: Callable[[Caller], bool]) -> None:
+        self.generation += 1
         for digest, (caller, _) in list(self.cache.items()):
-            if caller is not None and caller.api_key_id == event.api_key_id:
+            if caller is not None and stale(caller):
                 del self.cache[digest]
 
     async def caller(self, token: str, before_lookup: Callable[[], Awaitable[None]]) -> Caller | None:
@@ -97,6 +114,7 @@ class ApiKeyStore:
             return None
         await before_lookup()
         question = KeyVerify(request_id=uuid.uuid4().hex, key_sha256=digest)
+        generation = self.generation
         reply = await ask(self.nc, AUTH_KEY_VERIFY, question.encode(), self.settings.billing_timeout_s)
         if reply is None:
             if cached is not None:  # billing is away: a key it vouched for stays good a while
@@ -113,6 +131,8 @@ class ApiKeyStore:
             if answer.valid and answer.user_id
             else None
         )
+        if generation != self.generation:  # a revocation or account change crossed this answer
+            return caller
         if len(self.cache) >= CACHE_MAX_ENTRIES:
             self.cache.pop(next(iter(self.cache)))  # oldest entry first: dicts keep insertion order
         ttl = self.settings.key_cache_ttl_s if caller else UNKNOWN_KEY_TTL_S
