@@ -21,7 +21,7 @@ async def test_a_revocation_that_cannot_be_announced_is_stored_reported_and_anno
     conn = await asyncpg.connect(billing_db)
     try:
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, replicas=1)
         admin = Admin(conn, js, load_plans())
         await admin.create_user("ivy")
         issued = await admin.issue_key("ivy")
@@ -30,7 +30,7 @@ async def test_a_revocation_that_cannot_be_announced_is_stored_reported_and_anno
             await admin.revoke_key(issued.id)
         assert caught.value.ident == issued.id
         assert await fetchval(billing_db, "SELECT revoked_at IS NOT NULL FROM api_keys") is True
-        await ensure_streams(js)
+        await ensure_streams(js, replicas=1)
         assert await admin.revoke_key(issued.id) == "ivy"  # idempotent: this time it is announced
     finally:
         await conn.close()
