@@ -48,7 +48,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "lobe-overview.json"
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "lobe.yml"
 SCRAPE_S = 0.25
 JOBS = {
-    "gateway": "GATEWAY_PORT",
+    "gateway": "GATEWAY_OPS_PORT",  # its public port serves no /metrics
     "chat-worker": "CHAT_WORKER_OPS_PORT",
     "billing": "BILLING_OPS_PORT",
     "metrics": "METRICS_OPS_PORT",
@@ -277,6 +277,10 @@ async def test_the_seed_queries_report_the_driven_workload_exactly(
             return await observed.values(expr, "status_code") == expected_codes
 
         await eventually(requests_counted, f"gateway requests by status {expected_codes}")
+        # One more, now that the series has been scraped, so its rate cannot be all in its first sample.
+        assert await observed.chat(http, OTHER_MODEL, stream=False) == 200
+        expected_codes[("200",)] += 1
+        await eventually(requests_counted, f"gateway requests by status {expected_codes}")
         (http_rate,) = panel_exprs("HTTP request rate")
         routes = await observed.values(http_rate, "method", "route")
         assert routes[("POST", "/v1/chat/completions")] > 0
@@ -325,7 +329,7 @@ async def test_the_suite_exports_every_series_the_dashboard_and_alerts_read(obse
 
     # The cost counter appears once billing has written the mock request's row.
     await eventually(all_there, f"Prometheus holds {sorted(wanted)}")
-    assert await observed.values("lobe_user_sessions_active", "job") == {("gateway",): 0}
+    assert await observed.values("lobe_user_sessions_active", "job") == {("gateway",): 0}  # nobody signed in
     assert await observed.values("lobe_worker_max_concurrency", "job") == {("chat-worker",): 256}
     lag = await observed.values("lobe:jetstream_consumer_lag:messages", "stream", "consumer")
     assert set(lag) == {("USAGE", "billing"), ("USAGE", "metrics"), ("EVENTS", "metrics")}

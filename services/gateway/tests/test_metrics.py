@@ -1,5 +1,5 @@
 """The gateway's own series through the real app and a scripted worker: open SSE answers, the
-latency the gateway adds, the request histogram by route, and the sessions gauge at 0."""
+latency the gateway adds, and the request histogram by route."""
 
 from __future__ import annotations
 
@@ -87,10 +87,3 @@ async def test_added_latency_and_the_request_histogram_are_observed_per_answer(
     # The gateway's part ends when the worker accepts: inside the request, never beyond it.
     added = value("lobe_gateway_overhead_seconds_sum") - sum_before
     assert 0 < added < elapsed
-
-
-async def test_sessions_gauge_is_exported_at_zero_until_sign_in_exists(gateway: str) -> None:
-    async with aiohttp.ClientSession() as http, http.get(f"{gateway}/metrics") as response:
-        text = await response.text()
-    assert "\nlobe_user_sessions_active 0.0\n" in text
-    assert "\nlobe_streaming_connections_active " in text

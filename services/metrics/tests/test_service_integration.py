@@ -142,7 +142,7 @@ async def test_consumer_lag_reports_pending_and_unacknowledged_usage_per_durable
 ) -> None:
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    await ensure_streams(js)
+    await ensure_streams(js, replicas=1)
     lag = ConsumerLag(CollectorRegistry())
     await lag.poll(js)
     billing = {"stream": "USAGE", "consumer": "billing"}

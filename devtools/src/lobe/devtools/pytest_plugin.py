@@ -8,6 +8,7 @@
   `billing_db` fixture, in lobe.billing.testing, is one).
 - `private_pg_server`: a PostgreSQL of the test's own, for tests that stop or kill it.
 - `redis_url`: $REDIS_URL's server, else one embedded per session; a flushed db number per test.
+- `make_oidc_provider`: a real OpenID provider (npm oidc-provider under node) for given clients.
 - `spans`: the spans finished during the test (an in-memory exporter on the process's tracer
   provider, which OpenTelemetry lets a process install only once).
 
@@ -35,6 +36,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from lobe.devtools.pgadmin import DatabaseAdmin, random_name
 from lobe.devtools.servers import NatsServer, PostgresServer, RedisServer
+from lobe.devtools.servers.oidc import OidcProviderServer
 from lobe.devtools.servers.redis import DATABASES
 
 INTEGRATION_FIXTURES = frozenset(
@@ -49,6 +51,7 @@ INTEGRATION_FIXTURES = frozenset(
         "private_pg_server",
         "redis_server",
         "redis_url",
+        "make_oidc_provider",
     }
 )
 
@@ -238,3 +241,19 @@ def spans() -> Iterator[InMemorySpanExporter]:
     exporter.clear()
     yield exporter
     exporter.clear()
+
+
+# -- OpenID provider --------------------------------------------------------------------------------
+@pytest.fixture
+def make_oidc_provider() -> Iterator[Callable[[list[dict[str, Any]]], OidcProviderServer]]:
+    """make_oidc_provider([{"client_id", "client_secret", "redirect_uris"}]) -> a running provider."""
+    started: list[OidcProviderServer] = []
+
+    def make(clients: list[dict[str, Any]]) -> OidcProviderServer:
+        server = OidcProviderServer(clients).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.close()

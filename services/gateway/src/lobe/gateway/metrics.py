@@ -29,6 +29,7 @@ IN_FLIGHT = Gauge("lobe_gateway_chat_in_flight", "Chat completion requests being
 STREAMING_CONNECTIONS = Gauge(
     "lobe_streaming_connections_active", "SSE answers open at this gateway now (from their first byte)."
 )
-# Sign-in sessions come with the sign-in work; until then there are none, and the series says so
-# (0) rather than being absent, so the dashboard panel and the HPA rules have something to read.
-USER_SESSIONS = Gauge("lobe_user_sessions_active", "Signed-in user sessions active (0 until sign-in exists).")
+# Read from Redis, so every replica reports the same fleet-wide figure: aggregate with max(), not sum().
+SESSIONS_ACTIVE = Gauge(
+    "lobe_user_sessions_active", "Signed-in sessions not yet expired or ended, fleet-wide."
+)
