@@ -29,7 +29,14 @@ class DatabaseSettings(_Fragment):
 
 
 class RedisSettings(_Fragment):
-    redis_url: SecretStr = Field(default=SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL.")
+    # Two roles, two servers in production: state must never be evicted, the cache must be.
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis for state (rate-limit counters, revocations): noeviction, AOF.",
+    )
+    cache_redis_url: SecretStr | None = Field(
+        default=None, description="Redis for the response cache (allkeys-lru); unset = REDIS_URL."
+    )
 
 
 class TelemetrySettings(_Fragment):

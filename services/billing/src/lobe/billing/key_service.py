@@ -12,6 +12,7 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 
+from lobe.billing.plans import Override, PlanBook
 from lobe.shared.events.auth import (
     AUTH_KEY_ISSUED,
     AUTH_KEY_REVOKED,
@@ -27,12 +28,16 @@ from lobe.shared.facts import publish_fact
 log = logging.getLogger(__name__)
 
 _LOOKUP = """
-SELECT k.id, k.user_id, u.plan FROM api_keys k JOIN users u ON u.id = k.user_id
+SELECT k.id, k.user_id, u.plan, o.rate_tier FROM api_keys k JOIN users u ON u.id = k.user_id
+LEFT JOIN plan_overrides o ON o.user_id = k.user_id
 WHERE k.key_hash = $1 AND k.revoked_at IS NULL
 """
 
 
-async def serve_key_verification(nc: NATS, pool: asyncpg.Pool) -> Subscription:
+async def serve_key_verification(nc: NATS, pool: asyncpg.Pool, plans: PlanBook) -> Subscription:
+    """Answer key lookups with the owner, their plan and their effective rate-limit tier (the
+    user's override, else the plan's), so the gateway limits them without asking again."""
+
     async def on_verify(msg: Msg) -> None:
         try:
             ask = KeyVerify.decode(msg.data)
@@ -46,8 +51,14 @@ async def serve_key_verification(nc: NATS, pool: asyncpg.Pool) -> Subscription:
             return
         reply = KeyVerified(request_id=ask.request_id, valid=row is not None)
         if row is not None:
+            tier = plans.limits(row["plan"], Override(rate_tier=row["rate_tier"])).rate_tier
             reply = reply.model_copy(
-                update={"user_id": row["user_id"], "api_key_id": row["id"], "plan": row["plan"]}
+                update={
+                    "user_id": row["user_id"],
+                    "api_key_id": row["id"],
+                    "plan": row["plan"],
+                    "rate_tier": tier,
+                }
             )
         await msg.respond(reply.encode())
 

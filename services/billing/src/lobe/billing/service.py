@@ -95,7 +95,7 @@ class BillingService:
         await serve_budgets(nc, budgets)  # drained with the connection
         self._tasks.append(asyncio.create_task(self._expire_loop(budgets), name="billing-expire"))
 
-        await serve_key_verification(nc, pool)  # drained with the connection
+        await serve_key_verification(nc, pool, plans)  # drained with the connection
         app = build_api(pool, prices, plans, s.billing_admin_token, js)
         runner = await start_ops_server(s.ops_host, s.ops_port, self.ready, extra=app)
         self._stack.push_async_callback(runner.cleanup)

@@ -35,8 +35,13 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "2.0.0"
+CATALOG_VERSION = "2.1.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "2.1.0",
+        "Optional `rate_tier` on the chat request's `caller` and on KeyVerified (billing's effective "
+        "rate-limit tier for the key's owner).",
+    ),
     (
         "2.0.0",
         "Reply frames go to `chat.reply.<request_id>.<offer>` (one subject per hand-over; the "
