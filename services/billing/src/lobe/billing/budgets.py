@@ -225,7 +225,9 @@ async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
         quote = _decode(PriceQuote, msg)
         if quote is None:
             return
-        priced = budgets.prices.price(quote.provider, quote.model, quote.occurred_at, quote.usage)
+        priced = budgets.prices.price(
+            quote.provider, quote.model, quote.occurred_at, quote.usage, quote.cache_hit
+        )
         reply = PriceQuoted(
             request_id=quote.request_id, cost_usd=float(priced.cost_usd), priced=priced.priced
         )
