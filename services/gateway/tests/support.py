@@ -5,12 +5,18 @@ protocol can be driven into every corner."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from lobe.devtools.ports import free_port
+from lobe.gateway.app import create_app
+from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import flush
 from lobe.shared.catalog import subject
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -83,3 +89,32 @@ class ScriptedWorker:
     async def _on_cancel(self, msg: Msg) -> None:
         self.cancels.append(ChatCancelled.decode(msg.data))
         self.cancelled.set()
+
+
+KEY = "sk-unit"
+
+
+@contextlib.asynccontextmanager
+async def serving(nats_url: str, **overrides: Any) -> AsyncIterator[str]:
+    """The real gateway app on a free port (its base URL); billing, rate limits and the cache are
+    off unless the test turns them on. Bootstrap key KEY is alice's, on the free plan."""
+    values: dict[str, Any] = {
+        "gateway_api_keys": f"{KEY}:alice:free",
+        "billing_enabled": False,
+        "rate_limits_enabled": False,
+        "cache_enabled": False,
+        "worker_silence_s": 0.5,
+    }
+    runner = web.AppRunner(create_app(GatewaySettings(nats_url=nats_url, **{**values, **overrides})))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def answers(n: int, text: str = "Hi") -> list[Callable[[str], Script]]:
+    """Scripts for `n` requests, each answered in full: one delta, usage (3 + 2 tokens), done."""
+    return [lambda rid: (accepted(rid), [delta(rid, 1, text), *finish(rid, 2)])] * n

@@ -29,7 +29,12 @@ def chat(stream: bool) -> dict[str, object]:
 @pytest.fixture
 async def gateway(nats_url: str) -> AsyncIterator[str]:
     settings = GatewaySettings(
-        nats_url=nats_url, gateway_api_keys=f"{KEY}:alice", billing_enabled=False, worker_silence_s=0.5
+        nats_url=nats_url,
+        gateway_api_keys=f"{KEY}:alice",
+        billing_enabled=False,
+        rate_limits_enabled=False,
+        cache_enabled=False,
+        worker_silence_s=0.5,
     )
     runner = web.AppRunner(create_app(settings), handler_cancellation=True)
     await runner.setup()

@@ -8,6 +8,9 @@ Two sources, checked in order:
    A revoked key drops out at once when billing announces `auth.key.revoked`, and within the
    TTL at worst if that announcement is lost.
 
+Failed credentials count against the client IP's limit (lobe.gateway.ratelimit.limiter.IpLimiter),
+and an IP past it is refused before its key is looked up, so bad keys cannot flood billing.
+
 Keys are held as SHA-256 digests only, so a memory dump or a log line never shows one.
 """
 
@@ -23,6 +26,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
+from lobe.gateway.ratelimit.limiter import IpLimiter
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import ask
 from lobe.shared.events.auth import AUTH_KEY_REVOKED, AUTH_KEY_VERIFY, ApiKeyRevoked, KeyVerified, KeyVerify
@@ -52,9 +56,10 @@ def parse_bootstrap_keys(spec: str) -> dict[str, Caller]:
 
 
 class ApiKeyStore:
-    def __init__(self, nc: NATS, settings: GatewaySettings) -> None:
+    def __init__(self, nc: NATS, settings: GatewaySettings, ip_limit: IpLimiter) -> None:
         self.nc = nc
         self.settings = settings
+        self.ip_limit = ip_limit
         self.bootstrap = parse_bootstrap_keys(settings.gateway_api_keys.get_secret_value())
         self.cache: dict[str, tuple[Caller | None, float]] = {}
 
@@ -77,17 +82,19 @@ class ApiKeyStore:
                 401, "You didn't provide an API key. Use 'Authorization: Bearer YOUR_KEY'.", "missing_api_key"
             )
         digest = key_digest(token)
-        caller = self.bootstrap.get(digest) or await self._issued(digest)
+        caller = self.bootstrap.get(digest) or await self._issued(digest, request)
         if caller is None:
+            await self.ip_limit.hit(request)  # 429 instead once this IP failed too often
             raise ApiError(401, "Incorrect API key provided.", "invalid_api_key")
         return caller
 
-    async def _issued(self, digest: str) -> Caller | None:
+    async def _issued(self, digest: str, request: web.Request) -> Caller | None:
         cached = self.cache.get(digest)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         if not self.settings.billing_enabled:
             return None
+        await self.ip_limit.check(request)  # an IP past its failures costs billing nothing
         question = KeyVerify(request_id=uuid.uuid4().hex, key_sha256=digest)
         reply = await ask(self.nc, AUTH_KEY_VERIFY, question.encode(), self.settings.billing_timeout_s)
         if reply is None:

@@ -18,3 +18,18 @@ TTFT = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge("lobe_gateway_chat_in_flight", "Chat completion requests being answered now.")
+RATE_LIMITED = Counter(
+    "lobe_gateway_rate_limited_total",
+    "Requests refused with 429 by a rate limit, by the limit that refused them.",
+    ["limit"],  # requests, tokens, ip
+)
+RATE_LIMIT_UNCHECKED = Counter(
+    "lobe_gateway_rate_limit_unchecked_total",
+    "Requests the rate limiter could not check (Redis unreachable), by what the fail mode did.",
+    ["outcome"],  # admitted, refused
+)
+CACHE_LOOKUPS = Counter(
+    "lobe_gateway_cache_lookups_total",
+    "Response cache lookups of cacheable requests, by where the answer was found.",
+    ["result"],  # memory, redis, miss
+)
