@@ -3,8 +3,8 @@ producer and consumer really exists.
 
 The whole suite runs (gateway, a chat worker, billing, metrics) while a sniffer subscribed to `>`
 records every message; the workload covers streamed, non-streamed, cancelled, failed, unknown-model,
-over-budget, unpriced and dead-lettered requests, key issue and revocation, a worker killed mid-answer
-and every service's start and stop. Consumers are read off the server itself: its live
+over-budget, unpriced and dead-lettered requests, a response cache hit and an admin's cache
+invalidation, key issue and revocation, a worker killed mid-answer and every service's start and stop. Consumers are read off the server itself: its live
 subscriptions (monitoring endpoint /connz) and its JetStream consumers.
 """
 
@@ -115,8 +115,9 @@ def routing(upstream: FakeUpstream) -> ModelCatalog:
 def attributed(entry: Subject, msg: Msg) -> str:
     """Which producer sent a message of a subject with several: its payload says."""
     if entry.subject == USAGE_RECORDED:
-        lost = UsageRecorded.decode(msg.data).error_code == "worker_lost"
-        return GATEWAY if lost else CHAT_WORKER
+        event = UsageRecorded.decode(msg.data)
+        # The gateway records a lost worker's usage and a cache hit's; workers the rest.
+        return GATEWAY if event.error_code == "worker_lost" or event.status == "cache_hit" else CHAT_WORKER
     if entry.payload is ServiceLifecycle:
         return ServiceLifecycle.decode(msg.data).service
     [producer] = entry.producers
@@ -144,6 +145,7 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     billing_db: str,
     broken_upstream: FakeUpstream,
     worker_process: Callable[..., Awaitable[asyncio.subprocess.Process]],
+    redis_url: str,
 ) -> None:
     url = nats_server.url
     sniffer = Sniffer()
@@ -158,7 +160,13 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     ):
         billing_url = f"http://127.0.0.1:{billing.ops_port}"
         worker = await start_worker(url, models=routing(broken_upstream))
-        runner, base_url = await start_gateway(url, billing_enabled=True)
+        runner, base_url = await start_gateway(
+            url,
+            billing_enabled=True,
+            cache_enabled=True,
+            cache_redis_url=redis_url,
+            gateway_admin_token=ADMIN_TOKEN,
+        )
         client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
 
         # Served: streamed, non-streamed, the model list, unpriced.
@@ -169,6 +177,16 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         await client.chat.completions.create(model="mock", messages=MESSAGES)
         await client.chat.completions.create(model="unpriced", messages=MESSAGES)
         assert {m.id for m in (await client.models.list()).data} >= {"mock", "broken"}
+
+        # A response cache hit (the gateway records its usage), then an admin invalidates the cache.
+        async def served_from_cache() -> bool:
+            raw = await client.chat.completions.with_raw_response.create(
+                model="mock", messages=MESSAGES, temperature=0
+            )
+            return bool(raw.headers["x-cache"] == "hit")
+
+        await eventually(served_from_cache)  # a miss first; a hit once the answer is stored
+        await admin(http, base_url, "POST", "/cache/invalidate", {})
         # Failed: the provider errors; and a model no worker serves.
         with pytest.raises(openai.InternalServerError):
             await client.chat.completions.create(model="broken", messages=MESSAGES)

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from nats.aio.client import Client as NATS
@@ -33,6 +33,7 @@ from lobe.shared.events.chat import (
     TokenUsage,
     UsageFrame,
 )
+from lobe.shared.events.envelope import Event
 
 CALLER = Caller(user_id="alice", api_key_id="key-1", plan="free")
 BODY = ChatCompletionRequest.model_validate(
@@ -118,3 +119,18 @@ async def serving(nats_url: str, **overrides: Any) -> AsyncIterator[str]:
 def answers(n: int, text: str = "Hi") -> list[Callable[[str], Script]]:
     """Scripts for `n` requests, each answered in full: one delta, usage (3 + 2 tokens), done."""
     return [lambda rid: (accepted(rid), [delta(rid, 1, text), *finish(rid, 2)])] * n
+
+
+E = TypeVar("E", bound=Event)
+
+
+async def collected(nc: NATS, subject: str, model: type[E]) -> list[E]:
+    """A list that fills with every `subject` message from now on, decoded as `model`."""
+    seen: list[E] = []
+
+    async def on_message(msg: Msg) -> None:
+        seen.append(model.decode(msg.data))
+
+    await nc.subscribe(subject, cb=on_message)
+    await flush(nc)
+    return seen

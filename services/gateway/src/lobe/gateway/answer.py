@@ -136,8 +136,7 @@ class Answer:
         (billing prices it per its price table: free or at a discount). Once per request."""
         if self.replay is None or self.replay.usage is None or self.usage_recorded_here:
             return
-        stored = self.replay.usage
-        await self._record_usage(stored.usage, stored.provider, "cache", "cache_hit", None)
+        await self._record_usage(self.replay.usage.usage, self.replay.provider, "cache", "cache_hit", None)
 
     async def _record_usage(
         self, usage: TokenUsage, provider: str, deployment: str, status: RequestStatus, error: str | None

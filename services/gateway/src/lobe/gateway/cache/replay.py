@@ -29,6 +29,8 @@ class Replay:
     def __init__(self, stored: bytes) -> None:
         self.stored = STORED_ANSWER.validate_json(stored)
         self.usage = next((f for f in self.stored if isinstance(f, UsageFrame)), None)
+        # The provider that answered, as its done frame names it (a usage frame may not).
+        self.provider = next((f.provider for f in self.stored if isinstance(f, DoneFrame)), "unknown")
 
     async def frames(self) -> AsyncGenerator[DeltaFrame | UsageFrame | DoneFrame, None]:
         for frame in self.stored:
