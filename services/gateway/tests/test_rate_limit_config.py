@@ -3,6 +3,9 @@ order, and a bad file refused at start-up with the field named."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,21 @@ def test_the_file_comes_from_rate_limits_file(tmp_path: Path, monkeypatch: pytes
 def test_a_trusted_proxy_that_is_not_a_network_stops_start_up() -> None:
     with pytest.raises(ValueError, match=r"'10\.0\.0\.300/8' is not an IP address or CIDR network"):
         GatewaySettings(trusted_proxies="127.0.0.1, 10.0.0.300/8")
+
+
+def test_the_gateway_process_refuses_to_start_on_a_bad_file_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "limits.yaml"
+    path.write_text(
+        "default_tier: free\ntiers: {free: {requests: -1, tokens: 1}}\nper_ip: {requests: 1, window_s: 1}\n"
+    )
+    env = {**os.environ, "RATE_LIMITS_FILE": str(path), "NATS_URL": "nats://127.0.0.1:1", "GATEWAY_PORT": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "lobe.gateway"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "tiers.free.requests" in done.stderr
