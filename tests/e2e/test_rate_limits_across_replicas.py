@@ -38,6 +38,7 @@ async def gateway_processes(nats_url: str, redis_url: str, fail_mode: str) -> As
                 "NATS_URL": nats_url,
                 "REDIS_URL": redis_url,
                 "GATEWAY_PORT": str(port),
+                "OPS_PORT": "0",
                 "GATEWAY_API_KEYS": f"{API_KEY}:alice:free",
                 "BILLING_ENABLED": "false",
                 "CACHE_ENABLED": "false",

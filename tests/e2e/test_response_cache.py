@@ -13,7 +13,7 @@ import asyncpg
 import openai
 import redis.asyncio as aioredis
 
-from lobe.billing.admin import create_user
+from lobe.billing.admin import admin_session
 from lobe.billing.service import BillingService
 
 from .conftest import API_KEY, billing_settings, start_gateway, start_worker
@@ -52,8 +52,9 @@ def shape(chunks: list[Any]) -> list[Any]:
 async def test_a_cache_hit_needs_no_worker_streams_like_the_live_answer_and_is_billed_as_cached(
     nats_url: str, billing_db: str, redis_url: str
 ) -> None:
+    async with admin_session(billing_db, nats_url) as admin:
+        await admin.create_user("alice", plan="basic")
     conn = await asyncpg.connect(billing_db)
-    await create_user(conn, "alice", plan="basic")
     cache = aioredis.Redis.from_url(redis_url)
     async with (
         BillingService(billing_settings(nats_url, billing_db, "admin")),

@@ -6,10 +6,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-import asyncpg
 import nats
 
-from lobe.billing.admin import create_user, issue_key, set_limits
+from lobe.billing.admin import admin_session
 from lobe.billing.plans import Override
 from lobe.billing.service import BillingService
 from lobe.shared.events.auth import AUTH_KEY_VERIFY, KeyVerified, KeyVerify
@@ -28,15 +27,12 @@ async def verify(nats_url: str, key: str) -> KeyVerified:
 async def test_a_key_is_answered_with_its_plans_rate_tier_unless_the_user_has_an_override(
     billing: BillingService, nats_url: str, billing_db: str
 ) -> None:
-    conn = await asyncpg.connect(billing_db)
-    try:
-        await create_user(conn, "carol", plan="basic")
-        await create_user(conn, "dave", plan="free")
-        carol = await issue_key(conn, "carol")
-        dave = await issue_key(conn, "dave")
-        await set_limits(conn, "dave", Override(rate_tier="enterprise"))
-    finally:
-        await conn.close()
+    async with admin_session(billing_db, nats_url) as admin:
+        await admin.create_user("carol", plan="basic")
+        await admin.create_user("dave", plan="free")
+        carol = await admin.issue_key("carol")
+        dave = await admin.issue_key("dave")
+        await admin.set_limits("dave", Override(rate_tier="enterprise"))
 
     on_plan = await verify(nats_url, carol.key)
     assert (on_plan.valid, on_plan.user_id, on_plan.plan, on_plan.rate_tier) == (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,11 +14,13 @@ import aiohttp
 import pytest
 from nats.aio.client import Client as NATS
 
+from lobe.gateway.auth.session_tokens import SessionClaims, TokenSigner
+from lobe.gateway.auth.signing_keys import load_key_ring, new_signing_key
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 
 from .support import KEY, ScriptedWorker, answers, collected, serving
 
-ADMIN_TOKEN = "admin-secret"
+SESSION_KEYS = json.dumps({"keys": [new_signing_key("k1")]})
 AUTH = {"Authorization": f"Bearer {KEY}"}
 KEYS = f"{KEY}:alice:free,sk-bob:bob:free"
 DETERMINISTIC = {"model": "mock", "temperature": 0, "messages": [{"role": "user", "content": "hi"}]}
@@ -55,7 +58,8 @@ async def cached(nats_url: str, redis_url: str, worker: ScriptedWorker) -> Async
         cache_enabled=True,
         cache_redis_url=redis_url,
         gateway_api_keys=KEYS,
-        gateway_admin_token=ADMIN_TOKEN,
+        redis_url=redis_url,  # sessions' revocations
+        session_keys=SESSION_KEYS,
     ) as base:
         yield base
 
@@ -184,8 +188,17 @@ async def test_another_replica_is_answered_from_the_shared_redis_tier(
     assert len(worker.requests) == asked
 
 
-async def admin(base: str, body: dict[str, Any], token: str | None = ADMIN_TOKEN) -> tuple[int, Any]:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+def session(role: str) -> str:
+    """A session token the gateway accepts, for a user of `role`."""
+    ring = load_key_ring(SESSION_KEYS, None)
+    assert ring is not None
+    now = int(time.time())
+    claims = {"sub": "ops", "email": "ops@corp.example", "role": role, "plan": "free", "sid": f"s-{role}"}
+    return TokenSigner(ring).sign_session(SessionClaims(**claims, iat=now, exp=now + 600))
+
+
+async def admin(base: str, body: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token or session('admin')}"}
     async with (
         aiohttp.ClientSession() as http,
         http.post(f"{base}/v1/admin/cache/invalidate", json=body, headers=headers) as response,
@@ -204,20 +217,14 @@ async def test_an_admin_invalidates_a_users_answers_on_every_replica_and_nobody_
             for who in (AUTH, bob):
                 await post(base, DETERMINISTIC, who)
         await stored(worker, cached, DETERMINISTIC)
-        assert (await admin(cached, {}, token=None))[0] == 401
-        assert (await admin(cached, {}, token=KEY))[0] == 403
+        assert (await admin(cached, {}, token=KEY))[0] == 401  # an API key is not a session
+        assert (await admin(cached, {}, token=session("user")))[0] == 403
         assert (await admin(cached, {"user": "alice"}))[0] == 400
         status, body = await admin(cached, {"user_id": "alice"})
         assert (status, body["invalidated"]) == (200, 1)
         await asyncio.sleep(0.2)  # the fact reaches the other replica
         assert (await post(other, DETERMINISTIC))[1]["X-Cache"] == "miss"
         assert (await post(other, DETERMINISTIC, bob))[1]["X-Cache"] == "hit"
-
-
-async def test_the_admin_api_is_off_without_an_admin_token(nats_url: str) -> None:
-    async with serving(nats_url) as base:
-        status, body = await admin(base, {})
-    assert (status, body["error"]["code"]) == (404, "admin_disabled")
 
 
 async def test_an_unreachable_cache_redis_is_a_miss_never_an_error(

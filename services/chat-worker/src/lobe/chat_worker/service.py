@@ -78,7 +78,7 @@ class ChatWorker:
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
         await self.broker.start()
         self._js = self.broker.connection.jetstream()
-        await ensure_streams(self.js)
+        await ensure_streams(self.js, replicas=self.settings.nats_stream_replicas)
         await announce(self.js, "chat-worker", "started")
         log.info("chat worker %s ready", self.settings.worker_id)
 

@@ -33,3 +33,7 @@ CACHE_LOOKUPS = Counter(
     "Response cache lookups of cacheable requests, by where the answer was found.",
     ["result"],  # memory, redis, miss
 )
+# Read from Redis, so every replica reports the same fleet-wide figure: aggregate with max(), not sum().
+SESSIONS_ACTIVE = Gauge(
+    "lobe_user_sessions_active", "Signed-in sessions not yet expired or ended, fleet-wide."
+)

@@ -17,7 +17,7 @@ MODELS_TIMEOUT_S = 1.0
 
 async def list_models(request: web.Request) -> web.Response:
     resources = request.app[RESOURCES]
-    caller = await resources.keys.authenticate(request)
+    caller = await resources.auth.authenticate(request)
     await resources.rate_limits.admit(request, caller, uuid.uuid4().hex)
     reply = await ask(resources.nc, CHAT_MODELS, b"", MODELS_TIMEOUT_S)
     if reply is None:

@@ -8,18 +8,23 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from lobe.gateway.auth.settings import AdminSettings, CorsSettings, SessionSettings, SignInSettings
 from lobe.gateway.ratelimit.client_ip import parse_networks
-from lobe.shared.settings import RedisSettings, ServiceSettings
+from lobe.shared.settings import OpsSettings, RedisSettings, ServiceSettings
 
 MIB = 1024 * 1024
 
 
-class GatewaySettings(ServiceSettings, RedisSettings):
+class GatewaySettings(
+    ServiceSettings, RedisSettings, OpsSettings, SessionSettings, SignInSettings, AdminSettings, CorsSettings
+):
     model_config = SettingsConfigDict(extra="ignore")
 
     otel_service_name: str = Field(default="gateway", description="Service name on traces and logs.")
     gateway_host: str = Field(default="127.0.0.1", description="Bind address (0.0.0.0 in containers).")
     gateway_port: int = Field(default=3210, ge=0, le=65535, description="HTTP port of the OpenAI API.")
+    # Health and /metrics apart from the public API, so an Ingress routing GATEWAY_PORT exposes no metrics.
+    ops_port: int = Field(default=3214, ge=0, le=65535, description="Health and /metrics; 0 picks one.")
     gateway_api_keys: SecretStr = Field(
         default=SecretStr(""),
         description="Bootstrap API keys, comma-separated `key:user_id[:plan]` (dev and break-glass).",
@@ -49,9 +54,6 @@ class GatewaySettings(ServiceSettings, RedisSettings):
     )
     default_max_output_tokens: int = Field(
         default=4096, ge=1, description="Output cap assumed for the worst case when the client sets none."
-    )
-    gateway_admin_token: SecretStr | None = Field(
-        default=None, description="Bearer token for the gateway's /v1/admin/*; admin API disabled when unset."
     )
     redis_timeout_s: float = Field(
         default=0.25,

@@ -144,6 +144,7 @@ class RateLimiter:
 
 class IpLimiter:
     """Per client IP, for what comes before authentication: sign-in routes and failed credentials.
+    It is the gateway's AuthGuard (lobe.gateway.auth.guard, `Resources.guard`).
 
     `hit(request)`: count one attempt from the request's client IP; 429 when it is one too many.
     `check(request)`: 429 when that IP has no attempt left, without counting (before a lookup).
@@ -168,6 +169,17 @@ class IpLimiter:
 
     async def check(self, request: web.Request) -> None:
         await self._attempt(request, charge=False)
+
+    # AuthGuard: every sign-in attempt and every refused credential counts; an IP with none left
+    # is refused before its key costs billing a lookup.
+    async def sign_in(self, request: web.Request) -> None:
+        await self.hit(request)
+
+    async def before_key_lookup(self, request: web.Request) -> None:
+        await self.check(request)
+
+    async def credential_refused(self, request: web.Request) -> None:
+        await self.hit(request)
 
     async def _attempt(self, request: web.Request, charge: bool) -> None:
         if not self.enabled:
