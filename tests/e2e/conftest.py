@@ -102,9 +102,16 @@ def billing_settings(
 
 
 async def start_gateway(nats_url: str, **overrides: Any) -> tuple[web.AppRunner, str]:
-    # Billing is off unless a test brings it (see test_budgets.py).
-    defaults: dict[str, object] = {"gateway_api_keys": f"{API_KEY}:alice:free", "worker_silence_s": 1.0}
-    settings = GatewaySettings(nats_url=nats_url, **{"billing_enabled": False, **defaults, **overrides})
+    # Billing, rate limits and the response cache are off unless a test brings them (test_budgets.py,
+    # test_rate_limits.py, test_response_cache.py).
+    defaults: dict[str, object] = {
+        "gateway_api_keys": f"{API_KEY}:alice:free",
+        "worker_silence_s": 1.0,
+        "billing_enabled": False,
+        "rate_limits_enabled": False,
+        "cache_enabled": False,
+    }
+    settings = GatewaySettings(nats_url=nats_url, **{**defaults, **overrides})
     runner = web.AppRunner(create_app(settings), handler_cancellation=True)
     await runner.setup()
     port = free_port()

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from nats.aio.client import Client as NATS
 
-from .support import HEADERS, Script, ScriptedWorker, accepted, delta, finish, serving_gateway
+from .support import HEADERS, Script, ScriptedWorker, accepted, delta, finish, serving
 
 
 def chat(stream: bool) -> dict[str, object]:
@@ -20,7 +20,7 @@ def chat(stream: bool) -> dict[str, object]:
 
 @pytest.fixture
 async def gateway(nats_url: str) -> AsyncIterator[str]:
-    async with serving_gateway(nats_url, worker_silence_s=0.5) as base_url:
+    async with serving(nats_url, worker_silence_s=0.5) as base_url:
         yield f"{base_url}/v1/chat/completions"
 
 

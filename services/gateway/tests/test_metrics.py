@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from prometheus_client import REGISTRY
 
-from .support import HEADERS, ScriptedWorker, accepted, delta, finish, serving_gateway
+from .support import HEADERS, ScriptedWorker, accepted, delta, finish, serving
 
 STREAMING = "lobe_streaming_connections_active"
 
@@ -35,7 +35,7 @@ async def eventually_equal(name: str, expected: float, within_s: float = 5.0) ->
 @pytest.fixture
 async def gateway(nats_url: str) -> AsyncIterator[str]:
     # A worker that goes quiet is not presumed dead for the length of a test.
-    async with serving_gateway(nats_url, worker_silence_s=30) as base_url:
+    async with serving(nats_url, worker_silence_s=30) as base_url:
         yield base_url
 
 

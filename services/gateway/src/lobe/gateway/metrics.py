@@ -29,6 +29,21 @@ IN_FLIGHT = Gauge("lobe_gateway_chat_in_flight", "Chat completion requests being
 STREAMING_CONNECTIONS = Gauge(
     "lobe_streaming_connections_active", "SSE answers open at this gateway now (from their first byte)."
 )
+RATE_LIMITED = Counter(
+    "lobe_gateway_rate_limited_total",
+    "Requests refused with 429 by a rate limit, by the limit that refused them.",
+    ["limit"],  # requests, tokens, ip
+)
+RATE_LIMIT_UNCHECKED = Counter(
+    "lobe_gateway_rate_limit_unchecked_total",
+    "Requests the rate limiter could not check (Redis unreachable), by what the fail mode did.",
+    ["outcome"],  # admitted, refused
+)
+CACHE_LOOKUPS = Counter(
+    "lobe_gateway_cache_lookups_total",
+    "Response cache lookups of cacheable requests, by where the answer was found.",
+    ["result"],  # memory, redis, miss
+)
 # Read from Redis, so every replica reports the same fleet-wide figure: aggregate with max(), not sum().
 SESSIONS_ACTIVE = Gauge(
     "lobe_user_sessions_active", "Signed-in sessions not yet expired or ended, fleet-wide."

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events import auth, billing, chat, lifecycle, usage
+from lobe.shared.events import auth, billing, cache, chat, lifecycle, usage
 from lobe.shared.events.envelope import Event
 from lobe.shared.events.streams import BILLING_CONSUMER, EVENTS, METRICS_CONSUMER, USAGE, StreamSpec
 
@@ -35,8 +35,14 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "2.1.0"
+CATALOG_VERSION = "2.2.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "2.2.0",
+        "Optional `rate_tier` on the chat request's `caller` and on KeyVerified (billing's effective "
+        "rate-limit tier for the key's owner); optional `cache_hit` on PriceQuote; "
+        "`cache.response.invalidated` (gateway to every gateway replica).",
+    ),
     (
         "2.1.0",
         "Sign-in: `auth.user.resolve` (gateway asks billing which user an identity is, creating it on "
@@ -333,6 +339,16 @@ CATALOG: tuple[Subject, ...] = (
         producers=(BILLING,),
         consumers=(Consumer(GATEWAY, None, "every replica drops the key from its cache"),),
         description="An API key was revoked; caches must drop it.",
+    ),
+    Subject(
+        subject=cache.CACHE_RESPONSE_INVALIDATED,
+        payload=cache.ResponsesInvalidated,
+        kind="fact",
+        delivery=Delivery.CORE,
+        producers=(GATEWAY,),
+        consumers=(Consumer(GATEWAY, None, "every replica drops the matching answers it holds in memory"),),
+        description="An admin invalidated cached answers (all, one user's, one model's); the replica "
+        "that took the admin call has cleared the shared Redis tier already.",
     ),
     Subject(
         subject=auth.AUTH_USER_RESOLVE,
