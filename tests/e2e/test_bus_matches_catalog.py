@@ -3,8 +3,9 @@ producer and consumer really exists.
 
 The whole suite runs (gateway, a chat worker, billing, metrics) while a sniffer subscribed to `>`
 records every message; the workload covers streamed, non-streamed, cancelled, failed, unknown-model,
-over-budget, unpriced and dead-lettered requests, key issue and revocation, a worker killed mid-answer
-and every service's start and stop. Consumers are read off the server itself: its live
+over-budget, unpriced and dead-lettered requests, a response cache hit and an admin's cache
+invalidation, key issue and revocation, a refused and a successful sign-in and a sign-out, a worker
+killed mid-answer and every service's start and stop. Consumers are read off the server itself: its live
 subscriptions (monitoring endpoint /connz) and its JetStream consumers.
 """
 
@@ -30,7 +31,9 @@ from pydantic import TypeAdapter
 from lobe.billing.service import BillingService
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
+from lobe.devtools.ports import free_port
 from lobe.devtools.servers import NatsServer
+from lobe.devtools.servers.oidc import OidcProviderServer
 from lobe.metrics.service import running
 from lobe.metrics.settings import MetricsSettings
 from lobe.shared.bus import flush
@@ -38,7 +41,17 @@ from lobe.shared.catalog import CATALOG, CHAT_WORKER, GATEWAY, SERVICES, Subject
 from lobe.shared.events.lifecycle import ServiceLifecycle
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 
-from .conftest import API_KEY, billing_settings, catalog, start_gateway, start_worker
+from .conftest import API_KEY, billing_settings, catalog, start_worker
+from .sign_in_support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    claims,
+    key_set,
+    new_key,
+    sign_in,
+    signer_for,
+    start_auth_gateway,
+)
 
 ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 NATS_OWN = ("$JS.", "_INBOX.", "$SYS.")  # JetStream's API, request inboxes, the system account
@@ -115,8 +128,9 @@ def routing(upstream: FakeUpstream) -> ModelCatalog:
 def attributed(entry: Subject, msg: Msg) -> str:
     """Which producer sent a message of a subject with several: its payload says."""
     if entry.subject == USAGE_RECORDED:
-        lost = UsageRecorded.decode(msg.data).error_code == "worker_lost"
-        return GATEWAY if lost else CHAT_WORKER
+        event = UsageRecorded.decode(msg.data)
+        # The gateway records a lost worker's usage and a cache hit's; workers the rest.
+        return GATEWAY if event.error_code == "worker_lost" or event.status == "cache_hit" else CHAT_WORKER
     if entry.payload is ServiceLifecycle:
         return ServiceLifecycle.decode(msg.data).service
     [producer] = entry.producers
@@ -144,8 +158,15 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     billing_db: str,
     broken_upstream: FakeUpstream,
     worker_process: Callable[..., Awaitable[asyncio.subprocess.Process]],
+    redis_url: str,
+    make_oidc_provider: Callable[[list[dict[str, Any]]], OidcProviderServer],
 ) -> None:
     url = nats_server.url
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/auth/callback/oidc"
+    provider = make_oidc_provider(
+        [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [callback]}]
+    )
     sniffer = Sniffer()
     spy = await nats.connect(url, name="sniffer")
     await spy.subscribe(">", cb=sniffer.record)
@@ -158,7 +179,21 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     ):
         billing_url = f"http://127.0.0.1:{billing.ops_port}"
         worker = await start_worker(url, models=routing(broken_upstream))
-        runner, base_url = await start_gateway(url, billing_enabled=True)
+        session_key = new_key("bus-test")
+        gateway = await start_auth_gateway(
+            url,
+            redis_url,
+            key_set(session_key),
+            port,
+            billing_enabled=True,
+            cache_enabled=True,
+            cache_redis_url=redis_url,
+            oidc_discovery_url=provider.discovery_url,
+            oidc_client_id=CLIENT_ID,
+            oidc_client_secret=CLIENT_SECRET,
+            allowed_email_domains="corp.example",
+        )
+        runner, base_url = gateway.runner, gateway.url
         client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
 
         # Served: streamed, non-streamed, the model list, unpriced.
@@ -169,6 +204,22 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         await client.chat.completions.create(model="mock", messages=MESSAGES)
         await client.chat.completions.create(model="unpriced", messages=MESSAGES)
         assert {m.id for m in (await client.models.list()).data} >= {"mock", "broken"}
+
+        # A response cache hit (the gateway records its usage), then an admin invalidates the cache.
+        async def served_from_cache() -> bool:
+            raw = await client.chat.completions.with_raw_response.create(
+                model="mock", messages=MESSAGES, temperature=0
+            )
+            return bool(raw.headers["x-cache"] == "hit")
+
+        await eventually(served_from_cache)  # a miss first; a hit once the answer is stored
+        admin_session = signer_for(session_key).sign_session(claims(role="admin"))
+        async with http.post(
+            f"{base_url}/v1/admin/cache/invalidate",
+            json={},
+            headers={"Authorization": f"Bearer {admin_session}"},
+        ) as invalidated:
+            assert invalidated.status == 200, await invalidated.text()
         # Failed: the provider errors; and a model no worker serves.
         with pytest.raises(openai.InternalServerError):
             await client.chat.completions.create(model="broken", messages=MESSAGES)
@@ -187,6 +238,13 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         with pytest.raises(openai.RateLimitError):
             await bob.chat.completions.create(model="mock", messages=MESSAGES)
         await admin(http, billing_url, "DELETE", f"/keys/{issued['id']}")
+        # Sign-in: refused (domain), then signed in (billing creates the user) and out.
+        assert (await sign_in(base_url, provider.url, "eve@elsewhere.example")).status == 403
+        session = (await sign_in(base_url, provider.url, "ann@corp.example")).body["access_token"]
+        async with http.post(
+            f"{base_url}/auth/logout", headers={"Authorization": f"Bearer {session}"}
+        ) as out:
+            assert out.status == 200
         # A usage message billing cannot read: dead-lettered, never lost.
         await spy.jetstream().publish(USAGE_RECORDED, GARBAGE, headers={"Nats-Msg-Id": "garbage-1"})
 

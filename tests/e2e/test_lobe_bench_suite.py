@@ -37,7 +37,9 @@ async def test_lobe_loadtest_measures_every_process_of_a_two_by_two_bench_suite(
     cpu = level["cpu"]
     assert SUITE_KINDS | {"fake-upstream", "supervisor", "client"} <= set(cpu)
     assert (cpu["gateway"]["processes"], cpu["chat-worker"]["processes"]) == (2, 2)
-    assert min(cpu[kind]["cpu_s"] for kind in ("gateway", "chat-worker", "fake-upstream")) > 0
+    # CPU times tick in 10 ms: 40 answers are enough to show on the gateways and workers (the fake
+    # upstream may spend less than a tick on them).
+    assert min(cpu[kind]["cpu_s"] for kind in ("gateway", "chat-worker")) > 0
     suite_ms = sum(cpu[kind]["ms_per_request"] for kind in SUITE_KINDS)
     assert level["suite_cpu_ms_per_request"] == pytest.approx(suite_ms)
     assert (tmp_path / "http.md").read_text().startswith("# lobe loadtest: http")

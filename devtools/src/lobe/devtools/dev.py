@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import asyncpg
-
-from lobe.billing import admin
-from lobe.billing.keys import user_for_key
+from lobe.billing.admin import admin_session
+from lobe.billing.keys import hash_key, owner_of
 from lobe.devtools.backends import Backends
+from lobe.devtools.dev_sign_in import DEV_ADMIN_EMAIL, DevSignIn, start_dev_sign_in
 from lobe.devtools.loadtest.shape import MODEL as UPSTREAM_MODEL
 from lobe.devtools.loadtest.shape import Shape
 from lobe.devtools.loadtest.upstream import shape_argv
@@ -30,6 +29,7 @@ from lobe.devtools.supervisor import Child, ServiceFailed, ServiceSpec, Supervis
 API_KEY_PREFIX = "sk-lobe-dev-"
 DEV_USER = "dev-user"
 DEV_PLAN = "premium"
+GATEWAY_OPS_PORT = 3214  # the gateway's health and /metrics, apart from its public API
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ SERVICES = (
     Service("chat-worker", "lobe.chat_worker", "CHAT_WORKER_OPS_PORT", 3211, "/health/ready"),
     Service("gateway", "lobe.gateway", "GATEWAY_PORT", 3210, "/api/ready"),
 )
+# Every port `lobe dev` listens on by default, by the variable that moves it (tests and benchmarks
+# run it on free ones).
+PORT_VARS = (*(s.port_var for s in SERVICES), "GATEWAY_OPS_PORT")
 
 
 @dataclass
@@ -106,24 +109,31 @@ def service_specs(
     environ: dict[str, str],
     instances: dict[str, int] | None = None,
     plan: str = DEV_PLAN,
-    extra_env: dict[str, dict[str, str]] | None = None,  # per service name
+    extra_env: dict[str, dict[str, str]] | None = None,  # per service name, applied last
 ) -> list[ServiceSpec]:
     specs = []
     for service in services:
         for index in range((instances or {}).get(service.name, 1)):
-            port = port_of(service, environ) if index == 0 else free_port()
-            name = service.name if index == 0 else f"{service.name}-{index + 1}"
+            # Extra instances (the scaling study) take free ports; the first keeps the standard one.
+            first = index == 0
+            port = port_of(service, environ) if first else free_port()
+            name = service.name if first else f"{service.name}-{index + 1}"
             env = {**urls, "OTEL_SERVICE_NAME": service.name, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
-            env |= (extra_env or {}).get(service.name, {})
             if service.name == "gateway":
+                ops_port = (
+                    environ.get("GATEWAY_OPS_PORT", str(GATEWAY_OPS_PORT)) if first else str(free_port())
+                )
                 env |= {
                     "GATEWAY_HOST": LOOPBACK,
                     "GATEWAY_PORT": str(port),
+                    "OPS_HOST": LOOPBACK,
+                    "OPS_PORT": ops_port,
                     # Also a bootstrap key, so the gateway answers it even while billing is down.
                     "GATEWAY_API_KEYS": f"{api_key}:{DEV_USER}:{plan}",
                 }
             else:
                 env |= {"OPS_HOST": LOOPBACK, "OPS_PORT": str(port)}
+            env |= (extra_env or {}).get(service.name, {})
             url = f"http://{LOOPBACK}:{port}{service.ready_path}"
             specs.append(ServiceSpec(name, [sys.executable, "-m", service.module], env, url))
     return specs
@@ -168,6 +178,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         loop.add_signal_handler(sig, stop.set)
     backends = Backends(options.state_dir, environ)
     supervisor = Supervisor(out)
+    sign_in: DevSignIn | None = None
 
     def say(message: str) -> None:
         err.write(f"lobe dev: {message}\n")
@@ -182,9 +193,15 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         say(f"backends ready in {time.monotonic() - began:.1f}s: {backends.describe()}")
         await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
         api_key = dev_api_key(options.state_dir)
-        await register_dev_key(urls["DATABASE_URL"], api_key, options.plan)
+        await register_dev_key(
+            urls["DATABASE_URL"], urls["NATS_URL"], api_key, environ.get("PLANS_FILE"), options.plan
+        )
+        gateway_url = (
+            f"http://{LOOPBACK}:{port_of(next(s for s in SERVICES if s.name == 'gateway'), environ)}"
+        )
+        sign_in = start_dev_sign_in(options.state_dir, gateway_url, environ)
         upstream: list[ServiceSpec] = []
-        extra_env: dict[str, dict[str, str]] = {}
+        extra_env: dict[str, dict[str, str]] = {"gateway": sign_in.env}
         if options.upstream is not None:
             spec, models_file = upstream_spec(options.upstream, options.state_dir)
             upstream.append(spec)
@@ -207,6 +224,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         where = f"gateway {','.join(gateways)}" if gateways else "gateway not started"
         out.write(f"lobe dev ready in {time.monotonic() - began:.1f}s: {where}  api key {api_key}\n")
         out.flush()
+        say(sign_in.how)
         exited = asyncio.create_task(supervisor.first_exit())
         if await _first(exited, stop):
             child = exited.result()
@@ -218,20 +236,23 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         return 1
     finally:
         await supervisor.shutdown(options.grace_s)
+        if sign_in is not None:
+            sign_in.stop()
         backends.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
-async def register_dev_key(dsn: str, api_key: str, plan: str = DEV_PLAN) -> None:
+async def register_dev_key(
+    dsn: str, nats_url: str, api_key: str, plans_file: str | None = None, plan: str = DEV_PLAN
+) -> None:
     """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await admin.create_user(conn, DEV_USER, plan)
-        if await user_for_key(conn, api_key) is None:
-            await admin.issue_key(conn, DEV_USER, "lobe dev", key=api_key)
-    finally:
-        await conn.close()
+    async with admin_session(dsn, nats_url, plans_file) as admin:
+        await admin.create_user(DEV_USER, plan, email=DEV_ADMIN_EMAIL)
+        # Signing in locally as DEV_ADMIN_EMAIL gives an admin session (billing links the e-mail).
+        await admin.set_role(DEV_USER, "admin")
+        if await owner_of(admin.db, hash_key(api_key)) is None:
+            await admin.issue_key(DEV_USER, "lobe dev", key=api_key)
 
 
 async def _first(task: asyncio.Task[object], stop: asyncio.Event) -> bool:

@@ -8,6 +8,9 @@
   `billing_db` fixture, in lobe.billing.testing, is one).
 - `private_pg_server`: a PostgreSQL of the test's own, for tests that stop or kill it.
 - `redis_url`: $REDIS_URL's server, else one embedded per session; a flushed db number per test.
+- `make_oidc_provider`: a real OpenID provider (npm oidc-provider under node) for given clients.
+- `spans`: the spans finished during the test (an in-memory exporter on the process's tracer
+  provider, which OpenTelemetry lets a process install only once).
 
 Every test that uses one of them gets the `integration` marker. This plugin is loaded in every
 package's tests, so it imports no service: a service's fixtures live with the service.
@@ -15,6 +18,7 @@ package's tests, so it imports no service: a service's fixtures live with the se
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import signal
@@ -25,9 +29,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lobe.devtools.pgadmin import DatabaseAdmin, random_name
 from lobe.devtools.servers import NatsServer, PostgresServer, RedisServer
+from lobe.devtools.servers.oidc import OidcProviderServer
 from lobe.devtools.servers.redis import DATABASES
 
 INTEGRATION_FIXTURES = frozenset(
@@ -42,6 +51,7 @@ INTEGRATION_FIXTURES = frozenset(
         "private_pg_server",
         "redis_server",
         "redis_url",
+        "make_oidc_provider",
     }
 )
 
@@ -210,3 +220,40 @@ def redis_server() -> Iterator[RedisDatabases]:
 @pytest.fixture
 def redis_url(redis_server: RedisDatabases) -> str:
     return redis_server.next_url()
+
+
+# -- traces -----------------------------------------------------------------------------------------
+@functools.cache
+def _span_exporter() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    if trace.get_tracer_provider() is not provider:
+        raise RuntimeError("another tracer provider was installed first; spans cannot be captured")
+    return exporter
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The spans finished while the test runs (`spans.get_finished_spans()`)."""
+    exporter = _span_exporter()
+    exporter.clear()
+    yield exporter
+    exporter.clear()
+
+
+# -- OpenID provider --------------------------------------------------------------------------------
+@pytest.fixture
+def make_oidc_provider() -> Iterator[Callable[[list[dict[str, Any]]], OidcProviderServer]]:
+    """make_oidc_provider([{"client_id", "client_secret", "redirect_uris"}]) -> a running provider."""
+    started: list[OidcProviderServer] = []
+
+    def make(clients: list[dict[str, Any]]) -> OidcProviderServer:
+        server = OidcProviderServer(clients).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.close()

@@ -26,9 +26,15 @@ MODULES = (
     ("metrics", "lobe.metrics"),
     ("fake-upstream", "lobe.devtools.loadtest.upstream"),
 )
-BINARIES = {"nats-server": "nats", "postgres": "postgres", "redis-server": "redis", "py-spy": "py-spy"}
+BINARIES = {
+    "nats-server": "nats",
+    "postgres": "postgres",
+    "redis-server": "redis",
+    "py-spy": "py-spy",
+    "node": "dev-sign-in",  # `lobe dev`'s local OpenID provider
+}
 # Measured and reported, but not part of the suite's cost per request.
-NOT_SUITE = frozenset({"fake-upstream", "client", "supervisor", "py-spy"})
+NOT_SUITE = frozenset({"fake-upstream", "client", "supervisor", "py-spy", "dev-sign-in"})
 
 
 def kind_of(proc: psutil.Process) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from lobe.devtools.dev import PORT_VARS
 from lobe.devtools.loadtest.shape import Shape
 from lobe.devtools.loadtest.upstream import shape_argv
 from lobe.devtools.ports import free_port
@@ -27,7 +28,6 @@ from lobe.devtools.watched import WatchedProcess, environ_without_backends
 
 READY = re.compile(r"^lobe dev ready in \S+: gateway (\S+)  api key (\S+)$")
 NATS = re.compile(r"backends ready .*?nats (nats://\S+)")
-PORT_VARS = ("GATEWAY_PORT", "CHAT_WORKER_OPS_PORT", "BILLING_OPS_PORT", "METRICS_OPS_PORT")
 
 
 def bench_environ() -> dict[str, str]:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.frames import FrameSink
+from lobe.chat_worker.metrics import MAX_CONCURRENCY, STREAMS_ACTIVE
 from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.registry import build_provider
 from lobe.chat_worker.run import ChatRun
@@ -78,8 +79,9 @@ class ChatWorker:
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
         await self.broker.start()
         self._js = self.broker.connection.jetstream()
-        await ensure_streams(self.js)
+        await ensure_streams(self.js, replicas=self.settings.nats_stream_replicas)
         await announce(self.js, "chat-worker", "started")
+        MAX_CONCURRENCY.set(self.settings.worker_max_concurrency)
         log.info("chat worker %s ready", self.settings.worker_id)
 
     @property
@@ -110,6 +112,7 @@ class ChatWorker:
         parent = extract_context(msg.headers)  # continue the gateway's trace
         task = asyncio.create_task(self._run(event, routed, sink, parent), name=f"chat {event.request_id}")
         self.runs[event.request_id] = (task, sink)
+        STREAMS_ACTIVE.set(len(self.runs))  # what the saturation check above counts
         accepted = AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
         return accepted.model_dump_json().encode()
 
@@ -130,6 +133,7 @@ class ChatWorker:
                 await self._execute(event, routed, sink)
         finally:
             self.runs.pop(event.request_id, None)
+            STREAMS_ACTIVE.set(len(self.runs))
 
     async def _execute(self, event: ChatRequested, routed: RoutedModel, sink: FrameSink) -> None:
         try:

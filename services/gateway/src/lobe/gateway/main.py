@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 from aiohttp import web
 
-from lobe.gateway.app import create_app
+from lobe.gateway.app import create_app, start_ops
 from lobe.gateway.resources import RESOURCES
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.config_file import ConfigError
+from lobe.shared.ops import bound_port
 from lobe.shared.process import run_service, stop_requested
 
 log = logging.getLogger("lobe.gateway")
@@ -32,13 +35,24 @@ async def serve(settings: GatewaySettings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
     await site.start()
-    log.info("gateway listening on http://%s:%d", settings.gateway_host, settings.gateway_port)
+    ops = await start_ops(app)
+    log.info(
+        "gateway listening on http://%s:%d (ops and /metrics on port %d)",
+        settings.gateway_host,
+        settings.gateway_port,
+        bound_port(ops),
+    )
     await stop.wait()
     log.info("shutting down: no new connections, finishing in-flight answers")
     asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_answers)
     await runner.cleanup()
+    await ops.cleanup()  # last, so the drain stays visible to Prometheus
 
 
 def main() -> None:
     settings = GatewaySettings()
-    run_service("gateway", settings, lambda: serve(settings))
+    try:
+        run_service("gateway", settings, lambda: serve(settings))
+    except ConfigError as exc:  # RATE_LIMITS_FILE: refused before anything is served
+        print(f"gateway: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events import auth, billing, chat, lifecycle, usage
+from lobe.shared.events import auth, billing, cache, chat, lifecycle, usage
 from lobe.shared.events.envelope import Event
 from lobe.shared.events.streams import BILLING_CONSUMER, EVENTS, METRICS_CONSUMER, USAGE, StreamSpec
 
@@ -35,8 +35,22 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "2.0.0"
+CATALOG_VERSION = "2.2.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "2.2.0",
+        "Optional `rate_tier` on the chat request's `caller` and on KeyVerified (billing's effective "
+        "rate-limit tier for the key's owner); optional `cache_hit` on PriceQuote; "
+        "`cache.response.invalidated` (gateway to every gateway replica).",
+    ),
+    (
+        "2.1.0",
+        "Sign-in: `auth.user.resolve` (gateway asks billing which user an identity is, creating it on "
+        "the first sign-in) and the session facts `auth.login.succeeded`, `auth.login.failed` (now "
+        "published, on every refused sign-in) and `auth.login.ended` (sign-out or revocation; every "
+        "gateway replica refuses the session from then on). `billing.account.changed`: a user's "
+        "plan, limits or role changed; gateways drop that user's cached callers.",
+    ),
     (
         "2.0.0",
         "Reply frames go to `chat.reply.<request_id>.<offer>` (one subject per hand-over; the "
@@ -253,6 +267,17 @@ CATALOG: tuple[Subject, ...] = (
         description="Usage for a model with no price; it was priced by the default.",
     ),
     Subject(
+        subject=billing.BILLING_ACCOUNT_CHANGED,
+        payload=billing.AccountChanged,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(BILLING,),
+        consumers=(Consumer(GATEWAY, None, "every replica drops the user's cached callers"),),
+        description="A user's plan or limits changed: the next request is admitted under the new ones.",
+    ),
+    Subject(
         subject=billing.BUDGET_RESERVE,
         payload=billing.BudgetReserve,
         kind="command",
@@ -316,6 +341,63 @@ CATALOG: tuple[Subject, ...] = (
         description="An API key was revoked; caches must drop it.",
     ),
     Subject(
+        subject=cache.CACHE_RESPONSE_INVALIDATED,
+        payload=cache.ResponsesInvalidated,
+        kind="fact",
+        delivery=Delivery.CORE,
+        producers=(GATEWAY,),
+        consumers=(Consumer(GATEWAY, None, "every replica drops the matching answers it holds in memory"),),
+        description="An admin invalidated cached answers (all, one user's, one model's); the replica "
+        "that took the admin call has cleared the shared Redis tier already.",
+    ),
+    Subject(
+        subject=auth.AUTH_USER_RESOLVE,
+        payload=auth.UserResolve,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        reply=auth.UserResolved,
+        producers=(GATEWAY,),
+        consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
+        description="Someone signed in: which user is this identity? Billing (the owner of users) finds "
+        "it by provider identity, else by e-mail, else creates it on the default plan, and answers the "
+        "user's id, role, plan and rate tier for the session's claims.",
+    ),
+    Subject(
+        subject=auth.AUTH_LOGIN_SUCCEEDED,
+        payload=auth.LoginSucceeded,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(GATEWAY,),
+        consumers=(),
+        description="A user signed in and got a session (audit).",
+    ),
+    Subject(
+        subject=auth.AUTH_LOGIN_FAILED,
+        payload=auth.LoginFailed,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(GATEWAY,),
+        consumers=(),
+        description="A sign-in was refused, with the reason (audit). Never carries an address, a code "
+        "or a token.",
+    ),
+    Subject(
+        subject=auth.AUTH_LOGIN_ENDED,
+        payload=auth.LoginEnded,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(GATEWAY,),
+        consumers=(Consumer(GATEWAY, None, "every replica refuses the session from then on"),),
+        description="A session ended before its expiry: signed out, or revoked by an admin. Redis keeps "
+        "the revoked set for replicas that start later.",
+    ),
+    Subject(
         subject=lifecycle.SERVICE_STARTED,
         payload=lifecycle.ServiceLifecycle,
         kind="fact",
@@ -362,6 +444,19 @@ def lookup(subject: str) -> Subject:
         if entry.matches(subject):
             return entry
     raise KeyError(f"subject {subject!r} is not in the event catalog")
+
+
+def durable_consumers() -> tuple[tuple[str, str], ...]:
+    """Every (stream, durable consumer) pair the catalog wires up, sorted: the consumers whose lag
+    the metrics service reports."""
+    pairs = {
+        (entry.stream.name, consumer.group)
+        for entry in CATALOG
+        if entry.stream is not None
+        for consumer in entry.consumers
+        if consumer.group is not None
+    }
+    return tuple(sorted(pairs))
 
 
 def contract_models() -> dict[str, Any]:
