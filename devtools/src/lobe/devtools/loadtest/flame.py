@@ -19,6 +19,9 @@ KINDS: Mapping[str, str] = {
     "JSON encode/decode, pydantic models": r"json/(encoder|decoder|__init__)\.py|pydantic/|^decode_frame |\.encode \(shared/",
     "`uuid4`": r"^uuid4 \(uuid\.py",
     "FastStream middlewares and dependency injection": r"\((faststream|fast_depends)/",
+    # Round trips that production requests pay on the gateway (rate limits in Redis, budgets).
+    "Redis client (rate limits, response cache)": r"\(redis/",
+    "billing round trips (budget reserve, price quote)": r"\(gateway/budget\.py",
     # The event loop's side of a call FastStream runs in a thread (the thread's own frames are
     # mostly it waiting in Queue.get for work, which py-spy does not always see as idle).
     "sync calls handed to a thread (`run_in_threadpool`)": r"^run_in_threadpool ",
