@@ -15,7 +15,7 @@ import pytest
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.devtools.loadtest.bus_client import BusTarget
-from lobe.devtools.loadtest.http_client import HttpTarget, client_session
+from lobe.devtools.loadtest.http_client import HttpTarget, client_session, request_body
 from lobe.devtools.loadtest.load import Level, Target
 from lobe.devtools.loadtest.measure import Plan, measure
 from lobe.devtools.loadtest.processes import ProcessWatch
@@ -108,3 +108,31 @@ async def test_a_refused_request_is_an_error_of_its_http_status(suite_url: str) 
         plan = Plan("refused", [Level("open", 100, requests=3)], warmup=0, progress=False)
         report = await measure(wrong_key, plan, ProcessWatch([]))
     assert report["levels"][0]["error_kinds"] == {"http 401": 3}
+
+
+async def test_cache_miss_mode_asks_the_response_cache_and_always_reaches_the_upstream(
+    nats_url: str, redis_url: str
+) -> None:
+    upstream = await FastUpstream(SHAPE).start()
+    deployment = Deployment(name="fast", provider="openai_compatible", base_url=upstream.url)
+    worker = await start_worker(
+        nats_url, ModelCatalog(models=[RoutedModel(name=MODEL, deployments=[deployment])])
+    )
+    runner, base_url = await start_gateway(nats_url, cache_enabled=True, redis_url=redis_url)
+    try:
+        async with client_session(30) as http:
+            target = HttpTarget(http, [f"{base_url}/v1"], API_KEY, SHAPE, model=MODEL, cache_miss=True)
+            plan = Plan("miss", [Level("closed", 2, requests=6)], warmup=0, progress=False)
+            report = await measure(target, plan, ProcessWatch([]))
+            headers = {**target.headers, "Authorization": f"Bearer {API_KEY}"}
+            body = request_body(MODEL, True, "one-nonce")
+            async with http.post(f"{base_url}/v1/chat/completions", data=body, headers=headers) as response:
+                await response.read()
+                looked_up = response.headers.get("X-Cache")
+    finally:
+        await runner.cleanup()
+        await worker.stop()
+        await upstream.stop()
+    assert report["levels"][0]["ok"] == 6
+    assert upstream.counters.requests == 6 + 1  # every request reached the upstream: no hit
+    assert looked_up == "miss"  # the header makes a request cacheable: the cache was asked

@@ -45,6 +45,8 @@ def add_loadtest_command(commands: Any) -> None:
                         help="default $LOBE_API_KEY, else lobe dev's .lobe/dev/api-key")  # fmt: skip
     target.add_argument("--model", default=MODEL)
     target.add_argument("--no-stream", action="store_true", help="http: non-streaming answers")
+    target.add_argument("--cache-miss", action="store_true",
+                        help="http: every request asks for the response cache and misses it (unique prompts)")  # fmt: skip
     target.add_argument("--user", default=DEV_USER, help="bus: the caller's user id")
     target.add_argument("--plan", default="enterprise", help="bus: the caller's plan")
     target.add_argument("--coalesced", action="store_true",
@@ -160,9 +162,11 @@ async def _target(
         http = await stack.enter_async_context(client_session(args.timeout))
         stream = not args.no_stream
         target = HttpTarget(
-            http, urls, api_key, shape, model=args.model, stream=stream, coalesced=args.coalesced
-        )
-        yield target, description | {"urls": ",".join(urls), "stream": stream}, pids
+            http, urls, api_key, shape, model=args.model, stream=stream, coalesced=args.coalesced,
+            cache_miss=args.cache_miss,
+        )  # fmt: skip
+        cache = "asked, always a miss" if args.cache_miss else "not asked"
+        yield target, description | {"urls": ",".join(urls), "stream": stream, "cache": cache}, pids
 
 
 def _dev_api_key() -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,10 +15,10 @@ from lobe.devtools.loadtest.outcome import AnswerCheck, Outcome
 from lobe.devtools.loadtest.shape import PROMPT, Shape
 
 
-def request_body(model: str, stream: bool) -> bytes:
+def request_body(model: str, stream: bool, nonce: str = "") -> bytes:
     body: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": "user", "content": PROMPT}],
+        "messages": [{"role": "user", "content": f"{PROMPT} {nonce}" if nonce else PROMPT}],
         "stream": stream,
     }
     if stream:
@@ -39,11 +40,18 @@ class HttpTarget:
         model: str,
         stream: bool = True,
         coalesced: bool = False,
+        cache_miss: bool = False,
     ) -> None:
         self.http = http
         self._urls = itertools.cycle([u.rstrip("/") + "/chat/completions" for u in base_urls])
         self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self.model = model
         self.body = request_body(model, stream)
+        # A production request passes the response cache: ask for it (X-Lobe-Cache: on) with a
+        # prompt never seen before, so that every request pays a lookup and a miss, never a hit.
+        self.cache_miss = cache_miss
+        if cache_miss:
+            self.headers["X-Lobe-Cache"] = "on"
         self.stream = stream
         self.shape = shape
         self.coalesced = coalesced
@@ -52,7 +60,8 @@ class HttpTarget:
         outcome = Outcome(due)
         check = AnswerCheck(self.shape, self.coalesced or not self.stream)
         try:
-            async with self.http.post(next(self._urls), data=self.body, headers=self.headers) as response:
+            body = request_body(self.model, self.stream, uuid.uuid4().hex) if self.cache_miss else self.body
+            async with self.http.post(next(self._urls), data=body, headers=self.headers) as response:
                 if response.status != 200:
                     detail = (await response.text())[:200]
                     outcome.error = f"http {response.status}: {detail}"

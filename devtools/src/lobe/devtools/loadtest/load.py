@@ -57,7 +57,10 @@ class LevelRun:
 
 
 async def run_level(target: Target, level: Level, *, progress: bool = True, desc: str = "") -> LevelRun:
-    bar = tqdm(total=level.requests, desc=desc or level.label, unit="req", disable=not progress, leave=True)
+    total = level.requests
+    if total is None and level.mode == "open" and level.duration_s is not None:
+        total = int(level.value * level.duration_s)  # arrivals are scheduled: their count is known
+    bar = tqdm(total=total, desc=desc or level.label, unit="req", disable=not progress, leave=True)
     outcomes: list[Outcome] = []
     errors = 0
 
