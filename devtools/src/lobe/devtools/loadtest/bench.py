@@ -57,6 +57,8 @@ def add_bench_command(commands: Any) -> None:
                         help="first wait up to this many seconds for the machine to be quiet")  # fmt: skip
     parser.add_argument("--require-quiet", action="store_true",
                         help="exit 3 without measuring when the machine is still loaded after --wait-quiet")  # fmt: skip
+    parser.add_argument("--cache-miss", action="store_true",
+                        help="every request through the gateway asks the response cache and misses it")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_shape_arguments(parser)
 
@@ -91,9 +93,11 @@ def _levels(concurrency: tuple[int, ...], requests: int) -> list[Level]:
     return [Level("closed", c, requests=max(50, requests // 4) if c == 1 else requests) for c in concurrency]
 
 
-async def _http(suite_urls: list[str], api_key: str, shape: Shape, plan: Plan, roots: list[int]) -> Report:
+async def _http(
+    suite_urls: list[str], api_key: str, shape: Shape, plan: Plan, roots: list[int], cache_miss: bool = False
+) -> Report:
     async with client_session(60) as http:
-        target = HttpTarget(http, suite_urls, api_key, shape, model=MODEL)
+        target = HttpTarget(http, suite_urls, api_key, shape, model=MODEL, cache_miss=cache_miss)
         return await measure(target, plan, ProcessWatch(roots))
 
 
@@ -124,7 +128,9 @@ async def standard(args: argparse.Namespace) -> int:
         )
     async with lobe_dev(shape) as suite:
         gateway = _plan("suite", levels, described | {"path": "gateway SSE, billing on"}, args)
-        over_http = await _http(suite.gateway_urls, suite.api_key, shape, gateway, [suite.pid])
+        over_http = await _http(
+            suite.gateway_urls, suite.api_key, shape, gateway, [suite.pid], args.cache_miss
+        )
         bus_levels = _levels(BUS_CONCURRENCY, args.requests)
         over_bus = await _bus(
             suite, shape, _plan("bus", bus_levels, described | {"path": "chat.request on NATS"}, args)
@@ -149,7 +155,7 @@ async def profile(args: argparse.Namespace) -> int:
             args,
             profiling=profiling,
         )
-        result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid])
+        result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid], args.cache_miss)
     reports.write(result, args.out, "profile")
     graphs = {kind: out / f"flame-c32-{kind}.svg" for kind in profiling.kinds}
     bench_doc.write_profile(args.doc, result, graphs, args)
@@ -163,7 +169,7 @@ async def scaling(args: argparse.Namespace) -> int:
         async with lobe_dev(shape, workers=workers, gateways=gateways) as suite:
             label = f"{gateways} gateway{'s' * (gateways > 1)}, {workers} worker{'s' * (workers > 1)}"
             plan = _plan(label, _levels(SCALING_CONCURRENCY, args.requests), {"path": "gateway SSE"}, args)
-            result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid])
+            result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid], args.cache_miss)
         reports.write(result, args.out, f"scaling-g{gateways}-w{workers}")
         results.append((gateways, workers, result))
     bench_doc.write_scaling(args.doc, results, args)
@@ -175,7 +181,7 @@ async def soak(args: argparse.Namespace) -> int:
     async with lobe_dev(shape) as suite:
         level = Level("open", args.rate, duration_s=args.duration)
         plan = _plan("soak", [level], {"path": "gateway SSE", "rate": args.rate}, args, sample_interval_s=5.0)
-        result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid])
+        result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid], args.cache_miss)
     reports.write(result, args.out, "soak")
     bench_doc.write_soak(args.doc, result, args.max_rss_growth_mb, args.out / "soak-time.png", args)
     print(reports.memory_table(result["memory"]))

@@ -36,7 +36,9 @@ def _rates(report: Report, loads: tuple[int, ...]) -> str:
 
 
 def _shape_flags(args: argparse.Namespace) -> str:
-    return f"--chunks {args.chunks} --ttft-ms {args.ttft_ms:g} --tokens-per-s {args.tokens_per_s:g}"
+    """The flags that shaped the run, for the command line a section quotes."""
+    flags = f"--chunks {args.chunks} --ttft-ms {args.ttft_ms:g} --tokens-per-s {args.tokens_per_s:g}"
+    return flags + (" --cache-miss" if getattr(args, "cache_miss", False) else "")
 
 
 def _when(report: Report) -> str:
