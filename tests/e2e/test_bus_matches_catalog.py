@@ -6,6 +6,10 @@ records every message; the workload covers streamed, non-streamed, cancelled, fa
 over-budget, unpriced and dead-lettered requests, key issue and revocation, a refused and a
 successful sign-in and a sign-out, a worker killed mid-answer and every service's start and stop. Consumers are read off the server itself: its live
 subscriptions (monitoring endpoint /connz) and its JetStream consumers.
+
+Every service connects as its own NATS user with the permissions generated from the catalog
+(lobe.shared.catalog.permissions), so anything a service does outside the catalog is also a
+permission violation the server logs: the test fails on any.
 """
 
 from __future__ import annotations
@@ -31,14 +35,15 @@ from lobe.billing.service import BillingService
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.ports import free_port
+from lobe.devtools.pytest_plugin import HARNESS_USER
 from lobe.devtools.servers import NatsServer
 from lobe.devtools.servers.oidc import OidcProviderServer
 from lobe.metrics.service import running
 from lobe.metrics.settings import MetricsSettings
 from lobe.shared.bus import flush
-from lobe.shared.catalog import CATALOG, CHAT_WORKER, GATEWAY, SERVICES, Subject
+from lobe.shared.catalog import BILLING, CATALOG, CHAT_WORKER, GATEWAY, METRICS, SERVICES, Subject
 from lobe.shared.events.lifecycle import ServiceLifecycle
-from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_RECORDED
 
 from .conftest import API_KEY, billing_settings, catalog, start_worker
 from .sign_in_support import CLIENT_ID, CLIENT_SECRET, key_set, new_key, sign_in, start_auth_gateway
@@ -48,6 +53,18 @@ NATS_OWN = ("$JS.", "_INBOX.", "$SYS.")  # JetStream's API, request inboxes, the
 ADMIN_TOKEN = "bus-test-admin"
 MESSAGES = [{"role": "user", "content": "What crosses the bus?"}]
 GARBAGE = b"not json"  # a usage message billing cannot read, published by the test itself
+
+
+@pytest.fixture
+def nats_server(secured_nats: NatsServer) -> NatsServer:
+    """The suite runs under per-service users (worker_process and nats_url use this server too)."""
+    return secured_nats
+
+
+def as_user(server: NatsServer, service: str) -> dict[str, str]:
+    """Settings overrides of an in-process service connecting as its own NATS user."""
+    assert server.users is not None
+    return server.users.settings(service)
 
 
 def channel_patterns() -> list[re.Pattern[str]]:
@@ -117,9 +134,6 @@ def routing(upstream: FakeUpstream) -> ModelCatalog:
 
 def attributed(entry: Subject, msg: Msg) -> str:
     """Which producer sent a message of a subject with several: its payload says."""
-    if entry.subject == USAGE_RECORDED:
-        lost = UsageRecorded.decode(msg.data).error_code == "worker_lost"
-        return GATEWAY if lost else CHAT_WORKER
     if entry.payload is ServiceLifecycle:
         return ServiceLifecycle.decode(msg.data).service
     [producer] = entry.producers
@@ -156,18 +170,24 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     provider = make_oidc_provider(
         [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [callback]}]
     )
+    assert nats_server.users is not None
+    harness = nats_server.users.connect_kwargs(HARNESS_USER)
     sniffer = Sniffer()
-    spy = await nats.connect(url, name="sniffer")
+    spy = await nats.connect(url, name="sniffer", **harness)
     await spy.subscribe(">", cb=sniffer.record)
     await flush(spy)
-    metrics_settings = MetricsSettings(nats_url=url, ops_host="127.0.0.1", ops_port=0)
+    metrics_settings = MetricsSettings(
+        nats_url=url, ops_host="127.0.0.1", ops_port=0, **as_user(nats_server, METRICS)
+    )
     async with (
-        BillingService(billing_settings(url, billing_db, ADMIN_TOKEN)) as billing,
+        BillingService(
+            billing_settings(url, billing_db, ADMIN_TOKEN, **as_user(nats_server, BILLING))
+        ) as billing,
         running(metrics_settings),
         aiohttp.ClientSession() as http,
     ):
         billing_url = f"http://127.0.0.1:{billing.ops_port}"
-        worker = await start_worker(url, models=routing(broken_upstream))
+        worker = await start_worker(url, models=routing(broken_upstream), **as_user(nats_server, CHAT_WORKER))
         gateway = await start_auth_gateway(
             url,
             redis_url,
@@ -178,6 +198,7 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
             oidc_client_id=CLIENT_ID,
             oidc_client_secret=CLIENT_SECRET,
             allowed_email_domains="corp.example",
+            **as_user(nats_server, GATEWAY),
         )
         runner, base_url = gateway.runner, gateway.url
         client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
@@ -220,7 +241,7 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
 
         # A worker killed mid-answer: the gateway records the usage it never will.
         await worker.stop()
-        doomed = await worker_process()
+        doomed = await worker_process(**nats_server.users.env(CHAT_WORKER))
         dying = await client.chat.completions.create(model="mock-slow", messages=MESSAGES, stream=True)
         await anext(aiter(dying))
         doomed.send_signal(signal.SIGKILL)
@@ -253,15 +274,19 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
 
     # 3. Every catalogued consumer exists: a live subscription (queue group as catalogued), or a
     # durable JetStream consumer filtering the subject.
-    reader = await nats.connect(url)
+    reader = await nats.connect(url, **harness)
     js = reader.jetstream()
     for entry in CATALOG:
         for consumer in entry.consumers:
             if entry.stream is not None and consumer.group is not None:
                 info = await js.consumer_info(entry.stream.name, consumer.group)
-                assert entry.matches(info.config.filter_subject or ""), (entry.subject, consumer)
+                filters = info.config.filter_subjects or [info.config.filter_subject or ""]
+                assert any(entry.matches(f) for f in filters), (entry.subject, consumer)
                 continue
             group = consumer.group or ""
             found = [s for s in live if s[0] == consumer.service and entry.matches(s[1]) and s[2] == group]
             assert found, f"{entry.subject}: no live subscription by {consumer.service} (group {group!r})"
     await reader.close()
+
+    # 4. Nothing any service did was outside its catalog permissions.
+    assert nats_server.violations() == [], "\n".join(nats_server.violations())

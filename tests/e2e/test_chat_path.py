@@ -15,7 +15,7 @@ from lobe.chat_worker.providers.mock import mock_answer
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.lifecycle import SERVICE_STARTED, ServiceLifecycle
 from lobe.shared.events.streams import EVENTS, USAGE
-from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_RECORDED, USAGE_SUBJECTS, UsageRecorded
 
 from .conftest import Suite, start_gateway
 
@@ -27,7 +27,8 @@ def expected_text(model: str = "mock", messages: list[dict[str, str]] = MESSAGES
 
 
 async def usage_events(suite: Suite, expect: int, timeout_s: float = 5.0) -> list[UsageRecorded]:
-    """Every usage.recorded message in the USAGE stream, once `expect` of them are there."""
+    """Every usage event (usage.recorded, or the gateway's usage.reported) in the USAGE stream, once
+    `expect` messages are there."""
     js = suite.nc.jetstream()
     deadline = time.monotonic() + timeout_s
     while True:
@@ -42,7 +43,7 @@ async def usage_events(suite: Suite, expect: int, timeout_s: float = 5.0) -> lis
     events = []
     for seq in range(1, count + 1):
         msg = await js.get_msg(USAGE.name, seq)
-        if msg.subject == USAGE_RECORDED:
+        if msg.subject in USAGE_SUBJECTS:
             events.append(UsageRecorded.decode(msg.data or b""))
     return events
 

@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 from lobe.chat_worker.providers.mock import mock_answer
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import CHAT_REQUEST, decode_frame
-from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_REPORTED, USAGE_SUBJECTS, UsageRecorded
 
 from .conftest import Suite, start_worker
 from .test_chat_path import MESSAGES, usage_events
@@ -91,17 +91,18 @@ async def test_worker_killed_mid_answer_in_non_streaming_mode_records_one_partia
 ) -> None:
     doomed = await worker_process()
     first_delta = asyncio.Event()
-    published: list[UsageRecorded] = []
+    published: list[tuple[str, UsageRecorded]] = []
 
     async def frames(msg: Msg) -> None:
         if decode_frame(msg.data).type == "delta":
             first_delta.set()
 
     async def usage(msg: Msg) -> None:
-        published.append(UsageRecorded.decode(msg.data))
+        published.append((msg.subject, UsageRecorded.decode(msg.data)))
 
     await gateway_only.nc.subscribe("chat.reply.>", cb=frames)
-    await gateway_only.nc.subscribe(USAGE_RECORDED, cb=usage)  # every publish, duplicates included
+    for usage_subject in USAGE_SUBJECTS:  # every publish, duplicates included
+        await gateway_only.nc.subscribe(usage_subject, cb=usage)
     client = gateway_only.client.with_options(max_retries=0)
     ask = asyncio.create_task(client.chat.completions.create(model="mock-slow", messages=MESSAGES))
     await asyncio.wait_for(first_delta.wait(), 5)
@@ -115,7 +116,8 @@ async def test_worker_killed_mid_answer_in_non_streaming_mode_records_one_partia
     assert event.usage.completion_tokens > 0  # the deltas the gateway received before the loss
     assert event.stream is False
     await gateway_only.nc.flush()
-    assert [e.request_id for e in published] == [event.request_id]  # one publish, by the gateway
+    # One publish, by the gateway, on its own subject.
+    assert [(subject, e.request_id) for subject, e in published] == [(USAGE_REPORTED, event.request_id)]
 
 
 async def test_sigterm_lets_an_answer_in_flight_finish(

@@ -12,7 +12,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from lobe.billing.prices import load_prices
 from lobe.billing.service import BillingService
-from lobe.shared.events.usage import USAGE_DEAD_LETTER
+from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_REPORTED
 
 from .support import fetchval, make_settings, publish_usage, usage_event, wait_for, wait_for_ledger
 
@@ -64,6 +64,39 @@ async def test_malformed_event_goes_to_dead_letter_with_reason_and_stream_contin
     assert "provider" in bad["reason"]
     consumer_pending = await _pending(nats_url)
     assert consumer_pending == 0
+
+
+async def test_gateway_reported_usage_of_a_lost_worker_is_billed_once_and_nothing_else_is_taken_from_it(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    lost = usage_event("lost").model_copy(update={"status": "error", "error_code": "worker_lost"})
+    forged = usage_event("forged", prompt=10**6)  # status ok: only a worker reports that
+    await publish_usage(nats_url, [lost, forged], subject=USAGE_REPORTED)
+    # The worker was not dead after all and records the same request too.
+    await publish_usage(nats_url, [usage_event("lost", completion=999), usage_event("after")])
+    await wait_for_ledger(billing_db, 2)
+    await wait_for(lambda: _pending_is_zero(nats_url))
+    # One row per request: whichever of the two billing's consumers committed first.
+    rows = await fetchval(
+        billing_db, "SELECT string_agg(request_id, ',' ORDER BY request_id) FROM usage_ledger"
+    )
+    assert rows == "after,lost"
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.jetstream().pull_subscribe(
+            USAGE_DEAD_LETTER,
+            stream="USAGE",
+            config=ConsumerConfig(filter_subject=USAGE_DEAD_LETTER, deliver_policy=DeliverPolicy.ALL),
+        )
+        [dead] = [json.loads(m.data) for m in await sub.fetch(1, timeout=5)]
+    finally:
+        await nc.close()
+    assert (dead["subject"], json.loads(dead["payload"])["request_id"]) == (USAGE_REPORTED, "forged")
+    assert "only what a gateway reports" in dead["reason"]
+
+
+async def _pending_is_zero(nats_url: str) -> bool:
+    return await _pending(nats_url) == 0
 
 
 async def test_ledger_records_the_cost_at_the_model_price(

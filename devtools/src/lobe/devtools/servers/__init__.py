@@ -2,15 +2,18 @@
 
 from lobe.devtools.servers.base import EmbeddedServer, ServerStartError
 from lobe.devtools.servers.binaries import BinaryNotFoundError
-from lobe.devtools.servers.nats import NatsServer
+from lobe.devtools.servers.nats import BusUsers, NatsCluster, NatsServer, ServerTls
 from lobe.devtools.servers.postgres import PostgresServer
 from lobe.devtools.servers.redis import RedisServer
 
 __all__ = [
     "BinaryNotFoundError",
+    "BusUsers",
     "EmbeddedServer",
+    "NatsCluster",
     "NatsServer",
     "PostgresServer",
     "RedisServer",
     "ServerStartError",
+    "ServerTls",
 ]

@@ -176,13 +176,14 @@ async def admin_session(
     The streams are declared here too, so a change made before billing first started is kept."""
     plans = load_plans(plans_file)
     settings = NatsSettings(nats_url=nats_url)  # NATS_STREAM_REPLICAS from the environment
-    options = connect_options(settings, "lobe admin")
+    # The operator's NATS user is `admin` (lobe.shared.catalog.permissions), so is its inbox prefix.
+    options = connect_options(settings, "admin (lobe admin)")
     # A command gives up on an unreachable server (NoServersError) instead of retrying forever,
     # and that error reaches the caller: nats.py need not log it too.
-    nc = await nats.connect(**{**options, "max_reconnect_attempts": 1}, error_cb=_raised_anyway)  # type: ignore[arg-type]
+    nc = await nats.connect(**{**options, "max_reconnect_attempts": 1}, error_cb=_raised_anyway)
     try:
         js = nc.jetstream()
-        await ensure_streams(js, replicas=settings.nats_stream_replicas)
+        await ensure_streams(js, replicas=settings.nats_stream_replicas, owner=True)
         conn = await asyncpg.connect(database_url)
         try:
             yield Admin(conn, js, plans)

@@ -29,9 +29,17 @@ from lobe.billing.alerts import Alerts
 from lobe.billing.ledger import LedgerRow, PartitionCache, price_event, write_batch
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
+from lobe.shared.bus import ensure_consumer
 from lobe.shared.config_file import describe
 from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
-from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, UsageDeadLetter, UsageRecorded
+from lobe.shared.events.usage import (
+    USAGE_DEAD_LETTER,
+    USAGE_REPORTED,
+    USAGE_SUBJECTS,
+    UsageDeadLetter,
+    UsageRecorded,
+    gateway_may_report,
+)
 from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
@@ -45,7 +53,7 @@ BACKOFF_MAX_S = 5.0  # also bounds how long after the database returns ingestion
 def consumer_config(ack_wait_s: float) -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=BILLING_CONSUMER,
-        filter_subject=USAGE_RECORDED,
+        filter_subjects=list(USAGE_SUBJECTS),
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=ack_wait_s,
@@ -88,12 +96,8 @@ class Ingester:
         self.partitions = PartitionCache()
 
     async def subscribe(self) -> JetStreamContext.PullSubscription:
-        return await self.js.pull_subscribe(
-            USAGE_RECORDED,
-            durable=BILLING_CONSUMER,
-            stream=USAGE.name,
-            config=consumer_config(self.ack_wait_s),
-        )
+        await ensure_consumer(self.js, USAGE.name, consumer_config(self.ack_wait_s))
+        return await self.js.pull_subscribe_bind(BILLING_CONSUMER, USAGE.name)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and write batches until `stop` is set; the batch in hand is always finished."""
@@ -129,6 +133,9 @@ class Ingester:
                 event = UsageRecorded.decode(msg.data)
             except ValidationError as exc:
                 await self.dead_letter(msg, "invalid usage event: " + describe(exc, root="<body>"))
+                continue
+            if msg.subject == USAGE_REPORTED and not gateway_may_report(event):
+                await self.dead_letter(msg, f"{USAGE_REPORTED} carries only what a gateway reports")
                 continue
             if event.request_id in by_request:  # same request twice in one batch
                 by_request[event.request_id].append(msg)

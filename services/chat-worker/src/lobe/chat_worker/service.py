@@ -20,7 +20,7 @@ from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.registry import build_provider
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
-from lobe.shared.bus import connect_options, ensure_streams
+from lobe.shared.bus import broker_options, ensure_streams
 from lobe.shared.catalog import subject
 from lobe.shared.events.chat import (
     CHAT_CANCEL,
@@ -60,7 +60,7 @@ class ChatWorker:
         self.settings = settings
         self.catalog = catalog
         self.broker = NatsBroker(
-            **connect_options(settings, name=f"chat-worker {settings.worker_id}"),  # type: ignore[arg-type]
+            **broker_options(settings, name=f"chat-worker {settings.worker_id}"),
             log_level=logging.DEBUG,  # per-message lines belong at debug, not on the hot path
         )
         self.runs: dict[str, tuple[asyncio.Task[None], FrameSink]] = {}

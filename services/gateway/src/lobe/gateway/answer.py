@@ -19,7 +19,7 @@ from lobe.gateway.outputs import Output
 from lobe.gateway.resources import Resources
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import Caller, CancelReason, DeltaFrame, TokenUsage, UsageFrame
-from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_REPORTED, UsageRecorded
 from lobe.shared.facts import publish_fact
 from lobe.shared.openai_errors import ApiError
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
@@ -125,4 +125,4 @@ class Answer:
             stream=self.body.stream,
         )
         self.lost_usage_recorded = True
-        await publish_fact(self.resources.js, USAGE_RECORDED, event, attempts=LOST_USAGE_ATTEMPTS)
+        await publish_fact(self.resources.js, USAGE_REPORTED, event, attempts=LOST_USAGE_ATTEMPTS)

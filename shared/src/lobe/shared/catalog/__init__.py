@@ -35,8 +35,16 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "2.1.0"
+CATALOG_VERSION = "3.0.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.0.0",
+        "`usage.recorded` is published by chat workers only. The usage the gateway records for a "
+        "request whose worker was lost mid-answer moves to `usage.reported` (same payload, same "
+        "stream), so each service's NATS user may publish only what the catalog gives it and the "
+        "gateway's cannot forge a worker's usage. A consumer that counts every request reads both "
+        "subjects (billing and metrics do, with one durable consumer each).",
+    ),
     (
         "2.1.0",
         "Sign-in: `auth.user.resolve` (gateway asks billing which user an identity is, creating it on "
@@ -221,10 +229,27 @@ CATALOG: tuple[Subject, ...] = (
         delivery=Delivery.JETSTREAM,
         stream=USAGE,
         msg_id="{request_id}",
-        # The gateway publishes it only when the worker that owned the request was lost.
-        producers=(CHAT_WORKER, GATEWAY),
+        producers=(CHAT_WORKER,),
         consumers=(Consumer(BILLING, BILLING_CONSUMER, "acked after the ledger commit"), _METRICS),
-        description="A chat request ended; exactly one per request, whatever the outcome.",
+        description="A chat request ended; exactly one per request, whatever the outcome (or one "
+        "`usage.reported` instead, when the worker was lost mid-answer).",
+    ),
+    Subject(
+        subject=usage.USAGE_REPORTED,
+        payload=usage.UsageRecorded,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=USAGE,
+        msg_id="reported:{request_id}",
+        producers=(GATEWAY,),
+        consumers=(
+            Consumer(BILLING, BILLING_CONSUMER, "the durable consumer of usage.recorded, one ledger"),
+            _METRICS,
+        ),
+        description="The usage of a request whose worker was lost mid-answer, recorded by the gateway "
+        "(what the client received, estimated), since that worker never will. Billing keeps one usage "
+        "per request across this subject and `usage.recorded` (its unique key); it accepts here "
+        "only what a gateway reports, and dead-letters anything else.",
     ),
     Subject(
         subject=usage.USAGE_DEAD_LETTER,
