@@ -9,6 +9,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -21,11 +22,13 @@ from lobe.devtools.migrate import migrate
 from lobe.devtools.ports import LOOPBACK, port_is_open
 from lobe.devtools.servers import ServerStartError
 from lobe.devtools.supervisor import Child, ServiceFailed, ServiceSpec, Supervisor
+from lobe.shared.catalog.permissions import ADMIN
 
 API_KEY_PREFIX = "sk-lobe-dev-"
 DEV_USER = "dev-user"
 DEV_PLAN = "premium"
 GATEWAY_OPS_PORT = 3214  # the gateway's health and /metrics, apart from its public API
+ADMIN_ENV = "nats-admin.env"  # NATS_USER and NATS_PASSWORD of the operator, under the state dir
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,17 @@ def dev_api_key(state_dir: Path) -> str:
     path = state_dir / "api-key"
     if path.exists():
         return path.read_text().strip()
-    state_dir.mkdir(parents=True, exist_ok=True)
     key = API_KEY_PREFIX + secrets.token_urlsafe(24)[:32]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
+    write_private(path, key + "\n")
     return key
+
+
+def write_private(path: Path, text: str) -> None:
+    """A file only this user may read (a key, a password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def port_of(service: Service, environ: dict[str, str]) -> int:
@@ -95,11 +103,13 @@ def service_specs(
     api_key: str,
     environ: dict[str, str],
     gateway_env: dict[str, str] | None = None,
+    nats_env: Callable[[str], dict[str, str]] = lambda service: {},
 ) -> list[ServiceSpec]:
     specs = []
     for service in services:
         port = port_of(service, environ)
         env = {**urls, "OTEL_SERVICE_NAME": service.name, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
+        env |= nats_env(service.name)  # its own NATS user on the embedded NATS
         if service.name == "gateway":
             env |= {
                 "GATEWAY_HOST": LOOPBACK,
@@ -150,12 +160,15 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         say(f"backends ready in {time.monotonic() - began:.1f}s: {backends.describe()}")
         await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
         api_key = dev_api_key(options.state_dir)
-        await register_dev_key(urls["DATABASE_URL"], urls["NATS_URL"], api_key, environ.get("PLANS_FILE"))
+        admin_nats = operator_credentials(backends, options.state_dir)
+        await register_dev_key(
+            urls["DATABASE_URL"], urls["NATS_URL"], api_key, environ.get("PLANS_FILE"), admin_nats
+        )
         gateway_url = (
             f"http://{LOOPBACK}:{port_of(next(s for s in SERVICES if s.name == 'gateway'), environ)}"
         )
         sign_in = start_dev_sign_in(options.state_dir, gateway_url, environ)
-        specs = service_specs(services, urls, api_key, environ, sign_in.env)
+        specs = service_specs(services, urls, api_key, environ, sign_in.env, backends.nats_env)
         children = [await supervisor.start(spec) for spec in specs]
 
         def on_ready(child: Child, after_s: float) -> None:
@@ -171,6 +184,8 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         out.write(f"lobe dev ready in {time.monotonic() - began:.1f}s: {where}  api key {api_key}\n")
         out.flush()
         say(sign_in.how)
+        if admin_nats:
+            say(f"NATS has a user per service; for lobe admin: set -a; . {options.state_dir / ADMIN_ENV}")
         exited = asyncio.create_task(supervisor.first_exit())
         if await _first(exited, stop):
             child = exited.result()
@@ -189,9 +204,24 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
             loop.remove_signal_handler(sig)
 
 
-async def register_dev_key(dsn: str, nats_url: str, api_key: str, plans_file: str | None = None) -> None:
+def operator_credentials(backends: Backends, state_dir: Path) -> dict[str, str]:
+    """The operator's NATS user on the embedded NATS, also written to ADMIN_ENV for `lobe admin`."""
+    env = backends.nats_env(ADMIN)
+    if env:
+        write_private(state_dir / ADMIN_ENV, "".join(f"{name}={value}\n" for name, value in env.items()))
+    return env
+
+
+async def register_dev_key(
+    dsn: str,
+    nats_url: str,
+    api_key: str,
+    plans_file: str | None = None,
+    nats_env: dict[str, str] | None = None,
+) -> None:
     """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
-    async with admin_session(dsn, nats_url, plans_file) as admin:
+    nats = {name.lower(): value for name, value in (nats_env or {}).items()}  # NATS_USER -> nats_user
+    async with admin_session(dsn, nats_url, plans_file, nats_overrides=nats) as admin:
         await admin.create_user(DEV_USER, DEV_PLAN, email=DEV_ADMIN_EMAIL)
         # Signing in locally as DEV_ADMIN_EMAIL gives an admin session (billing links the e-mail).
         await admin.set_role(DEV_USER, "admin")

@@ -107,3 +107,24 @@ def _durable_consumer(stream: str, durable: str) -> list[str]:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+# -- the official NATS Helm chart -------------------------------------------------------------------
+NATS_USERS_SECRET = "lobe-nats-users"  # in the NATS namespace; one key per principal: its password
+
+
+def password_variable(principal: str) -> str:
+    """The environment variable the NATS server reads `principal`'s password from."""
+    return "LOBE_NATS_PASSWORD_" + principal.upper().replace("-", "_")
+
+
+def nats_chart_values() -> dict[str, Any]:
+    """Values for the official NATS chart: the users and their permissions, each password read from
+    the NATS_USERS_SECRET Secret into the server's environment (`<< $VAR >>` is the chart's way to
+    write a configuration variable unquoted)."""
+    passwords = {p: f"<< ${password_variable(p)} >>" for p in PRINCIPALS}
+    env = {
+        password_variable(p): {"valueFrom": {"secretKeyRef": {"name": NATS_USERS_SECRET, "key": p}}}
+        for p in PRINCIPALS
+    }
+    return {"config": {"merge": {"authorization": {"users": users(passwords)}}}, "container": {"env": env}}
