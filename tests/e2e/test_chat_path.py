@@ -297,3 +297,15 @@ async def test_usage_is_recorded_before_the_terminal_frame(suite: Suite) -> None
     # One connection publishes both, so the bus keeps their order: a worker killed between the
     # two leaves an error for the client, never an answer that was not billed.
     assert seen == ["usage", "done"]
+
+
+async def test_an_error_answer_carries_its_request_id_as_a_success_does(gateway_only: Suite) -> None:
+    """The id is the ledger's key: a client (or support) can trace a failed request too."""
+    async with gateway_only.http.post(
+        f"{gateway_only.base_url}/v1/chat/completions",
+        json={"model": "mock", "messages": MESSAGES},
+        headers=gateway_only.headers(),
+    ) as response:
+        body = await response.json()
+    assert (response.status, body["error"]["code"]) == (503, "no_worker_available")
+    assert len(response.headers["X-Request-Id"]) == 32

@@ -20,6 +20,8 @@ from lobe.gateway.openai_format import ChunkWriter, CompletionAssembler
 from lobe.gateway.outputs import JsonOutput, Output, SseOutput
 from lobe.gateway.request_body import parse_body
 from lobe.gateway.resources import RESOURCES
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.chat import Caller
 from lobe.shared.openai_errors import ApiError
 
 STREAM_KEY = web.RequestKey("lobe.stream", str)  # whether the client asked for SSE (metrics label)
@@ -49,6 +51,18 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     body = await parse_body(request)
     request[STREAM_KEY] = "true" if body.stream else "false"
     request_id = uuid.uuid4().hex
+    try:
+        return await _admitted(request, body, caller, request_id)
+    except ApiError as exc:
+        # An error names the request too: the ledger's key, and what support asks for.
+        exc.headers.setdefault("X-Request-Id", request_id)
+        raise
+
+
+async def _admitted(
+    request: web.Request, body: ChatCompletionRequest, caller: Caller, request_id: str
+) -> web.StreamResponse:
+    resources = request.app[RESOURCES]
     held = await resources.budget.reserve(request_id, caller, body)
     if held and body.output_token_limit is None:
         # The hold covers this many output tokens; the provider must not generate more.
