@@ -140,15 +140,22 @@ class Ingester:
             if event.request_id in by_request:  # same request twice in one batch
                 by_request[event.request_id].append(msg)
                 continue
+            try:
+                row = price_event(event, self.prices, self.plans)
+            except (ArithmeticError, ValueError, OverflowError) as exc:  # valid, yet cannot be priced
+                await self.dead_letter(msg, f"cannot be priced: {exc!r}")
+                continue
             by_request[event.request_id] = [msg]
-            rows.append(price_event(event, self.prices, self.plans))
+            rows.append(row)
         if not rows:
             return 0.0
         try:
             inserted = await self._write(rows)
-        except asyncpg.DataError as exc:
-            # Valid JSON the database cannot store (a NUL byte in a string, an out-of-range
-            # number): dead-letter that one event, not the batch around it.
+        except (asyncpg.DataError, OverflowError, ValueError) as exc:
+            # A valid event the database cannot store (a NUL byte in a string, an out-of-range
+            # number; asyncpg's own encoder raises OverflowError or ValueError for a value past its
+            # column's range): dead-letter that one event, not the batch around it. Retrying would
+            # never end.
             if len(rows) == 1:
                 msgs_of = by_request[rows[0].request_id]
                 await self.dead_letter(msgs_of[0], f"rejected by the ledger: {exc}")
