@@ -228,3 +228,31 @@ def test_stream_replicas_per_service_are_rejected_in_favour_of_global(checked: N
     )
     assert out.returncode != 0
     assert "config: Must not validate the schema" in out.stderr
+
+
+def test_billings_api_and_admin_api_are_reachable_from_no_ingress_only_from_the_cluster(
+    production: list[Doc],
+) -> None:
+    """Billing serves its usage and admin API on its ops port (with /metrics): no Ingress routes to
+    it, its Service is internal, and its NetworkPolicy admits only Prometheus and helm test pods."""
+    ingress_backends = {
+        path["backend"]["service"]["name"]
+        for ingress in of_kind(production, "Ingress").values()
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert ingress_backends
+    assert all("gateway" in backend for backend in ingress_backends)
+    service = of_kind(production, "Service")["billing"]
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    peers = [
+        peer
+        for rule in of_kind(production, "NetworkPolicy")["billing"]["spec"]["ingress"]
+        for peer in rule["from"]
+    ]
+    admitted = [
+        p.get("namespaceSelector", {}).get("matchLabels") or p.get("podSelector", {}).get("matchLabels")
+        for p in peers
+    ]
+    assert {"kubernetes.io/metadata.name": "monitoring"} in admitted
+    assert not any("ingress-nginx" in str(peer) for peer in peers)

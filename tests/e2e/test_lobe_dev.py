@@ -33,12 +33,13 @@ pytestmark = pytest.mark.integration
 
 
 class LobeDev(WatchedProcess):
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.state_dir = state_dir
-        # Free ports, so a developer's own `lobe dev` on the standard ones does not clash.
-        self.ports = {var: free_port() for var in PORT_VARS}
+        extra_env = extra_env or {}
+        # Free ports (unless given), so a developer's own `lobe dev` on the standard ones does not clash.
+        self.ports = {var: int(extra_env.get(var) or free_port()) for var in PORT_VARS}
         environ = environ_without_backends() | {var: str(port) for var, port in self.ports.items()}
-        super().__init__([LOBE, "dev", "--state-dir", str(state_dir)], environ)
+        super().__init__([LOBE, "dev", "--state-dir", str(state_dir)], environ | extra_env)
 
     def wait_ready(self, limit_s: float = 90) -> re.Match[str]:
         return self.wait_for_line(READY, limit_s)

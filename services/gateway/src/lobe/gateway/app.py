@@ -13,9 +13,11 @@ from lobe.gateway.auth.routes import add_auth_routes
 from lobe.gateway.chat import chat_completions
 from lobe.gateway.cors import setup_cors
 from lobe.gateway.models import list_models
+from lobe.gateway.openapi import gateway_openapi
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.openai_errors import openai_errors
+from lobe.shared.openapi import serve_openapi
 from lobe.shared.ops import ReadinessCheck, add_health_routes, start_ops_server
 
 
@@ -37,6 +39,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/v1/models", list_models)
     add_auth_routes(app)
     add_admin_routes(app)
+    serve_openapi(app, gateway_openapi())
     return app
 
 
