@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
 import openai
@@ -36,28 +37,49 @@ async def request_seen(suite: Suite) -> asyncio.Event:
     return seen
 
 
+async def ask_for(suite: Suite, model: str, stream: bool) -> tuple[str, str | None]:
+    """The whole answer, streamed or not: its text and finish reason."""
+    if not stream:
+        completion = await suite.client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=2)
+        return completion.choices[0].message.content or "", completion.choices[0].finish_reason
+    chunks = await suite.client.chat.completions.create(
+        model=model, messages=MESSAGES, max_tokens=2, stream=True
+    )
+    text, finish = [], None
+    async for chunk in chunks:
+        if chunk.choices:
+            text.append(chunk.choices[0].delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+    return "".join(text), finish
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 async def test_worker_killed_before_first_token_answer_comes_from_another_worker(
-    gateway_only: Suite, worker_process: StartWorker
+    gateway_only: Suite, worker_process: StartWorker, stream: bool
 ) -> None:
     doomed = await worker_process()
     seen = await request_seen(gateway_only)
-    ask = asyncio.create_task(
-        gateway_only.client.chat.completions.create(model="mock-stall", messages=MESSAGES, max_tokens=2)
-    )
+    ask = asyncio.create_task(ask_for(gateway_only, "mock-stall", stream))
     await asyncio.wait_for(seen.wait(), 5)
     survivor = await start_worker(gateway_only.nats_url)  # joins the queue group after the hand-over
     try:
         await asyncio.sleep(0.2)  # the doomed worker has accepted; its first token is 1.5 s away
         doomed.send_signal(signal.SIGKILL)
-        completion = await asyncio.wait_for(ask, 20)
+        killed_at = time.monotonic()
+        text, finish = await asyncio.wait_for(ask, 20)
+        answered_after = time.monotonic() - killed_at
     finally:
         await survivor.stop()
-    assert completion.choices[0].finish_reason == "length"
-    assert completion.choices[0].message.content == "".join(
+    assert finish == "length"
+    assert text == "".join(
         mock_answer(ChatCompletionRequest.model_validate({"model": "mock-stall", "messages": MESSAGES}))[:2]
     )
     [event] = await usage_events(gateway_only, expect=1)
     assert event.status == "ok"
+    # WORKER_SILENCE_S (1 s here) to notice, then the survivor's answer (its first token 1.5 s away).
+    print(
+        f"\nworker SIGKILLed before its first token ({'SSE' if stream else 'JSON'}): answered {answered_after:.2f} s later"
+    )
 
 
 async def test_worker_killed_mid_stream_gives_an_error_event_not_done(
@@ -68,16 +90,20 @@ async def test_worker_killed_mid_stream_gives_an_error_event_not_done(
         model="mock-slow", messages=MESSAGES, stream=True
     )
     received: list[str] = []
+    killed_at = 0.0
 
     async def read_all() -> None:
+        nonlocal killed_at
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 received.append(chunk.choices[0].delta.content)
                 if len(received) == 2:
                     doomed.send_signal(signal.SIGKILL)
+                    killed_at = time.monotonic()
 
     with pytest.raises(openai.APIError) as caught:
         await read_all()
+    print(f"\nworker SIGKILLed mid-stream: error event {time.monotonic() - killed_at:.2f} s later")
     assert "stopped responding" in str(caught.value)
     assert 2 <= len(received) < len(answer_for("mock-slow").split(" "))
     # The dead worker never recorded usage; the gateway records what the client received.
@@ -107,8 +133,10 @@ async def test_worker_killed_mid_answer_in_non_streaming_mode_records_one_partia
     ask = asyncio.create_task(client.chat.completions.create(model="mock-slow", messages=MESSAGES))
     await asyncio.wait_for(first_delta.wait(), 5)
     doomed.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
     with pytest.raises(openai.APIStatusError) as caught:
         await asyncio.wait_for(ask, 20)
+    print(f"\nworker SIGKILLed mid-answer (JSON): 502 {time.monotonic() - killed_at:.2f} s later")
     assert caught.value.status_code == 502
     assert "stopped responding" in caught.value.message
     [event] = await usage_events(gateway_only, expect=1)
