@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events import auth, billing, chat, lifecycle, usage
+from lobe.shared.events import auth, billing, chat, lifecycle, routing, usage
 from lobe.shared.events.envelope import Event
 from lobe.shared.events.streams import BILLING_CONSUMER, EVENTS, METRICS_CONSUMER, USAGE, StreamSpec
 
@@ -35,8 +35,16 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "2.0.0"
+CATALOG_VERSION = "2.1.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "2.1.0",
+        "Routing made visible: the first delta, the done and the error frame carry an optional `route` "
+        "(deployment, provider, public model, attempts), the error frame an optional `retry_after_s`, and "
+        "`usage.recorded` an optional `attempts`. New facts `routing.breaker.opened`, "
+        "`routing.breaker.half_opened` and `routing.breaker.closed` (EVENTS). Chat workers also ask "
+        "`billing.price.quote` (the lowest-cost routing strategy).",
+    ),
     (
         "2.0.0",
         "Reply frames go to `chat.reply.<request_id>.<offer>` (one subject per hand-over; the "
@@ -278,10 +286,11 @@ CATALOG: tuple[Subject, ...] = (
         kind="command",
         delivery=Delivery.REQUEST_REPLY,
         reply=billing.PriceQuoted,
-        producers=(GATEWAY,),
+        producers=(GATEWAY, CHAT_WORKER),
         consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
-        description="Price a finished request's usage at today's prices, for the final chunk's cost; "
-        "the same cost billing records when the usage event arrives.",
+        description="Price a usage at today's prices: the gateway for a finished request's final chunk "
+        "(the same cost billing records when the usage event arrives), chat workers for the price per "
+        "token of each deployment (the lowest-cost routing strategy; cached).",
     ),
     Subject(
         subject=auth.AUTH_KEY_VERIFY,
@@ -314,6 +323,34 @@ CATALOG: tuple[Subject, ...] = (
         producers=(BILLING,),
         consumers=(Consumer(GATEWAY, None, "every replica drops the key from its cache"),),
         description="An API key was revoked; caches must drop it.",
+    ),
+    *(
+        Subject(
+            subject=breaker_subject,
+            payload=routing.BreakerChanged,
+            kind="fact",
+            delivery=Delivery.JETSTREAM,
+            stream=EVENTS,
+            msg_id=_EVENT_ID,
+            producers=(CHAT_WORKER,),
+            consumers=(),
+            description=description,
+        )
+        for breaker_subject, description in (
+            (
+                routing.ROUTING_BREAKER_OPENED,
+                "A deployment failed too often within its window (or its probe failed): no worker sends "
+                "it traffic during the cooldown.",
+            ),
+            (
+                routing.ROUTING_BREAKER_HALF_OPENED,
+                "A deployment's cooldown ended: one worker sends it one probe request.",
+            ),
+            (
+                routing.ROUTING_BREAKER_CLOSED,
+                "A deployment's probe succeeded: every worker routes to it again.",
+            ),
+        )
     ),
     Subject(
         subject=lifecycle.SERVICE_STARTED,

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from lobe.shared.events.auth import AUTH_KEY_ISSUED, AUTH_KEY_REVOKED
 from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
 from lobe.shared.events.lifecycle import SERVICE_STARTED, SERVICE_STOPPED
+from lobe.shared.events.routing import (
+    ROUTING_BREAKER_CLOSED,
+    ROUTING_BREAKER_HALF_OPENED,
+    ROUTING_BREAKER_OPENED,
+)
 from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED
 
 
@@ -34,6 +39,9 @@ EVENTS = StreamSpec(
         AUTH_KEY_REVOKED,
         SERVICE_STARTED,
         SERVICE_STOPPED,
+        ROUTING_BREAKER_OPENED,
+        ROUTING_BREAKER_HALF_OPENED,
+        ROUTING_BREAKER_CLOSED,
     ),
     max_age_s=7 * 24 * 3600,
 )

@@ -34,6 +34,9 @@ class UsageRecorded(Event):
     ttft_ms: float | None = Field(default=None, ge=0, description="Time to first token.")
     duration_ms: float = Field(ge=0)
     stream: bool = False
+    attempts: int | None = Field(
+        default=None, ge=0, description="Provider calls made for it, retries and fallbacks included."
+    )
 
 
 class UsageDeadLetter(BaseModel):
