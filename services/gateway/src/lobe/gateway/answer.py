@@ -17,8 +17,9 @@ from lobe.gateway.dispatch import Dispatch, WorkerLost
 from lobe.gateway.metrics import TTFT
 from lobe.gateway.outputs import Output
 from lobe.gateway.resources import Resources
+from lobe.gateway.route_headers import route_headers
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events.chat import Caller, CancelReason, DeltaFrame, TokenUsage, UsageFrame
+from lobe.shared.events.chat import Caller, CancelReason, DeltaFrame, DoneFrame, TokenUsage, UsageFrame
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 from lobe.shared.facts import publish_fact
 from lobe.shared.openai_errors import ApiError
@@ -57,6 +58,8 @@ class Answer:
         try:
             async with contextlib.aclosing(self.dispatch.frames()) as frames:
                 async for frame in frames:
+                    if isinstance(frame, DeltaFrame | DoneFrame) and frame.route is not None:
+                        output.headers.update(route_headers(frame.route))  # before the first byte
                     if isinstance(frame, DeltaFrame):
                         if not self.output:
                             TTFT.observe(time.monotonic() - self.started_at)
