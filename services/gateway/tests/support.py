@@ -28,6 +28,7 @@ from lobe.shared.events.chat import (
     UsageFrame,
 )
 
+KEY = "sk-unit"  # the gateway fixture's bootstrap API key
 CALLER = Caller(user_id="alice", api_key_id="key-1", plan="free")
 BODY = ChatCompletionRequest.model_validate(
     {"model": "mock", "messages": [{"role": "user", "content": "hi"}]}

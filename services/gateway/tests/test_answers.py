@@ -5,38 +5,17 @@ SSE stream ends with an error event and never with `[DONE]`."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
-from aiohttp import web
 from nats.aio.client import Client as NATS
 
-from lobe.devtools.ports import free_port
-from lobe.gateway.app import create_app
-from lobe.gateway.settings import GatewaySettings
+from .support import KEY, Script, ScriptedWorker, accepted, delta, finish
 
-from .support import Script, ScriptedWorker, accepted, delta, finish
-
-KEY = "sk-unit"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
 
 
 def chat(stream: bool) -> dict[str, object]:
     return {"model": "mock", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-async def gateway(nats_url: str) -> AsyncIterator[str]:
-    settings = GatewaySettings(
-        nats_url=nats_url, gateway_api_keys=f"{KEY}:alice", billing_enabled=False, worker_silence_s=0.5
-    )
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/v1/chat/completions"
-    await runner.cleanup()
 
 
 def gap_after(deltas: int) -> object:

@@ -3,34 +3,16 @@ SSE stream sends them with its first byte), the done frame (a JSON answer) or th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
-from aiohttp import web
 from nats.aio.client import Client as NATS
 
-from lobe.devtools.ports import free_port
-from lobe.gateway.app import create_app
-from lobe.gateway.settings import GatewaySettings
 from lobe.shared.events.chat import DeltaFrame, DoneFrame, ErrorFrame, Route
 
-from .support import Script, ScriptedWorker, accepted, finish
+from .support import KEY, Script, ScriptedWorker, accepted, finish
 
-KEY = "sk-unit"
 ROUTE = Route(deployment="azure-east", provider="azure_openai", model="gpt-4o", attempts=3)
 ROUTE_HEADERS = {"X-Lobe-Deployment": "azure-east", "X-Lobe-Provider": "azure_openai", "X-Lobe-Attempts": "3"}
-
-
-@pytest.fixture
-async def gateway(nats_url: str) -> AsyncIterator[str]:
-    settings = GatewaySettings(nats_url=nats_url, gateway_api_keys=f"{KEY}:alice", billing_enabled=False)
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/v1/chat/completions"
-    await runner.cleanup()
 
 
 async def post(url: str, stream: bool) -> tuple[int, dict[str, str]]:
