@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from lobe.chat_worker.deployments import load_catalog
+from lobe.chat_worker.policies import Strategy
 from lobe.shared.config_file import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "models.example.yaml"
@@ -24,6 +26,18 @@ def test_the_shipped_example_routes_every_provider_kind_and_keeps_mock() -> None
         "openai-gpt-4o-mini",
         "azure-gpt-4o-mini",
     ]  # type: ignore[union-attr]
+
+
+def test_the_shipped_example_shows_every_strategy_and_routing_knob() -> None:
+    catalog = load_catalog(str(EXAMPLE))
+    assert {m.strategy for m in catalog.models} == set(get_args(Strategy))
+    assert any(m.fallbacks for m in catalog.models)
+    assert any(m.context_fallback for m in catalog.models)
+    assert any(m.retry.max_retries for m in catalog.models)
+    deployments = [d for m in catalog.models for d in m.deployments]
+    assert any(d.limits and d.limits.rpm and d.limits.tpm for d in deployments)
+    assert any(d.limits and d.limits.window_s != 60 for d in deployments)
+    assert any("breaker" in d.model_fields_set for d in deployments)
 
 
 def test_a_deployment_without_its_base_url_is_rejected_naming_the_deployment_and_its_line(
