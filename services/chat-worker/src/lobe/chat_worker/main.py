@@ -32,6 +32,10 @@ async def serve(settings: WorkerSettings, catalog: ModelCatalog) -> None:
         )
         reloader.start()
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
+    else:  # SIGHUP's default would end the process
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGHUP, log.info, "SIGHUP: no MODELS_FILE to reload"
+        )
     log.info("serving models: %s", ", ".join(m.name for m in catalog.models))
     await stop.wait()
     log.info("shutting down")

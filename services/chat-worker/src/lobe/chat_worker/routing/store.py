@@ -110,9 +110,11 @@ class RoutingStore:
             log.debug("routing store not open: %r", exc)
             return False
         await self._stop_watching()
-        # A re-created bucket numbers its revisions from 1 again: forget the old copy, the watch
-        # sends every current value first.
-        self.entries.clear()
+        # A re-created bucket numbers its revisions from 1 again: forget the old copy (listeners
+        # too), the watch sends every current value first.
+        for key in list(self.entries):
+            del self.entries[key]
+            self._notify(key, None)
         self._kv, self._watcher = kv, watcher
         self.on_degraded(False)
         self._spawn(self._watch(watcher))
