@@ -86,7 +86,7 @@ async def test_least_in_flight_spreads_requests_by_what_the_whole_fleet_has_in_f
 ) -> None:
     # Both deployments hold every answer for seconds: each new request (on any of the three
     # workers) must see the ones the other workers have in flight and pick the emptier deployment.
-    slow = TEXT.reply(first_byte_delay_s=4.0)
+    slow = TEXT.reply(first_byte_delay_s=5.0)
     async with fake_upstreams(slow, slow) as (a, b):
         models = models_file(
             tmp_path,
@@ -103,7 +103,7 @@ models:
             pending = []
             for _ in range(6):
                 pending.append(asyncio.create_task(suite.chat("spread")))
-                await asyncio.sleep(0.3)  # longer than a worker takes to publish its in-flight count
+                await asyncio.sleep(0.5)  # far longer than a worker takes to publish its in-flight count
             results = await asyncio.gather(*pending)
     assert [status for status, _, _ in results] == [200] * 6
     assert Counter(headers["X-Lobe-Deployment"] for _, headers, _ in results) == {"a": 3, "b": 3}
