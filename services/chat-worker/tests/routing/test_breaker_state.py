@@ -9,6 +9,7 @@ from lobe.chat_worker.routing.breaker_state import (
     after_failure,
     after_probe,
     claim_probe,
+    probe_abandoned,
 )
 
 POLICY = BreakerPolicy(failures=3, window_s=10, cooldown_s=5)
@@ -58,3 +59,12 @@ def test_records_survive_the_store_and_an_unreadable_one_reads_as_closed() -> No
     assert BreakerRecord.decode(record.encode()) == record
     assert BreakerRecord.decode(b"{not json") == CLOSED
     assert BreakerRecord.decode(None) == CLOSED
+
+
+def test_an_abandoned_probe_can_be_claimed_again_at_once() -> None:
+    half = BreakerRecord("half_open", (), opened_at=3.0, probe_until=70.0)
+    released = probe_abandoned(half, 9.0)
+    assert released is not None
+    assert released.state == "half_open"
+    assert claim_probe(released, 9.0, POLICY, probe_s=2) is not None
+    assert probe_abandoned(CLOSED, 9.0) is None

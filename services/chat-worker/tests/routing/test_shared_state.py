@@ -74,3 +74,20 @@ async def test_a_breaker_opened_by_one_worker_keeps_all_off_then_lets_exactly_on
         True
     ] * 3
     assert [t.new.state for t in transitions] == ["open", "half_open", "closed"]
+
+
+async def test_a_probe_whose_request_left_is_given_up_so_another_worker_probes_now(stores: OpenStore) -> None:
+    async def announce(_: Transition) -> None:
+        return None
+
+    first, second = Breakers(await stores(), announce), Breakers(await stores(), announce)
+    await first.failed(GUARDED, False, "r1", "server_error")
+    await first.failed(GUARDED, False, "r2", "server_error")
+    await asyncio.sleep(0.55)
+    assert (await first.admit(GUARDED, "probe")).probe
+    await asyncio.sleep(0.05)
+    assert second.closed_to(GUARDED) is not None  # its probe is out: nobody else goes
+    await first.abandoned(GUARDED, True, "probe")
+    await asyncio.sleep(0.05)
+    assert second.closed_to(GUARDED) is None
+    assert (await second.admit(GUARDED, "probe-2")).probe

@@ -70,6 +70,12 @@ def claim_probe(
     return replace(record, state="half_open", probe_until=now + probe_s) if due else None
 
 
+def probe_abandoned(record: BreakerRecord, now: float) -> BreakerRecord | None:
+    """The probe's request went away before the deployment showed anything: the next request may
+    probe at once, instead of after the probe's deadline."""
+    return replace(record, probe_until=now) if record.state == "half_open" else None
+
+
 def after_probe(record: BreakerRecord, ok: bool, now: float, reason: str | None) -> BreakerRecord | None:
     if record.state != "half_open":
         return None  # another worker already decided (its probe timed out and was re-claimed)

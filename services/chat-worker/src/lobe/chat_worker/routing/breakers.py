@@ -18,6 +18,7 @@ from lobe.chat_worker.routing.breaker_state import (
     after_failure,
     after_probe,
     claim_probe,
+    probe_abandoned,
 )
 from lobe.chat_worker.routing.store import Conflict, RoutingStore, token
 
@@ -59,6 +60,16 @@ class Breakers:
         entry = self.store.entries.get(key)
         return BreakerRecord.decode(entry.value if entry else None)
 
+    def closed_to(self, deployment: Deployment) -> float | None:
+        """Seconds until the deployment may be tried (None: it may be now, or its probe may be
+        claimed now). Read on the local copy: no round trip."""
+        record, now = self.record(deployment), time.time()
+        if record.state == "open" and now < record.reopens_at(deployment.breaker):
+            return record.reopens_at(deployment.breaker) - now
+        if record.state == "half_open" and now < record.probe_until:
+            return record.probe_until - now
+        return None
+
     async def admit(self, deployment: Deployment, request_id: str) -> Verdict:
         record = self.record(deployment)
         if record.state == "closed":
@@ -79,6 +90,10 @@ class Breakers:
     async def succeeded(self, deployment: Deployment, probe: bool, request_id: str) -> None:
         if probe:
             await self._apply(deployment, request_id, lambda r: after_probe(r, True, time.time(), None))
+
+    async def abandoned(self, deployment: Deployment, probe: bool, request_id: str) -> None:
+        if probe:
+            await self._apply(deployment, request_id, lambda r: probe_abandoned(r, time.time()))
 
     async def failed(self, deployment: Deployment, probe: bool, request_id: str, reason: str) -> None:
         if probe:

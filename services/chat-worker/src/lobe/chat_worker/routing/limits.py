@@ -132,6 +132,21 @@ class WindowLimits:
         else:
             self.local[key] = self.local.get(key, 0) + delta
 
+    def refund(self, admission: Admission) -> None:
+        """The admitted attempt is not made after all: its counts go back."""
+        limits = admission.deployment.limits
+        if limits is None:
+            return
+        charges = [("requests", 1, limits.requests), ("tokens", admission.tokens, limits.tokens)]
+        for metric, delta, limit in charges:
+            if limit is None:
+                continue
+            key = counter(admission.deployment, admission.window, metric)
+            if admission.fleet:
+                self._give_back(key, delta)
+            else:
+                self.local[key] = self.local.get(key, 0) - delta
+
     def _give_back(self, key: str, delta: int) -> None:
         # Off the request's path: a late correction only shifts the window's count.
         task = asyncio.ensure_future(self.store.increment(key, -delta))

@@ -130,12 +130,17 @@ class Router:
     async def gate(self, deployment: Deployment, request_id: str, prompt_tokens: int) -> Gate | Skip:
         waited = time.monotonic()
         try:
-            verdict = await self.breakers.admit(deployment, request_id)
-            if not verdict.allowed:
-                return self._skip(deployment, Skip("breaker_open", verdict.retry_after_s))
+            # The breaker's local view first (free), then the window's counts, then the probe's
+            # claim: a probe is only claimed by an attempt that will really be made.
+            if (wait := self.breakers.closed_to(deployment)) is not None:
+                return self._skip(deployment, Skip("breaker_open", wait))
             admission = await self.limits.admit(deployment, prompt_tokens)
             if isinstance(admission, Refusal):
                 return self._skip(deployment, Skip(admission.reason, admission.retry_after_s))
+            verdict = await self.breakers.admit(deployment, request_id)
+            if not verdict.allowed:  # another worker claimed the probe first
+                self.limits.refund(admission)
+                return self._skip(deployment, Skip("breaker_open", verdict.retry_after_s))
         finally:
             self.metrics.store_seconds.observe(time.monotonic() - waited)
         self.fleet.started(deployment.name)
@@ -159,15 +164,20 @@ class Router:
         failure_code: str | None = None,
         answered: bool = False,
     ) -> None:
-        """`outcome`: ok, failed (counts against the deployment), rejected, cancelled."""
+        """`outcome`: ok, failed (the deployment's fault), rejected (the request's), cancelled,
+        error (ours). `answered`: its first token came (a probe already reported success)."""
         deployment = gate.deployment
         self.fleet.ended(deployment.name)
         self.limits.settle(gate.admission, tokens)
         self.metrics.attempts.labels(deployment=deployment.name, outcome=outcome).inc()
         if outcome == "failed":
             await self.breakers.failed(deployment, gate.probe, request_id, failure_code or "error")
-        elif outcome == "ok" and gate.probe and not answered:
+        elif not gate.probe or answered:
+            return
+        elif outcome in ("ok", "rejected"):  # it answered, if only to refuse the request: alive
             await self.breakers.succeeded(deployment, True, request_id)
+        else:
+            await self.breakers.abandoned(deployment, True, request_id)
 
     # Breaker transitions: a fact (by the worker that made it) and the gauge (on every worker).
 
