@@ -182,7 +182,10 @@ class RoutingStore:
 
     def _notify(self, key: str, value: bytes | None) -> None:
         for listener in self.listeners:
-            listener(key, value)
+            try:
+                listener(key, value)
+            except Exception:  # a listener's bug must not end the watch every worker relies on
+                log.exception("routing store listener failed on %s", key)
 
     def _degrade(self, reason: str) -> None:
         if self._kv is not None or self._recovering is None:
