@@ -4,10 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PACKAGES := shared services/gateway services/chat-worker services/billing services/metrics devtools
 STAMP := $(VENV)/.installed
+, := ,
 # shared's `asyncapi` extra: FastStream, which renders docs/asyncapi.json (python -m lobe.shared.catalog).
 EDITABLES := $(patsubst shared,'shared[asyncapi]',$(PACKAGES))
 
-.PHONY: dev test test-unit test-integration lint install system-deps helm-check clean
+.PHONY: dev test test-unit test-integration lint install system-deps node-deps helm-check clean
+.PHONY: coverage workflow-check compose-check tls images image charts-push deploy helm-test smoke rollback
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +20,15 @@ $(STAMP): $(BIN)/python constraints.txt requirements-dev.txt $(addsuffix /pyproj
 	$(BIN)/pip install -q -c constraints.txt $(addprefix -e ,$(EDITABLES)) -r requirements-dev.txt
 	touch $@
 
-install: system-deps $(STAMP)
+install: system-deps node-deps $(STAMP)
 
 # Debian packages whose binaries the tests run (tools/system-deps.txt): installed when missing (root).
 system-deps:
 	@bash tools/system-deps.sh
+
+# npm packages the tests run (devtools/node/package.json: a real OpenID provider), pinned, no lock file.
+node-deps:
+	@bash tools/node-deps.sh
 
 dev: install
 	$(BIN)/lobe dev
@@ -49,6 +55,98 @@ lint: install
 # Helm lint --strict, helm template and kubernetes-validate for every chart and ci values file.
 helm-check: install
 	PATH="$(abspath $(BIN)):$$PATH" helm/tools/check.sh
+
+# -- Delivery: the targets .github/workflows runs, so CI holds no logic of its own (docs/deploy.md) ----
+SERVICES := gateway chat-worker billing metrics
+CHARTS := $(SERVICES) lobe
+HELM := .lobe/tools/helm
+# The suite's version is the umbrella chart's appVersion; every build is also tagged by its commit.
+VERSION := $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' helm/lobe/Chart.yaml)
+GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+IMAGE_TAG ?= $(GIT_SHA)
+# Image and chart registries (host/namespace, no scheme); CI passes its own.
+REGISTRY ?= localhost:5000/lobe
+CHART_REGISTRY ?= $(REGISTRY)/charts
+CHART_VERSION ?= $(VERSION)-g$(GIT_SHA)
+# Environments: ENV=staging or ENV=production, one namespace each, values in helm/lobe/values-$(ENV).yaml.
+ENV ?=
+RELEASE ?= lobe
+NAMESPACE ?= lobe-$(ENV)
+DEPLOY_TIMEOUT ?= 10m
+# Deploy the chart pushed by charts-push when CHART_FROM_REGISTRY=1 (CI), else the one in this tree.
+CHART_REF = $(if $(CHART_FROM_REGISTRY),oci://$(CHART_REGISTRY)/lobe --version $(CHART_VERSION),helm/lobe)
+SMOKE_MODEL ?= mock
+TLS_DIR ?= deploy/tls
+TLS_HOSTS ?= localhost,127.0.0.1
+
+define require_env
+$(if $(filter $(ENV),staging production),,$(error ENV must be staging or production, not '$(ENV)'))
+endef
+
+# Unit and integration tests with line coverage (coverage.xml for CI, a summary on the terminal).
+coverage: install
+	$(BIN)/pytest -q -p no:cacheprovider --cov=lobe --cov-report=term:skip-covered --cov-report=xml:.lobe/coverage.xml
+
+# actionlint and the GitHub workflow schema over .github/workflows.
+workflow-check: install
+	LOBE_BIN=$(abspath $(BIN)) tools/check-workflows.sh
+
+# docker-compose.yml against the Compose specification's schema.
+compose-check: install
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+# A local CA and a server certificate for compose's nginx (TLS_DIR, TLS_HOSTS); kept when present.
+tls:
+	deploy/nginx/make-tls.sh $(TLS_DIR) $(TLS_HOSTS)
+
+$(HELM):
+	helm/tools/get-helm.sh
+
+# One image per service: tagged by commit and version; with PUSH=1 pushed with an SBOM and
+# provenance attestation, layers cached in the registry.
+images:
+	@for service in $(SERVICES); do $(MAKE) --no-print-directory image SERVICE=$$service || exit 1; done
+
+image:
+	$(if $(filter $(SERVICE),$(SERVICES)),,$(error SERVICE must be one of: $(SERVICES)))
+	docker buildx build -f services/$(SERVICE)/Dockerfile \
+	  -t $(REGISTRY)/lobe-$(SERVICE):$(IMAGE_TAG) -t $(REGISTRY)/lobe-$(SERVICE):$(VERSION) \
+	  --label org.opencontainers.image.revision=$(GIT_SHA) --label org.opencontainers.image.version=$(VERSION) \
+	  --cache-from type=registry,ref=$(REGISTRY)/lobe-$(SERVICE):buildcache \
+	  $(if $(PUSH),--push --sbom=true --provenance=mode=max \
+	  --cache-to type=registry$(,)ref=$(REGISTRY)/lobe-$(SERVICE):buildcache$(,)mode=max,--load) .
+
+# Package every chart at CHART_VERSION and push it to oci://CHART_REGISTRY (credentials: docker login).
+charts-push: $(HELM)
+	rm -rf .lobe/charts && mkdir -p .lobe/charts
+	@for chart in $(CHARTS); do \
+	  $(HELM) dependency update --skip-refresh helm/$$chart >/dev/null && \
+	  $(HELM) package helm/$$chart --version $(CHART_VERSION) -d .lobe/charts || exit 1; \
+	done
+	@for pkg in .lobe/charts/*.tgz; do $(HELM) push $$pkg oci://$(CHART_REGISTRY) || exit 1; done
+
+# Install or upgrade ENV's release; --atomic rolls it back by itself when it does not become ready.
+deploy: $(HELM)
+	$(require_env)
+	$(if $(CHART_FROM_REGISTRY),,$(HELM) dependency update --skip-refresh helm/lobe >/dev/null)
+	$(HELM) upgrade --install $(RELEASE) $(CHART_REF) -n $(NAMESPACE) --create-namespace \
+	  -f helm/lobe/values-$(ENV).yaml --set global.imageTag=$(IMAGE_TAG) \
+	  --atomic --wait --timeout $(DEPLOY_TIMEOUT)
+
+# Each chart's test pod against ENV's release.
+helm-test: $(HELM)
+	$(require_env)
+	$(HELM) test $(RELEASE) -n $(NAMESPACE) --logs --timeout 5m
+
+# Back to the release before the last upgrade (CI: when the smoke tests fail after a deploy).
+rollback: $(HELM)
+	$(require_env)
+	$(HELM) rollback $(RELEASE) 0 -n $(NAMESPACE) --wait --timeout $(DEPLOY_TIMEOUT)
+
+# A streamed answer through SMOKE_BASE_URL (the Ingress, or compose's nginx) with the openai SDK;
+# the key comes from SMOKE_API_KEY in the environment, never from the command line.
+smoke: install
+	$(BIN)/python tests/smoke/smoke.py --base-url "$(SMOKE_BASE_URL)" --model $(SMOKE_MODEL) $(if $(SMOKE_CA),--ca $(SMOKE_CA))
 
 clean:
 	rm -rf $(VENV) .lobe

@@ -34,11 +34,13 @@ for chart in "${CHARTS[@]}"; do
   "$HELM" dependency update --skip-refresh "$dir" >"$OUT/$chart.deps" 2>&1 \
     || { cat "$OUT/$chart.deps"; fail "dependency update $chart"; continue; }
   shopt -s nullglob
-  values_files=("$dir"/ci/*-values.yaml)
+  # ci/ inputs, and the per-environment values an operator installs with (helm/lobe/values-*.yaml).
+  values_files=("$dir"/ci/*-values.yaml "$dir"/values-*.yaml)
   shopt -u nullglob
   [[ ${#values_files[@]} -gt 0 ]] || fail "$chart has no ci/*-values.yaml"
   for values in "${values_files[@]}"; do
-    case_name="$chart/$(basename "$values" -values.yaml)"
+    case_name="$chart/$(basename "$values" .yaml)"
+    case_name="${case_name%-values}"
     rendered="$OUT/${case_name//\//__}.yaml"
     echo "== $case_name"
     if ! "$HELM" lint --strict "$dir" -f "$values" >"$rendered.lint" 2>&1; then

@@ -64,8 +64,32 @@ GLOBAL = optional(
         "imageRegistry": STRING,
         "imagePullSecrets": {"type": "array", "items": STRING},
         "existingSecret": STRING,
+        "imageTag": STRING,
+        "nats": optional(
+            {
+                "url": STRING,
+                "urlSecretKey": STRING,
+                # JetStream allows 1 to 5 replicas; the streams get the same count everywhere.
+                "streamReplicas": {"type": "integer", "minimum": 1, "maximum": 5},
+            }
+        ),
     }
 )
+PEERS: Schema = LIST_OF_OBJECTS  # NetworkPolicyPeer objects, validated by Kubernetes' own schema
+
+
+def network_policy() -> Schema:
+    return closed(
+        {
+            "enabled": BOOL,
+            "ingressFrom": PEERS,
+            "metricsFrom": PEERS,
+            "dns": closed({"to": PEERS}),
+            "nats": closed({"port": PORT, "to": PEERS}),
+            # Named NetworkPolicyEgressRule objects; null drops one a values file inherited.
+            "egress": {"type": "object", "additionalProperties": {"type": ["object", "null"]}},
+        }
+    )
 
 
 def service_schema(chart: str) -> Schema:
@@ -89,6 +113,7 @@ def service_schema(chart: str) -> Schema:
         "command": {"type": "array", "items": STRING},
         "args": {"type": "array", "items": STRING},
         "containerPort": PORT,
+        "opsPort": {"type": "integer", "minimum": 0, "maximum": 65535},
         "listenEnv": closed(
             {"host": {"type": "string", "pattern": ENV_NAME}, "port": {"type": "string", "pattern": ENV_NAME}}
         ),
@@ -97,7 +122,7 @@ def service_schema(chart: str) -> Schema:
             "description": "Non-secret environment; values are templated with tpl.",
             "propertyNames": {"pattern": ENV_NAME},
             "additionalProperties": {"type": ["string", "number", "boolean"]},
-            "not": {"anyOf": [{"required": [k]} for k in SECRET_VARS]},
+            "not": {"anyOf": [{"required": [k]} for k in (*SECRET_VARS, *RELEASE_WIDE_VARS)]},
         },
         "existingSecret": STRING,
         "secretEnv": {
@@ -138,6 +163,19 @@ def service_schema(chart: str) -> Schema:
                     "minimum": 1,
                     "maximum": 100,
                 },
+                "podsMetrics": {
+                    "type": "array",
+                    "items": closed(
+                        {
+                            "name": {"type": "string", "minLength": 1},
+                            "averageValue": {
+                                "type": ["string", "integer"],
+                                "pattern": "^[0-9]+(\\.[0-9]+)?m?$",
+                            },
+                        }
+                    ),
+                },
+                "behavior": OPEN_MAP,
             },
             # A null target is how values switch a metric off, and Helm drops null keys entirely.
             required=["enabled", "minReplicas", "maxReplicas"],
@@ -151,6 +189,7 @@ def service_schema(chart: str) -> Schema:
                 "labels": STRING_MAP,
             }
         ),
+        "networkPolicy": network_policy(),
         "topologySpread": closed({"enabled": BOOL, "topologyKey": {"type": "string", "minLength": 1}}),
         "nodeSelector": STRING_MAP,
         "tolerations": LIST_OF_OBJECTS,
@@ -174,6 +213,7 @@ def service_schema(chart: str) -> Schema:
 SECRET_VARS = (
     "DATABASE_URL",
     "REDIS_URL",
+    "CACHE_REDIS_URL",
     "OPENAI_API_KEY",
     "ANTHROPIC_API_KEY",
     "GEMINI_API_KEY",
@@ -182,6 +222,8 @@ SECRET_VARS = (
     "GATEWAY_API_KEYS",
     "BILLING_ADMIN_TOKEN",
 )
+# Set once for the whole release (global.nats): differing per service, the streams would flap.
+RELEASE_WIDE_VARS = ("NATS_STREAM_REPLICAS",)
 
 EXTRAS: dict[str, dict[str, Schema]] = {
     "gateway": {
@@ -191,11 +233,35 @@ EXTRAS: dict[str, dict[str, Schema]] = {
                 "className": STRING,
                 "host": STRING,
                 "annotations": STRING_MAP,
+                "paths": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": "^/"},
+                    # /metrics is served on the ops port, and never routed.
+                    "not": {"contains": {"pattern": "^/(metrics)?$"}},
+                },
                 "tls": LIST_OF_OBJECTS,
             }
         ),
     },
     "billing": {
+        "backup": closed(
+            {
+                "enabled": BOOL,
+                "schedule": {"type": "string", "minLength": 9},
+                "keep": {"type": "integer", "minimum": 1},
+                "image": closed(
+                    {
+                        "repository": {"type": "string", "minLength": 1},
+                        "tag": {"type": "string", "minLength": 1},
+                        "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+                    }
+                ),
+                "persistence": closed({"existingClaim": STRING, "storageClass": STRING, "size": STRING}),
+                "activeDeadlineSeconds": {"type": "integer", "minimum": 1},
+                "resources": OPEN_MAP,
+            }
+        ),
         "migrations": closed(
             {
                 "enabled": BOOL,

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import psutil
 from overhead_report import Sample, Series, machine, render, write_plot, write_section
 
-from lobe.billing.admin import create_user
+from lobe.billing.admin import admin_session
 from lobe.billing.migrations import apply_migrations
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.ports import free_port
@@ -123,9 +122,8 @@ async def stack(event_delay_s: float, billing: bool) -> AsyncIterator[Stack]:
                 postgres = servers.enter_context(PostgresServer(Path(tmp) / "pg", durable=False))
                 dsn = postgres.dsn("postgres")
                 await apply_migrations(dsn)
-                conn = await asyncpg.connect(dsn)
-                await create_user(conn, "bench", "enterprise")
-                await conn.close()
+                async with admin_session(dsn, nats.url) as admin:
+                    await admin.create_user("bench", "enterprise")
                 billing_port = free_port()
                 billing_proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "lobe.billing",
@@ -137,6 +135,7 @@ async def stack(event_delay_s: float, billing: bool) -> AsyncIterator[Stack]:
             gateway_env = {
                 **common,
                 "GATEWAY_PORT": str(gateway_port),
+                "OPS_PORT": "0",
                 "GATEWAY_API_KEYS": f"{API_KEY}:bench:enterprise",
                 "BILLING_ENABLED": "true" if billing else "false",
             }

@@ -27,8 +27,9 @@ from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.service import ChatWorker
 from lobe.chat_worker.settings import WorkerSettings
 from lobe.devtools.ports import free_port
-from lobe.gateway.app import create_app
+from lobe.gateway.app import create_app, start_ops
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.ops import bound_port
 
 API_KEY = "sk-test-alice"
 SLOW_MOCK_DELAY_S = 0.2
@@ -71,6 +72,7 @@ class Suite:
     client: AsyncOpenAI
     http: aiohttp.ClientSession
     billing_url: str = ""  # set when the test runs billing too
+    ops_url: str = ""  # the gateway's ops listener (health, /metrics)
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {API_KEY}"}
@@ -84,14 +86,17 @@ async def start_worker(nats_url: str, models: ModelCatalog | None = None, **over
     return worker
 
 
-def billing_settings(nats_url: str, database_url: str, admin_token: str) -> BillingSettings:
-    """Billing in-process on a test's NATS and database, quick to pick up usage."""
+def billing_settings(
+    nats_url: str, database_url: str, admin_token: str = "", **overrides: Any
+) -> BillingSettings:
+    """Billing on a test's own database, its API on a free port; admin API only with a token."""
     return BillingSettings(
         nats_url=nats_url,
         database_url=SecretStr(database_url),
         ops_port=0,
         billing_fetch_timeout_s=0.1,
-        billing_admin_token=SecretStr(admin_token),
+        billing_admin_token=SecretStr(admin_token) if admin_token else None,
+        **overrides,
     )
 
 
@@ -109,12 +114,15 @@ async def start_gateway(nats_url: str, **overrides: Any) -> tuple[web.AppRunner,
 @pytest.fixture
 async def gateway_only(nats_url: str) -> AsyncIterator[Suite]:
     """A gateway with no worker behind it."""
-    runner, base_url = await start_gateway(nats_url)
+    runner, base_url = await start_gateway(nats_url, ops_port=0)
+    ops = await start_ops(runner.app)
     nc = await nats.connect(nats_url)
     async with aiohttp.ClientSession() as http:
-        yield Suite(base_url, nats_url, nc, AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY), http)
+        client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY)
+        yield Suite(base_url, nats_url, nc, client, http, ops_url=f"http://127.0.0.1:{bound_port(ops)}")
     await nc.close()
     await runner.cleanup()
+    await ops.cleanup()
 
 
 @pytest.fixture

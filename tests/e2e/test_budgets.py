@@ -13,7 +13,7 @@ import nats
 import openai
 import pytest
 
-from lobe.billing.admin import create_user, set_limits
+from lobe.billing.admin import admin_session
 from lobe.billing.plans import Override
 from lobe.billing.service import BillingService
 
@@ -40,10 +40,9 @@ async def ledger_cost(dsn: str, request_id: str, timeout_s: float = 10.0) -> Dec
 @pytest.fixture
 async def billed(nats_url: str, billing_db: str) -> AsyncIterator[Suite]:
     """Gateway with budget admission on, a worker, and billing on a fresh database."""
-    conn = await asyncpg.connect(billing_db)
-    await create_user(conn, "alice", plan="basic")
-    await conn.close()
     async with BillingService(billing_settings(nats_url, billing_db, ADMIN_TOKEN)) as billing:
+        assert billing.admin is not None
+        await billing.admin.create_user("alice", plan="basic")
         worker = await start_worker(nats_url)
         runner, base_url = await start_gateway(nats_url, billing_enabled=True)
         nc = await nats.connect(nats_url)
@@ -79,9 +78,8 @@ async def test_non_streaming_response_has_the_cost_header(billed: Suite, billing
 
 
 async def test_over_budget_is_429_insufficient_quota_naming_the_limit(billed: Suite, billing_db: str) -> None:
-    conn = await asyncpg.connect(billing_db)
-    await set_limits(conn, "alice", Override(cost_usd=Decimal("0.0000001")))
-    await conn.close()
+    async with admin_session(billing_db, billed.nats_url) as admin:
+        await admin.set_limits("alice", Override(cost_usd=Decimal("0.0000001")))
     with pytest.raises(openai.RateLimitError) as caught:
         await billed.client.chat.completions.create(model="mock", messages=MESSAGES)
     assert caught.value.code == "insufficient_quota"

@@ -3,11 +3,12 @@ producer and consumer really exists.
 
 The whole suite runs (gateway, a chat worker, billing, metrics) while a sniffer subscribed to `>`
 records every message; the workload covers streamed, non-streamed, cancelled, failed, unknown-model,
-over-budget, unpriced and dead-lettered requests, key issue and revocation, a deployment whose
-breaker opens, probes and closes, a model routed by price, a worker killed mid-answer and every
-service's start and stop. Consumers are read off the server itself: its live subscriptions
-(monitoring endpoint /connz) and its JetStream consumers. The workers' routing store (a KV bucket
-and a counter stream, docs/routing.md) is state, not events: its subjects are not catalogued.
+over-budget, unpriced and dead-lettered requests, key issue and revocation, a refused and a
+successful sign-in and a sign-out, a deployment whose breaker opens, probes and closes, a model
+routed by price, a worker killed mid-answer and every service's start and stop. Consumers are read
+off the server itself: its live subscriptions (monitoring endpoint /connz) and its JetStream
+consumers. The workers' routing store (a KV bucket and a counter stream, docs/routing.md) is state,
+not events: its subjects are not catalogued.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from lobe.chat_worker.policies import BreakerPolicy
 from lobe.chat_worker.routing.prices import QUOTE_ID_PREFIX
 from lobe.chat_worker.routing.store import SUBJECT_PREFIXES
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
+from lobe.devtools.ports import free_port
 from lobe.devtools.provider_fixtures import load
 from lobe.devtools.servers import NatsServer
+from lobe.devtools.servers.oidc import OidcProviderServer
 from lobe.devtools.waiting import eventually
 from lobe.metrics.service import running
 from lobe.metrics.settings import MetricsSettings
@@ -46,7 +49,8 @@ from lobe.shared.events.billing import PRICE_QUOTE, PriceQuote
 from lobe.shared.events.lifecycle import ServiceLifecycle
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 
-from .conftest import API_KEY, billing_settings, catalog, start_gateway, start_worker
+from .conftest import API_KEY, billing_settings, catalog, start_worker
+from .sign_in_support import CLIENT_ID, CLIENT_SECRET, key_set, new_key, sign_in, start_auth_gateway
 
 ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 # JetStream's API, request inboxes, the system account, the chat workers' routing store.
@@ -170,8 +174,15 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     broken_upstream: FakeUpstream,
     flaky_upstream: FakeUpstream,
     worker_process: Callable[..., Awaitable[asyncio.subprocess.Process]],
+    redis_url: str,
+    make_oidc_provider: Callable[[list[dict[str, Any]]], OidcProviderServer],
 ) -> None:
     url = nats_server.url
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/auth/callback/oidc"
+    provider = make_oidc_provider(
+        [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [callback]}]
+    )
     sniffer = Sniffer()
     spy = await nats.connect(url, name="sniffer")
     await spy.subscribe(">", cb=sniffer.record)
@@ -184,7 +195,18 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     ):
         billing_url = f"http://127.0.0.1:{billing.ops_port}"
         worker = await start_worker(url, models=routing(broken_upstream, flaky_upstream))
-        runner, base_url = await start_gateway(url, billing_enabled=True)
+        gateway = await start_auth_gateway(
+            url,
+            redis_url,
+            key_set(new_key("bus-test")),
+            port,
+            billing_enabled=True,
+            oidc_discovery_url=provider.discovery_url,
+            oidc_client_id=CLIENT_ID,
+            oidc_client_secret=CLIENT_SECRET,
+            allowed_email_domains="corp.example",
+        )
+        runner, base_url = gateway.runner, gateway.url
         client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
 
         # Served: streamed, non-streamed, the model list, unpriced.
@@ -221,6 +243,13 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         with pytest.raises(openai.RateLimitError):
             await bob.chat.completions.create(model="mock", messages=MESSAGES)
         await admin(http, billing_url, "DELETE", f"/keys/{issued['id']}")
+        # Sign-in: refused (domain), then signed in (billing creates the user) and out.
+        assert (await sign_in(base_url, provider.url, "eve@elsewhere.example")).status == 403
+        session = (await sign_in(base_url, provider.url, "ann@corp.example")).body["access_token"]
+        async with http.post(
+            f"{base_url}/auth/logout", headers={"Authorization": f"Bearer {session}"}
+        ) as out:
+            assert out.status == 200
         # A usage message billing cannot read: dead-lettered, never lost.
         await spy.jetstream().publish(USAGE_RECORDED, GARBAGE, headers={"Nats-Msg-Id": "garbage-1"})
 

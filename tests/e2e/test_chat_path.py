@@ -243,7 +243,8 @@ async def test_gateway_and_worker_announce_their_start_on_the_events_stream(suit
 
 
 async def gateway_series(suite: Suite) -> dict[str, float]:
-    async with suite.http.get(f"{suite.base_url}/metrics") as response:
+    async with suite.http.get(f"{suite.ops_url}/metrics") as response:
+        assert response.status == 200
         text = await response.text()
     return {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
@@ -266,6 +267,17 @@ async def test_gateway_metrics_count_answers_by_status_and_time_the_first_token(
     assert after[not_found] - before.get(not_found, 0) == 1
     assert after["lobe_gateway_ttft_seconds_count"] - before.get("lobe_gateway_ttft_seconds_count", 0) == 1
     assert after["lobe_gateway_chat_in_flight"] == 0
+
+
+async def test_gateway_serves_metrics_on_its_ops_port_and_not_on_the_public_api(suite: Suite) -> None:
+    async with suite.http.get(f"{suite.base_url}/metrics") as public:
+        assert public.status == 404
+    async with suite.http.get(f"{suite.ops_url}/metrics") as ops:
+        assert ops.status == 200
+        assert "lobe_gateway_chat_in_flight" in await ops.text()
+    for url in (f"{suite.base_url}/api/ready", f"{suite.ops_url}/health/ready"):
+        async with suite.http.get(url) as ready:
+            assert ready.status == 200, url
 
 
 async def test_usage_is_recorded_before_the_terminal_frame(suite: Suite) -> None:

@@ -32,6 +32,7 @@ async def gateway_process(nats_url: str) -> AsyncIterator[Callable[[float], Awai
             **os.environ,
             "NATS_URL": nats_url,
             "GATEWAY_PORT": str(port),
+            "OPS_PORT": "0",
             "GATEWAY_API_KEYS": f"{API_KEY}:alice",
             "BILLING_ENABLED": "false",
             "SHUTDOWN_GRACE_S": str(grace_s),

@@ -21,7 +21,13 @@ LOBE = str(Path(sys.executable).parent / "lobe")
 READY = re.compile(
     r"^lobe dev ready in (\d+\.\d)s: gateway (http://127\.0\.0\.1:\d+)  api key (sk-lobe-dev-\S{32})$"
 )
-PORT_VARS = ("GATEWAY_PORT", "CHAT_WORKER_OPS_PORT", "BILLING_OPS_PORT", "METRICS_OPS_PORT")
+PORT_VARS = (
+    "GATEWAY_PORT",
+    "GATEWAY_OPS_PORT",
+    "CHAT_WORKER_OPS_PORT",
+    "BILLING_OPS_PORT",
+    "METRICS_OPS_PORT",
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +56,13 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     procs = lobe_dev.descendants()
     modules = {" ".join(p.cmdline()[-2:]) for p in procs if "-m" in p.cmdline()}
     assert {"-m lobe.gateway", "-m lobe.chat_worker", "-m lobe.billing", "-m lobe.metrics"} <= modules
+    # How to sign in locally, with the local OpenID provider it started.
+    deadline = time.monotonic() + 10
+    while not any(f"sign in at {gateway}/auth/login/oidc" in line for line in lobe_dev.err):
+        assert time.monotonic() < deadline, lobe_dev.err[-5:]
+        time.sleep(0.05)
+    with urllib.request.urlopen(f"{gateway}/auth/providers", timeout=5) as resp:
+        assert [p["name"] for p in json.load(resp)["providers"]] == ["oidc"]
 
     body = json.dumps({"model": "mock", "messages": [{"role": "user", "content": "hi"}]}).encode()
     request = urllib.request.Request(
@@ -75,6 +88,11 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
         lambda text: 'lobe_chat_requests_total{model="mock",provider="mock",status="ok"} 1.0' in text,
     )
     assert "lobe_chat_tokens_total" in metrics
+    gateway_metrics = poll_text(
+        f"http://127.0.0.1:{lobe_dev.ports['GATEWAY_OPS_PORT']}/metrics",
+        lambda text: 'lobe_gateway_chat_requests_total{status="200",stream="false"} 1.0' in text,
+    )
+    assert "lobe_gateway_ttft_seconds" in gateway_metrics
 
     lobe_dev.proc.send_signal(signal.SIGTERM)
     assert lobe_dev.proc.wait(30) == 0

@@ -146,6 +146,7 @@ def gateway_service(supervisor: Supervisor, name: str, nats_url: str, api_keys: 
         "NATS_URL": nats_url,
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
+        "OPS_PORT": "0",
         "GATEWAY_API_KEYS": api_keys,
         **env,
     }

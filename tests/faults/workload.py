@@ -102,7 +102,7 @@ async def publish(nats_url: str, publishes: Sequence[tuple[UsageRecorded, str]],
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        await ensure_streams(js)
+        await ensure_streams(js, replicas=1)
         for start in range(0, len(publishes), window):
             await asyncio.gather(
                 *(

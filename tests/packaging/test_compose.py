@@ -20,6 +20,8 @@ from lobe.shared.events.usage import UsageRecorded
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 APP_PORTS = {"gateway": 3210, "chat-worker": 3211, "billing": 3212, "metrics": 3213}
+# Where Prometheus scrapes /metrics: the gateway's ops port, never its public one.
+METRICS_PORTS = {**APP_PORTS, "gateway": 3214}
 PORT_ENV = {
     "gateway": "GATEWAY_PORT",
     "chat-worker": "OPS_PORT",
@@ -91,11 +93,12 @@ def test_app_ports_agree_across_compose_dockerfiles_prometheus_and_nginx(
         assert env[PORT_ENV[name]] == str(port)
         assert env[HOST_ENV[name]] == "0.0.0.0", f"{name} must bind all interfaces in a container"
         assert env["NATS_URL"] == "nats://nats:4222"
-        assert services[name]["expose"] == [str(port)]
+        assert services[name]["expose"] == sorted({str(port), str(METRICS_PORTS[name])})
         dockerfile = (ROOT / "services" / name / "Dockerfile").read_text()
         assert f"EXPOSE {port}" in dockerfile
         assert f"{PORT_ENV[name]}={port}" in dockerfile
-        assert targets[name] == {f"{name}:{port}"}, f"prometheus scrapes {name} at {targets.get(name)}"
+        metrics_at = f"{name}:{METRICS_PORTS[name]}"
+        assert targets[name] == {metrics_at}, f"prometheus scrapes {name} at {targets.get(name)}"
     assert "server gateway:3210;" in nginx
 
 
@@ -139,6 +142,9 @@ def test_nginx_streams_sse_without_buffering_and_outlasts_the_gateway_timeout() 
     test_dir = ROOT / ".lobe" / "nginx-test"
     test_dir.mkdir(parents=True, exist_ok=True)
     (test_dir / "nginx.conf").write_text(conf.replace("server gateway:3210;", "server 127.0.0.1:3210;"))
+    # The TLS server block needs its certificate (tls/ beside the config, as `make tls` writes it).
+    made = subprocess.run(["make", "-s", "tls", f"TLS_DIR={test_dir / 'tls'}"], cwd=ROOT, capture_output=True)
+    assert made.returncode == 0, made.stderr
     result = subprocess.run(
         [
             nginx,

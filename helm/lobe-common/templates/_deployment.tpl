@@ -57,6 +57,11 @@ spec:
             - name: http
               containerPort: {{ .Values.containerPort }}
               protocol: TCP
+            {{- with .Values.opsPort }}
+            - name: ops
+              containerPort: {{ . }}
+              protocol: TCP
+            {{- end }}
           envFrom:
             {{- include "lobe-common.envFrom" . | nindent 12 }}
           env:

@@ -15,8 +15,32 @@ Environment of the service container, in three parts:
   value: "0.0.0.0"
 - name: {{ .Values.listenEnv.port }}
   value: {{ .Values.containerPort | quote }}
+{{- with .Values.opsPort }}
+{{- /* A separate ops listener (the gateway's): health and /metrics, never behind the Ingress. */}}
+- name: OPS_HOST
+  value: "0.0.0.0"
+- name: OPS_PORT
+  value: {{ . | quote }}
+{{- end }}
 - name: OTEL_SERVICE_NAME
   value: {{ include "lobe-common.name" . | quote }}
+{{- /*
+NATS as the release sees it, the same for every service (env wins over the ConfigMap): every
+service declares the streams at start, so a replica count differing between two would flap.
+*/}}
+{{- $nats := (.Values.global | default dict).nats | default dict }}
+{{- if $nats.urlSecretKey }}
+- name: NATS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "lobe-common.secretName" . }}
+      key: {{ $nats.urlSecretKey }}
+{{- else if $nats.url }}
+- name: NATS_URL
+  value: {{ $nats.url | quote }}
+{{- end }}
+- name: NATS_STREAM_REPLICAS
+  value: {{ $nats.streamReplicas | default 1 | quote }}
 - name: POD_NAME
   valueFrom:
     fieldRef:

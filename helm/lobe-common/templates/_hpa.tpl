@@ -31,5 +31,19 @@ spec:
           type: Utilization
           averageUtilization: {{ . }}
     {{- end }}
+    {{- /* Per-pod series served by prometheus-adapter (deploy/prometheus-adapter/values.yaml). */}}
+    {{- range .Values.autoscaling.podsMetrics }}
+    - type: Pods
+      pods:
+        metric:
+          name: {{ .name }}
+        target:
+          type: AverageValue
+          averageValue: {{ .averageValue | quote }}
+    {{- end }}
+  {{- with .Values.autoscaling.behavior }}
+  behavior:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end -}}
 {{- end -}}

@@ -1,4 +1,7 @@
-{{/* Optional ingress (the gateway's); streaming needs buffering off and long read timeouts. */}}
+{{/*
+Optional ingress (the gateway's); streaming needs buffering off and long read timeouts. Only the
+listed public API paths are routed, and only to the `http` port: /metrics lives on the ops port.
+*/}}
 {{- define "lobe-common.ingress" -}}
 {{- if .Values.ingress.enabled -}}
 apiVersion: networking.k8s.io/v1
@@ -24,12 +27,14 @@ spec:
     - host: {{ .Values.ingress.host | quote }}
       http:
         paths:
-          - path: /
+          {{- range .Values.ingress.paths }}
+          - path: {{ . }}
             pathType: Prefix
             backend:
               service:
-                name: {{ include "lobe-common.fullname" . }}
+                name: {{ include "lobe-common.fullname" $ }}
                 port:
                   name: http
+          {{- end }}
 {{- end -}}
 {{- end -}}

@@ -38,6 +38,18 @@ app.kubernetes.io/part-of: lobe
 {{- end }}
 {{- end -}}
 
+{{/*
+`helm test` pods: not the selector labels (a Service would count the pod as an endpoint and a
+NetworkPolicy would confine it), but a component every service's NetworkPolicy lets in.
+*/}}
+{{- define "lobe-common.testLabels" -}}
+helm.sh/chart: {{ include "lobe-common.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: lobe
+{{- end -}}
+
 {{- define "lobe-common.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "lobe-common.fullname" .) .Values.serviceAccount.name -}}
@@ -66,4 +78,9 @@ Credentials are read from the existing Secret "{{ include "lobe-common.secretNam
 Create it before the pods start, for example:
   kubectl -n {{ .Release.Namespace }} create secret generic {{ include "lobe-common.secretName" . }}{{ range $var, $ref := .Values.secretEnv }} --from-literal={{ $ref.key }}=...{{ end }}
 {{- end }}
+{{- end -}}
+
+{{/* The named port serving /metrics: the separate ops port where the service has one. */}}
+{{- define "lobe-common.metricsPortName" -}}
+{{- if .Values.opsPort }}ops{{ else }}http{{ end -}}
 {{- end -}}

@@ -19,4 +19,10 @@ spec:
       port: {{ .Values.service.port }}
       targetPort: http
       protocol: TCP
+    {{- with .Values.opsPort }}
+    - name: ops
+      port: {{ . }}
+      targetPort: ops
+      protocol: TCP
+    {{- end }}
 {{- end -}}

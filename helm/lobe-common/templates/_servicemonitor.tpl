@@ -19,7 +19,7 @@ spec:
     matchLabels:
       {{- include "lobe-common.selectorLabels" . | nindent 6 }}
   endpoints:
-    - port: http
+    - port: {{ include "lobe-common.metricsPortName" . }}
       path: /metrics
       interval: {{ .Values.serviceMonitor.interval }}
       scrapeTimeout: {{ .Values.serviceMonitor.scrapeTimeout }}

@@ -9,7 +9,7 @@ metadata:
   name: {{ include "lobe-common.fullname" . }}-test-health
   namespace: {{ .Release.Namespace }}
   labels:
-    {{- include "lobe-common.labels" . | nindent 4 }}
+    {{- include "lobe-common.testLabels" . | nindent 4 }}
   annotations:
     helm.sh/hook: test
     helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded

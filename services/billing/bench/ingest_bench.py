@@ -79,7 +79,7 @@ async def publish(nats_url: str, events: int, duplicates: float) -> int:
     rng.shuffle(stream)
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    await ensure_streams(js)
+    await ensure_streams(js, replicas=1)
     for start in range(0, len(stream), 1000):
         await asyncio.gather(*(js.publish(USAGE_RECORDED, body) for body in stream[start : start + 1000]))
     await nc.close()

@@ -8,16 +8,18 @@ from decimal import Decimal
 import nats
 from nats.aio.client import Client as NATS
 
-from lobe.billing import admin
 from lobe.billing.plans import Override
 from lobe.billing.service import BillingService
 from lobe.shared.events.billing import (
+    BILLING_LIMIT_EXCEEDED,
     BUDGET_RELEASE,
     BUDGET_RESERVE,
     BudgetDecision,
     BudgetRelease,
     BudgetReserve,
+    LimitExceeded,
 )
+from lobe.shared.events.streams import EVENTS
 
 from .support import fetchval
 
@@ -38,10 +40,10 @@ async def _reserve(nc: NATS, request_id: str, user_id: str, prompt: int, max_out
 async def test_concurrent_reservations_never_exceed_the_cost_limit(
     billing: BillingService, nats_url: str
 ) -> None:
-    assert billing.pool is not None
-    await admin.create_user(billing.pool, "hank", "basic")
+    assert billing.admin is not None
+    await billing.admin.create_user("hank", "basic")
     # mock worst case: 1000 prompt * 1.00 + 1000 output * 2.00 per million = 0.003 USD; room for 20.
-    await admin.set_limits(billing.pool, "hank", Override(cost_usd=Decimal("0.06")))
+    await billing.admin.set_limits("hank", Override(cost_usd=Decimal("0.06")))
     nc = await nats.connect(nats_url)
     try:
 
@@ -72,10 +74,10 @@ async def test_concurrent_reservations_never_exceed_the_cost_limit(
 async def test_token_limit_refuses_a_hold_that_could_pass_it_and_names_the_limit(
     billing: BillingService, nats_url: str
 ) -> None:
-    assert billing.pool is not None
-    await admin.create_user(billing.pool, "tina", "enterprise")
+    assert billing.admin is not None
+    await billing.admin.create_user("tina", "enterprise")
     # Each hold reserves 100 prompt + 400 output = 500 tokens; 1,200 allowed: two fit, not three.
-    await admin.set_limits(billing.pool, "tina", Override(tokens=1200))
+    await billing.admin.set_limits("tina", Override(tokens=1200))
     nc = await nats.connect(nats_url)
     try:
         decisions = [await _reserve(nc, f"t{i}", "tina", prompt=100, max_output=400) for i in range(3)]
@@ -85,5 +87,18 @@ async def test_token_limit_refuses_a_hold_that_could_pass_it_and_names_the_limit
         assert "tokens limit" in decisions[2].message
         dsn = billing.settings.database_url.get_secret_value()
         assert await fetchval(dsn, "SELECT reserved_tokens FROM usage_periods WHERE user_id = 'tina'") == 1000
+        # The refusal is a fact in the EVENTS stream, deduplicated by its event id like every fact.
+        stored = await nc.jetstream().pull_subscribe(BILLING_LIMIT_EXCEEDED, stream=EVENTS.name)
+        [msg] = await stored.fetch(1, timeout=5)
     finally:
         await nc.close()
+    fact = LimitExceeded.decode(msg.data)
+    assert (fact.request_id, fact.user_id, fact.limit, fact.used, fact.allowed) == (
+        "t2",
+        "tina",
+        "tokens",
+        1000,
+        1200,
+    )
+    assert msg.headers is not None
+    assert msg.headers["Nats-Msg-Id"] == str(fact.event_id)

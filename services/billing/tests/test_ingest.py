@@ -66,7 +66,7 @@ async def test_malformed_event_goes_to_dead_letter_with_reason_and_stream_contin
     assert consumer_pending == 0
 
 
-async def test_the_ledger_row_carries_the_priced_cost(
+async def test_ledger_records_the_cost_at_the_model_price(
     billing: BillingService, nats_url: str, billing_db: str
 ) -> None:
     await publish_usage(nats_url, [usage_event("priced-1", prompt=1_000_000, completion=500_000)])

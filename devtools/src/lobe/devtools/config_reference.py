@@ -1,7 +1,7 @@
-"""The README's configuration reference, generated from the services' settings classes.
+"""The README's configuration reference and .env.example, generated from the services' settings.
 
-`python -m lobe.devtools.config_reference` prints it; a test fails when the README's copy is
-stale, so a new setting cannot ship undocumented.
+`python -m lobe.devtools.config_reference` prints the README table, `... --env-example` the
+.env.example file; tests fail when either copy is stale, so a new setting cannot ship undocumented.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SERVICES: dict[str, type[BaseSettings]] = {
 
 # Read by the tools rather than by a service.
 TOOL_VARIABLES = [
+    ("GATEWAY_OPS_PORT", "lobe dev", "3214", "gateway ops (health, /metrics) port under `lobe dev`."),
     ("CHAT_WORKER_OPS_PORT", "lobe dev", "3211", "chat-worker ops port under `lobe dev`."),
     ("BILLING_OPS_PORT", "lobe dev", "3212", "billing ops and usage API port under `lobe dev`."),
     ("METRICS_OPS_PORT", "lobe dev", "3213", "metrics ops port under `lobe dev`."),
@@ -38,6 +39,18 @@ TOOL_VARIABLES = [
         "`../shared/fixtures/providers`",
         "Provider transcripts for fake upstreams.",
     ),
+]
+
+# Read by docker-compose.yml itself (${...}), not by a service.
+COMPOSE_VARIABLES = [
+    (
+        "POSTGRES_PASSWORD",
+        "lobe-dev-only",
+        "PostgreSQL password of the compose suite (billing's DATABASE_URL uses it).",
+    ),
+    ("GRAFANA_ADMIN_PASSWORD", "lobe-dev-only", "Grafana's admin password."),
+    ("BACKUP_INTERVAL_S", "86400", "postgres-backup: seconds between two pg_dumps into ./backup."),
+    ("BACKUP_KEEP", "14", "postgres-backup: dumps kept in ./backup."),
 ]
 
 START, END = "<!-- config-reference -->", "<!-- /config-reference -->"
@@ -86,7 +99,48 @@ def render() -> str:
     return "\n".join(lines)
 
 
+ENV_HEADER = """\
+# Every variable the Lobe services read, with its default. Copy to .env (never commit .env):
+# docker compose reads it for the ${...} in docker-compose.yml and hands it to every service, where
+# the values docker-compose.yml sets itself (URLs, hosts, ports) take precedence.
+# Generated: python -m lobe.devtools.config_reference --env-example > .env.example
+"""
+
+
+def _raw_default(value: Any) -> str:
+    if isinstance(value, SecretStr) or value is None:
+        return ""  # never print a secret default; unset means the documented fallback
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _env_entry(env: str, users: str, default: str, meaning: str, *, active: bool = False) -> list[str]:
+    return [f"# {meaning} ({users})", f"{'' if active else '# '}{env}={default}", ""]
+
+
+def render_env_example() -> str:
+    lines = [ENV_HEADER, "## docker compose", ""]
+    for env, default, meaning in COMPOSE_VARIABLES:
+        lines += _env_entry(env, "docker compose", default, meaning, active=True)
+    lines += ["## Provider keys (chat-worker); a deployment may name another variable (api_key_env)", ""]
+    for env in sorted(set(DEFAULT_KEY_ENV.values())):
+        lines += [f"{env}=", ""]
+    lines += ["## Service settings: uncomment to change a default", ""]
+    defaults = {
+        name.upper(): "" if info.default_factory else _raw_default(info.default)
+        for settings in SERVICES.values()
+        for name, info in settings.model_fields.items()
+    }
+    for env, var in sorted(collect().items()):
+        per_service = var.default == "per service"
+        meaning = f"{var.description} Default: per service." if per_service else var.description
+        lines += _env_entry(env, ", ".join(var.services), "" if per_service else defaults[env], meaning)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 def main() -> None:
+    if "--env-example" in sys.argv[1:]:
+        sys.stdout.write(render_env_example())
+        return
     sys.stdout.write(render() + "\n")
 
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import asyncpg
-
-from lobe.billing import admin
-from lobe.billing.keys import user_for_key
+from lobe.billing.admin import admin_session
+from lobe.billing.keys import hash_key, owner_of
 from lobe.devtools.backends import Backends
+from lobe.devtools.dev_sign_in import DEV_ADMIN_EMAIL, DevSignIn, start_dev_sign_in
 from lobe.devtools.migrate import migrate
 from lobe.devtools.ports import LOOPBACK, port_is_open
 from lobe.devtools.servers import ServerStartError
@@ -26,6 +25,7 @@ from lobe.devtools.supervisor import Child, ServiceFailed, ServiceSpec, Supervis
 API_KEY_PREFIX = "sk-lobe-dev-"
 DEV_USER = "dev-user"
 DEV_PLAN = "premium"
+GATEWAY_OPS_PORT = 3214  # the gateway's health and /metrics, apart from its public API
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,11 @@ def port_of(service: Service, environ: dict[str, str]) -> int:
 
 
 def service_specs(
-    services: tuple[Service, ...], urls: dict[str, str], api_key: str, environ: dict[str, str]
+    services: tuple[Service, ...],
+    urls: dict[str, str],
+    api_key: str,
+    environ: dict[str, str],
+    gateway_env: dict[str, str] | None = None,
 ) -> list[ServiceSpec]:
     specs = []
     for service in services:
@@ -100,8 +104,11 @@ def service_specs(
             env |= {
                 "GATEWAY_HOST": LOOPBACK,
                 "GATEWAY_PORT": str(port),
+                "OPS_HOST": LOOPBACK,
+                "OPS_PORT": environ.get("GATEWAY_OPS_PORT", str(GATEWAY_OPS_PORT)),
                 # Also a bootstrap key, so the gateway answers it even while billing is down.
                 "GATEWAY_API_KEYS": f"{api_key}:{DEV_USER}:{DEV_PLAN}",
+                **(gateway_env or {}),
             }
         else:
             env |= {"OPS_HOST": LOOPBACK, "OPS_PORT": str(port)}
@@ -128,6 +135,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         loop.add_signal_handler(sig, stop.set)
     backends = Backends(options.state_dir, environ)
     supervisor = Supervisor(out)
+    sign_in: DevSignIn | None = None
 
     def say(message: str) -> None:
         err.write(f"lobe dev: {message}\n")
@@ -142,8 +150,13 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         say(f"backends ready in {time.monotonic() - began:.1f}s: {backends.describe()}")
         await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
         api_key = dev_api_key(options.state_dir)
-        await register_dev_key(urls["DATABASE_URL"], api_key)
-        children = [await supervisor.start(spec) for spec in service_specs(services, urls, api_key, environ)]
+        await register_dev_key(urls["DATABASE_URL"], urls["NATS_URL"], api_key, environ.get("PLANS_FILE"))
+        gateway_url = (
+            f"http://{LOOPBACK}:{port_of(next(s for s in SERVICES if s.name == 'gateway'), environ)}"
+        )
+        sign_in = start_dev_sign_in(options.state_dir, gateway_url, environ)
+        specs = service_specs(services, urls, api_key, environ, sign_in.env)
+        children = [await supervisor.start(spec) for spec in specs]
 
         def on_ready(child: Child, after_s: float) -> None:
             say(f"{child.name} ready ({after_s:.1f}s)")
@@ -157,6 +170,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         where = f"gateway http://{LOOPBACK}:{port_of(gateway, environ)}" if gateway else "gateway not started"
         out.write(f"lobe dev ready in {time.monotonic() - began:.1f}s: {where}  api key {api_key}\n")
         out.flush()
+        say(sign_in.how)
         exited = asyncio.create_task(supervisor.first_exit())
         if await _first(exited, stop):
             child = exited.result()
@@ -168,20 +182,21 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         return 1
     finally:
         await supervisor.shutdown(options.grace_s)
+        if sign_in is not None:
+            sign_in.stop()
         backends.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
-async def register_dev_key(dsn: str, api_key: str) -> None:
+async def register_dev_key(dsn: str, nats_url: str, api_key: str, plans_file: str | None = None) -> None:
     """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await admin.create_user(conn, DEV_USER, DEV_PLAN)
-        if await user_for_key(conn, api_key) is None:
-            await admin.issue_key(conn, DEV_USER, "lobe dev", key=api_key)
-    finally:
-        await conn.close()
+    async with admin_session(dsn, nats_url, plans_file) as admin:
+        await admin.create_user(DEV_USER, DEV_PLAN, email=DEV_ADMIN_EMAIL)
+        # Signing in locally as DEV_ADMIN_EMAIL gives an admin session (billing links the e-mail).
+        await admin.set_role(DEV_USER, "admin")
+        if await owner_of(admin.db, hash_key(api_key)) is None:
+            await admin.issue_key(DEV_USER, "lobe dev", key=api_key)
 
 
 async def _first(task: asyncio.Task[object], stop: asyncio.Event) -> bool:

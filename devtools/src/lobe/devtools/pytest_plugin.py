@@ -8,6 +8,7 @@
   `billing_db` fixture, in lobe.billing.testing, is one).
 - `private_pg_server`: a PostgreSQL of the test's own, for tests that stop or kill it.
 - `redis_url`: $REDIS_URL's server, else one embedded per session; a flushed db number per test.
+- `make_oidc_provider`: a real OpenID provider (npm oidc-provider under node) for given clients.
 
 Every test that uses one of them gets the `integration` marker. This plugin is loaded in every
 package's tests, so it imports no service: a service's fixtures live with the service.
@@ -28,6 +29,7 @@ import pytest
 
 from lobe.devtools.pgadmin import DatabaseAdmin, random_name
 from lobe.devtools.servers import NatsServer, PostgresServer, RedisServer
+from lobe.devtools.servers.oidc import OidcProviderServer
 from lobe.devtools.servers.redis import DATABASES
 
 INTEGRATION_FIXTURES = frozenset(
@@ -42,6 +44,7 @@ INTEGRATION_FIXTURES = frozenset(
         "private_pg_server",
         "redis_server",
         "redis_url",
+        "make_oidc_provider",
     }
 )
 
@@ -210,3 +213,19 @@ def redis_server() -> Iterator[RedisDatabases]:
 @pytest.fixture
 def redis_url(redis_server: RedisDatabases) -> str:
     return redis_server.next_url()
+
+
+# -- OpenID provider --------------------------------------------------------------------------------
+@pytest.fixture
+def make_oidc_provider() -> Iterator[Callable[[list[dict[str, Any]]], OidcProviderServer]]:
+    """make_oidc_provider([{"client_id", "client_secret", "redirect_uris"}]) -> a running provider."""
+    started: list[OidcProviderServer] = []
+
+    def make(clients: list[dict[str, Any]]) -> OidcProviderServer:
+        server = OidcProviderServer(clients).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.close()

@@ -66,7 +66,7 @@ async def flush(nc: NATS) -> None:
     await nc.flush()
 
 
-def stream_config(spec: StreamSpec) -> StreamConfig:
+def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=spec.name,
         subjects=list(spec.subjects),
@@ -75,13 +75,19 @@ def stream_config(spec: StreamSpec) -> StreamConfig:
         discard=DiscardPolicy.OLD,
         max_age=float(spec.max_age_s),
         duplicate_window=float(spec.duplicate_window_s),
+        num_replicas=replicas,
     )
 
 
-async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = ALL_STREAMS) -> None:
-    """Create or update each stream; safe to call from every replica at every start."""
+async def ensure_streams(
+    js: JetStreamContext, *, replicas: int, specs: tuple[StreamSpec, ...] = ALL_STREAMS
+) -> None:
+    """Create or update each stream; safe to call from every replica at every start.
+
+    `replicas` is required (NATS_STREAM_REPLICAS): a caller falling back to a default of its own
+    would scale the streams back down at each of its starts."""
     for spec in specs:
-        config = stream_config(spec)
+        config = stream_config(spec, replicas)
         try:
             await js.stream_info(spec.name)
         except NotFoundError:

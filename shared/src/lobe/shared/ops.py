@@ -14,13 +14,14 @@ READINESS_PATH = "/health/ready"
 METRICS_PATH = "/metrics"
 
 
-def add_ops_routes(
+def add_health_routes(
     app: web.Application,
     ready: ReadinessCheck,
-    registry: CollectorRegistry = REGISTRY,
     liveness_path: str = LIVENESS_PATH,
     readiness_path: str = READINESS_PATH,
 ) -> None:
+    """Liveness and readiness only: what a public listener may serve (never /metrics)."""
+
     async def live(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -28,11 +29,17 @@ def add_ops_routes(
         ok = await ready()
         return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
+    app.router.add_get(liveness_path, live)
+    app.router.add_get(readiness_path, readiness)
+
+
+def add_ops_routes(
+    app: web.Application, ready: ReadinessCheck, registry: CollectorRegistry = REGISTRY
+) -> None:
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app.router.add_get(liveness_path, live)
-    app.router.add_get(readiness_path, readiness)
+    add_health_routes(app, ready)
     app.router.add_get(METRICS_PATH, metrics)
 
 

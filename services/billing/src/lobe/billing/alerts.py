@@ -1,7 +1,8 @@
-"""Facts billing publishes after a commit: prices it did not know."""
+"""Facts billing publishes beside its work: limits hit, prices missing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -9,7 +10,12 @@ from collections.abc import Sequence
 from nats.js import JetStreamContext
 
 from lobe.billing.ledger import LedgerRow
-from lobe.shared.events.billing import BILLING_PRICE_MISSING, PriceMissing
+from lobe.shared.events.billing import (
+    BILLING_LIMIT_EXCEEDED,
+    BILLING_PRICE_MISSING,
+    LimitExceeded,
+    PriceMissing,
+)
 from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
@@ -23,6 +29,18 @@ class Alerts:
     def __init__(self, js: JetStreamContext) -> None:
         self.js = js
         self._price_alerted: dict[tuple[str, str], float] = {}
+        self._publishing: set[asyncio.Task[bool]] = set()
+
+    def limit_exceeded(self, fact: LimitExceeded) -> None:
+        """Published beside the refusal, not before it: the gateway waits BILLING_TIMEOUT_S for the
+        answer, and a JetStream that is electing a leader must not turn a 429 into its fail mode."""
+        task = asyncio.create_task(publish_fact(self.js, BILLING_LIMIT_EXCEEDED, fact))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def drain(self) -> None:
+        """Wait for the facts still being published (at shutdown, before the connection closes)."""
+        await asyncio.gather(*self._publishing)
 
     async def unpriced(self, rows: Sequence[LedgerRow]) -> None:
         now = time.monotonic()

@@ -14,13 +14,11 @@ from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
-from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from lobe.billing import admin
-from lobe.billing.errors import NotFoundError
-from lobe.billing.key_service import announce_issued, announce_revoked
-from lobe.billing.keys import user_for_key
+from lobe.billing.admin import Admin
+from lobe.billing.errors import NotAnnouncedError, NotFoundError, UnknownPlanError
+from lobe.billing.keys import hash_key, owner_of
 from lobe.billing.plans import Override, PlanBook
 from lobe.billing.prices import PriceTable
 from lobe.billing.reports import current_period, limits_report, usage_report, valid_period
@@ -31,16 +29,16 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 PRICES = web.AppKey("prices", PriceTable)
 PLANS = web.AppKey("plans", PlanBook)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
-EVENTS_JS = web.AppKey("events_js", JetStreamContext)
+ADMIN = web.AppKey("admin", Admin)
 M = TypeVar("M", bound=BaseModel)
 
 
 async def _caller(request: web.Request) -> str:
     key = bearer_token(request)
-    found = await user_for_key(request.app[POOL], key) if key else None
-    if found is None:
+    owner = await owner_of(request.app[POOL], hash_key(key)) if key else None
+    if owner is None:
         raise ApiError(401, "Invalid or missing API key.", "invalid_api_key")
-    return found[0]
+    return owner.user_id
 
 
 def _period(request: web.Request) -> str:
@@ -77,7 +75,7 @@ class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=128)
     email: str | None = Field(default=None, max_length=320)
-    plan: str = "free"
+    plan: str | None = None  # the plans file's default plan
 
 
 class NewKey(BaseModel):
@@ -114,25 +112,17 @@ async def _body(request: web.Request, model: type[M]) -> M:
         raise invalid_request(exc) from exc
 
 
-def _known_plan(request: web.Request, plan: str) -> None:
-    plans = request.app[PLANS].spec.plans
-    if plan not in plans:
-        raise ApiError(400, f"plan {plan!r} is not one of {sorted(plans)}", "invalid_plan", "plan")
-
-
 async def create_user(request: web.Request) -> web.Response:
     _admin(request)
     body = await _body(request, NewUser)
-    _known_plan(request, body.plan)
-    await admin.create_user(request.app[POOL], body.id, body.plan, body.email)
-    return web.json_response({"id": body.id, "plan": body.plan, "email": body.email}, status=201)
+    plan = await request.app[ADMIN].create_user(body.id, body.plan, body.email)
+    return web.json_response({"id": body.id, "plan": plan, "email": body.email}, status=201)
 
 
 async def issue_key(request: web.Request) -> web.Response:
     _admin(request)
     body = await _body(request, NewKey)
-    issued = await admin.issue_key(request.app[POOL], request.match_info["user_id"], body.name)
-    await announce_issued(request.app.get(EVENTS_JS), issued.user_id, issued.id, issued.prefix)
+    issued = await request.app[ADMIN].issue_key(request.match_info["user_id"], body.name)
     return web.json_response(
         {"id": issued.id, "user_id": issued.user_id, "key": issued.key, "prefix": issued.prefix}, status=201
     )
@@ -140,16 +130,14 @@ async def issue_key(request: web.Request) -> web.Response:
 
 async def revoke_key(request: web.Request) -> web.Response:
     _admin(request)
-    user_id = await admin.revoke_key(request.app[POOL], request.match_info["key_id"])
-    await announce_revoked(request.app.get(EVENTS_JS), user_id, request.match_info["key_id"])
+    user_id = await request.app[ADMIN].revoke_key(request.match_info["key_id"])
     return web.json_response({"id": request.match_info["key_id"], "user_id": user_id, "revoked": True})
 
 
 async def set_plan(request: web.Request) -> web.Response:
     _admin(request)
     body = await _body(request, PlanChange)
-    _known_plan(request, body.plan)
-    await admin.set_plan(request.app[POOL], request.match_info["user_id"], body.plan)
+    await request.app[ADMIN].set_plan(request.match_info["user_id"], body.plan)
     return web.json_response({"id": request.match_info["user_id"], "plan": body.plan})
 
 
@@ -157,30 +145,29 @@ async def set_limits(request: web.Request) -> web.Response:
     _admin(request)
     body = await _body(request, LimitsChange)
     override = Override(body.tokens, body.cost_usd, body.requests, body.rate_tier)
-    await admin.set_limits(request.app[POOL], request.match_info["user_id"], override)
+    await request.app[ADMIN].set_limits(request.match_info["user_id"], override)
     return web.json_response({"id": request.match_info["user_id"], **body.model_dump(mode="json")})
 
 
 @web.middleware
-async def not_found_as_404(request: web.Request, handler: Any) -> web.StreamResponse:
+async def admin_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         response: web.StreamResponse = await handler(request)
         return response
     except NotFoundError as exc:
         raise ApiError(404, str(exc), "not_found") from exc
+    except UnknownPlanError as exc:
+        raise ApiError(400, str(exc), "invalid_plan", "plan") from exc
+    except NotAnnouncedError as exc:
+        raise ApiError(503, str(exc), "not_announced", headers={"Retry-After": "1"}) from exc
 
 
 def build_api(
-    pool: asyncpg.Pool,
-    prices: PriceTable,
-    plans: PlanBook,
-    admin_token: SecretStr | None,
-    events: JetStreamContext | None = None,
+    pool: asyncpg.Pool, prices: PriceTable, plans: PlanBook, admin_token: SecretStr | None, admin: Admin
 ) -> web.Application:
-    app = web.Application(middlewares=[openai_errors, not_found_as_404])
+    app = web.Application(middlewares=[openai_errors, admin_errors])
     app[POOL] = pool
-    if events is not None:
-        app[EVENTS_JS] = events
+    app[ADMIN] = admin
     app[PRICES] = prices
     app[PLANS] = plans
     if admin_token is not None and admin_token.get_secret_value():

@@ -1,5 +1,5 @@
-"""Budget admission (core NATS request-reply, queue group `billing`): reserve, release, expire,
-and the gateway's price quotes.
+"""Budget admission: reserve, release, expire, and the gateway's price quotes (answered on the bus
+by lobe.billing.admission and lobe.billing.responders).
 
 The check and the hold are one statement: an upsert of the user's period row whose conditional
 DO UPDATE PostgreSQL evaluates against the latest committed row under its row lock (READ
@@ -13,27 +13,18 @@ reserved worst case (a prompt larger than the gateway's estimate); max_tokens bo
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
 
 import asyncpg
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from pydantic import ValidationError
 
 from lobe.billing.admin import account
+from lobe.billing.alerts import Alerts
+from lobe.billing.errors import DeadlinePassedError
 from lobe.billing.holds import FREE_HOLDS
 from lobe.billing.plans import Limits, PlanBook
 from lobe.billing.prices import PriceTable, cost_of
 from lobe.shared.events.billing import (
-    BILLING_LIMIT_EXCEEDED,
-    BILLING_QUEUE,
-    BUDGET_RELEASE,
-    BUDGET_RESERVE,
-    PRICE_QUOTE,
     BudgetDecision,
     BudgetRelease,
     BudgetReserve,
@@ -43,11 +34,6 @@ from lobe.shared.events.billing import (
     PriceQuoted,
 )
 from lobe.shared.events.chat import TokenUsage
-from lobe.shared.events.envelope import Event
-
-log = logging.getLogger(__name__)
-RESERVE_CONCURRENCY = 32
-E = TypeVar("E", bound=Event)
 
 # $1 user, $2 period, $3 worst-case cost, $4 cost limit, $5 requests limit, $6 worst-case tokens,
 # $7 tokens limit, $8 request id, $9 hold expiry. A first request of the period inserts the row
@@ -76,11 +62,14 @@ RETURNING request_id
 
 
 class Budgets:
-    def __init__(self, pool: asyncpg.Pool, prices: PriceTable, plans: PlanBook, ttl_s: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, prices: PriceTable, plans: PlanBook, ttl_s: float, alerts: Alerts
+    ) -> None:
         self.pool = pool
         self.prices = prices
         self.plans = plans
         self.ttl = timedelta(seconds=ttl_s)
+        self.alerts = alerts
 
     def worst_case(self, req: BudgetReserve, when: datetime) -> Decimal:
         # The gateway does not know the provider; any provider's price of the model will do.
@@ -88,9 +77,10 @@ class Budgets:
         usage = TokenUsage(prompt_tokens=req.prompt_tokens_estimate, completion_tokens=req.max_output_tokens)
         return cost_of(rate, usage)
 
-    async def reserve(self, req: BudgetReserve) -> tuple[BudgetDecision, LimitExceeded | None] | None:
-        """Admit and hold, or refuse (with the limit fact to publish); None when the gateway has
-        already stopped waiting, so no hold is left behind for a request that will not run.
+    async def reserve(self, req: BudgetReserve) -> BudgetDecision:
+        """Admit and hold, or refuse (and announce the limit hit). DeadlinePassedError when the
+        gateway has already stopped waiting, so no hold is left behind for a request that will
+        not run.
 
         On the path of every chat request: one connection, three statements when admitted (the
         retry check, the account, the hold); each statement commits on its own, the hold's writes
@@ -98,7 +88,7 @@ class Budgets:
         """
         now = datetime.now(UTC)
         if req.expires_at is not None and now >= req.expires_at:
-            return None
+            raise DeadlinePassedError(req.request_id)
         period = self.plans.period_key(now)
         amount = self.worst_case(req, now)
         tokens = req.prompt_tokens_estimate + req.max_output_tokens
@@ -107,13 +97,11 @@ class Budgets:
                 "SELECT amount_usd FROM reservations WHERE request_id = $1", req.request_id
             )
             if held is not None:  # a retried request: the hold is already there
-                return BudgetDecision(
-                    request_id=req.request_id, admitted=True, reserved_usd=float(held)
-                ), None
+                return BudgetDecision(request_id=req.request_id, admitted=True, reserved_usd=float(held))
             plan, override = await account(conn, req.user_id)
             limits = self.plans.limits(plan, override)
             if req.expires_at is not None and datetime.now(UTC) >= req.expires_at:
-                return None  # waited for a connection past the deadline
+                raise DeadlinePassedError(req.request_id)  # waited for a connection past it
             admitted = await conn.fetchval(
                 _HOLD,
                 req.user_id,
@@ -127,30 +115,33 @@ class Budgets:
                 now + self.ttl,
             )
             if admitted is not None:
-                return BudgetDecision(
-                    request_id=req.request_id, admitted=True, reserved_usd=float(amount)
-                ), None
+                return BudgetDecision(request_id=req.request_id, admitted=True, reserved_usd=float(amount))
             used = await conn.fetchrow(
                 "SELECT * FROM usage_periods WHERE user_id = $1 AND period = $2", req.user_id, period
             )
         kind, spent, allowed = _blocking_limit(used, limits, tokens)
-        fact = LimitExceeded(
-            request_id=req.request_id,
-            user_id=req.user_id,
-            limit=kind,
-            period=period,
-            used=spent,
-            allowed=allowed,
+        self.alerts.limit_exceeded(
+            LimitExceeded(
+                request_id=req.request_id,
+                user_id=req.user_id,
+                limit=kind,
+                period=period,
+                used=spent,
+                allowed=allowed,
+            )
         )
         message = (
             f"You exceeded your {kind} limit for period {period}: {spent:g} used or held, "
             f"this request could need more than the {allowed:g} allowed on plan {limits.plan}."
         )
-        decision = BudgetDecision(request_id=req.request_id, admitted=False, limit=kind, message=message)
-        return decision, fact
+        return BudgetDecision(request_id=req.request_id, admitted=False, limit=kind, message=message)
 
-    async def release(self, request_ids: list[str]) -> None:
-        await self.pool.execute(FREE_HOLDS, request_ids)  # one statement: atomic on its own
+    async def release(self, req: BudgetRelease) -> None:
+        await self.pool.execute(FREE_HOLDS, [req.request_id])  # one statement: atomic on its own
+
+    def quote(self, req: PriceQuote) -> PriceQuoted:
+        priced = self.prices.price(req.provider, req.model, req.occurred_at, req.usage)
+        return PriceQuoted(request_id=req.request_id, cost_usd=float(priced.cost_usd), priced=priced.priced)
 
     async def expire(self) -> int:
         """Free holds whose request never settled or released (a gateway died mid-request)."""
@@ -173,75 +164,3 @@ def _blocking_limit(
         return "tokens", float(spent_tokens), float(limits.tokens)
     spent = (used["cost_usd"] + used["reserved_usd"]) if used else Decimal(0)
     return "cost", float(spent), float(limits.cost_usd or 0)
-
-
-def _decode(model: type[E], msg: Msg) -> E | None:
-    """The command, or None (logged) for a malformed one: no reply, the gateway's fail mode decides."""
-    try:
-        return model.decode(msg.data)
-    except ValidationError as exc:
-        log.warning("malformed %s: %s", msg.subject, exc)
-        return None
-
-
-async def serve_budgets(nc: NATS, budgets: Budgets) -> list[object]:
-    """Subscribe the reserve, release and quote responders; returns the subscriptions (drained on
-    close)."""
-
-    # nats.py runs one subscription's callbacks one after another; each reserve waits on
-    # PostgreSQL, so they run as tasks (bounded: past the limit NATS buffers the rest). The
-    # conditional hold statement keeps concurrent holds correct.
-    slots = asyncio.Semaphore(RESERVE_CONCURRENCY)
-    running: set[asyncio.Task[None]] = set()
-
-    async def reserve(msg: Msg, req: BudgetReserve) -> None:
-        try:
-            outcome = await budgets.reserve(req)
-        except Exception as exc:  # the gateway applies its fail-open / fail-closed switch
-            log.error("budget reserve failed: %s", exc)
-            return
-        finally:
-            slots.release()
-        if outcome is None:
-            log.warning(
-                "budget reserve arrived after its deadline; not held", extra={"request_id": req.request_id}
-            )
-            return
-        decision, fact = outcome
-        await msg.respond(decision.encode())
-        if fact is not None:
-            await nc.publish(BILLING_LIMIT_EXCEEDED, fact.encode())
-
-    async def on_reserve(msg: Msg) -> None:
-        req = _decode(BudgetReserve, msg)
-        if req is None:
-            return
-        await slots.acquire()
-        task = asyncio.create_task(reserve(msg, req))
-        running.add(task)
-        task.add_done_callback(running.discard)
-
-    async def on_quote(msg: Msg) -> None:
-        quote = _decode(PriceQuote, msg)
-        if quote is None:
-            return
-        priced = budgets.prices.price(quote.provider, quote.model, quote.occurred_at, quote.usage)
-        reply = PriceQuoted(
-            request_id=quote.request_id, cost_usd=float(priced.cost_usd), priced=priced.priced
-        )
-        await msg.respond(reply.encode())
-
-    async def on_release(msg: Msg) -> None:
-        try:
-            req = BudgetRelease.decode(msg.data)
-            await budgets.release([req.request_id])
-        except Exception as exc:
-            log.warning("budget release failed: %s", exc)
-        if msg.reply:
-            await msg.respond(b"{}")
-
-    return [
-        await nc.subscribe(BUDGET_RESERVE, queue=BILLING_QUEUE, cb=on_reserve),
-        await nc.subscribe(BUDGET_RELEASE, queue=BILLING_QUEUE, cb=on_release),
-        await nc.subscribe(PRICE_QUOTE, queue=BILLING_QUEUE, cb=on_quote),
-    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BillingError(Exception):
     """Base of every error raised by lobe.billing."""
@@ -23,3 +25,45 @@ class NotFoundError(BillingError):
         super().__init__(f"{kind} {ident!r} not found")
         self.kind = kind
         self.ident = ident
+
+
+class UnknownPlanError(BillingError):
+    """An admin operation named a plan the plans file (PLANS_FILE) does not define."""
+
+    def __init__(self, plan: str, known: list[str]) -> None:
+        super().__init__(f"plan {plan!r} is not one of {known}")
+        self.plan = plan
+        self.known = known
+
+
+class NotAnnouncedError(BillingError):
+    """An admin change is committed but its fact could not be published (JetStream unreachable):
+    gateways act on their cached answer for up to KEY_CACHE_TTL_S. Every operation that raises it
+    is idempotent, so running it again announces it."""
+
+    def __init__(self, subject: str, ident: str) -> None:
+        super().__init__(
+            f"{ident!r} changed, but {subject} could not be published: gateways may act on the "
+            "old state until their key cache expires; run the same operation again"
+        )
+        self.subject = subject
+        self.ident = ident
+
+
+class MalformedCommandError(BillingError):
+    """A command on the bus that does not decode into its model: logged, never answered (the
+    sender's fail mode decides), never a crash of the responder."""
+
+    def __init__(self, subject: str, errors: list[Any]) -> None:
+        super().__init__(f"malformed {subject}: {errors}")
+        self.subject = subject
+        self.errors = errors
+
+
+class DeadlinePassedError(BillingError):
+    """A budget reserve reached billing after the gateway stopped waiting for it: nothing is held
+    (no one would release it) and nothing is answered."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"budget reserve {request_id!r} arrived after its deadline; nothing held")
+        self.request_id = request_id

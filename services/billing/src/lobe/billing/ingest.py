@@ -20,7 +20,6 @@ from collections.abc import Sequence
 
 import asyncpg
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
@@ -103,7 +102,9 @@ class Ingester:
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
-                except NatsTimeoutError:
+                # An empty fetch: nats.py raises its TimeoutError, or asyncio's (the same builtin
+                # class) when the deadline ran out first; neither is trouble worth a pause.
+                except TimeoutError:
                     continue
                 except Exception as exc:  # connection trouble: nats.py reconnects on its own
                     log.warning("usage fetch failed: %r", exc)  # repr: some nats errors have no message

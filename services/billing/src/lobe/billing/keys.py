@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 import asyncpg
 
 KEY_PREFIX = "lobe-sk-"
 DISPLAY_CHARS = 12
+
+_OWNER = """
+SELECT k.id, k.user_id, u.plan FROM api_keys k JOIN users u ON u.id = k.user_id
+WHERE k.key_hash = $1 AND k.revoked_at IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    user_id: str
+    api_key_id: str
+    plan: str
 
 
 def new_key() -> str:
@@ -23,9 +36,8 @@ def display_prefix(key: str) -> str:
     return key[:DISPLAY_CHARS]
 
 
-async def user_for_key(conn: asyncpg.Pool | asyncpg.Connection, key: str) -> tuple[str, str] | None:
-    """(user_id, api_key_id) of a live key, or None for an unknown or revoked one."""
-    row = await conn.fetchrow(
-        "SELECT user_id, id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(key)
-    )
-    return (row["user_id"], row["id"]) if row else None
+async def owner_of(db: asyncpg.Pool | asyncpg.Connection, key_hash: bytes) -> KeyOwner | None:
+    """Who a live key (by its SHA-256) belongs to, on which plan; None for an unknown or revoked one.
+    The usage API asks with the key it was shown, the gateway (`auth.key.verify`) with its hash."""
+    row = await db.fetchrow(_OWNER, key_hash)
+    return KeyOwner(row["user_id"], row["id"], row["plan"]) if row else None

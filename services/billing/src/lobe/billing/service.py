@@ -1,26 +1,34 @@
-"""The billing process: migrations, catalog, ingest loops, usage API and ops, clean shutdown."""
+"""The billing process: migrations, catalog, ingest loops, responders, usage API and ops, clean
+shutdown. One NATS connection: FastStream's, whose JetStream context the ingest loops and the
+facts use too."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from contextlib import AsyncExitStack
 from types import TracebackType
 
 import asyncpg
-from nats.aio.client import Client as NATS
+from faststream.nats import NatsBroker
 
+from lobe.billing.admin import Admin
+from lobe.billing.admission import AdmissionResponder
 from lobe.billing.alerts import Alerts
 from lobe.billing.api import build_api
-from lobe.billing.budgets import Budgets, serve_budgets
+from lobe.billing.budgets import Budgets
 from lobe.billing.catalog import sync_catalog
 from lobe.billing.ingest import Ingester, sleep_unless
-from lobe.billing.key_service import serve_key_verification
+from lobe.billing.keys import owner_of
 from lobe.billing.migrations import apply_migrations
 from lobe.billing.plans import load_plans
 from lobe.billing.prices import load_prices
+from lobe.billing.responders import build_router
 from lobe.billing.settings import BillingSettings
-from lobe.shared import bus
+from lobe.billing.user_responder import build_user_router
+from lobe.billing.users import UserDirectory
+from lobe.shared.bus import connect_options, ensure_streams
 from lobe.shared.lifecycle import announce
 from lobe.shared.ops import bound_port, start_ops_server
 
@@ -39,7 +47,14 @@ class BillingService:
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self.pool: asyncpg.Pool | None = None
-        self.nc: NATS | None = None
+        self.broker = NatsBroker(
+            **connect_options(settings, SERVICE_NAME),  # type: ignore[arg-type]
+            logger=log,
+            log_level=logging.DEBUG,  # a line per command belongs at debug, not in production logs
+        )
+        self.alerts: Alerts | None = None
+        self.admission: AdmissionResponder | None = None
+        self.admin: Admin | None = None
 
     async def __aenter__(self) -> BillingService:
         try:
@@ -70,20 +85,20 @@ class BillingService:
         self._stack.push_async_callback(pool.close)
         await sync_catalog(pool, prices, plans)
 
-        nc = await bus.connect(s, SERVICE_NAME)
-        self.nc = nc
-        self._stack.push_async_callback(bus.close, nc)
-        js = nc.jetstream()
-        await bus.ensure_streams(js)
+        await self.broker.connect()
+        self._stack.push_async_callback(self._stop_broker)
+        js = self.broker.connection.jetstream()
+        await ensure_streams(js, replicas=s.nats_stream_replicas)
         await announce(js, SERVICE_NAME, "started")
         self._stack.push_async_callback(announce, js, SERVICE_NAME, "stopped")
 
+        self.alerts = alerts = Alerts(js)
         ingester = Ingester(
             js,
             pool,
             prices,
             plans,
-            Alerts(js),
+            alerts,
             s.billing_batch_size,
             s.billing_fetch_timeout_s,
             s.billing_ack_wait_s,
@@ -91,12 +106,16 @@ class BillingService:
         for i in range(s.billing_consumers):
             self._tasks.append(asyncio.create_task(ingester.run(self.stop), name=f"billing-ingest-{i}"))
 
-        budgets = Budgets(pool, prices, plans, s.billing_reservation_ttl_s)
-        await serve_budgets(nc, budgets)  # drained with the connection
+        budgets = Budgets(pool, prices, plans, s.billing_reservation_ttl_s, alerts)
+        self.admission = AdmissionResponder(self.broker.connection, budgets)
+        await self.admission.start()
+        self.broker.include_router(build_router(functools.partial(owner_of, pool), budgets))
+        self.broker.include_router(build_user_router(UserDirectory(pool, plans).resolve))
+        await self.broker.start()
         self._tasks.append(asyncio.create_task(self._expire_loop(budgets), name="billing-expire"))
 
-        await serve_key_verification(nc, pool)  # drained with the connection
-        app = build_api(pool, prices, plans, s.billing_admin_token, js)
+        self.admin = Admin(pool, js, plans)
+        app = build_api(pool, prices, plans, s.billing_admin_token, self.admin)
         runner = await start_ops_server(s.ops_host, s.ops_port, self.ready, extra=app)
         self._stack.push_async_callback(runner.cleanup)
         self.ops_port = bound_port(runner)
@@ -113,7 +132,7 @@ class BillingService:
             await sleep_unless(self.stop, EXPIRE_INTERVAL_S)
 
     async def ready(self) -> bool:
-        if self.nc is None or not self.nc.is_connected or self.pool is None:
+        if self.pool is None or not self.broker.running or not self.broker.connection.is_connected:
             return False
         try:
             async with asyncio.timeout(1.0):
@@ -122,7 +141,8 @@ class BillingService:
             return False
 
     async def shutdown(self) -> None:
-        """Stop fetching, let each loop finish (commit and ack) its batch, drain NATS, close."""
+        """Stop fetching, let each loop finish (commit and ack) its batch; stop taking commands and
+        finish those in hand, publish their facts; then drain NATS and close."""
         self.stop.set()
         if self._tasks:
             done = await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -130,4 +150,18 @@ class BillingService:
                 if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                     log.error("%s ended with %r", task.get_name(), result)
             self._tasks.clear()
+        # Responders first, then the last limit facts; broker.stop() would also close the
+        # connection those facts still need, so FastStream's subscribers are stopped one by one.
+        if self.admission is not None:
+            await self.admission.stop()
+        for subscriber in self.broker.subscribers:
+            await subscriber.stop()
+        if self.alerts is not None:
+            await self.alerts.drain()
         await self._stack.aclose()
+
+    async def _stop_broker(self) -> None:
+        try:
+            await self.broker.stop()
+        except Exception as exc:  # a connection already gone cannot drain; there is nothing left to flush
+            log.warning("nats drain failed: %r", exc)

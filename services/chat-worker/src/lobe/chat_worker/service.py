@@ -86,7 +86,7 @@ class ChatWorker:
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
         await self.broker.start()
         self._js = self.broker.connection.jetstream()
-        await ensure_streams(self.js)
+        await ensure_streams(self.js, replicas=self.settings.nats_stream_replicas)
         self._router = Router(
             self.broker.connection,
             self.js,
@@ -94,6 +94,7 @@ class ChatWorker:
             self.metrics,
             store_timeout_s=self.settings.routing_store_timeout_s,
             snapshot_interval_s=self.settings.routing_snapshot_interval_s,
+            replicas=self.settings.nats_stream_replicas,
         )
         await self._router.start(self.catalog)
         await announce(self.js, "chat-worker", "started")

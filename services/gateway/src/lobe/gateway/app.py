@@ -1,27 +1,46 @@
-"""The gateway's aiohttp application: routes, middlewares, resources."""
+"""The gateway's aiohttp application: routes, middlewares, resources.
+
+Only the public API (and its health checks) is served here; /metrics is on the ops listener
+(OPS_PORT), which no Ingress routes to.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from lobe.gateway.auth.admin import add_admin_routes
+from lobe.gateway.auth.routes import add_auth_routes
 from lobe.gateway.chat import chat_completions
+from lobe.gateway.cors import setup_cors
 from lobe.gateway.models import list_models
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.openai_errors import openai_errors
-from lobe.shared.ops import add_ops_routes
+from lobe.shared.ops import ReadinessCheck, add_health_routes, start_ops_server
+
+
+def readiness(app: web.Application) -> ReadinessCheck:
+    async def nats_ready() -> bool:
+        resources = app.get(RESOURCES)
+        return resources is not None and resources.nc.is_connected
+
+    return nats_ready
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(middlewares=[openai_errors], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    setup_cors(app, settings.cors_origins)
     app.cleanup_ctx.append(open_resources)
-
-    async def nats_ready() -> bool:
-        resources = app.get(RESOURCES)
-        return resources is not None and resources.nc.is_connected
-
-    add_ops_routes(app, nats_ready, liveness_path="/api/health", readiness_path="/api/ready")
+    add_health_routes(app, readiness(app), liveness_path="/api/health", readiness_path="/api/ready")
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
+    add_auth_routes(app)
+    add_admin_routes(app)
     return app
+
+
+async def start_ops(app: web.Application) -> web.AppRunner:
+    """The ops listener beside the public one: health and Prometheus /metrics."""
+    settings = app[SETTINGS]
+    return await start_ops_server(settings.ops_host, settings.ops_port, readiness(app))

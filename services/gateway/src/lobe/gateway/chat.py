@@ -45,7 +45,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
     resources = request.app[RESOURCES]
-    caller = await resources.keys.authenticate(request)
+    caller = await resources.auth.authenticate(request)
     body = await parse_body(request)
     request[STREAM_KEY] = "true" if body.stream else "false"
     request_id = uuid.uuid4().hex

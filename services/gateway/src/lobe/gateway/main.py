@@ -7,9 +7,10 @@ import logging
 
 from aiohttp import web
 
-from lobe.gateway.app import create_app
+from lobe.gateway.app import create_app, start_ops
 from lobe.gateway.resources import RESOURCES
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.ops import bound_port
 from lobe.shared.process import run_service, stop_requested
 
 log = logging.getLogger("lobe.gateway")
@@ -32,11 +33,18 @@ async def serve(settings: GatewaySettings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
     await site.start()
-    log.info("gateway listening on http://%s:%d", settings.gateway_host, settings.gateway_port)
+    ops = await start_ops(app)
+    log.info(
+        "gateway listening on http://%s:%d (ops and /metrics on port %d)",
+        settings.gateway_host,
+        settings.gateway_port,
+        bound_port(ops),
+    )
     await stop.wait()
     log.info("shutting down: no new connections, finishing in-flight answers")
     asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_answers)
     await runner.cleanup()
+    await ops.cleanup()  # last, so the drain stays visible to Prometheus
 
 
 def main() -> None:

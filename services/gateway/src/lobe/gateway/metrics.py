@@ -18,3 +18,7 @@ TTFT = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge("lobe_gateway_chat_in_flight", "Chat completion requests being answered now.")
+# Read from Redis, so every replica reports the same fleet-wide figure: aggregate with max(), not sum().
+SESSIONS_ACTIVE = Gauge(
+    "lobe_user_sessions_active", "Signed-in sessions not yet expired or ended, fleet-wide."
+)

@@ -16,7 +16,7 @@ MODELS_TIMEOUT_S = 1.0
 
 async def list_models(request: web.Request) -> web.Response:
     resources = request.app[RESOURCES]
-    await resources.keys.authenticate(request)
+    await resources.auth.authenticate(request)
     reply = await ask(resources.nc, CHAT_MODELS, b"", MODELS_TIMEOUT_S)
     if reply is None:
         raise no_worker("No chat worker is running to list models.")

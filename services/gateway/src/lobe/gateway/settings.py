@@ -7,15 +7,20 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from lobe.shared.settings import RedisSettings, ServiceSettings
+from lobe.gateway.auth.settings import AdminSettings, CorsSettings, SessionSettings, SignInSettings
+from lobe.shared.settings import OpsSettings, RedisSettings, ServiceSettings
 
 
-class GatewaySettings(ServiceSettings, RedisSettings):
+class GatewaySettings(
+    ServiceSettings, RedisSettings, OpsSettings, SessionSettings, SignInSettings, AdminSettings, CorsSettings
+):
     model_config = SettingsConfigDict(extra="ignore")
 
     otel_service_name: str = Field(default="gateway", description="Service name on traces and logs.")
     gateway_host: str = Field(default="127.0.0.1", description="Bind address (0.0.0.0 in containers).")
     gateway_port: int = Field(default=3210, ge=0, le=65535, description="HTTP port of the OpenAI API.")
+    # Health and /metrics apart from the public API, so an Ingress routing GATEWAY_PORT exposes no metrics.
+    ops_port: int = Field(default=3214, ge=0, le=65535, description="Health and /metrics; 0 picks one.")
     gateway_api_keys: SecretStr = Field(
         default=SecretStr(""),
         description="Bootstrap API keys, comma-separated `key:user_id[:plan]` (dev and break-glass).",

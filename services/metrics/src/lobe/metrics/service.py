@@ -60,7 +60,7 @@ async def running(settings: MetricsSettings, metrics: UsageMetrics | None = None
     )
     try:
         await broker.connect()
-        await ensure_streams(broker.connection.jetstream())
+        await ensure_streams(broker.connection.jetstream(), replicas=settings.nats_stream_replicas)
         await broker.start()
         await announce(broker.connection.jetstream(), SERVICE_NAME, "started")
         log.info("metrics consuming", extra={"ops_port": settings.ops_port})

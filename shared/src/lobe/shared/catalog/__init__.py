@@ -35,15 +35,23 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "2.1.0"
+CATALOG_VERSION = "2.2.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
     (
-        "2.1.0",
+        "2.2.0",
         "Routing made visible: the first delta, the done and the error frame carry an optional `route` "
         "(deployment, provider, public model, attempts), the error frame an optional `retry_after_s`, and "
         "`usage.recorded` an optional `attempts`. New facts `routing.breaker.opened`, "
         "`routing.breaker.half_opened` and `routing.breaker.closed` (EVENTS). Chat workers also ask "
         "`billing.price.quote` (the lowest-cost routing strategy).",
+    ),
+    (
+        "2.1.0",
+        "Sign-in: `auth.user.resolve` (gateway asks billing which user an identity is, creating it on "
+        "the first sign-in) and the session facts `auth.login.succeeded`, `auth.login.failed` (now "
+        "published, on every refused sign-in) and `auth.login.ended` (sign-out or revocation; every "
+        "gateway replica refuses the session from then on). `billing.account.changed`: a user's "
+        "plan, limits or role changed; gateways drop that user's cached callers.",
     ),
     (
         "2.0.0",
@@ -261,6 +269,17 @@ CATALOG: tuple[Subject, ...] = (
         description="Usage for a model with no price; it was priced by the default.",
     ),
     Subject(
+        subject=billing.BILLING_ACCOUNT_CHANGED,
+        payload=billing.AccountChanged,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(BILLING,),
+        consumers=(Consumer(GATEWAY, None, "every replica drops the user's cached callers"),),
+        description="A user's plan or limits changed: the next request is admitted under the new ones.",
+    ),
+    Subject(
         subject=billing.BUDGET_RESERVE,
         payload=billing.BudgetReserve,
         kind="command",
@@ -351,6 +370,53 @@ CATALOG: tuple[Subject, ...] = (
                 "A deployment's probe succeeded: every worker routes to it again.",
             ),
         )
+    ),
+    Subject(
+        subject=auth.AUTH_USER_RESOLVE,
+        payload=auth.UserResolve,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        reply=auth.UserResolved,
+        producers=(GATEWAY,),
+        consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
+        description="Someone signed in: which user is this identity? Billing (the owner of users) finds "
+        "it by provider identity, else by e-mail, else creates it on the default plan, and answers the "
+        "user's id, role, plan and rate tier for the session's claims.",
+    ),
+    Subject(
+        subject=auth.AUTH_LOGIN_SUCCEEDED,
+        payload=auth.LoginSucceeded,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(GATEWAY,),
+        consumers=(),
+        description="A user signed in and got a session (audit).",
+    ),
+    Subject(
+        subject=auth.AUTH_LOGIN_FAILED,
+        payload=auth.LoginFailed,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(GATEWAY,),
+        consumers=(),
+        description="A sign-in was refused, with the reason (audit). Never carries an address, a code "
+        "or a token.",
+    ),
+    Subject(
+        subject=auth.AUTH_LOGIN_ENDED,
+        payload=auth.LoginEnded,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(GATEWAY,),
+        consumers=(Consumer(GATEWAY, None, "every replica refuses the session from then on"),),
+        description="A session ended before its expiry: signed out, or revoked by an admin. Redis keeps "
+        "the revoked set for replicas that start later.",
     ),
     Subject(
         subject=lifecycle.SERVICE_STARTED,

@@ -1,6 +1,10 @@
-"""Auth domain: facts about credentials, for audit and for caches to drop revoked keys."""
+"""Auth domain: API key lookups, sign-in, and facts about credentials and sessions (for audit,
+and for every gateway to drop a revoked key or session at once)."""
 
 from __future__ import annotations
+
+import re
+from typing import Literal
 
 from pydantic import Field
 
@@ -8,8 +12,21 @@ from lobe.shared.events.envelope import Event
 
 AUTH_KEY_ISSUED = "auth.key.issued"
 AUTH_KEY_REVOKED = "auth.key.revoked"
-# Command answered by billing (which owns the key table), queue group `billing`.
+# Commands answered by billing (which owns the key and user tables), queue group `billing`.
 AUTH_KEY_VERIFY = "auth.key.verify"
+AUTH_USER_RESOLVE = "auth.user.resolve"
+# Facts about sessions, published by the gateway that signs them.
+AUTH_LOGIN_SUCCEEDED = "auth.login.succeeded"
+AUTH_LOGIN_FAILED = "auth.login.failed"
+AUTH_LOGIN_ENDED = "auth.login.ended"
+
+# The shape of every key billing issues (lobe.billing.keys.new_key): a token of another shape is
+# refused by the gateway without asking billing (only bootstrap keys may look different).
+ISSUED_KEY = re.compile(r"lobe-sk-[A-Za-z0-9_-]{43}")
+
+Role = Literal["user", "admin"]
+SignInProvider = Literal["oidc", "github"]
+SessionEndReason = Literal["signed_out", "revoked"]
 
 
 class ApiKeyIssued(Event):
@@ -36,3 +53,65 @@ class KeyVerified(Event):
     user_id: str | None = None
     api_key_id: str | None = None
     plan: str | None = None
+
+
+class UserResolve(Event):
+    """`auth.user.resolve`: someone signed in with this identity (the provider vouched for the
+    e-mail); which user is it? Billing finds the user (by identity, else by e-mail) or creates one
+    on the default plan."""
+
+    provider: SignInProvider
+    subject: str = Field(min_length=1, max_length=255, description="The provider's stable user id.")
+    email: str = Field(min_length=3, max_length=320, description="Verified by the provider.")
+
+
+class UserResolved(Event):
+    """Reply to UserResolve: the user the session belongs to, with what the session claims."""
+
+    user_id: str
+    role: Role
+    plan: str
+    rate_tier: str | None = Field(default=None, description="The user's rate-limit tier, when set.")
+    created: bool = Field(description="This sign-in created the user.")
+
+
+class LoginSucceeded(Event):
+    """`auth.login.succeeded`: a session was signed (`request_id` is the session id)."""
+
+    user_id: str
+    session_id: str
+    provider: SignInProvider
+    expires_at: int = Field(description="When the session ends at the latest (Unix seconds).")
+    new_user: bool
+
+
+LoginFailure = Literal[
+    "state_mismatch",
+    "provider_error",
+    "code_refused",
+    "token_invalid",
+    "email_missing",
+    "email_unverified",
+    "domain_not_allowed",
+    "users_unavailable",
+    "sessions_unavailable",
+]
+
+
+class LoginFailed(Event):
+    """`auth.login.failed`: a sign-in was refused (`request_id` is the sign-in attempt). Carries
+    the e-mail's domain at most: never the address, a code or a token."""
+
+    provider: SignInProvider
+    reason: LoginFailure
+    email_domain: str | None = None
+
+
+class LoginEnded(Event):
+    """`auth.login.ended`: a session ended before its expiry (`request_id` is the session id):
+    its holder signed out, or an admin revoked it. Every gateway refuses it from then on."""
+
+    user_id: str
+    session_id: str
+    expires_at: int = Field(description="The session's expiry (Unix seconds): forget it after.")
+    reason: SessionEndReason

@@ -1,4 +1,5 @@
-"""Billing domain: limit facts, and the budget admission commands (core NATS request-reply)."""
+"""Billing domain: account and limit facts, and the budget admission commands (core NATS
+request-reply)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from lobe.shared.events.envelope import Event
 
 BILLING_LIMIT_EXCEEDED = "billing.limit.exceeded"
 BILLING_PRICE_MISSING = "billing.price.missing"
+BILLING_ACCOUNT_CHANGED = "billing.account.changed"
 # Commands answered by the billing service's queue group; never captured by a stream (a stream
 # on these subjects would answer the request with its own PubAck).
 BUDGET_RESERVE = "billing.budget.reserve"
@@ -37,6 +39,14 @@ class PriceMissing(Event):
 
     provider: str
     model: str
+
+
+class AccountChanged(Event):
+    """`billing.account.changed`: a user's plan or limits changed (or the user was created).
+    `request_id` is the user id: an admin change belongs to no chat request."""
+
+    user_id: str
+    plan: str = Field(description="The plan the user is on now.")
 
 
 class BudgetReserve(Event):

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lobe.shared.events.auth import AUTH_KEY_ISSUED, AUTH_KEY_REVOKED
-from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
+from lobe.shared.events.auth import (
+    AUTH_KEY_ISSUED,
+    AUTH_KEY_REVOKED,
+    AUTH_LOGIN_ENDED,
+    AUTH_LOGIN_FAILED,
+    AUTH_LOGIN_SUCCEEDED,
+)
+from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
 from lobe.shared.events.lifecycle import SERVICE_STARTED, SERVICE_STOPPED
 from lobe.shared.events.routing import (
     ROUTING_BREAKER_CLOSED,
@@ -35,8 +41,12 @@ EVENTS = StreamSpec(
     subjects=(
         BILLING_LIMIT_EXCEEDED,
         BILLING_PRICE_MISSING,
+        BILLING_ACCOUNT_CHANGED,
         AUTH_KEY_ISSUED,
         AUTH_KEY_REVOKED,
+        AUTH_LOGIN_SUCCEEDED,
+        AUTH_LOGIN_FAILED,
+        AUTH_LOGIN_ENDED,
         SERVICE_STARTED,
         SERVICE_STOPPED,
         ROUTING_BREAKER_OPENED,

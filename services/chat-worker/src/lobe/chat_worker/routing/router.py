@@ -64,13 +64,14 @@ class Router:
         metrics: RoutingMetrics,
         store_timeout_s: float,
         snapshot_interval_s: float,
+        replicas: int = 1,
         rng: random.Random | None = None,
     ) -> None:
         self.js = js
         self.worker_id = worker_id
         self.metrics = metrics
         self.rng = rng or random.Random()
-        self.store = RoutingStore(js, store_timeout_s, self._on_degraded)
+        self.store = RoutingStore(js, store_timeout_s, self._on_degraded, replicas=replicas)
         self.fleet = FleetStats(self.store, worker_id, publish_interval_s=snapshot_interval_s)
         self.breakers = Breakers(self.store, self._announce)
         self.limits = WindowLimits(self.store, self.fleet.live_workers)

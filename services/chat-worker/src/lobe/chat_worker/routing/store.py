@@ -1,11 +1,11 @@
 """The routing state every worker shares, in NATS JetStream: a KV bucket and a counter stream.
 
-- KV bucket `LOBE_ROUTING` (memory storage, one revision per key): breaker records
+- KV bucket `LOBE_ROUTING` (file storage, one revision per key): breaker records
   (`breaker.<deployment>`, changed by compare-and-set on the revision, so exactly one worker wins
   each transition) and each worker's snapshot (`worker.<worker_id>`: its in-flight counts and
   time-to-first-token averages). Every worker watches the bucket, so routing reads a local copy
   that the server pushes changes into: deciding costs no round trip.
-- Counter stream `LOBE_ROUTING_COUNTERS` (memory, `allow_msg_counter`): one counter per
+- Counter stream `LOBE_ROUTING_COUNTERS` (file storage, `allow_msg_counter`): one counter per
   deployment, window and metric (`$COUNTERS.LOBE_ROUTING.<deployment>.<window>.requests|tokens`),
   incremented atomically by the server, which answers with the fleet-wide total: per-window limits
   are exact in one round trip, with no compare-and-set contention between workers.
@@ -76,8 +76,11 @@ Listener = Callable[[str, bytes | None], None]
 
 
 class RoutingStore:
-    def __init__(self, js: JetStreamContext, timeout_s: float, on_degraded: Callable[[bool], None]) -> None:
+    def __init__(
+        self, js: JetStreamContext, timeout_s: float, on_degraded: Callable[[bool], None], replicas: int = 1
+    ) -> None:
         self.js = js
+        self.replicas = replicas  # NATS_STREAM_REPLICAS, like the suite's streams
         self.timeout_s = timeout_s
         self.on_degraded = on_degraded
         self.entries: dict[str, Entry] = {}  # the bucket as last pushed by the watch
@@ -141,7 +144,11 @@ class RoutingStore:
             return await self.js.key_value(BUCKET)
         except BucketNotFoundError:
             config = KeyValueConfig(
-                bucket=BUCKET, history=1, storage=StorageType.MEMORY, ttl=float(BUCKET_MAX_AGE_S)
+                bucket=BUCKET,
+                history=1,
+                storage=StorageType.FILE,  # production NATS runs without a memory store
+                ttl=float(BUCKET_MAX_AGE_S),
+                replicas=self.replicas,
             )
             return await self.js.create_key_value(config)
 
@@ -153,10 +160,11 @@ class RoutingStore:
                 StreamConfig(
                     name=COUNTER_STREAM,
                     subjects=[f"{COUNTER_PREFIX}.>"],
-                    storage=StorageType.MEMORY,
+                    storage=StorageType.FILE,
                     allow_msg_counter=True,
                     max_msgs_per_subject=1,  # a counter's value is in its last message
                     max_age=float(COUNTER_MAX_AGE_S),
+                    num_replicas=self.replicas,
                 )
             )
         if not info.config.allow_msg_counter:

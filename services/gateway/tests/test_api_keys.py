@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lobe.gateway.auth import key_digest, parse_bootstrap_keys
+from lobe.gateway.auth.api_keys import key_digest, parse_bootstrap_keys
 
 
 def test_entries_map_key_digests_to_callers_with_free_as_the_default_plan() -> None:

@@ -1,14 +1,16 @@
-"""API key authentication.
+"""API keys.
 
 Two sources, checked in order:
 1. bootstrap keys from GATEWAY_API_KEYS (dev and break-glass; they work with billing down);
 2. keys issued through billing, resolved over NATS (`auth.key.verify`) by their SHA-256, so a
    key never travels on the bus. Answers are cached per replica: valid keys for
    `key_cache_ttl_s`, unknown ones briefly (a burst of bad keys must not hammer billing).
-   A revoked key drops out at once when billing announces `auth.key.revoked`, and within the
-   TTL at worst if that announcement is lost.
+   A revoked key drops out at once when billing announces `auth.key.revoked`, and a user's
+   cached answers (their plan) when it announces `billing.account.changed`; within the TTL at
+   worst if that announcement is lost.
 
-Keys are held as SHA-256 digests only, so a memory dump or a log line never shows one.
+A token that is neither a bootstrap key nor shaped like a key billing issues is refused without
+asking anyone. Keys are held as SHA-256 digests only, so a memory dump or a log line never shows one.
 """
 
 from __future__ import annotations
@@ -17,17 +19,25 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
-from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import ask
-from lobe.shared.events.auth import AUTH_KEY_REVOKED, AUTH_KEY_VERIFY, ApiKeyRevoked, KeyVerified, KeyVerify
+from lobe.shared.events.auth import (
+    AUTH_KEY_REVOKED,
+    AUTH_KEY_VERIFY,
+    ISSUED_KEY,
+    ApiKeyRevoked,
+    KeyVerified,
+    KeyVerify,
+)
+from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, AccountChanged
 from lobe.shared.events.chat import Caller
-from lobe.shared.openai_errors import ApiError, bearer_token
+from lobe.shared.openai_errors import ApiError
 
 log = logging.getLogger(__name__)
 UNKNOWN_KEY_TTL_S = 5.0
@@ -57,38 +67,54 @@ class ApiKeyStore:
         self.settings = settings
         self.bootstrap = parse_bootstrap_keys(settings.gateway_api_keys.get_secret_value())
         self.cache: dict[str, tuple[Caller | None, float]] = {}
+        # Bumped by every drop: an answer billing gave before the change is not cached after it.
+        self.generation = 0
 
     async def watch_revocations(self) -> None:
+        """Drop cached answers billing has since taken back: a revoked key, a changed account."""
         await self.nc.subscribe(AUTH_KEY_REVOKED, cb=self._on_revoked)
+        await self.nc.subscribe(BILLING_ACCOUNT_CHANGED, cb=self._on_account_changed)
 
     async def _on_revoked(self, msg: Msg) -> None:
         try:
             event = ApiKeyRevoked.decode(msg.data)
         except ValidationError:
             return
+        self._drop(lambda caller: caller.api_key_id == event.api_key_id)
+
+    async def _on_account_changed(self, msg: Msg) -> None:
+        try:
+            event = AccountChanged.decode(msg.data)
+        except ValidationError:
+            return
+        self._drop(lambda caller: caller.user_id == event.user_id)
+
+    def _drop(self, stale: Callable[[Caller], bool]) -> None:
+        self.generation += 1
         for digest, (caller, _) in list(self.cache.items()):
-            if caller is not None and caller.api_key_id == event.api_key_id:
+            if caller is not None and stale(caller):
                 del self.cache[digest]
 
-    async def authenticate(self, request: web.Request) -> Caller:
-        token = bearer_token(request)
-        if token is None:
-            raise ApiError(
-                401, "You didn't provide an API key. Use 'Authorization: Bearer YOUR_KEY'.", "missing_api_key"
-            )
+    async def caller(self, token: str, before_lookup: Callable[[], Awaitable[None]]) -> Caller | None:
+        """The key's owner, or None for a key nobody issued (or a token no key looks like).
+        `before_lookup` runs before a question to billing (a limiter's hook)."""
         digest = key_digest(token)
-        caller = self.bootstrap.get(digest) or await self._issued(digest)
-        if caller is None:
-            raise ApiError(401, "Incorrect API key provided.", "invalid_api_key")
-        return caller
+        bootstrap = self.bootstrap.get(digest)
+        if bootstrap is not None:
+            return bootstrap
+        if not ISSUED_KEY.fullmatch(token):
+            return None
+        return await self._issued(digest, before_lookup)
 
-    async def _issued(self, digest: str) -> Caller | None:
+    async def _issued(self, digest: str, before_lookup: Callable[[], Awaitable[None]]) -> Caller | None:
         cached = self.cache.get(digest)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         if not self.settings.billing_enabled:
             return None
+        await before_lookup()
         question = KeyVerify(request_id=uuid.uuid4().hex, key_sha256=digest)
+        generation = self.generation
         reply = await ask(self.nc, AUTH_KEY_VERIFY, question.encode(), self.settings.billing_timeout_s)
         if reply is None:
             if cached is not None:  # billing is away: a key it vouched for stays good a while
@@ -105,6 +131,8 @@ class ApiKeyStore:
             if answer.valid and answer.user_id
             else None
         )
+        if generation != self.generation:  # a revocation or account change crossed this answer
+            return caller
         if len(self.cache) >= CACHE_MAX_ENTRIES:
             self.cache.pop(next(iter(self.cache)))  # oldest entry first: dicts keep insertion order
         ttl = self.settings.key_cache_ttl_s if caller else UNKNOWN_KEY_TTL_S

@@ -1,0 +1,90 @@
+"""The auth parts a gateway runs with, from its settings: keys, sessions, providers, sign-in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from redis.asyncio import Redis
+
+from lobe.gateway.auth.api_keys import ApiKeyStore
+from lobe.gateway.auth.credentials import Authenticator
+from lobe.gateway.auth.github import GitHubProvider
+from lobe.gateway.auth.guard import AuthGuard
+from lobe.gateway.auth.identity import Provider
+from lobe.gateway.auth.oidc import OidcProvider
+from lobe.gateway.auth.revocations import RevokedSessions
+from lobe.gateway.auth.session_tokens import TokenSigner
+from lobe.gateway.auth.sessions import SessionStore
+from lobe.gateway.auth.sign_in import SignIn
+from lobe.gateway.auth.signing_keys import KeyRing, SigningKeyError, load_key_ring
+from lobe.gateway.settings import GatewaySettings
+
+REDIS_TIMEOUT_S = 1.0
+
+
+@dataclass
+class AuthParts:
+    auth: Authenticator
+    key_ring: KeyRing | None
+    sessions: RevokedSessions | None  # None: no SESSION_KEYS, sessions are off
+    sign_in: SignIn | None  # None: no provider configured
+    redis: Redis
+
+    async def close(self) -> None:
+        if self.sessions is not None:
+            await self.sessions.stop()
+        await self.redis.aclose()
+
+
+def providers(settings: GatewaySettings) -> dict[str, Provider]:
+    found: dict[str, Provider] = {}
+    if settings.oidc_discovery_url and settings.oidc_client_id:
+        found["oidc"] = OidcProvider(
+            settings.oidc_discovery_url,
+            settings.oidc_client_id,
+            settings.oidc_client_secret.get_secret_value(),
+        )
+    if settings.github_client_id:
+        found["github"] = GitHubProvider(
+            settings.github_client_id,
+            settings.github_client_secret.get_secret_value(),
+            settings.github_url,
+            settings.github_api_url,
+            settings.email_domains,
+        )
+    return found
+
+
+async def open_auth(settings: GatewaySettings, nc: NATS, js: JetStreamContext, guard: AuthGuard) -> AuthParts:
+    ring = load_key_ring(settings.session_keys.get_secret_value(), settings.session_signing_kid)
+    found = providers(settings)
+    if found and ring is None:
+        raise SigningKeyError(f"sign-in with {sorted(found)} needs SESSION_KEYS to sign sessions")
+    redis = Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+    )
+    keys = ApiKeyStore(nc, settings)
+    await keys.watch_revocations()
+    signer = TokenSigner(ring) if ring else None
+    sessions = RevokedSessions(SessionStore(redis), js) if ring else None
+    if sessions is not None:
+        await sessions.start(nc)
+    sign_in = None
+    if found and signer is not None and sessions is not None:
+        sign_in = SignIn(
+            providers=found,
+            signer=signer,
+            sessions=sessions,
+            nc=nc,
+            js=js,
+            email_domains=settings.email_domains,
+            return_origins=settings.cors_origins,
+            session_ttl_s=settings.session_ttl_s,
+            billing_timeout_s=settings.billing_timeout_s,
+            public_url=settings.gateway_public_url,
+        )
+    return AuthParts(Authenticator(keys, signer, sessions, guard), ring, sessions, sign_in, redis)

@@ -1,0 +1,94 @@
+"""Revoked sessions, as each gateway replica checks them: in memory, on every request, with no
+round trip. Why this and not a Redis lookup per request: authentication stays as fast as the
+signature check and keeps working while Redis is away, and revocation still reaches every replica
+within milliseconds, because the replica that revokes writes Redis first and then publishes
+`auth.login.ended`, which every replica applies at once. Redis is the durable copy: a replica
+loads it at start (after subscribing, so nothing falls in between) and again every few seconds,
+which also covers a fact lost while a replica was cut off from NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from lobe.gateway.auth.sessions import SessionStore
+from lobe.gateway.metrics import SESSIONS_ACTIVE
+from lobe.shared.events.auth import AUTH_LOGIN_ENDED, LoginEnded, SessionEndReason
+from lobe.shared.facts import publish_fact
+
+log = logging.getLogger(__name__)
+SYNC_INTERVAL_S = 5.0
+
+
+class RevokedSessions:
+    def __init__(self, store: SessionStore, js: JetStreamContext) -> None:
+        self.store = store
+        self.js = js
+        self._until: dict[str, int] = {}  # session id -> its expiry, after which it is moot
+        self._task: asyncio.Task[None] | None = None
+
+    def __contains__(self, session_id: str) -> bool:
+        return session_id in self._until
+
+    def add(self, session_id: str, expires_at: int) -> None:
+        self._until[session_id] = expires_at
+
+    async def end(self, user_id: str, session_id: str, expires_at: int, reason: SessionEndReason) -> None:
+        """Sign-out or revocation: Redis first (RedisError when it is away: nothing changed), then
+        this replica, then every other one through the fact."""
+        await self.store.ended(user_id, session_id, expires_at)
+        self.add(session_id, expires_at)
+        event = LoginEnded(
+            request_id=session_id,
+            user_id=user_id,
+            session_id=session_id,
+            expires_at=expires_at,
+            reason=reason,
+        )
+        # Lost for good, the fact only delays the other replicas until their next sync.
+        await publish_fact(self.js, AUTH_LOGIN_ENDED, event, attempts=3)
+
+    async def start(self, nc: NATS) -> None:
+        await nc.subscribe(AUTH_LOGIN_ENDED, cb=self._on_ended)
+        await self.sync()
+        self._task = asyncio.create_task(self._sync_forever(), name="gateway-session-sync")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _on_ended(self, msg: Msg) -> None:
+        try:
+            event = LoginEnded.decode(msg.data)
+        except ValidationError:
+            log.warning("malformed %s ignored", AUTH_LOGIN_ENDED)
+            return
+        self.add(event.session_id, event.expires_at)
+
+    async def sync(self) -> None:
+        """Merge Redis' revoked set, forget what expired, and refresh the sessions gauge."""
+        try:
+            self._until.update(await self.store.revoked())
+            SESSIONS_ACTIVE.set(await self.store.active_count())
+        except (RedisError, OSError) as exc:
+            log.warning("sessions: Redis unavailable, revocations known so far still apply: %r", exc)
+        now = time.time()
+        for session_id, expires_at in list(self._until.items()):
+            if expires_at < now:
+                del self._until[session_id]
+
+    async def _sync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL_S)
+            await self.sync()

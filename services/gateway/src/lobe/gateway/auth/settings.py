@@ -1,0 +1,80 @@
+"""Sign-in, session and CORS settings: fragments of GatewaySettings (environment only)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from lobe.shared.settings import Fragment
+
+
+def comma_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class SessionSettings(Fragment):
+    session_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Session signing keys: a JWK Set (JSON) of private keys, each with a `kid`; "
+        "sessions and sign-in are off when empty (docs/auth.md says how to make one).",
+    )
+    session_signing_kid: str | None = Field(
+        default=None, description="The key that signs new sessions; the others only verify (rotation)."
+    )
+    session_ttl_s: int = Field(default=24 * 3600, ge=60, description="Session lifetime.")
+    session_cookie_samesite: Literal["lax", "strict", "none"] = Field(
+        default="lax", description="SameSite of the session cookie (none: a front end on another site)."
+    )
+
+
+class SignInSettings(Fragment):
+    allowed_email_domains: str = Field(
+        default="", description="Comma-separated e-mail domains that may sign in; empty = anyone."
+    )
+    oidc_discovery_url: str | None = Field(
+        default=None, description="OpenID provider's discovery URL (…/.well-known/openid-configuration)."
+    )
+    oidc_client_id: str | None = Field(default=None, description="Client id at the OpenID provider.")
+    oidc_client_secret: SecretStr = Field(
+        default=SecretStr(""), description="Client secret at the OpenID provider."
+    )
+    github_client_id: str | None = Field(default=None, description="GitHub OAuth app's client id.")
+    github_client_secret: SecretStr = Field(
+        default=SecretStr(""), description="GitHub OAuth app's client secret."
+    )
+    github_url: str = Field(
+        default="https://github.com", description="GitHub's web URL (GitHub Enterprise: your server)."
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com", description="GitHub's API URL (GitHub Enterprise: …/api/v3)."
+    )
+    gateway_public_url: str | None = Field(
+        default=None,
+        description="The gateway's URL as browsers see it (callback URLs); unset = from each request.",
+    )
+
+    @property
+    def email_domains(self) -> frozenset[str]:
+        return frozenset(d.lower() for d in comma_list(self.allowed_email_domains))
+
+
+class AdminSettings(Fragment):
+    billing_admin_url: str | None = Field(
+        default=None, description="Billing's admin API (its ops port), for admin sessions at /v1/admin/*."
+    )
+    billing_admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for /v1/admin/*; admin API disabled when unset."
+    )
+
+
+class CorsSettings(Fragment):
+    cors_allowed_origins: str = Field(
+        default="",
+        description="Comma-separated browser origins allowed to call the API with credentials "
+        "(exact, e.g. https://chat.example.com); empty = no CORS.",
+    )
+
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        return frozenset(o.rstrip("/") for o in comma_list(self.cors_allowed_origins))

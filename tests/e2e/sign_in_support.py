@@ -1,0 +1,127 @@
+"""Sign-in helpers for the end-to-end tests: session keys, a gateway with sign-in on a known port,
+and a browser that signs in at the real OpenID provider (its development login form)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import SecretStr
+
+from lobe.devtools.ports import free_port
+from lobe.gateway.app import create_app
+from lobe.gateway.auth.session_tokens import SessionClaims, TokenSigner
+from lobe.gateway.auth.signing_keys import load_key_ring, new_signing_key
+from lobe.gateway.settings import GatewaySettings
+
+from .conftest import API_KEY
+
+CLIENT_ID = "lobe-gateway"
+CLIENT_SECRET = "oidc-client-secret-for-tests"
+PASSWORD = "any-password"
+
+
+def key_set(*keys: dict[str, Any]) -> str:
+    return json.dumps({"keys": list(keys)})
+
+
+def signer_for(*keys: dict[str, Any], kid: str | None = None) -> TokenSigner:
+    ring = load_key_ring(key_set(*keys), kid)
+    assert ring is not None
+    return TokenSigner(ring)
+
+
+def claims(
+    user: str = "usr_x", sid: str = "s1", ttl_s: int = 3600, role: str = "user", **extra: Any
+) -> SessionClaims:
+    now = int(time.time())
+    return SessionClaims.model_validate(
+        {"sub": user, "email": f"{user}@corp.example", "role": role, "plan": "free", "sid": sid,
+         "iat": now - 10, "exp": now + ttl_s, **extra}
+    )  # fmt: skip
+
+
+@dataclass
+class AuthGateway:
+    runner: web.AppRunner
+    url: str
+
+    @property
+    def callback(self) -> str:
+        return f"{self.url}/auth/callback/oidc"
+
+
+async def start_auth_gateway(
+    nats_url: str, redis_url: str, keys: str, port: int | None = None, **overrides: Any
+) -> AuthGateway:
+    port = port or free_port()
+    settings = GatewaySettings(
+        nats_url=nats_url,
+        redis_url=SecretStr(redis_url),
+        session_keys=SecretStr(keys),
+        gateway_api_keys=SecretStr(f"{API_KEY}:alice:free"),
+        worker_silence_s=1.0,
+        **overrides,
+    )
+    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return AuthGateway(runner, f"http://127.0.0.1:{port}")
+
+
+def new_key(kid: str) -> dict[str, Any]:
+    return new_signing_key(kid)
+
+
+async def through_provider(http: aiohttp.ClientSession, location: str, issuer: str, email: str) -> str:
+    """Follow the provider's pages as a person would (log in as `email`, consent) until it sends the
+    browser back to the gateway; returns that callback URL."""
+    for _ in range(12):
+        if not location.startswith(issuer) and not location.startswith("/"):
+            return location
+        async with http.get(
+            issuer + location if location.startswith("/") else location, allow_redirects=False
+        ) as r:
+            if r.status in (302, 303):
+                location = r.headers["Location"]
+                continue
+            page = await r.text()
+        action = re.search(r'<form[^>]*action="([^"]+)"', page)
+        assert action, page[:500]
+        form = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page))
+        if 'name="login"' in page:
+            form |= {"login": email, "password": PASSWORD}
+        async with http.post(action.group(1), data=form, allow_redirects=False) as r:
+            assert r.status in (302, 303), await r.text()
+            location = r.headers["Location"]
+    raise AssertionError("the provider never sent the browser back")
+
+
+@dataclass
+class SignedIn:
+    status: int
+    body: dict[str, Any]
+    cookie: Any  # the session cookie's Morsel, or None
+
+
+async def sign_in(gateway_url: str, issuer: str, email: str, provider: str = "oidc") -> SignedIn:
+    """A browser's whole sign-in; the provider's cookies in a jar, the gateway's checked by hand."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{gateway_url}/auth/login/{provider}", allow_redirects=False) as r:
+            assert r.status == 302, await r.text()
+            flow = r.cookies["lobe_sign_in"]
+            location = r.headers["Location"]
+        callback = await through_provider(http, location, issuer, email)
+        assert callback.startswith(f"{gateway_url}/auth/callback/{provider}?"), callback
+        async with (
+            aiohttp.ClientSession() as browser,
+            browser.get(
+                callback, headers={"Cookie": f"lobe_sign_in={flow.value}"}, allow_redirects=False
+            ) as r,
+        ):
+            return SignedIn(r.status, await r.json(), r.cookies.get("lobe_session"))
