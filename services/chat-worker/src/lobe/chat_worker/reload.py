@@ -48,8 +48,7 @@ class RoutingReloader:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=2.0)
 
     def request(self) -> None:
         """SIGHUP: reload now, changed or not."""

@@ -21,6 +21,7 @@ from lobe.chat_worker.routing.store import RoutingStore, token
 KEY_PREFIX = "worker."
 # Weight of the newest sample in the time-to-first-token average: about the last ten count.
 EWMA_ALPHA = 0.2
+STOP_WAIT_S = 2.0
 
 
 @dataclass
@@ -55,6 +56,7 @@ class FleetStats:
         self.peers: dict[str, Snapshot] = {}  # other workers' snapshots, decoded as the watch delivers them
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         store.listeners.append(self._on_store_change)
 
     def _on_store_change(self, key: str, value: bytes | None) -> None:
@@ -70,10 +72,12 @@ class FleetStats:
         self._task = asyncio.create_task(self._publish_loop())
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._task is not None:
+            # Bounded, and the loop checks the flag too: Python 3.11's wait_for (inside nats.py)
+            # can swallow a cancel that lands as its reply arrives.
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=STOP_WAIT_S)
         await self.store.delete(self.key)  # our requests stop counting now, not in 15 s
 
     def started(self, deployment: str) -> None:
@@ -110,7 +114,7 @@ class FleetStats:
         return sum(avg * n for avg, n in figures) / samples if samples else None
 
     async def _publish_loop(self) -> None:
-        while True:
+        while not self._stopped:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.heartbeat_s):
                     await self._changed.wait()

@@ -11,6 +11,7 @@ deployment's price is known it ranks after those whose price is.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 
@@ -45,7 +46,14 @@ class PriceBook:
             if key not in self._fetching:
                 task = asyncio.create_task(self._fetch(key))
                 self._fetching[key] = task
-                task.add_done_callback(lambda _, key=key: self._fetching.pop(key, None))  # type: ignore[misc]
+                task.add_done_callback(functools.partial(self._fetched, key))
+
+    def _fetched(self, key: PriceKey, _: asyncio.Task[None]) -> None:
+        self._fetching.pop(key, None)
+
+    def close(self) -> None:
+        for task in list(self._fetching.values()):
+            task.cancel()
 
     async def _fetch(self, key: PriceKey) -> None:
         provider, model = key

@@ -86,6 +86,7 @@ class Router:
         self.fleet.start()
 
     async def stop(self) -> None:
+        self.prices.close()
         await self.fleet.stop()
         await self.store.close()
         if self._publishing:

@@ -46,6 +46,7 @@ SUBJECT_PREFIXES = (f"$KV.{BUCKET}.", f"{COUNTER_PREFIX}.")
 BUCKET_MAX_AGE_S = 3600  # a key nobody rewrote in an hour is forgotten (dead workers' snapshots)
 COUNTER_MAX_AGE_S = 2 * 3600  # longer than the longest window (Limits.window_s <= 3600)
 REOPEN_EVERY_S = 1.0  # while degraded
+CLOSE_WAIT_S = 2.0
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -89,6 +90,7 @@ class RoutingStore:
         self.counters = False  # the server supports JetStream counters (NATS 2.12+)
         self._watcher: KeyValue.KeyWatcher | None = None
         self._recovering: asyncio.Task[None] | None = None
+        self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -125,12 +127,14 @@ class RoutingStore:
         return True
 
     async def close(self) -> None:
+        self._closed = True
         await self._stop_watching()
         for task in list(self._tasks):
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            # Bounded: Python 3.11's wait_for (inside nats.py) can swallow a cancel that lands as
+            # its reply arrives; the loops check `_closed` as well.
+            await asyncio.wait(set(self._tasks), timeout=CLOSE_WAIT_S)
 
     async def _stop_watching(self) -> None:
         if self._watcher is not None:
@@ -196,6 +200,8 @@ class RoutingStore:
                 log.exception("routing store listener failed on %s", key)
 
     def _degrade(self, reason: str) -> None:
+        if self._closed:
+            return
         if self._kv is not None or self._recovering is None:
             log.warning("routing store unavailable, routing on local state: %s", reason)
         self._kv = None
@@ -207,7 +213,7 @@ class RoutingStore:
 
     async def _recover(self) -> None:
         """Re-open once a second until the store is back (a re-created bucket comes back empty)."""
-        while self._kv is None:
+        while self._kv is None and not self._closed:
             await asyncio.sleep(REOPEN_EVERY_S)
             if await self._open():
                 log.info("routing store available again")
