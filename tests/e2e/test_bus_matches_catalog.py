@@ -3,12 +3,13 @@ producer and consumer really exists.
 
 The whole suite runs (gateway, a chat worker, billing, metrics) while a sniffer subscribed to `>`
 records every message; the workload covers streamed, non-streamed, cancelled, failed, unknown-model,
-over-budget, unpriced and dead-lettered requests, key issue and revocation, a refused and a
-successful sign-in and a sign-out, a deployment whose breaker opens, probes and closes, a model
-routed by price, a worker killed mid-answer and every service's start and stop. Consumers are read
-off the server itself: its live subscriptions (monitoring endpoint /connz) and its JetStream
-consumers. The workers' routing store (a KV bucket and a counter stream, docs/routing.md) is state,
-not events: its subjects are not catalogued.
+over-budget, unpriced and dead-lettered requests, a response cache hit and an admin's cache
+invalidation, key issue and revocation, a refused and a successful sign-in and a sign-out, a
+deployment whose breaker opens, probes and closes, a model routed by price, a worker killed
+mid-answer and every service's start and stop. Consumers are read off the server itself: its live
+subscriptions (monitoring endpoint /connz) and its JetStream consumers. The workers' routing store
+(a KV bucket and a counter stream, docs/routing.md) is state, not events: its subjects are not
+catalogued.
 """
 
 from __future__ import annotations
@@ -50,7 +51,16 @@ from lobe.shared.events.lifecycle import ServiceLifecycle
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 
 from .conftest import API_KEY, billing_settings, catalog, start_worker
-from .sign_in_support import CLIENT_ID, CLIENT_SECRET, key_set, new_key, sign_in, start_auth_gateway
+from .sign_in_support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    claims,
+    key_set,
+    new_key,
+    sign_in,
+    signer_for,
+    start_auth_gateway,
+)
 
 ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 # JetStream's API, request inboxes, the system account, the chat workers' routing store.
@@ -130,8 +140,9 @@ def routing(upstream: FakeUpstream, flaky: FakeUpstream) -> ModelCatalog:
 def attributed(entry: Subject, msg: Msg) -> str:
     """Which producer sent a message of a subject with several: its payload says."""
     if entry.subject == USAGE_RECORDED:
-        lost = UsageRecorded.decode(msg.data).error_code == "worker_lost"
-        return GATEWAY if lost else CHAT_WORKER
+        event = UsageRecorded.decode(msg.data)
+        # The gateway records a lost worker's usage and a cache hit's; workers the rest.
+        return GATEWAY if event.error_code == "worker_lost" or event.status == "cache_hit" else CHAT_WORKER
     if entry.payload is ServiceLifecycle:
         return ServiceLifecycle.decode(msg.data).service
     if entry.subject == PRICE_QUOTE:
@@ -195,12 +206,17 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     ):
         billing_url = f"http://127.0.0.1:{billing.ops_port}"
         worker = await start_worker(url, models=routing(broken_upstream, flaky_upstream))
+        session_key = new_key("bus-test")
         gateway = await start_auth_gateway(
             url,
             redis_url,
-            key_set(new_key("bus-test")),
+            key_set(session_key),
             port,
             billing_enabled=True,
+            # The workload sends more than the free tier's requests a minute; limits are Redis only.
+            rate_limits_enabled=False,
+            cache_enabled=True,
+            cache_redis_url=redis_url,
             oidc_discovery_url=provider.discovery_url,
             oidc_client_id=CLIENT_ID,
             oidc_client_secret=CLIENT_SECRET,
@@ -217,6 +233,22 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         await client.chat.completions.create(model="mock", messages=MESSAGES)
         await client.chat.completions.create(model="unpriced", messages=MESSAGES)
         assert {m.id for m in (await client.models.list()).data} >= {"mock", "broken"}
+
+        # A response cache hit (the gateway records its usage), then an admin invalidates the cache.
+        async def served_from_cache() -> bool:
+            raw = await client.chat.completions.with_raw_response.create(
+                model="mock", messages=MESSAGES, temperature=0
+            )
+            return bool(raw.headers["x-cache"] == "hit")
+
+        await eventually(served_from_cache)  # a miss first; a hit once the answer is stored
+        admin_session = signer_for(session_key).sign_session(claims(role="admin"))
+        async with http.post(
+            f"{base_url}/v1/admin/cache/invalidate",
+            json={},
+            headers={"Authorization": f"Bearer {admin_session}"},
+        ) as invalidated:
+            assert invalidated.status == 200, await invalidated.text()
         # Failed: the provider errors; and a model no worker serves.
         with pytest.raises(openai.InternalServerError):
             await client.chat.completions.create(model="broken", messages=MESSAGES)

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,11 @@ pytestmark = pytest.mark.integration
 
 
 class LobeDev(WatchedProcess):
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, env: Mapping[str, str] | None = None) -> None:
         # Free ports, so a developer's own `lobe dev` on the standard ones does not clash.
         self.ports = {var: free_port() for var in PORT_VARS}
         environ = environ_without_backends() | {var: str(port) for var, port in self.ports.items()}
+        environ |= env or {}
         super().__init__([LOBE, "dev", "--state-dir", str(state_dir)], environ)
 
     def wait_ready(self, limit_s: float = 90) -> re.Match[str]:
@@ -85,7 +86,7 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     assert float(totals["cost_usd"]) > 0
     metrics = poll_text(
         f"http://127.0.0.1:{lobe_dev.ports['METRICS_OPS_PORT']}/metrics",
-        lambda text: 'lobe_chat_requests_total{model="mock",provider="mock",status="ok"} 1.0' in text,
+        lambda text: 'lobe_chat_requests_total{model="mock",provider="mock",status="success"} 1.0' in text,
     )
     assert "lobe_chat_tokens_total" in metrics
     gateway_metrics = poll_text(

@@ -39,6 +39,25 @@ async def test_ledger_holds_exactly_the_unique_events_when_5_percent_are_duplica
     assert await fetchval(billing_db, "SELECT sum(requests) FROM usage_periods") == 1000
 
 
+async def test_a_cache_hit_is_recorded_as_one_request_at_the_cache_price(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    live = usage_event("live", model="gpt-4o", provider="openai")
+    hit = usage_event("hit", model="gpt-4o", provider="openai").model_copy(update={"status": "cache_hit"})
+    await publish_usage(nats_url, [live, hit])
+    await wait_for_ledger(billing_db, 2)
+    costs = {
+        rid: await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger WHERE request_id = $1", rid)
+        for rid in ("live", "hit")
+    }
+    assert costs["live"] > 0
+    assert costs["hit"] == 0  # the bundled table: cache hits are free
+    assert (
+        await fetchval(billing_db, "SELECT status FROM usage_ledger WHERE request_id = 'hit'") == "cache_hit"
+    )
+    assert await fetchval(billing_db, "SELECT sum(requests) FROM usage_periods") == 2
+
+
 async def test_malformed_event_goes_to_dead_letter_with_reason_and_stream_continues(
     billing: BillingService, nats_url: str, billing_db: str
 ) -> None:

@@ -5,17 +5,23 @@ SSE stream ends with an error event and never with `[DONE]`."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import aiohttp
+import pytest
 from nats.aio.client import Client as NATS
 
-from .support import KEY, Script, ScriptedWorker, accepted, delta, finish
-
-HEADERS = {"Authorization": f"Bearer {KEY}"}
+from .support import HEADERS, Script, ScriptedWorker, accepted, delta, finish, serving
 
 
 def chat(stream: bool) -> dict[str, object]:
     return {"model": "mock", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+async def gateway(nats_url: str) -> AsyncIterator[str]:
+    async with serving(nats_url, worker_silence_s=0.5) as base_url:
+        yield f"{base_url}/v1/chat/completions"
 
 
 def gap_after(deltas: int) -> object:

@@ -3,23 +3,31 @@ SSE stream sends them with its first byte), the done frame (a JSON answer) or th
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiohttp
 import pytest
 from nats.aio.client import Client as NATS
 
 from lobe.shared.events.chat import DeltaFrame, DoneFrame, ErrorFrame, Route
 
-from .support import KEY, Script, ScriptedWorker, accepted, finish
+from .support import HEADERS, Script, ScriptedWorker, accepted, finish, serving
 
 ROUTE = Route(deployment="azure-east", provider="azure_openai", model="gpt-4o", attempts=3)
 ROUTE_HEADERS = {"X-Lobe-Deployment": "azure-east", "X-Lobe-Provider": "azure_openai", "X-Lobe-Attempts": "3"}
+
+
+@pytest.fixture
+async def gateway(nats_url: str) -> AsyncIterator[str]:
+    async with serving(nats_url) as base_url:
+        yield f"{base_url}/v1/chat/completions"
 
 
 async def post(url: str, stream: bool) -> tuple[int, dict[str, str]]:
     body = {"model": "mock", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
     async with (
         aiohttp.ClientSession() as http,
-        http.post(url, json=body, headers={"Authorization": f"Bearer {KEY}"}) as response,
+        http.post(url, json=body, headers=HEADERS) as response,
     ):
         await response.read()
         return response.status, dict(response.headers)

@@ -79,8 +79,10 @@ class FakeUpstream:
         self._tasks: set[asyncio.Task[None]] = set()
         self.url = ""
 
-    async def start(self) -> FakeUpstream:
-        self._server = await asyncio.start_server(self._serve, LOOPBACK, 0)
+    async def start(self, port: int = 0) -> FakeUpstream:
+        """Listen on `port` (0: any free one); a fixed port lets a process started before this
+        test's event loop (a module's `lobe dev`) be configured with the URL in advance."""
+        self._server = await asyncio.start_server(self._serve, LOOPBACK, port)
         port = self._server.sockets[0].getsockname()[1]
         self.url = f"http://{LOOPBACK}:{port}"
         return self

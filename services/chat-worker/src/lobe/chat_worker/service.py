@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.frames import FrameSink
+from lobe.chat_worker.metrics import MAX_CONCURRENCY, STREAMS_ACTIVE
 from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.registry import build_provider
 from lobe.chat_worker.routing.metrics import RoutingMetrics
@@ -98,6 +99,7 @@ class ChatWorker:
         )
         await self._router.start(self.catalog)
         await announce(self.js, "chat-worker", "started")
+        MAX_CONCURRENCY.set(self.settings.worker_max_concurrency)
         log.info("chat worker %s ready", self.settings.worker_id)
 
     @property
@@ -144,6 +146,7 @@ class ChatWorker:
             self._run(event, catalog, routed, sink, parent), name=f"chat {event.request_id}"
         )
         self.runs[event.request_id] = (task, sink)
+        STREAMS_ACTIVE.set(len(self.runs))  # what the saturation check above counts
         accepted = AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
         return accepted.model_dump_json().encode()
 
@@ -171,6 +174,7 @@ class ChatWorker:
                 await self._execute(event, catalog, routed, sink)
         finally:
             self.runs.pop(event.request_id, None)
+            STREAMS_ACTIVE.set(len(self.runs))
 
     async def _execute(
         self, event: ChatRequested, catalog: ModelCatalog, routed: RoutedModel, sink: FrameSink

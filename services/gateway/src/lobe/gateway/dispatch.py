@@ -110,6 +110,7 @@ class Dispatch:
         # The worker answering now: set by its accept, cleared when it is presumed dead. While
         # set, that worker will record the request's usage, whatever happens to the answer.
         self.owner: str | None = None
+        self.accepted_at: float | None = None  # time.monotonic() of the first worker's accept
 
     async def cancel(self, reason: CancelReason) -> None:
         """Stop the owner's provider call (and the spend) now, not when the answer would end."""
@@ -144,6 +145,8 @@ class Dispatch:
                     attempt += 1
                     continue
                 self.owner = accepted.worker_id
+                if self.accepted_at is None:
+                    self.accepted_at = time.monotonic()
                 started = False
                 try:
                     async for frame in self._frames(sub, deadline):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events import auth, billing, chat, lifecycle, routing, usage
+from lobe.shared.events import auth, billing, cache, chat, lifecycle, routing, usage
 from lobe.shared.events.envelope import Event
 from lobe.shared.events.streams import BILLING_CONSUMER, EVENTS, METRICS_CONSUMER, USAGE, StreamSpec
 
@@ -35,15 +35,21 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "2.2.0"
+CATALOG_VERSION = "2.3.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
     (
-        "2.2.0",
+        "2.3.0",
         "Routing made visible: the first delta, the done and the error frame carry an optional `route` "
         "(deployment, provider, public model, attempts), the error frame an optional `retry_after_s`, and "
         "`usage.recorded` an optional `attempts`. New facts `routing.breaker.opened`, "
         "`routing.breaker.half_opened` and `routing.breaker.closed` (EVENTS). Chat workers also ask "
         "`billing.price.quote` (the lowest-cost routing strategy).",
+    ),
+    (
+        "2.2.0",
+        "Optional `rate_tier` on the chat request's `caller` and on KeyVerified (billing's effective "
+        "rate-limit tier for the key's owner); optional `cache_hit` on PriceQuote; "
+        "`cache.response.invalidated` (gateway to every gateway replica).",
     ),
     (
         "2.1.0",
@@ -372,6 +378,16 @@ CATALOG: tuple[Subject, ...] = (
         )
     ),
     Subject(
+        subject=cache.CACHE_RESPONSE_INVALIDATED,
+        payload=cache.ResponsesInvalidated,
+        kind="fact",
+        delivery=Delivery.CORE,
+        producers=(GATEWAY,),
+        consumers=(Consumer(GATEWAY, None, "every replica drops the matching answers it holds in memory"),),
+        description="An admin invalidated cached answers (all, one user's, one model's); the replica "
+        "that took the admin call has cleared the shared Redis tier already.",
+    ),
+    Subject(
         subject=auth.AUTH_USER_RESOLVE,
         payload=auth.UserResolve,
         kind="command",
@@ -465,6 +481,19 @@ def lookup(subject: str) -> Subject:
         if entry.matches(subject):
             return entry
     raise KeyError(f"subject {subject!r} is not in the event catalog")
+
+
+def durable_consumers() -> tuple[tuple[str, str], ...]:
+    """Every (stream, durable consumer) pair the catalog wires up, sorted: the consumers whose lag
+    the metrics service reports."""
+    pairs = {
+        (entry.stream.name, consumer.group)
+        for entry in CATALOG
+        if entry.stream is not None
+        for consumer in entry.consumers
+        if consumer.group is not None
+    }
+    return tuple(sorted(pairs))
 
 
 def contract_models() -> dict[str, Any]:

@@ -53,6 +53,12 @@ class Caller(BaseModel):
     user_id: str = Field(min_length=1, max_length=128)
     api_key_id: str | None = Field(default=None, max_length=128)
     plan: str = "free"
+    rate_tier: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The gateway's rate-limit tier, when the credential names one (billing's effective "
+        "tier, a session's claim); None: the tier the gateway's rate-limit config maps the plan to.",
+    )
 
 
 class ChatRequested(Event):
