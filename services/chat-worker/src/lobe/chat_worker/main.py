@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 
+from prometheus_client import REGISTRY
+
 from lobe.chat_worker.deployments import ModelCatalog, load_catalog
 from lobe.chat_worker.reload import RoutingReloader
 from lobe.chat_worker.service import ChatWorker
@@ -19,12 +21,10 @@ log = logging.getLogger("lobe.chat_worker")
 
 
 async def serve(settings: WorkerSettings, catalog: ModelCatalog) -> None:
-    worker = ChatWorker(settings, catalog)
+    worker = ChatWorker(settings, catalog, registry=REGISTRY)  # one worker per process
     stop = stop_requested()
     await worker.start()
-    ops = await start_ops_server(
-        settings.ops_host, settings.ops_port, worker.ready, registry=worker.metrics.registry
-    )
+    ops = await start_ops_server(settings.ops_host, settings.ops_port, worker.ready)
     reloader = None
     if settings.models_file:
         reloader = RoutingReloader(

@@ -1,4 +1,5 @@
-"""The worker's routing series (its own Prometheus registry, served on the ops port's /metrics).
+"""The worker's routing series, served on the ops port's /metrics with the process's others (the
+process's default registry; a worker started inside a test gets a registry of its own).
 
 Every worker reports the fleet's breaker state as it sees it (the store pushes each transition
 to all), so `max by (deployment)` over the fleet is the state; the counters are this worker's.
@@ -12,9 +13,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    gc_collector,
-    platform_collector,
-    process_collector,
 )
 
 from lobe.shared.events.routing import BreakerState
@@ -25,12 +23,7 @@ STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 
 class RoutingMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        if registry is None:
-            registry = CollectorRegistry()
-            process_collector.ProcessCollector(registry=registry)
-            platform_collector.PlatformCollector(registry=registry)
-            gc_collector.GCCollector(registry=registry)
-        self.registry = registry
+        self.registry = registry = registry or CollectorRegistry()
         self.breaker_state = Gauge(
             "lobe_deployment_breaker_state",
             "Circuit breaker of a deployment, fleet-wide: 0 closed, 1 half-open (one probe), 2 open.",
