@@ -18,6 +18,8 @@ from prometheus_client import (
 from lobe.shared.events.routing import BreakerState
 
 BREAKER_VALUE: dict[BreakerState, int] = {"closed": 0, "half_open": 1, "open": 2}
+ATTEMPT_OUTCOMES = ("ok", "failed", "rejected", "cancelled")
+FALLBACK_REASONS = ("error", "context_window")
 STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
@@ -73,6 +75,16 @@ class RoutingMetrics:
             ["outcome"],
             registry=registry,
         )
+
+    def configured(self, deployment: str, state: BreakerState) -> None:
+        """A deployment of the routing file: its series exist from the start, at 0 (Prometheus's
+        rate() needs a first sample before the first event, or the first event is lost)."""
+        self.breaker(deployment, state)
+        for outcome in ATTEMPT_OUTCOMES:
+            self.attempts.labels(deployment=deployment, outcome=outcome)
+        self.retries.labels(deployment=deployment)
+        for reason in FALLBACK_REASONS:
+            self.fallbacks.labels(deployment=deployment, reason=reason)
 
     def breaker(self, deployment: str, state: BreakerState) -> None:
         self.breaker_state.labels(deployment=deployment).set(BREAKER_VALUE[state])

@@ -97,7 +97,7 @@ class Router:
         self.labels = {breaker_key(d.name): d.name for m in catalog.models for d in m.deployments}
         for model in catalog.models:
             for deployment in model.deployments:
-                self.metrics.breaker(deployment.name, self.breakers.record(deployment).state)
+                self.metrics.configured(deployment.name, self.breakers.record(deployment).state)
             if model.strategy == "lowest_cost":
                 self.prices.prefetch([_price_key(d, model) for d in model.deployments])
 
