@@ -95,6 +95,20 @@ async def test_ledger_records_the_cost_at_the_model_price(
     assert await fetchval(billing_db, "SELECT priced FROM usage_ledger") is True
 
 
+async def test_an_answer_served_by_another_model_is_priced_by_the_model_that_served_it(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    # The client asked for "chat" (a routed public name billing has no price for); a fallback's
+    # deployment asked OpenAI for gpt-4: that is what the provider charges, and what billing records.
+    served = usage_event("fallback-1", model="chat", provider="openai", prompt=1_000_000, completion=500_000)
+    await publish_usage(nats_url, [served.model_copy(update={"served_model": "gpt-4"})])
+    await wait_for_ledger(billing_db, 1)
+    # gpt-4: 30.00 per million input, 60.00 per million output.
+    assert await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger") == Decimal("60.0000000000")
+    assert await fetchval(billing_db, "SELECT priced FROM usage_ledger") is True
+    assert await fetchval(billing_db, "SELECT model FROM usage_ledger") == "chat"  # as the client asked
+
+
 async def test_unknown_model_is_priced_by_default_and_alerted(
     billing: BillingService, nats_url: str, billing_db: str
 ) -> None:

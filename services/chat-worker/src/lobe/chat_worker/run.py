@@ -64,6 +64,13 @@ class Outcome:
     def deployment(self) -> Deployment | None:
         return self.attempt.deployment if self.attempt else None
 
+    @property
+    def served_model(self) -> str | None:
+        """What the provider was asked for: the deployment's upstream model, else the public name
+        of the model it serves (the requested one, or a fallback)."""
+        attempt = self.attempt
+        return (attempt.deployment.model or attempt.model.name) if attempt else None
+
 
 class ChatRun:
     def __init__(
@@ -169,7 +176,13 @@ class ChatRun:
         provider = deployment.provider if deployment else "unknown"
         route = self.outcome.attempt.route if self.outcome.attempt else None
         await self.sink.send(
-            UsageFrame(request_id=request_id, seq=self.sink.next_seq(), usage=usage, provider=provider)
+            UsageFrame(
+                request_id=request_id,
+                seq=self.sink.next_seq(),
+                usage=usage,
+                provider=provider,
+                served_model=self.outcome.served_model,
+            )
         )
         await self.sink.send(
             DoneFrame(
@@ -228,4 +241,5 @@ class ChatRun:
             duration_ms=(time.monotonic() - self.started_at) * 1000,
             stream=self.event.body.stream,
             attempts=self.attempts.attempts,
+            served_model=self.outcome.served_model,
         )

@@ -125,7 +125,11 @@ class Answer:
         if frame.cost_usd is not None or not self.resources.settings.billing_enabled:
             return frame
         cost = await self.resources.budget.quote(
-            self.request_id, frame.provider, self.body.model, frame.usage, cache_hit=self.replay is not None
+            self.request_id,
+            frame.provider,
+            frame.served_model or self.body.model,
+            frame.usage,
+            cache_hit=self.replay is not None,
         )
         return frame if cost is None else frame.model_copy(update={"cost_usd": cost})
 

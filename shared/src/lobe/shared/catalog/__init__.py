@@ -35,8 +35,14 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "2.3.0"
+CATALOG_VERSION = "2.4.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "2.4.0",
+        "`served_model` on `usage.recorded` and on the usage frame: the model the provider was asked "
+        "for (a deployment's upstream model, after any fallback). Billing prices by it, so an answer "
+        "a fallback served is charged at the price of the model that served it.",
+    ),
     (
         "2.3.0",
         "Routing made visible: the first delta, the done and the error frame carry an optional `route` "

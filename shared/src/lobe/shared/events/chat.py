@@ -158,6 +158,12 @@ class UsageFrame(_Frame):
     type: Literal["usage"] = "usage"
     usage: TokenUsage
     provider: str = Field(default="unknown", description="Provider kind that produced it (for pricing).")
+    served_model: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The model the provider was asked for (a deployment's upstream model, after any "
+        "fallback); prices are looked up by it. None: the requested model.",
+    )
     cost_usd: float | None = Field(default=None, ge=0, description="Set when billing priced it.")
 
 
