@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 import asyncpg
 import nats
@@ -11,7 +12,15 @@ import pytest
 import redis
 
 from lobe.devtools.ports import port_is_open
-from lobe.devtools.servers import NatsServer, PostgresServer, RedisServer, ServerStartError
+from lobe.devtools.servers import (
+    NatsServer,
+    NodeExporter,
+    PostgresServer,
+    PrometheusServer,
+    PromQLError,
+    RedisServer,
+    ServerStartError,
+)
 
 
 def _refused(port: int) -> bool:
@@ -104,3 +113,18 @@ def test_close_removes_the_temporary_home_and_the_process() -> None:
     server.close()
     assert not home.exists()
     assert not port_is_open(port)
+
+
+def test_prometheus_scrapes_node_exporter_and_answers_promql() -> None:
+    with NodeExporter() as node, PrometheusServer({"node": [node.target]}, interval_s=0.2) as prometheus:
+        deadline = time.monotonic() + 30
+        while not prometheus.query('up{job="node"} == 1'):
+            assert time.monotonic() < deadline, "prometheus never scraped node-exporter"
+            time.sleep(0.1)
+        (memory,) = prometheus.query(
+            "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100"
+        )
+        assert 0 < float(memory["value"][1]) < 100
+        assert "node_cpu_seconds_total" in prometheus.series_names()
+        with pytest.raises(PromQLError, match="bad_data"):
+            prometheus.query("rate(")

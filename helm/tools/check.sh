@@ -56,7 +56,7 @@ for chart in "${CHARTS[@]}"; do
     # `helm template` skips NOTES.txt and `helm lint` does not render it either: render it here
     # from a throwaway copy so a broken NOTES fails now rather than at install time.
     notes_chart="$OUT/notes/$chart"
-    rm -rf "$notes_chart" && mkdir -p "$OUT/notes" && cp -r "$dir" "$notes_chart"
+    rm -rf "$notes_chart" && mkdir -p "$OUT/notes" && cp -rL "$dir" "$notes_chart"  # -L: lobe/dashboards is a link
     mv "$notes_chart/templates/NOTES.txt" "$notes_chart/notes.tpl"
     printf '%s\n' '{{- $notes := tpl (.Files.Get "notes.tpl") . }}' \
       '# {{ len $notes }} characters of NOTES' >"$notes_chart/templates/zz-notes.yaml"

@@ -280,10 +280,11 @@ EXTRAS: dict[str, dict[str, Schema]] = {
 def umbrella_schema() -> Schema:
     # Each subchart validates its own block against its own schema; here only the switch is checked.
     sub = {"type": "object", "properties": {"enabled": BOOL}, "required": ["enabled"]}
+    dashboards = closed({"enabled": BOOL, "namespace": STRING, "labels": STRING_MAP})
     return {
         "$schema": "https://json-schema.org/draft-07/schema#",
         "title": "Values of the Lobe umbrella chart",
-        **closed({"global": GLOBAL, **dict.fromkeys(SERVICE_CHARTS, sub)}),
+        **closed({"global": GLOBAL, **dict.fromkeys(SERVICE_CHARTS, sub), "grafanaDashboards": dashboards}),
     }
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from lobe.shared.catalog import contract_models, json_schema
+from lobe.shared.events.usage import UsageRecorded
 
 from .schema_strategies import _resolve, documents, wrong_value
 
@@ -81,3 +82,11 @@ def test_a_payload_with_a_field_made_wrong_or_missing_is_rejected_naming_that_fi
         assert key in named, f"{name}: mutating {key!r} was reported at {named}"
 
     rejected()
+
+
+def test_an_event_refuses_a_number_json_cannot_carry() -> None:
+    """inf and NaN would be written as null, which no consumer reads back: refused when built."""
+    usage = {"prompt_tokens": 1, "completion_tokens": 1}
+    event = {"request_id": "r", "user_id": "u", "provider": "p", "deployment": "d", "model": "m"}
+    with pytest.raises(ValidationError, match="duration_ms"):
+        UsageRecorded.model_validate({**event, "usage": usage, "status": "ok", "duration_ms": float("inf")})

@@ -35,7 +35,7 @@ from lobe.billing.migrations import apply_migrations
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.ports import free_port
 from lobe.devtools.provider_fixtures import load
-from lobe.devtools.servers import NatsServer, PostgresServer
+from lobe.devtools.servers import NatsServer, PostgresServer, RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
 TRANSCRIPT = "openai/chat_stream_text.sse"
@@ -90,6 +90,7 @@ async def stack(event_delay_s: float, billing: bool) -> AsyncIterator[Stack]:
     procs: list[asyncio.subprocess.Process] = []
     with contextlib.ExitStack() as servers, tempfile.TemporaryDirectory(prefix="lobe-bench-") as tmp:
         nats = servers.enter_context(NatsServer())
+        redis = servers.enter_context(RedisServer())  # the gateway's rate limits, as in production
         try:
             upstream = await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--serve-upstream", "--event-delay-ms", str(event_delay_s * 1000),
@@ -102,7 +103,13 @@ async def stack(event_delay_s: float, billing: bool) -> AsyncIterator[Stack]:
             deployment = {"name": "fake-openai", "provider": "openai", "base_url": f"{upstream_url}/v1"}
             models.write_text(json.dumps({"models": [{"name": "bench", "deployments": [deployment]}]}))
             base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-            common = {**base, "NATS_URL": nats.url, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "text"}
+            common = {
+                **base,
+                "NATS_URL": nats.url,
+                "REDIS_URL": redis.url,
+                "LOG_LEVEL": "WARNING",
+                "LOG_FORMAT": "text",
+            }
             ops_port, gateway_port = free_port(), free_port()
             worker_env = {
                 **common,
@@ -115,7 +122,7 @@ async def stack(event_delay_s: float, billing: bool) -> AsyncIterator[Stack]:
             )
             procs.append(worker)
             await wait_http(f"http://127.0.0.1:{ops_port}/health/ready", worker)
-            pids = {"chat worker": worker.pid, "nats-server": nats.pid or 0}
+            pids = {"chat worker": worker.pid, "nats-server": nats.pid or 0, "redis-server": redis.pid or 0}
             if billing:
                 # The production path: every request is admitted against the user's budget and
                 # priced for its final chunk, over NATS to billing and its PostgreSQL.

@@ -26,6 +26,7 @@ from lobe.billing.settings import BillingSettings
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.service import ChatWorker
 from lobe.chat_worker.settings import WorkerSettings
+from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.ports import free_port
 from lobe.gateway.app import create_app, start_ops
 from lobe.gateway.settings import GatewaySettings
@@ -101,9 +102,16 @@ def billing_settings(
 
 
 async def start_gateway(nats_url: str, **overrides: Any) -> tuple[web.AppRunner, str]:
-    # Billing is off unless a test brings it (see test_budgets.py).
-    defaults: dict[str, object] = {"gateway_api_keys": f"{API_KEY}:alice:free", "worker_silence_s": 1.0}
-    settings = GatewaySettings(nats_url=nats_url, **{"billing_enabled": False, **defaults, **overrides})
+    # Billing, rate limits and the response cache are off unless a test brings them (test_budgets.py,
+    # test_rate_limits.py, test_response_cache.py).
+    defaults: dict[str, object] = {
+        "gateway_api_keys": f"{API_KEY}:alice:free",
+        "worker_silence_s": 1.0,
+        "billing_enabled": False,
+        "rate_limits_enabled": False,
+        "cache_enabled": False,
+    }
+    settings = GatewaySettings(nats_url=nats_url, **{**defaults, **overrides})
     runner = web.AppRunner(create_app(settings), handler_cancellation=True)
     await runner.setup()
     port = free_port()
@@ -131,6 +139,14 @@ async def suite(gateway_only: Suite) -> AsyncIterator[Suite]:
     worker = await start_worker(gateway_only.nats_url)
     yield gateway_only
     await worker.stop()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    """A fake provider on loopback (see lobe.devtools.fake_upstream)."""
+    server = await FakeUpstream().start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

@@ -35,6 +35,8 @@ async def gateway_process(nats_url: str) -> AsyncIterator[Callable[[float], Awai
             "OPS_PORT": "0",
             "GATEWAY_API_KEYS": f"{API_KEY}:alice",
             "BILLING_ENABLED": "false",
+            "RATE_LIMITS_ENABLED": "false",
+            "CACHE_ENABLED": "false",
             "SHUTDOWN_GRACE_S": str(grace_s),
             "LOG_FORMAT": "text",
         }

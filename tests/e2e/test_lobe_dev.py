@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +33,13 @@ pytestmark = pytest.mark.integration
 
 
 class LobeDev(WatchedProcess):
-    def __init__(self, state_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, state_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.state_dir = state_dir
-        extra_env = extra_env or {}
+        env = env or {}
         # Free ports (unless given), so a developer's own `lobe dev` on the standard ones does not clash.
-        self.ports = {var: int(extra_env.get(var) or free_port()) for var in PORT_VARS}
+        self.ports = {var: int(env.get(var) or free_port()) for var in PORT_VARS}
         environ = environ_without_backends() | {var: str(port) for var, port in self.ports.items()}
-        super().__init__([LOBE, "dev", "--state-dir", str(state_dir)], environ | extra_env)
+        super().__init__([LOBE, "dev", "--state-dir", str(state_dir)], environ | dict(env))
 
     def wait_ready(self, limit_s: float = 90) -> re.Match[str]:
         return self.wait_for_line(READY, limit_s)
@@ -87,7 +87,7 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     assert float(totals["cost_usd"]) > 0
     metrics = poll_text(
         f"http://127.0.0.1:{lobe_dev.ports['METRICS_OPS_PORT']}/metrics",
-        lambda text: 'lobe_chat_requests_total{model="mock",provider="mock",status="ok"} 1.0' in text,
+        lambda text: 'lobe_chat_requests_total{model="mock",provider="mock",status="success"} 1.0' in text,
     )
     assert "lobe_chat_tokens_total" in metrics
     gateway_metrics = poll_text(

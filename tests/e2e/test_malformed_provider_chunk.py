@@ -5,7 +5,6 @@ usage event records what was generated."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import openai
 import pytest
@@ -36,13 +35,6 @@ def with_malformed_chunk(chunk: bytes) -> bytes:
     events = TRANSCRIPT.body.split(b"\n\n")
     head = b"\n\n".join(events[:EVENTS_BEFORE]) + b"\n\n"
     return head + chunk + b"\n\n".join(events[EVENTS_BEFORE:])
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    server = await FakeUpstream().start()
-    yield server
-    await server.stop()
 
 
 @pytest.mark.parametrize("kind", sorted(MALFORMED))

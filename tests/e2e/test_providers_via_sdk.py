@@ -7,7 +7,6 @@ openai SDK → gateway → NATS → worker → adapter → fake upstream (byte-f
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,13 +73,6 @@ class Got:
 
     def tool_calls(self) -> list[tuple[str, Any]]:
         return [(c["name"], json.loads(c["arguments"])) for _, c in sorted(self.calls.items())]
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    server = await FakeUpstream().start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ import openai
 import pytest
 from nats.aio.msg import Msg
 from openai import AsyncOpenAI
+from prometheus_client import REGISTRY
 
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
@@ -33,11 +34,11 @@ async def gateway(nats_url: str) -> AsyncIterator[AsyncOpenAI]:
     await runner.cleanup()
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    server = await FakeUpstream().start()
-    yield server
-    await server.stop()
+def hold_after_first_words(upstream: FakeUpstream) -> None:
+    """An answer that stalls after its first words: it holds its worker's slot until the client leaves."""
+    body = load(TRANSCRIPT).body
+    three_events = [i for i in range(len(body)) if body.startswith(b"\n\n", i)][2] + 2
+    upstream.push(load(TRANSCRIPT).reply(split_events=True, hold_after=three_events))
 
 
 async def first_token(client: AsyncOpenAI) -> openai.AsyncStream[openai.types.chat.ChatCompletionChunk]:
@@ -52,10 +53,7 @@ async def first_token(client: AsyncOpenAI) -> openai.AsyncStream[openai.types.ch
 async def test_saturated_worker_gives_503_with_retry_after_once_the_wait_is_over(
     nats_url: str, gateway: AsyncOpenAI, upstream: FakeUpstream
 ) -> None:
-    # An answer that stalls after its first words: it holds the only slot until the client leaves.
-    body = load(TRANSCRIPT).body
-    three_events = [i for i in range(len(body)) if body.startswith(b"\n\n", i)][2] + 2
-    upstream.push(load(TRANSCRIPT).reply(split_events=True, hold_after=three_events))
+    hold_after_first_words(upstream)
     async with routed_worker(nats_url, "openai", upstream, worker_max_concurrency=1):
         busy = await first_token(gateway)
         started = time.monotonic()
@@ -69,6 +67,22 @@ async def test_saturated_worker_gives_503_with_retry_after_once_the_wait_is_over
     assert caught.value.code == "no_worker_available"
     assert SATURATION_WAIT_S <= waited < SATURATION_WAIT_S + 1.0
     assert len(upstream.requests) == 1  # the refused request never reached the provider
+
+
+async def test_saturation_gauges_show_a_full_worker_while_its_only_slot_is_held(
+    nats_url: str, gateway: AsyncOpenAI, upstream: FakeUpstream
+) -> None:
+    hold_after_first_words(upstream)
+    async with routed_worker(nats_url, "openai", upstream, worker_max_concurrency=1) as worker:
+        assert REGISTRY.get_sample_value("lobe_worker_max_concurrency") == 1
+        busy = await first_token(gateway)
+        assert REGISTRY.get_sample_value("lobe_worker_streams_active") == 1
+        await busy.close()
+        deadline = time.monotonic() + 5
+        while worker.runs:  # the client left: the worker cancels the provider call
+            assert time.monotonic() < deadline, "the held answer never ended"
+            await asyncio.sleep(0.01)
+        assert REGISTRY.get_sample_value("lobe_worker_streams_active") == 0
 
 
 async def test_request_waiting_for_capacity_is_served_when_a_slot_frees_within_the_wait(

@@ -12,6 +12,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from lobe.chat_worker.providers.mock import mock_answer
+from lobe.shared.bus import flush
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import CHAT_REQUEST, decode_frame
 from lobe.shared.events.usage import USAGE_REPORTED, USAGE_SUBJECTS, UsageRecorded
@@ -34,6 +35,7 @@ async def request_seen(suite: Suite) -> asyncio.Event:
         seen.set()
 
     await suite.nc.subscribe(CHAT_REQUEST, cb=spy)
+    await flush(suite.nc)  # live before the test sends the request (from the gateway's connection)
     return seen
 
 

@@ -147,6 +147,9 @@ def gateway_service(supervisor: Supervisor, name: str, nats_url: str, api_keys: 
         "GATEWAY_PORT": str(port),
         "OPS_PORT": "0",
         "GATEWAY_API_KEYS": api_keys,
+        # Not what these tests are about, and the default REDIS_URL may be a server shared by others.
+        "RATE_LIMITS_ENABLED": "false",
+        "CACHE_ENABLED": "false",
         **env,
     }
     spec = ServiceSpec(

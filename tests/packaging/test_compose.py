@@ -10,12 +10,18 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY, CollectorRegistry
 
+import lobe.billing.db_metrics
+import lobe.billing.metrics
+import lobe.chat_worker.metrics
+import lobe.gateway.metrics
+import lobe.shared.http_telemetry  # noqa: F401 - these register the services' series in REGISTRY
+from lobe.chat_worker.routing.metrics import RoutingMetrics
+from lobe.devtools.promql import metric_names
 from lobe.devtools.servers.binaries import debian_binary
 from lobe.metrics.aggregation import UsageMetrics
-from lobe.shared.events.billing import LimitExceeded
-from lobe.shared.events.chat import TokenUsage
-from lobe.shared.events.usage import UsageRecorded
+from lobe.metrics.lag import ConsumerLag
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -164,45 +170,84 @@ def test_nginx_streams_sse_without_buffering_and_outlasts_the_gateway_timeout() 
     assert result.returncode == 0, result.stderr
 
 
-def dashboard_exprs() -> list[str]:
+def dashboard_panels() -> list[dict[str, Any]]:
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "lobe-overview.json").read_text())
-    return [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    return [p for p in dashboard["panels"] if p["type"] != "row"]
+
+
+def dashboard_exprs() -> list[str]:
+    return [t["expr"] for p in dashboard_panels() for t in p["targets"]]
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "lobe.yml").read_text())
+    return [rule for group in rules["groups"] for rule in group["rules"]]
 
 
 def exported_series() -> set[str]:
-    metrics = UsageMetrics()
-    usage = TokenUsage(prompt_tokens=1, completion_tokens=1, cached_tokens=1)
-    event = UsageRecorded(
-        request_id="r", user_id="u", provider="p", deployment="d", model="m", usage=usage,
-        status="ok", ttft_ms=1, duration_ms=2,
-    )  # fmt: skip
-    metrics.observe_usage(event)
-    metrics.observe_usage(event)
-    metrics.observe_usage_bytes(b"{")
-    metrics.observe_limit_exceeded(
-        LimitExceeded(request_id="r", user_id="u", limit="cost", period="p", used=1, allowed=1)
-    )
-    return {s.name for family in metrics.registry.collect() for s in family.samples}
+    """Every series name the services can export: each registry's families, with the sample
+    names Prometheus stores for their type (a labelled family has no sample until first used)."""
+    registries = [REGISTRY, UsageMetrics().registry, CollectorRegistry(), RoutingMetrics().registry]
+    ConsumerLag(registries[2])
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {
+        family.name + suffix
+        for registry in registries
+        for family in registry.collect()
+        for suffix in suffixes.get(family.type, ("",))
+    }
 
 
-def test_dashboard_queries_only_series_the_metrics_service_exports() -> None:
+# The host's series the system panel reads, from node-exporter in compose (tests/e2e/test_prometheus.py
+# reads them from a real one), and what Prometheus itself records per target.
+NODE_EXPORTER_SERIES = {
+    "node_cpu_seconds_total",
+    "node_memory_MemAvailable_bytes",
+    "node_memory_MemTotal_bytes",
+}
+PROMETHEUS_SERIES = {"up"}
+
+
+def test_dashboard_and_alert_queries_name_only_series_the_suite_exports() -> None:
     exprs = dashboard_exprs()
-    assert len(exprs) >= 10
-    exported = exported_series()
-    used = {name for expr in exprs for name in re.findall(r"\blobe_[a-z_]+", expr)}
-    assert used, "the dashboard queries lobe_* series"
-    assert used <= exported, f"dashboard uses series nobody exports: {sorted(used - exported)}"
-    for wanted in ("lobe_chat_requests_total", "lobe_chat_tokens_total", "lobe_chat_ttft_seconds_bucket"):
-        assert wanted in used
+    assert len(exprs) >= 20
+    recorded = {rule["record"] for rule in alert_rules() if "record" in rule}
+    exported = exported_series() | NODE_EXPORTER_SERIES | PROMETHEUS_SERIES | recorded
+    for expr in [*exprs, *(rule["expr"] for rule in alert_rules())]:
+        unknown = metric_names(expr) - exported
+        assert not unknown, f"{expr!r} reads series nobody exports: {sorted(unknown)}"
+    used = {name for expr in exprs for name in metric_names(expr)}
+    seed = {
+        "lobe_http_request_duration_seconds_count",
+        "lobe_chat_requests_total",
+        "lobe_message_tokens_total",
+        "lobe_streaming_connections_active",
+        "lobe_database_query_duration_seconds_bucket",
+        "lobe_user_sessions_active",
+        *NODE_EXPORTER_SERIES,
+    }
+    assert seed <= used, f"the dashboard lacks the seed's {sorted(seed - used)}"
 
 
-def test_grafana_provisioning_points_at_the_dashboard_and_prometheus() -> None:
+def test_the_seeds_six_panels_are_on_the_dashboard() -> None:
+    titles = {p["title"]: p["type"] for p in dashboard_panels()}
+    assert titles["HTTP request rate"] == "timeseries"
+    assert titles["Chat success rate"] == "stat"
+    assert titles["Token usage by provider"] == "timeseries"
+    assert titles["Active streaming connections"] == "gauge"
+    assert titles["Database query performance"] == "heatmap"
+    assert titles["System resources"] == "timeseries"
+
+
+def test_grafana_provisioning_points_at_the_dashboard_prometheus_and_jaeger() -> None:
     prov = DEPLOY / "grafana" / "provisioning"
-    source = yaml.safe_load((prov / "datasources" / "prometheus.yml").read_text())["datasources"][0]
-    assert source["url"] == "http://prometheus:9090"
-    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "lobe-overview.json").read_text())
-    used_uids = {p["datasource"]["uid"] for p in dashboard["panels"]}
-    assert used_uids == {source["uid"]}
+    sources = yaml.safe_load((prov / "datasources" / "prometheus.yml").read_text())["datasources"]
+    by_type = {source["type"]: source for source in sources}
+    assert by_type["prometheus"]["url"] == "http://prometheus:9090"
+    assert by_type["jaeger"]["url"] == "http://jaeger:16686"
+    used_uids = {p["datasource"]["uid"] for p in dashboard_panels()}
+    used_uids |= {t["datasource"]["uid"] for p in dashboard_panels() for t in p["targets"]}
+    assert used_uids == {by_type["prometheus"]["uid"]}
     provider = yaml.safe_load((prov / "dashboards" / "lobe.yml").read_text())["providers"][0]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
 
@@ -233,3 +278,51 @@ def test_prometheus_config_rules_and_dashboard_promql_pass_promtool(tmp_path: Pa
         [promtool, "check", "rules", str(tmp_path / "dash.yml")], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_alert_has_a_promtool_unit_test_and_they_all_pass() -> None:
+    tests_file = DEPLOY / "prometheus" / "tests" / "lobe_test.yml"
+    unit_tests = yaml.safe_load(tests_file.read_text())["tests"]
+    tested = {case["alertname"] for test in unit_tests for case in test.get("alert_rule_test", [])}
+    alerts = {rule["alert"] for rule in alert_rules() if "alert" in rule}
+    assert alerts <= tested, f"alerts without a unit test: {sorted(alerts - tested)}"
+    # Each alert is shown both firing and quiet.
+    for alert in alerts:
+        outcomes = {
+            bool(case["exp_alerts"])
+            for test in unit_tests
+            for case in test.get("alert_rule_test", [])
+            if case["alertname"] == alert
+        }
+        assert outcomes == {True, False}, f"{alert} is not tested both firing and quiet"
+    promtool = debian_binary("promtool", "prometheus")
+    result = subprocess.run(
+        [promtool, "test", "rules", str(tests_file)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_services_send_traces_to_the_collector_which_forwards_them_to_jaeger(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in APP_PORTS:
+        endpoint = services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        assert endpoint == "${OTEL_EXPORTER_OTLP_ENDPOINT:-http://otel-collector:4318}", name
+    collector = yaml.safe_load((DEPLOY / "otel-collector" / "config.yaml").read_text())
+    assert collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "0.0.0.0:4318"
+    assert "4318" in services["otel-collector"]["expose"]
+    pipeline = collector["service"]["pipelines"]["traces"]
+    assert pipeline["receivers"] == ["otlp"]
+    (exporter,) = pipeline["exporters"]
+    assert collector["exporters"][exporter]["endpoint"] == "jaeger:4317"
+    assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    assert "4317" in services["jaeger"]["expose"]
+
+
+def test_prometheus_scrapes_node_exporter_for_the_system_panel(services: dict[str, dict[str, Any]]) -> None:
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        t for job in scrape["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]
+    }
+    assert "node-exporter:9100" in targets
+    assert services["node-exporter"]["expose"] == ["9100"]

@@ -116,3 +116,20 @@ def test_each_chart_ships_a_helm_test_pod(checked: subprocess.CompletedProcess[s
         ]
         assert len(tests) == 1, svc
         assert f":{port}/" in tests[0]["spec"]["containers"][0]["command"][2]
+
+
+def test_umbrella_ships_the_dashboard_compose_provisions_as_a_configmap_for_grafanas_sidecar(
+    checked: subprocess.CompletedProcess[str], helm: Path
+) -> None:
+    dashboards = ROOT / "deploy" / "grafana" / "dashboards"
+    (configmap,) = [d for d in render(helm, "lobe") if d["metadata"]["name"] == "rel-grafana-dashboards"]
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["data"] == {p.name: p.read_text().rstrip("\n") for p in dashboards.glob("*.json")}
+    elsewhere = render(helm, "lobe", "grafanaDashboards.namespace=monitoring")
+    assert [
+        d["metadata"]["namespace"]
+        for d in elsewhere
+        if d["kind"] == "ConfigMap" and "grafana" in d["metadata"]["name"]
+    ] == ["monitoring"]
+    off = render(helm, "lobe", "grafanaDashboards.enabled=false")
+    assert not [d for d in off if d["metadata"]["name"] == "rel-grafana-dashboards"]

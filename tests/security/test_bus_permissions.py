@@ -15,10 +15,12 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 
+from lobe.chat_worker.routing.store import BUCKET, COUNTER_STREAM, SUBJECT_PREFIXES
 from lobe.devtools.pytest_plugin import HARNESS_USER
 from lobe.devtools.servers import NatsServer
 from lobe.shared.bus import ensure_streams, flush, inbox_prefix
 from lobe.shared.catalog import BILLING, CHAT_WORKER, GATEWAY
+from lobe.shared.catalog.permissions import PRIVATE_STREAMS
 from lobe.shared.events.auth import AUTH_KEY_VERIFY
 from lobe.shared.events.billing import BILLING_QUEUE, BUDGET_RESERVE
 from lobe.shared.events.streams import USAGE
@@ -138,3 +140,10 @@ def _answer(taken: list[Msg]) -> Callable[[Msg], object]:
         await msg.respond(b"answered")
 
     return answer
+
+
+def test_the_workers_private_streams_are_the_routing_stores() -> None:
+    """lobe.shared cannot import the worker: its permissions name the routing store's streams by
+    hand, held here to the store's own constants."""
+    granted = dict(PRIVATE_STREAMS[CHAT_WORKER])
+    assert granted == {f"KV_{BUCKET}": f"{SUBJECT_PREFIXES[0]}>", COUNTER_STREAM: f"{SUBJECT_PREFIXES[1]}>"}

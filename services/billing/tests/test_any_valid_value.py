@@ -68,6 +68,7 @@ class FakeMsg:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.subject = USAGE_RECORDED
+        self.headers: dict[str, str] | None = None
         self.acks = 0
 
     async def ack(self) -> None:
@@ -106,8 +107,8 @@ events = st.builds(
     ),
     status=st.sampled_from(["ok", "error", "cancelled", "cache_hit"]),
     error_code=st.none() | st.text(max_size=40),
-    ttft_ms=st.none() | st.floats(min_value=0, allow_nan=False),
-    duration_ms=st.floats(min_value=0, allow_nan=False),
+    ttft_ms=st.none() | st.floats(min_value=0, allow_nan=False, allow_infinity=False),
+    duration_ms=st.floats(min_value=0, allow_nan=False, allow_infinity=False),
     stream=st.booleans(),
     occurred_at=st.datetimes(
         min_value=datetime(1970, 1, 2), max_value=datetime(9999, 1, 1), timezones=st.just(UTC)

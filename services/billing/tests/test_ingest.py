@@ -39,6 +39,25 @@ async def test_ledger_holds_exactly_the_unique_events_when_5_percent_are_duplica
     assert await fetchval(billing_db, "SELECT sum(requests) FROM usage_periods") == 1000
 
 
+async def test_a_cache_hit_is_recorded_as_one_request_at_the_cache_price(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    live = usage_event("live", model="gpt-4o", provider="openai")
+    hit = usage_event("hit", model="gpt-4o", provider="openai").model_copy(update={"status": "cache_hit"})
+    await publish_usage(nats_url, [live, hit])
+    await wait_for_ledger(billing_db, 2)
+    costs = {
+        rid: await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger WHERE request_id = $1", rid)
+        for rid in ("live", "hit")
+    }
+    assert costs["live"] > 0
+    assert costs["hit"] == 0  # the bundled table: cache hits are free
+    assert (
+        await fetchval(billing_db, "SELECT status FROM usage_ledger WHERE request_id = 'hit'") == "cache_hit"
+    )
+    assert await fetchval(billing_db, "SELECT sum(requests) FROM usage_periods") == 2
+
+
 async def test_malformed_event_goes_to_dead_letter_with_reason_and_stream_continues(
     billing: BillingService, nats_url: str, billing_db: str
 ) -> None:
@@ -107,6 +126,20 @@ async def test_ledger_records_the_cost_at_the_model_price(
     # mock: 1.00 per million input, 2.00 per million output.
     assert await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger") == Decimal("2.0000000000")
     assert await fetchval(billing_db, "SELECT priced FROM usage_ledger") is True
+
+
+async def test_an_answer_served_by_another_model_is_priced_by_the_model_that_served_it(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    # The client asked for "chat" (a routed public name billing has no price for); a fallback's
+    # deployment asked OpenAI for gpt-4: that is what the provider charges, and what billing records.
+    served = usage_event("fallback-1", model="chat", provider="openai", prompt=1_000_000, completion=500_000)
+    await publish_usage(nats_url, [served.model_copy(update={"served_model": "gpt-4"})])
+    await wait_for_ledger(billing_db, 1)
+    # gpt-4: 30.00 per million input, 60.00 per million output.
+    assert await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger") == Decimal("60.0000000000")
+    assert await fetchval(billing_db, "SELECT priced FROM usage_ledger") is True
+    assert await fetchval(billing_db, "SELECT model FROM usage_ledger") == "chat"  # as the client asked
 
 
 async def test_unknown_model_is_priced_by_default_and_alerted(

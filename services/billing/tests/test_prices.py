@@ -79,3 +79,14 @@ def test_prices_file_env_var_overrides_the_bundled_table(
         table.price("mock", "mock", at("2026-01-01"), TokenUsage(prompt_tokens=1, completion_tokens=0)).priced
         is False
     )
+
+
+def test_a_cache_hit_is_free_by_default_and_at_the_configured_fraction_otherwise(
+    table: PriceTable, tmp_path: Path
+) -> None:
+    usage = TokenUsage(prompt_tokens=1000, completion_tokens=1000)
+    assert table.price("openai", "gpt-4", at("2026-01-01"), usage, cache_hit=True).cost_usd == 0
+    discounted = tmp_path / "p.yaml"
+    discounted.write_text("default: {input: 15, output: 75}\ncache_hit_factor: 0.1\nmodels: []\n")
+    priced = load_prices(discounted).price("acme", "acme-9", at("2026-01-01"), usage, cache_hit=True)
+    assert (priced.cost_usd, priced.priced) == (Decimal("0.009"), False)  # a tenth of 0.09

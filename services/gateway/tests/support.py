@@ -5,12 +5,18 @@ protocol can be driven into every corner."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from lobe.devtools.ports import free_port
+from lobe.gateway.app import create_app
+from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import flush
 from lobe.shared.catalog import subject
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -27,6 +33,7 @@ from lobe.shared.events.chat import (
     TokenUsage,
     UsageFrame,
 )
+from lobe.shared.events.envelope import Event
 
 CALLER = Caller(user_id="alice", api_key_id="key-1", plan="free")
 BODY = ChatCompletionRequest.model_validate(
@@ -83,3 +90,50 @@ class ScriptedWorker:
     async def _on_cancel(self, msg: Msg) -> None:
         self.cancels.append(ChatCancelled.decode(msg.data))
         self.cancelled.set()
+
+
+KEY = "sk-unit"
+HEADERS = {"Authorization": f"Bearer {KEY}"}
+
+
+@contextlib.asynccontextmanager
+async def serving(nats_url: str, **overrides: Any) -> AsyncIterator[str]:
+    """The real gateway app on a free port (its base URL); billing, rate limits and the cache are
+    off unless the test turns them on. Bootstrap key KEY is alice's, on the free plan."""
+    values: dict[str, Any] = {
+        "gateway_api_keys": f"{KEY}:alice:free",
+        "billing_enabled": False,
+        "rate_limits_enabled": False,
+        "cache_enabled": False,
+        "worker_silence_s": 0.5,
+    }
+    settings = GatewaySettings(nats_url=nats_url, **{**values, **overrides})
+    # handler_cancellation as in production: a client that leaves cancels its handler at once.
+    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def answers(n: int, text: str = "Hi") -> list[Callable[[str], Script]]:
+    """Scripts for `n` requests, each answered in full: one delta, usage (3 + 2 tokens), done."""
+    return [lambda rid: (accepted(rid), [delta(rid, 1, text), *finish(rid, 2)])] * n
+
+
+E = TypeVar("E", bound=Event)
+
+
+async def collected(nc: NATS, subject: str, model: type[E]) -> list[E]:
+    """A list that fills with every `subject` message from now on, decoded as `model`."""
+    seen: list[E] = []
+
+    async def on_message(msg: Msg) -> None:
+        seen.append(model.decode(msg.data))
+
+    await nc.subscribe(subject, cb=on_message)
+    await flush(nc)
+    return seen

@@ -9,17 +9,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 from nats.aio.client import Client as NATS
 
-from lobe.devtools.ports import free_port
-from lobe.gateway.app import create_app
-from lobe.gateway.settings import GatewaySettings
-
-from .support import Script, ScriptedWorker, accepted, delta, finish
-
-KEY = "sk-unit"
-HEADERS = {"Authorization": f"Bearer {KEY}"}
+from .support import HEADERS, Script, ScriptedWorker, accepted, delta, finish, serving
 
 
 def chat(stream: bool) -> dict[str, object]:
@@ -28,15 +20,8 @@ def chat(stream: bool) -> dict[str, object]:
 
 @pytest.fixture
 async def gateway(nats_url: str) -> AsyncIterator[str]:
-    settings = GatewaySettings(
-        nats_url=nats_url, gateway_api_keys=f"{KEY}:alice", billing_enabled=False, worker_silence_s=0.5
-    )
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/v1/chat/completions"
-    await runner.cleanup()
+    async with serving(nats_url, worker_silence_s=0.5) as base_url:
+        yield f"{base_url}/v1/chat/completions"
 
 
 def gap_after(deltas: int) -> object:

@@ -21,7 +21,7 @@ from lobe.shared.events.billing import (
 )
 from lobe.shared.openai_errors import ApiError
 
-from .support import BODY, CALLER
+from .support import BODY, CALLER, collected
 
 
 def client(nc: NATS, **overrides: object) -> BudgetClient:
@@ -29,14 +29,7 @@ def client(nc: NATS, **overrides: object) -> BudgetClient:
 
 
 async def releases(nc: NATS) -> list[BudgetRelease]:
-    seen: list[BudgetRelease] = []
-
-    async def on_release(msg: Msg) -> None:
-        seen.append(BudgetRelease.decode(msg.data))
-
-    await nc.subscribe(BUDGET_RELEASE, cb=on_release)
-    await flush(nc)
-    return seen
+    return await collected(nc, BUDGET_RELEASE, BudgetRelease)
 
 
 async def answer_reserves(nc: NATS, admitted: bool, message: str | None = None) -> list[BudgetReserve]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from lobe.metrics.aggregation import UsageMetrics
 from lobe.metrics.dedupe import RecentIds
-from lobe.metrics.labels import OTHER
+from lobe.shared.bounded_labels import OTHER
 from lobe.shared.events.billing import LimitExceeded
 from lobe.shared.events.chat import TokenUsage
 
@@ -19,7 +19,9 @@ def test_usage_event_counts_request_tokens_and_latencies() -> None:
     metrics = UsageMetrics()
     assert metrics.observe_usage(usage_event()) is True
 
-    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 1
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "success"}) == 1
+    assert sample(metrics, "lobe_message_tokens_total", {"provider": "openai", "type": "input"}) == 12
+    assert sample(metrics, "lobe_message_tokens_total", {"provider": "openai", "type": "output"}) == 30
     assert sample(metrics, "lobe_chat_tokens_total", {**LABELS, "kind": "prompt"}) == 12
     assert sample(metrics, "lobe_chat_tokens_total", {**LABELS, "kind": "completion"}) == 30
     assert sample(metrics, "lobe_chat_tokens_total", {**LABELS, "kind": "cached"}) == 4
@@ -39,13 +41,36 @@ def test_request_without_first_token_is_timed_but_not_in_ttft() -> None:
     assert sample(metrics, "lobe_chat_duration_seconds_count", LABELS) == 1
 
 
-def test_statuses_are_counted_apart() -> None:
+def test_statuses_are_counted_apart_with_ok_reported_as_success() -> None:
     metrics = UsageMetrics()
     for i, status in enumerate(["ok", "ok", "error", "cancelled", "cache_hit"]):
         metrics.observe_usage(usage_event(f"r{i}", status=status))
-    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 2
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "success"}) == 2
     for status in ("error", "cancelled", "cache_hit"):
         assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": status}) == 1
+    statuses = {
+        s.labels["status"] for f in metrics.registry.collect() for s in f.samples if "status" in s.labels
+    }
+    assert statuses == {"success", "error", "cancelled", "cache_hit"}
+
+
+def test_first_event_of_a_pair_creates_all_its_status_and_token_series_at_zero() -> None:
+    metrics = UsageMetrics()
+    metrics.observe_usage(usage_event(status="error", usage=TokenUsage(prompt_tokens=5, completion_tokens=0)))
+    assert metrics.registry.get_sample_value("lobe_chat_requests_total", {**LABELS, "status": "success"}) == 0
+    assert metrics.registry.get_sample_value("lobe_chat_requests_total", {**LABELS, "status": "error"}) == 1
+    for status in ("cancelled", "cache_hit"):
+        assert (
+            metrics.registry.get_sample_value("lobe_chat_requests_total", {**LABELS, "status": status}) == 0
+        )
+    output = {"provider": "openai", "type": "output"}
+    assert metrics.registry.get_sample_value("lobe_message_tokens_total", output) == 0
+
+
+def test_every_limit_kind_is_exported_before_any_limit_is_hit() -> None:
+    metrics = UsageMetrics()
+    for limit in ("cost", "tokens", "requests"):
+        assert metrics.registry.get_sample_value("lobe_billing_limit_exceeded_total", {"limit": limit}) == 0
 
 
 def test_redelivered_event_is_counted_once() -> None:
@@ -53,7 +78,7 @@ def test_redelivered_event_is_counted_once() -> None:
     event = usage_event("dup")
     assert metrics.observe_usage(event) is True
     assert metrics.observe_usage(event) is False
-    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 1
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "success"}) == 1
     assert sample(metrics, "lobe_chat_tokens_total", {**LABELS, "kind": "completion"}) == 30
     assert sample(metrics, "lobe_usage_events_duplicate_total") == 1
 
@@ -65,7 +90,7 @@ def test_invalid_body_is_counted_and_not_raised() -> None:
         metrics.observe_usage_bytes(usage_event().encode().replace(b'"status":"ok"', b'"status":"?"')) is None
     )
     assert sample(metrics, "lobe_usage_events_invalid_total") == 2
-    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 0
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "success"}) == 0
 
 
 def test_valid_body_round_trips_through_bytes() -> None:
@@ -73,7 +98,7 @@ def test_valid_body_round_trips_through_bytes() -> None:
     event = metrics.observe_usage_bytes(usage_event("bytes").encode())
     assert event is not None
     assert event.request_id == "bytes"
-    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 1
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "success"}) == 1
 
 
 def test_models_past_the_limit_are_folded_into_other() -> None:
@@ -82,7 +107,7 @@ def test_models_past_the_limit_are_folded_into_other() -> None:
         metrics.observe_usage(
             usage_event(f"r{i}", model=model, usage=TokenUsage(prompt_tokens=1, completion_tokens=1))
         )
-    requests = {"provider": "openai", "status": "ok"}
+    requests = {"provider": "openai", "status": "success"}
     assert sample(metrics, "lobe_chat_requests_total", {**requests, "model": "a"}) == 2
     assert sample(metrics, "lobe_chat_requests_total", {**requests, "model": "b"}) == 1
     assert sample(metrics, "lobe_chat_requests_total", {**requests, "model": OTHER}) == 2
@@ -121,4 +146,4 @@ def test_dedupe_window_zero_counts_every_delivery() -> None:
     metrics = UsageMetrics(dedupe_window=0)
     metrics.observe_usage(usage_event("same"))
     metrics.observe_usage(usage_event("same"))
-    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "ok"}) == 2
+    assert sample(metrics, "lobe_chat_requests_total", {**LABELS, "status": "success"}) == 2

@@ -26,7 +26,7 @@ async def test_usage_recorded_on_the_usage_stream_is_counted() -> None:
         await broker.publish(usage_event("b", status="error").encode(), USAGE_RECORDED, stream=USAGE.name)
     labels = {"provider": "openai", "model": "gpt-4o-mini"}
     get = metrics.registry.get_sample_value
-    assert get("lobe_chat_requests_total", {**labels, "status": "ok"}) == 1
+    assert get("lobe_chat_requests_total", {**labels, "status": "success"}) == 1
     assert get("lobe_chat_requests_total", {**labels, "status": "error"}) == 1
     assert get("lobe_chat_tokens_total", {**labels, "kind": "prompt"}) == 24
 
@@ -39,7 +39,7 @@ async def test_invalid_usage_message_is_counted_and_handler_does_not_fail() -> N
     assert metrics.registry.get_sample_value("lobe_usage_events_invalid_total") == 1
     assert (
         metrics.registry.get_sample_value(
-            "lobe_chat_requests_total", {"provider": "openai", "model": "gpt-4o-mini", "status": "ok"}
+            "lobe_chat_requests_total", {"provider": "openai", "model": "gpt-4o-mini", "status": "success"}
         )
         == 1
     )

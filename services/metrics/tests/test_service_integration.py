@@ -12,10 +12,15 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import nats
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from lobe.metrics.lag import ConsumerLag
 from lobe.metrics.service import running
 from lobe.metrics.settings import MetricsSettings
+from lobe.shared import bus
+from lobe.shared.bus import ensure_streams
 from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, LimitExceeded
 from lobe.shared.events.usage import USAGE_RECORDED
 from lobe.shared.ops import bound_port
@@ -24,7 +29,7 @@ from .events import usage_event
 
 pytestmark = pytest.mark.integration
 
-OK_GPT = {"provider": "openai", "model": "gpt-4o-mini", "status": "ok"}
+OK_GPT = {"provider": "openai", "model": "gpt-4o-mini", "status": "success"}
 
 
 def settings_for(nats_url: str) -> MetricsSettings:
@@ -130,3 +135,34 @@ async def test_process_exits_cleanly_on_sigterm(nats_url: str) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_consumer_lag_reports_pending_and_unacknowledged_usage_per_durable_consumer(
+    nats_url: str,
+) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await ensure_streams(js, replicas=1)
+    lag = ConsumerLag(CollectorRegistry())
+    await lag.poll(js)
+    billing = {"stream": "USAGE", "consumer": "billing"}
+    assert lag.pending.collect()[0].samples == []  # no consumer yet, so no series
+
+    await js.add_consumer(
+        "USAGE",
+        ConsumerConfig(durable_name="billing", filter_subject=USAGE_RECORDED, ack_policy=AckPolicy.EXPLICIT),
+    )
+    for i in range(3):
+        await js.publish(USAGE_RECORDED, usage_event(f"lag-{i}").encode())
+    sub = await js.pull_subscribe(USAGE_RECORDED, durable="billing", stream="USAGE")
+    fetched = await sub.fetch(2, timeout=5)
+    assert len(fetched) == 2  # delivered, not acked
+    await lag.poll(js)
+    assert lag.pending.labels(**billing)._value.get() == 1
+    assert lag.ack_pending.labels(**billing)._value.get() == 2
+    for msg in fetched:
+        await msg.ack()
+    await bus.flush(nc)
+    await lag.poll(js)
+    assert lag.ack_pending.labels(**billing)._value.get() == 0
+    await nc.drain()

@@ -11,6 +11,8 @@
 - `private_pg_server`: a PostgreSQL of the test's own, for tests that stop or kill it.
 - `redis_url`: $REDIS_URL's server, else one embedded per session; a flushed db number per test.
 - `make_oidc_provider`: a real OpenID provider (npm oidc-provider under node) for given clients.
+- `spans`: the spans finished during the test (an in-memory exporter on the process's tracer
+  provider, which OpenTelemetry lets a process install only once).
 
 Every test that uses one of them gets the `integration` marker. This plugin is loaded in every
 package's tests, so it imports no service: a service's fixtures live with the service.
@@ -18,6 +20,7 @@ package's tests, so it imports no service: a service's fixtures live with the se
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import signal
@@ -28,6 +31,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lobe.devtools.pgadmin import DatabaseAdmin, random_name
 from lobe.devtools.servers import BusUsers, NatsServer, PostgresServer, RedisServer
@@ -225,6 +232,27 @@ def redis_server() -> Iterator[RedisDatabases]:
 @pytest.fixture
 def redis_url(redis_server: RedisDatabases) -> str:
     return redis_server.next_url()
+
+
+# -- traces -----------------------------------------------------------------------------------------
+@functools.cache
+def _span_exporter() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    if trace.get_tracer_provider() is not provider:
+        raise RuntimeError("another tracer provider was installed first; spans cannot be captured")
+    return exporter
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The spans finished while the test runs (`spans.get_finished_spans()`)."""
+    exporter = _span_exporter()
+    exporter.clear()
+    yield exporter
+    exporter.clear()
 
 
 # -- OpenID provider --------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Publishing facts to JetStream: the one way every service does it.
 
 The stream and the `Nats-Msg-Id` come from the event catalog, so a retried publish (ours, or a
-replica's) is dropped by the stream's duplicate window and no service writes the id by hand.
+replica's) is dropped by the stream's duplicate window and no service writes the id by hand. The
+current trace context rides along as a W3C `traceparent` header, so a consumer's span can link
+back to the request that produced the fact (billing's ledger write does).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from lobe.shared.catalog import Subject, lookup
+from lobe.shared.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ async def publish_fact(js: JetStreamContext, subject: str, event: BaseModel, att
     entry = _entry(subject)
     payload = event.model_dump_json().encode()
     context = {"request_id": getattr(event, "request_id", None)}
-    headers = {"Nats-Msg-Id": entry.nats_msg_id(event)}
+    headers = inject_headers({"Nats-Msg-Id": entry.nats_msg_id(event)})
     stream = entry.stream.name if entry.stream else None
     delay = FIRST_BACKOFF_S
     for attempt in range(1, attempts + 1):

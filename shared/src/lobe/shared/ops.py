@@ -1,4 +1,8 @@
-"""The ops HTTP surface every service exposes: liveness, readiness and Prometheus /metrics."""
+"""The ops HTTP surface every service exposes: liveness, readiness and Prometheus /metrics.
+
+The ops routes themselves are not measured (lobe.shared.http_telemetry): an API served beside
+them, like billing's, is.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from lobe.shared.http_telemetry import UNMEASURED_PREFIX, instrument
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -29,8 +35,8 @@ def add_health_routes(
         ok = await ready()
         return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
 
-    app.router.add_get(liveness_path, live)
-    app.router.add_get(readiness_path, readiness)
+    app.router.add_get(liveness_path, live, name=f"{UNMEASURED_PREFIX}live")
+    app.router.add_get(readiness_path, readiness, name=f"{UNMEASURED_PREFIX}ready")
 
 
 def add_ops_routes(
@@ -40,7 +46,7 @@ def add_ops_routes(
         return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     add_health_routes(app, ready)
-    app.router.add_get(METRICS_PATH, metrics)
+    app.router.add_get(METRICS_PATH, metrics, name=f"{UNMEASURED_PREFIX}metrics")
 
 
 async def start_ops_server(
@@ -52,6 +58,7 @@ async def start_ops_server(
 ) -> web.AppRunner:
     """Serve the ops routes (plus `extra`'s routes) until the returned runner is cleaned up."""
     app = extra or web.Application()
+    instrument(app)
     add_ops_routes(app, ready, registry=registry)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -8,6 +8,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Link
 
 from lobe.shared.settings import TelemetrySettings
 
@@ -36,3 +37,10 @@ def inject_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
 
 def extract_context(headers: Mapping[str, str] | None) -> context.Context:
     return propagate.extract(dict(headers or {}))
+
+
+def link_from_headers(headers: Mapping[str, str] | None) -> Link | None:
+    """A link to the span whose context these headers carry; None when they carry none. For work
+    done in batches: one span per batch, linked to each message's trace."""
+    span_context = trace.get_current_span(extract_context(headers)).get_span_context()
+    return Link(span_context) if span_context.is_valid else None

@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from lobe.billing.unanswered import UNANSWERED, decode, log_unanswered
+from lobe.shared.bus import flush
 from lobe.shared.events.billing import (
     BILLING_QUEUE,
     BUDGET_RESERVE,
@@ -63,6 +64,7 @@ class AdmissionResponder:
             await self.nc.subscribe(BUDGET_RESERVE, queue=BILLING_QUEUE, cb=self._on_reserve),
             await self.nc.subscribe(PRICE_QUOTE, queue=BILLING_QUEUE, cb=self._on_quote),
         ]
+        await flush(self.nc)  # live before start returns: a gateway's first ask must find a responder
 
     async def stop(self) -> None:
         """Take no more commands; answer those in hand."""

@@ -152,7 +152,7 @@ class Budgets:
         await self.pool.execute(FREE_HOLDS, [req.request_id])  # one statement: atomic on its own
 
     def quote(self, req: PriceQuote) -> PriceQuoted:
-        priced = self.prices.price(req.provider, req.model, req.occurred_at, req.usage)
+        priced = self.prices.price(req.provider, req.model, req.occurred_at, req.usage, req.cache_hit)
         return PriceQuoted(request_id=req.request_id, cost_usd=float(priced.cost_usd), priced=priced.priced)
 
     async def expire(self) -> int:

@@ -22,6 +22,9 @@ import asyncpg
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
 from pydantic import ValidationError
 
 from lobe.billing import metrics
@@ -29,11 +32,13 @@ from lobe.billing.alerts import Alerts
 from lobe.billing.ledger import LedgerRow, PartitionCache, price_event, write_batch
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
+from lobe.shared.bounded_labels import BoundedLabels
 from lobe.shared.bus import ensure_consumer
 from lobe.shared.config_file import describe
 from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
 from lobe.shared.events.usage import (
     USAGE_DEAD_LETTER,
+    USAGE_RECORDED,
     USAGE_REPORTED,
     USAGE_SUBJECTS,
     UsageDeadLetter,
@@ -41,8 +46,10 @@ from lobe.shared.events.usage import (
     gateway_may_report,
 )
 from lobe.shared.facts import publish_fact
+from lobe.shared.telemetry import link_from_headers
 
 log = logging.getLogger(__name__)
+TRACER = trace.get_tracer("lobe.billing")
 
 # Redelivery backoff after a failed batch: 1 s, 2 s, 4 s ... capped, so a database outage of any
 # length is ridden out without hammering it (max_deliver is unlimited: never give up on usage).
@@ -94,6 +101,7 @@ class Ingester:
         self.fetch_timeout_s = fetch_timeout_s
         self.ack_wait_s = ack_wait_s
         self.partitions = PartitionCache()
+        self.cost_labels = BoundedLabels(metrics.MAX_MODEL_LABELS)
 
     async def subscribe(self) -> JetStreamContext.PullSubscription:
         await ensure_consumer(self.js, USAGE.name, consumer_config(self.ack_wait_s))
@@ -124,7 +132,22 @@ class Ingester:
                 log.debug("unsubscribe failed: %s", exc)
 
     async def handle(self, msgs: Sequence[Msg]) -> float:
-        """Process one fetched batch; returns how long the loop should pause (0 when healthy)."""
+        """Process one fetched batch; returns how long the loop should pause (0 when healthy).
+
+        One span per batch, linked to the trace of each request whose usage it carries (the
+        producer's context rides in the message headers, see lobe.shared.facts)."""
+        links = [link for msg in msgs if (link := link_from_headers(msg.headers)) is not None]
+        attributes: dict[str, AttributeValue] = {
+            "messaging.system": "nats",
+            "messaging.destination.name": USAGE_RECORDED,
+            "messaging.batch.message_count": len(msgs),
+        }
+        with TRACER.start_as_current_span(
+            f"process {USAGE_RECORDED}", kind=SpanKind.CONSUMER, links=links, attributes=attributes
+        ):
+            return await self._handle(msgs)
+
+    async def _handle(self, msgs: Sequence[Msg]) -> float:
         started = time.perf_counter()
         rows: list[LedgerRow] = []
         by_request: dict[str, list[Msg]] = {}
@@ -177,6 +200,9 @@ class Ingester:
                 await msg.ack()
         metrics.INGESTED.inc(len(inserted))
         metrics.DUPLICATES.inc(sum(len(g) for g in by_request.values()) - len(inserted))
+        for row in inserted:
+            labels = self.cost_labels.model_labels(row.event.provider, row.event.model)
+            metrics.COST.labels(*labels).inc(float(row.cost_usd))
         unpriced = [r for r in inserted if not r.priced]
         metrics.UNPRICED.inc(len(unpriced))
         await self.alerts.unpriced(unpriced)
@@ -184,9 +210,12 @@ class Ingester:
         return 0.0
 
     async def _write(self, rows: list[LedgerRow]) -> list[LedgerRow]:
-        await self.partitions.ensure(self.pool, rows)
-        async with self.pool.acquire() as conn, conn.transaction():
-            return await write_batch(conn, rows)
+        with TRACER.start_as_current_span("ledger write", attributes={"db.system": "postgresql"}) as span:
+            await self.partitions.ensure(self.pool, rows)
+            async with self.pool.acquire() as conn, conn.transaction():
+                inserted = await write_batch(conn, rows)
+            span.set_attribute("lobe.ledger.rows_inserted", len(inserted))
+            return inserted
 
     async def _retry_later(self, by_request: dict[str, list[Msg]], reason: str, exc: BaseException) -> float:
         metrics.BATCH_FAILURES.labels(reason=reason).inc()

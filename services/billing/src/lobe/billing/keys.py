@@ -11,8 +11,11 @@ import asyncpg
 KEY_PREFIX = "lobe-sk-"
 DISPLAY_CHARS = 12
 
+# The rate tier in force: the user's override, else the plan's (as for sessions, lobe.billing.users).
 _OWNER = """
-SELECT k.id, k.user_id, u.plan FROM api_keys k JOIN users u ON u.id = k.user_id
+SELECT k.id, k.user_id, u.plan, coalesce(o.rate_tier, p.rate_tier) AS rate_tier
+FROM api_keys k JOIN users u ON u.id = k.user_id
+LEFT JOIN plan_overrides o ON o.user_id = u.id LEFT JOIN plans p ON p.name = u.plan
 WHERE k.key_hash = $1 AND k.revoked_at IS NULL
 """
 
@@ -22,6 +25,7 @@ class KeyOwner:
     user_id: str
     api_key_id: str
     plan: str
+    rate_tier: str | None = None
 
 
 def new_key() -> str:
@@ -40,4 +44,4 @@ async def owner_of(db: asyncpg.Pool | asyncpg.Connection, key_hash: bytes) -> Ke
     """Who a live key (by its SHA-256) belongs to, on which plan; None for an unknown or revoked one.
     The usage API asks with the key it was shown, the gateway (`auth.key.verify`) with its hash."""
     row = await db.fetchrow(_OWNER, key_hash)
-    return KeyOwner(row["user_id"], row["id"], row["plan"]) if row else None
+    return KeyOwner(row["user_id"], row["id"], row["plan"], row["rate_tier"]) if row else None

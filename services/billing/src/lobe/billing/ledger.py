@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from lobe.billing.db_metrics import timed_copy
 from lobe.billing.holds import FREE_HOLDS
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
@@ -86,7 +87,9 @@ class LedgerRow:
 
 
 def price_event(event: UsageRecorded, prices: PriceTable, plans: PlanBook) -> LedgerRow:
-    p = prices.price(event.provider, event.model, event.occurred_at, event.usage)
+    p = prices.price(
+        event.provider, event.priced_model, event.occurred_at, event.usage, event.status == "cache_hit"
+    )
     return LedgerRow(event, plans.period_key(event.occurred_at), p.cost_usd, p.priced, p.effective_from)
 
 
@@ -148,9 +151,10 @@ async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> list[L
     new = [r for r in rows if r.request_id in new_ids]
     if not new:
         return []
-    await conn.copy_records_to_table(
-        "usage_ledger", records=[r.record() for r in new], columns=LEDGER_COLUMNS
-    )
+    with timed_copy("usage_ledger"):
+        await conn.copy_records_to_table(
+            "usage_ledger", records=[r.record() for r in new], columns=LEDGER_COLUMNS
+        )
 
     rollups: dict[tuple[str, str, str, str], list[int | Decimal]] = defaultdict(
         lambda: [0, 0, 0, 0, Decimal(0)]

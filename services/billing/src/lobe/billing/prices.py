@@ -69,7 +69,15 @@ class PriceFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     default: Rate
+    # An answer the gateway served from its response cache (no provider was called) costs this
+    # fraction of the same usage live: 0 = free, 0.1 = a 90 % discount, 1 = full price.
+    cache_hit_factor: Decimal = Field(default=Decimal(0), ge=0, le=1, decimal_places=4)
     models: list[ModelPrices]
+
+    @field_validator("cache_hit_factor", mode="before")
+    @classmethod
+    def _exact(cls, value: Any) -> Any:
+        return exact_decimal(value)
 
     @model_validator(mode="after")
     def _models_unique(self) -> PriceFile:
@@ -125,11 +133,17 @@ class PriceTable:
         # Before the first entry: the first price is the best knowledge of that model's price.
         return rates[max(i - 1, 0)]
 
-    def price(self, provider: str, model: str, occurred_at: datetime, usage: TokenUsage) -> Priced:
+    def price(
+        self, provider: str, model: str, occurred_at: datetime, usage: TokenUsage, cache_hit: bool = False
+    ) -> Priced:
+        """The cost of `usage`; a cache hit (no provider call) at the table's cache_hit_factor."""
         rate = self.rate(provider, model, occurred_at.date())
+        cost = cost_of(rate or self.default, usage)
+        if cache_hit:
+            cost = (cost * self.spec.cache_hit_factor).quantize(COST_QUANTUM)
         if rate is None:
-            return Priced(cost_of(self.default, usage), priced=False, effective_from=None)
-        return Priced(cost_of(rate, usage), priced=True, effective_from=rate.effective_from)
+            return Priced(cost, priced=False, effective_from=None)
+        return Priced(cost, priced=True, effective_from=rate.effective_from)
 
     def rows(self) -> list[tuple[str, str, date, Decimal, Decimal, Decimal]]:
         """The table as rows for the `prices` mirror in PostgreSQL."""

@@ -50,6 +50,7 @@ def build_router(owners: KeyOwners, releases: Releases) -> NatsRouter:
             user_id=owner.user_id,
             api_key_id=owner.api_key_id,
             plan=owner.plan,
+            rate_tier=owner.rate_tier,
         )
 
     # Gateways publish releases without waiting; a request for one is answered with an empty body.

@@ -19,6 +19,7 @@ from lobe.billing.alerts import Alerts
 from lobe.billing.api import build_api
 from lobe.billing.budgets import Budgets
 from lobe.billing.catalog import sync_catalog
+from lobe.billing.db_metrics import instrument
 from lobe.billing.ingest import Ingester, sleep_unless
 from lobe.billing.keys import owner_of
 from lobe.billing.migrations import apply_migrations
@@ -79,7 +80,7 @@ class BillingService:
         if applied:
             log.info("migrations applied: %s", ", ".join(applied))
         pool = await asyncpg.create_pool(
-            dsn, min_size=2, max_size=s.billing_db_pool_size, timeout=5, command_timeout=30
+            dsn, min_size=2, max_size=s.billing_db_pool_size, timeout=5, command_timeout=30, init=instrument
         )
         self.pool = pool
         self._stack.push_async_callback(pool.close)

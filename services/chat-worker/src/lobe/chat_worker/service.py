@@ -1,4 +1,5 @@
-"""The chat worker process: takes requests off `chat.request`, runs them, handles cancel and SIGTERM."""
+"""The chat worker process: takes requests off `chat.request`, runs them, handles cancel and SIGTERM,
+swaps in a reloaded routing file."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.frames import FrameSink
+from lobe.chat_worker.metrics import MAX_CONCURRENCY, STREAMS_ACTIVE
 from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.registry import build_provider
+from lobe.chat_worker.routing.metrics import RoutingMetrics
+from lobe.chat_worker.routing.router import Router
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
 from lobe.shared.bus import broker_options, ensure_streams
@@ -59,17 +64,21 @@ def refusal(request_id: str, status: int, code: str, message: str, retryable: bo
 
 
 class ChatWorker:
-    def __init__(self, settings: WorkerSettings, catalog: ModelCatalog) -> None:
+    def __init__(
+        self, settings: WorkerSettings, catalog: ModelCatalog, registry: CollectorRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.metrics = RoutingMetrics(registry)
         self.broker = NatsBroker(
             **broker_options(settings, name=f"chat-worker {settings.worker_id}"),
             log_level=logging.DEBUG,  # per-message lines belong at debug, not on the hot path
         )
         self.runs: dict[str, tuple[asyncio.Task[None], FrameSink]] = {}
-        self.providers: dict[str, Provider] = {}
+        self.providers: dict[str, Provider] = {}  # by Deployment.config_key
         self.session: aiohttp.ClientSession | None = None
         self._js: JetStreamContext | None = None
+        self._router: Router | None = None
         self.requests = self.broker.subscriber(CHAT_REQUEST, queue=CHAT_WORKER_QUEUE)
         self.requests(self.on_request)
         # Cancels name the worker that accepted the request: no other worker reads them.
@@ -82,13 +91,37 @@ class ChatWorker:
         await self.broker.start()
         self._js = self.broker.connection.jetstream()
         await ensure_streams(self.js, replicas=self.settings.nats_stream_replicas)
+        self._router = Router(
+            self.broker.connection,
+            self.js,
+            self.settings.worker_id,
+            self.metrics,
+            store_timeout_s=self.settings.routing_store_timeout_s,
+            snapshot_interval_s=self.settings.routing_snapshot_interval_s,
+            replicas=self.settings.nats_stream_replicas,
+        )
+        await self._router.start(self.catalog)
         await announce(self.js, "chat-worker", "started")
+        MAX_CONCURRENCY.set(self.settings.worker_max_concurrency)
         log.info("chat worker %s ready", self.settings.worker_id)
 
     @property
     def js(self) -> JetStreamContext:
         assert self._js is not None, "start() first"
         return self._js
+
+    @property
+    def router(self) -> Router:
+        assert self._router is not None, "start() first"
+        return self._router
+
+    def apply_catalog(self, catalog: ModelCatalog) -> None:
+        """A reloaded routing file: new requests route by it; those in flight keep theirs."""
+        self.catalog = catalog
+        self.router.configure(catalog)
+        keep = {d.config_key for m in catalog.models for d in m.deployments}
+        for key in [k for k in self.providers if k not in keep]:
+            del self.providers[key]  # adapters hold no connection of their own (one shared session)
 
     async def ready(self) -> bool:
         return self.session is not None and self.broker.connection.is_connected
@@ -100,7 +133,8 @@ class ChatWorker:
         except ValidationError as exc:
             log.error("malformed chat request: %s", exc.errors()[:3])
             return refusal("unknown", 400, "invalid_event", str(exc))
-        routed = self.catalog.get(event.body.model)
+        catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
+        routed = catalog.get(event.body.model)
         if routed is None:
             message = f"The model '{event.body.model}' does not exist or you do not have access to it."
             return refusal(event.request_id, 404, "model_not_found", message)
@@ -111,8 +145,11 @@ class ChatWorker:
             self.broker.connection, event.reply_to, event.request_id, self.settings.heartbeat_interval_s
         )
         parent = extract_context(msg.headers)  # continue the gateway's trace
-        task = asyncio.create_task(self._run(event, routed, sink, parent), name=f"chat {event.request_id}")
+        task = asyncio.create_task(
+            self._run(event, catalog, routed, sink, parent), name=f"chat {event.request_id}"
+        )
         self.runs[event.request_id] = (task, sink)
+        STREAMS_ACTIVE.set(len(self.runs))  # what the saturation check above counts
         accepted = AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
         return accepted.model_dump_json().encode()
 
@@ -125,29 +162,43 @@ class ChatWorker:
         if run is not None:
             run[0].cancel()
 
-    async def _run(self, event: ChatRequested, routed: RoutedModel, sink: FrameSink, parent: Context) -> None:
+    async def _run(
+        self,
+        event: ChatRequested,
+        catalog: ModelCatalog,
+        routed: RoutedModel,
+        sink: FrameSink,
+        parent: Context,
+    ) -> None:
         span = TRACER.start_span("chat.run", context=parent, kind=SpanKind.CONSUMER)
         span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
         try:
             with trace.use_span(span, end_on_exit=True):
-                await self._execute(event, routed, sink)
+                await self._execute(event, catalog, routed, sink)
         finally:
             self.runs.pop(event.request_id, None)
+            STREAMS_ACTIVE.set(len(self.runs))
 
-    async def _execute(self, event: ChatRequested, routed: RoutedModel, sink: FrameSink) -> None:
+    async def _execute(
+        self, event: ChatRequested, catalog: ModelCatalog, routed: RoutedModel, sink: FrameSink
+    ) -> None:
         try:
             async with sink:
-                await ChatRun(event, routed, self._provider_for, sink, self._record_usage).execute()
+                run = ChatRun(
+                    event, catalog, routed, self.router, self._provider_for, sink, self._record_usage
+                )
+                await run.execute()
         except asyncio.CancelledError:
             pass
         except Exception:
             log.exception("chat run crashed", extra={"request_id": event.request_id})
 
     def _provider_for(self, deployment: Deployment) -> Provider:
-        provider = self.providers.get(deployment.name)
+        key = deployment.config_key
+        provider = self.providers.get(key)
         if provider is None:
             assert self.session is not None
-            provider = self.providers[deployment.name] = build_provider(deployment, self.session)
+            provider = self.providers[key] = build_provider(deployment, self.session)
         return provider
 
     async def _record_usage(self, event: UsageRecorded) -> bool:
@@ -180,5 +231,7 @@ class ChatWorker:
             await provider.aclose()
         if self.session:
             await self.session.close()
+        if self._router is not None:
+            await self._router.stop()
         await announce(self.js, "chat-worker", "stopped")
         await self.broker.stop()  # unsubscribes, then drains the connection

@@ -10,12 +10,15 @@ from aiohttp import web
 
 from lobe.gateway.auth.admin import add_admin_routes
 from lobe.gateway.auth.routes import add_auth_routes
+from lobe.gateway.cache.admin import invalidate_cache
 from lobe.gateway.chat import chat_completions
 from lobe.gateway.cors import setup_cors
 from lobe.gateway.models import list_models
 from lobe.gateway.openapi import gateway_openapi
+from lobe.gateway.ratelimit.headers import add_rate_headers
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.http_telemetry import instrument
 from lobe.shared.openai_errors import openai_errors
 from lobe.shared.openapi import serve_openapi
 from lobe.shared.ops import ReadinessCheck, add_health_routes, start_ops_server
@@ -31,13 +34,16 @@ def readiness(app: web.Application) -> ReadinessCheck:
 
 def create_app(settings: GatewaySettings) -> web.Application:
     app = web.Application(middlewares=[openai_errors], client_max_size=settings.max_body_bytes)
+    instrument(app)
     app[SETTINGS] = settings
     setup_cors(app, settings.cors_origins)
     app.cleanup_ctx.append(open_resources)
+    app.on_response_prepare.append(add_rate_headers)  # on every answer to a rate-limited request
     add_health_routes(app, readiness(app), liveness_path="/api/health", readiness_path="/api/ready")
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     add_auth_routes(app)
+    app.router.add_post("/v1/admin/cache/invalidate", invalidate_cache)  # before billing's catch-all
     add_admin_routes(app)
     serve_openapi(app, gateway_openapi())
     return app

@@ -78,8 +78,12 @@ class BudgetClient:
             BUDGET_RELEASE, BudgetRelease(request_id=request_id, user_id=caller.user_id).encode()
         )
 
-    async def quote(self, request_id: str, provider: str, model: str, usage: TokenUsage) -> float | None:
+    async def quote(
+        self, request_id: str, provider: str, model: str, usage: TokenUsage, cache_hit: bool = False
+    ) -> float | None:
         """The cost billing will record for this usage; None when billing cannot say in time."""
-        quote = PriceQuote(request_id=request_id, provider=provider, model=model, usage=usage)
+        quote = PriceQuote(
+            request_id=request_id, provider=provider, model=model, usage=usage, cache_hit=cache_hit
+        )
         reply = await ask(self.nc, PRICE_QUOTE, quote.encode(), self.settings.billing_timeout_s)
         return None if reply is None else PriceQuoted.decode(reply).cost_usd

@@ -1,23 +1,26 @@
 """POST /v1/chat/completions: the request's orchestration, from credentials to the last byte.
 
-Authenticate, parse, admit within the user's budget, then deliver the answer (lobe.gateway.answer)
-as SSE or one JSON object; whatever ends it, the worker is told to stop and a budget hold that no
-usage event will settle is released.
+Authenticate, parse, admit within the user's rate limits (lobe.gateway.ratelimit) and budget,
+look the request up in the response cache (lobe.gateway.cache), then deliver the answer
+(lobe.gateway.answer) from a worker or from the cache, as SSE or one JSON object. Whatever ends
+it, the worker is told to stop, a budget hold that no usage event will settle is released, the
+token estimate is corrected with the real usage, and a completed answer is offered to the cache.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 from aiohttp import web
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from lobe.gateway.answer import Answer
+from lobe.gateway.cache.key import CacheKey
 from lobe.gateway.metrics import IN_FLIGHT, REQUESTS
 from lobe.gateway.openai_format import ChunkWriter, CompletionAssembler
 from lobe.gateway.outputs import JsonOutput, Output, SseOutput
+from lobe.gateway.ratelimit.limiter import Admission
 from lobe.gateway.request_body import parse_body
 from lobe.gateway.resources import RESOURCES
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -25,16 +28,16 @@ from lobe.shared.events.chat import Caller
 from lobe.shared.openai_errors import ApiError
 
 STREAM_KEY = web.RequestKey("lobe.stream", str)  # whether the client asked for SSE (metrics label)
-TRACER = trace.get_tracer("lobe.gateway")
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    # The trace starts here; the dispatch carries it to the worker in the NATS headers.
+    # The trace starts in the HTTP middleware (lobe.shared.http_telemetry); the dispatch carries
+    # it to the worker in the NATS headers.
     status = 499  # the client went away before an answer
+    received_at = time.monotonic()
     IN_FLIGHT.inc()
     try:
-        with TRACER.start_as_current_span("POST /v1/chat/completions", kind=SpanKind.SERVER):
-            response = await _chat_completions(request)
+        response = await _chat_completions(request, received_at)
         status = response.status
         return response
     except ApiError as exc:
@@ -45,14 +48,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         REQUESTS.labels(status=str(status), stream=request.get(STREAM_KEY, "unknown")).inc()
 
 
-async def _chat_completions(request: web.Request) -> web.StreamResponse:
+async def _chat_completions(request: web.Request, received_at: float) -> web.StreamResponse:
     resources = request.app[RESOURCES]
     caller = await resources.auth.authenticate(request)
     body = await parse_body(request)
     request[STREAM_KEY] = "true" if body.stream else "false"
     request_id = uuid.uuid4().hex
     try:
-        return await _admitted(request, body, caller, request_id)
+        return await _admitted(request, body, caller, request_id, received_at)
     except ApiError as exc:
         # An error names the request too: the ledger's key, and what support asks for.
         exc.headers.setdefault("X-Request-Id", request_id)
@@ -60,15 +63,24 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _admitted(
-    request: web.Request, body: ChatCompletionRequest, caller: Caller, request_id: str
+    request: web.Request, body: ChatCompletionRequest, caller: Caller, request_id: str, received_at: float
 ) -> web.StreamResponse:
     resources = request.app[RESOURCES]
-    held = await resources.budget.reserve(request_id, caller, body)
+    admission = await resources.rate_limits.admit(request, caller, request_id, body)
+    try:
+        held = await resources.budget.reserve(request_id, caller, body)
+    except ApiError:
+        resources.rate_limits.settle(admission, tokens_used=0)
+        raise
+    cache_key = resources.cache.key_for(request, caller, body)  # None: not a cacheable request
+    replay = await resources.cache.lookup(cache_key)
     if held and body.output_token_limit is None:
         # The hold covers this many output tokens; the provider must not generate more.
         body = body.model_copy(update={"max_tokens": resources.settings.default_max_output_tokens})
-    answer = Answer(resources, request_id, caller, body)
+    answer = Answer(resources, request_id, caller, body, received_at, replay)
     headers = {"X-Request-Id": request_id}
+    if cache_key is not None:
+        headers["X-Cache"] = "miss" if replay is None else "hit"
     output: Output = (
         SseOutput(request, ChunkWriter(request_id, body.model, body.wants_usage_chunk), headers)
         if body.stream
@@ -78,11 +90,18 @@ async def _admitted(
         return await answer.deliver(output)
     finally:
         # Shielded: a client that leaves must not cut these short.
-        await asyncio.shield(_wind_up(answer, held))
+        await asyncio.shield(_wind_up(answer, held, admission, cache_key))
 
 
-async def _wind_up(answer: Answer, held: bool) -> None:
+async def _wind_up(
+    answer: Answer, held: bool, admission: Admission | None, cache_key: CacheKey | None
+) -> None:
+    resources = answer.resources
     if not answer.done:
         await answer.dispatch.cancel(answer.end_reason)
+    await answer.record_replayed_usage()
     if held and not answer.usage_is_settled:
-        await answer.resources.budget.release(answer.request_id, answer.caller)
+        await resources.budget.release(answer.request_id, answer.caller)
+    resources.rate_limits.settle(admission, answer.tokens_used)
+    if cache_key is not None and answer.done and answer.replay is None:
+        resources.cache.store(cache_key, answer.frames)

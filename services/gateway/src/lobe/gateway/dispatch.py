@@ -20,6 +20,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
+from lobe.gateway.route_headers import error_headers
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.catalog import subject
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -109,6 +110,7 @@ class Dispatch:
         # The worker answering now: set by its accept, cleared when it is presumed dead. While
         # set, that worker will record the request's usage, whatever happens to the answer.
         self.owner: str | None = None
+        self.accepted_at: float | None = None  # time.monotonic() of the first worker's accept
 
     async def cancel(self, reason: CancelReason) -> None:
         """Stop the owner's provider call (and the spend) now, not when the answer would end."""
@@ -143,6 +145,8 @@ class Dispatch:
                     attempt += 1
                     continue
                 self.owner = accepted.worker_id
+                if self.accepted_at is None:
+                    self.accepted_at = time.monotonic()
                 started = False
                 try:
                     async for frame in self._frames(sub, deadline):
@@ -233,7 +237,7 @@ class Dispatch:
             if isinstance(frame, HeartbeatFrame):
                 continue
             if isinstance(frame, ErrorFrame):
-                raise ApiError(frame.status, frame.message, frame.code)
+                raise ApiError(frame.status, frame.message, frame.code, headers=error_headers(frame))
             if isinstance(frame, AcceptedFrame):
                 raise ApiError(502, "unexpected accept frame in the answer", "protocol_error")
             yield frame

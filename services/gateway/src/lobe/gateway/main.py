@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 from aiohttp import web
 
 from lobe.gateway.app import create_app, start_ops
 from lobe.gateway.resources import RESOURCES
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.config_file import ConfigError
 from lobe.shared.ops import bound_port
 from lobe.shared.process import run_service, stop_requested
 
@@ -49,4 +51,8 @@ async def serve(settings: GatewaySettings) -> None:
 
 def main() -> None:
     settings = GatewaySettings()
-    run_service("gateway", settings, lambda: serve(settings))
+    try:
+        run_service("gateway", settings, lambda: serve(settings))
+    except ConfigError as exc:  # RATE_LIMITS_FILE: refused before anything is served
+        print(f"gateway: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from aiohttp import web
 
@@ -16,7 +17,8 @@ MODELS_TIMEOUT_S = 1.0
 
 async def list_models(request: web.Request) -> web.Response:
     resources = request.app[RESOURCES]
-    await resources.auth.authenticate(request)
+    caller = await resources.auth.authenticate(request)
+    await resources.rate_limits.admit(request, caller, uuid.uuid4().hex)
     reply = await ask(resources.nc, CHAT_MODELS, b"", MODELS_TIMEOUT_S)
     if reply is None:
         raise no_worker("No chat worker is running to list models.")

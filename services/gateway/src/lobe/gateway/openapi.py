@@ -8,6 +8,7 @@ from typing import Any
 
 from lobe.gateway.auth.routes import JWKS_PATH
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH
+from lobe.gateway.cache.admin import CacheInvalidation
 from lobe.gateway.request_body import EdgeRequest
 from lobe.shared.lifecycle import VERSION
 from lobe.shared.openapi import Document, document, health_paths, json_answer, model_ref, operation, parameter
@@ -102,6 +103,14 @@ def admin_paths() -> dict[str, Any]:
                 "Revoke every session of a user.", json_answer("Revoked."), ADMIN_ERRORS, parameters=[USER_ID]
             ),
         },
+        "/v1/admin/cache/invalidate": {
+            "post": operation(
+                "Drop cached answers on every replica (of a user, a model, or all).",
+                json_answer("How many were dropped."),
+                ADMIN_ERRORS,
+                body=model_ref(CacheInvalidation),
+            )
+        },
         sessions + "/{session_id}": {
             "delete": operation(
                 "Revoke one session.",
@@ -142,5 +151,5 @@ def gateway_openapi() -> Document:
             **admin_paths(),
             **health_paths("/api/health", "/api/ready", "connected to NATS"),
         },
-        [EdgeRequest],
+        [EdgeRequest, CacheInvalidation],
     )

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from lobe.gateway.metrics import STREAMING_CONNECTIONS
 from lobe.gateway.openai_format import DONE_EVENT, ChunkWriter, CompletionAssembler, sse_event
 from lobe.shared.events.chat import DeltaFrame, DoneFrame, UsageFrame
 from lobe.shared.openai_errors import ApiError
@@ -23,12 +24,18 @@ SSE_HEADERS = {
 
 
 class Output(Protocol):
+    headers: dict[str, str]  # sent with the first byte (SSE) or the whole answer (JSON)
+
     async def delta(self, frame: DeltaFrame) -> None: ...
 
     async def finish(self, done: DoneFrame, usage: UsageFrame | None) -> web.StreamResponse: ...
 
     async def fail(self, error: ApiError) -> web.StreamResponse:
         """End the answer with `error`: raised while nothing is sent, else written as an event."""
+        ...
+
+    def close(self) -> None:
+        """The answer is over, however it ended (the client may have left mid-stream)."""
         ...
 
 
@@ -38,11 +45,13 @@ class SseOutput:
         self.writer = writer
         self.headers = headers
         self.response: web.StreamResponse | None = None
+        self.closed = False
 
     async def _opened(self) -> web.StreamResponse:
         # Prepared on the first output, so that every error before it is a plain HTTP status.
         if self.response is None:
             self.response = web.StreamResponse(headers={**SSE_HEADERS, **self.headers})
+            STREAMING_CONNECTIONS.inc()  # counted before prepare: close() may follow a failed one
             await self.response.prepare(self.request)
         return self.response
 
@@ -67,6 +76,11 @@ class SseOutput:
         await self.response.write_eof()
         return self.response
 
+    def close(self) -> None:
+        if self.response is not None and not self.closed:
+            self.closed = True
+            STREAMING_CONNECTIONS.dec()
+
 
 class JsonOutput:
     def __init__(self, assembler: CompletionAssembler, headers: dict[str, str]) -> None:
@@ -84,3 +98,6 @@ class JsonOutput:
 
     async def fail(self, error: ApiError) -> web.StreamResponse:
         raise error
+
+    def close(self) -> None:
+        pass

@@ -10,11 +10,21 @@ import aiohttp
 from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from pydantic import SecretStr
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from lobe.gateway.auth.assembly import AuthParts, open_auth
-from lobe.gateway.auth.guard import AuthGuard, OpenGuard
+from lobe.gateway.auth.guard import AuthGuard
 from lobe.gateway.budget import BudgetClient
+from lobe.gateway.cache.response_cache import ResponseCache
 from lobe.gateway.dispatch import ChatDispatcher
+from lobe.gateway.ratelimit.client_ip import parse_networks
+from lobe.gateway.ratelimit.config import load_rate_limits
+from lobe.gateway.ratelimit.limiter import IpLimiter, RateLimiter
+from lobe.gateway.ratelimit.windows import SlidingWindows
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import close, connect, ensure_streams
 from lobe.shared.lifecycle import announce
@@ -36,8 +46,10 @@ class Resources:
     dispatcher: ChatDispatcher
     budget: BudgetClient
     http: aiohttp.ClientSession  # billing's admin API
-    # Per-IP limits on sign-in and refused credentials plug in here (lobe.gateway.auth.guard).
+    # Per-IP limits on sign-in and refused credentials (lobe.gateway.auth.guard): the IpLimiter.
     guard: AuthGuard
+    rate_limits: RateLimiter
+    cache: ResponseCache
     # Answers in flight, so shutdown can end each with an explicit error.
     answers: set[Answer] = field(default_factory=set)
 
@@ -66,20 +78,44 @@ SETTINGS = web.AppKey("settings", GatewaySettings)
 RESOURCES = web.AppKey("resources", Resources)
 
 
+def redis_client(url: SecretStr, settings: GatewaySettings) -> Redis:
+    """Fail fast, retry once: a pooled connection that a Redis restart broke is replaced at once,
+    a server that does not answer costs one REDIS_TIMEOUT_S (then the caller's fallback)."""
+    return Redis.from_url(
+        url.get_secret_value(),
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
+
+
 async def open_resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    limits = load_rate_limits(settings.rate_limits_file)  # a bad file stops start-up here
+    state = redis_client(settings.redis_url, settings)
+    cache_redis = redis_client(settings.cache_redis_url or settings.redis_url, settings)
+    windows = SlidingWindows(state)
+    enabled, fail_mode = settings.rate_limits_enabled, settings.rate_limit_fail_mode
+    ip_limit = IpLimiter(windows, limits.per_ip, parse_networks(settings.trusted_proxies), fail_mode, enabled)
+    rate_limits = RateLimiter(windows, limits, fail_mode, enabled)
     nc = await connect(settings, name="gateway")
+    cache = ResponseCache(cache_redis, nc, settings)
+    await cache.watch_invalidations()
     js = nc.jetstream()
     await ensure_streams(js, replicas=settings.nats_stream_replicas)
-    guard = OpenGuard()
-    access = await open_auth(settings, nc, js, guard)
+    access = await open_auth(settings, nc, js, ip_limit)
     await announce(js, "gateway", "started")
     http = aiohttp.ClientSession()
+    dispatcher, budget = ChatDispatcher(nc, settings), BudgetClient(nc, settings)
     app[RESOURCES] = Resources(
-        settings, nc, js, access, ChatDispatcher(nc, settings), BudgetClient(nc, settings), http, guard
+        settings, nc, js, access, dispatcher, budget, http, ip_limit, rate_limits, cache
     )
     yield
+    await rate_limits.close()
+    await cache.close()
     await announce(js, "gateway", "stopped")
     await http.close()
     await access.close()
     await close(nc)
+    await state.aclose()
+    await cache_redis.aclose()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from lobe.gateway.auth.settings import AdminSettings, CorsSettings, SessionSettings, SignInSettings
+from lobe.gateway.ratelimit.client_ip import parse_networks
 from lobe.shared.settings import OpsSettings, RedisSettings, ServiceSettings
+
+MIB = 1024 * 1024
 
 
 class GatewaySettings(
@@ -51,3 +55,45 @@ class GatewaySettings(
     default_max_output_tokens: int = Field(
         default=4096, ge=1, description="Output cap assumed for the worst case when the client sets none."
     )
+    redis_timeout_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="Longest wait for Redis; then the rate-limit fail mode, or a cache miss.",
+    )
+    rate_limits_enabled: bool = Field(
+        default=True, description="Per-user and per-IP rate limits, counted in REDIS_URL."
+    )
+    rate_limits_file: Path | None = Field(
+        default=None, description="Rate-limit tiers YAML; unset = the seed's numbers (bundled)."
+    )
+    rate_limit_fail_mode: Literal["open", "closed"] = Field(
+        default="open", description="When Redis does not answer: admit unchecked (open) or 503 (closed)."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Proxies (CIDRs, comma-separated) whose X-Forwarded-For names the client IP; "
+        "empty = the TCP peer is the client.",
+    )
+    cache_enabled: bool = Field(
+        default=True,
+        description="Answer repeated deterministic requests (temperature 0, or `X-Lobe-Cache: on`) "
+        "from the response cache.",
+    )
+    cache_ttl_s: int = Field(
+        default=3600, ge=1, description="How long an answer stays in the response cache."
+    )
+    cache_scope: Literal["user", "shared"] = Field(
+        default="user", description="Cached answers are per user, or shared by every user."
+    )
+    cache_memory_bytes: int = Field(
+        default=64 * MIB, ge=0, description="Per-process LRU in front of the cache Redis, in bytes; 0 = none."
+    )
+    cache_max_entry_bytes: int = Field(
+        default=1 * MIB, ge=1, description="Answers larger than this (stored form) are not cached."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        parse_networks(value)  # a typo stops start-up with the entry named
+        return value

@@ -4,21 +4,37 @@ Pure aggregation, no I/O: the router hands decoded events (or raw bodies) in, th
 reads `registry` out. Labels are bounded on purpose: there is no user_id or request_id label,
 since one series per user would grow without limit and per-user spend is billing's report, not
 a fleet metric.
+
+`lobe_chat_requests_total`'s `status` is `success` for a completed answer, `error` for a failed
+one, `cancelled` when the client left and `cache_hit` for an answer from the response cache. The
+usage events keep their own values (`ok`, ...): STATUS maps them. Every status series of a
+provider/model pair (and both token types of a provider) is created at 0 the first time the pair
+is seen, so a ratio such as the success rate sees every series from the same first sample on
+(Prometheus's rate() ignores whatever a series holds at its first scrape).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 
 from lobe.metrics.dedupe import RecentIds
-from lobe.metrics.labels import BoundedLabels
-from lobe.shared.events.billing import LimitExceeded
-from lobe.shared.events.usage import UsageRecorded
+from lobe.shared.bounded_labels import BoundedLabels
+from lobe.shared.events.billing import LimitExceeded, LimitKind
+from lobe.shared.events.usage import RequestStatus, UsageRecorded
 
 log = logging.getLogger(__name__)
+
+STATUS: dict[RequestStatus, str] = {
+    "ok": "success",
+    "error": "error",
+    "cancelled": "cancelled",
+    "cache_hit": "cache_hit",
+}
+TOKEN_TYPES = ("input", "output")
 
 # Time to first token: interactive, so finer at the low end.
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0)
@@ -37,8 +53,14 @@ class UsageMetrics:
         self.recent = RecentIds(dedupe_window)
         self.requests = Counter(
             "lobe_chat_requests",
-            "Chat requests that ended, by outcome.",
+            "Chat requests that ended, by outcome: success, error, cancelled, cache_hit.",
             ["provider", "model", "status"],
+            registry=self.registry,
+        )
+        self.message_tokens = Counter(
+            "lobe_message_tokens",
+            "Tokens of chat requests by provider: input (prompt, cached included) and output.",
+            ["type", "provider"],
             registry=self.registry,
         )
         self.tokens = Counter(
@@ -77,6 +99,10 @@ class UsageMetrics:
             ["limit"],
             registry=self.registry,
         )
+        for limit in get_args(LimitKind):
+            self.limit_exceeded.labels(limit)
+        self._seen_pairs: set[tuple[str, str]] = set()
+        self._seen_providers: set[str] = set()
 
     def observe_usage_bytes(self, body: bytes) -> UsageRecorded | None:
         """Decode and count one `usage.recorded` body; a bad one is counted as invalid, not raised.
@@ -98,8 +124,11 @@ class UsageMetrics:
             self.duplicates.inc()
             return False
         provider, model = self.labels.model_labels(event.provider, event.model)
-        self.requests.labels(provider, model, event.status).inc()
+        self._first_sight(provider, model)
+        self.requests.labels(provider, model, STATUS[event.status]).inc()
         usage = event.usage
+        self.message_tokens.labels("input", provider).inc(usage.prompt_tokens)
+        self.message_tokens.labels("output", provider).inc(usage.completion_tokens)
         tokens = self.tokens
         if usage.prompt_tokens:
             tokens.labels(provider, model, "prompt").inc(usage.prompt_tokens)
@@ -111,6 +140,17 @@ class UsageMetrics:
             self.ttft.labels(provider, model).observe(event.ttft_ms / 1000)
         self.duration.labels(provider, model).observe(event.duration_ms / 1000)
         return True
+
+    def _first_sight(self, provider: str, model: str) -> None:
+        """Create the pair's series at 0 (see the module's docstring)."""
+        if (provider, model) not in self._seen_pairs:
+            self._seen_pairs.add((provider, model))
+            for status in STATUS.values():
+                self.requests.labels(provider, model, status)
+        if provider not in self._seen_providers:
+            self._seen_providers.add(provider)
+            for kind in TOKEN_TYPES:
+                self.message_tokens.labels(kind, provider)
 
     def observe_limit_exceeded(self, event: LimitExceeded) -> None:
         self.limit_exceeded.labels(event.limit).inc()

@@ -13,6 +13,7 @@ from aiohttp import web
 from faststream.nats import NatsBroker
 
 from lobe.metrics.aggregation import UsageMetrics
+from lobe.metrics.lag import ConsumerLag
 from lobe.metrics.router import build_router, usage_consumer
 from lobe.metrics.settings import SERVICE_NAME, MetricsSettings
 from lobe.shared.bus import broker_options, ensure_consumer, ensure_streams
@@ -55,6 +56,7 @@ async def running(settings: MetricsSettings, metrics: UsageMetrics | None = None
     )
     broker = build_broker(settings, metrics)
     state = Running(broker=broker, metrics=metrics)
+    polling: asyncio.Task[None] | None = None
     # Ops first, so liveness answers (and readiness says 503) while NATS is still coming up.
     state.ops = await start_ops_server(
         settings.ops_host, settings.ops_port, state.ready, registry=metrics.registry
@@ -66,10 +68,14 @@ async def running(settings: MetricsSettings, metrics: UsageMetrics | None = None
         await ensure_consumer(js, USAGE.name, usage_consumer())
         await broker.start()
         await announce(broker.connection.jetstream(), SERVICE_NAME, "started")
+        lag = ConsumerLag(metrics.registry)
+        polling = asyncio.create_task(lag.run(broker.connection.jetstream(), settings.metrics_lag_interval_s))
         log.info("metrics consuming", extra={"ops_port": settings.ops_port})
         yield state
     finally:
         state.draining = True
+        if polling is not None:
+            polling.cancel()
         with contextlib.suppress(Exception):  # never connected: nothing to announce
             await announce(broker.connection.jetstream(), SERVICE_NAME, "stopped")
         try:

@@ -23,4 +23,7 @@ class MetricsSettings(ServiceSettings, OpsSettings):
         ge=0,
         description="Recent request ids remembered to drop redelivered usage events; 0 disables.",
     )
+    metrics_lag_interval_s: float = Field(
+        default=5.0, gt=0, description="How often JetStream consumer lag is read from the server."
+    )
     metrics_shutdown_grace_s: float = Field(default=10.0, gt=0, description="Longest drain on SIGTERM.")

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events import auth, billing, chat, lifecycle, usage
+from lobe.shared.events import auth, billing, cache, chat, lifecycle, routing, usage
 from lobe.shared.events.envelope import Event
 from lobe.shared.events.streams import BILLING_CONSUMER, EVENTS, METRICS_CONSUMER, USAGE, StreamSpec
 
@@ -39,11 +39,31 @@ CATALOG_VERSION = "3.0.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
     (
         "3.0.0",
-        "`usage.recorded` is published by chat workers only. The usage the gateway records for a "
-        "request whose worker was lost mid-answer moves to `usage.reported` (same payload, same "
-        "stream), so each service's NATS user may publish only what the catalog gives it and the "
-        "gateway's cannot forge a worker's usage. A consumer that counts every request reads both "
-        "subjects (billing and metrics do, with one durable consumer each).",
+        "`usage.recorded` is published by chat workers only. The usage the gateway records itself "
+        "(a request whose worker was lost mid-answer, a cached answer) moves to `usage.reported` "
+        "(same payload, same stream), so each service's NATS user may publish only what the catalog "
+        "gives it and the gateway's cannot forge a worker's usage. A consumer that counts every "
+        "request reads both subjects (billing and metrics do, with one durable consumer each).",
+    ),
+    (
+        "2.4.0",
+        "`served_model` on `usage.recorded` and on the usage frame: the model the provider was asked "
+        "for (a deployment's upstream model, after any fallback). Billing prices by it, so an answer "
+        "a fallback served is charged at the price of the model that served it.",
+    ),
+    (
+        "2.3.0",
+        "Routing made visible: the first delta, the done and the error frame carry an optional `route` "
+        "(deployment, provider, public model, attempts), the error frame an optional `retry_after_s`, and "
+        "`usage.recorded` an optional `attempts`. New facts `routing.breaker.opened`, "
+        "`routing.breaker.half_opened` and `routing.breaker.closed` (EVENTS). Chat workers also ask "
+        "`billing.price.quote` (the lowest-cost routing strategy).",
+    ),
+    (
+        "2.2.0",
+        "Optional `rate_tier` on the chat request's `caller` and on KeyVerified (billing's effective "
+        "rate-limit tier for the key's owner); optional `cache_hit` on PriceQuote; "
+        "`cache.response.invalidated` (gateway to every gateway replica).",
     ),
     (
         "2.1.0",
@@ -232,7 +252,7 @@ CATALOG: tuple[Subject, ...] = (
         producers=(CHAT_WORKER,),
         consumers=(Consumer(BILLING, BILLING_CONSUMER, "acked after the ledger commit"), _METRICS),
         description="A chat request ended; exactly one per request, whatever the outcome (or one "
-        "`usage.reported` instead, when the worker was lost mid-answer).",
+        "`usage.reported` instead, when the worker was lost mid-answer or the cache answered).",
     ),
     Subject(
         subject=usage.USAGE_REPORTED,
@@ -246,10 +266,10 @@ CATALOG: tuple[Subject, ...] = (
             Consumer(BILLING, BILLING_CONSUMER, "the durable consumer of usage.recorded, one ledger"),
             _METRICS,
         ),
-        description="The usage of a request whose worker was lost mid-answer, recorded by the gateway "
-        "(what the client received, estimated), since that worker never will. Billing keeps one usage "
-        "per request across this subject and `usage.recorded` (its unique key); it accepts here "
-        "only what a gateway reports, and dead-letters anything else.",
+        description="Usage the gateway records itself, when no worker will: a request whose worker was "
+        "lost mid-answer (what the client received, estimated), or a cached answer (`cache_hit`). "
+        "Billing keeps one usage per request across this subject and `usage.recorded` (its unique "
+        "key); it accepts here only what a gateway reports, and dead-letters anything else.",
     ),
     Subject(
         subject=usage.USAGE_DEAD_LETTER,
@@ -322,10 +342,11 @@ CATALOG: tuple[Subject, ...] = (
         kind="command",
         delivery=Delivery.REQUEST_REPLY,
         reply=billing.PriceQuoted,
-        producers=(GATEWAY,),
+        producers=(GATEWAY, CHAT_WORKER),
         consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
-        description="Price a finished request's usage at today's prices, for the final chunk's cost; "
-        "the same cost billing records when the usage event arrives.",
+        description="Price a usage at today's prices: the gateway for a finished request's final chunk "
+        "(the same cost billing records when the usage event arrives), chat workers for the price per "
+        "token of each deployment (the lowest-cost routing strategy; cached).",
     ),
     Subject(
         subject=auth.AUTH_KEY_VERIFY,
@@ -358,6 +379,44 @@ CATALOG: tuple[Subject, ...] = (
         producers=(BILLING,),
         consumers=(Consumer(GATEWAY, None, "every replica drops the key from its cache"),),
         description="An API key was revoked; caches must drop it.",
+    ),
+    *(
+        Subject(
+            subject=breaker_subject,
+            payload=routing.BreakerChanged,
+            kind="fact",
+            delivery=Delivery.JETSTREAM,
+            stream=EVENTS,
+            msg_id=_EVENT_ID,
+            producers=(CHAT_WORKER,),
+            consumers=(),
+            description=description,
+        )
+        for breaker_subject, description in (
+            (
+                routing.ROUTING_BREAKER_OPENED,
+                "A deployment failed too often within its window (or its probe failed): no worker sends "
+                "it traffic during the cooldown.",
+            ),
+            (
+                routing.ROUTING_BREAKER_HALF_OPENED,
+                "A deployment's cooldown ended: one worker sends it one probe request.",
+            ),
+            (
+                routing.ROUTING_BREAKER_CLOSED,
+                "A deployment's probe succeeded: every worker routes to it again.",
+            ),
+        )
+    ),
+    Subject(
+        subject=cache.CACHE_RESPONSE_INVALIDATED,
+        payload=cache.ResponsesInvalidated,
+        kind="fact",
+        delivery=Delivery.CORE,
+        producers=(GATEWAY,),
+        consumers=(Consumer(GATEWAY, None, "every replica drops the matching answers it holds in memory"),),
+        description="An admin invalidated cached answers (all, one user's, one model's); the replica "
+        "that took the admin call has cleared the shared Redis tier already.",
     ),
     Subject(
         subject=auth.AUTH_USER_RESOLVE,
@@ -453,6 +512,19 @@ def lookup(subject: str) -> Subject:
         if entry.matches(subject):
             return entry
     raise KeyError(f"subject {subject!r} is not in the event catalog")
+
+
+def durable_consumers() -> tuple[tuple[str, str], ...]:
+    """Every (stream, durable consumer) pair the catalog wires up, sorted: the consumers whose lag
+    the metrics service reports."""
+    pairs = {
+        (entry.stream.name, consumer.group)
+        for entry in CATALOG
+        if entry.stream is not None
+        for consumer in entry.consumers
+        if consumer.group is not None
+    }
+    return tuple(sorted(pairs))
 
 
 def contract_models() -> dict[str, Any]:

@@ -11,7 +11,10 @@ consumes, plus what NATS itself needs for exactly that, and nothing else:
 - JetStream: every service declares the suite's streams at start (INFO, CREATE: harmless once
   they exist); only their owner, billing, and the operator may UPDATE them; nobody may delete or
   purge them. A durable consumer's API subjects and `$JS.ACK.<stream>.<durable>.>` belong to the
-  service the catalog names as that consumer.
+  service the catalog names as that consumer; metrics may also read every durable's info (its
+  consumer-lag gauges, lobe.metrics.lag).
+- State a service keeps in JetStream for itself, not events (the chat workers' routing store: a
+  KV bucket and a counter stream, lobe.chat_worker.routing.store): that service alone, wholly.
 
 The NATS server configuration (`lobe dev`, the test harness, deploy/nats/values.yaml) is built
 from `users()`; tests/e2e/test_bus_matches_catalog.py runs the suite under these users and fails
@@ -24,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lobe.shared.catalog import BILLING, CATALOG, SERVICES, Delivery
+from lobe.shared.catalog import BILLING, CATALOG, CHAT_WORKER, METRICS, SERVICES, Delivery, durable_consumers
 from lobe.shared.events.streams import ALL_STREAMS, EVENTS
 
 # `lobe admin` and `lobe dev`'s set-up: billing's admin operations, run by an operator.
@@ -33,6 +36,14 @@ PRINCIPALS = (*SERVICES, ADMIN)
 # The service that brings existing streams to the catalog's configuration (ensure_streams owner=True).
 STREAMS_OWNER = BILLING
 JS_API = "$JS.API"
+# Streams a service keeps its own state in (stream, the subjects stored in it). A test holds the
+# chat workers' to lobe.chat_worker.routing.store, which lobe.shared cannot import.
+PRIVATE_STREAMS: dict[str, tuple[tuple[str, str], ...]] = {
+    CHAT_WORKER: (
+        ("KV_LOBE_ROUTING", "$KV.LOBE_ROUTING.>"),
+        ("LOBE_ROUTING_COUNTERS", "$COUNTERS.LOBE_ROUTING.>"),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,10 @@ def permissions(principal: str) -> Permissions:
         # Billing's admin operations, run from a terminal, announce their changes as billing does.
         publish += [e.wildcard for e in CATALOG if e.producers == (BILLING,) and e.stream == EVENTS]
         return Permissions(tuple(publish), tuple(subscribe), allow_responses=False)
+    for stream, stored in PRIVATE_STREAMS.get(principal, ()):
+        publish += [stored, *_private_stream(stream)]
+    if principal == METRICS:
+        publish += [f"{JS_API}.CONSUMER.INFO.{stream}.{durable}" for stream, durable in durable_consumers()]
     answers = False
     for entry in CATALOG:
         if principal in entry.producers:
@@ -102,6 +117,21 @@ def _durable_consumer(stream: str, durable: str) -> list[str]:
         f"{JS_API}.CONSUMER.INFO.{stream}.{durable}",
         f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}",
         f"$JS.ACK.{stream}.{durable}.>",
+    ]
+
+
+def _private_stream(stream: str) -> list[str]:
+    """Everything on a stream of the service's own: manage it, read it, watch and count with it."""
+    return [
+        f"{JS_API}.STREAM.*.{stream}",
+        f"{JS_API}.STREAM.MSG.*.{stream}",
+        f"{JS_API}.DIRECT.GET.{stream}",
+        f"{JS_API}.DIRECT.GET.{stream}.>",
+        f"{JS_API}.CONSUMER.*.{stream}",
+        f"{JS_API}.CONSUMER.*.{stream}.>",
+        f"{JS_API}.CONSUMER.DURABLE.CREATE.{stream}.>",
+        f"$JS.ACK.{stream}.>",
+        f"$JS.FC.{stream}.>",
     ]
 
 

@@ -53,6 +53,9 @@ class KeyVerified(Event):
     user_id: str | None = None
     api_key_id: str | None = None
     plan: str | None = None
+    rate_tier: str | None = Field(
+        default=None, description="The effective rate-limit tier: the user's override, else the plan's."
+    )
 
 
 class UserResolve(Event):

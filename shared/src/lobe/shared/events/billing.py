@@ -83,6 +83,9 @@ class PriceQuote(Event):
     provider: str
     model: str
     usage: TokenUsage
+    cache_hit: bool = Field(
+        default=False, description="Served from the gateway's response cache (priced per the price table)."
+    )
 
 
 class PriceQuoted(Event):

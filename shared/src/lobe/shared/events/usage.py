@@ -39,6 +39,19 @@ class UsageRecorded(Event):
     ttft_ms: float | None = Field(default=None, ge=0, description="Time to first token.")
     duration_ms: float = Field(ge=0)
     stream: bool = False
+    attempts: int | None = Field(
+        default=None, ge=0, description="Provider calls made for it, retries and fallbacks included."
+    )
+    served_model: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The model the provider was asked for (a deployment's upstream model, after any "
+        "fallback); billing prices by it. None: `model`.",
+    )
+
+    @property
+    def priced_model(self) -> str:
+        return self.served_model or self.model
 
 
 def gateway_may_report(event: UsageRecorded) -> bool:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from lobe.chat_worker.deployments import Deployment
 from lobe.chat_worker.http.upstream import MAX_ERROR_BODY, TransportError, UpstreamRequest, open_upstream
 from lobe.chat_worker.providers.base import Provider, ProviderError, ReasoningDelta, StreamEvent, TextDelta
+from lobe.chat_worker.providers.genai_span import traced
+from lobe.chat_worker.providers.retry_after import retry_after_s
 from lobe.chat_worker.providers.sse import FramingError
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import ToolCallDelta
@@ -62,14 +65,19 @@ class HttpProvider(Provider):
     def headers(self, own: dict[str, str]) -> dict[str, str]:
         return {"Content-Type": "application/json", **own, **self.deployment.headers}
 
-    async def stream(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
+    def stream(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
+        server = urlsplit(self.deployment.base_url).hostname if self.deployment.base_url else None
+        return traced(self._events(body), self.name, self.upstream_model(body), body, server)
+
+    async def _events(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         request = self.request_for(body)
         parser = self.parser_for(body)
         started = False
         try:
             async with open_upstream(self.session, request, self.deployment.timeouts) as upstream:
                 if upstream.status >= 400:
-                    raise self.error_for(upstream.status, await upstream.read_all(MAX_ERROR_BODY))
+                    error = self.error_for(upstream.status, await upstream.read_all(MAX_ERROR_BODY))
+                    raise dataclasses.replace(error, retry_after_s=retry_after_s(upstream.response.headers))
                 if upstream.content_type == "application/json":
                     for event in parser.document(await upstream.read_all(MAX_DOCUMENT)):
                         yield event

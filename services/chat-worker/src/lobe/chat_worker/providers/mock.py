@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import AsyncGenerator
 
 from lobe.chat_worker.providers.base import Finished, Provider, StreamEvent, TextDelta
+from lobe.chat_worker.providers.genai_span import traced
 from lobe.shared.chat_schema import ChatCompletionRequest, TextPart
 from lobe.shared.events.chat import FinishReason, TokenUsage
 from lobe.shared.tokens import estimate_prompt_tokens
@@ -46,7 +47,10 @@ class MockProvider(Provider):
     def __init__(self, chunk_delay_s: float = 0.0) -> None:
         self.chunk_delay_s = chunk_delay_s
 
-    async def stream(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
+    def stream(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
+        return traced(self._events(body), self.name, MOCK_MODEL, body)
+
+    async def _events(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
         chunks = mock_answer(body)
         limit = body.output_token_limit
         finish: FinishReason = "stop"

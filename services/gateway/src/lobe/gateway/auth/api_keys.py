@@ -127,7 +127,12 @@ class ApiKeyStore:
             )
         answer = KeyVerified.decode(reply)
         caller = (
-            Caller(user_id=answer.user_id, api_key_id=answer.api_key_id, plan=answer.plan or "free")
+            Caller(
+                user_id=answer.user_id,
+                api_key_id=answer.api_key_id,
+                plan=answer.plan or "free",
+                rate_tier=answer.rate_tier,
+            )
             if answer.valid and answer.user_id
             else None
         )

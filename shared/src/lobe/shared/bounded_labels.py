@@ -2,7 +2,8 @@
 
 `model` is what the client asked for, so a client could mint label values at will. The first
 `limit` provider/model pairs are kept as they are; later ones are reported as model="other",
-which keeps the series count bounded while the totals stay exact.
+which keeps the series count bounded while the totals stay exact. Used wherever a series carries
+the model: the metrics service's request counters, billing's cost counter.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The response cache: a per-process LRU bounded in bytes, then a shared Redis with a TTL."""

@@ -1,0 +1,135 @@
+"""The response cache's two tiers and their upkeep: look up, store, invalidate.
+
+Lookup: this process's LRU, then Redis (CACHE_REDIS_URL, else REDIS_URL) in one round trip
+(GET and PTTL pipelined); a Redis hit is kept in memory for the rest of its TTL. Store: after
+the answer completed, in the background (the client has its answer), memory then Redis with
+CACHE_TTL_S. Redis unreachable: a miss and a skipped store, never an error for the client.
+Invalidation (admin API): the Redis tier is cleared here, and `cache.response.invalidated`
+tells every replica (this one included) to drop the matching answers from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from lobe.gateway.cache.key import CacheKey, cache_key, key_pattern
+from lobe.gateway.cache.memory import ByteLRU
+from lobe.gateway.cache.replay import Replay, encode_answer
+from lobe.gateway.metrics import CACHE_LOOKUPS
+from lobe.gateway.ratelimit.limiter import REDIS_ERRORS
+from lobe.gateway.ratelimit.outage import RedisOutage
+from lobe.gateway.settings import GatewaySettings
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.cache import CACHE_RESPONSE_INVALIDATED, ResponsesInvalidated
+from lobe.shared.events.chat import Caller, DeltaFrame, DoneFrame, UsageFrame
+
+log = logging.getLogger(__name__)
+SCAN_BATCH = 1000
+
+
+class ResponseCache:
+    def __init__(self, redis: Redis, nc: NATS, settings: GatewaySettings) -> None:
+        self.redis = redis
+        self.nc = nc
+        self.settings = settings
+        self.enabled = settings.cache_enabled
+        self.shared = settings.cache_scope == "shared"
+        self.memory = ByteLRU(settings.cache_memory_bytes)
+        self.outage = RedisOutage("open", what="response cache")
+        self._storing: set[asyncio.Task[None]] = set()
+
+    def key_for(self, request: web.Request, caller: Caller, body: ChatCompletionRequest) -> CacheKey | None:
+        """The request's cache key, or None when it is not cached (see lobe.gateway.cache.key)."""
+        return cache_key(request, caller, body, self.shared) if self.enabled else None
+
+    async def lookup(self, key: CacheKey | None) -> Replay | None:
+        if key is None:
+            return None
+        stored = self.memory.get(key.redis_key, time.monotonic())
+        if stored is not None:
+            CACHE_LOOKUPS.labels(result="memory").inc()
+            return Replay(stored)
+        stored = await self._from_redis(key.redis_key)
+        CACHE_LOOKUPS.labels(result="miss" if stored is None else "redis").inc()
+        return None if stored is None else Replay(stored)
+
+    async def _from_redis(self, redis_key: str) -> bytes | None:
+        if self.outage.skip():
+            return None
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(redis_key)
+                pipe.pttl(redis_key)
+                stored, ttl_ms = await pipe.execute()
+        except REDIS_ERRORS as exc:
+            self.outage.failed(exc)
+            return None
+        self.outage.recovered()
+        if stored is not None and ttl_ms > 0:
+            self.memory.put(redis_key, stored, time.monotonic() + ttl_ms / 1000)
+        return stored  # type: ignore[no-any-return]
+
+    def store(self, key: CacheKey, frames: list[DeltaFrame | UsageFrame | DoneFrame]) -> None:
+        """Keep a completed answer, in the background: the client is answered already."""
+        task = asyncio.create_task(self._store(key.redis_key, frames))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+
+    async def _store(self, redis_key: str, frames: list[DeltaFrame | UsageFrame | DoneFrame]) -> None:
+        stored = encode_answer(frames)
+        if len(stored) > self.settings.cache_max_entry_bytes:
+            return
+        ttl_s = self.settings.cache_ttl_s
+        self.memory.put(redis_key, stored, time.monotonic() + ttl_s)
+        if self.outage.skip():
+            return
+        try:
+            await self.redis.set(redis_key, stored, ex=ttl_s)
+        except REDIS_ERRORS as exc:
+            self.outage.failed(exc)
+
+    async def invalidate(self, user_id: str | None, model: str | None) -> int:
+        """Clear matching answers from Redis and from every replica's memory; returns the number
+        of Redis entries removed. Redis errors are raised: an admin must know it did not happen."""
+        pattern = key_pattern(user_id, model, self.shared)
+        removed = 0
+        async for batch in self._scan(pattern):
+            removed += await self.redis.unlink(*batch)
+        self.memory.drop(pattern)
+        fact = ResponsesInvalidated(request_id=f"invalidate-{time.time_ns()}", user_id=user_id, model=model)
+        await self.nc.publish(CACHE_RESPONSE_INVALIDATED, fact.encode())
+        return removed
+
+    async def _scan(self, pattern: str) -> AsyncIterator[list[str]]:
+        batch: list[str] = []
+        async for redis_key in self.redis.scan_iter(match=pattern, count=SCAN_BATCH):
+            batch.append(redis_key)
+            if len(batch) >= SCAN_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def watch_invalidations(self) -> None:
+        await self.nc.subscribe(CACHE_RESPONSE_INVALIDATED, cb=self._on_invalidated)
+
+    async def _on_invalidated(self, msg: Msg) -> None:
+        try:
+            fact = ResponsesInvalidated.decode(msg.data)
+        except ValidationError as exc:
+            log.warning("malformed %s: %s", msg.subject, exc.errors()[:1])
+            return
+        self.memory.drop(key_pattern(fact.user_id, fact.model, self.shared))
+
+    async def close(self) -> None:
+        if self._storing:
+            await asyncio.gather(*self._storing, return_exceptions=True)
