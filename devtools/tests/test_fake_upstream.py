@@ -55,3 +55,24 @@ async def test_a_client_leaving_a_slow_reply_is_recorded_at_once() -> None:
         await upstream.stop()
     [closed_at] = upstream.closed_at
     assert 0 <= closed_at - left_at < 0.05
+
+
+async def test_a_schedule_picks_each_requests_reply_by_its_number_and_arrivals_are_timed() -> None:
+    failure = Reply(
+        b'{"error": "down"}', status=503, content_type="application/json", headers={"Retry-After": "1"}
+    )
+    upstream = await FakeUpstream(
+        default=Reply(b"ok", content_type="text/plain"), schedule=lambda n: failure if n % 2 == 0 else None
+    ).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            answers = []
+            for _ in range(4):
+                async with http.post(upstream.url, data=b"{}") as response:
+                    answers.append((response.status, response.headers.get("Retry-After")))
+    finally:
+        await upstream.stop()
+    assert answers == [(503, "1"), (200, None), (503, "1"), (200, None)]
+    times = [r.at for r in upstream.requests]
+    assert times == sorted(times)
+    assert abs(times[0] - time.time()) < 5

@@ -71,6 +71,8 @@ GLOBAL = optional(
                 "urlSecretKey": STRING,
                 # JetStream allows 1 to 5 replicas; the streams get the same count everywhere.
                 "streamReplicas": {"type": "integer", "minimum": 1, "maximum": 5},
+                # A NATS user per service (deploy/nats/auth-values.yaml), password in existingSecret.
+                "perServiceUsers": BOOL,
             }
         ),
     }

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import nats
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError
 
-from lobe.devtools.ports import free_port
 from lobe.devtools.servers import NatsServer
-from lobe.shared.bus import ensure_streams, stream_config
+from lobe.devtools.servers.nats import NatsCluster
+from lobe.shared.bus import broker_options, connect_options, ensure_streams, stream_config
 from lobe.shared.events.streams import ALL_STREAMS, USAGE
 from lobe.shared.settings import NatsSettings
 
@@ -33,36 +33,10 @@ def test_stream_replicas_outside_what_jetstream_allows_are_rejected(monkeypatch:
         NatsSettings()
 
 
-class ClusterNode(NatsServer):
-    """One node of a three-node JetStream cluster on loopback."""
-
-    def __init__(self, index: int, cluster_ports: list[int]) -> None:
-        super().__init__()
-        self.index = index
-        self.cluster_ports = cluster_ports
-
-    def command(self) -> list[str]:
-        routes = ",".join(f"nats://127.0.0.1:{p}" for p in self.cluster_ports)
-        return [
-            *super().command(),
-            "--server_name", f"lobe-n{self.index}",
-            "--cluster_name", "lobe",
-            "--cluster", f"nats://127.0.0.1:{self.cluster_ports[self.index]}",
-            "--routes", routes,
-        ]  # fmt: skip
-
-
 @pytest.fixture
 def nats_cluster() -> Iterator[list[NatsServer]]:
-    ports = [free_port() for _ in range(3)]
-    with contextlib.ExitStack() as stack:
-        nodes = [ClusterNode(i, ports) for i in range(3)]
-        for node in nodes:
-            node.spawn()
-            stack.callback(node.close)
-        for node in nodes:
-            node.wait_ready()
-        yield nodes
+    with NatsCluster(3) as cluster:
+        yield cluster.nodes
 
 
 @pytest.mark.integration
@@ -90,3 +64,50 @@ async def test_ensure_streams_declares_three_replicas_on_a_three_node_cluster(
         assert (await js.stream_info(USAGE.name)).config.num_replicas == 3
     finally:
         await nc.close()
+
+
+def test_each_service_connects_with_its_own_user_and_inbox_prefix_for_nats_py_and_faststream() -> None:
+    from faststream.nats.security import NatsUserPassword
+
+    settings = NatsSettings(nats_url="nats://a:4222, nats://b:4222", nats_user="billing", nats_password="pw")
+    options = connect_options(settings, "billing")
+    assert options["servers"] == ["nats://a:4222", "nats://b:4222"]
+    assert (options["user"], options["password"], options["inbox_prefix"]) == (
+        "billing",
+        "pw",
+        "_INBOX.billing",
+    )
+    assert connect_options(settings, "chat-worker w-1")["inbox_prefix"] == "_INBOX.chat-worker"
+    broker = broker_options(settings, "billing")
+    assert not {"user", "password", "tls", "user_credentials"} & set(broker)
+    assert isinstance(broker["security"], NatsUserPassword)
+    assert (broker["security"].username, broker["security"].password) == ("billing", "pw")
+    assert "pw" not in repr(settings)  # a SecretStr: never in a log line
+
+
+def test_a_credentials_file_is_passed_to_nats_py_and_faststream(tmp_path: Path) -> None:
+    from faststream.nats.security import NatsCredentials
+
+    creds = tmp_path / "billing.creds"
+    settings = NatsSettings(nats_creds=creds)
+    assert connect_options(settings, "billing")["user_credentials"] == str(creds)
+    security = broker_options(settings, "billing")["security"]
+    assert isinstance(security, NatsCredentials)
+    assert security.credentials == str(creds)
+
+
+@pytest.mark.parametrize(
+    ("env", "error"),
+    [
+        ({"NATS_PASSWORD": "pw"}, "without NATS_USER"),
+        ({"NATS_USER": "u", "NATS_CREDS": "/x.creds"}, "not both"),
+        ({"NATS_TLS_CERT_FILE": "/c.pem"}, "go together"),
+    ],
+)
+def test_half_configured_nats_credentials_are_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], error: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=error):
+        NatsSettings()

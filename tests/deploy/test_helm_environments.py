@@ -155,6 +155,20 @@ def test_every_service_gets_the_same_nats_and_stream_replicas_from_global(produc
         assert env["NATS_URL"] == "nats://nats.nats.svc:4222", name
 
 
+def test_every_service_connects_as_its_own_nats_user_which_the_nats_chart_values_define(
+    production: list[Doc],
+) -> None:
+    nats_values = yaml.safe_load((ROOT / "deploy" / "nats" / "auth-values.yaml").read_text())
+    nats_users = {u["user"] for u in nats_values["config"]["merge"]["authorization"]["users"]}
+    secret_keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in nats_values["container"]["env"].values()}
+    assert nats_users == secret_keys == {*SERVICES, "admin"}
+    for name, deployment in of_kind(production, "Deployment").items():
+        env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["NATS_USER"]["value"] == name
+        password = env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert password == {"name": "lobe-credentials", "key": f"nats-password-{name}"}, name
+
+
 def test_billing_backs_up_postgres_on_a_schedule_with_the_script_compose_runs(production: list[Doc]) -> None:
     [cron] = of_kind(production, "CronJob").values()
     job = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -214,3 +228,31 @@ def test_stream_replicas_per_service_are_rejected_in_favour_of_global(checked: N
     )
     assert out.returncode != 0
     assert "config: Must not validate the schema" in out.stderr
+
+
+def test_billings_api_and_admin_api_are_reachable_from_no_ingress_only_from_the_cluster(
+    production: list[Doc],
+) -> None:
+    """Billing serves its usage and admin API on its ops port (with /metrics): no Ingress routes to
+    it, its Service is internal, and its NetworkPolicy admits only Prometheus and helm test pods."""
+    ingress_backends = {
+        path["backend"]["service"]["name"]
+        for ingress in of_kind(production, "Ingress").values()
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert ingress_backends
+    assert all("gateway" in backend for backend in ingress_backends)
+    service = of_kind(production, "Service")["billing"]
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    peers = [
+        peer
+        for rule in of_kind(production, "NetworkPolicy")["billing"]["spec"]["ingress"]
+        for peer in rule["from"]
+    ]
+    admitted = [
+        p.get("namespaceSelector", {}).get("matchLabels") or p.get("podSelector", {}).get("matchLabels")
+        for p in peers
+    ]
+    assert {"kubernetes.io/metadata.name": "monitoring"} in admitted
+    assert not any("ingress-nginx" in str(peer) for peer in peers)

@@ -4,9 +4,16 @@ producer and consumer really exists.
 The whole suite runs (gateway, a chat worker, billing, metrics) while a sniffer subscribed to `>`
 records every message; the workload covers streamed, non-streamed, cancelled, failed, unknown-model,
 over-budget, unpriced and dead-lettered requests, a response cache hit and an admin's cache
-invalidation, key issue and revocation, a refused and a successful sign-in and a sign-out, a worker
-killed mid-answer and every service's start and stop. Consumers are read off the server itself: its live
-subscriptions (monitoring endpoint /connz) and its JetStream consumers.
+invalidation, key issue and revocation, a refused and a successful sign-in and a sign-out, a
+deployment whose breaker opens, probes and closes, a model routed by price, a worker killed
+mid-answer and every service's start and stop. Consumers are read off the server itself: its live
+subscriptions (monitoring endpoint /connz) and its JetStream consumers. The workers' routing store
+(a KV bucket and a counter stream, docs/routing.md) is state, not events: its subjects are not
+catalogued.
+
+Every service connects as its own NATS user with the permissions generated from the catalog
+(lobe.shared.catalog.permissions), so anything a service does outside the catalog is also a
+permission violation the server logs: the test fails on any.
 """
 
 from __future__ import annotations
@@ -30,16 +37,23 @@ from pydantic import TypeAdapter
 
 from lobe.billing.service import BillingService
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
+from lobe.chat_worker.policies import BreakerPolicy
+from lobe.chat_worker.routing.prices import QUOTE_ID_PREFIX
+from lobe.chat_worker.routing.store import SUBJECT_PREFIXES
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.ports import free_port
+from lobe.devtools.provider_fixtures import load
+from lobe.devtools.pytest_plugin import HARNESS_USER
 from lobe.devtools.servers import NatsServer
 from lobe.devtools.servers.oidc import OidcProviderServer
+from lobe.devtools.waiting import eventually
 from lobe.metrics.service import running
 from lobe.metrics.settings import MetricsSettings
 from lobe.shared.bus import flush
-from lobe.shared.catalog import CATALOG, CHAT_WORKER, GATEWAY, SERVICES, Subject
+from lobe.shared.catalog import BILLING, CATALOG, CHAT_WORKER, GATEWAY, METRICS, SERVICES, Subject
+from lobe.shared.events.billing import PRICE_QUOTE, PriceQuote
 from lobe.shared.events.lifecycle import ServiceLifecycle
-from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_RECORDED
 
 from .conftest import API_KEY, billing_settings, catalog, start_worker
 from .sign_in_support import (
@@ -54,10 +68,24 @@ from .sign_in_support import (
 )
 
 ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
-NATS_OWN = ("$JS.", "_INBOX.", "$SYS.")  # JetStream's API, request inboxes, the system account
+# JetStream's API, request inboxes, the system account, the chat workers' routing store.
+NATS_OWN = ("$JS.", "_INBOX.", "$SYS.", *SUBJECT_PREFIXES)
 ADMIN_TOKEN = "bus-test-admin"
 MESSAGES = [{"role": "user", "content": "What crosses the bus?"}]
 GARBAGE = b"not json"  # a usage message billing cannot read, published by the test itself
+BREAKER_COOLDOWN_S = 0.3
+
+
+@pytest.fixture
+def nats_server(secured_nats: NatsServer) -> NatsServer:
+    """The suite runs under per-service users (worker_process and nats_url use this server too)."""
+    return secured_nats
+
+
+def as_user(server: NatsServer, service: str) -> dict[str, str]:
+    """Settings overrides of an in-process service connecting as its own NATS user."""
+    assert server.users is not None
+    return server.users.settings(service)
 
 
 def channel_patterns() -> list[re.Pattern[str]]:
@@ -103,36 +131,36 @@ def subscriptions(server: NatsServer) -> set[tuple[str, str, str]]:
     return subs
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], within_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while True:
-        result = check()
-        if await result if isinstance(result, Awaitable) else result:
-            return
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
-def routing(upstream: FakeUpstream) -> ModelCatalog:
-    """The mock models, one failing upstream and one model billing has no price for."""
+def routing(upstream: FakeUpstream, flaky: FakeUpstream) -> ModelCatalog:
+    """The mock models, one failing upstream, one model billing has no price for, one deployment
+    whose breaker opens at its first failure, and a model routed by price."""
     broken = Deployment(name="broken", provider="openai", base_url=f"{upstream.url}/v1")
     unpriced = Deployment(name="unpriced", provider="mock")
+    breaker = BreakerPolicy(failures=1, cooldown_s=BREAKER_COOLDOWN_S)
+    guarded = [
+        Deployment(name="flaky", provider="openai", base_url=f"{flaky.url}/v1", breaker=breaker),
+        Deployment(name="standby", provider="mock"),
+    ]
+    priced = [
+        Deployment(name="cheap", provider="mock", model="gpt-4o-mini"),
+        Deployment(name="dear", provider="mock"),
+    ]
     extra = [
         RoutedModel(name="broken", deployments=[broken]),
         RoutedModel(name="unpriced", deployments=[unpriced]),
+        RoutedModel(name="guarded", deployments=guarded),
+        RoutedModel(name="cheapest", deployments=priced, strategy="lowest_cost"),
     ]
     return ModelCatalog(models=[*catalog().models, *extra])
 
 
 def attributed(entry: Subject, msg: Msg) -> str:
     """Which producer sent a message of a subject with several: its payload says."""
-    if entry.subject == USAGE_RECORDED:
-        event = UsageRecorded.decode(msg.data)
-        # The gateway records a lost worker's usage and a cache hit's; workers the rest.
-        return GATEWAY if event.error_code == "worker_lost" or event.status == "cache_hit" else CHAT_WORKER
     if entry.payload is ServiceLifecycle:
         return ServiceLifecycle.decode(msg.data).service
+    if entry.subject == PRICE_QUOTE:
+        routing_quote = PriceQuote.decode(msg.data).request_id.startswith(QUOTE_ID_PREFIX)
+        return CHAT_WORKER if routing_quote else GATEWAY
     [producer] = entry.producers
     return producer
 
@@ -142,6 +170,17 @@ async def broken_upstream(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Fake
     monkeypatch.setenv("OPENAI_API_KEY", "test-key-openai")
     error = b'{"error": {"message": "upstream exploded", "type": "server_error", "code": null}}'
     server = await FakeUpstream(default=Reply(error, status=500, content_type="application/json")).start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def flaky_upstream(broken_upstream: FakeUpstream) -> AsyncIterator[FakeUpstream]:
+    """Fails its first request, answers every later one (the breaker's probe)."""
+    first = broken_upstream.default
+    server = await FakeUpstream(
+        default=load("openai/chat_stream_text.sse").reply(), schedule=lambda n: first if n == 0 else None
+    ).start()
     yield server
     await server.stop()
 
@@ -157,6 +196,7 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     nats_server: NatsServer,
     billing_db: str,
     broken_upstream: FakeUpstream,
+    flaky_upstream: FakeUpstream,
     worker_process: Callable[..., Awaitable[asyncio.subprocess.Process]],
     redis_url: str,
     make_oidc_provider: Callable[[list[dict[str, Any]]], OidcProviderServer],
@@ -167,18 +207,26 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     provider = make_oidc_provider(
         [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [callback]}]
     )
+    assert nats_server.users is not None
+    harness = nats_server.users.connect_kwargs(HARNESS_USER)
     sniffer = Sniffer()
-    spy = await nats.connect(url, name="sniffer")
+    spy = await nats.connect(url, name="sniffer", **harness)
     await spy.subscribe(">", cb=sniffer.record)
     await flush(spy)
-    metrics_settings = MetricsSettings(nats_url=url, ops_host="127.0.0.1", ops_port=0)
+    metrics_settings = MetricsSettings(
+        nats_url=url, ops_host="127.0.0.1", ops_port=0, **as_user(nats_server, METRICS)
+    )
     async with (
-        BillingService(billing_settings(url, billing_db, ADMIN_TOKEN)) as billing,
+        BillingService(
+            billing_settings(url, billing_db, ADMIN_TOKEN, **as_user(nats_server, BILLING))
+        ) as billing,
         running(metrics_settings),
         aiohttp.ClientSession() as http,
     ):
         billing_url = f"http://127.0.0.1:{billing.ops_port}"
-        worker = await start_worker(url, models=routing(broken_upstream))
+        worker = await start_worker(
+            url, models=routing(broken_upstream, flaky_upstream), **as_user(nats_server, CHAT_WORKER)
+        )
         session_key = new_key("bus-test")
         gateway = await start_auth_gateway(
             url,
@@ -186,12 +234,15 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
             key_set(session_key),
             port,
             billing_enabled=True,
+            # The workload sends more than the free tier's requests a minute; limits are Redis only.
+            rate_limits_enabled=False,
             cache_enabled=True,
             cache_redis_url=redis_url,
             oidc_discovery_url=provider.discovery_url,
             oidc_client_id=CLIENT_ID,
             oidc_client_secret=CLIENT_SECRET,
             allowed_email_domains="corp.example",
+            **as_user(nats_server, GATEWAY),
         )
         runner, base_url = gateway.runner, gateway.url
         client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
@@ -225,6 +276,14 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
             await client.chat.completions.create(model="broken", messages=MESSAGES)
         with pytest.raises(openai.NotFoundError):
             await client.chat.completions.create(model="no-such-model", messages=MESSAGES)
+        # A deployment fails: its breaker opens; after the cooldown one probe answers and closes it.
+        # (A small max_tokens: unpriced models hold the expensive default price in alice's budget.)
+        await client.chat.completions.create(model="guarded", messages=MESSAGES, max_tokens=8)
+        await asyncio.sleep(BREAKER_COOLDOWN_S + 0.1)
+        await client.chat.completions.create(model="guarded", messages=MESSAGES, max_tokens=8)
+        await eventually(lambda: any(m.subject == "routing.breaker.closed" for m in sniffer.seen))
+        # Routed by price: the worker asked billing for the deployments' prices at start.
+        await client.chat.completions.create(model="cheapest", messages=MESSAGES, max_tokens=8)
         # Cancelled, with the server's subscriptions read while the answer is in flight.
         slow = await client.chat.completions.create(model="mock-slow", messages=MESSAGES, stream=True)
         await anext(aiter(slow))
@@ -250,7 +309,7 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
 
         # A worker killed mid-answer: the gateway records the usage it never will.
         await worker.stop()
-        doomed = await worker_process()
+        doomed = await worker_process(**nats_server.users.env(CHAT_WORKER))
         dying = await client.chat.completions.create(model="mock-slow", messages=MESSAGES, stream=True)
         await anext(aiter(dying))
         doomed.send_signal(signal.SIGKILL)
@@ -283,15 +342,19 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
 
     # 3. Every catalogued consumer exists: a live subscription (queue group as catalogued), or a
     # durable JetStream consumer filtering the subject.
-    reader = await nats.connect(url)
+    reader = await nats.connect(url, **harness)
     js = reader.jetstream()
     for entry in CATALOG:
         for consumer in entry.consumers:
             if entry.stream is not None and consumer.group is not None:
                 info = await js.consumer_info(entry.stream.name, consumer.group)
-                assert entry.matches(info.config.filter_subject or ""), (entry.subject, consumer)
+                filters = info.config.filter_subjects or [info.config.filter_subject or ""]
+                assert any(entry.matches(f) for f in filters), (entry.subject, consumer)
                 continue
             group = consumer.group or ""
             found = [s for s in live if s[0] == consumer.service and entry.matches(s[1]) and s[2] == group]
             assert found, f"{entry.subject}: no live subscription by {consumer.service} (group {group!r})"
     await reader.close()
+
+    # 4. Nothing any service did was outside its catalog permissions.
+    assert nats_server.violations() == [], "\n".join(nats_server.violations())

@@ -15,7 +15,7 @@ from lobe.chat_worker.providers.mock import mock_answer
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.lifecycle import SERVICE_STARTED, ServiceLifecycle
 from lobe.shared.events.streams import EVENTS, USAGE
-from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_RECORDED, USAGE_SUBJECTS, UsageRecorded
 
 from .conftest import Suite, start_gateway
 
@@ -27,7 +27,8 @@ def expected_text(model: str = "mock", messages: list[dict[str, str]] = MESSAGES
 
 
 async def usage_events(suite: Suite, expect: int, timeout_s: float = 5.0) -> list[UsageRecorded]:
-    """Every usage.recorded message in the USAGE stream, once `expect` of them are there."""
+    """Every usage event (usage.recorded, or the gateway's usage.reported) in the USAGE stream, once
+    `expect` messages are there."""
     js = suite.nc.jetstream()
     deadline = time.monotonic() + timeout_s
     while True:
@@ -42,7 +43,7 @@ async def usage_events(suite: Suite, expect: int, timeout_s: float = 5.0) -> lis
     events = []
     for seq in range(1, count + 1):
         msg = await js.get_msg(USAGE.name, seq)
-        if msg.subject == USAGE_RECORDED:
+        if msg.subject in USAGE_SUBJECTS:
             events.append(UsageRecorded.decode(msg.data or b""))
     return events
 
@@ -296,3 +297,15 @@ async def test_usage_is_recorded_before_the_terminal_frame(suite: Suite) -> None
     # One connection publishes both, so the bus keeps their order: a worker killed between the
     # two leaves an error for the client, never an answer that was not billed.
     assert seen == ["usage", "done"]
+
+
+async def test_an_error_answer_carries_its_request_id_as_a_success_does(gateway_only: Suite) -> None:
+    """The id is the ledger's key: a client (or support) can trace a failed request too."""
+    async with gateway_only.http.post(
+        f"{gateway_only.base_url}/v1/chat/completions",
+        json={"model": "mock", "messages": MESSAGES},
+        headers=gateway_only.headers(),
+    ) as response:
+        body = await response.json()
+    assert (response.status, body["error"]["code"]) == (503, "no_worker_available")
+    assert len(response.headers["X-Request-Id"]) == 32

@@ -10,11 +10,10 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import nats
 import pytest
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
-from lobe.devtools.loadtest.bus_client import BusTarget
+from lobe.devtools.loadtest.bus_client import BusTarget, connect_as_gateway
 from lobe.devtools.loadtest.http_client import HttpTarget, client_session, request_body
 from lobe.devtools.loadtest.load import Level, Target
 from lobe.devtools.loadtest.measure import Plan, measure
@@ -75,7 +74,7 @@ async def test_loadtest_over_http_closed_and_open_loop_reports_every_answer_vali
 async def test_loadtest_on_the_bus_follows_the_chat_protocol_to_the_done_frame(
     suite_url: str, nats_url: str
 ) -> None:
-    nc = await nats.connect(nats_url)
+    nc = await connect_as_gateway(nats_url)
     try:
         target: Target = BusTarget(nc, SHAPE, model=MODEL, caller=Caller(user_id="load", plan="enterprise"))
         report = await measure(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,8 +18,10 @@ pytestmark = pytest.mark.integration
 SUITE_KINDS = {"gateway", "chat-worker", "billing", "metrics", "nats", "postgres", "redis"}
 
 
-async def loadtest(*args: str) -> int:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.devtools.cli", "loadtest", *args)
+async def loadtest(*args: str, **env: str) -> int:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lobe.devtools.cli", "loadtest", *args, env={**os.environ, **env}
+    )
     return await proc.wait()
 
 
@@ -30,7 +33,11 @@ async def test_lobe_loadtest_measures_every_process_of_a_two_by_two_bench_suite(
         http = ["--url", ",".join(suite.gateway_urls), "--api-key", suite.api_key, "--name", "http"]
         assert await loadtest(*http, *watch, *common) == 0
         bus = ["--target", "bus", "--nats-url", suite.nats_url, "--name", "bus"]
-        assert await loadtest(*bus, *watch, *common) == 0
+        # The embedded NATS has a user per service: the bus target connects as the gateway.
+        user, password = suite.nats_credentials
+        assert user is not None
+        assert password is not None
+        assert await loadtest(*bus, *watch, *common, NATS_USER=user, NATS_PASSWORD=password) == 0
     over_http = json.loads((tmp_path / "http.json").read_text())
     (level,) = over_http["levels"]
     assert (level["requests"], level["ok"], level["errors"]) == (40, 40, 0)

@@ -28,11 +28,12 @@ pytestmark = pytest.mark.integration
 
 class LobeDev(WatchedProcess):
     def __init__(self, state_dir: Path, env: Mapping[str, str] | None = None) -> None:
-        # Free ports, so a developer's own `lobe dev` on the standard ones does not clash.
-        self.ports = {var: free_port() for var in PORT_VARS}
+        self.state_dir = state_dir
+        env = env or {}
+        # Free ports (unless given), so a developer's own `lobe dev` on the standard ones does not clash.
+        self.ports = {var: int(env.get(var) or free_port()) for var in PORT_VARS}
         environ = environ_without_backends() | {var: str(port) for var, port in self.ports.items()}
-        environ |= env or {}
-        super().__init__([LOBE, "dev", "--state-dir", str(state_dir)], environ)
+        super().__init__([LOBE, "dev", "--state-dir", str(state_dir)], environ | dict(env))
 
     def wait_ready(self, limit_s: float = 90) -> re.Match[str]:
         return self.wait_for_line(READY, limit_s)
@@ -88,6 +89,11 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
         lambda text: 'lobe_gateway_chat_requests_total{status="200",stream="false"} 1.0' in text,
     )
     assert "lobe_gateway_ttft_seconds" in gateway_metrics
+    # Every service ran as its own NATS user and stayed inside the catalog's permissions.
+    nats_log = (lobe_dev.state_dir / "nats" / "nats.log").read_text()
+    assert '"authorization"' in (lobe_dev.state_dir / "nats" / "nats.conf").read_text()
+    assert [line for line in nats_log.splitlines() if "Violation" in line] == []
+    assert (lobe_dev.state_dir / "nats-admin.env").read_text().startswith("NATS_USER=admin\n")
 
     lobe_dev.proc.send_signal(signal.SIGTERM)
     assert lobe_dev.proc.wait(30) == 0

@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
-from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_SUBJECTS, UsageRecorded
 
 from .conftest import Suite
 from .providers import public_model, routed_worker
@@ -47,7 +47,8 @@ async def test_a_malformed_chunk_mid_stream_is_one_call_one_error_one_usage_even
     async def spy(msg: Msg) -> None:
         published.append(UsageRecorded.decode(msg.data))
 
-    await gateway_only.nc.subscribe(USAGE_RECORDED, cb=spy)
+    for usage_subject in USAGE_SUBJECTS:
+        await gateway_only.nc.subscribe(usage_subject, cb=spy)
     received: list[str] = []
     async with routed_worker(gateway_only.nats_url, "openai", upstream):
         started = time.monotonic()

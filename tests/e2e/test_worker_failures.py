@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable
 
 import openai
@@ -11,9 +12,10 @@ import pytest
 from nats.aio.msg import Msg
 
 from lobe.chat_worker.providers.mock import mock_answer
+from lobe.shared.bus import flush
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import CHAT_REQUEST, decode_frame
-from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_REPORTED, USAGE_SUBJECTS, UsageRecorded
 
 from .conftest import Suite, start_worker
 from .test_chat_path import MESSAGES, usage_events
@@ -33,31 +35,53 @@ async def request_seen(suite: Suite) -> asyncio.Event:
         seen.set()
 
     await suite.nc.subscribe(CHAT_REQUEST, cb=spy)
+    await flush(suite.nc)  # live before the test sends the request (from the gateway's connection)
     return seen
 
 
+async def ask_for(suite: Suite, model: str, stream: bool) -> tuple[str, str | None]:
+    """The whole answer, streamed or not: its text and finish reason."""
+    if not stream:
+        completion = await suite.client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=2)
+        return completion.choices[0].message.content or "", completion.choices[0].finish_reason
+    chunks = await suite.client.chat.completions.create(
+        model=model, messages=MESSAGES, max_tokens=2, stream=True
+    )
+    text, finish = [], None
+    async for chunk in chunks:
+        if chunk.choices:
+            text.append(chunk.choices[0].delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+    return "".join(text), finish
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 async def test_worker_killed_before_first_token_answer_comes_from_another_worker(
-    gateway_only: Suite, worker_process: StartWorker
+    gateway_only: Suite, worker_process: StartWorker, stream: bool
 ) -> None:
     doomed = await worker_process()
     seen = await request_seen(gateway_only)
-    ask = asyncio.create_task(
-        gateway_only.client.chat.completions.create(model="mock-stall", messages=MESSAGES, max_tokens=2)
-    )
+    ask = asyncio.create_task(ask_for(gateway_only, "mock-stall", stream))
     await asyncio.wait_for(seen.wait(), 5)
     survivor = await start_worker(gateway_only.nats_url)  # joins the queue group after the hand-over
     try:
         await asyncio.sleep(0.2)  # the doomed worker has accepted; its first token is 1.5 s away
         doomed.send_signal(signal.SIGKILL)
-        completion = await asyncio.wait_for(ask, 20)
+        killed_at = time.monotonic()
+        text, finish = await asyncio.wait_for(ask, 20)
+        answered_after = time.monotonic() - killed_at
     finally:
         await survivor.stop()
-    assert completion.choices[0].finish_reason == "length"
-    assert completion.choices[0].message.content == "".join(
+    assert finish == "length"
+    assert text == "".join(
         mock_answer(ChatCompletionRequest.model_validate({"model": "mock-stall", "messages": MESSAGES}))[:2]
     )
     [event] = await usage_events(gateway_only, expect=1)
     assert event.status == "ok"
+    # WORKER_SILENCE_S (1 s here) to notice, then the survivor's answer (its first token 1.5 s away).
+    print(
+        f"\nworker SIGKILLed before its first token ({'SSE' if stream else 'JSON'}): answered {answered_after:.2f} s later"
+    )
 
 
 async def test_worker_killed_mid_stream_gives_an_error_event_not_done(
@@ -68,16 +92,20 @@ async def test_worker_killed_mid_stream_gives_an_error_event_not_done(
         model="mock-slow", messages=MESSAGES, stream=True
     )
     received: list[str] = []
+    killed_at = 0.0
 
     async def read_all() -> None:
+        nonlocal killed_at
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 received.append(chunk.choices[0].delta.content)
                 if len(received) == 2:
                     doomed.send_signal(signal.SIGKILL)
+                    killed_at = time.monotonic()
 
     with pytest.raises(openai.APIError) as caught:
         await read_all()
+    print(f"\nworker SIGKILLed mid-stream: error event {time.monotonic() - killed_at:.2f} s later")
     assert "stopped responding" in str(caught.value)
     assert 2 <= len(received) < len(answer_for("mock-slow").split(" "))
     # The dead worker never recorded usage; the gateway records what the client received.
@@ -91,23 +119,26 @@ async def test_worker_killed_mid_answer_in_non_streaming_mode_records_one_partia
 ) -> None:
     doomed = await worker_process()
     first_delta = asyncio.Event()
-    published: list[UsageRecorded] = []
+    published: list[tuple[str, UsageRecorded]] = []
 
     async def frames(msg: Msg) -> None:
         if decode_frame(msg.data).type == "delta":
             first_delta.set()
 
     async def usage(msg: Msg) -> None:
-        published.append(UsageRecorded.decode(msg.data))
+        published.append((msg.subject, UsageRecorded.decode(msg.data)))
 
     await gateway_only.nc.subscribe("chat.reply.>", cb=frames)
-    await gateway_only.nc.subscribe(USAGE_RECORDED, cb=usage)  # every publish, duplicates included
+    for usage_subject in USAGE_SUBJECTS:  # every publish, duplicates included
+        await gateway_only.nc.subscribe(usage_subject, cb=usage)
     client = gateway_only.client.with_options(max_retries=0)
     ask = asyncio.create_task(client.chat.completions.create(model="mock-slow", messages=MESSAGES))
     await asyncio.wait_for(first_delta.wait(), 5)
     doomed.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
     with pytest.raises(openai.APIStatusError) as caught:
         await asyncio.wait_for(ask, 20)
+    print(f"\nworker SIGKILLed mid-answer (JSON): 502 {time.monotonic() - killed_at:.2f} s later")
     assert caught.value.status_code == 502
     assert "stopped responding" in caught.value.message
     [event] = await usage_events(gateway_only, expect=1)
@@ -115,7 +146,8 @@ async def test_worker_killed_mid_answer_in_non_streaming_mode_records_one_partia
     assert event.usage.completion_tokens > 0  # the deltas the gateway received before the loss
     assert event.stream is False
     await gateway_only.nc.flush()
-    assert [e.request_id for e in published] == [event.request_id]  # one publish, by the gateway
+    # One publish, by the gateway, on its own subject.
+    assert [(subject, e.request_id) for subject, e in published] == [(USAGE_REPORTED, event.request_id)]
 
 
 async def test_sigterm_lets_an_answer_in_flight_finish(

@@ -47,7 +47,7 @@ async def ledger_count(conn: asyncpg.Connection) -> int:
 
 async def consumer_backlog(nats_url: str) -> int:
     """Messages billing's durable consumer has not acked yet (pending plus in flight)."""
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_url.split(","))
     try:
         info = await nc.jetstream().consumer_info(USAGE.name, BILLING_CONSUMER)
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
@@ -119,24 +119,23 @@ async def supervisor() -> AsyncIterator[Supervisor]:
     await sup.shutdown(grace=10)
 
 
-def billing_service(supervisor: Supervisor, nats_url: str, database_url: str, **env: str) -> Service:
+def bus_service(supervisor: Supervisor, name: str, module: str, env: dict[str, str]) -> Service:
+    """A service with no public port: ready when its ops listener says so."""
     ops_port = free_port()
-    full_env = {
-        **QUIET,
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        "OPS_HOST": "127.0.0.1",
-        "OPS_PORT": str(ops_port),
-        "BILLING_FETCH_TIMEOUT_S": "0.2",
-        **env,
-    }
-    spec = ServiceSpec(
-        "billing",
-        [sys.executable, "-m", "lobe.billing"],
-        full_env,
-        ready_url=f"http://127.0.0.1:{ops_port}/health/ready",
-    )
-    return Service(supervisor, spec)
+    full_env = {**QUIET, "OPS_HOST": "127.0.0.1", "OPS_PORT": str(ops_port), **env}
+    argv = [sys.executable, "-m", module]
+    ready_url = f"http://127.0.0.1:{ops_port}/health/ready"
+    return Service(supervisor, ServiceSpec(name, argv, full_env, ready_url=ready_url))
+
+
+def billing_service(supervisor: Supervisor, nats_url: str, database_url: str, **env: str) -> Service:
+    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "BILLING_FETCH_TIMEOUT_S": "0.2", **env}
+    return bus_service(supervisor, "billing", "lobe.billing", env)
+
+
+def worker_service(supervisor: Supervisor, name: str, nats_url: str, models_file: str, **env: str) -> Service:
+    env = {"NATS_URL": nats_url, "MODELS_FILE": models_file, "WORKER_ID": name, **env}
+    return bus_service(supervisor, name, "lobe.chat_worker", env)
 
 
 def gateway_service(supervisor: Supervisor, name: str, nats_url: str, api_keys: str, **env: str) -> Service:
@@ -178,17 +177,31 @@ class Outcome:
     status: int
     code: str | None
     message: str
+    request_id: str | None = None  # the gateway's X-Request-Id: the ledger's key
+    total_tokens: int | None = None  # the usage the client was told (JSON, or SSE's usage chunk)
 
 
 async def chat(http: aiohttp.ClientSession, url: str, api_key: str, payload: dict[str, Any]) -> Outcome:
-    """POST a chat completion; an error's status, code and message, or 200 and whether it completed."""
+    """POST a chat completion; an error's status, code and message (an SSE error event counts, with
+    its code), or 200 and whether it completed."""
     async with http.post(
         f"{url}/v1/chat/completions", json=payload, headers={"Authorization": f"Bearer {api_key}"}
     ) as response:
         text = await response.text()
+        request_id = response.headers.get("X-Request-Id")
     if response.status != 200:
         error = json.loads(text)["error"]
-        return Outcome(response.status, error.get("code"), error.get("message", ""))
-    # A complete answer: SSE ends with [DONE], JSON carries a finish reason.
-    complete = text.rstrip().endswith("data: [DONE]") if payload["stream"] else "finish_reason" in text
-    return Outcome(200, None if complete else "incomplete", text[-200:])
+        return Outcome(response.status, error.get("code"), error.get("message", ""), request_id)
+    if not payload["stream"]:
+        body = json.loads(text)
+        complete = bool(body["choices"][0]["finish_reason"])
+        tokens = body.get("usage", {}).get("total_tokens")
+        return Outcome(200, None if complete else "incomplete", text[-200:], request_id, tokens)
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+    errors = [e["error"] for e in events if "error" in e]
+    if errors:
+        return Outcome(200, errors[0].get("code"), errors[0].get("message", ""), request_id)
+    # A complete answer: SSE ends with [DONE] after a finish reason.
+    usage = next((e["usage"]["total_tokens"] for e in events if e.get("usage")), None)
+    complete = text.rstrip().endswith("data: [DONE]")
+    return Outcome(200, None if complete else "incomplete", text[-200:], request_id, usage)

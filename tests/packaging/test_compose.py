@@ -17,6 +17,7 @@ import lobe.billing.metrics
 import lobe.chat_worker.metrics
 import lobe.gateway.metrics
 import lobe.shared.http_telemetry  # noqa: F401 - these register the services' series in REGISTRY
+from lobe.chat_worker.routing.metrics import RoutingMetrics
 from lobe.devtools.promql import metric_names
 from lobe.devtools.servers.binaries import debian_binary
 from lobe.metrics.aggregation import UsageMetrics
@@ -186,7 +187,7 @@ def alert_rules() -> list[dict[str, Any]]:
 def exported_series() -> set[str]:
     """Every series name the services can export: each registry's families, with the sample
     names Prometheus stores for their type (a labelled family has no sample until first used)."""
-    registries = [REGISTRY, UsageMetrics().registry, CollectorRegistry()]
+    registries = [REGISTRY, UsageMetrics().registry, CollectorRegistry(), RoutingMetrics().registry]
     ConsumerLag(registries[2])
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     return {

@@ -41,6 +41,16 @@ service declares the streams at start, so a replica count differing between two 
 {{- end }}
 - name: NATS_STREAM_REPLICAS
   value: {{ $nats.streamReplicas | default 1 | quote }}
+{{- if $nats.perServiceUsers }}
+{{- /* Its own NATS user, named like the service (lobe.shared.catalog.permissions). */}}
+- name: NATS_USER
+  value: {{ include "lobe-common.name" . | quote }}
+- name: NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "lobe-common.secretName" . }}
+      key: {{ printf "nats-password-%s" (include "lobe-common.name" .) }}
+{{- end }}
 - name: POD_NAME
   valueFrom:
     fieldRef:

@@ -55,17 +55,20 @@ def usage_event(
     )
 
 
-async def publish_usage(nats_url: str, events: list[UsageRecorded | bytes]) -> None:
-    """Publish like the chat worker does; raw bytes are published as they are (malformed input)."""
+async def publish_usage(
+    nats_url: str, events: list[UsageRecorded | bytes], subject: str = USAGE_RECORDED
+) -> None:
+    """Publish like the chat worker does (or the gateway, on `usage.reported`); raw bytes are
+    published as they are (malformed input)."""
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         for e in events:
             if isinstance(e, bytes):
-                await js.publish(USAGE_RECORDED, e)
+                await js.publish(subject, e)
             else:
                 # A distinct msg id per publish: duplicates must reach billing, not stop at the stream.
-                await js.publish(USAGE_RECORDED, e.encode())
+                await js.publish(subject, e.encode())
     finally:
         await nc.close()
 

@@ -12,7 +12,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from lobe.billing.prices import load_prices
 from lobe.billing.service import BillingService
-from lobe.shared.events.usage import USAGE_DEAD_LETTER
+from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_REPORTED
 
 from .support import fetchval, make_settings, publish_usage, usage_event, wait_for, wait_for_ledger
 
@@ -85,6 +85,39 @@ async def test_malformed_event_goes_to_dead_letter_with_reason_and_stream_contin
     assert consumer_pending == 0
 
 
+async def test_gateway_reported_usage_of_a_lost_worker_is_billed_once_and_nothing_else_is_taken_from_it(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    lost = usage_event("lost").model_copy(update={"status": "error", "error_code": "worker_lost"})
+    forged = usage_event("forged", prompt=10**6)  # status ok: only a worker reports that
+    await publish_usage(nats_url, [lost, forged], subject=USAGE_REPORTED)
+    # The worker was not dead after all and records the same request too.
+    await publish_usage(nats_url, [usage_event("lost", completion=999), usage_event("after")])
+    await wait_for_ledger(billing_db, 2)
+    await wait_for(lambda: _pending_is_zero(nats_url))
+    # One row per request: whichever of the two billing's consumers committed first.
+    rows = await fetchval(
+        billing_db, "SELECT string_agg(request_id, ',' ORDER BY request_id) FROM usage_ledger"
+    )
+    assert rows == "after,lost"
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.jetstream().pull_subscribe(
+            USAGE_DEAD_LETTER,
+            stream="USAGE",
+            config=ConsumerConfig(filter_subject=USAGE_DEAD_LETTER, deliver_policy=DeliverPolicy.ALL),
+        )
+        [dead] = [json.loads(m.data) for m in await sub.fetch(1, timeout=5)]
+    finally:
+        await nc.close()
+    assert (dead["subject"], json.loads(dead["payload"])["request_id"]) == (USAGE_REPORTED, "forged")
+    assert "only what a gateway reports" in dead["reason"]
+
+
+async def _pending_is_zero(nats_url: str) -> bool:
+    return await _pending(nats_url) == 0
+
+
 async def test_ledger_records_the_cost_at_the_model_price(
     billing: BillingService, nats_url: str, billing_db: str
 ) -> None:
@@ -93,6 +126,20 @@ async def test_ledger_records_the_cost_at_the_model_price(
     # mock: 1.00 per million input, 2.00 per million output.
     assert await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger") == Decimal("2.0000000000")
     assert await fetchval(billing_db, "SELECT priced FROM usage_ledger") is True
+
+
+async def test_an_answer_served_by_another_model_is_priced_by_the_model_that_served_it(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    # The client asked for "chat" (a routed public name billing has no price for); a fallback's
+    # deployment asked OpenAI for gpt-4: that is what the provider charges, and what billing records.
+    served = usage_event("fallback-1", model="chat", provider="openai", prompt=1_000_000, completion=500_000)
+    await publish_usage(nats_url, [served.model_copy(update={"served_model": "gpt-4"})])
+    await wait_for_ledger(billing_db, 1)
+    # gpt-4: 30.00 per million input, 60.00 per million output.
+    assert await fetchval(billing_db, "SELECT cost_usd FROM usage_ledger") == Decimal("60.0000000000")
+    assert await fetchval(billing_db, "SELECT priced FROM usage_ledger") is True
+    assert await fetchval(billing_db, "SELECT model FROM usage_ledger") == "chat"  # as the client asked
 
 
 async def test_unknown_model_is_priced_by_default_and_alerted(

@@ -16,7 +16,7 @@ from nats.aio.client import Client as NATS
 
 from lobe.gateway.auth.session_tokens import SessionClaims, TokenSigner
 from lobe.gateway.auth.signing_keys import load_key_ring, new_signing_key
-from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_REPORTED, UsageRecorded
 
 from .support import KEY, ScriptedWorker, answers, collected, serving
 
@@ -86,7 +86,7 @@ async def test_a_hit_streams_exactly_like_the_live_answer_without_a_worker_and_r
     status, headers, live = await post(cached, streamed)
     assert (status, headers["X-Cache"]) == (200, "miss")
     await stored(worker, cached, DETERMINISTIC)
-    usage = await collected(nc, USAGE_RECORDED, UsageRecorded)
+    usage = await collected(nc, USAGE_REPORTED, UsageRecorded)  # the gateway records a hit's usage
     asked = len(worker.requests)
     status, headers, hit = await post(cached, streamed)
     assert (status, headers["X-Cache"], headers["Content-Type"]) == (

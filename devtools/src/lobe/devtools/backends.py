@@ -10,24 +10,35 @@ from typing import TypeVar
 
 import asyncpg
 
-from lobe.devtools.servers import EmbeddedServer, NatsServer, PostgresServer, RedisServer
+from lobe.devtools.servers import BusUsers, EmbeddedServer, NatsServer, PostgresServer, RedisServer
 
 DEV_DATABASE = "lobe"
 S = TypeVar("S", bound=EmbeddedServer)
 
 
 class Backends:
-    """Embedded servers keep their state under state_dir and listen on their own free ports."""
+    """Embedded servers keep their state under state_dir and listen on their own free ports.
+
+    The embedded NATS has a user per service with the catalog's permissions, as production does
+    (new passwords at each start); NATS from the environment is used as the environment says."""
 
     def __init__(self, state_dir: Path, environ: Mapping[str, str] | None = None) -> None:
         self.state_dir = state_dir
         self.environ = dict(os.environ if environ is None else environ)
         self.servers: list[EmbeddedServer] = []
         self.urls: dict[str, str] = {}
+        self.bus_users: BusUsers | None = None
+
+    def nats_env(self, principal: str) -> dict[str, str]:
+        """NATS_USER and NATS_PASSWORD of `principal` on the embedded NATS (none for an external one,
+        or for a process that is no principal of the catalog)."""
+        if self.bus_users is None or principal not in self.bus_users.passwords:
+            return {}
+        return self.bus_users.env(principal)
 
     async def start(self, limit_s: float = 60.0) -> dict[str, str]:
         """Start what the environment does not provide; returns NATS_URL, DATABASE_URL, REDIS_URL."""
-        nats = self._embed("NATS_URL", lambda: NatsServer(self.state_dir / "nats"))
+        nats = self._embed("NATS_URL", self._secured_nats)
         pg = self._embed("DATABASE_URL", lambda: PostgresServer(self.state_dir / "pg"))
         redis = self._embed("REDIS_URL", lambda: RedisServer(self.state_dir / "redis"))
         await asyncio.gather(*(asyncio.to_thread(s.wait_ready, limit_s) for s in self.servers))
@@ -39,6 +50,10 @@ class Backends:
         if redis is not None:
             self.urls["REDIS_URL"] = f"{redis.url}/0"
         return self.urls
+
+    def _secured_nats(self) -> NatsServer:
+        self.bus_users = BusUsers.generate()
+        return NatsServer(self.state_dir / "nats", users=self.bus_users)
 
     def _embed(self, var: str, make: Callable[[], S]) -> S | None:
         """The environment's URL for var, else a new embedded server, spawned (not yet ready)."""

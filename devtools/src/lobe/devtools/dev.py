@@ -10,6 +10,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -25,11 +26,15 @@ from lobe.devtools.migrate import migrate
 from lobe.devtools.ports import LOOPBACK, free_port, port_is_open
 from lobe.devtools.servers import ServerStartError
 from lobe.devtools.supervisor import Child, ServiceFailed, ServiceSpec, Supervisor
+from lobe.shared.catalog import GATEWAY
+from lobe.shared.catalog.permissions import ADMIN
 
 API_KEY_PREFIX = "sk-lobe-dev-"
 DEV_USER = "dev-user"
 DEV_PLAN = "premium"
 GATEWAY_OPS_PORT = 3214  # the gateway's health and /metrics, apart from its public API
+ADMIN_ENV = "nats-admin.env"  # NATS_USER and NATS_PASSWORD of the operator, under the state dir
+GATEWAY_NATS_ENV = "nats-gateway.env"  # the gateway's, with --fake-upstream: `lobe loadtest --target bus`
 
 
 @dataclass(frozen=True)
@@ -86,12 +91,17 @@ def dev_api_key(state_dir: Path) -> str:
     path = state_dir / "api-key"
     if path.exists():
         return path.read_text().strip()
-    state_dir.mkdir(parents=True, exist_ok=True)
     key = API_KEY_PREFIX + secrets.token_urlsafe(24)[:32]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
+    write_private(path, key + "\n")
     return key
+
+
+def write_private(path: Path, text: str) -> None:
+    """A file only this user may read (a key, a password)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def port_of(service: Service, environ: dict[str, str]) -> int:
@@ -110,6 +120,7 @@ def service_specs(
     instances: dict[str, int] | None = None,
     plan: str = DEV_PLAN,
     extra_env: dict[str, dict[str, str]] | None = None,  # per service name, applied last
+    nats_env: Callable[[str], dict[str, str]] = lambda service: {},
 ) -> list[ServiceSpec]:
     specs = []
     for service in services:
@@ -119,6 +130,7 @@ def service_specs(
             port = port_of(service, environ) if first else free_port()
             name = service.name if first else f"{service.name}-{index + 1}"
             env = {**urls, "OTEL_SERVICE_NAME": service.name, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
+            env |= nats_env(service.name)  # its own NATS user on the embedded NATS
             if service.name == "gateway":
                 ops_port = (
                     environ.get("GATEWAY_OPS_PORT", str(GATEWAY_OPS_PORT)) if first else str(free_port())
@@ -193,8 +205,14 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         say(f"backends ready in {time.monotonic() - began:.1f}s: {backends.describe()}")
         await migrate(urls["DATABASE_URL"], err, prefix="lobe dev: ")
         api_key = dev_api_key(options.state_dir)
+        admin_nats = operator_credentials(backends, options.state_dir)
         await register_dev_key(
-            urls["DATABASE_URL"], urls["NATS_URL"], api_key, environ.get("PLANS_FILE"), options.plan
+            urls["DATABASE_URL"],
+            urls["NATS_URL"],
+            api_key,
+            environ.get("PLANS_FILE"),
+            admin_nats,
+            options.plan,
         )
         gateway_url = (
             f"http://{LOOPBACK}:{port_of(next(s for s in SERVICES if s.name == 'gateway'), environ)}"
@@ -206,9 +224,12 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
             spec, models_file = upstream_spec(options.upstream, options.state_dir)
             upstream.append(spec)
             extra_env["chat-worker"] = {"MODELS_FILE": str(models_file)}
+            # `lobe loadtest --target bus` talks to the workers as the gateway does, so as its user.
+            if gateway_nats := backends.nats_env(GATEWAY):
+                write_private(options.state_dir / GATEWAY_NATS_ENV, env_file(gateway_nats))
             say(f"fake upstream ({options.upstream.describe()}) serves the model `{UPSTREAM_MODEL}`")
         specs = upstream + service_specs(
-            services, urls, api_key, environ, options.instances, options.plan, extra_env
+            services, urls, api_key, environ, options.instances, options.plan, extra_env, backends.nats_env
         )
         children = [await supervisor.start(spec) for spec in specs]
 
@@ -225,6 +246,8 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
         out.write(f"lobe dev ready in {time.monotonic() - began:.1f}s: {where}  api key {api_key}\n")
         out.flush()
         say(sign_in.how)
+        if admin_nats:
+            say(f"NATS has a user per service; for lobe admin: set -a; . {options.state_dir / ADMIN_ENV}")
         exited = asyncio.create_task(supervisor.first_exit())
         if await _first(exited, stop):
             child = exited.result()
@@ -243,11 +266,30 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
             loop.remove_signal_handler(sig)
 
 
+def operator_credentials(backends: Backends, state_dir: Path) -> dict[str, str]:
+    """The operator's NATS user on the embedded NATS, also written to ADMIN_ENV for `lobe admin`."""
+    env = backends.nats_env(ADMIN)
+    if env:
+        write_private(state_dir / ADMIN_ENV, env_file(env))
+    return env
+
+
+def env_file(env: dict[str, str]) -> str:
+    """NAME=value lines, for `set -a; . file`."""
+    return "".join(f"{name}={value}\n" for name, value in env.items())
+
+
 async def register_dev_key(
-    dsn: str, nats_url: str, api_key: str, plans_file: str | None = None, plan: str = DEV_PLAN
+    dsn: str,
+    nats_url: str,
+    api_key: str,
+    plans_file: str | None = None,
+    nats_env: dict[str, str] | None = None,
+    plan: str = DEV_PLAN,
 ) -> None:
     """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
-    async with admin_session(dsn, nats_url, plans_file) as admin:
+    nats = {name.lower(): value for name, value in (nats_env or {}).items()}  # NATS_USER -> nats_user
+    async with admin_session(dsn, nats_url, plans_file, nats_overrides=nats) as admin:
         await admin.create_user(DEV_USER, plan, email=DEV_ADMIN_EMAIL)
         # Signing in locally as DEV_ADMIN_EMAIL gives an admin session (billing links the e-mail).
         await admin.set_role(DEV_USER, "admin")

@@ -3,8 +3,10 @@
 Raw asyncio rather than aiohttp.web so that the caller controls every byte on the wire: the body
 goes out as many small HTTP chunks (random sizes, so splits land inside lines and inside UTF-8
 sequences), a reply can stall before its first byte, trickle, go silent mid-body, or be cut off
-without the terminating chunk. It records each request (to assert the translated request) and the
-moment the client closed the connection (to assert that cancellation reaches the provider).
+without the terminating chunk. It records each request (to assert the translated request) with its
+arrival time (to assert when retries and probes came), and the moment the client closed the
+connection (to assert that cancellation reaches the provider). A `schedule` picks the reply by the
+request's number (fail the first three, then answer; fail every request; ...).
 
 Used by the adapter tests and the end-to-end tests; the transcripts it replays are found with
 `lobe.devtools.provider_fixtures`. Load tests use `lobe.devtools.loadtest.upstream`, built for speed.
@@ -17,8 +19,9 @@ import contextlib
 import json
 import random
 import re
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -48,17 +51,26 @@ class Recorded:
     query: dict[str, str]
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    at: float = 0.0  # wall clock (time.time()) when the request arrived: comparable across processes
 
     @property
     def json(self) -> Any:
         return json.loads(self.body)
 
 
-class FakeUpstream:
-    """Replies are served in push order; once they run out, `default` (if set) answers every request."""
+Schedule = Callable[[int], "Reply | None"]
 
-    def __init__(self, default: Reply | None = None) -> None:
+
+class FakeUpstream:
+    """Replies are served in push order; once they run out, `default` (if set) answers every request.
+
+    `schedule(n)`, when given, is asked first for the n-th request's reply (0-based); None falls
+    through to the pushed replies and the default.
+    """
+
+    def __init__(self, default: Reply | None = None, schedule: Schedule | None = None) -> None:
         self.default = default
+        self.schedule = schedule
         self.replies: deque[Reply] = deque()
         self.requests: list[Recorded] = []
         self.closed_at: list[float] = []
@@ -114,8 +126,11 @@ class FakeUpstream:
                 headers[name.strip().lower()] = value.strip()
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         parts = urlsplit(target)
-        self.requests.append(Recorded(method, parts.path, dict(parse_qsl(parts.query)), headers, body))
-        reply = self.replies.popleft() if self.replies else self.default or NO_REPLY
+        number = len(self.requests)
+        self.requests.append(
+            Recorded(method, parts.path, dict(parse_qsl(parts.query)), headers, body, time.time())
+        )
+        reply = self._reply_for(number)
         if reply.first_byte_delay_s and await self._client_left_within(reader, reply.first_byte_delay_s):
             return
         head_out = [f"HTTP/1.1 {reply.status} X", f"Content-Type: {reply.content_type}"]
@@ -140,6 +155,12 @@ class FakeUpstream:
             return
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+
+    def _reply_for(self, number: int) -> Reply:
+        scheduled = self.schedule(number) if self.schedule else None
+        if scheduled is not None:
+            return scheduled
+        return self.replies.popleft() if self.replies else self.default or NO_REPLY
 
     async def _client_left_within(self, reader: asyncio.StreamReader, seconds: float) -> bool:
         """Wait up to `seconds`; True (and record when) if the client closed meanwhile."""

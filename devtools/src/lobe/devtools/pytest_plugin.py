@@ -1,6 +1,8 @@
 """pytest harness: real NATS, PostgreSQL and Redis for every test that asks for them.
 
 - `nats_server` / `nats_url`: a fresh nats-server with JetStream per test (kill/restart it freely).
+- `secured_nats`: the same with a NATS user per service, each allowed only what the event catalog
+  gives it (`secured_nats.users`), plus an unrestricted `harness` user for the test's own connections.
 - `pg_server`: the session's PostgreSQL ($DATABASE_URL's server, else one embedded per session);
   `database_url`: a fresh empty database on it per test, dropped afterwards;
   `make_database` / `pg_templates`: databases cloned from a template built once per session;
@@ -35,7 +37,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lobe.devtools.pgadmin import DatabaseAdmin, random_name
-from lobe.devtools.servers import NatsServer, PostgresServer, RedisServer
+from lobe.devtools.servers import BusUsers, NatsServer, PostgresServer, RedisServer
 from lobe.devtools.servers.oidc import OidcProviderServer
 from lobe.devtools.servers.redis import DATABASES
 
@@ -43,6 +45,7 @@ INTEGRATION_FIXTURES = frozenset(
     {
         "nats_server",
         "nats_url",
+        "secured_nats",
         "pg_server",
         "database_url",
         "make_database",
@@ -85,6 +88,15 @@ def nats_server() -> Iterator[NatsServer]:
 @pytest.fixture
 def nats_url(nats_server: NatsServer) -> str:
     return nats_server.url
+
+
+HARNESS_USER = "harness"
+
+
+@pytest.fixture
+def secured_nats() -> Iterator[NatsServer]:
+    with NatsServer(users=BusUsers.generate(superuser=HARNESS_USER)) as server:
+        yield server
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------------

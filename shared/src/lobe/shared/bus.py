@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from lobe.shared.events.streams import ALL_STREAMS, StreamSpec
@@ -22,17 +24,64 @@ log = logging.getLogger(__name__)
 RECONNECT_WAIT_S = 0.5
 
 
-def connect_options(settings: NatsSettings, name: str) -> dict[str, object]:
-    """Options shared by nats.py and FastStream's NatsBroker (same keyword names)."""
-    return {
-        "servers": [s.strip() for s in settings.nats_url.split(",") if s.strip()],
+def connect_options(settings: NatsSettings, name: str) -> dict[str, Any]:
+    """nats.py's `connect` keywords: servers, reconnects, credentials, TLS, inbox prefix.
+
+    `name` names the connection (monitoring shows it) and starts with the service's name, which
+    also names its inbox prefix, `_INBOX.<service>`: its NATS user may subscribe to replies there
+    and nowhere else, so no other service can read the answers it is sent.
+    """
+    options: dict[str, Any] = {
+        "servers": settings.nats_servers,
         "name": name,
         "connect_timeout": settings.nats_connect_timeout_s,
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": RECONNECT_WAIT_S,
         # Outbound buffer while disconnected; publishes past it fail instead of piling up.
         "pending_size": 8 * 1024 * 1024,
+        "inbox_prefix": inbox_prefix(name.split(" ")[0]),
     }
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+        if settings.nats_password is not None:
+            options["password"] = settings.nats_password.get_secret_value()
+    if settings.nats_creds is not None:
+        options["user_credentials"] = str(settings.nats_creds)
+    if settings.nats_tls:
+        options["tls"] = tls_context(settings)
+    return options
+
+
+def broker_options(settings: NatsSettings, name: str) -> dict[str, Any]:
+    """The same options as FastStream's NatsBroker takes them: credentials and TLS as `security`."""
+    # Imported here: lobe.shared serves the gateway too, which runs no FastStream.
+    from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
+
+    options = connect_options(settings, name)
+    user, password = options.pop("user", None), options.pop("password", "")
+    creds, tls = options.pop("user_credentials", None), options.pop("tls", None)
+    if user is not None:
+        options["security"] = NatsUserPassword(user, password, ssl_context=tls)
+    elif creds is not None:
+        options["security"] = NatsCredentials(creds, ssl_context=tls)
+    elif tls is not None:
+        options["security"] = NatsSecurity(ssl_context=tls)
+    return options
+
+
+def inbox_prefix(service: str) -> str:
+    """Where a service's replies arrive (request-reply answers, JetStream acks and fetches)."""
+    return f"_INBOX.{service}"
+
+
+def tls_context(settings: NatsSettings) -> ssl.SSLContext:
+    """Verifies the servers against NATS_TLS_CA_FILE (else the system's CAs); presents the client
+    certificate when one is configured."""
+    ca = settings.nats_tls_ca_file
+    context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
+    if settings.nats_tls_cert_file is not None and settings.nats_tls_key_file is not None:
+        context.load_cert_chain(str(settings.nats_tls_cert_file), str(settings.nats_tls_key_file))
+    return context
 
 
 async def connect(settings: NatsSettings, name: str) -> NATS:
@@ -47,7 +96,7 @@ async def connect(settings: NatsSettings, name: str) -> NATS:
 
     options = connect_options(settings, name)
     return await nats.connect(
-        **options,  # type: ignore[arg-type]
+        **options,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         error_cb=on_error,
@@ -80,21 +129,51 @@ def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
 
 
 async def ensure_streams(
-    js: JetStreamContext, *, replicas: int, specs: tuple[StreamSpec, ...] = ALL_STREAMS
+    js: JetStreamContext,
+    *,
+    replicas: int,
+    specs: tuple[StreamSpec, ...] = ALL_STREAMS,
+    owner: bool = False,
 ) -> None:
-    """Create or update each stream; safe to call from every replica at every start.
+    """Create each stream that is missing; safe to call from every replica at every start.
 
     `replicas` is required (NATS_STREAM_REPLICAS): a caller falling back to a default of its own
-    would scale the streams back down at each of its starts."""
+    would scale the streams back down at each of its starts. Only the streams' `owner` (billing,
+    and the operator's `lobe admin`) brings an existing stream to the catalog's configuration;
+    the others' NATS users may not (a compromised gateway must not shorten the ledger's stream),
+    so they only warn when it differs."""
     for spec in specs:
         config = stream_config(spec, replicas)
         try:
-            await js.stream_info(spec.name)
+            info = await js.stream_info(spec.name)
         except NotFoundError:
             await js.add_stream(config)
             log.info("created stream %s", spec.name)
-        else:
-            await js.update_stream(config)
+            continue
+        if _differs(config, info.config):
+            if owner:
+                await js.update_stream(config)
+                log.info("updated stream %s to the catalog's configuration", spec.name)
+            else:
+                log.warning(
+                    "stream %s differs from the catalog's configuration; billing updates it", spec.name
+                )
+
+
+# What the catalog sets; the server fills in the rest with its defaults.
+_DECLARED = ("retention", "storage", "discard", "max_age", "duplicate_window", "num_replicas")
+
+
+def _differs(wanted: StreamConfig, actual: StreamConfig) -> bool:
+    if sorted(wanted.subjects or ()) != sorted(actual.subjects or ()):
+        return True
+    return any(getattr(wanted, name) != getattr(actual, name) for name in _DECLARED)
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create a durable consumer, or bring an existing one to `config` (a subject added to its
+    filters reaches deployments whose consumer predates it; binding alone keeps the old config)."""
+    await js.add_consumer(stream, config)
 
 
 async def close(nc: NATS) -> None:

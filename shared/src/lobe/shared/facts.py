@@ -22,6 +22,10 @@ from lobe.shared.telemetry import inject_headers
 log = logging.getLogger(__name__)
 
 FIRST_BACKOFF_S = 0.1
+# Doubling up to this: a stream electing a leader refuses at once ("no response from stream"),
+# so attempts, not timeouts, measure how long a publisher waits; the pause stays short enough to
+# publish soon after the election.
+MAX_BACKOFF_S = 1.0
 PUBLISH_TIMEOUT_S = 2.0
 
 
@@ -54,6 +58,6 @@ async def publish_fact(js: JetStreamContext, subject: str, event: BaseModel, att
             )
             if attempt < attempts:
                 await asyncio.sleep(delay)
-                delay *= 2
+                delay = min(delay * 2, MAX_BACKOFF_S)
     log.error("%s not published", subject, extra={**context, "event": payload.decode()})
     return False

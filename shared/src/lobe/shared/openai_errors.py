@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+
+log = logging.getLogger(__name__)
 
 # The `type` OpenAI uses for each status, so SDKs map them to the right exception class.
 ERROR_TYPES = {
@@ -47,12 +50,14 @@ class ApiError(Exception):
         }
 
     def response(self) -> web.Response:
+        # ensure_ascii: any text, even one holding a lone surrogate, encodes (as an escape).
         return web.json_response(self.body(), status=self.status, headers=self.headers, dumps=json.dumps)
 
 
 @web.middleware
 async def openai_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn ApiError and aiohttp's own HTTP errors (404 route, 405, 413) into OpenAI's format."""
+    """Turn ApiError and aiohttp's own HTTP errors (404 route, 405, 413) into OpenAI's format; a
+    bug of ours too (logged, with its traceback), so that every error a client reads has one shape."""
     try:
         response: web.StreamResponse = await handler(request)
         return response
@@ -64,6 +69,9 @@ async def openai_errors(request: web.Request, handler: Any) -> web.StreamRespons
         if exc.status < 400:
             raise
         return ApiError(exc.status, exc.reason, code=exc.reason.lower().replace(" ", "_")).response()
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return ApiError(500, "The server failed to process the request.", "internal_error").response()
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -5,9 +5,11 @@ Standard variable names where they exist (NATS_URL, DATABASE_URL, REDIS_URL, OTE
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,12 +28,61 @@ class NatsSettings(Fragment):
     nats_stream_replicas: int = Field(
         default=1, ge=1, le=5, description="JetStream replicas of the suite's streams (3 on a NATS cluster)."
     )
+    # Each service has a NATS user of its own, allowed only the subjects the event catalog gives it
+    # (lobe.shared.catalog.permissions; docs/security.md).
+    nats_user: str | None = Field(
+        default=None, description="NATS user (one per service; see docs/security.md)."
+    )
+    nats_password: SecretStr | None = Field(default=None, description="NATS_USER's password.")
+    nats_creds: Path | None = Field(
+        default=None, description="NATS credentials file (user JWT and NKey seed) instead of NATS_USER."
+    )
+    nats_tls_ca_file: Path | None = Field(
+        default=None, description="CA bundle that signed the NATS servers' certificates: connect with TLS."
+    )
+    nats_tls_cert_file: Path | None = Field(
+        default=None, description="Client certificate for NATS servers that verify clients (mutual TLS)."
+    )
+    nats_tls_key_file: Path | None = Field(default=None, description="NATS_TLS_CERT_FILE's private key.")
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> Self:
+        if self.nats_password is not None and not self.nats_user:
+            raise ValueError("NATS_PASSWORD is set without NATS_USER")
+        if self.nats_creds is not None and self.nats_user:
+            raise ValueError("set NATS_CREDS or NATS_USER, not both")
+        if (self.nats_tls_cert_file is None) != (self.nats_tls_key_file is None):
+            raise ValueError("NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together")
+        return self
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return [s.strip() for s in self.nats_url.split(",") if s.strip()]
+
+    @property
+    def nats_tls(self) -> bool:
+        """TLS when a CA or client certificate is configured, or a server URL says tls://."""
+        configured = self.nats_tls_ca_file is not None or self.nats_tls_cert_file is not None
+        return configured or any(url.startswith("tls://") for url in self.nats_servers)
 
 
 class DatabaseSettings(Fragment):
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://postgres@127.0.0.1:5432/lobe"), description="PostgreSQL DSN."
     )
+    database_tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA of the PostgreSQL server: connect with TLS and verify it (sslmode=verify-full).",
+    )
+
+    @model_validator(mode="after")
+    def _tls_in_the_dsn(self) -> Self:
+        # Folded into the DSN (libpq's parameters, which asyncpg reads), so every connection made
+        # from DATABASE_URL, the pool's, the migrations' and lobe admin's, uses it alike.
+        if self.database_tls_ca_file is not None:
+            tls = {"sslmode": "verify-full", "sslrootcert": str(self.database_tls_ca_file)}
+            self.database_url = SecretStr(with_query(self.database_url.get_secret_value(), tls))
+        return self
 
 
 class RedisSettings(Fragment):
@@ -43,6 +94,19 @@ class RedisSettings(Fragment):
     cache_redis_url: SecretStr | None = Field(
         default=None, description="Redis for the response cache (allkeys-lru); unset = REDIS_URL."
     )
+    redis_tls_ca_file: Path | None = Field(
+        default=None, description="CA of the Redis servers: connect with TLS (rediss://) and verify them."
+    )
+
+    def redis_from_url(self, url: SecretStr) -> dict[str, Any]:
+        """redis-py `from_url` keywords for `url`: with REDIS_TLS_CA_FILE, TLS (rediss://) verified
+        against that CA, which redis-py cannot read from the URL itself."""
+        raw = url.get_secret_value()
+        if self.redis_tls_ca_file is None:
+            return {"url": raw}
+        if raw.startswith("redis://"):
+            raw = "rediss://" + raw.removeprefix("redis://")
+        return {"url": raw, "ssl_ca_certs": str(self.redis_tls_ca_file), "ssl_cert_reqs": "required"}
 
 
 class TelemetrySettings(Fragment):
@@ -70,3 +134,10 @@ class OpsSettings(Fragment):
         default="127.0.0.1", description="Ops listener bind address (0.0.0.0 in containers)."
     )
     ops_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with `params` set in its query string (replacing any of the same name)."""
+    parts = urlsplit(url)
+    query = {**dict(parse_qsl(parts.query, keep_blank_values=True)), **params}
+    return urlunsplit(parts._replace(query=urlencode(query)))

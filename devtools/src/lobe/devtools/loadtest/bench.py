@@ -21,12 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nats
-
 from lobe.devtools.dev import DEV_USER
 from lobe.devtools.loadtest import bench_doc, machine, plots
 from lobe.devtools.loadtest import report as reports
-from lobe.devtools.loadtest.bus_client import BusTarget
+from lobe.devtools.loadtest.bus_client import BusTarget, connect_as_gateway
 from lobe.devtools.loadtest.command import verdict
 from lobe.devtools.loadtest.http_client import HttpTarget, client_session
 from lobe.devtools.loadtest.load import Level
@@ -102,7 +100,7 @@ async def _http(
 
 
 async def _bus(suite: RunningSuite, shape: Shape, plan: Plan) -> Report:
-    nc = await nats.connect(suite.nats_url, name="lobe-bench")
+    nc = await connect_as_gateway(suite.nats_url, *suite.nats_credentials)
     try:
         caller = Caller(user_id=DEV_USER, plan="enterprise")
         return await measure(

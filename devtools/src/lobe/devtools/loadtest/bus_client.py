@@ -8,6 +8,7 @@ frame. An answer given up on (worker silent, deadline) is cancelled at the worke
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -15,10 +16,11 @@ from nats.aio.client import Client as NATS
 from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from lobe.devtools.loadtest.outcome import AnswerCheck, Outcome
 from lobe.devtools.loadtest.shape import PROMPT, Shape
+from lobe.shared.bus import connect
 from lobe.shared.catalog import subject
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import (
@@ -36,6 +38,29 @@ from lobe.shared.events.chat import (
     UsageFrame,
     decode_frame,
 )
+from lobe.shared.settings import NatsSettings
+
+# The bus target does the gateway's part of the protocol, so it connects as the gateway does: its
+# NATS user (NATS_USER / NATS_PASSWORD when the server has users, as `lobe dev`'s embedded one
+# does) and its inbox prefix, the only place that user may receive replies.
+CONNECTION_NAME = "gateway loadtest"
+CONNECT_LIMIT_S = 10.0
+
+
+async def connect_as_gateway(nats_url: str, user: str | None = None, password: str | None = None) -> NATS:
+    """A connection with the gateway's rights; user and password default to $NATS_USER / $NATS_PASSWORD."""
+    settings = NatsSettings(nats_url=nats_url)
+    if user:
+        settings = settings.model_copy(update={"nats_user": user, "nats_password": SecretStr(password or "")})
+    try:
+        # nats.py retries a refused connection forever; a load test should rather say why it cannot.
+        async with asyncio.timeout(CONNECT_LIMIT_S):
+            return await connect(settings, CONNECTION_NAME)
+    except TimeoutError:
+        raise ConnectionError(
+            f"no NATS connection to {nats_url} in {CONNECT_LIMIT_S:g}s as user {settings.nats_user!r} "
+            "(a server with users wants the gateway's: NATS_USER and NATS_PASSWORD)"
+        ) from None
 
 
 class BusTarget:

@@ -11,11 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import nats
-
 from lobe.devtools.dev import DEV_USER, find_state_dir
 from lobe.devtools.loadtest import report as reports
-from lobe.devtools.loadtest.bus_client import BusTarget
+from lobe.devtools.loadtest.bus_client import BusTarget, connect_as_gateway
 from lobe.devtools.loadtest.http_client import HttpTarget, client_session
 from lobe.devtools.loadtest.load import Level, Target
 from lobe.devtools.loadtest.measure import Plan, Profiling, measure
@@ -94,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"lobe loadtest: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_run(args, levels))
+    try:
+        return asyncio.run(_run(args, levels))
+    except ConnectionError as exc:
+        print(f"lobe loadtest: {exc}", file=sys.stderr)
+        return 2
 
 
 async def _run(args: argparse.Namespace, levels: list[Level]) -> int:
@@ -142,7 +144,7 @@ async def _target(
 ) -> AsyncIterator[tuple[Target, dict[str, Any], list[int]]]:
     description: dict[str, Any] = {"target": args.target, "answer": shape.describe(), "model": args.model}
     if args.target == "bus":
-        nc = await nats.connect(args.nats_url, name="lobe-loadtest")
+        nc = await connect_as_gateway(args.nats_url)
         try:
             caller = Caller(user_id=args.user, plan=args.plan)
             bus = BusTarget(

@@ -17,10 +17,11 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
-from lobe.devtools.dev import PORT_VARS
+from lobe.devtools.dev import GATEWAY_NATS_ENV, PORT_VARS
 from lobe.devtools.loadtest.shape import Shape
 from lobe.devtools.loadtest.upstream import shape_argv
 from lobe.devtools.ports import free_port
@@ -42,6 +43,7 @@ class RunningSuite:
     api_key: str
     nats_url: str
     pid: int  # `lobe dev`: every process of the suite descends from it
+    nats_credentials: tuple[str | None, str | None] = (None, None)  # the gateway's user, password
 
 
 @contextlib.asynccontextmanager
@@ -58,9 +60,18 @@ async def lobe_dev(
             ready = await asyncio.to_thread(dev.wait_for_line, READY, ready_s)
             nats = next(m.group(1) for line in dev.err if (m := NATS.search(line)))
             urls = [f"{url}/v1" for url in ready.group(1).split(",")]
-            yield RunningSuite(urls, ready.group(2), nats, dev.proc.pid)
+            yield RunningSuite(urls, ready.group(2), nats, dev.proc.pid, gateway_credentials(Path(state)))
         finally:
             await asyncio.to_thread(_stop, dev)
+
+
+def gateway_credentials(state_dir: Path) -> tuple[str | None, str | None]:
+    """The gateway's NATS user and password that `lobe dev --fake-upstream` wrote (none: no users)."""
+    path = state_dir / GATEWAY_NATS_ENV
+    if not path.exists():
+        return None, None
+    env = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return env.get("NATS_USER"), env.get("NATS_PASSWORD")
 
 
 def _stop(dev: WatchedProcess, grace_s: float = 30) -> None:

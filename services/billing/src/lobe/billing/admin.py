@@ -8,12 +8,12 @@ on which plan for KEY_CACHE_TTL_S, and drop that on `auth.key.revoked` and
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import asyncpg
 import nats
@@ -170,19 +170,25 @@ class Admin:
 
 @asynccontextmanager
 async def admin_session(
-    database_url: str, nats_url: str, plans_file: Path | str | None = None
+    database_url: str,
+    nats_url: str,
+    plans_file: Path | str | None = None,
+    nats_overrides: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Admin]:
     """Admin for a one-off task (`lobe admin`, `lobe dev`): its own PostgreSQL and NATS connections.
-    The streams are declared here too, so a change made before billing first started is kept."""
+    The streams are declared here too, so a change made before billing first started is kept.
+    `nats_overrides`: NatsSettings fields (the operator's NATS user); the rest comes from the environment."""
     plans = load_plans(plans_file)
-    settings = NatsSettings(nats_url=nats_url)  # NATS_STREAM_REPLICAS from the environment
-    options = connect_options(settings, "lobe admin")
+    # NATS_STREAM_REPLICAS (and, for `lobe admin`, NATS_USER) from the environment.
+    settings = NatsSettings(nats_url=nats_url, **(nats_overrides or {}))
+    # The operator's NATS user is `admin` (lobe.shared.catalog.permissions), so is its inbox prefix.
+    options = connect_options(settings, "admin (lobe admin)")
     # A command gives up on an unreachable server (NoServersError) instead of retrying forever,
     # and that error reaches the caller: nats.py need not log it too.
-    nc = await nats.connect(**{**options, "max_reconnect_attempts": 1}, error_cb=_raised_anyway)  # type: ignore[arg-type]
+    nc = await nats.connect(**{**options, "max_reconnect_attempts": 1}, error_cb=_raised_anyway)
     try:
         js = nc.jetstream()
-        await ensure_streams(js, replicas=settings.nats_stream_replicas)
+        await ensure_streams(js, replicas=settings.nats_stream_replicas, owner=True)
         conn = await asyncpg.connect(database_url)
         try:
             yield Admin(conn, js, plans)

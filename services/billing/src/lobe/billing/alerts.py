@@ -45,7 +45,7 @@ class Alerts:
     async def unpriced(self, rows: Sequence[LedgerRow]) -> None:
         now = time.monotonic()
         for row in rows:
-            key = (row.event.provider, row.event.model)
+            key = (row.event.provider, row.event.priced_model)
             if now - self._price_alerted.get(key, -PRICE_ALERT_INTERVAL_S) < PRICE_ALERT_INTERVAL_S:
                 continue
             self._price_alerted[key] = now

@@ -9,21 +9,24 @@ Errors use OpenAI's error shape so clients of the gateway parse them the same wa
 from __future__ import annotations
 
 import hmac
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from lobe.billing.admin import Admin
+from lobe.billing.admin_requests import LimitsChange, NewKey, NewUser, PlanChange
 from lobe.billing.errors import NotAnnouncedError, NotFoundError, UnknownPlanError
 from lobe.billing.keys import hash_key, owner_of
+from lobe.billing.openapi import billing_openapi
 from lobe.billing.plans import Override, PlanBook
 from lobe.billing.prices import PriceTable
 from lobe.billing.reports import current_period, limits_report, usage_report, valid_period
 from lobe.billing.suggestions import suggestions
+from lobe.shared.json_body import parse_json_object
 from lobe.shared.openai_errors import ApiError, bearer_token, invalid_request, openai_errors
+from lobe.shared.openapi import serve_openapi
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 PRICES = web.AppKey("prices", PriceTable)
@@ -71,31 +74,6 @@ async def get_suggestions(request: web.Request) -> web.Response:
 
 
 # -- admin ------------------------------------------------------------------------------------------
-class NewUser(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=128)
-    email: str | None = Field(default=None, max_length=320)
-    plan: str | None = None  # the plans file's default plan
-
-
-class NewKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, max_length=128)
-
-
-class PlanChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    plan: str
-
-
-class LimitsChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    tokens: int | None = Field(default=None, ge=0)
-    cost_usd: Decimal | None = Field(default=None, ge=0, decimal_places=4)
-    requests: int | None = Field(default=None, ge=0)
-    rate_tier: str | None = None
-
-
 def _admin(request: web.Request) -> None:
     expected = request.app.get(ADMIN_TOKEN)
     if not expected:
@@ -106,8 +84,9 @@ def _admin(request: web.Request) -> None:
 
 
 async def _body(request: web.Request, model: type[M]) -> M:
+    data = parse_json_object(await request.read() or b"{}")  # strict JSON, as at the gateway
     try:
-        return model.model_validate_json(await request.read() or b"{}")
+        return model.model_validate(data)
     except ValidationError as exc:
         raise invalid_request(exc) from exc
 
@@ -180,4 +159,5 @@ def build_api(
     app.router.add_delete("/v1/admin/keys/{key_id}", revoke_key)
     app.router.add_put("/v1/admin/users/{user_id}/plan", set_plan)
     app.router.add_put("/v1/admin/users/{user_id}/limits", set_limits)
+    serve_openapi(app, billing_openapi())
     return app

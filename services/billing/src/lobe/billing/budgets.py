@@ -61,6 +61,12 @@ RETURNING request_id
 """
 
 
+# The largest hold the ledger's columns take: numeric(24, 10) (under 10^14) and bigint, with room
+# for a period's sum of them.
+MAX_HOLD_USD = Decimal(10) ** 12
+MAX_HOLD_TOKENS = 2**53
+
+
 class Budgets:
     def __init__(
         self, pool: asyncpg.Pool, prices: PriceTable, plans: PlanBook, ttl_s: float, alerts: Alerts
@@ -92,6 +98,12 @@ class Budgets:
         period = self.plans.period_key(now)
         amount = self.worst_case(req, now)
         tokens = req.prompt_tokens_estimate + req.max_output_tokens
+        if amount > MAX_HOLD_USD or tokens > MAX_HOLD_TOKENS:
+            # Valid as an event, beyond any budget: refused as such, not left unanswered (the
+            # hold's columns could not store it, and the gateway would answer 503).
+            kind: LimitKind = "cost" if amount > MAX_HOLD_USD else "tokens"
+            message = f"This request's worst case ({tokens} tokens, {amount} USD) is beyond any budget; lower max_tokens."
+            return BudgetDecision(request_id=req.request_id, admitted=False, limit=kind, message=message)
         async with self.pool.acquire() as conn:
             held = await conn.fetchval(
                 "SELECT amount_usd FROM reservations WHERE request_id = $1", req.request_id

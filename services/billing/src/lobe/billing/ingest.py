@@ -33,9 +33,18 @@ from lobe.billing.ledger import LedgerRow, PartitionCache, price_event, write_ba
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
 from lobe.shared.bounded_labels import BoundedLabels
+from lobe.shared.bus import ensure_consumer
 from lobe.shared.config_file import describe
 from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
-from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, UsageDeadLetter, UsageRecorded
+from lobe.shared.events.usage import (
+    USAGE_DEAD_LETTER,
+    USAGE_RECORDED,
+    USAGE_REPORTED,
+    USAGE_SUBJECTS,
+    UsageDeadLetter,
+    UsageRecorded,
+    gateway_may_report,
+)
 from lobe.shared.facts import publish_fact
 from lobe.shared.telemetry import link_from_headers
 
@@ -51,7 +60,7 @@ BACKOFF_MAX_S = 5.0  # also bounds how long after the database returns ingestion
 def consumer_config(ack_wait_s: float) -> ConsumerConfig:
     return ConsumerConfig(
         durable_name=BILLING_CONSUMER,
-        filter_subject=USAGE_RECORDED,
+        filter_subjects=list(USAGE_SUBJECTS),
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=ack_wait_s,
@@ -95,12 +104,8 @@ class Ingester:
         self.cost_labels = BoundedLabels(metrics.MAX_MODEL_LABELS)
 
     async def subscribe(self) -> JetStreamContext.PullSubscription:
-        return await self.js.pull_subscribe(
-            USAGE_RECORDED,
-            durable=BILLING_CONSUMER,
-            stream=USAGE.name,
-            config=consumer_config(self.ack_wait_s),
-        )
+        await ensure_consumer(self.js, USAGE.name, consumer_config(self.ack_wait_s))
+        return await self.js.pull_subscribe_bind(BILLING_CONSUMER, USAGE.name)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and write batches until `stop` is set; the batch in hand is always finished."""
@@ -152,18 +157,28 @@ class Ingester:
             except ValidationError as exc:
                 await self.dead_letter(msg, "invalid usage event: " + describe(exc, root="<body>"))
                 continue
+            if msg.subject == USAGE_REPORTED and not gateway_may_report(event):
+                await self.dead_letter(msg, f"{USAGE_REPORTED} carries only what a gateway reports")
+                continue
             if event.request_id in by_request:  # same request twice in one batch
                 by_request[event.request_id].append(msg)
                 continue
+            try:
+                row = price_event(event, self.prices, self.plans)
+            except (ArithmeticError, ValueError, OverflowError) as exc:  # valid, yet cannot be priced
+                await self.dead_letter(msg, f"cannot be priced: {exc!r}")
+                continue
             by_request[event.request_id] = [msg]
-            rows.append(price_event(event, self.prices, self.plans))
+            rows.append(row)
         if not rows:
             return 0.0
         try:
             inserted = await self._write(rows)
-        except asyncpg.DataError as exc:
-            # Valid JSON the database cannot store (a NUL byte in a string, an out-of-range
-            # number): dead-letter that one event, not the batch around it.
+        except (asyncpg.DataError, OverflowError, ValueError) as exc:
+            # A valid event the database cannot store (a NUL byte in a string, an out-of-range
+            # number; asyncpg's own encoder raises OverflowError or ValueError for a value past its
+            # column's range): dead-letter that one event, not the batch around it. Retrying would
+            # never end.
             if len(rows) == 1:
                 msgs_of = by_request[rows[0].request_id]
                 await self.dead_letter(msgs_of[0], f"rejected by the ledger: {exc}")

@@ -87,7 +87,9 @@ class LedgerRow:
 
 
 def price_event(event: UsageRecorded, prices: PriceTable, plans: PlanBook) -> LedgerRow:
-    p = prices.price(event.provider, event.model, event.occurred_at, event.usage, event.status == "cache_hit")
+    p = prices.price(
+        event.provider, event.priced_model, event.occurred_at, event.usage, event.status == "cache_hit"
+    )
     return LedgerRow(event, plans.period_key(event.occurred_at), p.cost_usd, p.priced, p.effective_from)
 
 

@@ -29,7 +29,7 @@ from lobe.billing.responders import build_router
 from lobe.billing.settings import BillingSettings
 from lobe.billing.user_responder import build_user_router
 from lobe.billing.users import UserDirectory
-from lobe.shared.bus import connect_options, ensure_streams
+from lobe.shared.bus import broker_options, ensure_streams
 from lobe.shared.lifecycle import announce
 from lobe.shared.ops import bound_port, start_ops_server
 
@@ -49,7 +49,7 @@ class BillingService:
         self._tasks: list[asyncio.Task[None]] = []
         self.pool: asyncpg.Pool | None = None
         self.broker = NatsBroker(
-            **connect_options(settings, SERVICE_NAME),  # type: ignore[arg-type]
+            **broker_options(settings, SERVICE_NAME),
             logger=log,
             log_level=logging.DEBUG,  # a line per command belongs at debug, not in production logs
         )
@@ -89,7 +89,7 @@ class BillingService:
         await self.broker.connect()
         self._stack.push_async_callback(self._stop_broker)
         js = self.broker.connection.jetstream()
-        await ensure_streams(js, replicas=s.nats_stream_replicas)
+        await ensure_streams(js, replicas=s.nats_stream_replicas, owner=True)
         await announce(js, SERVICE_NAME, "started")
         self._stack.push_async_callback(announce, js, SERVICE_NAME, "stopped")
 

@@ -1,18 +1,23 @@
-"""Model routing config: which deployments (configured upstreams) serve each public model name.
+"""Model routing config: which deployments (configured upstreams) serve each public model name, how
+a request picks among them, and where it goes when they fail (docs/routing.md).
 
-Operators edit a YAML file (path in `MODELS_FILE`); it is validated at start-up and a bad file
-stops the worker with a message naming the field. Secrets never sit in the file: a deployment
-names the environment variable that holds its key (`api_key_env`, default per provider).
+Operators edit a YAML file (path in `MODELS_FILE`); it is validated at start-up (a bad file stops
+the worker) and on every reload (a bad file is refused and the routing in use stays), with each
+bad field named with its line. Secrets never sit in the file: a deployment names the environment
+variable that holds its key (`api_key_env`, default per provider).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from lobe.chat_worker.policies import BreakerPolicy, Limits, RetryPolicy, Strategy
+from lobe.shared.config_file import read_yaml
 
 ProviderKind = Literal["openai", "anthropic", "gemini", "ollama", "openai_compatible", "azure_openai", "mock"]
 
@@ -38,7 +43,7 @@ class Timeouts(BaseModel):
 class Deployment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, description="Unique id, used in usage events and metrics.")
+    name: str = Field(min_length=1, max_length=128, description="Unique id: usage events, metrics, state.")
     provider: ProviderKind
     model: str = Field(default="", description="Model name upstream; defaults to the public name.")
     base_url: str | None = None
@@ -46,7 +51,9 @@ class Deployment(BaseModel):
     api_version: str | None = Field(default=None, description="Azure OpenAI api-version.")
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
-    weight: int = Field(default=1, ge=0)
+    weight: int = Field(default=1, ge=0, description="weighted: share of first picks; 0 = standby only.")
+    limits: Limits | None = None
+    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
     chunk_delay_s: float = Field(default=0.0, ge=0, description="mock only: pacing between chunks.")
 
     @model_validator(mode="after")
@@ -60,6 +67,11 @@ class Deployment(BaseModel):
         value = os.environ.get(env) if env else None
         return SecretStr(value) if value else None
 
+    @property
+    def config_key(self) -> str:
+        """Identity of this configuration: a reload that changes it gets a new adapter."""
+        return self.model_dump_json()
+
 
 class RoutedModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -67,6 +79,18 @@ class RoutedModel(BaseModel):
     name: str = Field(min_length=1, description="Public model name clients ask for.")
     deployments: list[Deployment] = Field(min_length=1)
     owned_by: str = "lobe"
+    strategy: Strategy = Field(default="ordered", description="How a request picks its first deployment.")
+    explore: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="lowest_latency: share of requests sent elsewhere to keep measuring.",
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    fallbacks: list[str] = Field(default_factory=list, description="Models tried after these deployments.")
+    context_fallback: str | None = Field(
+        default=None, description="The larger-context model a context-window error moves to."
+    )
 
 
 class ModelCatalog(BaseModel):
@@ -77,18 +101,64 @@ class ModelCatalog(BaseModel):
     def get(self, name: str) -> RoutedModel | None:
         return next((m for m in self.models if m.name == name), None)
 
+    @classmethod
+    def parse(cls, raw: Any) -> ModelCatalog:
+        """Validate a whole file: each field, then what ties models together (unique names, the
+        models fallbacks name), each problem at its own location so the loader can give its line."""
+        catalog = cls.model_validate(raw)
+        problems = list(catalog._reference_problems())
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return catalog
 
-BUILTIN = ModelCatalog(
-    models=[RoutedModel(name="mock", deployments=[Deployment(name="mock", provider="mock")])]
-)
+    def _reference_problems(self) -> list[InitErrorDetails]:
+        problems: list[InitErrorDetails] = []
+
+        def problem(loc: tuple[str | int, ...], value: object, message: str) -> None:
+            problems.append(
+                InitErrorDetails(type=PydanticCustomError("routing", message), loc=loc, input=value)
+            )
+
+        models: set[str] = set()
+        deployments: set[str] = set()
+        for i, model in enumerate(self.models):
+            if model.name in models:
+                problem(("models", i, "name"), model.name, f"model '{model.name}' is listed twice")
+            models.add(model.name)
+            for j, deployment in enumerate(model.deployments):
+                if deployment.name in deployments:
+                    message = f"deployment name '{deployment.name}' is used twice (names key shared state)"
+                    problem(("models", i, "deployments", j, "name"), deployment.name, message)
+                deployments.add(deployment.name)
+            if model.strategy == "weighted" and not any(d.weight for d in model.deployments):
+                problem(
+                    ("models", i, "strategy"), model.strategy, "weighted needs a deployment with weight > 0"
+                )
+        names = models | {BUILTIN_MODEL.name}
+        for i, model in enumerate(self.models):
+            for j, fallback in enumerate(model.fallbacks):
+                if fallback not in names or fallback == model.name:
+                    problem(("models", i, "fallbacks", j), fallback, f"no other model is named '{fallback}'")
+            target = model.context_fallback
+            if target is not None and (target not in names or target == model.name):
+                problem(("models", i, "context_fallback"), target, f"no other model is named '{target}'")
+        return problems
 
 
-def load_catalog(path: str | None) -> ModelCatalog:
-    """The built-in `mock` model plus whatever the operator's file routes."""
-    if not path:
-        return BUILTIN
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    catalog = ModelCatalog.model_validate(raw)
-    if catalog.get("mock") is None:
-        catalog.models.append(BUILTIN.models[0])
+BUILTIN_MODEL = RoutedModel(name="mock", deployments=[Deployment(name="mock", provider="mock")])
+BUILTIN = ModelCatalog(models=[BUILTIN_MODEL])
+
+
+def with_builtin(catalog: ModelCatalog) -> ModelCatalog:
+    """The built-in `mock` model is always served, unless the file routes a model of that name."""
+    if catalog.get(BUILTIN_MODEL.name) is None:
+        catalog.models.append(BUILTIN_MODEL.model_copy(deep=True))
     return catalog
+
+
+def load_catalog(path: str | Path | None) -> ModelCatalog:
+    """The built-in `mock` model plus whatever the operator's file routes; a bad file raises
+    ConfigError naming each bad field and its line."""
+    if not path:
+        return BUILTIN.model_copy(deep=True)
+    return with_builtin(read_yaml(ModelCatalog, path, validate=ModelCatalog.parse))

@@ -1,4 +1,5 @@
-"""Runs one chat request: pick a deployment, stream its answer as frames, fall back on failure.
+"""Runs one chat request: its attempts (lobe.chat_worker.routing.attempts) pick the deployments,
+this streams the answer of the one that answers as frames.
 
 Exactly one usage event is published per request, whatever the outcome (done, error, cancel,
 or a bug of ours: then the client still gets an error frame at once, never a silence that
@@ -14,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from lobe.chat_worker.deployments import Deployment, RoutedModel
+from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.frames import FrameSink
 from lobe.chat_worker.providers.base import (
     Finished,
@@ -24,6 +25,8 @@ from lobe.chat_worker.providers.base import (
     StreamEvent,
     TextDelta,
 )
+from lobe.chat_worker.routing.attempts import Attempt, AttemptLoop
+from lobe.chat_worker.routing.router import Router
 from lobe.shared.events.chat import (
     ChatRequested,
     DeltaFrame,
@@ -34,7 +37,6 @@ from lobe.shared.events.chat import (
     TokenUsage,
     ToolCallDelta,
     UsageFrame,
-    may_restart,
 )
 from lobe.shared.events.usage import RequestStatus, UsageRecorded
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
@@ -50,7 +52,7 @@ class Outcome:
     """What the answer so far produced. Fallbacks happen only before the first delta
     (`may_restart`), so an attempt that produced output is the answer's last."""
 
-    deployment: Deployment | None = None
+    attempt: Attempt | None = None
     started: bool = False
     ttft_ms: float | None = None
     output_chars: list[str] = field(default_factory=list)
@@ -58,23 +60,45 @@ class Outcome:
     finish: FinishReason | None = None
     model: str = ""
 
+    @property
+    def deployment(self) -> Deployment | None:
+        return self.attempt.deployment if self.attempt else None
+
+    @property
+    def served_model(self) -> str | None:
+        """What the provider was asked for: the deployment's upstream model, else the public name
+        of the model it serves (the requested one, or a fallback)."""
+        attempt = self.attempt
+        return (attempt.deployment.model or attempt.model.name) if attempt else None
+
 
 class ChatRun:
     def __init__(
         self,
         event: ChatRequested,
+        catalog: ModelCatalog,
         routed: RoutedModel,
+        router: Router,
         provider_for: ProviderFor,
         sink: FrameSink,
         record_usage: RecordUsage,
     ) -> None:
         self.event = event
         self.record_usage = record_usage
-        self.routed = routed
         self.provider_for = provider_for
         self.sink = sink
         self.started_at = time.monotonic()
         self.outcome = Outcome()
+        self.attempts = AttemptLoop(
+            router,
+            catalog,
+            routed,
+            event.body,
+            event.request_id,
+            deadline=self.started_at + event.deadline_ms / 1000,
+            prompt_tokens=estimate_prompt_tokens(event.body),
+            tokens_used=lambda: self._token_usage("provider").total_tokens,
+        )
 
     async def execute(self) -> None:
         """Stream the answer, record usage, then send the terminal frames.
@@ -83,9 +107,9 @@ class ChatRun:
         client error but never an unbilled answer.
         """
         try:
-            await self._run_with_fallback()
+            await self.attempts.run(self._attempt)
         except ProviderError as exc:
-            await self._fail(exc.status, exc.code, exc.message)
+            await self._fail(exc.status, exc.code, exc.message, exc.retry_after_s)
             return
         except asyncio.CancelledError:
             # The client went away (or shutdown): bill what was generated, then let the
@@ -101,39 +125,29 @@ class ChatRun:
         await self.record_usage(self._usage_event("ok", None))
         await self._finish()
 
-    async def _fail(self, status: int, code: str, message: str) -> None:
+    async def _fail(self, status: int, code: str, message: str, retry_after_s: float | None = None) -> None:
         await self.record_usage(self._usage_event("error", code))
-        await self._send_error(status, code, message)
+        await self._send_error(status, code, message, retry_after_s)
 
-    async def _run_with_fallback(self) -> None:
-        deployments = self.routed.deployments
-        for index, deployment in enumerate(deployments):
-            self.outcome.deployment = deployment
-            try:
-                await self._stream(self.provider_for(deployment))
-            except ProviderError as exc:
-                last = index == len(deployments) - 1
-                if not exc.retryable or not may_restart(self.outcome.started) or last:
-                    raise
-                log.warning(
-                    "deployment failed, falling back: %s", exc, extra={"request_id": self.event.request_id}
-                )
-                continue
-            return
-
-    async def _stream(self, provider: Provider) -> None:
+    async def _attempt(self, attempt: Attempt) -> None:
+        # A failed attempt ended before its first delta: nothing of it belongs to this one.
+        self.outcome = Outcome(attempt=attempt)
+        provider = self.provider_for(attempt.deployment)
         # aclosing: a cancel landing mid-send must still close the upstream connection now.
-        async with contextlib.aclosing(provider.stream(self.event.body)) as events:
-            await self._relay(events, provider.name)
+        async with contextlib.aclosing(provider.stream(attempt.body)) as events:
+            await self._relay(events, provider.name, attempt)
 
-    async def _relay(self, events: AsyncIterator[StreamEvent], provider_name: str) -> None:
+    async def _relay(self, events: AsyncIterator[StreamEvent], provider_name: str, attempt: Attempt) -> None:
         request_id = self.event.request_id
         async for item in events:
             if isinstance(item, TextDelta | ReasoningDelta | ToolCallDelta):
-                if not self.outcome.started:
-                    self.outcome.started = True
-                    self.outcome.ttft_ms = (time.monotonic() - self.started_at) * 1000
                 frame = self._delta(item, request_id)
+                if not self.outcome.started:
+                    # The first delta says who answers: the gateway's headers go out with it.
+                    self.outcome.started = attempt.started = True
+                    self.outcome.ttft_ms = (time.monotonic() - self.started_at) * 1000
+                    frame = frame.model_copy(update={"route": attempt.route})
+                    await self.attempts.router.first_token(attempt.gate, request_id)
                 await self.sink.send(frame)
             elif isinstance(item, Finished):
                 self.outcome.finish, self.outcome.model = item.reason, item.model
@@ -160,8 +174,15 @@ class ChatRun:
         usage = self._token_usage("provider")
         deployment = self.outcome.deployment
         provider = deployment.provider if deployment else "unknown"
+        route = self.outcome.attempt.route if self.outcome.attempt else None
         await self.sink.send(
-            UsageFrame(request_id=request_id, seq=self.sink.next_seq(), usage=usage, provider=provider)
+            UsageFrame(
+                request_id=request_id,
+                seq=self.sink.next_seq(),
+                usage=usage,
+                provider=provider,
+                served_model=self.outcome.served_model,
+            )
         )
         await self.sink.send(
             DoneFrame(
@@ -170,16 +191,21 @@ class ChatRun:
                 finish_reason=self.outcome.finish or "stop",
                 model=self.outcome.model or self.event.body.model,
                 provider=provider,
+                route=route,
             )
         )
 
-    async def _send_error(self, status: int, code: str, message: str) -> None:
+    async def _send_error(
+        self, status: int, code: str, message: str, retry_after_s: float | None = None
+    ) -> None:
         frame = ErrorFrame(
             request_id=self.event.request_id,
             seq=self.sink.next_seq(),
             status=status,
             code=code,
             message=message,
+            route=self.outcome.attempt.route if self.outcome.attempt else None,
+            retry_after_s=retry_after_s,
         )
         try:
             await self.sink.send(frame)
@@ -214,4 +240,6 @@ class ChatRun:
             ttft_ms=self.outcome.ttft_ms,
             duration_ms=(time.monotonic() - self.started_at) * 1000,
             stream=self.event.body.stream,
+            attempts=self.attempts.attempts,
+            served_model=self.outcome.served_model,
         )

@@ -1,4 +1,5 @@
-"""The chat worker process: takes requests off `chat.request`, runs them, handles cancel and SIGTERM."""
+"""The chat worker process: takes requests off `chat.request`, runs them, handles cancel and SIGTERM,
+swaps in a reloaded routing file."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
@@ -19,9 +21,11 @@ from lobe.chat_worker.frames import FrameSink
 from lobe.chat_worker.metrics import MAX_CONCURRENCY, STREAMS_ACTIVE
 from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.registry import build_provider
+from lobe.chat_worker.routing.metrics import RoutingMetrics
+from lobe.chat_worker.routing.router import Router
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
-from lobe.shared.bus import connect_options, ensure_streams
+from lobe.shared.bus import broker_options, ensure_streams
 from lobe.shared.catalog import subject
 from lobe.shared.events.chat import (
     CHAT_CANCEL,
@@ -44,8 +48,11 @@ log = logging.getLogger(__name__)
 TRACER = trace.get_tracer("lobe.chat_worker")
 
 
-# JetStream may be briefly away (leader election, reconnect): ride out a few seconds of it.
-USAGE_PUBLISH_ATTEMPTS = 6
+# JetStream may be away for a while (a reconnect; a stream electing a new leader after a node is
+# lost, measured at up to ~10 s in tests/faults/test_nats_cluster_node_loss.py): usage is never
+# given up on lightly. 30 attempts wait ~27 s when each is refused at once, longer when each times
+# out; the answer's terminal frame waits too (heartbeats keep the gateway patient meanwhile).
+USAGE_PUBLISH_ATTEMPTS = 30
 
 
 def refusal(request_id: str, status: int, code: str, message: str, retryable: bool = False) -> bytes:
@@ -57,17 +64,21 @@ def refusal(request_id: str, status: int, code: str, message: str, retryable: bo
 
 
 class ChatWorker:
-    def __init__(self, settings: WorkerSettings, catalog: ModelCatalog) -> None:
+    def __init__(
+        self, settings: WorkerSettings, catalog: ModelCatalog, registry: CollectorRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.metrics = RoutingMetrics(registry)
         self.broker = NatsBroker(
-            **connect_options(settings, name=f"chat-worker {settings.worker_id}"),  # type: ignore[arg-type]
+            **broker_options(settings, name=f"chat-worker {settings.worker_id}"),
             log_level=logging.DEBUG,  # per-message lines belong at debug, not on the hot path
         )
         self.runs: dict[str, tuple[asyncio.Task[None], FrameSink]] = {}
-        self.providers: dict[str, Provider] = {}
+        self.providers: dict[str, Provider] = {}  # by Deployment.config_key
         self.session: aiohttp.ClientSession | None = None
         self._js: JetStreamContext | None = None
+        self._router: Router | None = None
         self.requests = self.broker.subscriber(CHAT_REQUEST, queue=CHAT_WORKER_QUEUE)
         self.requests(self.on_request)
         # Cancels name the worker that accepted the request: no other worker reads them.
@@ -80,6 +91,16 @@ class ChatWorker:
         await self.broker.start()
         self._js = self.broker.connection.jetstream()
         await ensure_streams(self.js, replicas=self.settings.nats_stream_replicas)
+        self._router = Router(
+            self.broker.connection,
+            self.js,
+            self.settings.worker_id,
+            self.metrics,
+            store_timeout_s=self.settings.routing_store_timeout_s,
+            snapshot_interval_s=self.settings.routing_snapshot_interval_s,
+            replicas=self.settings.nats_stream_replicas,
+        )
+        await self._router.start(self.catalog)
         await announce(self.js, "chat-worker", "started")
         MAX_CONCURRENCY.set(self.settings.worker_max_concurrency)
         log.info("chat worker %s ready", self.settings.worker_id)
@@ -88,6 +109,19 @@ class ChatWorker:
     def js(self) -> JetStreamContext:
         assert self._js is not None, "start() first"
         return self._js
+
+    @property
+    def router(self) -> Router:
+        assert self._router is not None, "start() first"
+        return self._router
+
+    def apply_catalog(self, catalog: ModelCatalog) -> None:
+        """A reloaded routing file: new requests route by it; those in flight keep theirs."""
+        self.catalog = catalog
+        self.router.configure(catalog)
+        keep = {d.config_key for m in catalog.models for d in m.deployments}
+        for key in [k for k in self.providers if k not in keep]:
+            del self.providers[key]  # adapters hold no connection of their own (one shared session)
 
     async def ready(self) -> bool:
         return self.session is not None and self.broker.connection.is_connected
@@ -99,7 +133,8 @@ class ChatWorker:
         except ValidationError as exc:
             log.error("malformed chat request: %s", exc.errors()[:3])
             return refusal("unknown", 400, "invalid_event", str(exc))
-        routed = self.catalog.get(event.body.model)
+        catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
+        routed = catalog.get(event.body.model)
         if routed is None:
             message = f"The model '{event.body.model}' does not exist or you do not have access to it."
             return refusal(event.request_id, 404, "model_not_found", message)
@@ -110,7 +145,9 @@ class ChatWorker:
             self.broker.connection, event.reply_to, event.request_id, self.settings.heartbeat_interval_s
         )
         parent = extract_context(msg.headers)  # continue the gateway's trace
-        task = asyncio.create_task(self._run(event, routed, sink, parent), name=f"chat {event.request_id}")
+        task = asyncio.create_task(
+            self._run(event, catalog, routed, sink, parent), name=f"chat {event.request_id}"
+        )
         self.runs[event.request_id] = (task, sink)
         STREAMS_ACTIVE.set(len(self.runs))  # what the saturation check above counts
         accepted = AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
@@ -125,30 +162,43 @@ class ChatWorker:
         if run is not None:
             run[0].cancel()
 
-    async def _run(self, event: ChatRequested, routed: RoutedModel, sink: FrameSink, parent: Context) -> None:
+    async def _run(
+        self,
+        event: ChatRequested,
+        catalog: ModelCatalog,
+        routed: RoutedModel,
+        sink: FrameSink,
+        parent: Context,
+    ) -> None:
         span = TRACER.start_span("chat.run", context=parent, kind=SpanKind.CONSUMER)
         span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
         try:
             with trace.use_span(span, end_on_exit=True):
-                await self._execute(event, routed, sink)
+                await self._execute(event, catalog, routed, sink)
         finally:
             self.runs.pop(event.request_id, None)
             STREAMS_ACTIVE.set(len(self.runs))
 
-    async def _execute(self, event: ChatRequested, routed: RoutedModel, sink: FrameSink) -> None:
+    async def _execute(
+        self, event: ChatRequested, catalog: ModelCatalog, routed: RoutedModel, sink: FrameSink
+    ) -> None:
         try:
             async with sink:
-                await ChatRun(event, routed, self._provider_for, sink, self._record_usage).execute()
+                run = ChatRun(
+                    event, catalog, routed, self.router, self._provider_for, sink, self._record_usage
+                )
+                await run.execute()
         except asyncio.CancelledError:
             pass
         except Exception:
             log.exception("chat run crashed", extra={"request_id": event.request_id})
 
     def _provider_for(self, deployment: Deployment) -> Provider:
-        provider = self.providers.get(deployment.name)
+        key = deployment.config_key
+        provider = self.providers.get(key)
         if provider is None:
             assert self.session is not None
-            provider = self.providers[deployment.name] = build_provider(deployment, self.session)
+            provider = self.providers[key] = build_provider(deployment, self.session)
         return provider
 
     async def _record_usage(self, event: UsageRecorded) -> bool:
@@ -181,5 +231,7 @@ class ChatWorker:
             await provider.aclose()
         if self.session:
             await self.session.close()
+        if self._router is not None:
+            await self._router.stop()
         await announce(self.js, "chat-worker", "stopped")
         await self.broker.stop()  # unsubscribes, then drains the connection

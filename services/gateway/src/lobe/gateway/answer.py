@@ -19,9 +19,10 @@ from lobe.gateway.dispatch import AnswerFrame, Dispatch, WorkerLost
 from lobe.gateway.metrics import OVERHEAD, TTFT
 from lobe.gateway.outputs import Output
 from lobe.gateway.resources import Resources
+from lobe.gateway.route_headers import route_headers
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events.chat import Caller, CancelReason, DeltaFrame, TokenUsage, UsageFrame
-from lobe.shared.events.usage import USAGE_RECORDED, RequestStatus, UsageRecorded
+from lobe.shared.events.chat import Caller, CancelReason, DeltaFrame, DoneFrame, TokenUsage, UsageFrame
+from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, UsageRecorded
 from lobe.shared.facts import publish_fact
 from lobe.shared.openai_errors import ApiError
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
@@ -76,6 +77,8 @@ class Answer:
             async with contextlib.aclosing(self.dispatch.frames()) as frames:
                 async for frame in frames:
                     self.frames.append(frame)
+                    if self.replay is None and isinstance(frame, DeltaFrame | DoneFrame) and frame.route:
+                        output.headers.update(route_headers(frame.route))  # before the first byte
                     if isinstance(frame, DeltaFrame):
                         if not self.output:
                             TTFT.observe(time.monotonic() - self.started_at)
@@ -122,7 +125,11 @@ class Answer:
         if frame.cost_usd is not None or not self.resources.settings.billing_enabled:
             return frame
         cost = await self.resources.budget.quote(
-            self.request_id, frame.provider, self.body.model, frame.usage, cache_hit=self.replay is not None
+            self.request_id,
+            frame.provider,
+            frame.served_model or self.body.model,
+            frame.usage,
+            cache_hit=self.replay is not None,
         )
         return frame if cost is None else frame.model_copy(update={"cost_usd": cost})
 
@@ -158,6 +165,7 @@ class Answer:
             duration_ms=(time.monotonic() - self.started_at) * 1000,
             stream=self.body.stream,
         )
+        # Its own subject: the gateway's NATS user may not publish a worker's usage.recorded.
         self.usage_recorded_here = await publish_fact(
-            self.resources.js, USAGE_RECORDED, event, attempts=LOST_USAGE_ATTEMPTS
+            self.resources.js, USAGE_REPORTED, event, attempts=LOST_USAGE_ATTEMPTS
         )

@@ -14,11 +14,13 @@ from lobe.gateway.cache.admin import invalidate_cache
 from lobe.gateway.chat import chat_completions
 from lobe.gateway.cors import setup_cors
 from lobe.gateway.models import list_models
+from lobe.gateway.openapi import gateway_openapi
 from lobe.gateway.ratelimit.headers import add_rate_headers
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.http_telemetry import instrument
 from lobe.shared.openai_errors import openai_errors
+from lobe.shared.openapi import serve_openapi
 from lobe.shared.ops import ReadinessCheck, add_health_routes, start_ops_server
 
 
@@ -43,6 +45,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     add_auth_routes(app)
     app.router.add_post("/v1/admin/cache/invalidate", invalidate_cache)  # before billing's catch-all
     add_admin_routes(app)
+    serve_openapi(app, gateway_openapi())
     return app
 
 

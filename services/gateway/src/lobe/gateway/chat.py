@@ -23,6 +23,8 @@ from lobe.gateway.outputs import JsonOutput, Output, SseOutput
 from lobe.gateway.ratelimit.limiter import Admission
 from lobe.gateway.request_body import parse_body
 from lobe.gateway.resources import RESOURCES
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.chat import Caller
 from lobe.shared.openai_errors import ApiError
 
 STREAM_KEY = web.RequestKey("lobe.stream", str)  # whether the client asked for SSE (metrics label)
@@ -52,6 +54,18 @@ async def _chat_completions(request: web.Request, received_at: float) -> web.Str
     body = await parse_body(request)
     request[STREAM_KEY] = "true" if body.stream else "false"
     request_id = uuid.uuid4().hex
+    try:
+        return await _admitted(request, body, caller, request_id, received_at)
+    except ApiError as exc:
+        # An error names the request too: the ledger's key, and what support asks for.
+        exc.headers.setdefault("X-Request-Id", request_id)
+        raise
+
+
+async def _admitted(
+    request: web.Request, body: ChatCompletionRequest, caller: Caller, request_id: str, received_at: float
+) -> web.StreamResponse:
+    resources = request.app[RESOURCES]
     admission = await resources.rate_limits.admit(request, caller, request_id, body)
     try:
         held = await resources.budget.reserve(request_id, caller, body)

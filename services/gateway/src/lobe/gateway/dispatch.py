@@ -20,6 +20,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
+from lobe.gateway.route_headers import error_headers
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.catalog import subject
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -236,7 +237,7 @@ class Dispatch:
             if isinstance(frame, HeartbeatFrame):
                 continue
             if isinstance(frame, ErrorFrame):
-                raise ApiError(frame.status, frame.message, frame.code)
+                raise ApiError(frame.status, frame.message, frame.code, headers=error_headers(frame))
             if isinstance(frame, AcceptedFrame):
                 raise ApiError(502, "unexpected accept frame in the answer", "protocol_error")
             yield frame

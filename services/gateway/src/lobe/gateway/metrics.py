@@ -48,3 +48,11 @@ CACHE_LOOKUPS = Counter(
 SESSIONS_ACTIVE = Gauge(
     "lobe_user_sessions_active", "Signed-in sessions not yet expired or ended, fleet-wide."
 )
+
+# Every label value exists from the start, at 0: rate() needs a first sample before the first event.
+for _limit in ("requests", "tokens", "ip"):
+    RATE_LIMITED.labels(limit=_limit)
+for _outcome in ("admitted", "refused"):
+    RATE_LIMIT_UNCHECKED.labels(outcome=_outcome)
+for _result in ("memory", "redis", "miss"):
+    CACHE_LOOKUPS.labels(result=_result)

@@ -24,6 +24,8 @@ SSE_HEADERS = {
 
 
 class Output(Protocol):
+    headers: dict[str, str]  # sent with the first byte (SSE) or the whole answer (JSON)
+
     async def delta(self, frame: DeltaFrame) -> None: ...
 
     async def finish(self, done: DoneFrame, usage: UsageFrame | None) -> web.StreamResponse: ...

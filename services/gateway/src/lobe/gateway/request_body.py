@@ -1,27 +1,34 @@
-"""The chat request body: read, parsed and validated, or a 400 in OpenAI's error format."""
+"""The chat request body: read, parsed and validated, or a 400 in OpenAI's error format.
+
+Strict JSON first (lobe.shared.json_body: UTF-8, no NaN, no lone surrogate, 64 levels, 64-bit
+integers), then the OpenAI request model within the gateway's own bounds (`EdgeRequest`), so that
+every value admitted can be encoded, priced and forwarded by each service downstream.
+"""
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.openai_errors import ApiError, invalid_request
+from lobe.shared.json_body import parse_json_object
+from lobe.shared.openai_errors import invalid_request
+
+# Far above any model's output limit (today ~128k tokens); past it a request is a mistake, and
+# its worst case would be a budget hold no ledger column can store.
+MAX_OUTPUT_TOKENS = 1_000_000
+
+
+class EdgeRequest(ChatCompletionRequest):
+    """The request the gateway admits (its OpenAPI schema): ChatCompletionRequest, bounded."""
+
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
 
 
 async def parse_body(request: web.Request) -> ChatCompletionRequest:
-    raw = await request.read()
+    data = parse_json_object(await request.read())
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(
-            400, f"We could not parse the JSON body of your request: {exc}", "invalid_json"
-        ) from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "The request body must be a JSON object.", "invalid_json")
-    try:
-        return ChatCompletionRequest.model_validate(data)
+        return EdgeRequest.model_validate(data)
     except ValidationError as exc:
         raise invalid_request(exc) from None

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 
 from faststream import AckPolicy
-from faststream.nats import DeliverPolicy, JStream, NatsMessage, NatsRouter, PullSub
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsMessage, NatsRouter, PullSub
 from pydantic import ValidationError
 
 from lobe.metrics.aggregation import UsageMetrics
+from lobe.metrics.settings import SERVICE_NAME
+from lobe.shared.bus import inbox_prefix
 from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, LimitExceeded
 from lobe.shared.events.streams import EVENTS, METRICS_CONSUMER, USAGE
-from lobe.shared.events.usage import USAGE_RECORDED
+from lobe.shared.events.usage import USAGE_RECORDED, USAGE_SUBJECTS
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,17 @@ EVENTS_STREAM = JStream(EVENTS.name, declare=False)
 # sums the replicas. DeliverPolicy.NEW applies only when the durable is first created, so a new
 # deployment does not replay a week of history into "now"; afterwards it resumes where it acked.
 _PULL = PullSub(batch_size=64, timeout=5.0)
+# Fetched messages arrive under the service's own inbox prefix (its NATS user reads only there);
+# FastStream's pull subscribers otherwise use the bare `_INBOX.`.
+_INBOX = (inbox_prefix(SERVICE_NAME) + ".").encode()
+
+
+def usage_consumer() -> ConsumerConfig:
+    """The durable consumer of every usage subject, as lobe.metrics.service declares it before the
+    subscriber binds to it (so a subject added to its filters reaches an existing consumer)."""
+    return ConsumerConfig(
+        durable_name=METRICS_CONSUMER, filter_subjects=list(USAGE_SUBJECTS), deliver_policy=DeliverPolicy.NEW
+    )
 
 
 def build_router(metrics: UsageMetrics) -> NatsRouter:
@@ -36,9 +49,11 @@ def build_router(metrics: UsageMetrics) -> NatsRouter:
 
     @router.subscriber(
         USAGE_RECORDED,
+        config=usage_consumer(),
         stream=USAGE_STREAM,
         durable=METRICS_CONSUMER,
         pull_sub=_PULL,
+        inbox_prefix=_INBOX,
         deliver_policy=DeliverPolicy.NEW,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="metrics.usage.recorded",
@@ -52,6 +67,7 @@ def build_router(metrics: UsageMetrics) -> NatsRouter:
         stream=EVENTS_STREAM,
         durable=METRICS_CONSUMER,
         pull_sub=_PULL,
+        inbox_prefix=_INBOX,
         deliver_policy=DeliverPolicy.NEW,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="metrics.billing.limit.exceeded",

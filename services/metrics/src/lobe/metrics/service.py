@@ -14,9 +14,10 @@ from faststream.nats import NatsBroker
 
 from lobe.metrics.aggregation import UsageMetrics
 from lobe.metrics.lag import ConsumerLag
-from lobe.metrics.router import build_router
+from lobe.metrics.router import build_router, usage_consumer
 from lobe.metrics.settings import SERVICE_NAME, MetricsSettings
-from lobe.shared.bus import connect_options, ensure_streams
+from lobe.shared.bus import broker_options, ensure_consumer, ensure_streams
+from lobe.shared.events.streams import USAGE
 from lobe.shared.lifecycle import announce
 from lobe.shared.ops import start_ops_server
 from lobe.shared.process import stop_requested
@@ -39,7 +40,7 @@ class Running:
 
 def build_broker(settings: MetricsSettings, metrics: UsageMetrics) -> NatsBroker:
     broker = NatsBroker(
-        **connect_options(settings, SERVICE_NAME),  # type: ignore[arg-type]
+        **broker_options(settings, SERVICE_NAME),
         logger=log,
         log_level=logging.DEBUG,  # a line per message belongs at debug, not in production logs
     )
@@ -62,7 +63,9 @@ async def running(settings: MetricsSettings, metrics: UsageMetrics | None = None
     )
     try:
         await broker.connect()
-        await ensure_streams(broker.connection.jetstream(), replicas=settings.nats_stream_replicas)
+        js = broker.connection.jetstream()
+        await ensure_streams(js, replicas=settings.nats_stream_replicas)
+        await ensure_consumer(js, USAGE.name, usage_consumer())
         await broker.start()
         await announce(broker.connection.jetstream(), SERVICE_NAME, "started")
         lag = ConsumerLag(metrics.registry)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events import auth, billing, cache, chat, lifecycle, usage
+from lobe.shared.events import auth, billing, cache, chat, lifecycle, routing, usage
 from lobe.shared.events.envelope import Event
 from lobe.shared.events.streams import BILLING_CONSUMER, EVENTS, METRICS_CONSUMER, USAGE, StreamSpec
 
@@ -35,8 +35,30 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "2.2.0"
+CATALOG_VERSION = "3.0.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.0.0",
+        "`usage.recorded` is published by chat workers only. The usage the gateway records itself "
+        "(a request whose worker was lost mid-answer, a cached answer) moves to `usage.reported` "
+        "(same payload, same stream), so each service's NATS user may publish only what the catalog "
+        "gives it and the gateway's cannot forge a worker's usage. A consumer that counts every "
+        "request reads both subjects (billing and metrics do, with one durable consumer each).",
+    ),
+    (
+        "2.4.0",
+        "`served_model` on `usage.recorded` and on the usage frame: the model the provider was asked "
+        "for (a deployment's upstream model, after any fallback). Billing prices by it, so an answer "
+        "a fallback served is charged at the price of the model that served it.",
+    ),
+    (
+        "2.3.0",
+        "Routing made visible: the first delta, the done and the error frame carry an optional `route` "
+        "(deployment, provider, public model, attempts), the error frame an optional `retry_after_s`, and "
+        "`usage.recorded` an optional `attempts`. New facts `routing.breaker.opened`, "
+        "`routing.breaker.half_opened` and `routing.breaker.closed` (EVENTS). Chat workers also ask "
+        "`billing.price.quote` (the lowest-cost routing strategy).",
+    ),
     (
         "2.2.0",
         "Optional `rate_tier` on the chat request's `caller` and on KeyVerified (billing's effective "
@@ -227,10 +249,27 @@ CATALOG: tuple[Subject, ...] = (
         delivery=Delivery.JETSTREAM,
         stream=USAGE,
         msg_id="{request_id}",
-        # The gateway publishes it only when the worker that owned the request was lost.
-        producers=(CHAT_WORKER, GATEWAY),
+        producers=(CHAT_WORKER,),
         consumers=(Consumer(BILLING, BILLING_CONSUMER, "acked after the ledger commit"), _METRICS),
-        description="A chat request ended; exactly one per request, whatever the outcome.",
+        description="A chat request ended; exactly one per request, whatever the outcome (or one "
+        "`usage.reported` instead, when the worker was lost mid-answer or the cache answered).",
+    ),
+    Subject(
+        subject=usage.USAGE_REPORTED,
+        payload=usage.UsageRecorded,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=USAGE,
+        msg_id="reported:{request_id}",
+        producers=(GATEWAY,),
+        consumers=(
+            Consumer(BILLING, BILLING_CONSUMER, "the durable consumer of usage.recorded, one ledger"),
+            _METRICS,
+        ),
+        description="Usage the gateway records itself, when no worker will: a request whose worker was "
+        "lost mid-answer (what the client received, estimated), or a cached answer (`cache_hit`). "
+        "Billing keeps one usage per request across this subject and `usage.recorded` (its unique "
+        "key); it accepts here only what a gateway reports, and dead-letters anything else.",
     ),
     Subject(
         subject=usage.USAGE_DEAD_LETTER,
@@ -303,10 +342,11 @@ CATALOG: tuple[Subject, ...] = (
         kind="command",
         delivery=Delivery.REQUEST_REPLY,
         reply=billing.PriceQuoted,
-        producers=(GATEWAY,),
+        producers=(GATEWAY, CHAT_WORKER),
         consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
-        description="Price a finished request's usage at today's prices, for the final chunk's cost; "
-        "the same cost billing records when the usage event arrives.",
+        description="Price a usage at today's prices: the gateway for a finished request's final chunk "
+        "(the same cost billing records when the usage event arrives), chat workers for the price per "
+        "token of each deployment (the lowest-cost routing strategy; cached).",
     ),
     Subject(
         subject=auth.AUTH_KEY_VERIFY,
@@ -339,6 +379,34 @@ CATALOG: tuple[Subject, ...] = (
         producers=(BILLING,),
         consumers=(Consumer(GATEWAY, None, "every replica drops the key from its cache"),),
         description="An API key was revoked; caches must drop it.",
+    ),
+    *(
+        Subject(
+            subject=breaker_subject,
+            payload=routing.BreakerChanged,
+            kind="fact",
+            delivery=Delivery.JETSTREAM,
+            stream=EVENTS,
+            msg_id=_EVENT_ID,
+            producers=(CHAT_WORKER,),
+            consumers=(),
+            description=description,
+        )
+        for breaker_subject, description in (
+            (
+                routing.ROUTING_BREAKER_OPENED,
+                "A deployment failed too often within its window (or its probe failed): no worker sends "
+                "it traffic during the cooldown.",
+            ),
+            (
+                routing.ROUTING_BREAKER_HALF_OPENED,
+                "A deployment's cooldown ended: one worker sends it one probe request.",
+            ),
+            (
+                routing.ROUTING_BREAKER_CLOSED,
+                "A deployment's probe succeeded: every worker routes to it again.",
+            ),
+        )
     ),
     Subject(
         subject=cache.CACHE_RESPONSE_INVALIDATED,

@@ -84,7 +84,7 @@ class ChatCancelled(Event):
 
 
 class _Frame(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)  # as Event
 
     request_id: str
     seq: int = Field(ge=0, description="Per-request sequence number, from 0.")
@@ -108,11 +108,29 @@ class ToolCallDelta(BaseModel):
     arguments: str = ""
 
 
+class Route(BaseModel):
+    """Which deployment answered (or failed last), and after how many provider attempts: what the
+    client sees as `x-lobe-deployment`, `x-lobe-provider` and `x-lobe-attempts`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    deployment: str = Field(description="The configured deployment (usage events and metrics use it).")
+    provider: str = Field(description="Its provider kind.")
+    model: str = Field(description="The public model it serves; differs from the request's after a fallback.")
+    attempts: int = Field(
+        ge=1, description="Provider calls this answer made, retries and fallbacks included."
+    )
+
+
 class DeltaFrame(_Frame):
     type: Literal["delta"] = "delta"
     content: str | None = None
     reasoning_content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
+    route: Route | None = Field(
+        default=None,
+        description="On the first delta only: who answers (before the first byte reaches the client).",
+    )
 
 
 class HeartbeatFrame(_Frame):
@@ -140,6 +158,12 @@ class UsageFrame(_Frame):
     type: Literal["usage"] = "usage"
     usage: TokenUsage
     provider: str = Field(default="unknown", description="Provider kind that produced it (for pricing).")
+    served_model: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The model the provider was asked for (a deployment's upstream model, after any "
+        "fallback); prices are looked up by it. None: the requested model.",
+    )
     cost_usd: float | None = Field(default=None, ge=0, description="Set when billing priced it.")
 
 
@@ -153,6 +177,7 @@ class DoneFrame(_Frame):
     finish_reason: FinishReason
     model: str = Field(description="The model that answered, as the provider named it.")
     provider: str
+    route: Route | None = Field(default=None, description="Who answered (also for an answer without deltas).")
 
 
 class ErrorFrame(_Frame):
@@ -163,6 +188,10 @@ class ErrorFrame(_Frame):
     code: str
     message: str
     retryable: bool = False
+    route: Route | None = Field(default=None, description="The deployment tried last, when any was.")
+    retry_after_s: float | None = Field(
+        default=None, ge=0, description="When trying again may succeed (every deployment limited or open)."
+    )
 
 
 ReplyFrame = Annotated[

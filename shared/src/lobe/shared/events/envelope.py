@@ -21,7 +21,8 @@ def utc_now() -> datetime:
 class Event(BaseModel):
     """Base of every message on the bus: identity, time, version, correlation."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # No inf or NaN: JSON cannot carry them (pydantic would write null, which no consumer reads back).
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
     event_id: UUID = Field(default_factory=uuid4, description="Unique id of this event.")
     occurred_at: datetime = Field(default_factory=utc_now, description="When it happened (UTC).")

@@ -13,7 +13,12 @@ from lobe.shared.events.auth import (
 )
 from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
 from lobe.shared.events.lifecycle import SERVICE_STARTED, SERVICE_STOPPED
-from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED
+from lobe.shared.events.routing import (
+    ROUTING_BREAKER_CLOSED,
+    ROUTING_BREAKER_HALF_OPENED,
+    ROUTING_BREAKER_OPENED,
+)
+from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, USAGE_REPORTED
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class StreamSpec:
 
 USAGE = StreamSpec(
     name="USAGE",
-    subjects=(USAGE_RECORDED, USAGE_DEAD_LETTER),
+    subjects=(USAGE_RECORDED, USAGE_REPORTED, USAGE_DEAD_LETTER),
     max_age_s=7 * 24 * 3600,
     duplicate_window_s=3600,
 )
@@ -44,6 +49,9 @@ EVENTS = StreamSpec(
         AUTH_LOGIN_ENDED,
         SERVICE_STARTED,
         SERVICE_STOPPED,
+        ROUTING_BREAKER_OPENED,
+        ROUTING_BREAKER_HALF_OPENED,
+        ROUTING_BREAKER_CLOSED,
     ),
     max_age_s=7 * 24 * 3600,
 )

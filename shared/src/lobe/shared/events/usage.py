@@ -2,7 +2,9 @@
 
 `usage.recorded` goes to the JetStream stream USAGE with `Nats-Msg-Id` = request id, so a
 retried publish is dropped by the stream's duplicate window and billing's unique key drops any
-that slip past it. Exactly one per request, whatever the outcome.
+that slip past it. Exactly one per request, whatever the outcome: the worker's, or, when the
+worker was lost mid-answer, the gateway's on `usage.reported` (its own subject, so the gateway's
+NATS user cannot publish `usage.recorded`; billing keeps one of the two per request).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from lobe.shared.events.chat import TokenUsage
 from lobe.shared.events.envelope import Event
 
 USAGE_RECORDED = "usage.recorded"
+USAGE_REPORTED = "usage.reported"
 USAGE_DEAD_LETTER = "usage.dead"
+# Every subject carrying a UsageRecorded: what billing and metrics consume.
+USAGE_SUBJECTS = (USAGE_RECORDED, USAGE_REPORTED)
 
 RequestStatus = Literal["ok", "error", "cancelled", "cache_hit"]
 
@@ -34,6 +39,27 @@ class UsageRecorded(Event):
     ttft_ms: float | None = Field(default=None, ge=0, description="Time to first token.")
     duration_ms: float = Field(ge=0)
     stream: bool = False
+    attempts: int | None = Field(
+        default=None, ge=0, description="Provider calls made for it, retries and fallbacks included."
+    )
+    served_model: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The model the provider was asked for (a deployment's upstream model, after any "
+        "fallback); billing prices by it. None: `model`.",
+    )
+
+    @property
+    def priced_model(self) -> str:
+        return self.served_model or self.model
+
+
+def gateway_may_report(event: UsageRecorded) -> bool:
+    """What the gateway records on `usage.reported`: a lost worker's partial usage, or a cached
+    answer's (no worker ran). Billing dead-letters anything else arriving there, so a gateway's
+    credentials cannot bill an ordinary answer."""
+    lost_worker = event.status == "error" and event.error_code == "worker_lost"
+    return lost_worker or event.status == "cache_hit"
 
 
 class UsageDeadLetter(BaseModel):

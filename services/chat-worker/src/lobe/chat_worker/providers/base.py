@@ -40,7 +40,8 @@ class ProviderError(Exception):
     """The provider failed. `status` is the HTTP status the client should see.
 
     `retryable` says whether another attempt (same or another deployment) may succeed;
-    `started` says whether any output had already been yielded (then a retry must reset).
+    `started` says whether any output had already been yielded (then the answer cannot restart);
+    `retry_after_s` is the wait the provider asked for (its Retry-After), when it gave one.
     """
 
     provider: str
@@ -49,6 +50,7 @@ class ProviderError(Exception):
     message: str
     retryable: bool = False
     started: bool = False
+    retry_after_s: float | None = None
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.status} {self.code}: {self.message}"

@@ -2,7 +2,9 @@
 
 The status is what *our* client should see, not a copy of the provider's:
 - 400 / 413 / 422 → 400, not retryable: the request itself is refused; the provider's message
-  is passed through because it names the offending field.
+  is passed through because it names the offending field. A prompt longer than the model's
+  context window gets one code whatever the provider calls it, `context_length_exceeded`: routing
+  moves such a request to a larger-context model when one is configured.
 - 401 / 403 → 502 `upstream_auth`, not retryable: the client's key is fine, ours is not. The
   provider's message is withheld (it may echo part of our key).
 - 404 → 502 `upstream_not_found`, retryable: the client asked for a model we route, so a missing
@@ -14,6 +16,7 @@ The status is what *our* client should see, not a copy of the provider's:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from lobe.chat_worker.providers.base import ProviderError
@@ -31,11 +34,28 @@ ANTHROPIC_ERROR_STATUS = {
 }
 
 
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+# How each provider words it: OpenAI, Azure, vLLM, DeepSeek, OpenRouter ("maximum context length is
+# N tokens"), Anthropic ("prompt is too long: N tokens > M maximum"), Gemini ("The input token count
+# (N) exceeds the maximum number of tokens allowed (M)"), Mistral ("too large for model with N
+# maximum context length"), Ollama ("input length exceeds the context length").
+_CONTEXT_OVERFLOW = re.compile(
+    r"context[ _-]?(length|window)|prompt is too long|input token count|maximum number of tokens allowed",
+    re.IGNORECASE,
+)
+
+
+def is_context_overflow(code: str | None, message: str) -> bool:
+    return code == CONTEXT_LENGTH_EXCEEDED or bool(_CONTEXT_OVERFLOW.search(message))
+
+
 def upstream_error(provider: str, status: int, code: str | None, message: str) -> ProviderError:
     """Map an upstream HTTP status (or the status an in-stream error stands for). Whether output
     had been yielded before is the stream driver's to say (`HttpProvider.stream`), not ours."""
     message = message or f"provider returned HTTP {status}"
     if status in (400, 413, 422):
+        if is_context_overflow(code, message):
+            code = CONTEXT_LENGTH_EXCEEDED
         return ProviderError(provider, 400, code or "invalid_request_error", message, False)
     if status in (401, 403):
         withheld = f"{provider} rejected the gateway's credentials (HTTP {status})"

@@ -18,6 +18,7 @@ from lobe.chat_worker.deployments import Deployment
 from lobe.chat_worker.http.upstream import MAX_ERROR_BODY, TransportError, UpstreamRequest, open_upstream
 from lobe.chat_worker.providers.base import Provider, ProviderError, ReasoningDelta, StreamEvent, TextDelta
 from lobe.chat_worker.providers.genai_span import traced
+from lobe.chat_worker.providers.retry_after import retry_after_s
 from lobe.chat_worker.providers.sse import FramingError
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import ToolCallDelta
@@ -75,7 +76,8 @@ class HttpProvider(Provider):
         try:
             async with open_upstream(self.session, request, self.deployment.timeouts) as upstream:
                 if upstream.status >= 400:
-                    raise self.error_for(upstream.status, await upstream.read_all(MAX_ERROR_BODY))
+                    error = self.error_for(upstream.status, await upstream.read_all(MAX_ERROR_BODY))
+                    raise dataclasses.replace(error, retry_after_s=retry_after_s(upstream.response.headers))
                 if upstream.content_type == "application/json":
                     for event in parser.document(await upstream.read_all(MAX_DOCUMENT)):
                         yield event

@@ -63,7 +63,7 @@ async def open_auth(settings: GatewaySettings, nc: NATS, js: JetStreamContext, g
     if found and ring is None:
         raise SigningKeyError(f"sign-in with {sorted(found)} needs SESSION_KEYS to sign sessions")
     redis = Redis.from_url(
-        settings.redis_url.get_secret_value(),
+        **settings.redis_from_url(settings.redis_url),
         socket_timeout=REDIS_TIMEOUT_S,
         socket_connect_timeout=REDIS_TIMEOUT_S,
     )

@@ -6,6 +6,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lobe.gateway.resources import RESOURCES
+from lobe.shared.json_body import parse_json_object
 from lobe.shared.openai_errors import invalid_request
 
 
@@ -22,8 +23,9 @@ async def invalidate_cache(request: web.Request) -> web.Response:
     """{"user_id"?, "model"?}: 401 without a session, 403 for a non-admin (the gateway's one check)."""
     resources = request.app[RESOURCES]
     await resources.auth.admin(request)
+    data = parse_json_object(await request.read() or b"{}")  # strict JSON, as every body
     try:
-        scope = CacheInvalidation.model_validate_json(await request.read() or b"{}")
+        scope = CacheInvalidation.model_validate(data)
     except ValidationError as exc:
         raise invalid_request(exc) from None
     removed = await resources.cache.invalidate(scope.user_id, scope.model)

@@ -1,0 +1,96 @@
+"""Billing's OpenAPI 3.1 document (GET /openapi.json on its ops port, docs/openapi/billing.json):
+the usage API (a user's own usage, by API key), the admin API (BILLING_ADMIN_TOKEN) and the ops
+routes. Served on the ops port only, which no Ingress routes to (docs/security.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lobe.billing.admin_requests import LimitsChange, NewKey, NewUser, PlanChange
+from lobe.shared.lifecycle import VERSION
+from lobe.shared.openapi import Document, document, health_paths, json_answer, model_ref, operation, parameter
+
+PERIOD = parameter(
+    "period", "query", "A period key of the plans' period (2026-11, 2026-W47 or 2026-11-30); default: now."
+)
+USER_ID = parameter("user_id", "path", "The user.")
+ADMIN_ERRORS = (400, 401, 404, 503)
+
+
+def usage_paths() -> dict[str, Any]:
+    return {
+        "/v1/usage": {
+            "get": operation(
+                "The caller's usage in a period, by provider and model.",
+                json_answer("The report."),
+                (400, 401),
+                parameters=[PERIOD],
+            )
+        },
+        "/v1/usage/limits": {
+            "get": operation(
+                "The caller's plan limits and what is left.",
+                json_answer("The limits."),
+                (400, 401),
+                parameters=[PERIOD],
+            )
+        },
+        "/v1/usage/suggestions": {
+            "get": operation(
+                "Cheaper models for what the caller used.",
+                json_answer("Suggestions."),
+                (400, 401),
+                parameters=[PERIOD],
+            )
+        },
+    }
+
+
+def admin_paths() -> dict[str, Any]:
+    def admin(
+        summary: str, body: Any = None, params: list[dict[str, Any]] | None = None, created: bool = False
+    ) -> dict[str, Any]:
+        ok = json_answer("Done.", status=201 if created else 200)
+        return operation(summary, ok, ADMIN_ERRORS, body=body, parameters=params)
+
+    return {
+        "/v1/admin/users": {
+            "post": admin("Create a user (or move it to a plan).", model_ref(NewUser), created=True)
+        },
+        "/v1/admin/users/{user_id}/keys": {
+            "post": admin("Issue an API key (shown once).", model_ref(NewKey), [USER_ID], created=True)
+        },
+        "/v1/admin/keys/{key_id}": {
+            "delete": admin("Revoke an API key.", None, [parameter("key_id", "path", "The key's id.")])
+        },
+        "/v1/admin/users/{user_id}/plan": {
+            "put": admin("Move a user to another plan.", model_ref(PlanChange), [USER_ID])
+        },
+        "/v1/admin/users/{user_id}/limits": {
+            "put": admin("Override a user's limits.", model_ref(LimitsChange), [USER_ID])
+        },
+    }
+
+
+def ops_paths() -> dict[str, Any]:
+    metrics = {
+        "200": {
+            "description": "Prometheus text format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    }
+    return {
+        **health_paths("/health/live", "/health/ready", "PostgreSQL and NATS reachable"),
+        "/metrics": {"get": operation("Prometheus metrics.", metrics, secured=False)},
+    }
+
+
+def billing_openapi() -> Document:
+    return document(
+        "Lobe billing",
+        VERSION,
+        "Usage reports for API keys and the admin API, on billing's ops port (internal: no Ingress "
+        "routes to it; the gateway forwards /v1/admin/* for admin sessions).",
+        {**usage_paths(), **admin_paths(), **ops_paths()},
+        [NewUser, NewKey, PlanChange, LimitsChange],
+    )

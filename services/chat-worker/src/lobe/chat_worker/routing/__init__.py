@@ -1,0 +1,1 @@
+"""Routing: which deployment answers a request, shared by every worker (docs/routing.md)."""
