@@ -30,6 +30,9 @@ EXPOSED_HEADERS = ", ".join(
         "x-ratelimit-remaining-tokens",
         "x-ratelimit-reset-tokens",
         "x-cache",
+        "X-Lobe-Deployment",
+        "X-Lobe-Provider",
+        "X-Lobe-Attempts",
     )
 )
 PREFLIGHT_MAX_AGE_S = "600"
