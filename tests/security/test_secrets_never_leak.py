@@ -15,9 +15,11 @@ from ..e2e.sign_in_support import sign_in
 from .conftest import ADMIN_EMAIL, RunningSuite, _issuer
 
 CHAT = "/v1/chat/completions"
+# What users type is theirs: no log line carries it either (error bodies may quote a bad field).
+PROMPT = "Is this secret? My diary says the password is hunter2-7f3a9c"
 
 
-def body(model: str, stream: bool = False, content: str = "Is this secret?") -> dict[str, object]:
+def body(model: str, stream: bool = False, content: str = PROMPT) -> dict[str, object]:
     return {"model": model, "stream": stream, "messages": [{"role": "user", "content": content}]}
 
 
@@ -117,4 +119,5 @@ async def test_no_secret_appears_in_any_log_line_error_body_or_metrics_page(
             if value in text
         ]
         leaks += [f"{name} on a /metrics page" for page in pages if value in page]
+    leaks += [f"the prompt in a log line: {line[:160]}" for line in logs if "hunter2-7f3a9c" in line]
     assert leaks == [], "\n".join(leaks)
