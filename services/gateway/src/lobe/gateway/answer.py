@@ -15,7 +15,7 @@ import time
 from aiohttp import web
 
 from lobe.gateway.cache.replay import Replay
-from lobe.gateway.dispatch import AnswerFrame, Dispatch, WorkerLost
+from lobe.gateway.dispatch import AnswerFrame, Dispatch, Idle, WorkerLost
 from lobe.gateway.metrics import OVERHEAD, TTFT
 from lobe.gateway.outputs import Output
 from lobe.gateway.resources import Resources
@@ -76,6 +76,9 @@ class Answer:
         try:
             async with contextlib.aclosing(self.dispatch.frames()) as frames:
                 async for frame in frames:
+                    if isinstance(frame, Idle):
+                        await output.flush()
+                        continue
                     self.frames.append(frame)
                     if self.replay is None and isinstance(frame, DeltaFrame | DoneFrame) and frame.route:
                         output.headers.update(route_headers(frame.route))  # before the first byte
@@ -85,6 +88,7 @@ class Answer:
                         self.output.append(frame.content or frame.reasoning_content or "")
                         await output.delta(frame)
                     elif isinstance(frame, UsageFrame):
+                        await output.flush()  # the last chunks must not wait for the price
                         self.usage = await self._priced(frame)
                     else:
                         self.done = True

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
@@ -47,6 +46,15 @@ from lobe.shared.telemetry import inject_headers
 log = logging.getLogger(__name__)
 
 AnswerFrame = DeltaFrame | UsageFrame | DoneFrame
+
+
+class Idle:
+    """Yielded among an answer's frames when the next one has not arrived: what the output holds
+    may be written now. The frames that arrive together are so written together, one system call
+    for many chunks, and a frame that arrives alone is written at once (lobe.gateway.outputs)."""
+
+
+IDLE = Idle()
 SATURATED_BACKOFF_S = 0.05
 SATURATED_BACKOFF_MAX_S = 0.2
 
@@ -117,7 +125,7 @@ class Dispatch:
         if self.owner is not None:
             await self.dispatcher.cancel(self.owner, self.request_id, reason)
 
-    async def frames(self) -> AsyncGenerator[AnswerFrame, None]:
+    async def frames(self) -> AsyncGenerator[AnswerFrame | Idle, None]:
         settings = self.settings
         deadline = time.monotonic() + settings.request_timeout_s
         saturated_until = time.monotonic() + settings.saturation_wait_s
@@ -127,7 +135,8 @@ class Dispatch:
             offer += 1
             # A reply subject per offer: frames from a worker presumed dead can never mix in.
             reply_to = subject(CHAT_REPLY, request_id=self.request_id, offer=offer)
-            sub = await self.nc.subscribe(reply_to)
+            inbox: asyncio.Queue[Msg] = asyncio.Queue()
+            sub = await self.nc.subscribe(reply_to, cb=_into(inbox))
             try:
                 accepted = await self._hand_over(reply_to, attempt, deadline)
                 if isinstance(accepted, ErrorFrame):
@@ -149,7 +158,7 @@ class Dispatch:
                     self.accepted_at = time.monotonic()
                 started = False
                 try:
-                    async for frame in self._frames(sub, deadline):
+                    async for frame in self._frames(inbox, deadline):
                         started = started or isinstance(frame, DeltaFrame)
                         yield frame
                         if isinstance(frame, DoneFrame):
@@ -209,19 +218,26 @@ class Dispatch:
             raise ApiError(502, f"unexpected reply from worker: {frame.type}", "protocol_error")
         return frame
 
-    async def _frames(self, sub: Subscription, deadline: float) -> AsyncIterator[AnswerFrame]:
-        """The answer's frames in order, without heartbeats; a worker's error frame is raised."""
+    async def _frames(self, inbox: asyncio.Queue[Msg], deadline: float) -> AsyncIterator[AnswerFrame | Idle]:
+        """The answer's frames in order, without heartbeats; a worker's error frame is raised.
+        `IDLE` comes each time the next frame is not here yet, before waiting for it."""
         expected_seq = 1
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ApiError(504, "The model did not finish within the request timeout.", "timeout")
-            try:
-                msg = await sub.next_msg(timeout=min(self.settings.worker_silence_s, remaining))
-            except NatsTimeout:
-                if deadline - time.monotonic() <= 0:
-                    continue  # the request timed out, not the worker: 504 above
-                raise WorkerSilent from None
+            if inbox.empty():
+                yield IDLE
+                try:
+                    # asyncio.timeout, not next_msg's wait_for: no task and no uuid4 per frame.
+                    async with asyncio.timeout(min(self.settings.worker_silence_s, remaining)):
+                        msg = await inbox.get()
+                except TimeoutError:
+                    if deadline - time.monotonic() <= 0:
+                        continue  # the request timed out, not the worker: 504 above
+                    raise WorkerSilent from None
+            else:
+                msg = inbox.get_nowait()
             try:
                 frame = decode_frame(msg.data)
             except ValidationError as exc:
@@ -241,3 +257,12 @@ class Dispatch:
             if isinstance(frame, AcceptedFrame):
                 raise ApiError(502, "unexpected accept frame in the answer", "protocol_error")
             yield frame
+
+
+def _into(inbox: asyncio.Queue[Msg]) -> Callable[[Msg], Awaitable[None]]:
+    """A subscription callback that queues each message for `Dispatch._frames`."""
+
+    async def put(msg: Msg) -> None:
+        inbox.put_nowait(msg)
+
+    return put
