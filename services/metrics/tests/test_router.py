@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
 
 from lobe.metrics.aggregation import UsageMetrics
@@ -52,3 +57,28 @@ async def test_limit_exceeded_fact_is_counted() -> None:
         await broker.publish(event.encode(), BILLING_LIMIT_EXCEEDED, stream=EVENTS.name)
         await broker.publish(b"garbage", BILLING_LIMIT_EXCEEDED, stream=EVENTS.name)
     assert metrics.registry.get_sample_value("lobe_billing_limit_exceeded_total", {"limit": "requests"}) == 1
+
+
+async def test_events_are_handled_on_the_event_loop_without_a_thread_hop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A handler parameter FastStream resolves from its context (a `NatsMessage`) is resolved on a
+    # worker thread: one thread hop per usage event, the metrics service's largest cost.
+    hops: list[object] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func: Callable[..., object], *args: Any, **kwargs: Any) -> object:
+        hops.append(func)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    metrics = UsageMetrics()
+    async with TestNatsBroker(broker_for(metrics), connect_only=False) as broker:
+        for n in range(3):
+            await broker.publish(usage_event(f"r{n}").encode(), USAGE_RECORDED, stream=USAGE.name)
+    get = metrics.registry.get_sample_value
+    assert (
+        get("lobe_chat_requests_total", {"provider": "openai", "model": "gpt-4o-mini", "status": "success"})
+        == 3
+    )
+    assert hops == []

@@ -2,15 +2,19 @@
 
 Handlers take the raw message body rather than a pydantic model so that an invalid event is
 counted and acked by the aggregation; FastStream would otherwise fail validation before the
-handler runs and, with NACK_ON_ERROR, redeliver a message that can never become valid.
+handler runs and, with NACK_ON_ERROR, redeliver a message that can never become valid. The body
+comes through a decoder (`raw_body`) and not as a `NatsMessage` parameter: FastStream resolves
+that context parameter on a worker thread, one thread hop per usage event (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from faststream import AckPolicy
-from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsMessage, NatsRouter, PullSub
+from faststream.message import StreamMessage
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsRouter, PullSub
 from pydantic import ValidationError
 
 from lobe.metrics.aggregation import UsageMetrics
@@ -44,6 +48,11 @@ def usage_consumer() -> ConsumerConfig:
     )
 
 
+async def raw_body(message: StreamMessage[Any]) -> bytes:
+    """The message's bytes as published: no JSON decoding, which FastStream tries by default."""
+    return message.body
+
+
 def build_router(metrics: UsageMetrics) -> NatsRouter:
     router = NatsRouter()
 
@@ -58,9 +67,10 @@ def build_router(metrics: UsageMetrics) -> NatsRouter:
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="metrics.usage.recorded",
         description="Counts requests, tokens and latencies per provider/model.",
+        decoder=raw_body,
     )
-    async def on_usage_recorded(message: NatsMessage) -> None:
-        metrics.observe_usage_bytes(message.body)
+    async def on_usage_recorded(body: bytes) -> None:
+        metrics.observe_usage_bytes(body)
 
     @router.subscriber(
         BILLING_LIMIT_EXCEEDED,
@@ -72,10 +82,11 @@ def build_router(metrics: UsageMetrics) -> NatsRouter:
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="metrics.billing.limit.exceeded",
         description="Counts limit hits per kind of limit.",
+        decoder=raw_body,
     )
-    async def on_limit_exceeded(message: NatsMessage) -> None:
+    async def on_limit_exceeded(body: bytes) -> None:
         try:
-            event = LimitExceeded.decode(message.body)
+            event = LimitExceeded.decode(body)
         except ValidationError as exc:
             log.warning("invalid limit event dropped", extra={"errors": exc.errors(include_url=False)})
             return
