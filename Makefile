@@ -61,7 +61,7 @@ helm-check: install
 # docs/bench/ and its section of docs/performance.md. They first wait (up to 10 minutes) for the
 # shared machine to be quiet. See docs/loadtest.md.
 bench: install
-	$(BIN)/lobe bench standard --wait-quiet 600
+	$(BIN)/lobe bench standard --wait-quiet 600 --cache-miss
 
 bench-profile: install
 	$(BIN)/lobe bench profile --wait-quiet 600

@@ -32,3 +32,20 @@ def test_shares_count_the_samples_under_matching_frames_once(tmp_path: Path) -> 
         svg, {"writes": r"^_SelectorSocketTransport\.write", "ids": r"^uuid4 ", "none": r"^nothing"}
     )
     assert found == {"writes": pytest.approx(40.0), "ids": pytest.approx(10.0), "none": 0.0}
+
+
+def test_socket_writes_are_found_under_uvloop_too(tmp_path: Path) -> None:
+    # uvloop's transport write is C code: py-spy shows the Python frame that calls it.
+    svg = tmp_path / "flame.svg"
+    svg.write_text(
+        "<svg>"
+        + rect("main (app.py:1)", 0, 100, 0)
+        + rect("Client._flusher (nats/aio/client.py:2363)", 0, 20, 1)
+        + rect("StreamWriter.writelines (asyncio/streams.py:346)", 0, 20, 2)
+        + rect("SseOutput.flush (gateway/outputs.py:77)", 20, 10, 1)
+        + rect("StreamWriter._writelines (aiohttp/http_writer.py:116)", 20, 5, 2)
+        + rect("StreamWriter.write (aiohttp/http_writer.py:203)", 25, 5, 2)  # its own work, not the write
+        + rect("json_dumps (app.py:9)", 30, 10, 1)
+        + "</svg>"
+    )
+    assert shares(svg)["socket writes (transport write)"] == pytest.approx(25.0)

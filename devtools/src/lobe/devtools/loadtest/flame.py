@@ -14,7 +14,13 @@ _RECT = re.compile(
 
 # What the first profile named, so that each new profile reads against it.
 KINDS: Mapping[str, str] = {
-    "socket writes (asyncio transport write)": r"^_SelectorSocketTransport\.write",
+    # asyncio's transport write; under uvloop (every service) the write is C code that py-spy
+    # sees as the Python frame calling it: asyncio's StreamWriter (nats.py), aiohttp's writer.
+    "socket writes (transport write)": (
+        r"^_SelectorSocketTransport\.write"
+        r"|^StreamWriter\.(write|writelines) \(asyncio/streams\.py"
+        r"|^StreamWriter\._write(lines)? \(aiohttp/http_writer\.py"
+    ),
     "`asyncio.wait_for`": r"^wait_for \(asyncio/tasks\.py",
     "JSON encode/decode, pydantic models": r"json/(encoder|decoder|__init__)\.py|pydantic/|^decode_frame |\.encode \(shared/",
     "`uuid4`": r"^uuid4 \(uuid\.py",
