@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -123,18 +124,41 @@ def test_cpu_per_kind_counts_new_processes_from_zero_and_names_the_busiest() -> 
     assert kinds["chat-worker"]["cpu_s"] == 0.5
 
 
-def test_memory_growth_compares_the_mean_of_the_first_and_last_readings_of_private_memory() -> None:
+def readings_every_5s(
+    private_mib: Callable[[float], float], seconds: int = 600
+) -> list[tuple[float, dict[int, Reading]]]:
     mib = 2**20
-    # RSS grows 1 MiB a reading, of which half is shared pages touched (not a leak).
-    samples = [
-        (float(t), {7: Reading("postgres", 0.0, (100 + t) * mib, (50 + t // 2) * mib)}) for t in range(10)
+    return [
+        (float(t), {7: Reading("nats", 0.0, int((private_mib(t) + 10) * mib), int(private_mib(t) * mib))})
+        for t in range(0, seconds + 1, 5)
     ]
-    (row,) = rss_by_process(samples, edge=3)
-    assert row["rss_start_mb"] == pytest.approx(101)
-    assert row["rss_end_mb"] == pytest.approx(108)
-    assert row["rss_growth_mb"] == pytest.approx(7)
-    assert row["rss_peak_mb"] == pytest.approx(109)
-    assert row["growth_mb"] == pytest.approx((53 + 54 + 54) / 3 - (50 + 50 + 51) / 3)
+
+
+def test_memory_growth_is_judged_after_the_warm_up_on_medians_so_a_sawtooth_is_not_growth() -> None:
+    # Fills 30 MiB in the first minute (caches warming), then swings 0-18 MiB between collections.
+    def sawtooth(t: float) -> float:
+        return 20 + min(t, 60) / 2 + (t % 60) * 0.3
+
+    (row,) = rss_by_process(readings_every_5s(sawtooth))
+    assert row["growth_mb"] == pytest.approx(0.0)
+    assert row["rss_peak_mb"] == pytest.approx(20 + 30 + 55 * 0.3 + 10)
+    # (Its first and last three readings, the earlier method, differ by 36.5 MiB: a failed soak.)
+
+
+def test_memory_growth_after_the_warm_up_is_measured() -> None:
+    def leak(t: float) -> float:  # 3 MiB a minute, every minute
+        return 50 + t / 20
+
+    (row,) = rss_by_process(readings_every_5s(leak))
+    # Medians of [60, 120] s and [540, 600] s: 90 s and 570 s, 24 MiB apart.
+    assert row["growth_mb"] == pytest.approx(24.0)
+    assert row["rss_start_mb"] == pytest.approx(leak(90) + 10)
+    assert row["rss_end_mb"] == pytest.approx(leak(570) + 10)
+
+
+def test_a_run_too_short_for_the_warm_up_is_judged_from_its_first_reading() -> None:
+    (row,) = rss_by_process(readings_every_5s(lambda t: 50 + t, seconds=100), window_s=10, settle_s=90)
+    assert row["growth_mb"] == pytest.approx(145 - 55)  # median of [90, 100] s against [0, 10] s
 
 
 def test_the_report_writes_json_markdown_and_plots_and_nan_becomes_null(tmp_path: Path) -> None:

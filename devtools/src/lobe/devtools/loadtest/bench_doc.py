@@ -204,8 +204,10 @@ def write_soak(doc: Path, report: Report, bound_mb: float, plot: Path, args: arg
 Measured {when} with `lobe bench soak --duration {args.duration:g} --rate {args.rate:g}
 --max-rss-growth-mb {bound_mb:g} {_shape_flags(args)}`: the suite under `lobe dev` (one gateway,
 one worker, billing on) at a steady open-loop {args.rate:g} requests/s; every process read every
-5 s. Start and end are the means of the first and last three readings. The bound applies to each
-suite process's private resident memory (RSS minus shared pages).
+5 s. Start is the median of the second minute (the first is warm-up: pools, caches and JetStream's
+block cache fill), end the median of the last minute: medians over a minute, because a collected
+heap is a sawtooth (nats-server's swings by 10-20 MiB). The bound applies to each suite process's
+private resident memory (RSS minus shared pages).
 
 {machine_lines(report)}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import statistics
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -145,35 +146,42 @@ def cpu_by_kind(
 
 
 def rss_by_process(
-    samples: Sequence[tuple[float, dict[int, Reading]]], edge: int = 3
+    samples: Sequence[tuple[float, dict[int, Reading]]], window_s: float = 60.0, settle_s: float = 60.0
 ) -> list[dict[str, object]]:
-    """Per process: RSS at the start and end of the samples (mean of the first and last `edge`
-    readings, so one allocation burst is not taken for growth), its peak, and the growth of its
-    private resident memory (see `Reading.private`) over the same span."""
-    series: dict[int, list[Reading]] = {}
-    for _, readings in samples:
+    """Per process: RSS at the start and end of the steady load, its peak, and the growth of its
+    private resident memory (see `Reading.private`) between the two.
+
+    The start is the median of the readings in the `window_s` after the first `settle_s` (the
+    warm-up: connection pools, caches and JetStream's block cache fill then), the end the median
+    of the last `window_s`. Medians over a window, because a garbage-collected process's memory is
+    a sawtooth (nats-server's Go heap swings by 10-20 MiB between collections): one reading at a
+    peak is not growth. A run too short for the warm-up is judged from its first reading."""
+    series: dict[int, list[tuple[float, Reading]]] = {}
+    for t, readings in samples:
         for pid, reading in readings.items():
-            series.setdefault(pid, []).append(reading)
+            series.setdefault(pid, []).append((t, reading))
     rows: list[dict[str, object]] = []
-    for pid, seen in sorted(series.items(), key=lambda item: (item[1][0].kind, item[0])):
-        first, last = seen[:edge], seen[-edge:]
-        start_mb, end_mb = _mean_mb(r.rss for r in first), _mean_mb(r.rss for r in last)
-        growth = _mean_mb(r.private for r in last) - _mean_mb(r.private for r in first)
+    for pid, seen in sorted(series.items(), key=lambda item: (item[1][0][1].kind, item[0])):
+        t_first, t_last = seen[0][0], seen[-1][0]
+        settle = settle_s if t_last - t_first >= settle_s + 2 * window_s else 0.0
+        begins = t_first + settle
+        first = [r for t, r in seen if begins <= t <= begins + window_s] or [seen[0][1]]
+        last = [r for t, r in seen if t >= t_last - window_s] or [seen[-1][1]]
+        start_mb, end_mb = _median_mb(r.rss for r in first), _median_mb(r.rss for r in last)
         rows.append(
             {
-                "kind": seen[0].kind,
+                "kind": seen[0][1].kind,
                 "pid": pid,
                 "samples": len(seen),
                 "rss_start_mb": start_mb,
                 "rss_end_mb": end_mb,
-                "rss_peak_mb": max(r.rss for r in seen) / 2**20,
+                "rss_peak_mb": max(r.rss for _, r in seen) / 2**20,
                 "rss_growth_mb": end_mb - start_mb,
-                "growth_mb": growth,
+                "growth_mb": _median_mb(r.private for r in last) - _median_mb(r.private for r in first),
             }
         )
     return rows
 
 
-def _mean_mb(values: Iterable[int]) -> float:
-    listed = list(values)
-    return sum(listed) / len(listed) / 2**20
+def _median_mb(values: Iterable[int]) -> float:
+    return statistics.median(values) / 2**20
