@@ -61,13 +61,13 @@ helm-check: install
 # docs/bench/ and its section of docs/performance.md. They first wait (up to 10 minutes) for the
 # shared machine to be quiet. See docs/loadtest.md.
 bench: install
-	$(BIN)/lobe bench standard --wait-quiet 600 --cache-miss
+	$(BIN)/lobe bench standard --wait-quiet 600 --cache-miss --tracing
 
 bench-profile: install
-	$(BIN)/lobe bench profile --wait-quiet 600
+	$(BIN)/lobe bench profile --wait-quiet 600 --cache-miss --tracing
 
 bench-scaling: install
-	$(BIN)/lobe bench scaling --wait-quiet 600
+	$(BIN)/lobe bench scaling --wait-quiet 600 --cache-miss --tracing
 
 # 10 minutes at a steady 50 requests/s; fails when a suite process's private memory grows > 30 MiB.
 soak: install

@@ -13,6 +13,7 @@ import pytest
 
 from lobe.devtools.loadtest.shape import Shape
 from lobe.devtools.loadtest.suite import lobe_dev
+from lobe.devtools.loadtest.trace_sink import trace_sink
 
 pytestmark = pytest.mark.integration
 SUITE_KINDS = {"gateway", "chat-worker", "billing", "metrics", "nats", "postgres", "redis"}
@@ -52,3 +53,16 @@ async def test_lobe_loadtest_measures_every_process_of_a_two_by_two_bench_suite(
     assert (tmp_path / "http.md").read_text().startswith("# lobe loadtest: http")
     over_bus = json.loads((tmp_path / "bus.json").read_text())
     assert over_bus["levels"][0]["ok"] == 40
+
+
+async def test_a_traced_bench_suite_exports_the_spans_of_every_service_to_the_receiver(
+    tmp_path: Path,
+) -> None:
+    common = ["--chunks", "4", "--concurrency", "2", "--requests", "10", "--warmup", "0", "--quiet"]
+    async with trace_sink() as sink:
+        async with lobe_dev(Shape(chunks=4), trace_endpoint=sink.url) as suite:
+            http = ["--url", ",".join(suite.gateway_urls), "--api-key", suite.api_key, "--name", "traced"]
+            assert await loadtest(*http, "--out", str(tmp_path), *common) == 0
+        # Stopped: each service flushed the spans it held on its way out (lobe.shared.process).
+        assert sink.exports >= 3  # gateway, chat worker and billing each export the request's spans
+        assert sink.bytes > 10 * 1000  # ten traced requests, a few spans and hops each

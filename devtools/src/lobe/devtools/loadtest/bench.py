@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from lobe.devtools.loadtest.measure import Plan, Profiling, measure
 from lobe.devtools.loadtest.processes import ProcessWatch
 from lobe.devtools.loadtest.shape import MODEL, Shape
 from lobe.devtools.loadtest.suite import RunningSuite, lobe_dev, upstream_alone
+from lobe.devtools.loadtest.trace_sink import trace_sink
 from lobe.devtools.loadtest.upstream import add_shape_arguments, shape_from
 from lobe.shared.events.chat import Caller
 
@@ -57,6 +60,9 @@ def add_bench_command(commands: Any) -> None:
                         help="exit 3 without measuring when the machine is still loaded after --wait-quiet")  # fmt: skip
     parser.add_argument("--cache-miss", action="store_true",
                         help="every request through the gateway asks the response cache and misses it")  # fmt: skip
+    parser.add_argument("--tracing", action="store_true",
+                        help="every service exports every span over OTLP/HTTP, as the production values do, "
+                        "to a receiver in this process")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_shape_arguments(parser)
 
@@ -85,6 +91,28 @@ def wait_quiet(limit_s: float, poll_s: float = 15.0) -> bool:
         )
         time.sleep(poll_s)
     return quiet
+
+
+@contextlib.asynccontextmanager
+async def _suite(
+    args: argparse.Namespace, shape: Shape, workers: int = 1, gateways: int = 1
+) -> AsyncIterator[RunningSuite]:
+    """`lobe dev` for one measurement; with --tracing, exporting every span to a receiver here. A
+    traced run in which no span arrived measured the wrong thing: it fails."""
+    if not args.tracing:
+        async with lobe_dev(shape, workers=workers, gateways=gateways) as suite:
+            yield suite
+        return
+    async with trace_sink() as sink:
+        async with lobe_dev(shape, workers=workers, gateways=gateways, trace_endpoint=sink.url) as suite:
+            yield suite
+        # After the suite stopped: each service exports what it still held on its way out.
+        if sink.exports == 0:
+            raise RuntimeError("--tracing: no span reached the receiver")
+        print(
+            f"lobe bench: {sink.exports} trace exports, {sink.bytes / 2**20:.1f} MiB of spans",
+            file=sys.stderr,
+        )
 
 
 def _levels(concurrency: tuple[int, ...], requests: int) -> list[Level]:
@@ -124,7 +152,7 @@ async def standard(args: argparse.Namespace) -> int:
         direct = await _http(
             [url], "none", shape, _plan("direct", levels, described | {"path": "direct"}, args), [pid]
         )
-    async with lobe_dev(shape) as suite:
+    async with _suite(args, shape) as suite:
         gateway = _plan("suite", levels, described | {"path": "gateway SSE, billing on"}, args)
         over_http = await _http(
             suite.gateway_urls, suite.api_key, shape, gateway, [suite.pid], args.cache_miss
@@ -144,7 +172,7 @@ async def standard(args: argparse.Namespace) -> int:
 async def profile(args: argparse.Namespace) -> int:
     shape = shape_from(args)
     out = args.doc.parent / "img"
-    async with lobe_dev(shape) as suite:
+    async with _suite(args, shape) as suite:
         profiling = Profiling(("gateway", "chat-worker"), out, "flame", duration_s=10, rate_hz=200)
         plan = _plan(
             "profile",
@@ -164,7 +192,7 @@ async def scaling(args: argparse.Namespace) -> int:
     shape = shape_from(args)
     results: list[tuple[int, int, Report]] = []
     for gateways, workers in SCALING:
-        async with lobe_dev(shape, workers=workers, gateways=gateways) as suite:
+        async with _suite(args, shape, workers=workers, gateways=gateways) as suite:
             label = f"{gateways} gateway{'s' * (gateways > 1)}, {workers} worker{'s' * (workers > 1)}"
             plan = _plan(label, _levels(SCALING_CONCURRENCY, args.requests), {"path": "gateway SSE"}, args)
             result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid], args.cache_miss)
@@ -176,7 +204,7 @@ async def scaling(args: argparse.Namespace) -> int:
 
 async def soak(args: argparse.Namespace) -> int:
     shape = shape_from(args)
-    async with lobe_dev(shape) as suite:
+    async with _suite(args, shape) as suite:
         level = Level("open", args.rate, duration_s=args.duration)
         plan = _plan("soak", [level], {"path": "gateway SSE", "rate": args.rate}, args, sample_interval_s=5.0)
         result = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid], args.cache_miss)

@@ -38,7 +38,17 @@ def _rates(report: Report, loads: tuple[int, ...]) -> str:
 def _shape_flags(args: argparse.Namespace) -> str:
     """The flags that shaped the run, for the command line a section quotes."""
     flags = f"--chunks {args.chunks} --ttft-ms {args.ttft_ms:g} --tokens-per-s {args.tokens_per_s:g}"
-    return flags + (" --cache-miss" if getattr(args, "cache_miss", False) else "")
+    flags += " --cache-miss" if getattr(args, "cache_miss", False) else ""
+    return flags + (" --tracing" if getattr(args, "tracing", False) else "")
+
+
+def _tracing(args: argparse.Namespace) -> str:
+    if getattr(args, "tracing", False):
+        return (
+            "tracing as in production: every span recorded and exported over OTLP/HTTP in batches, "
+            "to a receiver in the client process (`--tracing`)"
+        )
+    return "spans recorded but not exported (no OTLP endpoint; `--tracing` exports them)"
 
 
 def _when(report: Report) -> str:
@@ -100,7 +110,7 @@ every request admitted against the enterprise user's budget, which never limits)
 suite's bus, `chat.request` published straight to the workers as `lobe.shared.events.chat`
 documents it (no gateway, no budget). Closed loop: each of c lanes sends its next request when the
 previous answer ends. TTFT is the first non-empty content delta; total is `[DONE]` (HTTP) or the
-`done` frame (bus). Logging at WARNING, tracing off.
+`done` frame (bus). Logging at WARNING; {_tracing(args)}.
 
 {chr(10).join(rows)}
 

@@ -2,7 +2,8 @@
 
 Both run as children of this process on free loopback ports, with embedded NATS, PostgreSQL and
 Redis in a temporary state directory (never a developer's `.lobe/dev`, never the standard ports),
-logging at WARNING so that relaying logs costs nothing under load, tracing off.
+logging at WARNING so that relaying logs costs nothing under load, and tracing exported only to
+the endpoint the caller gives (`lobe bench --tracing`: lobe.devtools.loadtest.trace_sink).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ NATS = re.compile(r"backends ready .*?nats (nats://\S+)")
 
 
 def bench_environ() -> dict[str, str]:
-    """This environment without backend URLs (embed fresh ones) and tracing (off), logs at WARNING."""
+    """This environment without backend URLs (embed fresh ones) and tracing settings (the bench's
+    own or none), logs at WARNING."""
     base = {k: v for k, v in environ_without_backends().items() if not k.startswith("OTEL_")}
     return base | {"LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
 
@@ -48,13 +50,21 @@ class RunningSuite:
 
 @contextlib.asynccontextmanager
 async def lobe_dev(
-    shape: Shape, *, workers: int = 1, gateways: int = 1, plan: str = "enterprise", ready_s: float = 120
+    shape: Shape,
+    *,
+    workers: int = 1,
+    gateways: int = 1,
+    plan: str = "enterprise",
+    trace_endpoint: str | None = None,
+    ready_s: float = 120,
 ) -> AsyncIterator[RunningSuite]:
     with tempfile.TemporaryDirectory(prefix="lobe-bench-") as state:
         argv = [sys.executable, "-m", "lobe.devtools.cli", "dev", "--state-dir", state, "--plan", plan]
         argv += ["--workers", str(workers), "--gateways", str(gateways), "--fake-upstream"]
         argv += shape_argv(shape, prefix="upstream-")
         env = bench_environ() | {var: str(free_port()) for var in PORT_VARS}
+        if trace_endpoint is not None:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = trace_endpoint
         dev = WatchedProcess(argv, env, owned=True)
         try:
             ready = await asyncio.to_thread(dev.wait_for_line, READY, ready_s)
