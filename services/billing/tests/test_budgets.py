@@ -102,3 +102,38 @@ async def test_token_limit_refuses_a_hold_that_could_pass_it_and_names_the_limit
     )
     assert msg.headers is not None
     assert msg.headers["Nats-Msg-Id"] == str(fact.event_id)
+
+
+async def test_a_retried_reserve_is_admitted_on_its_first_hold_without_a_second(
+    billing: BillingService, nats_url: str
+) -> None:
+    assert billing.admin is not None
+    await billing.admin.create_user("rita", "basic")
+    # Room for one hold of 0.003 USD: the retry must find the first, not ask for a second.
+    await billing.admin.set_limits("rita", Override(cost_usd=Decimal("0.004")))
+    nc = await nats.connect(nats_url)
+    try:
+        first = await _reserve(nc, "again", "rita", prompt=1000, max_output=1000)
+        retried = await _reserve(nc, "again", "rita", prompt=1000, max_output=1000)
+        other = await _reserve(nc, "other", "rita", prompt=1000, max_output=1000)
+    finally:
+        await nc.close()
+    assert (first.admitted, retried.admitted, other.admitted) == (True, True, False)
+    assert retried.reserved_usd == first.reserved_usd == 0.003
+    dsn = billing.settings.database_url.get_secret_value()
+    held = "SELECT reserved_requests FROM usage_periods WHERE user_id = 'rita'"
+    assert await fetchval(dsn, held) == 1
+
+
+async def test_a_user_billing_has_not_met_is_admitted_and_held(
+    billing: BillingService, nats_url: str
+) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        decision = await _reserve(nc, "stranger-1", "stranger", prompt=10, max_output=10)
+    finally:
+        await nc.close()
+    assert decision.admitted is True
+    dsn = billing.settings.database_url.get_secret_value()
+    assert await fetchval(dsn, "SELECT count(*) FROM users WHERE id = 'stranger'") == 0
+    assert await fetchval(dsn, "SELECT reserved_requests FROM usage_periods WHERE user_id = 'stranger'") == 1

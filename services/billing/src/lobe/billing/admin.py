@@ -202,13 +202,18 @@ async def _raised_anyway(exc: Exception) -> None:
     pass
 
 
+# $1 user. Also a part of lobe.billing.budgets' reserve, which reads it in the same round trip.
+ACCOUNT = """SELECT u.plan, o.tokens_limit, o.cost_limit_usd, o.requests_limit, o.rate_tier
+   FROM users u LEFT JOIN plan_overrides o ON o.user_id = u.id WHERE u.id = $1"""
+
+
 async def account(db: Db, user_id: str) -> tuple[str | None, Override]:
     """The user's plan name (None for a user billing has only seen in usage) and overrides."""
-    row = await db.fetchrow(
-        """SELECT u.plan, o.tokens_limit, o.cost_limit_usd, o.requests_limit, o.rate_tier
-           FROM users u LEFT JOIN plan_overrides o ON o.user_id = u.id WHERE u.id = $1""",
-        user_id,
-    )
+    return account_of(await db.fetchrow(ACCOUNT, user_id))
+
+
+def account_of(row: asyncpg.Record | None) -> tuple[str | None, Override]:
+    """A row of ACCOUNT's columns (None, or all of them NULL: no such user) as plan and overrides."""
     if row is None:
         return None, Override()
     cost: Decimal | None = row["cost_limit_usd"]
