@@ -66,6 +66,25 @@ async def test_ensure_streams_declares_three_replicas_on_a_three_node_cluster(
         await nc.close()
 
 
+@pytest.mark.integration
+async def test_the_streams_owner_brings_an_existing_stream_to_the_catalogs_duplicate_window(
+    nats_url: str,
+) -> None:
+    # A deployment from before the window was shortened: an hour of message ids in memory.
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        old = stream_config(USAGE)
+        old.duplicate_window = 3600.0
+        await js.add_stream(old)
+        await ensure_streams(js, replicas=1)  # a gateway or a worker: may not change it
+        assert (await js.stream_info(USAGE.name)).config.duplicate_window == 3600.0
+        await ensure_streams(js, replicas=1, owner=True)  # billing
+        assert (await js.stream_info(USAGE.name)).config.duplicate_window == USAGE.duplicate_window_s == 300
+    finally:
+        await nc.close()
+
+
 def test_each_service_connects_with_its_own_user_and_inbox_prefix_for_nats_py_and_faststream() -> None:
     from faststream.nats.security import NatsUserPassword
 
