@@ -104,3 +104,16 @@ async def test_each_message_is_fetched_once_and_acks_leave_nothing_pending(nc: N
     info = await nc.jetstream().consumer_info(STREAM, CONSUMER)
     assert info.num_ack_pending == 0
     assert info.num_pending == 0
+
+
+async def test_a_prefetched_batch_is_handed_back_on_close_and_redelivered_at_once(nc: NATS) -> None:
+    await publish(nc, 4)
+    p = await puller(nc)
+    assert [m.data for m in await p.fetch(2, wait_s=2)] == [b"0", b"1"]  # and 2, 3 prefetched
+    await p.close()
+    again = await puller(nc)
+    started = time.monotonic()
+    msgs = await again.fetch(2, wait_s=5)
+    assert sorted(m.data for m in msgs) == [b"2", b"3"]
+    assert time.monotonic() - started < 2  # nak'ed, not left to ack_wait (30 s)
+    await again.close()

@@ -40,6 +40,7 @@ class BatchPuller:
         self._inbox = nc.new_inbox()
         self._sub: Subscription | None = None
         self._kept: list[Msg] = []
+        self._asking = False  # a request was sent whose end has not been waited for
         self._awaited = 0  # messages the open request may still deliver
         self._request_over = asyncio.Event()
 
@@ -47,6 +48,7 @@ class BatchPuller:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
 
     async def close(self) -> None:
+        await self._request_ended(0.0)  # a prefetch still arriving: let it land, then hand it back
         if self._sub is not None:
             with contextlib.suppress(Exception):  # closing connection; the consumer itself is durable
                 await self._sub.unsubscribe()
@@ -58,14 +60,21 @@ class BatchPuller:
 
     async def fetch(self, batch: int, wait_s: float) -> list[Msg]:
         """Up to `batch` messages; an empty list when none came within `wait_s`."""
-        if len(self._kept) < batch:
-            await self._request(batch - len(self._kept), wait_s, no_wait=True)
+        if not self._asking and len(self._kept) < batch:
+            await self._ask(batch - len(self._kept), wait_s, no_wait=True)
+        await self._request_ended(wait_s)
         if not self._kept:
-            await self._request(batch, wait_s, no_wait=False)
+            await self._ask(batch, wait_s, no_wait=False)
+            await self._request_ended(wait_s)
         msgs, self._kept = self._kept[:batch], self._kept[batch:]
+        if msgs and len(self._kept) < batch:
+            # Prefetch: the next batch travels while the caller writes this one. Its messages wait
+            # unacked (ack_wait is far longer than a batch); close() hands back any left here.
+            await self._ask(batch - len(self._kept), wait_s, no_wait=True)
         return msgs
 
-    async def _request(self, batch: int, wait_s: float, *, no_wait: bool) -> None:
+    async def _ask(self, batch: int, wait_s: float, *, no_wait: bool) -> None:
+        self._asking = True
         self._awaited = batch
         self._request_over.clear()
         request: dict[str, object] = {"batch": batch}
@@ -74,10 +83,15 @@ class BatchPuller:
         else:
             request["expires"] = int(wait_s * 1e9)
         await self._nc.publish(self._next_subject, json.dumps(request).encode(), reply=self._inbox)
+
+    async def _request_ended(self, wait_s: float) -> None:
+        if not self._asking:
+            return
         # The wait is bounded locally too: a request lost to a reconnect never ends on its own.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait_s + EXPIRY_GRACE_S):
                 await self._request_over.wait()
+        self._asking = False
 
     async def _on_msg(self, msg: Msg) -> None:
         # A stored message always carries its ack subject; the server's status messages never do
