@@ -16,7 +16,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Sequence
+from decimal import Decimal
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -203,9 +205,12 @@ class Ingester:
                 await msg.ack()
         metrics.INGESTED.inc(len(inserted))
         metrics.DUPLICATES.inc(sum(len(g) for g in by_request.values()) - len(inserted))
+        # Summed per model first: one labelled increment per model and batch, not one per event.
+        cost_by_model: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
         for row in inserted:
-            labels = self.cost_labels.model_labels(row.event.provider, row.event.model)
-            metrics.COST.labels(*labels).inc(float(row.cost_usd))
+            cost_by_model[self.cost_labels.model_labels(row.event.provider, row.event.model)] += row.cost_usd
+        for labels, cost in cost_by_model.items():
+            metrics.COST.labels(*labels).inc(float(cost))
         unpriced = [r for r in inserted if not r.priced]
         metrics.UNPRICED.inc(len(unpriced))
         await self.alerts.unpriced(unpriced)

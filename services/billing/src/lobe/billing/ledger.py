@@ -2,9 +2,9 @@
 
 Order inside the transaction: claim request ids (the dedupe table returns only new ones), COPY
 the new rows into the partitioned ledger, then add exactly those rows to the rollups and the
-per-period totals and settle their budget holds. A duplicate therefore changes nothing at all.
-Aggregates are upserted in sorted key order so concurrent batches lock rows in the same order
-and cannot deadlock one another.
+per-period totals (one statement) and settle their budget holds. A duplicate therefore changes
+nothing at all. Aggregates are upserted in sorted key order so concurrent batches lock rows in
+the same order and cannot deadlock one another.
 """
 
 from __future__ import annotations
@@ -118,22 +118,24 @@ ON CONFLICT DO NOTHING
 RETURNING request_id
 """
 
-_ROLLUPS = """
-INSERT INTO usage_rollups AS r
-    (user_id, period, provider, model, requests, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-                     $7::bigint[], $8::bigint[], $9::numeric[])
-ON CONFLICT (user_id, period, provider, model) DO UPDATE SET
-    requests = r.requests + excluded.requests,
-    prompt_tokens = r.prompt_tokens + excluded.prompt_tokens,
-    completion_tokens = r.completion_tokens + excluded.completion_tokens,
-    cached_tokens = r.cached_tokens + excluded.cached_tokens,
-    cost_usd = r.cost_usd + excluded.cost_usd
-"""
-
-_PERIODS = """
+# The rollups and the per-period totals in one statement (one round trip less per batch). Each
+# part upserts in its keys' sorted order; the statement runs its parts in one fixed order, so
+# concurrent batches still lock rows in the same order and cannot deadlock one another.
+_AGGREGATES = """
+WITH rollups AS (
+    INSERT INTO usage_rollups AS r
+        (user_id, period, provider, model, requests, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                         $7::bigint[], $8::bigint[], $9::numeric[])
+    ON CONFLICT (user_id, period, provider, model) DO UPDATE SET
+        requests = r.requests + excluded.requests,
+        prompt_tokens = r.prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = r.completion_tokens + excluded.completion_tokens,
+        cached_tokens = r.cached_tokens + excluded.cached_tokens,
+        cost_usd = r.cost_usd + excluded.cost_usd
+)
 INSERT INTO usage_periods AS p (user_id, period, requests, tokens, cost_usd)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::numeric[])
+SELECT * FROM unnest($10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::numeric[])
 ON CONFLICT (user_id, period) DO UPDATE SET
     requests = p.requests + excluded.requests,
     tokens = p.tokens + excluded.tokens,
@@ -173,14 +175,11 @@ async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> list[L
         p[1] += u.total_tokens
         p[2] += r.cost_usd
     rkeys = sorted(rollups)
-    await conn.execute(
-        _ROLLUPS,
-        *[[k[i] for k in rkeys] for i in range(4)],
-        *[[rollups[k][i] for k in rkeys] for i in range(5)],
-    )
     pkeys = sorted(periods)
     await conn.execute(
-        _PERIODS,
+        _AGGREGATES,
+        *[[k[i] for k in rkeys] for i in range(4)],
+        *[[rollups[k][i] for k in rkeys] for i in range(5)],
         *[[k[i] for k in pkeys] for i in range(2)],
         *[[periods[k][i] for k in pkeys] for i in range(3)],
     )
