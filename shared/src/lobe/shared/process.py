@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import uvloop
 
@@ -23,6 +23,18 @@ def stop_requested() -> asyncio.Event:
     return stop
 
 
+T = TypeVar("T")
+
+
+def run_on_service_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on the event loop every service runs on, as benches must to measure what runs.
+
+    uvloop: its transports make the socket writes that dominate every hop's profile (one per SSE
+    chunk, one per NATS flush) markedly cheaper (docs/performance.md)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def run_service(
     service: str, settings: ServiceSettings, serve: Callable[[], Coroutine[Any, Any, None]]
 ) -> None:
@@ -31,9 +43,6 @@ def run_service(
     setup_logging(settings, service)
     provider = setup_tracing(settings, service)
     try:
-        # uvloop: its transports make the socket writes that dominate every hop's profile
-        # (one per SSE chunk, one per NATS flush) markedly cheaper (docs/performance.md).
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve())
+        run_on_service_loop(serve())
     finally:
         provider.shutdown()

@@ -2,8 +2,8 @@
 
 Why nats.py rather than a FastStream subscriber: each message's fate depends on the batch's
 transaction (ack after commit, nak with a per-message delay on a database failure, dead-letter
-and ack for a malformed one), which is direct with nats.py's fetch and awkward through
-FastStream's batch handler and its single ack policy.
+and ack for a malformed one), which is direct with nats.py's messages and awkward through
+FastStream's batch handler and its single ack policy. Batches come from lobe.billing.pull.
 
 Guarantees: a message is acked only after the transaction holding its row commits (or after its
 dead letter is stored); any failure before that leaves it unacked or nak'ed, so JetStream
@@ -16,9 +16,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Sequence
+from decimal import Decimal
 
 import asyncpg
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -32,6 +35,7 @@ from lobe.billing.alerts import Alerts
 from lobe.billing.ledger import LedgerRow, PartitionCache, price_event, write_batch
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
+from lobe.billing.pull import BatchPuller
 from lobe.shared.bounded_labels import BoundedLabels
 from lobe.shared.bus import ensure_consumer
 from lobe.shared.config_file import describe
@@ -91,8 +95,10 @@ class Ingester:
         batch_size: int,
         fetch_timeout_s: float,
         ack_wait_s: float,
+        nc: NATS | None = None,
     ) -> None:
         self.js = js
+        self.nc = nc  # what `run` pulls batches on; a caller driving `handle` alone needs none
         self.pool = pool
         self.prices = prices
         self.plans = plans
@@ -103,33 +109,32 @@ class Ingester:
         self.partitions = PartitionCache()
         self.cost_labels = BoundedLabels(metrics.MAX_MODEL_LABELS)
 
-    async def subscribe(self) -> JetStreamContext.PullSubscription:
+    async def subscribe(self) -> BatchPuller:
+        if self.nc is None:
+            raise RuntimeError("Ingester.run needs the NATS connection (nc) to pull batches on")
         await ensure_consumer(self.js, USAGE.name, consumer_config(self.ack_wait_s))
-        return await self.js.pull_subscribe_bind(BILLING_CONSUMER, USAGE.name)
+        puller = BatchPuller(self.nc, USAGE.name, BILLING_CONSUMER)
+        await puller.start()
+        return puller
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and write batches until `stop` is set; the batch in hand is always finished."""
-        sub = await self.subscribe()
+        puller = await self.subscribe()
         try:
             while not stop.is_set():
                 try:
-                    msgs = await sub.fetch(self.batch_size, timeout=self.fetch_timeout_s)
-                # An empty fetch: nats.py raises its TimeoutError, or asyncio's (the same builtin
-                # class) when the deadline ran out first; neither is trouble worth a pause.
-                except TimeoutError:
-                    continue
+                    msgs = await puller.fetch(self.batch_size, self.fetch_timeout_s)
                 except Exception as exc:  # connection trouble: nats.py reconnects on its own
                     log.warning("usage fetch failed: %r", exc)  # repr: some nats errors have no message
                     await sleep_unless(stop, 1.0)
+                    continue
+                if not msgs:
                     continue
                 pause = await self.handle(msgs)
                 if pause:
                     await sleep_unless(stop, pause)
         finally:
-            try:
-                await sub.unsubscribe()
-            except Exception as exc:  # closing connection; the consumer itself is durable
-                log.debug("unsubscribe failed: %s", exc)
+            await puller.close()
 
     async def handle(self, msgs: Sequence[Msg]) -> float:
         """Process one fetched batch; returns how long the loop should pause (0 when healthy).
@@ -200,9 +205,12 @@ class Ingester:
                 await msg.ack()
         metrics.INGESTED.inc(len(inserted))
         metrics.DUPLICATES.inc(sum(len(g) for g in by_request.values()) - len(inserted))
+        # Summed per model first: one labelled increment per model and batch, not one per event.
+        cost_by_model: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
         for row in inserted:
-            labels = self.cost_labels.model_labels(row.event.provider, row.event.model)
-            metrics.COST.labels(*labels).inc(float(row.cost_usd))
+            cost_by_model[self.cost_labels.model_labels(row.event.provider, row.event.model)] += row.cost_usd
+        for labels, cost in cost_by_model.items():
+            metrics.COST.labels(*labels).inc(float(cost))
         unpriced = [r for r in inserted if not r.priced]
         metrics.UNPRICED.inc(len(unpriced))
         await self.alerts.unpriced(unpriced)

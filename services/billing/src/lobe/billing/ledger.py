@@ -1,15 +1,14 @@
 """Writing priced usage to the ledger: one transaction per batch, idempotent on request_id.
 
-Order inside the transaction: claim request ids (the dedupe table returns only new ones), COPY
-the new rows into the partitioned ledger, then add exactly those rows to the rollups and the
-per-period totals and settle their budget holds. A duplicate therefore changes nothing at all.
+Order inside the transaction: claim request ids (the dedupe table returns only new ones) and add
+exactly those rows to the rollups and the per-period totals (one statement), COPY them into the
+partitioned ledger, then settle their budget holds. A duplicate therefore changes nothing at all.
 Aggregates are upserted in sorted key order so concurrent batches lock rows in the same order
 and cannot deadlock one another.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -104,40 +103,55 @@ class PartitionCache:
         self._known: set[tuple[int, int]] = set()
 
     async def ensure(self, pool: asyncpg.Pool, rows: list[LedgerRow]) -> None:
-        for ts in {month_start(r.event.occurred_at) for r in rows}:
-            key = (ts.year, ts.month)
+        # A (year, month) key per row, the datetime arithmetic only per month: this runs for every
+        # event of every batch.
+        months = {(t.year, t.month): t for t in (r.event.occurred_at for r in rows)}
+        for key, ts in months.items():
             if key not in self._known:
-                await pool.fetchval("SELECT lobe_ensure_usage_partition($1)", ts)
+                await pool.fetchval("SELECT lobe_ensure_usage_partition($1)", month_start(ts))
                 self._known.add(key)
 
 
+# One statement claims the batch's request ids (the dedupe table takes only new ones) and adds
+# exactly the newly claimed rows to the rollups and the per-period totals, summed by PostgreSQL:
+# the ingester's CPU, not the database's, is what a batch waits on (docs/performance.md). Each
+# upsert goes in its keys' sorted order and the statement runs its parts in one fixed order, so
+# concurrent batches lock rows in the same order and cannot deadlock one another.
 _CLAIM = """
-INSERT INTO usage_request_ids (request_id, occurred_at)
-SELECT * FROM unnest($1::text[], $2::timestamptz[]) ORDER BY 1
-ON CONFLICT DO NOTHING
-RETURNING request_id
-"""
-
-_ROLLUPS = """
-INSERT INTO usage_rollups AS r
-    (user_id, period, provider, model, requests, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-                     $7::bigint[], $8::bigint[], $9::numeric[])
-ON CONFLICT (user_id, period, provider, model) DO UPDATE SET
-    requests = r.requests + excluded.requests,
-    prompt_tokens = r.prompt_tokens + excluded.prompt_tokens,
-    completion_tokens = r.completion_tokens + excluded.completion_tokens,
-    cached_tokens = r.cached_tokens + excluded.cached_tokens,
-    cost_usd = r.cost_usd + excluded.cost_usd
-"""
-
-_PERIODS = """
-INSERT INTO usage_periods AS p (user_id, period, requests, tokens, cost_usd)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::numeric[])
-ON CONFLICT (user_id, period) DO UPDATE SET
-    requests = p.requests + excluded.requests,
-    tokens = p.tokens + excluded.tokens,
-    cost_usd = p.cost_usd + excluded.cost_usd
+WITH batch AS (
+    SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[])
+        AS b(request_id, occurred_at, user_id, period, provider, model,
+             prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+), claimed AS (
+    INSERT INTO usage_request_ids (request_id, occurred_at)
+    SELECT request_id, occurred_at FROM batch ORDER BY request_id
+    ON CONFLICT DO NOTHING
+    RETURNING request_id
+), new AS (
+    SELECT batch.* FROM batch JOIN claimed USING (request_id)
+), rollups AS (
+    INSERT INTO usage_rollups AS r
+        (user_id, period, provider, model, requests, prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+    SELECT user_id, period, provider, model, count(*), sum(prompt_tokens), sum(completion_tokens),
+           sum(cached_tokens), sum(cost_usd)
+    FROM new GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (user_id, period, provider, model) DO UPDATE SET
+        requests = r.requests + excluded.requests,
+        prompt_tokens = r.prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = r.completion_tokens + excluded.completion_tokens,
+        cached_tokens = r.cached_tokens + excluded.cached_tokens,
+        cost_usd = r.cost_usd + excluded.cost_usd
+), periods AS (
+    INSERT INTO usage_periods AS p (user_id, period, requests, tokens, cost_usd)
+    SELECT user_id, period, count(*), sum(prompt_tokens + completion_tokens), sum(cost_usd)
+    FROM new GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (user_id, period) DO UPDATE SET
+        requests = p.requests + excluded.requests,
+        tokens = p.tokens + excluded.tokens,
+        cost_usd = p.cost_usd + excluded.cost_usd
+)
+SELECT request_id FROM claimed
 """
 
 
@@ -145,8 +159,20 @@ async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> list[L
     """Write rows not yet in the ledger; returns those inserted. Caller owns the transaction."""
     if not rows:
         return []
-    ids = [r.request_id for r in rows]
-    claimed = await conn.fetch(_CLAIM, ids, [r.event.occurred_at for r in rows])
+    events = [r.event for r in rows]
+    claimed = await conn.fetch(
+        _CLAIM,
+        [e.request_id for e in events],
+        [e.occurred_at for e in events],
+        [e.user_id for e in events],
+        [r.period for r in rows],
+        [e.provider for e in events],
+        [e.model for e in events],
+        [e.usage.prompt_tokens for e in events],
+        [e.usage.completion_tokens for e in events],
+        [e.usage.cached_tokens for e in events],
+        [r.cost_usd for r in rows],
+    )
     new_ids = {rec["request_id"] for rec in claimed}
     new = [r for r in rows if r.request_id in new_ids]
     if not new:
@@ -155,35 +181,6 @@ async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> list[L
         await conn.copy_records_to_table(
             "usage_ledger", records=[r.record() for r in new], columns=LEDGER_COLUMNS
         )
-
-    rollups: dict[tuple[str, str, str, str], list[int | Decimal]] = defaultdict(
-        lambda: [0, 0, 0, 0, Decimal(0)]
-    )
-    periods: dict[tuple[str, str], list[int | Decimal]] = defaultdict(lambda: [0, 0, Decimal(0)])
-    for r in new:
-        e, u = r.event, r.event.usage
-        a = rollups[(e.user_id, r.period, e.provider, e.model)]
-        a[0] += 1
-        a[1] += u.prompt_tokens
-        a[2] += u.completion_tokens
-        a[3] += u.cached_tokens
-        a[4] += r.cost_usd
-        p = periods[(e.user_id, r.period)]
-        p[0] += 1
-        p[1] += u.total_tokens
-        p[2] += r.cost_usd
-    rkeys = sorted(rollups)
-    await conn.execute(
-        _ROLLUPS,
-        *[[k[i] for k in rkeys] for i in range(4)],
-        *[[rollups[k][i] for k in rkeys] for i in range(5)],
-    )
-    pkeys = sorted(periods)
-    await conn.execute(
-        _PERIODS,
-        *[[k[i] for k in pkeys] for i in range(2)],
-        *[[periods[k][i] for k in pkeys] for i in range(3)],
-    )
     # A settled request's hold is replaced by its real cost (added above).
     await conn.execute(FREE_HOLDS, [r.request_id for r in new])
     return new

@@ -112,6 +112,10 @@ def cost_of(rate: Rate, usage: TokenUsage) -> Decimal:
         return (micro / MILLION).quantize(COST_QUANTUM)
 
 
+def _effective_from(rate: DatedRate) -> date:
+    return rate.effective_from
+
+
 class PriceTable:
     """Lookup by (provider, model) and date; immutable after load."""
 
@@ -129,7 +133,8 @@ class PriceTable:
         rates = self._exact.get((provider, model)) or self._by_model.get(model)
         if not rates:
             return None
-        i = bisect.bisect_right([r.effective_from for r in rates], when)
+        # key=: no list of dates built per call (this runs for every usage event).
+        i = bisect.bisect_right(rates, when, key=_effective_from)
         # Before the first entry: the first price is the best knowledge of that model's price.
         return rates[max(i - 1, 0)]
 

@@ -103,6 +103,7 @@ class BillingService:
             s.billing_batch_size,
             s.billing_fetch_timeout_s,
             s.billing_ack_wait_s,
+            nc=self.broker.connection,
         )
         for i in range(s.billing_consumers):
             self._tasks.append(asyncio.create_task(ingester.run(self.stop), name=f"billing-ingest-{i}"))
