@@ -29,7 +29,7 @@ from lobe.billing.responders import build_router
 from lobe.billing.settings import BillingSettings
 from lobe.billing.user_responder import build_user_router
 from lobe.billing.users import UserDirectory
-from lobe.shared.bus import broker_options, ensure_streams
+from lobe.shared.bus import broker_options, ensure_streams, flush
 from lobe.shared.lifecycle import announce
 from lobe.shared.ops import bound_port, start_ops_server
 
@@ -114,6 +114,7 @@ class BillingService:
         self.broker.include_router(build_router(functools.partial(owner_of, pool), budgets))
         self.broker.include_router(build_user_router(UserDirectory(pool, plans).resolve))
         await self.broker.start()
+        await flush(self.broker.connection)  # the responders are live before billing says it is ready
         self._tasks.append(asyncio.create_task(self._expire_loop(budgets), name="billing-expire"))
 
         self.admin = Admin(pool, js, plans)

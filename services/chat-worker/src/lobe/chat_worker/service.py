@@ -27,7 +27,7 @@ from lobe.chat_worker.routing.metrics import RoutingMetrics
 from lobe.chat_worker.routing.router import Router
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
-from lobe.shared.bus import broker_options, ensure_streams
+from lobe.shared.bus import broker_options, ensure_streams, flush
 from lobe.shared.catalog import subject
 from lobe.shared.events.chat import (
     CHAT_CANCEL,
@@ -108,6 +108,7 @@ class ChatWorker:
         self._requests = await self.broker.connection.subscribe(
             CHAT_REQUEST, queue=CHAT_WORKER_QUEUE, cb=self._on_request
         )
+        await flush(self.broker.connection)  # taking requests before the worker says it is ready
         await announce(self.js, "chat-worker", "started")
         MAX_CONCURRENCY.set(self.settings.worker_max_concurrency)
         log.info("chat worker %s ready", self.settings.worker_id)
