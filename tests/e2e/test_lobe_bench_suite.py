@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from lobe.devtools.loadtest.shape import Shape
 from lobe.devtools.loadtest.suite import lobe_dev
@@ -59,10 +60,20 @@ async def test_a_traced_bench_suite_exports_the_spans_of_every_service_to_the_re
     tmp_path: Path,
 ) -> None:
     common = ["--chunks", "4", "--concurrency", "2", "--requests", "10", "--warmup", "0", "--quiet"]
-    async with trace_sink() as sink:
-        async with lobe_dev(Shape(chunks=4), trace_endpoint=sink.url) as suite:
-            http = ["--url", ",".join(suite.gateway_urls), "--api-key", suite.api_key, "--name", "traced"]
-            assert await loadtest(*http, "--out", str(tmp_path), *common) == 0
-        # Stopped: each service flushed the spans it held on its way out (lobe.shared.process).
-        assert sink.exports >= 3  # gateway, chat worker and billing each export the request's spans
-        assert sink.bytes > 10 * 1000  # ten traced requests, a few spans and hops each
+    async with trace_sink(keep=True) as sink, lobe_dev(Shape(chunks=4), trace_endpoint=sink.url) as suite:
+        http = ["--url", ",".join(suite.gateway_urls), "--api-key", suite.api_key, "--name", "traced"]
+        assert await loadtest(*http, "--out", str(tmp_path), *common) == 0
+    # Stopped: each service exported what it still held on its way out (lobe.shared.process).
+    assert sink.kept is not None
+    spans: dict[str, set[str]] = {}
+    for body in sink.kept:
+        export = ExportTraceServiceRequest.FromString(body)
+        for resource in export.resource_spans:
+            service = next(
+                a.value.string_value for a in resource.resource.attributes if a.key == "service.name"
+            )
+            names = {span.name for scope in resource.scope_spans for span in scope.spans}
+            spans.setdefault(service, set()).update(names)
+    assert "POST /v1/chat/completions" in spans["gateway"]
+    assert {"chat.run", "chat bench"} <= spans["chat-worker"]
+    assert "ledger write" in spans["billing"]

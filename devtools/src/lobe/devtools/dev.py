@@ -54,7 +54,7 @@ SERVICES = (
     Service("gateway", "lobe.gateway", "GATEWAY_PORT", 3210, "/api/ready"),
 )
 # Every port `lobe dev` listens on by default, by the variable that moves it (tests and benchmarks
-# run it on free ones).
+# run it on free ones; 0: a free one `lobe dev` picks).
 PORT_VARS = (*(s.port_var for s in SERVICES), "GATEWAY_OPS_PORT")
 
 
@@ -105,11 +105,17 @@ def write_private(path: Path, text: str) -> None:
 
 
 def port_of(service: Service, environ: dict[str, str]) -> int:
-    raw = environ.get(service.port_var, str(service.default_port))
+    return _port(service.port_var, environ.get(service.port_var, str(service.default_port)))
+
+
+def _port(var: str, raw: str) -> int:
+    """A port variable's port; 0 is a free one picked here, in the process that also picks the
+    embedded servers' ports, so no two of them collide (ports picked by the caller could)."""
     try:
-        return int(raw)
+        port = int(raw)
     except ValueError:
-        raise DevError(f"{service.port_var}={raw!r} is not a port number") from None
+        raise DevError(f"{var}={raw!r} is not a port number") from None
+    return port if port else free_port()
 
 
 def service_specs(
@@ -133,13 +139,15 @@ def service_specs(
             env |= nats_env(service.name)  # its own NATS user on the embedded NATS
             if service.name == "gateway":
                 ops_port = (
-                    environ.get("GATEWAY_OPS_PORT", str(GATEWAY_OPS_PORT)) if first else str(free_port())
+                    _port("GATEWAY_OPS_PORT", environ.get("GATEWAY_OPS_PORT", str(GATEWAY_OPS_PORT)))
+                    if first
+                    else free_port()
                 )
                 env |= {
                     "GATEWAY_HOST": LOOPBACK,
                     "GATEWAY_PORT": str(port),
                     "OPS_HOST": LOOPBACK,
-                    "OPS_PORT": ops_port,
+                    "OPS_PORT": str(ops_port),
                     # Also a bootstrap key, so the gateway answers it even while billing is down.
                     "GATEWAY_API_KEYS": f"{api_key}:{DEV_USER}:{plan}",
                 }

@@ -110,7 +110,7 @@ async def _suite(
         if sink.exports == 0:
             raise RuntimeError("--tracing: no span reached the receiver")
         print(
-            f"lobe bench: {sink.exports} trace exports, {sink.bytes / 2**20:.1f} MiB of spans",
+            f"lobe bench: {sink.exports} trace exports, {sink.received_bytes / 2**20:.1f} MiB of spans",
             file=sys.stderr,
         )
 

@@ -62,7 +62,7 @@ async def lobe_dev(
         argv = [sys.executable, "-m", "lobe.devtools.cli", "dev", "--state-dir", state, "--plan", plan]
         argv += ["--workers", str(workers), "--gateways", str(gateways), "--fake-upstream"]
         argv += shape_argv(shape, prefix="upstream-")
-        env = bench_environ() | {var: str(free_port()) for var in PORT_VARS}
+        env = bench_environ() | dict.fromkeys(PORT_VARS, "0")  # free ones, picked by lobe dev
         if trace_endpoint is not None:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = trace_endpoint
         dev = WatchedProcess(argv, env, owned=True)

@@ -20,17 +20,22 @@ MAX_EXPORT_BYTES = 64 * 2**20
 class TraceSink:
     url: str  # OTEL_EXPORTER_OTLP_ENDPOINT (the exporter appends /v1/traces)
     exports: int = 0
-    bytes: int = 0
+    received_bytes: int = 0
+    kept: list[bytes] | None = None  # each export's body (ExportTraceServiceRequest), when asked
 
 
 @contextlib.asynccontextmanager
-async def trace_sink() -> AsyncIterator[TraceSink]:
+async def trace_sink(keep: bool = False) -> AsyncIterator[TraceSink]:
+    """`keep`: hold every export's body for the caller to read (a test; a bench keeps counts)."""
     port = free_port()
-    sink = TraceSink(f"http://127.0.0.1:{port}")
+    sink = TraceSink(f"http://127.0.0.1:{port}", kept=[] if keep else None)
 
     async def receive(request: web.Request) -> web.Response:
-        sink.bytes += len(await request.read())
+        body = await request.read()
+        sink.received_bytes += len(body)
         sink.exports += 1
+        if sink.kept is not None:
+            sink.kept.append(body)
         # An empty ExportTraceServiceResponse: everything accepted.
         return web.Response(body=b"", content_type="application/x-protobuf")
 
