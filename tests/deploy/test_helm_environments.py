@@ -59,6 +59,14 @@ def of_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
     return {d["metadata"]["name"].removeprefix("lobe-ci-"): d for d in docs if d["kind"] == kind}
 
 
+def helm_template(chart: str, *sets: str) -> subprocess.CompletedProcess[str]:
+    """`helm template` of one chart with --set overrides: how a refused value shows."""
+    args: list[str | Path] = [HELM, "template", "rel", HELM_DIR / chart]
+    for value in sets:
+        args += ["--set", value]
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
 def test_gateway_hpa_scales_on_cpu_memory_and_requests_per_second_with_the_specified_behaviour(
     production: list[Doc],
 ) -> None:
@@ -220,34 +228,13 @@ def test_staging_renders_the_same_shape_at_a_smaller_size(checked: None) -> None
 
 def test_an_ingress_path_to_metrics_or_everything_is_rejected_by_the_schema(checked: None) -> None:
     for path in ("/", "/metrics"):
-        out = subprocess.run(
-            [
-                HELM,
-                "template",
-                "rel",
-                HELM_DIR / "gateway",
-                "--set",
-                "ingress.enabled=true",
-                "--set",
-                f"ingress.paths={{{path}}}",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = helm_template("gateway", "ingress.enabled=true", f"ingress.paths={{{path}}}")
         assert out.returncode != 0, path
         assert "ingress.paths" in out.stderr
 
 
 def test_stream_replicas_per_service_are_rejected_in_favour_of_global(checked: None) -> None:
-    out = subprocess.run(
-        [HELM, "template", "rel", HELM_DIR / "billing", "--set", "config.NATS_STREAM_REPLICAS=3"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = helm_template("billing", "config.NATS_STREAM_REPLICAS=3")
     assert out.returncode != 0
     assert "config: Must not validate the schema" in out.stderr
 
@@ -481,13 +468,7 @@ def test_the_gateway_leaves_rotation_before_sigterm_and_drains_within_the_grace_
 
 
 def test_a_grace_period_shorter_than_pre_stop_plus_drain_is_refused(checked: None) -> None:
-    out = subprocess.run(
-        [HELM, "template", "rel", HELM_DIR / "gateway", "--set", "terminationGracePeriodSeconds=35"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = helm_template("gateway", "terminationGracePeriodSeconds=35")
     assert out.returncode != 0
     assert "terminationGracePeriodSeconds (35) must exceed" in out.stderr
 
@@ -509,22 +490,7 @@ def test_every_hpa_lets_pods_go_gradually(env: str, checked: None) -> None:
 
 
 def test_an_hpa_without_scale_down_behaviour_is_refused_by_the_schema(checked: None) -> None:
-    out = subprocess.run(
-        [
-            HELM,
-            "template",
-            "rel",
-            HELM_DIR / "metrics",
-            "--set",
-            "autoscaling.enabled=true",
-            "--set",
-            "autoscaling.behavior.scaleDown=null",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = helm_template("metrics", "autoscaling.enabled=true", "autoscaling.behavior.scaleDown=null")
     assert out.returncode != 0
     assert "scaleDown is required" in out.stderr
 
