@@ -75,9 +75,43 @@ GLOBAL = optional(
                 "perServiceUsers": BOOL,
             }
         ),
+        # TLS to each backing service, verified against one CA bundle (lobe-common's _tls.tpl).
+        "tls": optional(
+            {
+                "caConfigMap": STRING,
+                "caKey": {"type": "string", "pattern": "^[-._a-zA-Z0-9]+$"},
+                "nats": BOOL,
+                "postgres": BOOL,
+                "redis": BOOL,
+            }
+        ),
     }
 )
 PEERS: Schema = LIST_OF_OBJECTS  # NetworkPolicyPeer objects, validated by Kubernetes' own schema
+CIDR: Schema = {"type": "string", "pattern": "^[0-9a-fA-F.:]+/[0-9]{1,3}$"}
+HPA_POLICY = closed(
+    {
+        "type": {"enum": ["Pods", "Percent"]},
+        "value": {"type": "integer", "minimum": 1},
+        "periodSeconds": {"type": "integer", "minimum": 1, "maximum": 1800},
+    }
+)
+# HorizontalPodAutoscalerBehavior with scaleDown required: Kubernetes' default may remove every
+# surplus pod at once, so every chart states how fast it lets pods go.
+HPA_BEHAVIOR = closed(
+    {
+        "scaleDown": closed(
+            {
+                "stabilizationWindowSeconds": {"type": "integer", "minimum": 0, "maximum": 3600},
+                "selectPolicy": {"enum": ["Max", "Min", "Disabled"]},
+                "policies": {"type": "array", "minItems": 1, "items": HPA_POLICY},
+            },
+            required=["stabilizationWindowSeconds", "policies"],
+        ),
+        "scaleUp": OPEN_MAP,
+    },
+    required=["scaleDown"],
+)
 
 
 def network_policy() -> Schema:
@@ -153,6 +187,16 @@ def service_schema(chart: str) -> Schema:
         "containerSecurityContext": OPEN_MAP,
         "resources": OPEN_MAP,
         "terminationGracePeriodSeconds": {"type": "integer", "minimum": 0},
+        "preStopSleepSeconds": {"type": "integer", "minimum": 0},
+        "configFiles": {
+            "type": "object",
+            "description": "Operator-edited YAML files mounted at /etc/lobe/files: name -> {env, content}.",
+            "propertyNames": {"pattern": "^[a-z0-9][-a-z0-9_.]*\\.ya?ml$"},
+            "additionalProperties": closed(
+                {"env": {"type": "string", "pattern": ENV_NAME}, "content": OPEN_MAP, "reloaded": BOOL},
+                required=["env", "content"],
+            ),
+        },
         "pdb": closed({"create": BOOL, "minAvailable": INT_OR_PERCENT, "maxUnavailable": INT_OR_PERCENT}),
         "autoscaling": closed(
             {
@@ -177,10 +221,10 @@ def service_schema(chart: str) -> Schema:
                         }
                     ),
                 },
-                "behavior": OPEN_MAP,
+                "behavior": HPA_BEHAVIOR,
             },
             # A null target is how values switch a metric off, and Helm drops null keys entirely.
-            required=["enabled", "minReplicas", "maxReplicas"],
+            required=["enabled", "minReplicas", "maxReplicas", "behavior"],
         ),
         "serviceMonitor": closed(
             {
@@ -223,6 +267,10 @@ SECRET_VARS = (
     "AZURE_OPENAI_API_KEY",
     "GATEWAY_API_KEYS",
     "BILLING_ADMIN_TOKEN",
+    "SESSION_KEYS",
+    "OIDC_CLIENT_SECRET",
+    "GITHUB_CLIENT_SECRET",
+    "NATS_PASSWORD",
 )
 # Set once for the whole release (global.nats): differing per service, the streams would flap.
 RELEASE_WIDE_VARS = ("NATS_STREAM_REPLICAS",)
@@ -243,6 +291,31 @@ EXTRAS: dict[str, dict[str, Schema]] = {
                     "not": {"contains": {"pattern": "^/(metrics)?$"}},
                 },
                 "tls": LIST_OF_OBJECTS,
+            }
+        ),
+        "signIn": closed(
+            {
+                "enabled": BOOL,
+                "existingSecret": STRING,
+                "publicUrl": {"type": "string", "pattern": "^(https?://[^/]+)?$"},
+                "allowedEmailDomains": STRING,
+                "sessionKeysKey": {"type": "string", "minLength": 1},
+                "oidc": closed(
+                    {
+                        "enabled": BOOL,
+                        "discoveryUrl": {"type": "string", "pattern": "^(https://.+)?$"},
+                        "clientId": STRING,
+                        "clientSecretKey": {"type": "string", "minLength": 1},
+                    }
+                ),
+                "github": closed(
+                    {
+                        "enabled": BOOL,
+                        "clientId": STRING,
+                        "clientSecretKey": {"type": "string", "minLength": 1},
+                    }
+                ),
+                "egressCIDRs": {"type": "array", "items": CIDR},
             }
         ),
     },
@@ -281,10 +354,18 @@ def umbrella_schema() -> Schema:
     # Each subchart validates its own block against its own schema; here only the switch is checked.
     sub = {"type": "object", "properties": {"enabled": BOOL}, "required": ["enabled"]}
     dashboards = closed({"enabled": BOOL, "namespace": STRING, "labels": STRING_MAP})
+    rules = closed({"enabled": BOOL, "namespace": STRING, "labels": STRING_MAP})
     return {
         "$schema": "https://json-schema.org/draft-07/schema#",
         "title": "Values of the Lobe umbrella chart",
-        **closed({"global": GLOBAL, **dict.fromkeys(SERVICE_CHARTS, sub), "grafanaDashboards": dashboards}),
+        **closed(
+            {
+                "global": GLOBAL,
+                **dict.fromkeys(SERVICE_CHARTS, sub),
+                "grafanaDashboards": dashboards,
+                "prometheusRule": rules,
+            }
+        ),
     }
 
 

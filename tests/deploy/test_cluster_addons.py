@@ -8,12 +8,16 @@ to what the umbrella chart expects of them, and the PromQL to promtool.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
+import lobe.chat_worker.metrics
+import lobe.shared.http_telemetry  # noqa: F401 - these register the scaled-on series in REGISTRY
 from lobe.devtools.servers.binaries import debian_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,3 +97,42 @@ def test_the_release_points_at_that_cluster_with_no_more_stream_replicas_than_no
     assert nats["url"] == "nats://nats.nats.svc:4222"
     assert 1 <= nats["streamReplicas"] <= load(NATS)["config"]["cluster"]["replicas"]
     assert umbrella("production")["global"]["nats"]["streamReplicas"] == 3
+
+
+def test_the_series_each_adapter_rule_serves_is_exported_by_the_service_it_scales() -> None:
+    """An adapter rule over a series nobody exports serves nothing, and an HPA whose metric fails
+    never scales down: hold each rule's series to the registry of the service that exports it."""
+    exported = {
+        family.name + suffix
+        for family in REGISTRY.collect()
+        for suffix in ({"histogram": "_count"}.get(family.type, ""),)
+    }
+    for name, rule in adapter_rules().items():
+        series = rule["name"]["matches"].strip("^$")
+        assert series in exported, f"{name}: {series} is exported by no service"
+        assert rule["seriesQuery"].startswith(series + "{")
+
+
+def test_nats_serves_tls_and_only_prometheus_may_reach_its_monitor_port(tmp_path: Path) -> None:
+    values = load(NATS)
+    assert values["config"]["nats"]["tls"] == {"enabled": True, "secretName": "nats-server-tls"}
+    monitor = values["config"]["monitor"]["port"]
+    [policy] = [r for r in values["extraResources"] if r["kind"] == "NetworkPolicy"]
+    rules = policy["spec"]["ingress"]
+    for rule in rules:
+        ports = {p["port"] for p in rule["ports"]}
+        if monitor in ports:
+            assert rule["from"] == [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+            ]
+    open_to_all = [rule for rule in rules if "from" not in rule]
+    assert [p["port"] for rule in open_to_all for p in rule["ports"]] == [4222]  # clients, authenticated
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    kv = Path(sys.executable).parent / "kubernetes-validate"
+    checked = subprocess.run(
+        [kv, "-k", "1.30.0", "--strict", "--quiet", tmp_path / "policy.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

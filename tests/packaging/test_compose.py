@@ -20,6 +20,7 @@ import lobe.shared.http_telemetry  # noqa: F401 - these register the services' s
 from lobe.chat_worker.routing.metrics import RoutingMetrics
 from lobe.devtools.promql import metric_names
 from lobe.devtools.servers.binaries import debian_binary
+from lobe.gateway.ratelimit.client_ip import parse_networks
 from lobe.metrics.aggregation import UsageMetrics
 from lobe.metrics.lag import ConsumerLag
 
@@ -326,3 +327,47 @@ def test_prometheus_scrapes_node_exporter_for_the_system_panel(services: dict[st
     }
     assert "node-exporter:9100" in targets
     assert services["node-exporter"]["expose"] == ["9100"]
+
+
+def test_the_gateway_trusts_x_forwarded_for_only_from_the_network_it_shares_with_nginx_alone(
+    services: dict[str, dict[str, Any]], compose: dict[str, Any]
+) -> None:
+    trusted = services["gateway"]["environment"]["TRUSTED_PROXIES"]
+    [subnet] = [c["subnet"] for c in compose["networks"]["edge"]["ipam"]["config"]]
+    assert parse_networks(trusted) == parse_networks(subnet)
+    on_edge = {name for name, s in services.items() if "edge" in s.get("networks", [])}
+    assert on_edge == {"gateway", "nginx"}
+    # nginx is what sets the header the gateway trusts, appending the peer it saw.
+    conf = (DEPLOY / "nginx" / "nginx.conf").read_text()
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in conf
+
+
+def test_prometheus_sends_alerts_to_alertmanager_whose_config_amtool_accepts(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = [
+        t for am in config["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]
+    ]
+    assert targets == ["alertmanager:9093"]
+    alertmanager = services["alertmanager"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    assert "./deploy/alertmanager:/etc/alertmanager:ro" in alertmanager["volumes"]
+    routing = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    receivers = {r["name"] for r in routing["receivers"]}
+    assert routing["route"]["receiver"] in receivers
+    # Every severity the rules use reaches a receiver with somewhere to send it.
+    severities = {rule["labels"]["severity"] for rule in alert_rules() if "alert" in rule}
+    assert severities == {"critical", "warning"}
+    critical = [r for r in routing["route"]["routes"] if 'severity="critical"' in r["matchers"]]
+    assert [r["receiver"] for r in critical] == ["on-call"]
+    for receiver in routing["receivers"]:
+        assert receiver["webhook_configs"], receiver["name"]
+    amtool = debian_binary("amtool", "prometheus-alertmanager")
+    checked = subprocess.run(
+        [amtool, "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

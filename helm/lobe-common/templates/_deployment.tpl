@@ -1,8 +1,19 @@
 {{/*
 The service Deployment. Pods run as the image's non-root user with a read-only root filesystem
 (/tmp is an emptyDir) and get terminationGracePeriodSeconds to drain NATS on SIGTERM.
+
+preStopSleepSeconds (the gateway's): a pod being deleted keeps serving that long before SIGTERM,
+while the endpoint controller and every ingress controller and kube-proxy take it out of rotation;
+without it, requests routed in that window meet a closed listener. The kubelet counts the grace
+period from the start of preStop, so it must outlast the sleep plus the service's own drain
+(SHUTDOWN_GRACE_S): checked here rather than discovered as SIGKILLed streams.
 */}}
 {{- define "lobe-common.deployment" -}}
+{{- $preStop := int (.Values.preStopSleepSeconds | default 0) }}
+{{- $drain := int (.Values.config.SHUTDOWN_GRACE_S | default 0) }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (add $preStop $drain) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) + config.SHUTDOWN_GRACE_S (%d)" (int .Values.terminationGracePeriodSeconds) $preStop $drain) }}
+{{- end }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -29,6 +40,9 @@ spec:
         {{- end }}
       annotations:
         checksum/config: {{ include "lobe-common.configmap" . | sha256sum }}
+        {{- with (include "lobe-common.files.checksum" .) }}
+        checksum/files: {{ . }}
+        {{- end }}
         {{- with .Values.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -67,6 +81,13 @@ spec:
           env:
             {{- include "lobe-common.env" . | nindent 12 }}
           {{- include "lobe-common.probes" . | trim | nindent 10 }}
+          {{- if $preStop }}
+          lifecycle:
+            preStop:
+              exec:
+                # The image's own python (the helm test pod runs it too): the hook needs nothing more.
+                command: ["python", "-c", "import time; time.sleep({{ $preStop }})"]
+          {{- end }}
           resources:
             {{- toYaml .Values.resources | nindent 12 }}
           securityContext:
@@ -74,6 +95,8 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- include "lobe-common.tls.volumeMount" . | indent 12 }}
+            {{- include "lobe-common.files.volumeMount" . | indent 12 }}
             {{- with .Values.extraVolumeMounts }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -81,6 +104,8 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
+        {{- include "lobe-common.tls.volume" . | indent 8 }}
+        {{- include "lobe-common.files.volume" . | indent 8 }}
         {{- with .Values.extraVolumes }}
         {{- toYaml . | nindent 8 }}
         {{- end }}

@@ -66,6 +66,9 @@ service declares the streams at start, so a replica count differing between two 
       optional: {{ $ref.optional | default false }}
 {{- end }}
 {{- end }}
+{{- include "lobe-common.tls.env" . }}
+{{- include "lobe-common.files.env" . }}
+{{- include "lobe-common.signIn.env" . }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}

@@ -41,9 +41,8 @@ spec:
           type: AverageValue
           averageValue: {{ .averageValue | quote }}
     {{- end }}
-  {{- with .Values.autoscaling.behavior }}
+  {{- /* Always stated: Kubernetes' default may remove every surplus pod at once (schema: scaleDown). */}}
   behavior:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
+    {{- toYaml .Values.autoscaling.behavior | nindent 4 }}
 {{- end -}}
 {{- end -}}

@@ -1,6 +1,7 @@
 {{/*
 Optional ingress (the gateway's); streaming needs buffering off and long read timeouts. Only the
-listed public API paths are routed, and only to the `http` port: /metrics lives on the ops port.
+listed public API paths are routed (with sign-in on, also /auth and /.well-known: _signin.tpl),
+and only to the `http` port: /metrics lives on the ops port.
 */}}
 {{- define "lobe-common.ingress" -}}
 {{- if .Values.ingress.enabled -}}
@@ -27,7 +28,7 @@ spec:
     - host: {{ .Values.ingress.host | quote }}
       http:
         paths:
-          {{- range .Values.ingress.paths }}
+          {{- range (include "lobe-common.ingress.paths" . | fromJsonArray) }}
           - path: {{ . }}
             pathType: Prefix
             backend:

@@ -52,6 +52,7 @@ spec:
       ports:
         - port: {{ $np.nats.port }}
           protocol: TCP
+    {{- include "lobe-common.signIn.egress" . | indent 4 }}
     {{- range $name, $rule := $np.egress }}
     {{- if $rule }}
     # {{ $name }}

@@ -1,4 +1,9 @@
-{{/* Prometheus Operator scrape config for the service's /metrics. */}}
+{{/*
+Prometheus Operator scrape config for the service's /metrics. `labels` must match the Prometheus'
+serviceMonitorSelector (kube-prometheus-stack: release: <its release name>). jobLabel makes the job
+the service's name ("gateway"), as compose's scrape jobs are, so the one rules file
+(deploy/prometheus/rules) holds in both.
+*/}}
 {{- define "lobe-common.servicemonitor" -}}
 {{- if .Values.serviceMonitor.enabled -}}
 apiVersion: monitoring.coreos.com/v1
@@ -12,6 +17,7 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
 spec:
+  jobLabel: app.kubernetes.io/name
   namespaceSelector:
     matchNames:
       - {{ .Release.Namespace }}
