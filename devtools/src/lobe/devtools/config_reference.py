@@ -36,7 +36,7 @@ TOOL_VARIABLES = [
     (
         "LOBE_PROVIDER_FIXTURES",
         "tests",
-        "`../shared/fixtures/providers`",
+        "`tests/fixtures/providers`",
         "Provider transcripts for fake upstreams.",
     ),
 ]

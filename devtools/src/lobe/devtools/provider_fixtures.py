@@ -1,4 +1,5 @@
-"""The recorded provider transcripts (`../shared/fixtures/providers`) and their sidecars.
+"""The recorded provider transcripts (`tests/fixtures/providers`, as data; where each came from is in
+its SOURCES.md) and their sidecars.
 
 Each body file has a `<file>.meta.json` sidecar with the HTTP status and content type to replay
 it with and the `expected` totals a correct parser arrives at; tests read expectations from there
@@ -19,7 +20,7 @@ ENV = "LOBE_PROVIDER_FIXTURES"
 
 
 def fixtures_root() -> Path:
-    """`$LOBE_PROVIDER_FIXTURES`, else `<repo root>/../shared/fixtures/providers`.
+    """`$LOBE_PROVIDER_FIXTURES`, else `<repo root>/tests/fixtures/providers`.
 
     The repo root is the first parent holding `constraints.txt`, looked for from this file (an
     editable install) and then from the working directory (an installed wheel run in a clone).
@@ -29,7 +30,7 @@ def fixtures_root() -> Path:
     for start in (Path(__file__).resolve(), Path.cwd().resolve() / "_"):
         repo = next((p for p in start.parents if (p / "constraints.txt").exists()), None)
         if repo is not None:
-            return repo.parent / "shared" / "fixtures" / "providers"
+            return repo / "tests" / "fixtures" / "providers"
     raise FileNotFoundError(f"provider fixtures not found: set {ENV} or run from inside the repository")
 
 
