@@ -8,92 +8,16 @@ from the gateway's own page, an allowed origin, or with a bearer token is not re
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
-import aiohttp
-import nats
 import pytest
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
 
 from lobe.shared.events.billing import BUDGET_RESERVE
 
 from ..e2e.conftest import API_KEY
-from ..e2e.sign_in_support import AuthGateway, claims, key_set, new_key, signer_for, start_auth_gateway
+from .conftest import ALLOWED, CHAT, Browser
 
-ALLOWED = "https://chat.example.com"  # CORS_ALLOWED_ORIGINS: a front end on another origin
 HOSTILE = "https://evil.example"
-CHAT = "/v1/chat/completions"
-BODY = json.dumps({"model": "mock", "messages": [{"role": "user", "content": "spend"}]})
-SEEN_WITHIN_S = 10.0
-
-
-@dataclass
-class Bus:
-    """Every message on the gateway's NATS, by subject, in the order it arrived."""
-
-    nc: NATS
-    subjects: list[str] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def record(self, msg: Msg) -> None:
-        self.subjects.append(msg.subject)
-        self.arrived.set()
-
-    async def wait_for(self, subject: str) -> None:
-        async with asyncio.timeout(SEEN_WITHIN_S):
-            while subject not in self.subjects:
-                self.arrived.clear()
-                await self.arrived.wait()
-
-
-@dataclass
-class Browser:
-    gateway: AuthGateway
-    bus: Bus
-    user: str  # a user's session JWT, as the cookie holds it
-    admin: str  # an admin's
-    http: aiohttp.ClientSession
-
-    async def send(
-        self, method: str, path: str, headers: dict[str, str], data: str = BODY
-    ) -> tuple[int, dict[str, object]]:
-        async with self.http.request(method, self.gateway.url + path, data=data, headers=headers) as r:
-            return r.status, await r.json(content_type=None)
-
-
-@pytest.fixture
-async def browser(nats_url: str, redis_url: str) -> AsyncIterator[Browser]:
-    key = new_key("cross-site")
-    gateway = await start_auth_gateway(
-        nats_url,
-        redis_url,
-        key_set(key),
-        cors_allowed_origins=ALLOWED,
-        billing_timeout_s=0.2,  # no billing runs: an admitted request's hold is seen, then 503
-        rate_limits_enabled=False,
-        cache_enabled=False,
-    )
-    signer = signer_for(key)
-    nc = await nats.connect(nats_url)
-    bus = Bus(nc)
-    await nc.subscribe(">", cb=bus.record)
-    await nc.flush()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Browser(
-                gateway,
-                bus,
-                signer.sign_session(claims(user="usr_victim", sid="victim")),
-                signer.sign_session(claims(user="usr_admin", sid="admin", role="admin")),
-                http,
-            )
-    finally:
-        await nc.close()
-        await gateway.runner.cleanup()
 
 
 def cookie(token: str) -> dict[str, str]:
