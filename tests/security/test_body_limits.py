@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import nats
 
@@ -24,7 +25,7 @@ ANSWER_WITHIN_S = 10.0
 
 def body_of_size(size: int) -> bytes:
     """A valid chat request of exactly `size` bytes."""
-    shell = {"model": "mock", "messages": [{"role": "user", "content": ""}]}
+    shell: dict[str, Any] = {"model": "mock", "messages": [{"role": "user", "content": ""}]}
     padding = size - len(json.dumps(shell).encode())
     shell["messages"][0]["content"] = "x" * padding
     raw = json.dumps(shell).encode()

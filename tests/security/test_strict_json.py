@@ -52,7 +52,7 @@ async def test_no_coercion_of_strings_or_numbers(
 
 async def test_every_request_the_openai_sdk_builds_is_still_admitted(browser: Browser) -> None:
     client = openai.AsyncOpenAI(base_url=browser.gateway.url + "/v1", api_key=API_KEY, max_retries=0)
-    tool = {
+    tool: Any = {
         "type": "function",
         "function": {
             "name": "lookup",
@@ -90,12 +90,12 @@ async def test_every_request_the_openai_sdk_builds_is_still_admitted(browser: Br
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "a letter"},
     ]
-    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    schema: Any = {"type": "object", "properties": {"answer": {"type": "string"}}}
     with pytest.raises(openai.InternalServerError) as caught:  # admitted; no billing answers the hold
         await client.chat.completions.create(
             model="mock",
             messages=messages,
-            tools=[tool],  # type: ignore[list-item]
+            tools=[tool],
             tool_choice="auto",
             response_format={
                 "type": "json_schema",
