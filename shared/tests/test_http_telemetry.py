@@ -113,3 +113,21 @@ async def test_server_span_continues_the_callers_trace(server: str, spans: InMem
     assert ok.attributes["http.response.status_code"] == 200
     assert ok.status.is_ok
     assert not failed.status.is_ok
+
+
+async def test_a_public_apis_server_span_only_links_to_the_callers_trace(spans: InMemorySpanExporter) -> None:
+    app = web.Application(middlewares=[openai_errors])
+    instrument(app, public=True)
+    app.router.add_get("/v1/items/{item_id}", item)
+    async with TestServer(app, host="127.0.0.1") as test_server:
+        base = str(test_server.make_url("")).rstrip("/")
+        assert (
+            await send(base, "GET", "/v1/items/7", {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"})
+            == 200
+        )
+        assert await send(base, "GET", "/v1/items/8") == 200
+    linked, plain = spans.get_finished_spans()
+    assert format(linked.context.trace_id, "032x") != TRACE_ID
+    assert linked.parent is None
+    assert [format(link.context.trace_id, "032x") for link in linked.links] == [TRACE_ID]
+    assert not plain.links

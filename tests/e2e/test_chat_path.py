@@ -146,7 +146,9 @@ async def test_invalid_request_is_400_naming_the_field_and_publishes_nothing(
 
 async def test_malformed_json_is_400(suite: Suite) -> None:
     async with suite.http.post(
-        f"{suite.base_url}/v1/chat/completions", data=b"{nope", headers=suite.headers()
+        f"{suite.base_url}/v1/chat/completions",
+        data=b"{nope",
+        headers={**suite.headers(), "Content-Type": "application/json"},
     ) as response:
         assert response.status == 400
         assert (await response.json())["error"]["code"] == "invalid_json"

@@ -10,6 +10,7 @@ import openai
 import pytest
 from nats.aio.msg import Msg
 
+from lobe.chat_worker.providers.errors import CLIENT_MESSAGES
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
 from lobe.shared.events.usage import USAGE_SUBJECTS, UsageRecorded
@@ -67,7 +68,7 @@ async def test_a_malformed_chunk_mid_stream_is_one_call_one_error_one_usage_even
         [event] = await usage_events(gateway_only, expect=1)
 
     assert took < ERROR_BUDGET_S, f"the error reached the client after {took:.2f} s"
-    assert "unreadable" in caught.value.message or "malformed" in caught.value.message
+    assert caught.value.message == CLIENT_MESSAGES["upstream_malformed"]
     assert received  # the text before the bad chunk was streamed
     assert len(upstream.requests) == 1
     assert (event.status, event.error_code) == ("error", "upstream_malformed")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, ProviderKind, RoutedModel
+from lobe.chat_worker.providers.errors import CLIENT_MESSAGES
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
 
@@ -241,7 +242,9 @@ async def test_a_context_window_error_without_a_larger_model_is_the_clients_400(
         await worker.stop()
     assert status == 400
     assert answer["error"]["code"] == "context_length_exceeded"
-    assert answer["error"]["message"] == json.loads(error)["error"]["message"]
+    # A fixed message: the provider's words stay in the worker's log (providers/errors.py).
+    assert answer["error"]["message"] == CLIENT_MESSAGES["context_length_exceeded"]
+    assert answer["error"]["message"] != json.loads(error)["error"]["message"]
     assert (headers["X-Lobe-Deployment"], headers["X-Lobe-Attempts"]) == ("small-a", "1")
 
 

@@ -2,7 +2,11 @@
 with a secret seeded everywhere one can be: provider keys (the worker sends one to a fake
 OpenAI), the dev API key, the admin token, the session signing keys and a signed-in admin's JWT,
 a database password in DATABASE_URL, the per-service NATS passwords. The fuzzing and secrets tests
-share it (it takes ~10 s to start)."""
+share it (it takes ~10 s to start).
+
+`browser`: the edge alone, for attacks that must leave no trace: a gateway in process with sessions
+(Redis) and billing enabled but no billing running, and every message on its NATS recorded (`>`),
+so a test sees that an attack caused none, and that a request the gateway admits causes some."""
 
 from __future__ import annotations
 
@@ -11,20 +15,31 @@ import json
 import secrets
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import nats
 import pytest
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.pgadmin import DatabaseAdmin
 from lobe.devtools.ports import free_port
 from lobe.devtools.provider_fixtures import load
 
-from ..e2e.sign_in_support import key_set, new_key, sign_in
+from ..e2e.sign_in_support import (
+    AuthGateway,
+    claims,
+    key_set,
+    new_key,
+    sign_in,
+    signer_for,
+    start_auth_gateway,
+)
 from ..e2e.test_lobe_dev import READY, LobeDev
 
 ADMIN_EMAIL = "dev@lobe.local"  # lobe dev's admin user signs in with it
@@ -173,3 +188,75 @@ async def _issuer(gateway: str) -> str:
     ):
         parts = urlsplit(r.headers["Location"])
     return f"{parts.scheme}://{parts.netloc}"
+
+
+ALLOWED = "https://chat.example.com"  # CORS_ALLOWED_ORIGINS: a front end on another origin
+CHAT = "/v1/chat/completions"
+BODY = json.dumps({"model": "mock", "messages": [{"role": "user", "content": "spend"}]})
+SEEN_WITHIN_S = 10.0
+
+
+@dataclass
+class Bus:
+    """Every message on the gateway's NATS, by subject, in the order it arrived."""
+
+    nc: NATS
+    subjects: list[str] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def record(self, msg: Msg) -> None:
+        self.subjects.append(msg.subject)
+        self.arrived.set()
+
+    async def wait_for(self, subject: str) -> None:
+        async with asyncio.timeout(SEEN_WITHIN_S):
+            while subject not in self.subjects:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@dataclass
+class Browser:
+    gateway: AuthGateway
+    bus: Bus
+    user: str  # a user's session JWT, as the cookie holds it
+    admin: str  # an admin's
+    http: aiohttp.ClientSession
+
+    async def send(
+        self, method: str, path: str, headers: dict[str, str], data: str = BODY
+    ) -> tuple[int, dict[str, object]]:
+        async with self.http.request(method, self.gateway.url + path, data=data, headers=headers) as r:
+            return r.status, await r.json(content_type=None)
+
+
+@pytest.fixture
+async def browser(nats_url: str, redis_url: str) -> AsyncIterator[Browser]:
+    """A user's and an admin's session on an edge gateway whose bus is watched (module docstring)."""
+    key = new_key("cross-site")
+    gateway = await start_auth_gateway(
+        nats_url,
+        redis_url,
+        key_set(key),
+        cors_allowed_origins=ALLOWED,
+        billing_timeout_s=0.2,  # no billing runs: an admitted request's hold is seen, then 503
+        rate_limits_enabled=False,
+        cache_enabled=False,
+    )
+    signer = signer_for(key)
+    nc = await nats.connect(nats_url)
+    bus = Bus(nc)
+    await nc.subscribe(">", cb=bus.record)
+    await nc.flush()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Browser(
+                gateway,
+                bus,
+                signer.sign_session(claims(user="usr_victim", sid="victim")),
+                signer.sign_session(claims(user="usr_admin", sid="admin", role="admin")),
+                http,
+            )
+    finally:
+        await nc.close()
+        await gateway.runner.cleanup()

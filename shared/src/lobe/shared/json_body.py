@@ -22,6 +22,21 @@ MAX_DEPTH = 64
 INT_LIMIT = 2**63 - 1
 
 
+def is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type names JSON as these APIs read it: `application/json`, with no
+    charset or UTF-8's (RFC 8259: JSON between systems is UTF-8; another would be misread)."""
+    if not content_type:
+        return False
+    media, *params = (part.strip().lower() for part in content_type.split(";"))
+    if media != "application/json":
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or ApiError(400)."""
     try:

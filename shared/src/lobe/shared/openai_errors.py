@@ -20,6 +20,7 @@ ERROR_TYPES = {
     403: "permission_error",
     404: "invalid_request_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     429: "rate_limit_error",
     499: "request_cancelled",
     500: "server_error",

@@ -25,6 +25,7 @@ from lobe.chat_worker.providers.base import (
     StreamEvent,
     TextDelta,
 )
+from lobe.chat_worker.providers.errors import for_client
 from lobe.chat_worker.routing.attempts import Attempt, AttemptLoop
 from lobe.chat_worker.routing.router import Router
 from lobe.shared.events.chat import (
@@ -109,7 +110,18 @@ class ChatRun:
         try:
             await self.attempts.run(self._attempt)
         except ProviderError as exc:
-            await self._fail(exc.status, exc.code, exc.message, exc.retry_after_s)
+            # The provider's words are for the operators (see providers/errors.py).
+            deployment = self.outcome.deployment
+            log.warning(
+                "chat request failed: %s",
+                exc,
+                extra={
+                    "request_id": self.event.request_id,
+                    "deployment": deployment.name if deployment else None,
+                },
+            )
+            code, message = for_client(exc)
+            await self._fail(exc.status, code, message, exc.retry_after_s, usage_code=exc.code)
             return
         except asyncio.CancelledError:
             # The client went away (or shutdown): bill what was generated, then let the
@@ -125,8 +137,16 @@ class ChatRun:
         await self.record_usage(self._usage_event("ok", None))
         await self._finish()
 
-    async def _fail(self, status: int, code: str, message: str, retry_after_s: float | None = None) -> None:
-        await self.record_usage(self._usage_event("error", code))
+    async def _fail(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retry_after_s: float | None = None,
+        usage_code: str | None = None,
+    ) -> None:
+        # The ledger keeps the provider's own code (`usage_code`): what an operator looks into.
+        await self.record_usage(self._usage_event("error", usage_code or code))
         await self._send_error(status, code, message, retry_after_s)
 
     async def _attempt(self, attempt: Attempt) -> None:

@@ -148,7 +148,8 @@ class ChatWorker:
             event = ChatRequested.decode(data)
         except ValidationError as exc:
             log.error("malformed chat request: %s", exc.errors()[:3])
-            return refusal("unknown", 400, "invalid_event", str(exc))
+            # The validation error quotes the event (the caller too): logged above, not sent back.
+            return refusal("unknown", 400, "invalid_event", "The chat worker could not read the request.")
         catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
         routed = catalog.get(event.body.model)
         if routed is None:

@@ -13,6 +13,7 @@ from lobe.gateway.auth.routes import add_auth_routes
 from lobe.gateway.cache.admin import invalidate_cache
 from lobe.gateway.chat import chat_completions
 from lobe.gateway.cors import setup_cors
+from lobe.gateway.json_request import refuse_oversized
 from lobe.gateway.models import list_models
 from lobe.gateway.openapi import gateway_openapi
 from lobe.gateway.ratelimit.headers import add_rate_headers
@@ -33,8 +34,11 @@ def readiness(app: web.Application) -> ReadinessCheck:
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
-    app = web.Application(middlewares=[openai_errors], client_max_size=settings.max_body_bytes)
-    instrument(app)
+    # client_max_size: aiohttp's own cap, in case anything reads a body outside json_request.
+    app = web.Application(
+        middlewares=[openai_errors, refuse_oversized], client_max_size=settings.max_body_bytes
+    )
+    instrument(app, public=True)  # a client's traceparent is a link, not our parent
     app[SETTINGS] = settings
     setup_cors(app, settings.cors_origins)
     app.cleanup_ctx.append(open_resources)

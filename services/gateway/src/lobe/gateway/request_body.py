@@ -3,6 +3,9 @@
 Strict JSON first (lobe.shared.json_body: UTF-8, no NaN, no lone surrogate, 64 levels, 64-bit
 integers), then the OpenAI request model within the gateway's own bounds (`EdgeRequest`), so that
 every value admitted can be encoded, priced and forwarded by each service downstream.
+
+Validated strictly, as OpenAI does: JSON's own types only, no coercion (`"stream": "yes"`, `"1"`
+for a number or `1` for a boolean are 400s, not guesses); an integer still stands for a float.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field, ValidationError
 
+from lobe.gateway.json_request import read_json_object
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.json_body import parse_json_object
 from lobe.shared.openai_errors import invalid_request
 
 # Far above any model's output limit (today ~128k tokens); past it a request is a mistake, and
@@ -27,8 +30,8 @@ class EdgeRequest(ChatCompletionRequest):
 
 
 async def parse_body(request: web.Request) -> ChatCompletionRequest:
-    data = parse_json_object(await request.read())
+    data = await read_json_object(request)
     try:
-        return EdgeRequest.model_validate(data)
+        return EdgeRequest.model_validate(data, strict=True)  # strict reaches every nested model
     except ValidationError as exc:
         raise invalid_request(exc) from None

@@ -41,7 +41,10 @@ class ProviderError(Exception):
 
     `retryable` says whether another attempt (same or another deployment) may succeed;
     `started` says whether any output had already been yielded (then the answer cannot restart);
-    `retry_after_s` is the wait the provider asked for (its Retry-After), when it gave one.
+    `retry_after_s` is the wait the provider asked for (its Retry-After), when it gave one;
+    `ours`: the message is the worker's own words about the client's request, which the client may
+    read; any other message quotes the provider or the network and stays in the logs
+    (lobe.chat_worker.providers.errors.for_client).
     """
 
     provider: str
@@ -51,6 +54,7 @@ class ProviderError(Exception):
     retryable: bool = False
     started: bool = False
     retry_after_s: float | None = None
+    ours: bool = False
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.status} {self.code}: {self.message}"

@@ -47,7 +47,11 @@ def _message(index: int, message: Any) -> dict[str, Any]:
                 if not match:
                     field = f"messages[{index}].content[{j}].image_url.url"
                     raise ProviderError(
-                        "ollama", 400, "invalid_request_error", f"{field}: ollama needs a data: URL"
+                        "ollama",
+                        400,
+                        "invalid_request_error",
+                        f"{field}: ollama needs a data: URL",
+                        ours=True,
                     )
                 images.append(match["data"])
             if images:

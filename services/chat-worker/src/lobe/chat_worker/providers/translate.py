@@ -39,4 +39,5 @@ def tool_arguments(provider: str, arguments: str, field: str) -> Any:
     try:
         return json.loads(arguments)
     except ValueError as exc:
-        raise ProviderError(provider, 400, "invalid_request_error", f"{field} is not JSON: {exc}") from exc
+        message = f"{field} is not JSON: {exc}"  # json's words: a position in the client's own text
+        raise ProviderError(provider, 400, "invalid_request_error", message, ours=True) from exc

@@ -175,9 +175,9 @@ class AttemptLoop:
         if self.skips and all(s.reason != "breaker_open" for s in self.skips):
             message = f"Every deployment of '{name}' is at its rate limit; retry shortly."
             return ProviderError(
-                "routing", 429, "deployment_rate_limited", message, True, retry_after_s=retry_after
+                "routing", 429, "deployment_rate_limited", message, True, retry_after_s=retry_after, ours=True
             )
         message = f"No deployment of '{name}' is available right now (circuit breakers open); retry shortly."
         return ProviderError(
-            "routing", 503, "no_deployment_available", message, True, retry_after_s=retry_after
+            "routing", 503, "no_deployment_available", message, True, retry_after_s=retry_after, ours=True
         )

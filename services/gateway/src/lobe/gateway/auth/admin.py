@@ -14,6 +14,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from lobe.gateway.auth.revocations import RevokedSessions
+from lobe.gateway.json_request import read_body, require_json
 from lobe.gateway.resources import RESOURCES, SETTINGS
 from lobe.shared.openai_errors import ApiError
 
@@ -68,6 +69,7 @@ async def billing_admin(request: web.Request) -> web.StreamResponse:
     http = request.app[RESOURCES].http
     if not settings.billing_admin_url or settings.billing_admin_token is None:
         raise ApiError(404, "Billing's admin API is not configured on this gateway.", "not_found")
+    require_json(request)  # billing's admin API takes JSON only
     url = settings.billing_admin_url.rstrip("/") + request.rel_url.path_qs
     headers = {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
     headers["Authorization"] = f"Bearer {settings.billing_admin_token.get_secret_value()}"
@@ -76,7 +78,7 @@ async def billing_admin(request: web.Request) -> web.StreamResponse:
         async with http.request(
             request.method,
             url,
-            data=await request.read(),
+            data=await read_body(request),
             headers=headers,
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=BILLING_TIMEOUT_S),

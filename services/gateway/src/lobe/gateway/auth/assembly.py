@@ -9,6 +9,7 @@ from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
 from lobe.gateway.auth.api_keys import ApiKeyStore
+from lobe.gateway.auth.browser import BrowserPolicy
 from lobe.gateway.auth.credentials import Authenticator
 from lobe.gateway.auth.github import GitHubProvider
 from lobe.gateway.auth.guard import AuthGuard
@@ -87,4 +88,5 @@ async def open_auth(settings: GatewaySettings, nc: NATS, js: JetStreamContext, g
             billing_timeout_s=settings.billing_timeout_s,
             public_url=settings.gateway_public_url,
         )
-    return AuthParts(Authenticator(keys, signer, sessions, guard), ring, sessions, sign_in, redis)
+    browser = BrowserPolicy(settings.gateway_public_url, settings.cors_origins)
+    return AuthParts(Authenticator(keys, signer, sessions, guard, browser), ring, sessions, sign_in, redis)

@@ -1,7 +1,8 @@
 """The one way a route learns who is calling: `Authenticator`.
 
 A credential is the bearer token (an API key or a session JWT) or, with no Authorization header,
-the session cookie. Anything refused gets a 401 in OpenAI's error format; nothing malformed or
+the session cookie, which may change state only from our own pages (lobe.gateway.auth.browser:
+403 otherwise). Anything refused gets a 401 in OpenAI's error format; nothing malformed or
 badly signed causes any bus traffic (only a well-formed key this replica does not know costs one
 lookup at billing, behind the guard's hook).
 """
@@ -14,13 +15,12 @@ from typing import NoReturn
 from aiohttp import web
 
 from lobe.gateway.auth.api_keys import ApiKeyStore
+from lobe.gateway.auth.browser import BrowserPolicy
 from lobe.gateway.auth.guard import AuthGuard
 from lobe.gateway.auth.revocations import RevokedSessions
 from lobe.gateway.auth.session_tokens import SessionClaims, TokenRefused, TokenSigner, looks_like_jwt
 from lobe.shared.events.chat import Caller
 from lobe.shared.openai_errors import ApiError, bearer_token
-
-SESSION_COOKIE = "lobe_session"
 
 SESSION_REFUSALS = {
     "expired": "The session has expired; sign in again.",
@@ -40,6 +40,7 @@ class Authenticator:
     signer: TokenSigner | None  # None: sessions are off, every JWT is refused
     revoked: RevokedSessions | None
     guard: AuthGuard
+    browser: BrowserPolicy
 
     async def authenticate(self, request: web.Request) -> Caller:
         """The caller of an API request: an API key's owner or a session's user."""
@@ -67,11 +68,15 @@ class Authenticator:
         return session
 
     def _credential(self, request: web.Request) -> str:
-        token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
+        token = bearer_token(request)
+        if token:
+            return token
+        token = request.cookies.get(self.browser.cookie_name(request))
         if not token:
             raise ApiError(
                 401, "You didn't provide an API key. Use 'Authorization: Bearer YOUR_KEY'.", "missing_api_key"
             )
+        self.browser.check_cookie_request(request)
         return token
 
     async def _session(self, request: web.Request, token: str) -> SessionClaims:

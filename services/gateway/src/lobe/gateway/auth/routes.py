@@ -15,7 +15,6 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from lobe.gateway.auth.credentials import SESSION_COOKIE
 from lobe.gateway.auth.identity import SignInRefused
 from lobe.gateway.auth.sign_in import SignIn
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH, FLOW_COOKIE, FLOW_TTL_S
@@ -86,7 +85,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.Response:
     resources = request.app[RESOURCES]
     session = await resources.auth.session(request)
-    cleared = {"Set-Cookie": f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; Secure"}
+    name = resources.auth.browser.cookie_name(request)
+    cleared = {"Set-Cookie": f"{name}=; Max-Age=0; Path=/; HttpOnly; Secure"}
     if resources.sessions is None:  # sessions are off: no session could have been valid
         raise ApiError(404, "Sign-in is not configured on this gateway.", "sign_in_disabled")
     try:
@@ -96,7 +96,7 @@ async def logout(request: web.Request) -> web.Response:
             503, "Sign-out is unavailable right now; retry shortly.", "sessions_unavailable", headers=cleared
         ) from None
     response = web.json_response({"signed_out": True, "session_id": session.sid})
-    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(name, path="/", secure=True, httponly=True)  # a `__Host-` one needs Secure
     return response
 
 
@@ -127,8 +127,9 @@ def _user(claims: dict[str, Any]) -> dict[str, Any]:
 
 def _set_session_cookie(request: web.Request, response: web.StreamResponse, token: str, max_age: int) -> None:
     samesite = request.app[SETTINGS].session_cookie_samesite
+    # Secure, Path=/ and no Domain: what a `__Host-` name (over HTTPS) requires of it.
     response.set_cookie(
-        SESSION_COOKIE,
+        request.app[RESOURCES].auth.browser.cookie_name(request),
         token,
         max_age=max_age,
         path="/",

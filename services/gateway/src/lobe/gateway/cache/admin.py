@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lobe.gateway.json_request import read_json_object
 from lobe.gateway.resources import RESOURCES
-from lobe.shared.json_body import parse_json_object
 from lobe.shared.openai_errors import invalid_request
 
 
@@ -23,7 +23,7 @@ async def invalidate_cache(request: web.Request) -> web.Response:
     """{"user_id"?, "model"?}: 401 without a session, 403 for a non-admin (the gateway's one check)."""
     resources = request.app[RESOURCES]
     await resources.auth.admin(request)
-    data = parse_json_object(await request.read() or b"{}")  # strict JSON, as every body
+    data = await read_json_object(request, default=b"{}")
     try:
         scope = CacheInvalidation.model_validate(data)
     except ValidationError as exc:
