@@ -14,10 +14,13 @@ import aiohttp
 import openai
 import pytest
 
-from lobe.chat_worker.providers.mock import mock_answer
+from lobe.devtools.drain_checks import (
+    LONG_MESSAGES,
+    http_status,
+    long_answer,
+    readiness_off_then_listener_closed,
+)
 from lobe.devtools.ports import free_port
-from lobe.devtools.waiting import eventually
-from lobe.shared.chat_schema import ChatCompletionRequest
 
 from .conftest import API_KEY, start_worker, wait_ready
 from .test_chat_path import MESSAGES
@@ -92,51 +95,21 @@ async def test_an_answer_still_streaming_past_the_grace_ends_with_an_error_event
     assert await asyncio.wait_for(gateway[0].wait(), 10) == 0
 
 
-# 40 words at mock-slow's 0.2 s a chunk: an answer still streaming long after the listener closed.
-LONG_MESSAGES = [{"role": "user", "content": " ".join(f"word{i}" for i in range(40))}]
-
-
-async def ready_status(http: aiohttp.ClientSession, url: str) -> int:
-    async with http.get(url) as response:
-        return response.status
-
-
-async def refuses_connections(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except ConnectionRefusedError:
-        return True
-    writer.close()
-    return False
-
-
 async def test_sigterm_turns_readiness_off_then_refuses_connections_while_the_answer_finishes(
     gateway_process: StartGateway,
 ) -> None:
     ops_port = free_port()
     proc, client = await gateway_process(30.0, delay_s=1.5, ops_port=ops_port)
-    port = client.base_url.port
-    assert port is not None
-    public_ready = f"http://127.0.0.1:{port}/api/ready"
-    ops_ready = f"http://127.0.0.1:{ops_port}/health/ready"
+    assert client.base_url.port is not None
     stream = await client.chat.completions.create(model="mock-slow", messages=LONG_MESSAGES, stream=True)
     chunks = aiter(stream)
     first = await anext(chunks)
-    async with aiohttp.ClientSession() as http:
-        assert await ready_status(http, public_ready) == 200
-        proc.send_signal(signal.SIGTERM)
-        # Readiness off while the listener still answers: a refused connection here would fail.
-        await eventually(lambda: _is(503, ready_status(http, public_ready)), within_s=1.5, every_s=0.02)
-        await eventually(lambda: refuses_connections(port), within_s=10)
-        assert await ready_status(http, ops_ready) == 503  # the ops listener stays up to say so
+    proc.send_signal(signal.SIGTERM)
+    await readiness_off_then_listener_closed(client.base_url.port, delay_s=1.5)
+    async with aiohttp.ClientSession() as http:  # the ops listener stays up to say so
+        assert await http_status(http, f"http://127.0.0.1:{ops_port}/health/ready") == 503
     rest = [chunk async for chunk in chunks]
-    text = "".join(c.choices[0].delta.content or "" for c in [first, *rest] if c.choices)
-    expected = mock_answer(
-        ChatCompletionRequest.model_validate({"model": "mock-slow", "messages": LONG_MESSAGES})
+    assert "".join(c.choices[0].delta.content or "" for c in [first, *rest] if c.choices) == long_answer(
+        "mock-slow"
     )
-    assert text == "".join(expected)
     assert await asyncio.wait_for(proc.wait(), 10) == 0
-
-
-async def _is(expected: int, status: Awaitable[int]) -> bool:
-    return await status == expected
