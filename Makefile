@@ -119,10 +119,14 @@ tls:
 $(HELM):
 	helm/tools/get-helm.sh
 
-# One image per service: tagged by commit and version; with PUSH=1 pushed with an SBOM and
-# provenance attestation, layers cached in the registry.
-images:
-	@for service in $(SERVICES); do $(MAKE) --no-print-directory image SERVICE=$$service || exit 1; done
+# The four images built here with podman on a Debian bookworm base made from Debian's packages (no
+# Docker engine, no registry), as tests/packaging/test_images.py builds and runs them; the base is
+# rebuilt only when its recipe changes. `make images SERVICES=gateway` builds one.
+images: install
+	$(BIN)/python -m lobe.devtools.images $(SERVICES)
+
+# One image per service (CI, Docker): tagged by commit and version; with PUSH=1 pushed with an SBOM
+# and provenance attestation, layers cached in the registry.
 
 image:
 	$(if $(filter $(SERVICE),$(SERVICES)),,$(error SERVICE must be one of: $(SERVICES)))

@@ -1,5 +1,6 @@
-"""Guarantee 6 at the gateway: SIGTERM lets answers in flight finish within the grace, and an
-answer still streaming past it ends with an explicit error event, never a silent stop."""
+"""Guarantee 6 at the gateway: on SIGTERM readiness goes off first, the listener closes after
+SHUTDOWN_DELAY_S, answers in flight finish within the grace, and an answer still streaming past it
+ends with an explicit error event, never a silent stop."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
 import openai
 import pytest
 
+from lobe.devtools.drain_checks import (
+    LONG_MESSAGES,
+    http_status,
+    long_answer,
+    readiness_off_then_listener_closed,
+)
 from lobe.devtools.ports import free_port
 
 from .conftest import API_KEY, start_worker, wait_ready
@@ -19,25 +27,27 @@ from .test_chat_path import MESSAGES
 from .test_worker_failures import answer_for
 
 Gateway = tuple[asyncio.subprocess.Process, openai.AsyncOpenAI]
+StartGateway = Callable[..., Awaitable[Gateway]]
 
 
 @pytest.fixture
-async def gateway_process(nats_url: str) -> AsyncIterator[Callable[[float], Awaitable[Gateway]]]:
+async def gateway_process(nats_url: str) -> AsyncIterator[StartGateway]:
     started: list[asyncio.subprocess.Process] = []
     worker = await start_worker(nats_url)
 
-    async def start(grace_s: float) -> Gateway:
+    async def start(grace_s: float, delay_s: float = 0.0, ops_port: int = 0) -> Gateway:
         port = free_port()
         env = {
             **os.environ,
             "NATS_URL": nats_url,
             "GATEWAY_PORT": str(port),
-            "OPS_PORT": "0",
+            "OPS_PORT": str(ops_port),
             "GATEWAY_API_KEYS": f"{API_KEY}:alice",
             "BILLING_ENABLED": "false",
             "RATE_LIMITS_ENABLED": "false",
             "CACHE_ENABLED": "false",
             "SHUTDOWN_GRACE_S": str(grace_s),
+            "SHUTDOWN_DELAY_S": str(delay_s),
             "LOG_FORMAT": "text",
         }
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.gateway", env=env)
@@ -67,7 +77,7 @@ async def stream_and_terminate(gateway: Gateway) -> list[str]:
 
 
 async def test_sigterm_lets_a_streaming_answer_finish_within_the_grace(
-    gateway_process: Callable[[float], Awaitable[Gateway]],
+    gateway_process: StartGateway,
 ) -> None:
     gateway = await gateway_process(30.0)
     text = await stream_and_terminate(gateway)
@@ -76,10 +86,30 @@ async def test_sigterm_lets_a_streaming_answer_finish_within_the_grace(
 
 
 async def test_an_answer_still_streaming_past_the_grace_ends_with_an_error_event(
-    gateway_process: Callable[[float], Awaitable[Gateway]],
+    gateway_process: StartGateway,
 ) -> None:
     gateway = await gateway_process(0.3)
     with pytest.raises(openai.APIError) as caught:
         await stream_and_terminate(gateway)
     assert "shut down" in caught.value.message
     assert await asyncio.wait_for(gateway[0].wait(), 10) == 0
+
+
+async def test_sigterm_turns_readiness_off_then_refuses_connections_while_the_answer_finishes(
+    gateway_process: StartGateway,
+) -> None:
+    ops_port = free_port()
+    proc, client = await gateway_process(30.0, delay_s=1.5, ops_port=ops_port)
+    assert client.base_url.port is not None
+    stream = await client.chat.completions.create(model="mock-slow", messages=LONG_MESSAGES, stream=True)
+    chunks = aiter(stream)
+    first = await anext(chunks)
+    proc.send_signal(signal.SIGTERM)
+    await readiness_off_then_listener_closed(client.base_url.port, delay_s=1.5)
+    async with aiohttp.ClientSession() as http:  # the ops listener stays up to say so
+        assert await http_status(http, f"http://127.0.0.1:{ops_port}/health/ready") == 503
+    rest = [chunk async for chunk in chunks]
+    assert "".join(c.choices[0].delta.content or "" for c in [first, *rest] if c.choices) == long_answer(
+        "mock-slow"
+    )
+    assert await asyncio.wait_for(proc.wait(), 10) == 0

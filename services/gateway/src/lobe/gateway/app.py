@@ -6,6 +6,8 @@ Only the public API (and its health checks) is served here; /metrics is on the o
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from lobe.gateway.auth.admin import add_admin_routes
@@ -13,6 +15,7 @@ from lobe.gateway.auth.routes import add_auth_routes
 from lobe.gateway.cache.admin import invalidate_cache
 from lobe.gateway.chat import chat_completions
 from lobe.gateway.cors import setup_cors
+from lobe.gateway.drain import DRAINING
 from lobe.gateway.json_request import refuse_oversized
 from lobe.gateway.models import list_models
 from lobe.gateway.openapi import gateway_openapi
@@ -27,6 +30,8 @@ from lobe.shared.ops import ReadinessCheck, add_health_routes, start_ops_server
 
 def readiness(app: web.Application) -> ReadinessCheck:
     async def nats_ready() -> bool:
+        if app[DRAINING].is_set():  # SIGTERM: the load balancer must stop sending first
+            return False
         resources = app.get(RESOURCES)
         return resources is not None and resources.nc.is_connected
 
@@ -40,6 +45,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     )
     instrument(app, public=True)  # a client's traceparent is a link, not our parent
     app[SETTINGS] = settings
+    app[DRAINING] = asyncio.Event()
     setup_cors(app, settings.cors_origins)
     app.cleanup_ctx.append(open_resources)
     app.on_response_prepare.append(add_rate_headers)  # on every answer to a rate-limited request

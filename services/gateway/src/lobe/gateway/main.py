@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
 from aiohttp import web
 
 from lobe.gateway.app import create_app, start_ops
-from lobe.gateway.resources import RESOURCES
+from lobe.gateway.drain import drain
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.config_file import ConfigError
 from lobe.shared.ops import bound_port
@@ -43,10 +42,8 @@ async def serve(settings: GatewaySettings) -> None:
         bound_port(ops),
     )
     await stop.wait()
-    log.info("shutting down: no new connections, finishing in-flight answers")
-    asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_answers)
-    await runner.cleanup()
-    await ops.cleanup()  # last, so the drain stays visible to Prometheus
+    await drain(app, runner)
+    await ops.cleanup()  # last, so the drain stays visible to Prometheus and the readiness probe
 
 
 def main() -> None:

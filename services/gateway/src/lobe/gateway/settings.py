@@ -46,8 +46,17 @@ class GatewaySettings(
     billing_timeout_s: float = Field(
         default=0.5, gt=0, description="Wait for billing's budget and price answers."
     )
+    shutdown_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="SIGTERM: readiness answers 503 this long before the listener closes, so load "
+        "balancers stop sending first (the image sets 5).",
+    )
     shutdown_grace_s: float = Field(
-        default=30.0, ge=0, description="SIGTERM: in-flight answers get this long, then an error event."
+        default=30.0,
+        ge=0,
+        description="SIGTERM: in-flight answers get this long (the gateway's from closing its "
+        "listener), then an error event.",
     )
     key_cache_ttl_s: float = Field(
         default=60.0, gt=0, description="How long a key billing vouched for is trusted without asking again."

@@ -1,0 +1,36 @@
+"""SIGTERM at the gateway, in the order a load balancer needs (guarantee 6): readiness answers 503
+first; SHUTDOWN_DELAY_S later, while the balancer takes the replica out, the listener stops taking
+connections; answers in flight then get SHUTDOWN_GRACE_S to finish, and past it an explicit error
+event; NATS drains last, with the app's other resources."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from lobe.gateway.resources import RESOURCES, SETTINGS
+
+log = logging.getLogger("lobe.gateway")
+# Readiness reads it: set, and every readiness probe answers 503 while the process still serves.
+DRAINING = web.AppKey("draining", asyncio.Event)
+
+
+async def drain(app: web.Application, runner: web.AppRunner) -> None:
+    """Shut the public listener down in order; returns once `runner` is cleaned up."""
+    settings = app[SETTINGS]
+    app[DRAINING].set()
+    log.info("draining: readiness off; the listener closes in %.1f s", settings.shutdown_delay_s)
+    await asyncio.sleep(settings.shutdown_delay_s)
+    for site in list(runner.sites):
+        await site.stop()
+    answers = app[RESOURCES].answers
+    log.info("no new connections; %d answer(s) in flight get %.1f s", len(answers), settings.shutdown_grace_s)
+    abort = asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_answers)
+    try:
+        # Waits for the handlers (aiohttp's shutdown_timeout is the grace plus a margin), then
+        # closes the resources: NATS drains there.
+        await runner.cleanup()
+    finally:
+        abort.cancel()
