@@ -6,20 +6,27 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import nats
+import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from lobe.billing.service import BillingService
 from lobe.devtools.ports import free_port
+from lobe.devtools.servers.oidc import OidcProviderServer
 from lobe.gateway.app import create_app
 from lobe.gateway.auth.session_tokens import SessionClaims, TokenSigner
 from lobe.gateway.auth.signing_keys import load_key_ring, new_signing_key
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.bus import flush
+from lobe.shared.events.auth import AUTH_LOGIN_SUCCEEDED, LoginFailed, LoginSucceeded
 
-from .conftest import API_KEY
+from .conftest import API_KEY, billing_settings, start_worker
 
 CLIENT_ID = "lobe-gateway"
 CLIENT_SECRET = "oidc-client-secret-for-tests"
@@ -125,3 +132,55 @@ async def sign_in(gateway_url: str, issuer: str, email: str, provider: str = "oi
             ) as r,
         ):
             return SignedIn(r.status, await r.json(), r.cookies.get("lobe_session"))
+
+
+@dataclass
+class World:
+    nats_url: str
+    redis_url: str
+    database: str
+    provider: OidcProviderServer
+    ports: list[int]
+    facts: list[Any]
+
+    def oidc(self, **overrides: Any) -> dict[str, Any]:
+        return {
+            "oidc_discovery_url": self.provider.discovery_url,
+            "oidc_client_id": CLIENT_ID,
+            "oidc_client_secret": CLIENT_SECRET,
+            "allowed_email_domains": "corp.example",
+            **overrides,
+        }
+
+    async def gateway(self, keys: str, index: int = 0, **overrides: Any) -> AuthGateway:
+        return await start_auth_gateway(
+            self.nats_url, self.redis_url, keys, self.ports[index], **{**self.oidc(), **overrides}
+        )
+
+
+@pytest.fixture(name="world")
+async def world_fixture(
+    nats_url: str,
+    redis_url: str,
+    billing_db: str,
+    make_oidc_provider: Callable[[list[dict[str, Any]]], OidcProviderServer],
+) -> AsyncIterator[World]:
+    ports = [free_port(), free_port()]
+    callbacks = [f"http://127.0.0.1:{port}/auth/callback/oidc" for port in ports]
+    provider = make_oidc_provider(
+        [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": callbacks}]
+    )
+    facts: list[Any] = []
+    spy = await nats.connect(nats_url)
+
+    async def record(msg: Any) -> None:
+        model = LoginSucceeded if msg.subject == AUTH_LOGIN_SUCCEEDED else LoginFailed
+        facts.append(model.decode(msg.data))
+
+    await spy.subscribe("auth.login.*", cb=record)
+    await flush(spy)
+    async with BillingService(billing_settings(nats_url, billing_db, "t")):
+        worker = await start_worker(nats_url)
+        yield World(nats_url, redis_url, billing_db, provider, ports, facts)
+        await worker.stop()
+    await spy.close()
