@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import nats
 import pytest
+import yarl
 from aiohttp import web
 from pydantic import SecretStr
 
@@ -112,14 +113,19 @@ async def through_provider(http: aiohttp.ClientSession, location: str, issuer: s
 @dataclass
 class SignedIn:
     status: int
-    body: dict[str, Any]
+    body: dict[str, Any]  # empty for a redirect
     cookie: Any  # the session cookie's Morsel, or None
+    location: str | None = None  # where a redirect sends the browser
 
 
-async def sign_in(gateway_url: str, issuer: str, email: str, provider: str = "oidc") -> SignedIn:
-    """A browser's whole sign-in; the provider's cookies in a jar, the gateway's checked by hand."""
+async def sign_in(
+    gateway_url: str, issuer: str, email: str, provider: str = "oidc", return_to: str | None = None
+) -> SignedIn:
+    """A browser's whole sign-in; the provider's cookies in a jar, the gateway's checked by hand.
+    `return_to` goes into the login URL as given (already percent-encoded, as an attacker's link)."""
+    login = f"{gateway_url}/auth/login/{provider}" + (f"?return_to={return_to}" if return_to else "")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.get(f"{gateway_url}/auth/login/{provider}", allow_redirects=False) as r:
+        async with http.get(yarl.URL(login, encoded=True), allow_redirects=False) as r:
             assert r.status == 302, await r.text()
             flow = r.cookies["lobe_sign_in"]
             location = r.headers["Location"]
@@ -131,7 +137,8 @@ async def sign_in(gateway_url: str, issuer: str, email: str, provider: str = "oi
                 callback, headers={"Cookie": f"lobe_sign_in={flow.value}"}, allow_redirects=False
             ) as r,
         ):
-            return SignedIn(r.status, await r.json(), r.cookies.get("lobe_session"))
+            body = await r.json() if r.content_type == "application/json" else {}
+            return SignedIn(r.status, body, r.cookies.get("lobe_session"), r.headers.get("Location"))
 
 
 @dataclass

@@ -81,3 +81,35 @@ async def test_a_verified_address_of_an_account_someone_already_signs_in_to_gets
     assert (attacker.body["user"]["role"], attacker.body["user"]["plan"]) == ("user", "free")
     assert await _identities_of_root(world) == [ADMIN]
     await gateway.runner.cleanup()
+
+
+# -- return_to: the sign-in as an open redirect ------------------------------------------------------
+OPEN_REDIRECTS = [
+    "/%09/evil.example",  # a tab, which browsers strip: //evil.example
+    "/%0a/evil.example",
+    "/%0d%0a/evil.example",
+    "%09//evil.example",
+    "/%20/evil.example",
+    "//evil.example",
+    "/%5Cevil.example",  # a backslash, which browsers read as a slash
+    "/%5C%5Cevil.example",
+    "/%2509/evil.example",  # encoded twice
+    "/%252F/evil.example",
+    "https://evil.example/",
+    "https://chat.corp.example@evil.example/",
+    "javascript:alert(1)",
+    "evil.example",
+]
+
+
+async def test_return_to_off_this_origin_is_dropped_and_the_sign_in_answers_json(world: World) -> None:
+    gateway = await world.gateway(key_set(KEY), cors_allowed_origins="https://chat.corp.example")
+    for attack in OPEN_REDIRECTS:
+        signed = await sign_in(gateway.url, world.provider.url, "ann@corp.example", return_to=attack)
+        assert (signed.status, signed.location) == (200, None), attack
+        assert signed.body["token_type"] == "Bearer"
+    for fine in ("/chat?thread=1", "https://chat.corp.example/after"):
+        signed = await sign_in(gateway.url, world.provider.url, "ann@corp.example", return_to=fine)
+        assert (signed.status, signed.location) == (303, fine)
+        assert signed.cookie is not None
+    await gateway.runner.cleanup()
