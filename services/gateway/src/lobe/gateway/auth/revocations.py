@@ -4,7 +4,9 @@ signature check and keeps working while Redis is away, and revocation still reac
 within milliseconds, because the replica that revokes writes Redis first and then publishes
 `auth.login.ended`, which every replica applies at once. Redis is the durable copy: a replica
 loads it at start (after subscribing, so nothing falls in between) and again every few seconds,
-which also covers a fact lost while a replica was cut off from NATS.
+which also covers a fact lost while a replica was cut off from NATS. Until its first load succeeds
+a replica does not know what was revoked before it started: it reports not ready (`synced`), and
+retries every second instead of every few.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 5.0
+FIRST_SYNC_RETRY_S = 1.0
 
 
 class RevokedSessions:
@@ -35,6 +38,7 @@ class RevokedSessions:
         self.js = js
         self._until: dict[str, int] = {}  # session id -> its expiry, after which it is moot
         self._task: asyncio.Task[None] | None = None
+        self.synced = False  # Redis' revoked set has been loaded at least once
 
     def __contains__(self, session_id: str) -> bool:
         return session_id in self._until
@@ -80,6 +84,7 @@ class RevokedSessions:
         """Merge Redis' revoked set, forget what expired, and refresh the sessions gauge."""
         try:
             self._until.update(await self.store.revoked())
+            self.synced = True
             SESSIONS_ACTIVE.set(await self.store.active_count())
         except (RedisError, OSError) as exc:
             log.warning("sessions: Redis unavailable, revocations known so far still apply: %r", exc)
@@ -90,5 +95,5 @@ class RevokedSessions:
 
     async def _sync_forever(self) -> None:
         while True:
-            await asyncio.sleep(SYNC_INTERVAL_S)
+            await asyncio.sleep(SYNC_INTERVAL_S if self.synced else FIRST_SYNC_RETRY_S)
             await self.sync()
