@@ -147,8 +147,8 @@ class Admin:
         )
 
     async def set_role(self, user_id: str, role: Role) -> None:
-        """Make a user an admin (or not). Sessions carry the role they were signed with: revoke the
-        user's sessions for the change to apply before they expire."""
+        """Make a user an admin (or not). Sessions carry the role they were signed with: the gateways
+        end the user's sessions when they hear the announcement (as for a plan or limits change)."""
         plan = await self.db.fetchval(
             "UPDATE users SET role = $2 WHERE id = $1 RETURNING plan", user_id, role
         )

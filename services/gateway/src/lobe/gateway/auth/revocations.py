@@ -7,6 +7,12 @@ loads it at start (after subscribing, so nothing falls in between) and again eve
 which also covers a fact lost while a replica was cut off from NATS. Until its first load succeeds
 a replica does not know what was revoked before it started: it reports not ready (`synced`), and
 retries every second instead of every few.
+
+A session carries the role and plan it was signed with, so when billing announces that a user's
+account changed (`billing.account.changed`: role, plan or limits) every replica ends that user's
+sessions the same way an admin's revoke does: a demoted admin, or a user moved to another plan,
+signs in again and gets claims that say so. Every replica hears the fact and ends the sessions
+(idempotent), so one replica cut off from NATS does not keep them alive.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from redis.exceptions import RedisError
 from lobe.gateway.auth.sessions import SessionStore
 from lobe.gateway.metrics import SESSIONS_ACTIVE
 from lobe.shared.events.auth import AUTH_LOGIN_ENDED, LoginEnded, SessionEndReason
+from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, AccountChanged
 from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
@@ -61,8 +68,16 @@ class RevokedSessions:
         # Lost for good, the fact only delays the other replicas until their next sync.
         await publish_fact(self.js, AUTH_LOGIN_ENDED, event, attempts=3)
 
+    async def end_all(self, user_id: str, reason: SessionEndReason) -> list[str]:
+        """End every live session of the user; their ids. RedisError (or OSError) when Redis is away."""
+        live = await self.store.of_user(user_id)
+        for session_id, expires_at in live.items():
+            await self.end(user_id, session_id, expires_at, reason)
+        return sorted(live)
+
     async def start(self, nc: NATS) -> None:
         await nc.subscribe(AUTH_LOGIN_ENDED, cb=self._on_ended)
+        await nc.subscribe(BILLING_ACCOUNT_CHANGED, cb=self._on_account_changed)
         await self.sync()
         self._task = asyncio.create_task(self._sync_forever(), name="gateway-session-sync")
 
@@ -79,6 +94,27 @@ class RevokedSessions:
             log.warning("malformed %s ignored", AUTH_LOGIN_ENDED)
             return
         self.add(event.session_id, event.expires_at)
+
+    async def _on_account_changed(self, msg: Msg) -> None:
+        try:
+            event = AccountChanged.decode(msg.data)
+        except ValidationError:
+            log.warning("malformed %s ignored", BILLING_ACCOUNT_CHANGED)
+            return
+        try:
+            ended = await self.end_all(event.user_id, "revoked")
+        except (RedisError, OSError) as exc:
+            # Another replica may have reached Redis; if none did, an admin revokes by hand.
+            log.error(
+                "sessions of a changed account not revoked, Redis unavailable: %r",
+                exc,
+                extra={"user_id": event.user_id},
+            )
+            return
+        if ended:
+            log.info(
+                "account changed: sessions revoked", extra={"user_id": event.user_id, "count": len(ended)}
+            )
 
     async def sync(self) -> None:
         """Merge Redis' revoked set, forget what expired, and refresh the sessions gauge."""
