@@ -1,6 +1,8 @@
 // A real, certified OpenID provider (panva's oidc-provider) on loopback, for the tests and `lobe dev`.
 // Its development login form takes any e-mail address as the login and any password; the account's
-// claims are that e-mail, verified. It requires PKCE (S256) and checks the nonce it is given, as a
+// claims are that e-mail, verified. A login of `EMAIL;email_verified=JSON` (JSON: `false`, `"false"`,
+// …, or `absent` for no claim at all) is another account (its own `sub`) claiming EMAIL with that
+// `email_verified`: the tests' attacker, whose provider vouches for nothing. It requires PKCE (S256) and checks the nonce it is given, as a
 // production provider does.
 //
 // node oidc-provider.mjs PORT CLIENTS_JSON
@@ -23,7 +25,10 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email: id, email_verified: true };
+        const [email, verified] = id.split(";email_verified=");
+        if (verified === undefined) return { sub: id, email, email_verified: true };
+        if (verified === "absent") return { sub: id, email };
+        return { sub: id, email, email_verified: JSON.parse(verified) };
       },
     };
   },

@@ -41,15 +41,16 @@ class Running:
     env: dict[str, str]  # what `lobe admin` needs: DATABASE_URL, NATS_URL, PLANS_FILE
     http: aiohttp.ClientSession
 
-    async def lobe_admin(self, *args: str) -> str:
-        """The real console script, in its own process, while this loop keeps serving."""
+    async def lobe_admin(self, *args: str, status: int = 0) -> str:
+        """The real console script, in its own process, while this loop keeps serving: what it
+        printed (stderr when `status`, the exit status expected, is not 0)."""
         proc = await asyncio.create_subprocess_exec(
             LOBE, "admin", *args, env={**os.environ, **self.env}, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await proc.communicate()
-        assert proc.returncode == 0, err.decode()
-        return out.decode()
+        assert proc.returncode == status, (out + err).decode()
+        return (err if status else out).decode()
 
     async def new_key(self, user: str, plan: str) -> tuple[str, str]:
         await self.lobe_admin("create-user", user, "--plan", plan)
@@ -125,3 +126,23 @@ async def test_a_plan_changed_with_lobe_admin_applies_to_the_next_request(runnin
     assert status == 429
     assert body["error"]["code"] == "insufficient_quota"  # type: ignore[index]
     assert "on plan capped" in body["error"]["message"]  # type: ignore[index]
+
+
+async def test_create_user_on_an_existing_user_says_so_and_changes_nothing(
+    running: Running, billing_db: str
+) -> None:
+    await running.lobe_admin("create-user", "root", "--plan", "bigger", "--email", "root@corp.example")
+    await running.lobe_admin("set-role", "root", "admin")
+    again = await running.lobe_admin("create-user", "root", "--email", "root@corp.example")
+    assert again.strip() == "user root exists, on plan bigger: unchanged"
+    refused = await running.lobe_admin(
+        "create-user", "root", "--plan", "capped", "--email", "mallory@evil.example", status=1
+    )
+    assert "user 'root' exists with plan 'bigger' (not 'capped'), email 'root@corp.example'" in refused
+    assert "left unchanged (set-plan changes a plan)" in refused
+    conn = await asyncpg.connect(billing_db)
+    try:
+        row = await conn.fetchrow("SELECT plan, email, role FROM users WHERE id = 'root'")
+    finally:
+        await conn.close()
+    assert tuple(row) == ("bigger", "root@corp.example", "admin")

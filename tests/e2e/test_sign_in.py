@@ -6,90 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import asyncpg
-import nats
 import openai
-import pytest
 from joserfc import jwt
 
-from lobe.billing.service import BillingService
-from lobe.devtools.ports import free_port
-from lobe.devtools.servers.oidc import OidcProviderServer
-from lobe.shared.bus import flush
-from lobe.shared.events.auth import AUTH_LOGIN_SUCCEEDED, LoginFailed, LoginSucceeded
+from lobe.shared.events.auth import LoginFailed, LoginSucceeded
 
-from .conftest import billing_settings, start_worker
 from .sign_in_support import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    AuthGateway,
+    World,
     claims,
     key_set,
     new_key,
     sign_in,
     signer_for,
     start_auth_gateway,
+    world_fixture,  # noqa: F401 (the fixture `world`)
 )
 
 MESSAGES = [{"role": "user", "content": "Hello from a session"}]
 KEY_A, KEY_B = new_key("key-a"), new_key("key-b")
-
-
-@dataclass
-class World:
-    nats_url: str
-    redis_url: str
-    database: str
-    provider: OidcProviderServer
-    ports: list[int]
-    facts: list[Any]
-
-    def oidc(self, **overrides: Any) -> dict[str, Any]:
-        return {
-            "oidc_discovery_url": self.provider.discovery_url,
-            "oidc_client_id": CLIENT_ID,
-            "oidc_client_secret": CLIENT_SECRET,
-            "allowed_email_domains": "corp.example",
-            **overrides,
-        }
-
-    async def gateway(self, keys: str, index: int = 0, **overrides: Any) -> AuthGateway:
-        return await start_auth_gateway(
-            self.nats_url, self.redis_url, keys, self.ports[index], **{**self.oidc(), **overrides}
-        )
-
-
-@pytest.fixture
-async def world(
-    nats_url: str,
-    redis_url: str,
-    billing_db: str,
-    make_oidc_provider: Callable[[list[dict[str, Any]]], OidcProviderServer],
-) -> AsyncIterator[World]:
-    ports = [free_port(), free_port()]
-    callbacks = [f"http://127.0.0.1:{port}/auth/callback/oidc" for port in ports]
-    provider = make_oidc_provider(
-        [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": callbacks}]
-    )
-    facts: list[Any] = []
-    spy = await nats.connect(nats_url)
-
-    async def record(msg: Any) -> None:
-        model = LoginSucceeded if msg.subject == AUTH_LOGIN_SUCCEEDED else LoginFailed
-        facts.append(model.decode(msg.data))
-
-    await spy.subscribe("auth.login.*", cb=record)
-    await flush(spy)
-    async with BillingService(billing_settings(nats_url, billing_db, "t")):
-        worker = await start_worker(nats_url)
-        yield World(nats_url, redis_url, billing_db, provider, ports, facts)
-        await worker.stop()
-    await spy.close()
 
 
 async def test_oidc_code_flow_with_pkce_signs_in_and_the_openai_sdk_uses_the_session(world: World) -> None:

@@ -6,10 +6,11 @@ import asyncpg
 import nats
 import pytest
 
-from lobe.billing.admin import Admin
-from lobe.billing.errors import NotAnnouncedError
+from lobe.billing.admin import Admin, CreatedUser, admin_session
+from lobe.billing.errors import NotAnnouncedError, UserExistsError
 from lobe.billing.plans import load_plans
 from lobe.shared.bus import ensure_streams
+from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED
 
 from .support import fetchval
 
@@ -35,3 +36,30 @@ async def test_a_revocation_that_cannot_be_announced_is_stored_reported_and_anno
     finally:
         await conn.close()
         await nc.close()
+
+
+async def test_creating_an_existing_user_never_changes_its_plan_email_or_role(
+    nats_url: str, billing_db: str
+) -> None:
+    spy = await nats.connect(nats_url)
+    async with admin_session(billing_db, nats_url) as admin:
+        assert await admin.create_user("root", "premium", "root@corp.example") == CreatedUser("premium", True)
+        await admin.set_role("root", "admin")
+        changed = await spy.subscribe(BILLING_ACCOUNT_CHANGED)
+        # A script's re-run (same values, or none) is a no-op, and announces nothing.
+        assert await admin.create_user("root", "premium", "root@corp.example") == CreatedUser(
+            "premium", False
+        )
+        assert await admin.create_user("root") == CreatedUser("premium", False)
+        # Another address (whose owner sign-in would then link) or plan: refused, named, unchanged.
+        with pytest.raises(
+            UserExistsError, match=r"email 'root@corp\.example' \(not 'mallory@evil\.example'\)"
+        ):
+            await admin.create_user("root", email="mallory@evil.example")
+        with pytest.raises(UserExistsError, match=r"plan 'premium' \(not 'free'\).*set-plan"):
+            await admin.create_user("root", "free")
+    stored = "SELECT concat_ws(' ', plan, email, role) FROM users WHERE id = 'root'"
+    assert await fetchval(billing_db, stored) == "premium root@corp.example admin"
+    with pytest.raises(nats.errors.TimeoutError):
+        await changed.next_msg(timeout=0.2)
+    await spy.close()

@@ -4,6 +4,7 @@ its first sign-in. The directory against a real database; the subscriber in memo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -50,7 +51,7 @@ async def test_a_first_sign_in_creates_a_user_on_the_default_plan_and_the_next_f
     assert again.user_id == first.user_id
 
 
-async def test_a_new_identity_links_to_the_user_with_that_email_whatever_its_case(
+async def test_a_first_identity_takes_over_the_account_provisioned_for_its_email_whatever_its_case(
     directory: UserDirectory,
 ) -> None:
     await directory.pool.execute(
@@ -60,16 +61,48 @@ async def test_a_new_identity_links_to_the_user_with_that_email_whatever_its_cas
         "INSERT INTO plan_overrides (user_id, rate_tier) VALUES ('alice', 'enterprise')"
     )
     github = await directory.resolve(identity("42", "alice@corp.example", "github"))
-    oidc = await directory.resolve(identity("alice-at-idp", "ALICE@corp.example", "oidc"))
-    for answer in (github, oidc):
-        assert (answer.user_id, answer.role, answer.plan, answer.rate_tier) == (
-            "alice",
-            "admin",
-            "premium",
-            "enterprise",
-        )
-        assert not answer.created
-    assert await directory.pool.fetchval("SELECT count(*) FROM users") == 1
+    assert (github.user_id, github.role, github.plan, github.rate_tier) == (
+        "alice",
+        "admin",
+        "premium",
+        "enterprise",
+    )
+    assert not github.created
+    assert (await directory.resolve(identity("42", "alice@corp.example", "github"))).user_id == "alice"
+
+
+async def test_a_new_identity_claiming_the_email_of_an_account_someone_signs_in_to_gets_its_own_account(
+    directory: UserDirectory,
+) -> None:
+    """The takeover: Alice (an admin) signs in with GitHub; Mallory gets another provider to vouch
+    for alice's address. Mallory must not become Alice."""
+    await directory.pool.execute(
+        "INSERT INTO users (id, email, plan, role) VALUES ('alice', 'alice@corp.example', 'premium', 'admin')"
+    )
+    assert (await directory.resolve(identity("42", "alice@corp.example", "github"))).user_id == "alice"
+    mallory = await directory.resolve(identity("mallory-at-idp", "ALICE@corp.example", "oidc"))
+    assert mallory.created
+    assert (mallory.user_id, mallory.role, mallory.plan) != ("alice", "admin", "premium")
+    assert (mallory.role, mallory.plan) == ("user", "free")
+    linked = await directory.pool.fetch(
+        "SELECT provider, subject FROM user_identities WHERE user_id = 'alice'"
+    )
+    assert [tuple(r) for r in linked] == [("github", "42")]
+    # The address stays Alice's: a later first sign-in with it cannot find Mallory's account either.
+    assert await directory.pool.fetchval("SELECT email FROM users WHERE id = $1", mallory.user_id) is None
+
+
+async def test_two_identities_signing_in_at_once_with_a_provisioned_email_link_only_one_of_them(
+    directory: UserDirectory,
+) -> None:
+    await directory.pool.execute(
+        "INSERT INTO users (id, email, role) VALUES ('alice', 'alice@corp.example', 'admin')"
+    )
+    answers = await asyncio.gather(
+        *(directory.resolve(identity(f"sub-{n}", "alice@corp.example", "oidc")) for n in range(2))
+    )
+    assert sorted(a.user_id == "alice" for a in answers) == [False, True]
+    assert await directory.pool.fetchval("SELECT count(*) FROM user_identities WHERE user_id = 'alice'") == 1
 
 
 # -- the subscriber ----------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ from lobe.shared.config_file import ConfigError
 def add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("admin", help="users, API keys, plans and limits (billing database)")
     tasks = parser.add_subparsers(dest="admin_command", required=True)
-    create = tasks.add_parser("create-user", help="create a user (or update its plan)")
+    create = tasks.add_parser(
+        "create-user", help="create a user (an existing one is never changed: set-plan, set-role)"
+    )
     create.add_argument("user_id")
     create.add_argument("--plan", help="default: the plans file's default plan")
     create.add_argument("--email")
@@ -60,8 +62,10 @@ async def _admin(args: argparse.Namespace, dsn: str, nats_url: str) -> str:
     async with admin_session(dsn, nats_url, os.environ.get("PLANS_FILE")) as admin:
         match args.admin_command:
             case "create-user":
-                plan = await admin.create_user(args.user_id, args.plan, args.email)
-                return f"user {args.user_id} on plan {plan}"
+                created = await admin.create_user(args.user_id, args.plan, args.email)
+                if not created.created:
+                    return f"user {args.user_id} exists, on plan {created.plan}: unchanged"
+                return f"user {args.user_id} on plan {created.plan}"
             case "issue-key":
                 issued = await admin.issue_key(args.user_id, args.name)
                 return f"key id {issued.id}\napi key {issued.key}  (shown once: store it now)"

@@ -298,7 +298,8 @@ async def register_dev_key(
     """The dev key belongs to a billing user, so billing's usage API answers it like any key."""
     nats = {name.lower(): value for name, value in (nats_env or {}).items()}  # NATS_USER -> nats_user
     async with admin_session(dsn, nats_url, plans_file, nats_overrides=nats) as admin:
-        await admin.create_user(DEV_USER, plan, email=DEV_ADMIN_EMAIL)
+        await admin.create_user(DEV_USER, email=DEV_ADMIN_EMAIL)
+        await admin.set_plan(DEV_USER, plan)  # --plan may differ from the last run's (state is kept)
         # Signing in locally as DEV_ADMIN_EMAIL gives an admin session (billing links the e-mail).
         await admin.set_role(DEV_USER, "admin")
         if await owner_of(admin.db, hash_key(api_key)) is None:

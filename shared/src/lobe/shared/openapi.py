@@ -44,6 +44,7 @@ REASONS = {
     403: "The credentials may not do this.",
     404: "Not found, or not configured here.",
     405: "Method not allowed.",
+    409: "Conflicts with what exists; nothing changed.",
     413: "Request body too large.",
     429: "A limit was reached.",
     502: "An upstream failed mid-answer.",

@@ -7,13 +7,23 @@ them, like billing's, is.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from lobe.shared.http_telemetry import UNMEASURED_PREFIX, instrument
 
-ReadinessCheck = Callable[[], Awaitable[bool]]
+
+@dataclass(frozen=True)
+class Readiness:
+    """A readiness answer with its reasons, for a check that has more than one way to fail."""
+
+    ready: bool
+    reasons: tuple[str, ...] = ()
+
+
+ReadinessCheck = Callable[[], Awaitable[bool | Readiness]]
 
 LIVENESS_PATH = "/health/live"
 READINESS_PATH = "/health/ready"
@@ -32,8 +42,12 @@ def add_health_routes(
         return web.json_response({"status": "ok"})
 
     async def readiness(_: web.Request) -> web.Response:
-        ok = await ready()
-        return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+        answer = await ready()
+        found = answer if isinstance(answer, Readiness) else Readiness(answer)
+        body: dict[str, object] = {"status": "ok" if found.ready else "unavailable"}
+        if found.reasons:
+            body["reasons"] = list(found.reasons)
+        return web.json_response(body, status=200 if found.ready else 503)
 
     app.router.add_get(liveness_path, live, name=f"{UNMEASURED_PREFIX}live")
     app.router.add_get(readiness_path, readiness, name=f"{UNMEASURED_PREFIX}ready")

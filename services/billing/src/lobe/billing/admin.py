@@ -19,7 +19,7 @@ import asyncpg
 import nats
 from nats.js import JetStreamContext
 
-from lobe.billing.errors import NotAnnouncedError, NotFoundError, UnknownPlanError
+from lobe.billing.errors import NotAnnouncedError, NotFoundError, UnknownPlanError, UserExistsError
 from lobe.billing.keys import display_prefix, hash_key, new_key
 from lobe.billing.plans import Override, PlanBook, load_plans
 from lobe.shared.bus import connect_options, ensure_streams
@@ -57,28 +57,46 @@ class IssuedKey:
 Role = Literal["user", "admin"]
 
 
+@dataclass(frozen=True)
+class CreatedUser:
+    plan: str
+    created: bool  # False: the user existed already, as asked, and is unchanged
+
+
 class Admin:
     def __init__(self, db: Db, js: JetStreamContext, plans: PlanBook) -> None:
         self.db = db
         self.js = js
         self.plans = plans
 
-    async def create_user(self, user_id: str, plan: str | None = None, email: str | None = None) -> str:
-        """Create the user, or update plan and email if it exists (idempotent for scripts); returns
-        the plan (the plans file's default when none is given)."""
-        plan = self._known(plan or self.plans.spec.default_plan)
-        await self.db.execute(
-            """INSERT INTO users (id, plan, email) VALUES ($1, $2, $3)
-               ON CONFLICT (id) DO UPDATE SET plan = excluded.plan,
-                   email = coalesce(excluded.email, users.email)""",
+    async def create_user(
+        self, user_id: str, plan: str | None = None, email: str | None = None
+    ) -> CreatedUser:
+        """Create the user on `plan` (the plans file's default when None). An existing user is never
+        changed here: asked again with the same plan and e-mail (or none) it is left as it is
+        (idempotent for scripts); with another one, UserExistsError. A plan changes with set_plan,
+        a role with set_role; an address never (sign-in links by it)."""
+        wanted = self._known(plan or self.plans.spec.default_plan)
+        inserted = await self.db.fetchval(
+            "INSERT INTO users (id, plan, email) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING id",
             user_id,
-            plan,
+            wanted,
             email,
         )
+        if inserted is None:
+            row = await self.db.fetchrow("SELECT plan, email FROM users WHERE id = $1", user_id)
+            differs = {
+                field: (row[field], given)
+                for field, given in (("plan", plan), ("email", email))
+                if given is not None and given != row[field]
+            }
+            if differs:
+                raise UserExistsError(user_id, differs)
+            return CreatedUser(row["plan"], created=False)
         await self._announce(
-            BILLING_ACCOUNT_CHANGED, AccountChanged(request_id=user_id, user_id=user_id, plan=plan)
+            BILLING_ACCOUNT_CHANGED, AccountChanged(request_id=user_id, user_id=user_id, plan=wanted)
         )
-        return plan
+        return CreatedUser(wanted, created=True)
 
     async def issue_key(self, user_id: str, name: str | None = None, key: str | None = None) -> IssuedKey:
         """Issue a key (or register a given one, e.g. `lobe dev`'s fixed dev key)."""
@@ -129,8 +147,8 @@ class Admin:
         )
 
     async def set_role(self, user_id: str, role: Role) -> None:
-        """Make a user an admin (or not). Sessions carry the role they were signed with: revoke the
-        user's sessions for the change to apply before they expire."""
+        """Make a user an admin (or not). Sessions carry the role they were signed with: the gateways
+        end the user's sessions when they hear the announcement (as for a plan or limits change)."""
         plan = await self.db.fetchval(
             "UPDATE users SET role = $2 WHERE id = $1 RETURNING plan", user_id, role
         )

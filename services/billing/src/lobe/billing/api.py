@@ -17,7 +17,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from lobe.billing.admin import Admin
 from lobe.billing.admin_requests import LimitsChange, NewKey, NewUser, PlanChange
-from lobe.billing.errors import NotAnnouncedError, NotFoundError, UnknownPlanError
+from lobe.billing.errors import NotAnnouncedError, NotFoundError, UnknownPlanError, UserExistsError
 from lobe.billing.keys import hash_key, owner_of
 from lobe.billing.openapi import billing_openapi
 from lobe.billing.plans import Override, PlanBook
@@ -94,8 +94,11 @@ async def _body(request: web.Request, model: type[M]) -> M:
 async def create_user(request: web.Request) -> web.Response:
     _admin(request)
     body = await _body(request, NewUser)
-    plan = await request.app[ADMIN].create_user(body.id, body.plan, body.email)
-    return web.json_response({"id": body.id, "plan": plan, "email": body.email}, status=201)
+    user = await request.app[ADMIN].create_user(body.id, body.plan, body.email)
+    return web.json_response(
+        {"id": body.id, "plan": user.plan, "email": body.email, "created": user.created},
+        status=201 if user.created else 200,
+    )
 
 
 async def issue_key(request: web.Request) -> web.Response:
@@ -135,6 +138,8 @@ async def admin_errors(request: web.Request, handler: Any) -> web.StreamResponse
         return response
     except NotFoundError as exc:
         raise ApiError(404, str(exc), "not_found") from exc
+    except UserExistsError as exc:
+        raise ApiError(409, str(exc), "user_exists") from exc
     except UnknownPlanError as exc:
         raise ApiError(400, str(exc), "invalid_plan", "plan") from exc
     except NotAnnouncedError as exc:

@@ -27,6 +27,18 @@ class NotFoundError(BillingError):
         self.ident = ident
 
 
+class UserExistsError(BillingError):
+    """`create_user` named an existing user with another plan or e-mail: creating is not changing
+    (a script's typo must not move an admin's plan or hand their address to someone else)."""
+
+    def __init__(self, user_id: str, differs: dict[str, tuple[str | None, str]]) -> None:
+        said = ", ".join(f"{field} {now!r} (not {wanted!r})" for field, (now, wanted) in differs.items())
+        hint = " (set-plan changes a plan)" if "plan" in differs else ""
+        super().__init__(f"user {user_id!r} exists with {said}; left unchanged{hint}")
+        self.user_id = user_id
+        self.differs = differs
+
+
 class UnknownPlanError(BillingError):
     """An admin operation named a plan the plans file (PLANS_FILE) does not define."""
 

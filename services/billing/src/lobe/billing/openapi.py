@@ -55,7 +55,13 @@ def admin_paths() -> dict[str, Any]:
 
     return {
         "/v1/admin/users": {
-            "post": admin("Create a user (or move it to a plan).", model_ref(NewUser), created=True)
+            "post": operation(
+                "Create a user. An existing one is never changed: the same plan and e-mail answer 200 "
+                "(`created`: false), another plan or e-mail 409 (PUT …/plan moves a user).",
+                {**json_answer("Created.", status=201), **json_answer("Exists, unchanged.")},
+                (*ADMIN_ERRORS, 409),
+                body=model_ref(NewUser),
+            )
         },
         "/v1/admin/users/{user_id}/keys": {
             "post": admin("Issue an API key (shown once).", model_ref(NewKey), [USER_ID], created=True)

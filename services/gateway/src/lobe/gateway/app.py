@@ -25,17 +25,22 @@ from lobe.gateway.settings import GatewaySettings
 from lobe.shared.http_telemetry import instrument
 from lobe.shared.openai_errors import openai_errors
 from lobe.shared.openapi import serve_openapi
-from lobe.shared.ops import ReadinessCheck, add_health_routes, start_ops_server
+from lobe.shared.ops import Readiness, ReadinessCheck, add_health_routes, start_ops_server
 
 
 def readiness(app: web.Application) -> ReadinessCheck:
-    async def nats_ready() -> bool:
+    async def gateway_ready() -> Readiness:
         if app[DRAINING].is_set():  # SIGTERM: the load balancer must stop sending first
-            return False
+            return Readiness(False, ("draining: shutting down",))
         resources = app.get(RESOURCES)
-        return resources is not None and resources.nc.is_connected
+        if resources is None or not resources.nc.is_connected:
+            return Readiness(False, ("not connected to NATS",))
+        if resources.sessions is not None and not resources.sessions.synced:
+            # Serving now would accept every session revoked while this replica was away.
+            return Readiness(False, ("revoked sessions not loaded from Redis yet",))
+        return Readiness(True)
 
-    return nats_ready
+    return gateway_ready
 
 
 def create_app(settings: GatewaySettings) -> web.Application:

@@ -35,8 +35,14 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.0.0"
+CATALOG_VERSION = "3.1.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.1.0",
+        "Gateways also end a user's sessions when they hear `billing.account.changed` (each session "
+        "carries the role and plan it was signed with): every live session of the user is revoked as "
+        "an admin's revoke does it, each one an `auth.login.ended` (reason `revoked`). Payloads unchanged.",
+    ),
     (
         "3.0.0",
         "`usage.recorded` is published by chat workers only. The usage the gateway records itself "
@@ -313,8 +319,16 @@ CATALOG: tuple[Subject, ...] = (
         stream=EVENTS,
         msg_id=_EVENT_ID,
         producers=(BILLING,),
-        consumers=(Consumer(GATEWAY, None, "every replica drops the user's cached callers"),),
-        description="A user's plan or limits changed: the next request is admitted under the new ones.",
+        consumers=(
+            Consumer(
+                GATEWAY,
+                None,
+                "every replica drops the user's cached callers and revokes the user's sessions "
+                "(each an `auth.login.ended`)",
+            ),
+        ),
+        description="A user's plan, limits or role changed: the next request is admitted under the new "
+        "ones, and the user's sessions (which carry the role and plan) end.",
     ),
     Subject(
         subject=billing.BUDGET_RESERVE,

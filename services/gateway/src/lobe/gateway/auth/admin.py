@@ -51,15 +51,17 @@ async def revoke_sessions(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
     wanted = request.match_info.get("session_id")
     try:
-        live = await sessions.store.of_user(user_id)
-        chosen = {sid: exp for sid, exp in live.items() if wanted in (None, sid)}
-        if wanted is not None and not chosen:
+        if wanted is None:
+            return web.json_response(
+                {"user_id": user_id, "revoked": await sessions.end_all(user_id, "revoked")}
+            )
+        expires_at = (await sessions.store.of_user(user_id)).get(wanted)
+        if expires_at is None:
             raise ApiError(404, f"No live session {wanted!r} for user {user_id!r}.", "not_found")
-        for sid, exp in chosen.items():
-            await sessions.end(user_id, sid, exp, "revoked")
+        await sessions.end(user_id, wanted, expires_at, "revoked")
     except (RedisError, OSError):
         raise _redis_away() from None
-    return web.json_response({"user_id": user_id, "revoked": sorted(chosen)})
+    return web.json_response({"user_id": user_id, "revoked": [wanted]})
 
 
 async def billing_admin(request: web.Request) -> web.StreamResponse:

@@ -46,6 +46,7 @@ def providers(settings: GatewaySettings) -> dict[str, Provider]:
             settings.oidc_discovery_url,
             settings.oidc_client_id,
             settings.oidc_client_secret.get_secret_value(),
+            settings.oidc_assume_email_verified,
         )
     if settings.github_client_id:
         found["github"] = GitHubProvider(

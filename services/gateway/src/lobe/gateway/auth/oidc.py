@@ -45,10 +45,13 @@ CLOCK_SKEW_S = 60  # between the provider's clock and ours
 class OidcProvider:
     name: Literal["oidc"] = "oidc"
 
-    def __init__(self, discovery_url: str, client_id: str, client_secret: str) -> None:
+    def __init__(
+        self, discovery_url: str, client_id: str, client_secret: str, assume_email_verified: bool = False
+    ) -> None:
         self.discovery_url = discovery_url
         self.client_id = client_id
         self._client_secret = client_secret
+        self.assume_email_verified = assume_email_verified
         self._metadata: dict[str, Any] | None = None
         self._keys: KeySet | None = None
 
@@ -89,10 +92,18 @@ class OidcProvider:
         email = claims.get("email")
         if not isinstance(email, str) or "@" not in email:
             raise SignInRefused("email_missing", "The sign-in provider gave no e-mail address.", 403)
-        if claims.get("email_verified") is False:
+        if not self._vouched_for(claims):
             domain = email.rpartition("@")[2].lower()
             raise SignInRefused("email_unverified", "That e-mail address is not verified.", 403, domain)
         return Identity("oidc", str(claims["sub"]), email)
+
+    def _vouched_for(self, claims: dict[str, Any]) -> bool:
+        """Billing links a first sign-in to the account provisioned for its e-mail, so an address
+        the provider has not verified would let anyone claim it: only a JSON `true` counts (the
+        string "false" is truthy). No claim at all counts only where the operator trusts this
+        provider to verify every address (OIDC_ASSUME_EMAIL_VERIFIED)."""
+        verified = claims.get("email_verified")
+        return verified is True or ("email_verified" not in claims and self.assume_email_verified)
 
     async def metadata(self) -> dict[str, Any]:
         """The provider's discovery document, fetched once (again after a failure)."""

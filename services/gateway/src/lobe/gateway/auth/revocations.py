@@ -4,7 +4,15 @@ signature check and keeps working while Redis is away, and revocation still reac
 within milliseconds, because the replica that revokes writes Redis first and then publishes
 `auth.login.ended`, which every replica applies at once. Redis is the durable copy: a replica
 loads it at start (after subscribing, so nothing falls in between) and again every few seconds,
-which also covers a fact lost while a replica was cut off from NATS.
+which also covers a fact lost while a replica was cut off from NATS. Until its first load succeeds
+a replica does not know what was revoked before it started: it reports not ready (`synced`), and
+retries every second instead of every few.
+
+A session carries the role and plan it was signed with, so when billing announces that a user's
+account changed (`billing.account.changed`: role, plan or limits) every replica ends that user's
+sessions the same way an admin's revoke does: a demoted admin, or a user moved to another plan,
+signs in again and gets claims that say so. Every replica hears the fact and ends the sessions
+(idempotent), so one replica cut off from NATS does not keep them alive.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ from redis.exceptions import RedisError
 from lobe.gateway.auth.sessions import SessionStore
 from lobe.gateway.metrics import SESSIONS_ACTIVE
 from lobe.shared.events.auth import AUTH_LOGIN_ENDED, LoginEnded, SessionEndReason
+from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, AccountChanged
 from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 5.0
+FIRST_SYNC_RETRY_S = 1.0
 
 
 class RevokedSessions:
@@ -35,6 +45,7 @@ class RevokedSessions:
         self.js = js
         self._until: dict[str, int] = {}  # session id -> its expiry, after which it is moot
         self._task: asyncio.Task[None] | None = None
+        self.synced = False  # Redis' revoked set has been loaded at least once
 
     def __contains__(self, session_id: str) -> bool:
         return session_id in self._until
@@ -57,8 +68,16 @@ class RevokedSessions:
         # Lost for good, the fact only delays the other replicas until their next sync.
         await publish_fact(self.js, AUTH_LOGIN_ENDED, event, attempts=3)
 
+    async def end_all(self, user_id: str, reason: SessionEndReason) -> list[str]:
+        """End every live session of the user; their ids. RedisError (or OSError) when Redis is away."""
+        live = await self.store.of_user(user_id)
+        for session_id, expires_at in live.items():
+            await self.end(user_id, session_id, expires_at, reason)
+        return sorted(live)
+
     async def start(self, nc: NATS) -> None:
         await nc.subscribe(AUTH_LOGIN_ENDED, cb=self._on_ended)
+        await nc.subscribe(BILLING_ACCOUNT_CHANGED, cb=self._on_account_changed)
         await self.sync()
         self._task = asyncio.create_task(self._sync_forever(), name="gateway-session-sync")
 
@@ -76,10 +95,32 @@ class RevokedSessions:
             return
         self.add(event.session_id, event.expires_at)
 
+    async def _on_account_changed(self, msg: Msg) -> None:
+        try:
+            event = AccountChanged.decode(msg.data)
+        except ValidationError:
+            log.warning("malformed %s ignored", BILLING_ACCOUNT_CHANGED)
+            return
+        try:
+            ended = await self.end_all(event.user_id, "revoked")
+        except (RedisError, OSError) as exc:
+            # Another replica may have reached Redis; if none did, an admin revokes by hand.
+            log.error(
+                "sessions of a changed account not revoked, Redis unavailable: %r",
+                exc,
+                extra={"user_id": event.user_id},
+            )
+            return
+        if ended:
+            log.info(
+                "account changed: sessions revoked", extra={"user_id": event.user_id, "count": len(ended)}
+            )
+
     async def sync(self) -> None:
         """Merge Redis' revoked set, forget what expired, and refresh the sessions gauge."""
         try:
             self._until.update(await self.store.revoked())
+            self.synced = True
             SESSIONS_ACTIVE.set(await self.store.active_count())
         except (RedisError, OSError) as exc:
             log.warning("sessions: Redis unavailable, revocations known so far still apply: %r", exc)
@@ -90,5 +131,5 @@ class RevokedSessions:
 
     async def _sync_forever(self) -> None:
         while True:
-            await asyncio.sleep(SYNC_INTERVAL_S)
+            await asyncio.sleep(SYNC_INTERVAL_S if self.synced else FIRST_SYNC_RETRY_S)
             await self.sync()

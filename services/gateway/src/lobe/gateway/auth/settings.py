@@ -39,6 +39,11 @@ class SignInSettings(Fragment):
     oidc_client_secret: SecretStr = Field(
         default=SecretStr(""), description="Client secret at the OpenID provider."
     )
+    oidc_assume_email_verified: bool = Field(
+        default=False,
+        description="Take the OpenID provider's e-mail as verified when it sends no `email_verified` "
+        "claim (a provider that owns every address it issues); an explicit false is refused even then.",
+    )
     github_client_id: str | None = Field(default=None, description="GitHub OAuth app's client id.")
     github_client_secret: SecretStr = Field(
         default=SecretStr(""), description="GitHub OAuth app's client secret."

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from urllib.parse import urlsplit
+import unicodedata
+from urllib.parse import unquote, urlsplit
 
 from authlib.common.security import generate_token
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -69,13 +70,21 @@ def unseal(signer: TokenSigner, cookie: str | None, provider: str, state: str | 
 
 
 def safe_return_to(value: str | None, origins: frozenset[str]) -> str | None:
-    """A path on this gateway, or a URL on an allowed browser origin; anything else (another site,
-    `//host`, a scheme) would make the sign-in an open redirect."""
-    if not value:
+    """Where the browser goes once signed in: a path on this gateway, or a URL on an allowed
+    browser origin. Anything else is dropped (the callback then answers JSON, as with none given),
+    since it would make the sign-in an open redirect: another site, `//host`, a scheme, and any
+    control character, whitespace or backslash, raw or percent-encoded, because browsers strip
+    tabs and newlines from a URL and read `\\` as `/` (`/%09/evil.example` becomes `//evil.example`)."""
+    if not value or not _plain(value) or not _plain(unquote(value)):
         return None
-    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
     parts = urlsplit(value)
+    if not parts.scheme and not parts.netloc:
+        same_origin = value.startswith("/") and not unquote(value).startswith("//")
+        return value if same_origin else None
     if parts.scheme in ("http", "https") and f"{parts.scheme}://{parts.netloc}" in origins:
         return value
-    raise SignInRefused("state_mismatch", "return_to must be a path here or an allowed origin.", 400)
+    return None
+
+
+def _plain(text: str) -> bool:
+    return not any(c == "\\" or c.isspace() or unicodedata.category(c).startswith("C") for c in text)
