@@ -1,11 +1,12 @@
 """A key holder cannot slip a prompt past their token budget: the hold counts every byte the prompt
 sends (tool calls and their arguments, tool definitions, response_format schemas, images by their
-detail), not only message text. Sent as an attacker sends them: raw HTTP to a gateway with billing,
+detail), not only message text, and at the dearest deployment its route may fall back to. Sent as an attacker sends them: raw HTTP to a gateway with billing,
 a worker and PostgreSQL behind it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,9 @@ import pytest
 from lobe.billing.admin import admin_session
 from lobe.billing.plans import Override
 from lobe.billing.service import BillingService
+from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel, with_builtin
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.token_ceiling import prompt_token_ceiling
 
 from ..e2e.conftest import API_KEY, billing_settings, start_gateway, start_worker
 
@@ -111,3 +115,48 @@ async def test_the_same_shapes_within_the_limit_are_answered(gateway: str) -> No
     ):
         status, answer = await post(gateway, body)
         assert status == 200, answer
+
+
+# `gpt-4.1-mini` (priced 0.40 and 1.60 USD per million tokens) is served by the mock (1 and 2) and
+# falls back to `claude-opus-4` (15 and 75). A limit twice the mock's worst case covers the first
+# two prices, not the fallback's.
+ROUTES = ModelCatalog(
+    models=[
+        RoutedModel(
+            name="gpt-4.1-mini",
+            deployments=[Deployment(name="mini-a", provider="mock", model="mock")],
+            fallbacks=["claude-opus-4"],
+        ),
+        RoutedModel(
+            name="claude-opus-4",
+            deployments=[Deployment(name="opus-a", provider="mock", model="claude-opus-4")],
+        ),
+    ]
+)
+
+
+async def test_a_hold_is_priced_at_the_dearest_deployment_the_route_may_fall_back_to(
+    nats_url: str, billing_db: str
+) -> None:
+    body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+    prompt = prompt_token_ceiling(ChatCompletionRequest.model_validate(body))
+    own_price = (Decimal(prompt) * 1 + 16 * 2) / 1_000_000
+    worker = await start_worker(nats_url, with_builtin(ROUTES))  # routes are the workers' to tell
+    try:
+        async with BillingService(billing_settings(nats_url, billing_db)) as billing:
+            assert billing.admin is not None
+            await billing.admin.create_user("alice", plan="basic")
+            async with admin_session(billing_db, nats_url) as admin:
+                await admin.set_limits("alice", Override(cost_usd=own_price * 2))
+            runner, base_url = await start_gateway(nats_url, billing_enabled=True, billing_timeout_s=5)
+            try:
+                status, answer = await post(base_url, body)
+                assert status == 429, answer
+                assert "cost limit" in answer["error"]["message"]
+                # The same prompt to a model with no dearer fallback fits the same limit.
+                status, answer = await post(base_url, {**body, "model": "mock"})
+                assert status == 200, answer
+            finally:
+                await runner.cleanup()
+    finally:
+        await worker.stop()
