@@ -67,7 +67,7 @@ async def write_ledger_rows(dsn: str) -> None:
     try:
         await PartitionCache().ensure(pool, rows)
         async with pool.acquire() as conn, conn.transaction():
-            assert len(await write_batch(conn, rows)) == len(REQUESTS)
+            assert len((await write_batch(conn, rows)).inserted) == len(REQUESTS)
     finally:
         await pool.close()
 

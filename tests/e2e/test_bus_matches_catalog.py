@@ -49,9 +49,10 @@ from lobe.devtools.servers.oidc import OidcProviderServer
 from lobe.devtools.waiting import eventually
 from lobe.metrics.service import running
 from lobe.metrics.settings import MetricsSettings
-from lobe.shared.bus import flush
+from lobe.shared.bus import flush, inbox_prefix
 from lobe.shared.catalog import BILLING, CATALOG, CHAT_WORKER, GATEWAY, METRICS, SERVICES, Subject
 from lobe.shared.events.billing import PRICE_QUOTE, PriceQuote
+from lobe.shared.events.chat import CHAT_MODELS
 from lobe.shared.events.lifecycle import ServiceLifecycle
 from lobe.shared.events.usage import USAGE_RECORDED
 
@@ -161,6 +162,8 @@ def attributed(entry: Subject, msg: Msg) -> str:
     if entry.subject == PRICE_QUOTE:
         routing_quote = PriceQuote.decode(msg.data).request_id.startswith(QUOTE_ID_PREFIX)
         return CHAT_WORKER if routing_quote else GATEWAY
+    if entry.subject == CHAT_MODELS:  # an empty query: the asker's inbox says who asked
+        return BILLING if (msg.reply or "").startswith(inbox_prefix(BILLING) + ".") else GATEWAY
     [producer] = entry.producers
     return producer
 

@@ -22,7 +22,7 @@ from lobe.chat_worker.providers.mock import mock_answer
 from lobe.chat_worker.service import ChatWorker
 from lobe.devtools.supervisor import Supervisor
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.tokens import estimate_prompt_tokens
+from lobe.shared.token_ceiling import prompt_token_ceiling
 
 from .conftest import base_url, billing_service, chat, gateway_service, wait_until
 from .workload import MILLION, ExpectedPrices
@@ -45,7 +45,7 @@ def body(i: int) -> dict[str, Any]:
 def tokens(i: int) -> tuple[int, int]:
     """(prompt, completion) tokens the mock reports for request i."""
     request = ChatCompletionRequest.model_validate(body(i))
-    return estimate_prompt_tokens(request), len(mock_answer(request))  # the mock: one chunk, one token
+    return prompt_token_ceiling(request), len(mock_answer(request))  # the mock: one chunk, one token
 
 
 async def watch_peak(dsn: str, stop: asyncio.Event) -> Decimal:

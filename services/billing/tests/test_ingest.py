@@ -95,11 +95,16 @@ async def test_gateway_reported_usage_of_a_lost_worker_is_billed_once_and_nothin
     await publish_usage(nats_url, [usage_event("lost", completion=999), usage_event("after")])
     await wait_for_ledger(billing_db, 2)
     await wait_for(lambda: _pending_is_zero(nats_url))
-    # One row per request: whichever of the two billing's consumers committed first.
+    # One row per request, and the worker's record stands over the gateway's report.
     rows = await fetchval(
         billing_db, "SELECT string_agg(request_id, ',' ORDER BY request_id) FROM usage_ledger"
     )
     assert rows == "after,lost"
+    assert (
+        await fetchval(billing_db, "SELECT completion_tokens FROM usage_ledger WHERE request_id = 'lost'")
+        == 999
+    )
+    assert await fetchval(billing_db, "SELECT sum(tokens) FROM usage_periods") == 150 + 100 + 999
     nc = await nats.connect(nats_url)
     try:
         sub = await nc.jetstream().pull_subscribe(
@@ -196,3 +201,23 @@ async def _pending(nats_url: str) -> int:
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
     finally:
         await nc.close()
+
+
+async def test_a_workers_record_published_back_to_back_with_the_gateways_report_stands_in_either_order(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    lost = usage_event("one", completion=1).model_copy(
+        update={"status": "error", "error_code": "worker_lost"}
+    )
+    await publish_usage(nats_url, [lost], subject=USAGE_REPORTED)
+    await publish_usage(nats_url, [usage_event("one", completion=700)])
+    await publish_usage(nats_url, [usage_event("two", completion=800)])
+    await publish_usage(nats_url, [lost.model_copy(update={"request_id": "two"})], subject=USAGE_REPORTED)
+    await wait_for(lambda: _pending_is_zero(nats_url))
+    await wait_for_ledger(billing_db, 2)
+    completions = await fetchval(
+        billing_db, "SELECT string_agg(completion_tokens::text, ',' ORDER BY request_id) FROM usage_ledger"
+    )
+    assert completions == "700,800"
+    assert await fetchval(billing_db, "SELECT sum(requests) FROM usage_rollups") == 2
+    assert await fetchval(billing_db, "SELECT requests || ',' || tokens FROM usage_periods") == "2,1700"

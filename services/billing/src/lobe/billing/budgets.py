@@ -8,7 +8,8 @@ replicas cannot admit past a limit together, for each of cost, requests and toke
     used + held + this request's worst case <= limit.
 The settled cost replaces the hold when the usage event is ingested (holds.FREE_HOLDS, called by
 ledger.write_batch). Spend can pass the limit only by what a request really costs above its
-reserved worst case (a prompt larger than the gateway's estimate); max_tokens bounds the output.
+reserved worst case; docs/billing.md states that bound and why it holds (the prompt's token
+ceiling, max_tokens, the dearest upstream the route may reach).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from lobe.billing.alerts import Alerts
 from lobe.billing.errors import DeadlinePassedError
 from lobe.billing.holds import FREE_HOLDS
 from lobe.billing.plans import Limits, PlanBook
-from lobe.billing.prices import PriceTable, cost_of
+from lobe.billing.prices import PriceTable, Rate, cost_of
+from lobe.billing.routes import RouteBook
 from lobe.shared.events.billing import (
     BudgetDecision,
     BudgetRelease,
@@ -77,19 +79,31 @@ MAX_HOLD_TOKENS = 2**53
 
 class Budgets:
     def __init__(
-        self, pool: asyncpg.Pool, prices: PriceTable, plans: PlanBook, ttl_s: float, alerts: Alerts
+        self,
+        pool: asyncpg.Pool,
+        prices: PriceTable,
+        plans: PlanBook,
+        ttl_s: float,
+        alerts: Alerts,
+        routes: RouteBook | None = None,
     ) -> None:
         self.pool = pool
         self.prices = prices
+        self.routes = routes  # None: each model held at its own price
         self.plans = plans
         self.ttl = timedelta(seconds=ttl_s)
         self.alerts = alerts
 
     def worst_case(self, req: BudgetReserve, when: datetime) -> Decimal:
-        # The gateway does not know the provider; any provider's price of the model will do.
-        rate = self.prices.rate("", req.model, when.date()) or self.prices.default
+        """The request's most: its token ceilings at the dearest input and the dearest output price
+        of every upstream the route may reach (lobe.billing.routes), each priced as the ledger
+        will price it (an unpriced one at the default rate)."""
+        day = when.date()
+        reached = (self.routes.reaches(req.model) if self.routes else []) or [("", req.model)]
+        rates = [self.prices.rate(provider, model, day) or self.prices.default for provider, model in reached]
+        dearest = Rate(input=max(r.input for r in rates), output=max(r.output for r in rates))
         usage = TokenUsage(prompt_tokens=req.prompt_tokens_estimate, completion_tokens=req.max_output_tokens)
-        return cost_of(rate, usage)
+        return cost_of(dearest, usage)
 
     async def reserve(self, req: BudgetReserve) -> BudgetDecision:
         """Admit and hold, or refuse (and announce the limit hit). DeadlinePassedError when the

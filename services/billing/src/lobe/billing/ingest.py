@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from lobe.billing import metrics
 from lobe.billing.alerts import Alerts
-from lobe.billing.ledger import LedgerRow, PartitionCache, price_event, write_batch
+from lobe.billing.ledger import LedgerRow, PartitionCache, Written, price_event, write_batch
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
 from lobe.billing.pull import BatchPuller
@@ -154,7 +154,7 @@ class Ingester:
 
     async def _handle(self, msgs: Sequence[Msg]) -> float:
         started = time.perf_counter()
-        rows: list[LedgerRow] = []
+        by_row: dict[str, LedgerRow] = {}
         by_request: dict[str, list[Msg]] = {}
         for msg in msgs:
             try:
@@ -162,23 +162,28 @@ class Ingester:
             except ValidationError as exc:
                 await self.dead_letter(msg, "invalid usage event: " + describe(exc, root="<body>"))
                 continue
-            if msg.subject == USAGE_REPORTED and not gateway_may_report(event):
+            reported = msg.subject == USAGE_REPORTED
+            if reported and not gateway_may_report(event):
                 await self.dead_letter(msg, f"{USAGE_REPORTED} carries only what a gateway reports")
                 continue
-            if event.request_id in by_request:  # same request twice in one batch
+            seen = by_row.get(event.request_id)
+            if seen is not None and (reported or not seen.reported):  # same request twice in one batch
                 by_request[event.request_id].append(msg)
                 continue
             try:
-                row = price_event(event, self.prices, self.plans)
+                row = price_event(event, self.prices, self.plans, reported)
             except (ArithmeticError, ValueError, OverflowError) as exc:  # valid, yet cannot be priced
                 await self.dead_letter(msg, f"cannot be priced: {exc!r}")
                 continue
-            by_request[event.request_id] = [msg]
-            rows.append(row)
+            # A worker's record after the gateway's report of one request, in one batch: the record
+            # stands (lobe.billing.ledger); the report's message is acked with it.
+            by_request.setdefault(event.request_id, []).insert(0, msg)
+            by_row[event.request_id] = row
+        rows = list(by_row.values())
         if not rows:
             return 0.0
         try:
-            inserted = await self._write(rows)
+            written = await self._write(rows)
         except (asyncpg.DataError, OverflowError, ValueError) as exc:
             # A valid event the database cannot store (a NUL byte in a string, an out-of-range
             # number; asyncpg's own encoder raises OverflowError or ValueError for a value past its
@@ -200,9 +205,15 @@ class Ingester:
             # later. Usage waits in the stream rather than being dropped.
             self.partitions = PartitionCache()
             return await self._retry_later(by_request, type(exc).__name__, exc)
+        for row in written.unadmitted:
+            first, *rest = by_request.pop(row.request_id)
+            await self.dead_letter(first, "a cache_hit report for a request billing admitted no hold for")
+            for dup in rest:
+                await dup.ack()
         for group in by_request.values():
             for msg in group:
                 await msg.ack()
+        inserted = written.inserted
         metrics.INGESTED.inc(len(inserted))
         metrics.DUPLICATES.inc(sum(len(g) for g in by_request.values()) - len(inserted))
         # Summed per model first: one labelled increment per model and batch, not one per event.
@@ -217,12 +228,12 @@ class Ingester:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         return 0.0
 
-    async def _write(self, rows: list[LedgerRow]) -> list[LedgerRow]:
+    async def _write(self, rows: list[LedgerRow]) -> Written:
         with TRACER.start_as_current_span("ledger write", attributes={"db.system": "postgresql"}) as span:
             await self.partitions.ensure(self.pool, rows)
             async with self.pool.acquire() as conn, conn.transaction():
                 inserted = await write_batch(conn, rows)
-            span.set_attribute("lobe.ledger.rows_inserted", len(inserted))
+            span.set_attribute("lobe.ledger.rows_inserted", len(inserted.inserted))
             return inserted
 
     async def _retry_later(self, by_request: dict[str, list[Msg]], reason: str, exc: BaseException) -> float:

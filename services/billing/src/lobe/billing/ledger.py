@@ -3,6 +3,14 @@
 Order inside the transaction: claim request ids (the dedupe table returns only new ones) and add
 exactly those rows to the rollups and the per-period totals (one statement), COPY them into the
 partitioned ledger, then settle their budget holds. A duplicate therefore changes nothing at all.
+
+Two producers may record one request: the worker on `usage.recorded`, and the gateway on
+`usage.reported` (a lost worker, a cache hit). The worker's record wins whatever the order: a
+report arriving after it is a duplicate, and a record arriving after a report takes its claim
+over (the claim's `reported` flag), and the report's row is taken out of the ledger and its totals
+(_SUPERSEDE, a second statement only in a batch that has such a record). A `cache_hit` report
+counts only for a request billing admitted for the same user and still holds (its reservation):
+a gateway's credentials cannot erase the cost of an answer a worker gave, nor invent cache hits.
 Aggregates are upserted in sorted key order so concurrent batches lock rows in the same order
 and cannot deadlock one another.
 """
@@ -53,6 +61,7 @@ class LedgerRow:
     cost_usd: Decimal
     priced: bool
     price_effective_from: date | None
+    reported: bool = False  # the gateway's `usage.reported`, not the worker's `usage.recorded`
 
     @property
     def request_id(self) -> str:
@@ -85,11 +94,14 @@ class LedgerRow:
         )
 
 
-def price_event(event: UsageRecorded, prices: PriceTable, plans: PlanBook) -> LedgerRow:
+def price_event(
+    event: UsageRecorded, prices: PriceTable, plans: PlanBook, reported: bool = False
+) -> LedgerRow:
     p = prices.price(
         event.provider, event.priced_model, event.occurred_at, event.usage, event.status == "cache_hit"
     )
-    return LedgerRow(event, plans.period_key(event.occurred_at), p.cost_usd, p.priced, p.effective_from)
+    period = plans.period_key(event.occurred_at)
+    return LedgerRow(event, period, p.cost_usd, p.priced, p.effective_from, reported)
 
 
 def month_start(when: datetime) -> datetime:
@@ -120,14 +132,20 @@ class PartitionCache:
 _CLAIM = """
 WITH batch AS (
     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[])
+                         $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::boolean[],
+                         $12::boolean[])
         AS b(request_id, occurred_at, user_id, period, provider, model,
-             prompt_tokens, completion_tokens, cached_tokens, cost_usd)
+             prompt_tokens, completion_tokens, cached_tokens, cost_usd, reported, needs_hold)
+), admitted AS (
+    SELECT * FROM batch b
+    WHERE NOT b.needs_hold
+       OR EXISTS (SELECT 1 FROM reservations r WHERE r.request_id = b.request_id AND r.user_id = b.user_id)
 ), claimed AS (
-    INSERT INTO usage_request_ids (request_id, occurred_at)
-    SELECT request_id, occurred_at FROM batch ORDER BY request_id
-    ON CONFLICT DO NOTHING
-    RETURNING request_id
+    INSERT INTO usage_request_ids AS u (request_id, occurred_at, reported)
+    SELECT request_id, occurred_at, reported FROM admitted ORDER BY request_id
+    ON CONFLICT (request_id) DO UPDATE SET reported = false, superseded_at = now()
+    WHERE u.reported AND NOT excluded.reported
+    RETURNING request_id, superseded_at IS NOT NULL AS supersedes
 ), new AS (
     SELECT batch.* FROM batch JOIN claimed USING (request_id)
 ), rollups AS (
@@ -151,14 +169,45 @@ WITH batch AS (
         tokens = p.tokens + excluded.tokens,
         cost_usd = p.cost_usd + excluded.cost_usd
 )
-SELECT request_id FROM claimed
+SELECT request_id, supersedes FROM claimed
+UNION ALL
+SELECT request_id, NULL FROM batch WHERE needs_hold AND request_id NOT IN (SELECT request_id FROM admitted)
+"""
+
+# $1 request ids whose report a record superseded: the report's row leaves the ledger, and what it
+# added to the rollups and the period's totals is taken back (the record's was added by _CLAIM).
+_SUPERSEDE = """
+WITH old AS (
+    DELETE FROM usage_ledger WHERE request_id = ANY($1::text[])
+    RETURNING user_id, period, provider, model, prompt_tokens, completion_tokens, cached_tokens, cost_usd
+), rollups AS (
+    UPDATE usage_rollups r SET
+        requests = r.requests - o.n, prompt_tokens = r.prompt_tokens - o.p,
+        completion_tokens = r.completion_tokens - o.c, cached_tokens = r.cached_tokens - o.k,
+        cost_usd = r.cost_usd - o.cost
+    FROM (SELECT user_id, period, provider, model, count(*) AS n, sum(prompt_tokens) AS p,
+                 sum(completion_tokens) AS c, sum(cached_tokens) AS k, sum(cost_usd) AS cost
+          FROM old GROUP BY 1, 2, 3, 4) o
+    WHERE (r.user_id, r.period, r.provider, r.model) = (o.user_id, o.period, o.provider, o.model)
+)
+UPDATE usage_periods p SET
+    requests = p.requests - o.n, tokens = p.tokens - o.t, cost_usd = p.cost_usd - o.cost
+FROM (SELECT user_id, period, count(*) AS n, sum(prompt_tokens + completion_tokens) AS t,
+             sum(cost_usd) AS cost FROM old GROUP BY 1, 2) o
+WHERE (p.user_id, p.period) = (o.user_id, o.period)
 """
 
 
-async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> list[LedgerRow]:
+@dataclass(frozen=True)
+class Written:
+    inserted: list[LedgerRow]  # new in the ledger (a record superseding a report included)
+    unadmitted: list[LedgerRow]  # `cache_hit` reports for a request billing holds no admission of
+
+
+async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> Written:
     """Write rows not yet in the ledger; returns those inserted. Caller owns the transaction."""
     if not rows:
-        return []
+        return Written([], [])
     events = [r.event for r in rows]
     claimed = await conn.fetch(
         _CLAIM,
@@ -172,15 +221,21 @@ async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> list[L
         [e.usage.completion_tokens for e in events],
         [e.usage.cached_tokens for e in events],
         [r.cost_usd for r in rows],
+        [r.reported for r in rows],
+        [r.reported and e.status == "cache_hit" for r, e in zip(rows, events, strict=True)],
     )
-    new_ids = {rec["request_id"] for rec in claimed}
-    new = [r for r in rows if r.request_id in new_ids]
+    outcome = {rec["request_id"]: rec["supersedes"] for rec in claimed}
+    unadmitted = [r for r in rows if r.request_id in outcome and outcome[r.request_id] is None]
+    new = [r for r in rows if outcome.get(r.request_id) is not None]
     if not new:
-        return []
+        return Written([], unadmitted)
+    superseding = [r.request_id for r in new if outcome[r.request_id]]
+    if superseding:  # rare: a gateway reported a request whose worker recorded it after all
+        await conn.execute(_SUPERSEDE, superseding)
     with timed_copy("usage_ledger"):
         await conn.copy_records_to_table(
             "usage_ledger", records=[r.record() for r in new], columns=LEDGER_COLUMNS
         )
     # A settled request's hold is replaced by its real cost (added above).
     await conn.execute(FREE_HOLDS, [r.request_id for r in new])
-    return new
+    return Written(new, unadmitted)

@@ -26,6 +26,7 @@ from lobe.billing.migrations import apply_migrations
 from lobe.billing.plans import load_plans
 from lobe.billing.prices import load_prices
 from lobe.billing.responders import build_router
+from lobe.billing.routes import RouteBook
 from lobe.billing.settings import BillingSettings
 from lobe.billing.user_responder import build_user_router
 from lobe.billing.users import UserDirectory
@@ -108,7 +109,10 @@ class BillingService:
         for i in range(s.billing_consumers):
             self._tasks.append(asyncio.create_task(ingester.run(self.stop), name=f"billing-ingest-{i}"))
 
-        budgets = Budgets(pool, prices, plans, s.billing_reservation_ttl_s, alerts)
+        routes = RouteBook(self.broker.connection)
+        await routes.refresh()  # the workers running now; later ones are heard within its TTL
+        self._stack.push_async_callback(routes.close)
+        budgets = Budgets(pool, prices, plans, s.billing_reservation_ttl_s, alerts, routes)
         self.admission = AdmissionResponder(self.broker.connection, budgets)
         await self.admission.start()
         self.broker.include_router(build_router(functools.partial(owner_of, pool), budgets))

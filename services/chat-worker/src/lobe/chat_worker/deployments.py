@@ -101,6 +101,20 @@ class ModelCatalog(BaseModel):
     def get(self, name: str) -> RoutedModel | None:
         return next((m for m in self.models if m.name == name), None)
 
+    def reaches(self, name: str) -> list[tuple[str, str]]:
+        """(provider, upstream model) of every deployment a request for `name` may be served by,
+        fallbacks and context fallbacks followed to the end (billing holds at the dearest)."""
+        found: dict[tuple[str, str], None] = {}
+        todo, seen = [name], set()
+        while todo:
+            model = self.get(todo.pop())
+            if model is None or model.name in seen:
+                continue
+            seen.add(model.name)
+            found.update({(d.provider, d.model or model.name): None for d in model.deployments})
+            todo.extend([*model.fallbacks, *([model.context_fallback] if model.context_fallback else [])])
+        return list(found)
+
     @classmethod
     def parse(cls, raw: Any) -> ModelCatalog:
         """Validate a whole file: each field, then what ties models together (unique names, the

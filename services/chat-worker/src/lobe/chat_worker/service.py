@@ -40,6 +40,7 @@ from lobe.shared.events.chat import (
     ErrorFrame,
     ModelInfo,
     ModelList,
+    Upstream,
 )
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 from lobe.shared.facts import publish_fact
@@ -171,7 +172,17 @@ class ChatWorker:
         return accepted.model_dump_json().encode()
 
     async def on_models(self) -> ModelList:
-        return ModelList(models=[ModelInfo(id=m.name, owned_by=m.owned_by) for m in self.catalog.models])
+        catalog = self.catalog
+        return ModelList(
+            models=[
+                ModelInfo(
+                    id=m.name,
+                    owned_by=m.owned_by,
+                    reaches=[Upstream(provider=p, model=u) for p, u in catalog.reaches(m.name)],
+                )
+                for m in catalog.models
+            ]
+        )
 
     async def on_cancel(self, event: ChatCancelled) -> None:
         # FastStream validates the body; a malformed cancel is logged and dropped.

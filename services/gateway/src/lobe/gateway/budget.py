@@ -1,7 +1,8 @@
 """Budget admission and cost quotes: the gateway's half of the protocol with billing.
 
-Before dispatch the gateway reserves the request's worst case (prompt estimate plus the output
-cap at the model's prices); billing admits or refuses atomically, whatever the number of gateway
+Before dispatch the gateway reserves the request's worst case (the prompt's token ceiling,
+lobe.shared.token_ceiling, plus the output cap; billing prices it at the dearest deployment the
+route may reach); billing admits or refuses atomically, whatever the number of gateway
 replicas. The usage event settles the hold; a request that never reached a worker releases it.
 
 When billing does not answer, `BUDGET_FAIL_MODE` decides: `closed` (default) refuses with 503,
@@ -32,7 +33,7 @@ from lobe.shared.events.billing import (
 )
 from lobe.shared.events.chat import Caller, TokenUsage
 from lobe.shared.openai_errors import ApiError
-from lobe.shared.tokens import estimate_prompt_tokens
+from lobe.shared.token_ceiling import prompt_token_ceiling
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class BudgetClient:
             request_id=request_id,
             user_id=caller.user_id,
             model=body.model,
-            prompt_tokens_estimate=estimate_prompt_tokens(body),
+            prompt_tokens_estimate=prompt_token_ceiling(body),
             max_output_tokens=body.output_token_limit or self.settings.default_max_output_tokens,
             expires_at=datetime.now(UTC) + timedelta(seconds=self.settings.billing_timeout_s),
         )

@@ -243,10 +243,11 @@ CATALOG: tuple[Subject, ...] = (
         payload=None,
         kind="command",
         delivery=Delivery.REQUEST_REPLY,
-        producers=(GATEWAY,),
+        producers=(GATEWAY, BILLING),
         consumers=(Consumer(CHAT_WORKER, chat.CHAT_WORKER_QUEUE, "any worker answers"),),
         reply=chat.ModelList,
-        description="A query with an empty body: which models do the workers serve (GET /v1/models).",
+        description="A query with an empty body: which models do the workers serve (GET /v1/models), "
+        "and which upstreams each may reach (billing prices budget holds at the dearest).",
     ),
     Subject(
         subject=usage.USAGE_RECORDED,

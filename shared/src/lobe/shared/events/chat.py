@@ -209,11 +209,26 @@ def decode_frame(data: bytes) -> ReplyFrame:
 CHAT_MODELS = "chat.models"
 
 
+class Upstream(BaseModel):
+    """A provider and the model asked of it: what billing prices usage by."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    provider: str
+    model: str
+
+
 class ModelInfo(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: str
     owned_by: str = "lobe"
+    reaches: list[Upstream] = Field(
+        default_factory=list,
+        description="Every upstream a request for this model may be served by: its deployments' and, "
+        "transitively, those of its fallbacks and context fallback. Billing prices a budget hold at "
+        "the dearest of them.",
+    )
 
 
 class ModelList(BaseModel):

@@ -14,7 +14,7 @@ from lobe.chat_worker.providers.base import Finished, Provider, StreamEvent, Tex
 from lobe.chat_worker.providers.genai_span import traced
 from lobe.shared.chat_schema import ChatCompletionRequest, TextPart
 from lobe.shared.events.chat import FinishReason, TokenUsage
-from lobe.shared.tokens import estimate_prompt_tokens
+from lobe.shared.token_ceiling import prompt_token_ceiling
 
 MOCK_MODEL = "mock"
 DEFAULT_MAX_WORDS = 64
@@ -62,7 +62,8 @@ class MockProvider(Provider):
             yield TextDelta(chunk)
         yield Finished(reason=finish, model=MOCK_MODEL)
         # One chunk is one token of the mock's own vocabulary, so `max_tokens` caps completion
-        # tokens exactly as it does upstream (and a budget's worst case is never exceeded).
+        # tokens exactly as it does upstream; its prompt counts what the hold's ceiling counts, so
+        # a request's cost equals its hold to the token (the budget race test relies on it).
         yield TokenUsage(
-            prompt_tokens=estimate_prompt_tokens(body), completion_tokens=len(chunks), basis="provider"
+            prompt_tokens=prompt_token_ceiling(body), completion_tokens=len(chunks), basis="provider"
         )
