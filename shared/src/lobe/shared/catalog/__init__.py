@@ -35,8 +35,16 @@ Kind = Literal["command", "fact", "reply"]
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.1.0"
+CATALOG_VERSION = "3.2.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.2.0",
+        "`chat.models` answers list, per model, the upstreams (provider, upstream model) it may "
+        "reach through its deployments and fallbacks (`reaches`); billing asks it too and prices "
+        "budget holds at the dearest of them. On the USAGE stream a worker's `usage.recorded` "
+        "supersedes a `usage.reported` for the same request whatever the order they arrive in, and a "
+        "`cache_hit` report counts only for a request billing admitted as one (else `usage.dead`).",
+    ),
     (
         "3.1.0",
         "Gateways also end a user's sessions when they hear `billing.account.changed` (each session "
