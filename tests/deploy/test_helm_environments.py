@@ -471,6 +471,11 @@ def test_a_grace_period_shorter_than_pre_stop_plus_drain_is_refused(checked: Non
     out = helm_template("gateway", "terminationGracePeriodSeconds=35")
     assert out.returncode != 0
     assert "terminationGracePeriodSeconds (35) must exceed" in out.stderr
+    # The listener's delay after SIGTERM counts too: 10 s preStop + 25 s delay + 30 s drain > 60 s.
+    delayed = helm_template("gateway", "config.SHUTDOWN_DELAY_S=25")
+    assert delayed.returncode != 0
+    assert "terminationGracePeriodSeconds (60) must exceed" in delayed.stderr
+    assert helm_template("gateway", "config.SHUTDOWN_DELAY_S=15").returncode == 0  # 55 s < 60 s
 
 
 @pytest.mark.parametrize("env", ["staging", "production"])

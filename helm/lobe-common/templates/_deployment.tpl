@@ -6,13 +6,13 @@ preStopSleepSeconds (the gateway's): a pod being deleted keeps serving that long
 while the endpoint controller and every ingress controller and kube-proxy take it out of rotation;
 without it, requests routed in that window meet a closed listener. The kubelet counts the grace
 period from the start of preStop, so it must outlast the sleep plus the service's own drain
-(SHUTDOWN_GRACE_S): checked here rather than discovered as SIGKILLed streams.
+(SHUTDOWN_DELAY_S, then SHUTDOWN_GRACE_S): checked here rather than discovered as SIGKILLed streams.
 */}}
 {{- define "lobe-common.deployment" -}}
 {{- $preStop := int (.Values.preStopSleepSeconds | default 0) }}
-{{- $drain := int (.Values.config.SHUTDOWN_GRACE_S | default 0) }}
+{{- $drain := add (int (.Values.config.SHUTDOWN_DELAY_S | default 0)) (int (.Values.config.SHUTDOWN_GRACE_S | default 0)) }}
 {{- if le (int .Values.terminationGracePeriodSeconds) (add $preStop $drain) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) + config.SHUTDOWN_GRACE_S (%d)" (int .Values.terminationGracePeriodSeconds) $preStop $drain) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) + config.SHUTDOWN_DELAY_S + config.SHUTDOWN_GRACE_S (%d)" (int .Values.terminationGracePeriodSeconds) $preStop $drain) }}
 {{- end }}
 apiVersion: apps/v1
 kind: Deployment
