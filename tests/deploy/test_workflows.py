@@ -113,7 +113,11 @@ def dry_run(*args: str) -> str:
 def test_deploy_is_an_atomic_helm_upgrade_with_the_environment_values() -> None:
     for env in ("staging", "production"):
         out = dry_run(
-            "deploy", f"ENV={env}", "CHART_FROM_REGISTRY=1", "CHART_REGISTRY=registry.test/lobe/charts"
+            "deploy",
+            f"ENV={env}",
+            "CHART_FROM_REGISTRY=1",
+            "CHART_REGISTRY=registry.test/lobe/charts",
+            "REGISTRY=registry.test/lobe",
         )
         line = " ".join(out.replace("\\\n", " ").split())
         assert "upgrade --install lobe oci://registry.test/lobe/charts/lobe --version 0.1.0-g" in line
@@ -122,9 +126,14 @@ def test_deploy_is_an_atomic_helm_upgrade_with_the_environment_values() -> None:
             f"-f helm/lobe/values-{env}.yaml",
             "--atomic",
             "--wait",
-            "--set global.imageTag=",
+            "--set gateway.image.registry=registry.test/lobe",
+            "--set chat-worker.image.tag=",
+            "--set billing.image.digest=",
         ):
             assert flag in line, (env, flag)
+        # The revision serving before, and the one installed (after a successful upgrade only).
+        before, upgrade, after = line.index(" before"), line.index("upgrade --install"), line.index(" after")
+        assert before < upgrade < after, line
 
 
 def test_deploy_refuses_an_unknown_environment() -> None:
