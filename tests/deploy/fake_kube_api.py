@@ -1,11 +1,14 @@
-"""A Kubernetes API server that knows only what `helm upgrade --install --dry-run` asks: its
-version, API discovery for the kinds the cluster provides (docs/deploy.md, "What the cluster
-provides"), and an empty release history. Helm maps every rendered manifest through this
-discovery, so a kind the cluster does not serve (a CRD not installed) fails the dry-run as it
-would on a real cluster. Loopback only; every request is recorded."""
+"""A Kubernetes API server that knows only what `helm upgrade --install --dry-run` and `helm history`
+ask: its version, API discovery for the kinds the cluster provides (docs/deploy.md, "What the
+cluster provides"), and a release's history (Helm 3's release Secrets; empty by default). Helm
+maps every rendered manifest through this discovery, so a kind the cluster does not serve (a CRD
+not installed) fails the dry-run as it would on a real cluster. Loopback only; every request is
+recorded."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import threading
 from collections.abc import Iterator
@@ -79,7 +82,32 @@ def _group_list() -> dict[str, Any]:
     }
 
 
-def _answer(path: str) -> tuple[int, dict[str, Any]]:
+def _release_secret(name: str, namespace: str, revision: int, status: str) -> dict[str, Any]:
+    """A release revision stored the way Helm 3's secrets driver stores it: gzip, then base64."""
+    release = {
+        "name": name,
+        "namespace": namespace,
+        "version": revision,
+        "info": {"status": status, "description": status, "last_deployed": "2026-12-01T00:00:00Z"},
+        "chart": {
+            "metadata": {"name": "lobe", "version": "0.1.0", "appVersion": "0.1.0", "apiVersion": "v2"}
+        },
+    }
+    encoded = base64.b64encode(gzip.compress(json.dumps(release).encode()))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "helm.sh/release.v1",
+        "metadata": {
+            "name": f"sh.helm.release.v1.{name}.v{revision}",
+            "namespace": namespace,
+            "labels": {"name": name, "owner": "helm", "status": status, "version": str(revision)},
+        },
+        "data": {"release": base64.b64encode(encoded).decode()},
+    }
+
+
+def _answer(path: str, releases: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
     if path == "/version":
         return 200, KUBE_VERSION
     if path == "/api":
@@ -91,19 +119,23 @@ def _answer(path: str) -> tuple[int, dict[str, Any]]:
     if path.startswith("/apis/") and path.count("/") == 3 and path[len("/apis/") :] in RESOURCES:
         return 200, _resource_list(path[len("/apis/") :])
     if path.startswith("/api/v1/namespaces/") and path.endswith("/secrets"):
-        return 200, {"kind": "SecretList", "apiVersion": "v1", "metadata": {}, "items": []}
+        return 200, {"kind": "SecretList", "apiVersion": "v1", "metadata": {}, "items": releases}
     return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}
 
 
 @contextmanager
-def fake_kube_api() -> Iterator[tuple[str, list[str]]]:
-    """Yields (server URL, the list of "METHOD path" requests it received)."""
+def fake_kube_api(
+    release: tuple[str, str] = ("lobe", "default"), revisions: tuple[str, ...] = ()
+) -> Iterator[tuple[str, list[str]]]:
+    """Yields (server URL, the list of "METHOD path" requests it received). `revisions`: the
+    statuses of `release` (name, namespace)'s revisions 1, 2, …"""
     requests: list[str] = []
+    releases = [_release_secret(*release, n, status) for n, status in enumerate(revisions, 1)]
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             requests.append(f"{self.command} {self.path}")
-            status, body = _answer(self.path.split("?")[0])
+            status, body = _answer(self.path.split("?")[0], releases)
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from .fake_kube_api import fake_kube_api
+
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_HELM = Path(__file__).with_name("fake_helm.py")
 
@@ -163,3 +165,41 @@ def test_deploy_names_every_image_by_the_pushed_digest_in_the_push_registry(
         assert f"{service}.image.registry=registry.test/lobe" in sets
         assert f"{service}.image.digest=sha256:{service[0] * 64}" in sets
     assert pipeline.serving() == "sha256:" + "g" * 64
+
+
+@pytest.mark.parametrize(
+    ("revisions", "previous"),
+    [
+        ((), None),
+        (("superseded", "deployed"), 2),
+        # A failed upgrade and the revision --atomic made of revision 1: the one serving is 3.
+        (("superseded", "failed", "deployed"), 3),
+    ],
+)
+def test_the_record_reads_the_serving_revision_from_real_helm_history(
+    revisions: tuple[str, ...], previous: int | None, tmp_path: Path
+) -> None:
+    helm = ROOT / ".lobe" / "tools" / "helm"
+    subprocess.run([ROOT / "helm" / "tools" / "get-helm.sh"], check=True, capture_output=True, timeout=300)
+    state = tmp_path / "state.json"
+    with fake_kube_api(("lobe", "lobe-staging"), revisions) as (api, requests):
+        args = [
+            "--helm",
+            str(helm),
+            "--release",
+            "lobe",
+            "--namespace",
+            "lobe-staging",
+            "--state",
+            str(state),
+        ]
+        recorded = subprocess.run(
+            [sys.executable, ROOT / "tools" / "release.py", "before", *args],
+            env={**os.environ, "HELM_KUBEAPISERVER": api, "HOME": str(tmp_path), "KUBECONFIG": "/dev/null"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    ok(recorded)
+    assert json.loads(state.read_text())["previous"] == previous
+    assert any(r.startswith("GET /api/v1/namespaces/lobe-staging/secrets") for r in requests)
