@@ -144,8 +144,9 @@ $(HELM):
 images: install
 	$(BIN)/python -m lobe.devtools.images $(SERVICES)
 
-# One image per service (CI, Docker): tagged by commit and version; with PUSH=1 pushed with an SBOM
-# and provenance attestation, layers cached in the registry.
+# One image per service (CI, Docker): tagged by commit and version; with PUSH=1 pushed to REGISTRY
+# with an SBOM and provenance attestation, layers cached in the registry, and the digest the
+# registry gave it written to IMAGE_DIGESTS/lobe-<service>.digest (what make deploy runs).
 
 image:
 	$(if $(filter $(SERVICE),$(SERVICES)),,$(error SERVICE must be one of: $(SERVICES)))
@@ -178,7 +179,7 @@ image-sbom:
 	trivy image --format cyclonedx --output $(SBOM_DIR)/lobe-$(SERVICE).cdx.json $(IMAGE_REF)
 
 # Keyless: cosign signs with the CI job's OIDC identity (Fulcio certificate, Rekor transparency log),
-# and attaches the SBOM as a signed attestation. Verify: docs/deploy.md, "Supply chain".
+# and attaches the SBOM as a signed attestation. Verify: docs/deploy.md, "Verify an image's signature and SBOM".
 image-sign:
 	$(require_pushed)
 	cosign sign --yes $(IMAGE_REF)
