@@ -10,6 +10,7 @@ EDITABLES := $(patsubst shared,'shared[asyncapi]',$(PACKAGES))
 
 .PHONY: dev test test-unit test-integration lint install system-deps node-deps helm-check clean
 .PHONY: coverage workflow-check compose-check tls images image charts-push deploy helm-test smoke rollback
+.PHONY: chart-deps image-scan image-sbom image-sign
 .PHONY: bench bench-profile bench-scaling soak
 
 $(BIN)/python:
@@ -92,6 +93,24 @@ NAMESPACE ?= lobe-$(ENV)
 DEPLOY_TIMEOUT ?= 10m
 # Deploy the chart pushed by charts-push when CHART_FROM_REGISTRY=1 (CI), else the one in this tree.
 CHART_REF = $(if $(CHART_FROM_REGISTRY),oci://$(CHART_REGISTRY)/lobe --version $(CHART_VERSION),helm/lobe)
+# `make image PUSH=1` writes each pushed image's digest (sha256:…) to IMAGE_DIGESTS/lobe-<service>.digest;
+# CI hands them from the image jobs to the deploy jobs as an artifact.
+IMAGE_DIGESTS ?= .lobe/images
+SBOM_DIR ?= .lobe/sbom
+image_digest = $(strip $(shell cat $(IMAGE_DIGESTS)/lobe-$(1).digest 2>/dev/null))
+# What the release runs is named here, from the same REGISTRY the images were pushed to, for each
+# service (a service's image.* wins over global.* in the charts, so no values file can disagree):
+# by digest when the push recorded one, else by IMAGE_TAG (a local build).
+IMAGE_SETS = $(foreach s,$(SERVICES),--set $(s).image.registry=$(REGISTRY) --set $(s).image.tag=$(IMAGE_TAG) \
+  --set $(s).image.digest=$(call image_digest,$(s)))
+# The revision serving before a deploy and the one it installed: what `make rollback` returns to
+# (tools/release.py). DRY_RUN=1: `helm upgrade --dry-run`, nothing recorded.
+RELEASE_STATE = $(PYTHON) tools/release.py --helm $(HELM) --release $(RELEASE) --namespace $(NAMESPACE) \
+  --state $(RELEASE_STATE_DIR)/$(NAMESPACE)-$(RELEASE).json --timeout $(DEPLOY_TIMEOUT)
+RELEASE_STATE_DIR ?= .lobe/release
+HELM_FLAGS ?=
+DRY_RUN ?=
+REVISION ?=
 SMOKE_MODEL ?= mock
 TLS_DIR ?= deploy/tls
 TLS_HOSTS ?= localhost,127.0.0.1
@@ -125,44 +144,78 @@ $(HELM):
 images: install
 	$(BIN)/python -m lobe.devtools.images $(SERVICES)
 
-# One image per service (CI, Docker): tagged by commit and version; with PUSH=1 pushed with an SBOM
-# and provenance attestation, layers cached in the registry.
+# One image per service (CI, Docker): tagged by commit and version; with PUSH=1 pushed to REGISTRY
+# with an SBOM and provenance attestation, layers cached in the registry, and the digest the
+# registry gave it written to IMAGE_DIGESTS/lobe-<service>.digest (what make deploy runs).
 
 image:
 	$(if $(filter $(SERVICE),$(SERVICES)),,$(error SERVICE must be one of: $(SERVICES)))
+	$(if $(PUSH),mkdir -p $(IMAGE_DIGESTS))
 	docker buildx build -f services/$(SERVICE)/Dockerfile \
 	  -t $(REGISTRY)/lobe-$(SERVICE):$(IMAGE_TAG) -t $(REGISTRY)/lobe-$(SERVICE):$(VERSION) \
 	  --label org.opencontainers.image.revision=$(GIT_SHA) --label org.opencontainers.image.version=$(VERSION) \
 	  --cache-from type=registry,ref=$(REGISTRY)/lobe-$(SERVICE):buildcache \
-	  $(if $(PUSH),--push --sbom=true --provenance=mode=max \
+	  $(if $(PUSH),--push --sbom=true --provenance=mode=max --metadata-file $(IMAGE_DIGESTS)/lobe-$(SERVICE).json \
 	  --cache-to type=registry$(,)ref=$(REGISTRY)/lobe-$(SERVICE):buildcache$(,)mode=max,--load) .
+	$(if $(PUSH),sed -n 's/.*"containerimage.digest": *"\(sha256:[0-9a-f]*\)".*/\1/p' \
+	  $(IMAGE_DIGESTS)/lobe-$(SERVICE).json > $(IMAGE_DIGESTS)/lobe-$(SERVICE).digest && \
+	  grep -q '^sha256:' $(IMAGE_DIGESTS)/lobe-$(SERVICE).digest)
+
+# The pushed image by digest (image-scan, image-sbom, image-sign run where trivy and cosign exist: CI).
+IMAGE_REF = $(REGISTRY)/lobe-$(SERVICE)@$(call image_digest,$(SERVICE))
+define require_pushed
+$(if $(call image_digest,$(SERVICE)),,$(error no digest in $(IMAGE_DIGESTS)/lobe-$(SERVICE).digest: make image SERVICE=$(SERVICE) PUSH=1 first))
+endef
+
+# Fails on a HIGH or CRITICAL vulnerability that has a fix.
+image-scan:
+	$(require_pushed)
+	trivy image --exit-code 1 --severity HIGH,CRITICAL --ignore-unfixed $(IMAGE_REF)
+
+# A CycloneDX SBOM of the pushed image, kept in SBOM_DIR (CI uploads it and attests it).
+image-sbom:
+	$(require_pushed)
+	mkdir -p $(SBOM_DIR)
+	trivy image --format cyclonedx --output $(SBOM_DIR)/lobe-$(SERVICE).cdx.json $(IMAGE_REF)
+
+# Keyless: cosign signs with the CI job's OIDC identity (Fulcio certificate, Rekor transparency log),
+# and attaches the SBOM as a signed attestation. Verify: docs/deploy.md, "Verify an image's signature and SBOM".
+image-sign:
+	$(require_pushed)
+	cosign sign --yes $(IMAGE_REF)
+	cosign attest --yes --type cyclonedx --predicate $(SBOM_DIR)/lobe-$(SERVICE).cdx.json $(IMAGE_REF)
 
 # Package every chart at CHART_VERSION and push it to oci://CHART_REGISTRY (credentials: docker login).
-charts-push: $(HELM)
+charts-push: chart-deps
 	rm -rf .lobe/charts && mkdir -p .lobe/charts
-	@for chart in $(CHARTS); do \
-	  $(HELM) dependency update --skip-refresh helm/$$chart >/dev/null && \
-	  $(HELM) package helm/$$chart --version $(CHART_VERSION) -d .lobe/charts || exit 1; \
-	done
+	@for chart in $(CHARTS); do $(HELM) package helm/$$chart --version $(CHART_VERSION) -d .lobe/charts || exit 1; done
 	@for pkg in .lobe/charts/*.tgz; do $(HELM) push $$pkg oci://$(CHART_REGISTRY) || exit 1; done
 
+# Each chart's subcharts into its charts/, offline (they are file:// dependencies): the service
+# charts first, since the umbrella chart packages each of them with the lobe-common it carries.
+chart-deps: $(HELM)
+	@for chart in $(SERVICES) lobe; do $(HELM) dependency update --skip-refresh helm/$$chart >/dev/null || exit 1; done
+
 # Install or upgrade ENV's release; --atomic rolls it back by itself when it does not become ready.
-deploy: $(HELM)
+deploy: $(HELM) $(if $(CHART_FROM_REGISTRY),,chart-deps)
 	$(require_env)
-	$(if $(CHART_FROM_REGISTRY),,$(HELM) dependency update --skip-refresh helm/lobe >/dev/null)
+	$(if $(DRY_RUN),,$(RELEASE_STATE) before)
 	$(HELM) upgrade --install $(RELEASE) $(CHART_REF) -n $(NAMESPACE) --create-namespace \
-	  -f helm/lobe/values-$(ENV).yaml --set global.imageTag=$(IMAGE_TAG) \
-	  --atomic --wait --timeout $(DEPLOY_TIMEOUT)
+	  -f helm/lobe/values-$(ENV).yaml $(IMAGE_SETS) \
+	  --atomic --wait --timeout $(DEPLOY_TIMEOUT) $(if $(DRY_RUN),--dry-run) $(HELM_FLAGS)
+	$(if $(DRY_RUN),,$(RELEASE_STATE) after)
 
 # Each chart's test pod against ENV's release.
 helm-test: $(HELM)
 	$(require_env)
 	$(HELM) test $(RELEASE) -n $(NAMESPACE) --logs --timeout 5m
 
-# Back to the release before the last upgrade (CI: when the smoke tests fail after a deploy).
+# Back to the revision that served before this workspace's `make deploy`, when that upgrade
+# succeeded (CI: the smoke or helm test failed after it); a failed upgrade --atomic undid itself.
+# REVISION=N: to that revision instead (an operator's choice, from helm history).
 rollback: $(HELM)
 	$(require_env)
-	$(HELM) rollback $(RELEASE) 0 -n $(NAMESPACE) --wait --timeout $(DEPLOY_TIMEOUT)
+	$(RELEASE_STATE) rollback $(if $(REVISION),--revision $(REVISION))
 
 # A streamed answer through SMOKE_BASE_URL (the Ingress, or compose's nginx) with the openai SDK;
 # the key comes from SMOKE_API_KEY in the environment, never from the command line.

