@@ -96,7 +96,10 @@ def test_each_service_connects_with_its_own_user_and_inbox_prefix_for_nats_py_an
         "pw",
         "_INBOX.billing",
     )
-    assert connect_options(settings, "chat-worker w-1")["inbox_prefix"] == "_INBOX.chat-worker"
+    # A task run under billing's user (`lobe-admin` in a billing pod) reads billing's inbox.
+    assert connect_options(settings, "admin (lobe admin)")["inbox_prefix"] == "_INBOX.billing"
+    anonymous = NatsSettings(nats_url="nats://a:4222")
+    assert connect_options(anonymous, "chat-worker w-1")["inbox_prefix"] == "_INBOX.chat-worker"
     broker = broker_options(settings, "billing")
     assert not {"user", "password", "tls", "user_credentials"} & set(broker)
     assert isinstance(broker["security"], NatsUserPassword)

@@ -165,6 +165,22 @@ async def test_each_image_runs_as_in_production_and_streams_an_answer_through_th
 
         await eventually(counted, within_s=30, every_s=0.2)
 
+        # Day 2 in a pod (docs/deploy.md): the billing image's `lobe-admin` issues the first key,
+        # with nothing but the container's own environment, and the gateway admits it.
+        billing = containers["billing"]
+        created = billing.exec("lobe-admin", "create-user", "root", "--email", "root@lobe.test")
+        assert created.returncode == 0, created.stderr
+        issued = billing.exec("lobe-admin", "issue-key", "root", "--name", "first")
+        assert issued.returncode == 0, issued.stderr
+        key = re.search(r"^api key (\S+)", issued.stdout, re.M)
+        assert key is not None, issued.stdout
+        async with http.post(
+            f"http://{LOOPBACK}:{port}/v1/chat/completions",
+            json=payload,
+            headers={"Authorization": f"Bearer {key.group(1)}"},
+        ) as response:
+            assert response.status == 200, await response.text()
+
 
 async def test_a_gateway_container_sigtermed_mid_answer_drains_and_exits_0(
     start_container: StartContainer, nats_url: str, redis_url: str, models_file: tuple[str, str]

@@ -9,8 +9,12 @@ import pytest
 from lobe.billing.admin import Admin, CreatedUser, admin_session
 from lobe.billing.errors import NotAnnouncedError, UserExistsError
 from lobe.billing.plans import load_plans
+from lobe.devtools.servers import NatsServer
 from lobe.shared.bus import ensure_streams
+from lobe.shared.catalog import BILLING
+from lobe.shared.events.auth import AUTH_KEY_ISSUED
 from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED
+from lobe.shared.events.streams import EVENTS
 
 from .support import fetchval
 
@@ -63,3 +67,22 @@ async def test_creating_an_existing_user_never_changes_its_plan_email_or_role(
     with pytest.raises(nats.errors.TimeoutError):
         await changed.next_msg(timeout=0.2)
     await spy.close()
+
+
+async def test_the_admin_tasks_run_under_billings_own_nats_user_as_in_a_billing_pod(
+    secured_nats: NatsServer, billing_db: str
+) -> None:
+    # `kubectl exec deploy/lobe-billing -- lobe-admin …` (docs/deploy.md): the pod's NATS user is
+    # billing's, whose replies (JetStream acks) may only arrive under _INBOX.billing.
+    credentials = secured_nats.users.connect_kwargs(BILLING)
+    overrides = {"nats_user": credentials["user"], "nats_password": credentials["password"]}
+    async with admin_session(billing_db, secured_nats.url, nats_overrides=overrides) as admin:
+        await admin.create_user("root")
+        issued = await admin.issue_key("root", "first")  # NotAnnouncedError if no ack came back
+    harness = await nats.connect(secured_nats.url, **secured_nats.users.connect_kwargs("harness"))
+    try:
+        info = await harness.jetstream().stream_info(EVENTS.name, subjects_filter=AUTH_KEY_ISSUED)
+        assert (info.state.subjects or {}).get(AUTH_KEY_ISSUED) == 1
+    finally:
+        await harness.close()
+    assert await fetchval(billing_db, "SELECT user_id FROM api_keys WHERE id = $1", issued.id) == "root"

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lobe.devtools import admin_cli
-from lobe.devtools.admin_cli import add_admin_commands, add_retention_command
+from lobe.billing import admin_cli
+from lobe.billing.admin_cli import add_admin_commands, add_retention_command
 from lobe.devtools.dev import DEV_PLAN, DevOptions, find_state_dir, run_dev
 from lobe.devtools.loadtest import bench, command
 from lobe.devtools.loadtest.upstream import add_shape_arguments, shape_from

@@ -27,9 +27,10 @@ RECONNECT_WAIT_S = 0.5
 def connect_options(settings: NatsSettings, name: str) -> dict[str, Any]:
     """nats.py's `connect` keywords: servers, reconnects, credentials, TLS, inbox prefix.
 
-    `name` names the connection (monitoring shows it) and starts with the service's name, which
-    also names its inbox prefix, `_INBOX.<service>`: its NATS user may subscribe to replies there
-    and nowhere else, so no other service can read the answers it is sent.
+    `name` names the connection (monitoring shows it) and starts with the service's name. Replies
+    arrive under `_INBOX.<user>`, the NATS user's own inbox (else the service's name): that user may
+    subscribe to replies there and nowhere else, so no other service can read the answers it is
+    sent, and a one-off task under a service's user (`lobe-admin` in a billing pod) gets its acks.
     """
     options: dict[str, Any] = {
         "servers": settings.nats_servers,
@@ -39,7 +40,7 @@ def connect_options(settings: NatsSettings, name: str) -> dict[str, Any]:
         "reconnect_time_wait": RECONNECT_WAIT_S,
         # Outbound buffer while disconnected; publishes past it fail instead of piling up.
         "pending_size": 8 * 1024 * 1024,
-        "inbox_prefix": inbox_prefix(name.split(" ")[0]),
+        "inbox_prefix": inbox_prefix(settings.nats_user or name.split(" ")[0]),
     }
     if settings.nats_user:
         options["user"] = settings.nats_user

@@ -199,7 +199,7 @@ async def admin_session(
     plans = load_plans(plans_file)
     # NATS_STREAM_REPLICAS (and, for `lobe admin`, NATS_USER) from the environment.
     settings = NatsSettings(nats_url=nats_url, **(nats_overrides or {}))
-    # The operator's NATS user is `admin` (lobe.shared.catalog.permissions), so is its inbox prefix.
+    # Replies arrive under the NATS user's inbox: `admin` for the operator, `billing` in a billing pod.
     options = connect_options(settings, "admin (lobe admin)")
     # A command gives up on an unreachable server (NoServersError) instead of retrying forever,
     # and that error reaches the caller: nats.py need not log it too.

@@ -1,7 +1,9 @@
 """`lobe admin …` and `lobe db retention`: billing's operator tasks against $DATABASE_URL.
 
 `lobe admin` also needs $NATS_URL: every change is announced there (lobe.billing.admin), so the
-gateways drop what they cached about the key or the user at once.
+gateways drop what they cached about the key or the user at once. The tasks live in billing, not in
+the developer tools, so that the billing image carries them as `lobe-admin` (the same commands):
+an operator runs them in a billing pod, which already has the database, NATS and its credentials.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from lobe.shared.config_file import ConfigError
 
 
 def add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("admin", help="users, API keys, plans and limits (billing database)")
+    add_tasks(commands.add_parser("admin", help="users, API keys, plans and limits (billing database)"))
+
+
+def add_tasks(parser: argparse.ArgumentParser) -> None:
     tasks = parser.add_subparsers(dest="admin_command", required=True)
     create = tasks.add_parser(
         "create-user", help="create a user (an existing one is never changed: set-plan, set-role)"
@@ -114,3 +119,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"lobe {args.command}: cannot connect: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`lobe-admin TASK …`: `lobe admin TASK …` where the `lobe` developer command is not installed."""
+    parser = argparse.ArgumentParser(
+        prog="lobe-admin", description="users, API keys, plans and limits (billing database)"
+    )
+    add_tasks(parser)
+    parser.set_defaults(command="admin")
+    return run(parser.parse_args(argv))
