@@ -23,7 +23,6 @@ from lobe.shared import bus
 from lobe.shared.bus import ensure_streams
 from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, LimitExceeded
 from lobe.shared.events.usage import USAGE_RECORDED
-from lobe.shared.ops import bound_port
 
 from .events import usage_event
 
@@ -56,7 +55,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 10.
 
 async def test_usage_published_to_jetstream_shows_on_metrics_once(nats_url: str) -> None:
     async with running(settings_for(nats_url)) as state, aiohttp.ClientSession() as http:
-        base = f"http://127.0.0.1:{bound_port(state.ops)}"
+        base = f"http://127.0.0.1:{state.ops_port}"
         async with http.get(f"{base}/health/ready") as resp:
             assert resp.status == 200
 
@@ -107,8 +106,9 @@ async def test_durable_consumer_resumes_after_restart_without_losing_events(nats
 async def test_readiness_is_503_while_draining(nats_url: str) -> None:
     async with running(settings_for(nats_url)) as state:
         assert await state.ready() is True
-        state.draining = True
-        url = f"http://127.0.0.1:{bound_port(state.ops)}/health/ready"
+        assert state.runtime is not None
+        state.runtime.draining.set()  # what SIGTERM does first
+        url = f"http://127.0.0.1:{state.ops_port}/health/ready"
         async with aiohttp.ClientSession() as http, http.get(url) as resp:
             assert resp.status == 503
 

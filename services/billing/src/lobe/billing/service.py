@@ -31,8 +31,7 @@ from lobe.billing.settings import BillingSettings
 from lobe.billing.user_responder import build_user_router
 from lobe.billing.users import UserDirectory
 from lobe.shared.bus import broker_options, ensure_streams, flush
-from lobe.shared.lifecycle import announce
-from lobe.shared.ops import bound_port, start_ops_server
+from lobe.shared.process import ServiceRuntime, started
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "billing"
@@ -40,13 +39,13 @@ EXPIRE_INTERVAL_S = 10.0
 
 
 class BillingService:
-    """Start with `async with BillingService(settings) as svc:`; leaving the block shuts down."""
+    """`open` is its start-up on the shared runtime (lobe.shared.process); in process (tests,
+    benches) `async with BillingService(settings) as svc:` runs it the same way until the block
+    exits."""
 
     def __init__(self, settings: BillingSettings) -> None:
         self.settings = settings
-        self.stop = asyncio.Event()
-        self.ops_port = 0
-        self._stack = AsyncExitStack()
+        self.stop = asyncio.Event()  # the ingest and expiry loops' signal to finish their round
         self._tasks: list[asyncio.Task[None]] = []
         self.pool: asyncpg.Pool | None = None
         self.broker = NatsBroker(
@@ -57,21 +56,27 @@ class BillingService:
         self.alerts: Alerts | None = None
         self.admission: AdmissionResponder | None = None
         self.admin: Admin | None = None
+        self._runtime: ServiceRuntime | None = None
+        self._in_process = AsyncExitStack()
+
+    @property
+    def ops_port(self) -> int:
+        return self._runtime.ops_port if self._runtime is not None else 0
 
     async def __aenter__(self) -> BillingService:
-        try:
-            await self._start()
-        except BaseException:
-            await self._stack.aclose()
-            raise
+        await self._in_process.enter_async_context(started(SERVICE_NAME, self.open))
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.shutdown()
+        await self._in_process.aclose()
 
-    async def _start(self) -> None:
+    async def open(self, runtime: ServiceRuntime) -> None:
+        """Migrate, connect, serve. On the way out, in reverse: the API stops; each ingest loop
+        finishes (commits and acks) its batch; the responders stop and finish the commands in hand;
+        their last facts are published; NATS drains; the pool closes."""
+        self._runtime = runtime
         s = self.settings
         # Bad YAML fails here, before anything connects: a clear error and a non-zero exit.
         prices = load_prices(s.prices_file)
@@ -84,17 +89,28 @@ class BillingService:
             dsn, min_size=2, max_size=s.billing_db_pool_size, timeout=5, command_timeout=30, init=instrument
         )
         self.pool = pool
-        self._stack.push_async_callback(pool.close)
+        runtime.on_stop(pool.close)
         await sync_catalog(pool, prices, plans)
 
-        await self.broker.connect()
-        self._stack.push_async_callback(self._stop_broker)
-        js = self.broker.connection.jetstream()
+        nc = await runtime.connect(self.broker)
+        js = nc.jetstream()
         await ensure_streams(js, replicas=s.nats_stream_replicas, owner=True)
-        await announce(js, SERVICE_NAME, "started")
-        self._stack.push_async_callback(announce, js, SERVICE_NAME, "stopped")
-
+        runtime.announce(js)
         self.alerts = alerts = Alerts(js)
+        runtime.on_stop(alerts.drain)
+
+        routes = RouteBook(nc)
+        await routes.refresh()  # the workers running now; later ones are heard within its TTL
+        runtime.on_stop(routes.close)
+        budgets = Budgets(pool, prices, plans, s.billing_reservation_ttl_s, alerts, routes)
+        self.admission = AdmissionResponder(nc, budgets)
+        await self.admission.start()
+        self.broker.include_router(build_router(functools.partial(owner_of, pool), budgets))
+        self.broker.include_router(build_user_router(UserDirectory(pool, plans).resolve))
+        await self.broker.start()
+        runtime.on_stop(self._stop_responders)
+        await flush(nc)  # the responders are live before billing says it is ready
+
         ingester = Ingester(
             js,
             pool,
@@ -104,29 +120,16 @@ class BillingService:
             s.billing_batch_size,
             s.billing_fetch_timeout_s,
             s.billing_ack_wait_s,
-            nc=self.broker.connection,
+            nc=nc,
         )
         for i in range(s.billing_consumers):
             self._tasks.append(asyncio.create_task(ingester.run(self.stop), name=f"billing-ingest-{i}"))
-
-        routes = RouteBook(self.broker.connection)
-        await routes.refresh()  # the workers running now; later ones are heard within its TTL
-        self._stack.push_async_callback(routes.close)
-        budgets = Budgets(pool, prices, plans, s.billing_reservation_ttl_s, alerts, routes)
-        self.admission = AdmissionResponder(self.broker.connection, budgets)
-        await self.admission.start()
-        self.broker.include_router(build_router(functools.partial(owner_of, pool), budgets))
-        self.broker.include_router(build_user_router(UserDirectory(pool, plans).resolve))
-        await self.broker.start()
-        await flush(self.broker.connection)  # the responders are live before billing says it is ready
         self._tasks.append(asyncio.create_task(self._expire_loop(budgets), name="billing-expire"))
+        runtime.on_stop(self._finish_loops)
 
         self.admin = Admin(pool, js, plans)
         app = build_api(pool, prices, plans, s.billing_admin_token, self.admin)
-        runner = await start_ops_server(s.ops_host, s.ops_port, self.ready, extra=app)
-        self._stack.push_async_callback(runner.cleanup)
-        self.ops_port = bound_port(runner)
-        log.info("billing ready", extra={"ops_port": self.ops_port})
+        await runtime.serve_ops(s, self.ready, extra=app)
 
     async def _expire_loop(self, budgets: Budgets) -> None:
         while not self.stop.is_set():
@@ -147,28 +150,19 @@ class BillingService:
         except Exception:
             return False
 
-    async def shutdown(self) -> None:
-        """Stop fetching, let each loop finish (commit and ack) its batch; stop taking commands and
-        finish those in hand, publish their facts; then drain NATS and close."""
+    async def _finish_loops(self) -> None:
+        """Stop fetching; each loop finishes (commits and acks) the batch in hand."""
         self.stop.set()
-        if self._tasks:
-            done = await asyncio.gather(*self._tasks, return_exceptions=True)
-            for task, result in zip(self._tasks, done, strict=True):
-                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                    log.error("%s ended with %r", task.get_name(), result)
-            self._tasks.clear()
-        # Responders first, then the last limit facts; broker.stop() would also close the
-        # connection those facts still need, so FastStream's subscribers are stopped one by one.
+        done = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, result in zip(self._tasks, done, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("%s ended with %r", task.get_name(), result)
+        self._tasks.clear()
+
+    async def _stop_responders(self) -> None:
+        # One by one: broker.stop() would also close the connection the last limit facts still need
+        # (the runtime drains it after they are published).
         if self.admission is not None:
             await self.admission.stop()
         for subscriber in self.broker.subscribers:
             await subscriber.stop()
-        if self.alerts is not None:
-            await self.alerts.drain()
-        await self._stack.aclose()
-
-    async def _stop_broker(self) -> None:
-        try:
-            await self.broker.stop()
-        except Exception as exc:  # a connection already gone cannot drain; there is nothing left to flush
-            log.warning("nats drain failed: %r", exc)

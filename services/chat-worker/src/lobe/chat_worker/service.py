@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from contextlib import AsyncExitStack
 
 import aiohttp
 from faststream.nats import NatsBroker
@@ -44,7 +45,7 @@ from lobe.shared.events.chat import (
 )
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 from lobe.shared.facts import publish_fact
-from lobe.shared.lifecycle import announce
+from lobe.shared.process import ServiceRuntime, started
 from lobe.shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
@@ -82,19 +83,26 @@ class ChatWorker:
         self.session: aiohttp.ClientSession | None = None
         self._js: JetStreamContext | None = None
         self._router: Router | None = None
-        self._requests: Subscription | None = None  # chat.request: raw nats-py (see start)
+        self._requests: Subscription | None = None  # chat.request: raw nats-py (see open)
+        self._in_process = AsyncExitStack()
         # Cancels name the worker that accepted the request: no other worker reads them.
         self.broker.subscriber(subject(CHAT_CANCEL, worker_id=settings.worker_id))(self.on_cancel)
         self.broker.subscriber(CHAT_MODELS, queue=CHAT_WORKER_QUEUE)(self.on_models)
 
-    async def start(self) -> None:
+    async def open(self, runtime: ServiceRuntime) -> None:
+        """Connect and take requests. On the way out: stop taking them, let the runs in flight
+        finish within the grace and fail the rest explicitly, then drain NATS."""
         # One pooled session per process: connection reuse to each provider is most of TTFT.
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
-        await self.broker.start()
-        self._js = self.broker.connection.jetstream()
+        self.session = await runtime.enter(
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
+        )
+        runtime.on_stop(self._close_providers)
+        nc = await runtime.connect(self.broker)
+        self._js = nc.jetstream()
         await ensure_streams(self.js, replicas=self.settings.nats_stream_replicas)
+        runtime.announce(self.js)
         self._router = Router(
-            self.broker.connection,
+            nc,
             self.js,
             self.settings.worker_id,
             self.metrics,
@@ -103,25 +111,31 @@ class ChatWorker:
             replicas=self.settings.nats_stream_replicas,
         )
         await self._router.start(self.catalog)
+        runtime.on_stop(self._router.stop)
+        await self.broker.start()  # cancels and model queries, which runs still draining need
         # Not a FastStream subscriber: its per-message middlewares, dependency injection and the
         # thread hop its context field takes cost 20 % of the worker's CPU per request, and this
         # handler needs none of them (docs/performance.md).
-        self._requests = await self.broker.connection.subscribe(
-            CHAT_REQUEST, queue=CHAT_WORKER_QUEUE, cb=self._on_request
-        )
-        await flush(self.broker.connection)  # taking requests before the worker says it is ready
-        await announce(self.js, "chat-worker", "started")
+        self._requests = await nc.subscribe(CHAT_REQUEST, queue=CHAT_WORKER_QUEUE, cb=self._on_request)
+        runtime.on_stop(self._finish_runs)
+        await flush(nc)  # taking requests before the worker says it is ready
         MAX_CONCURRENCY.set(self.settings.worker_max_concurrency)
-        log.info("chat worker %s ready", self.settings.worker_id)
+
+    async def start(self) -> None:
+        """In process (tests, benches): the worker as its process runs it, until stop()."""
+        await self._in_process.enter_async_context(started("chat-worker", self.open))
+
+    async def stop(self) -> None:
+        await self._in_process.aclose()
 
     @property
     def js(self) -> JetStreamContext:
-        assert self._js is not None, "start() first"
+        assert self._js is not None, "open() first"
         return self._js
 
     @property
     def router(self) -> Router:
-        assert self._router is not None, "start() first"
+        assert self._router is not None, "open() first"
         return self._router
 
     def apply_catalog(self, catalog: ModelCatalog) -> None:
@@ -232,35 +246,32 @@ class ChatWorker:
     async def _record_usage(self, event: UsageRecorded) -> bool:
         return await publish_fact(self.js, USAGE_RECORDED, event, attempts=USAGE_PUBLISH_ATTEMPTS)
 
-    async def stop(self) -> None:
-        """SIGTERM: stop taking work, let streams finish within the grace, fail the rest explicitly."""
+    async def _finish_runs(self) -> None:
+        """Stop taking work, let streams finish within the grace, fail the rest explicitly."""
         if self._requests is not None:
             await self._requests.unsubscribe()
-        if self.runs:
-            log.info("draining %d streams", len(self.runs))
-            _, pending = await asyncio.wait(
-                [t for t, _ in self.runs.values()], timeout=self.settings.shutdown_grace_s
-            )
-            for request_id, (task, sink) in list(self.runs.items()):
-                if task in pending:
-                    with contextlib.suppress(Exception):
-                        await sink.send(
-                            ErrorFrame(
-                                request_id=request_id,
-                                seq=sink.next_seq(),
-                                status=503,
-                                code="worker_shutdown",
-                                message="the worker shut down before the answer completed",
-                            )
+        if not self.runs:
+            return
+        log.info("draining %d streams", len(self.runs))
+        _, pending = await asyncio.wait(
+            [t for t, _ in self.runs.values()], timeout=self.settings.shutdown_grace_s
+        )
+        for request_id, (task, sink) in list(self.runs.items()):
+            if task in pending:
+                with contextlib.suppress(Exception):
+                    await sink.send(
+                        ErrorFrame(
+                            request_id=request_id,
+                            seq=sink.next_seq(),
+                            status=503,
+                            code="worker_shutdown",
+                            message="the worker shut down before the answer completed",
                         )
-                    task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=5)
+                    )
+                task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    async def _close_providers(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
-        if self.session:
-            await self.session.close()
-        if self._router is not None:
-            await self._router.stop()
-        await announce(self.js, "chat-worker", "stopped")
-        await self.broker.stop()  # unsubscribes, then drains the connection

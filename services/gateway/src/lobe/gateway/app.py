@@ -43,14 +43,16 @@ def readiness(app: web.Application) -> ReadinessCheck:
     return gateway_ready
 
 
-def create_app(settings: GatewaySettings) -> web.Application:
+def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None) -> web.Application:
+    """`draining`: the process runtime's, set on SIGTERM (lobe.shared.process); in-process
+    harnesses leave it out."""
     # client_max_size: aiohttp's own cap, in case anything reads a body outside json_request.
     app = web.Application(
         middlewares=[openai_errors, refuse_oversized], client_max_size=settings.max_body_bytes
     )
     instrument(app, public=True)  # a client's traceparent is a link, not our parent
     app[SETTINGS] = settings
-    app[DRAINING] = asyncio.Event()
+    app[DRAINING] = draining or asyncio.Event()
     setup_cors(app, settings.cors_origins)
     app.cleanup_ctx.append(open_resources)
     app.on_response_prepare.append(add_rate_headers)  # on every answer to a rate-limited request

@@ -1,7 +1,8 @@
 """SIGTERM at the gateway, in the order a load balancer needs (guarantee 6): readiness answers 503
-first; SHUTDOWN_DELAY_S later, while the balancer takes the replica out, the listener stops taking
-connections; answers in flight then get SHUTDOWN_GRACE_S to finish, and past it an explicit error
-event; NATS drains last, with the app's other resources."""
+first (the process runtime sets DRAINING: lobe.shared.process); SHUTDOWN_DELAY_S later, while the
+balancer takes the replica out, the listener stops taking connections; answers in flight then get
+SHUTDOWN_GRACE_S to finish, and past it an explicit error event; NATS drains last, with the app's
+other resources."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from lobe.gateway.resources import RESOURCES, SETTINGS
 
 log = logging.getLogger("lobe.gateway")
 # Readiness reads it: set, and every readiness probe answers 503 while the process still serves.
+# The process runtime's `draining` event (create_app).
 DRAINING = web.AppKey("draining", asyncio.Event)
 
 
 async def drain(app: web.Application, runner: web.AppRunner) -> None:
     """Shut the public listener down in order; returns once `runner` is cleaned up."""
     settings = app[SETTINGS]
-    app[DRAINING].set()
-    log.info("draining: readiness off; the listener closes in %.1f s", settings.shutdown_delay_s)
+    log.info("the listener closes in %.1f s", settings.shutdown_delay_s)
     await asyncio.sleep(settings.shutdown_delay_s)
     for site in list(runner.sites):
         await site.stop()

@@ -1,4 +1,6 @@
-"""Process entry: settings, logging, tracing, then serve until SIGTERM."""
+"""Process entry: settings, then the shared service runtime (lobe.shared.process). The app's own
+resources open and close in its cleanup_ctx (lobe.gateway.resources); SIGTERM drains the public
+listener in lobe.gateway.drain's order, then the ops listener goes."""
 
 from __future__ import annotations
 
@@ -7,22 +9,21 @@ import sys
 
 from aiohttp import web
 
-from lobe.gateway.app import create_app, start_ops
+from lobe.gateway.app import create_app, readiness
 from lobe.gateway.drain import drain
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.config_file import ConfigError
-from lobe.shared.ops import bound_port
-from lobe.shared.process import run_service, stop_requested
+from lobe.shared.process import ServiceRuntime, run_service
 
 log = logging.getLogger("lobe.gateway")
 ABORT_MARGIN_S = 2.0
 
 
-async def serve(settings: GatewaySettings) -> None:
+async def start(runtime: ServiceRuntime, settings: GatewaySettings) -> None:
+    app = create_app(settings, draining=runtime.draining)  # /api/ready goes 503 with the ops probe
+    await runtime.serve_ops(settings, readiness(app))
     # handler_cancellation: a client that disconnects cancels its handler at once, which is
     # what lets the gateway cancel the provider call within milliseconds.
-    stop = stop_requested()
-    app = create_app(settings)
     runner = web.AppRunner(
         app,
         handler_cancellation=True,
@@ -31,25 +32,21 @@ async def serve(settings: GatewaySettings) -> None:
         # their error event still reaches the client.
         shutdown_timeout=settings.shutdown_grace_s + ABORT_MARGIN_S,
     )
-    await runner.setup()
-    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
-    await site.start()
-    ops = await start_ops(app)
+    await runner.setup()  # the cleanup_ctx opens the app's resources: NATS, Redis, auth
+    runtime.on_stop(drain, app, runner)
+    await web.TCPSite(runner, settings.gateway_host, settings.gateway_port).start()
     log.info(
         "gateway listening on http://%s:%d (ops and /metrics on port %d)",
         settings.gateway_host,
         settings.gateway_port,
-        bound_port(ops),
+        runtime.ops_port,
     )
-    await stop.wait()
-    await drain(app, runner)
-    await ops.cleanup()  # last, so the drain stays visible to Prometheus and the readiness probe
 
 
 def main() -> None:
     settings = GatewaySettings()
     try:
-        run_service("gateway", settings, lambda: serve(settings))
+        run_service("gateway", settings, lambda runtime: start(runtime, settings))
     except ConfigError as exc:  # RATE_LIMITS_FILE: refused before anything is served
         print(f"gateway: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -1,15 +1,13 @@
-"""Process lifecycle: connect, declare streams, consume, serve ops, drain on SIGTERM."""
+"""The metrics service on the shared runtime (lobe.shared.process): ops first, then NATS, the
+durable consumer and the lag poll; on SIGTERM the broker drains within the grace."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
-from aiohttp import web
 from faststream.nats import NatsBroker
 
 from lobe.metrics.aggregation import UsageMetrics
@@ -18,24 +16,11 @@ from lobe.metrics.router import build_router, usage_consumer
 from lobe.metrics.settings import SERVICE_NAME, MetricsSettings
 from lobe.shared.bus import broker_options, ensure_consumer, ensure_streams
 from lobe.shared.events.streams import USAGE
-from lobe.shared.lifecycle import announce
-from lobe.shared.ops import start_ops_server
-from lobe.shared.process import stop_requested
+from lobe.shared.process import ServiceRuntime, started
 
 log = logging.getLogger(__name__)
 
 READY_PING_TIMEOUT_S = 0.5
-
-
-@dataclass
-class Running:
-    broker: NatsBroker
-    metrics: UsageMetrics
-    ops: web.AppRunner = field(init=False)
-    draining: bool = False
-
-    async def ready(self) -> bool:
-        return not self.draining and await self.broker.ping(READY_PING_TIMEOUT_S)
 
 
 def build_broker(settings: MetricsSettings, metrics: UsageMetrics) -> NatsBroker:
@@ -48,46 +33,47 @@ def build_broker(settings: MetricsSettings, metrics: UsageMetrics) -> NatsBroker
     return broker
 
 
-@asynccontextmanager
-async def running(settings: MetricsSettings, metrics: UsageMetrics | None = None) -> AsyncIterator[Running]:
-    """The whole service, up until the block exits; then it drains NATS and stops the ops server."""
-    metrics = metrics or UsageMetrics(
-        max_models=settings.metrics_max_models, dedupe_window=settings.metrics_dedupe_window
-    )
-    broker = build_broker(settings, metrics)
-    state = Running(broker=broker, metrics=metrics)
-    polling: asyncio.Task[None] | None = None
-    # Ops first, so liveness answers (and readiness says 503) while NATS is still coming up.
-    state.ops = await start_ops_server(
-        settings.ops_host, settings.ops_port, state.ready, registry=metrics.registry
-    )
-    try:
-        await broker.connect()
-        js = broker.connection.jetstream()
-        await ensure_streams(js, replicas=settings.nats_stream_replicas)
+class MetricsService:
+    def __init__(self, settings: MetricsSettings, metrics: UsageMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or UsageMetrics(
+            max_models=settings.metrics_max_models, dedupe_window=settings.metrics_dedupe_window
+        )
+        self.broker = build_broker(settings, self.metrics)
+        self.runtime: ServiceRuntime | None = None
+
+    @property
+    def ops_port(self) -> int:
+        return self.runtime.ops_port if self.runtime is not None else 0
+
+    async def ready(self) -> bool:
+        return await self.broker.ping(READY_PING_TIMEOUT_S)
+
+    async def open(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        s = self.settings
+        # Ops first, so liveness answers (and readiness says 503) while NATS is still coming up.
+        await runtime.serve_ops(s, self.ready, registry=self.metrics.registry)
+        nc = await runtime.connect(self.broker, drain_s=s.metrics_shutdown_grace_s)
+        js = nc.jetstream()
+        await ensure_streams(js, replicas=s.nats_stream_replicas)
         await ensure_consumer(js, USAGE.name, usage_consumer())
-        await broker.start()
-        await announce(broker.connection.jetstream(), SERVICE_NAME, "started")
-        lag = ConsumerLag(metrics.registry)
-        polling = asyncio.create_task(lag.run(broker.connection.jetstream(), settings.metrics_lag_interval_s))
-        log.info("metrics consuming", extra={"ops_port": settings.ops_port})
-        yield state
-    finally:
-        state.draining = True
-        if polling is not None:
-            polling.cancel()
-        with contextlib.suppress(Exception):  # never connected: nothing to announce
-            await announce(broker.connection.jetstream(), SERVICE_NAME, "stopped")
-        try:
-            await asyncio.wait_for(broker.stop(), settings.metrics_shutdown_grace_s)
-        except TimeoutError:
-            log.warning("nats drain timed out", extra={"grace_s": settings.metrics_shutdown_grace_s})
-        await state.ops.cleanup()
+        await self.broker.start()
+        runtime.announce(js)
+        polling = asyncio.create_task(ConsumerLag(self.metrics.registry).run(js, s.metrics_lag_interval_s))
+        runtime.on_stop(_cancel, polling)
+        log.info("metrics consuming", extra={"ops_port": runtime.ops_port})
 
 
-async def serve(settings: MetricsSettings) -> None:
-    """Run until SIGTERM or SIGINT."""
-    stop = stop_requested()
-    async with running(settings):
-        await stop.wait()
-        log.info("metrics stopping: draining")
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+
+
+@asynccontextmanager
+async def running(
+    settings: MetricsSettings, metrics: UsageMetrics | None = None
+) -> AsyncIterator[MetricsService]:
+    """In process (tests): the service as its process runs it, until the block exits."""
+    service = MetricsService(settings, metrics)
+    async with started(SERVICE_NAME, service.open):
+        yield service

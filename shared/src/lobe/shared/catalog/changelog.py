@@ -1,0 +1,68 @@
+"""The catalog's version and what each version changed (docs/events.md renders it)."""
+
+from __future__ import annotations
+
+# The catalog's own version: the minor moves on a compatible change, the major when a subject is
+# removed or its shape changes (a subscriber following the old document would miss messages).
+CATALOG_VERSION = "3.2.0"
+CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.2.0",
+        "`chat.models` answers list, per model, the upstreams (provider, upstream model) it may "
+        "reach through its deployments and fallbacks (`reaches`); billing asks it too and prices "
+        "budget holds at the dearest of them. On the USAGE stream a worker's `usage.recorded` "
+        "supersedes a `usage.reported` for the same request whatever the order they arrive in, and a "
+        "`cache_hit` report counts only for a request billing admitted as one (else `usage.dead`).",
+    ),
+    (
+        "3.1.0",
+        "Gateways also end a user's sessions when they hear `billing.account.changed` (each session "
+        "carries the role and plan it was signed with): every live session of the user is revoked as "
+        "an admin's revoke does it, each one an `auth.login.ended` (reason `revoked`). Payloads unchanged.",
+    ),
+    (
+        "3.0.0",
+        "`usage.recorded` is published by chat workers only. The usage the gateway records itself "
+        "(a request whose worker was lost mid-answer, a cached answer) moves to `usage.reported` "
+        "(same payload, same stream), so each service's NATS user may publish only what the catalog "
+        "gives it and the gateway's cannot forge a worker's usage. A consumer that counts every "
+        "request reads both subjects (billing and metrics do, with one durable consumer each).",
+    ),
+    (
+        "2.4.0",
+        "`served_model` on `usage.recorded` and on the usage frame: the model the provider was asked "
+        "for (a deployment's upstream model, after any fallback). Billing prices by it, so an answer "
+        "a fallback served is charged at the price of the model that served it.",
+    ),
+    (
+        "2.3.0",
+        "Routing made visible: the first delta, the done and the error frame carry an optional `route` "
+        "(deployment, provider, public model, attempts), the error frame an optional `retry_after_s`, and "
+        "`usage.recorded` an optional `attempts`. New facts `routing.breaker.opened`, "
+        "`routing.breaker.half_opened` and `routing.breaker.closed` (EVENTS). Chat workers also ask "
+        "`billing.price.quote` (the lowest-cost routing strategy).",
+    ),
+    (
+        "2.2.0",
+        "Optional `rate_tier` on the chat request's `caller` and on KeyVerified (billing's effective "
+        "rate-limit tier for the key's owner); optional `cache_hit` on PriceQuote; "
+        "`cache.response.invalidated` (gateway to every gateway replica).",
+    ),
+    (
+        "2.1.0",
+        "Sign-in: `auth.user.resolve` (gateway asks billing which user an identity is, creating it on "
+        "the first sign-in) and the session facts `auth.login.succeeded`, `auth.login.failed` (now "
+        "published, on every refused sign-in) and `auth.login.ended` (sign-out or revocation; every "
+        "gateway replica refuses the session from then on). `billing.account.changed`: a user's "
+        "plan, limits or role changed; gateways drop that user's cached callers.",
+    ),
+    (
+        "2.0.0",
+        "Reply frames go to `chat.reply.<request_id>.<offer>` (one subject per hand-over; the "
+        "document said `chat.reply.<request_id>`, which no frame ever used). Cancels go to the worker "
+        "that accepted the request, `chat.cancel.<worker_id>`, instead of every worker. The reset "
+        "frame is gone: answers restart only before their first delta. `usage.settled` (published, "
+        "never consumed) and `auth.login.failed` (catalogued, never published) are removed.",
+    ),
+    ("1.0.0", "First published catalog."),
+)
