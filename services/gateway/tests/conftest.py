@@ -8,13 +8,6 @@ from nats.aio.client import Client as NATS
 
 
 @pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[NATS]:
-    client = await nats.connect(nats_url)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 async def worker_nc(nats_url: str) -> AsyncIterator[NATS]:
     """The scripted worker's own connection, as a real worker would have."""
     client = await nats.connect(nats_url)
