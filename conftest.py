@@ -2,4 +2,4 @@
 the root; the harness every package loads (lobe.devtools' pytest plugin) imports no service.
 """
 
-pytest_plugins = ["lobe.billing.testing"]
+pytest_plugins = ["lobe.billing.testing", "lobe.chat_worker.testing"]

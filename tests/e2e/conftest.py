@@ -26,7 +26,6 @@ from lobe.billing.settings import BillingSettings
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.service import ChatWorker
 from lobe.chat_worker.settings import WorkerSettings
-from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.ports import free_port
 from lobe.gateway.app import create_app, start_ops
 from lobe.gateway.settings import GatewaySettings
@@ -139,14 +138,6 @@ async def suite(gateway_only: Suite) -> AsyncIterator[Suite]:
     worker = await start_worker(gateway_only.nats_url)
     yield gateway_only
     await worker.stop()
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    """A fake provider on loopback (see lobe.devtools.fake_upstream)."""
-    server = await FakeUpstream().start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and a browser that signs in at the real OpenID provider (its development login f
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pydantic import SecretStr
 
 from lobe.billing.service import BillingService
 from lobe.devtools.ports import free_port
-from lobe.devtools.servers.oidc import OidcProviderServer
+from lobe.devtools.servers.oidc import OidcProviderServer, through_provider
 from lobe.gateway.app import create_app
 from lobe.gateway.auth.session_tokens import SessionClaims, TokenSigner
 from lobe.gateway.auth.signing_keys import load_key_ring, new_signing_key
@@ -31,7 +30,6 @@ from .conftest import API_KEY, billing_settings, start_worker
 
 CLIENT_ID = "lobe-gateway"
 CLIENT_SECRET = "oidc-client-secret-for-tests"
-PASSWORD = "any-password"
 
 
 def key_set(*keys: dict[str, Any]) -> str:
@@ -84,30 +82,6 @@ async def start_auth_gateway(
 
 def new_key(kid: str) -> dict[str, Any]:
     return new_signing_key(kid)
-
-
-async def through_provider(http: aiohttp.ClientSession, location: str, issuer: str, email: str) -> str:
-    """Follow the provider's pages as a person would (log in as `email`, consent) until it sends the
-    browser back to the gateway; returns that callback URL."""
-    for _ in range(12):
-        if not location.startswith(issuer) and not location.startswith("/"):
-            return location
-        async with http.get(
-            issuer + location if location.startswith("/") else location, allow_redirects=False
-        ) as r:
-            if r.status in (302, 303):
-                location = r.headers["Location"]
-                continue
-            page = await r.text()
-        action = re.search(r'<form[^>]*action="([^"]+)"', page)
-        assert action, page[:500]
-        form = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page))
-        if 'name="login"' in page:
-            form |= {"login": email, "password": PASSWORD}
-        async with http.post(action.group(1), data=form, allow_redirects=False) as r:
-            assert r.status in (302, 303), await r.text()
-            location = r.headers["Location"]
-    raise AssertionError("the provider never sent the browser back")
 
 
 @dataclass

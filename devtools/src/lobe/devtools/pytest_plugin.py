@@ -1,6 +1,7 @@
 """pytest harness: real NATS, PostgreSQL and Redis for every test that asks for them.
 
 - `nats_server` / `nats_url`: a fresh nats-server with JetStream per test (kill/restart it freely).
+- `nc`: a connection of the test's own to `nats_url` (what a test publishes, asks and watches with).
 - `secured_nats`: the same with a NATS user per service, each allowed only what the event catalog
   gives it (`secured_nats.users`), plus an unrestricted `harness` user for the test's own connections.
 - `pg_server`: the session's PostgreSQL ($DATABASE_URL's server, else one embedded per session);
@@ -11,6 +12,8 @@
 - `private_pg_server`: a PostgreSQL of the test's own, for tests that stop or kill it.
 - `redis_url`: $REDIS_URL's server, else one embedded per session; a flushed db number per test.
 - `make_oidc_provider`: a real OpenID provider (npm oidc-provider under node) for given clients.
+- `upstream`: a fake provider on loopback replaying the providers' wire formats byte for byte
+  (lobe.devtools.fake_upstream; the transcripts are in lobe.devtools.provider_fixtures).
 - `spans`: the spans finished during the test (an in-memory exporter on the process's tracer
   provider, which OpenTelemetry lets a process install only once).
 
@@ -25,17 +28,20 @@ import itertools
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import nats
 import pytest
+from nats.aio.client import Client as NATS
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.pgadmin import DatabaseAdmin, random_name
 from lobe.devtools.servers import BusUsers, NatsServer, PostgresServer, RedisServer
 from lobe.devtools.servers.oidc import OidcProviderServer
@@ -45,6 +51,7 @@ INTEGRATION_FIXTURES = frozenset(
     {
         "nats_server",
         "nats_url",
+        "nc",
         "secured_nats",
         "pg_server",
         "database_url",
@@ -88,6 +95,13 @@ def nats_server() -> Iterator[NatsServer]:
 @pytest.fixture
 def nats_url(nats_server: NatsServer) -> str:
     return nats_server.url
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[NATS]:
+    client = await nats.connect(nats_url)
+    yield client
+    await client.close()
 
 
 HARNESS_USER = "harness"
@@ -269,3 +283,12 @@ def make_oidc_provider() -> Iterator[Callable[[list[dict[str, Any]]], OidcProvid
     yield make
     for server in started:
         server.close()
+
+
+# -- fake providers ---------------------------------------------------------------------------------
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    """A fake provider on loopback (see lobe.devtools.fake_upstream)."""
+    server = await FakeUpstream().start()
+    yield server
+    await server.stop()
