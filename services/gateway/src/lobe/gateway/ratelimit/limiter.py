@@ -3,15 +3,13 @@
 Per user, one script run per request checks and charges both windows (requests, and tokens on
 the request's estimate: prompt plus max_tokens when the client sets one); `settle` replaces the
 estimate with the real usage when the answer ends, off the client's path. Per IP, for what comes
-before authentication: the auth side calls `IpLimiter.hit` for every sign-in attempt and every
-failed credential, and `IpLimiter.check` before a lookup that could fail (see lobe.gateway.auth).
+before authentication: lobe.gateway.ratelimit.per_ip.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -19,10 +17,10 @@ from redis.exceptions import RedisError
 
 from lobe.gateway.metrics import RATE_LIMITED
 from lobe.gateway.ratelimit import headers
-from lobe.gateway.ratelimit.client_ip import Network, client_ip
-from lobe.gateway.ratelimit.config import PerIp, RateLimitConfig
-from lobe.gateway.ratelimit.outage import RedisOutage
+from lobe.gateway.ratelimit.config import RateLimitConfig
+from lobe.gateway.ratelimit.outage import RedisOutage, saturated
 from lobe.gateway.ratelimit.windows import Hit, SlidingWindows, Window, WindowState
+from lobe.gateway.redis_pool import PoolExhausted
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import Caller
 from lobe.shared.openai_errors import ApiError
@@ -44,13 +42,15 @@ class Admission:
     tokens: Window | None
 
 
-async def _hit(
+async def hit_or_fail_mode(
     windows: SlidingWindows, outage: RedisOutage, entry_id: str, limits: list[Window], charge: bool = True
 ) -> Hit | None:
     """The script's answer, or None when Redis is away and the fail mode admits (else 503)."""
     if not outage.skip():
         try:
             hit = await windows.hit(entry_id, limits, charge)
+        except PoolExhausted:
+            raise saturated() from None
         except REDIS_ERRORS as exc:
             outage.failed(exc)
         else:
@@ -60,7 +60,7 @@ async def _hit(
     return None
 
 
-def _refusal(state: WindowState, unit: str, scope: str, extra: dict[str, str]) -> ApiError:
+def refusal(state: WindowState, unit: str, scope: str, extra: dict[str, str]) -> ApiError:
     window = state.window
     if window.weight > window.limit:
         message = (
@@ -106,7 +106,7 @@ class RateLimiter:
             windows["tokens"] = Window(f"{prefix}:tokens", limits.tokens, limits.window_s, estimate)
         if not windows:
             return None
-        hit = await _hit(self.windows, self.outage, request_id, list(windows.values()))
+        hit = await hit_or_fail_mode(self.windows, self.outage, request_id, list(windows.values()))
         if hit is None:
             return None
         states = dict(zip(windows, hit.states, strict=True))
@@ -119,7 +119,7 @@ class RateLimiter:
         if hit.refused is not None:
             unit = next(unit for unit, window in windows.items() if window is hit.refused)
             RATE_LIMITED.labels(limit=unit).inc()
-            raise _refusal(states[unit], unit, f"tier {limits.tier}", answer_headers)
+            raise refusal(states[unit], unit, f"tier {limits.tier}", answer_headers)
         return Admission(request_id, windows.get("tokens"))
 
     def settle(self, admission: Admission | None, tokens_used: int | None) -> None:
@@ -140,55 +140,3 @@ class RateLimiter:
     async def close(self) -> None:
         if self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
-
-
-class IpLimiter:
-    """Per client IP, for what comes before authentication: sign-in routes and failed credentials.
-    It is the gateway's AuthGuard (lobe.gateway.auth.guard, `Resources.guard`).
-
-    `hit(request)`: count one attempt from the request's client IP; 429 when it is one too many.
-    `check(request)`: 429 when that IP has no attempt left, without counting (before a lookup).
-    """
-
-    def __init__(
-        self,
-        windows: SlidingWindows,
-        per_ip: PerIp,
-        trusted_proxies: list[Network],
-        fail_mode: str,
-        enabled: bool = True,
-    ) -> None:
-        self.windows = windows
-        self.enabled = enabled
-        self.per_ip = per_ip
-        self.trusted_proxies = trusted_proxies
-        self.outage = RedisOutage(fail_mode)
-
-    async def hit(self, request: web.Request) -> None:
-        await self._attempt(request, charge=True)
-
-    async def check(self, request: web.Request) -> None:
-        await self._attempt(request, charge=False)
-
-    # AuthGuard: every sign-in attempt and every refused credential counts; an IP with none left
-    # is refused before its key costs billing a lookup.
-    async def sign_in(self, request: web.Request) -> None:
-        await self.hit(request)
-
-    async def before_key_lookup(self, request: web.Request) -> None:
-        await self.check(request)
-
-    async def credential_refused(self, request: web.Request) -> None:
-        await self.hit(request)
-
-    async def _attempt(self, request: web.Request, charge: bool) -> None:
-        if not self.enabled:
-            return
-        ip = client_ip(request, self.trusted_proxies)
-        window = Window(f"lobe:rl:{{ip:{ip}}}:attempts", self.per_ip.requests, self.per_ip.window_s)
-        hit = await _hit(self.windows, self.outage, uuid.uuid4().hex, [window], charge)
-        if hit is None or hit.refused is None:
-            return
-        [state] = hit.states
-        RATE_LIMITED.labels(limit="ip").inc()
-        raise _refusal(state, "requests", "per client IP before authentication", headers.standard(state))
