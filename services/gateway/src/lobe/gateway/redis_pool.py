@@ -67,7 +67,7 @@ async def connect_pool(client: Redis) -> None:
     opened = []
     try:
         for _ in range(pool.max_connections):
-            opened.append(await pool.get_connection())
+            opened.append(await pool.get_connection())  # type: ignore[no-untyped-call]
     except (RedisError, OSError) as exc:
         log.warning("Redis connections not opened at start-up: %r", exc)
     finally:
