@@ -85,7 +85,7 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
         await connect_pool(state)
     enabled, fail_mode = settings.rate_limits_enabled, settings.rate_limit_fail_mode
     ip_limit = IpLimiter(windows, limits.per_ip, parse_networks(settings.trusted_proxies), fail_mode, enabled)
-    rate_limits = RateLimiter(windows, limits, fail_mode, enabled)
+    rate_limits = RateLimiter(windows, limits, fail_mode, enabled, settings.concurrency_lease_s)
     nc = await connect(settings, name="gateway")
     cache = ResponseCache(cache_redis, nc, settings)
     await cache.watch_invalidations()

@@ -94,6 +94,12 @@ class GatewaySettings(
     rate_limit_fail_mode: Literal["open", "closed"] = Field(
         default="open", description="When Redis does not answer: admit unchecked (open) or 503 (closed)."
     )
+    concurrency_lease_s: float = Field(
+        default=30.0,
+        ge=3,
+        description="A request's place under its tier's cap on requests in flight lasts this long "
+        "unless renewed (every third of it): a gateway that dies frees its places within it.",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Proxies (CIDRs, comma-separated) whose X-Forwarded-For names the client IP; "

@@ -22,7 +22,7 @@ from lobe.gateway.ratelimit.client_ip import Network, bucket, client_ip
 from lobe.gateway.ratelimit.config import PerIp
 from lobe.gateway.ratelimit.limiter import REDIS_ERRORS, hit_or_fail_mode, refusal
 from lobe.gateway.ratelimit.outage import RedisOutage
-from lobe.gateway.ratelimit.windows import SlidingWindows, Window
+from lobe.gateway.ratelimit.windows import Correction, SlidingWindows, Window
 
 # Set on a request whose failed attempt was counted before its key's lookup: not counted again.
 COUNTED = web.RequestKey("lobe.ip_attempt_counted", bool)
@@ -78,7 +78,7 @@ class IpLimiter:
         async def refund() -> None:
             # Redis away: the attempt stays counted, until it leaves its window.
             with contextlib.suppress(*REDIS_ERRORS):
-                await self.windows.correct(entry, key, 1, 0)
+                await self.windows.settle(entry, [Correction(key, 1, 0)])
 
         return refund
 
