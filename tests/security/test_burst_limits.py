@@ -28,8 +28,8 @@ WINDOW_ONLY = """
 window_s: 60
 default_tier: free
 tiers:
-  free:  {requests: 10,  tokens: 40000}
-  basic: {requests: 100, tokens: 400000}
+  free:  {requests: 10,  tokens: 40000,  concurrent: null}
+  basic: {requests: 100, tokens: 400000, concurrent: null}
 plans: {free: free, basic: basic}
 per_ip: {requests: 100, window_s: 900}
 """
