@@ -42,12 +42,12 @@ def stack(pg_server: DatabaseAdmin, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 async def burst(gateways: list[str], key: str) -> list[tuple[int, str | None]]:
-    """BURST requests, CONCURRENCY in flight at any time, spread over the gateways: (status,
-    Retry-After) of each."""
-    slots = asyncio.Semaphore(CONCURRENCY)
+    """BURST requests, CONCURRENCY in flight at any time at each gateway (the requests spread over
+    them): (status, Retry-After) of each."""
+    slots = asyncio.Semaphore(CONCURRENCY * len(gateways))
     headers = {"Authorization": f"Bearer {key}"}
     body = {"model": "mock", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY * len(gateways))
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
 
