@@ -28,7 +28,6 @@ from lobe.shared.openai_errors import openai_errors
 from lobe.shared.openapi import serve_openapi
 from lobe.shared.ops import Readiness, ReadinessCheck, add_health_routes, start_ops_server
 
-
 PROXY_CHECK = web.AppKey("proxy_check", UntrustedProxyCheck)
 
 
