@@ -123,21 +123,48 @@ async def test_requests_per_window_admit_exactly_n_concurrently_and_refuse_n_plu
         assert headers["RateLimit-Remaining"] == "0"
 
 
+LARGE = [{"role": "user", "content": "word " * 20_000}]  # past PARSE_FIRST_BYTES: limited before the parse
+
+
+@pytest.mark.parametrize("messages", [MESSAGES, LARGE], ids=["small body", "large body"])
 @pytest.mark.parametrize(("room", "status"), [(0, 200), (-1, 429)])
 async def test_a_token_window_admits_an_estimate_equal_to_its_limit_and_not_one_more(
-    nats_url: str, redis_url: str, worker: ChatWorker, tmp_path: Path, room: int, status: int
+    nats_url: str,
+    redis_url: str,
+    worker: ChatWorker,
+    tmp_path: Path,
+    room: int,
+    status: int,
+    messages: list[dict[str, str]],
 ) -> None:
-    estimate = token_estimate(
-        EdgeRequest.model_validate({"model": "mock", "messages": MESSAGES, "max_tokens": 50})
-    )
+    request = {"model": "mock", "messages": messages, "max_tokens": 50}
+    estimate = token_estimate(EdgeRequest.model_validate(request))
     config = limits(tmp_path, f"{{requests: 100, tokens: {estimate + room}}}")
     async with gateways(nats_url, redis_url, config) as [url], aiohttp.ClientSession() as http:
-        got, headers, body = await post(http, url, max_tokens=50)
+        got, headers, body = await post(http, url, messages=messages, max_tokens=50)
     assert got == status
     if status == 429:
         assert body["error"]["code"] == "rate_limit_exceeded"
         assert "Request too large" in body["error"]["message"]
         assert headers["x-ratelimit-remaining-requests"] == "100"  # refused for tokens: no request spent
+
+
+async def test_a_caller_over_their_limit_is_refused_before_a_large_body_is_parsed(
+    nats_url: str, redis_url: str, worker: ChatWorker, tmp_path: Path
+) -> None:
+    config = limits(tmp_path, "{requests: 2, tokens: 1000000, concurrent: 5}")
+    malformed = b'{"model": "mock", "messages": [' + b"9" * 100_000  # not JSON: a parse says 400
+    auth = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    async with gateways(nats_url, redis_url, config) as [url], aiohttp.ClientSession() as http:
+
+        async def send_malformed() -> int:
+            async with http.post(f"{url}/v1/chat/completions", data=malformed, headers=auth) as r:
+                return r.status
+
+        assert await send_malformed() == 400  # within the limit: parsed, refused, and counted
+        await until(lambda: _equals(in_flight(redis_url), 0))  # its place given back
+        assert (await post(http, url))[0] == 200
+        assert await send_malformed() == 429  # over it: refused before a byte of it was parsed
 
 
 # -- failed credentials per client IP ---------------------------------------------------------------

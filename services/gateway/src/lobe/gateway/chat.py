@@ -29,6 +29,11 @@ from lobe.shared.events.chat import Caller
 from lobe.shared.openai_errors import ApiError
 
 STREAM_KEY = web.RequestKey("lobe.stream", str)  # whether the client asked for SSE (metrics label)
+# Up to this size a body is parsed before the rate limit: cheaper than the second Redis round trip
+# that limiting first costs (the token window needs the parsed body). Measured: the limiter alone
+# on real Redis at c=32 costs ~0.4 ms more CPU per request in two runs than in one; parsing a
+# 16 KiB chat request costs 0.03 ms, 64 KiB ~0.13 ms. A 4 MiB body (~8 ms) waits for the limit.
+PARSE_FIRST_BYTES = 64 * 1024
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -55,12 +60,17 @@ async def _chat_completions(request: web.Request, received_at: float) -> web.Str
     request_id = uuid.uuid4().hex
     admission = None
     try:
-        # The rate limit comes before the parse: a caller over their limit costs no parse of a
-        # body of up to MAX_BODY_BYTES. The token window needs the parsed body (lobe.gateway.ratelimit.limiter).
-        admission = await resources.rate_limits.admit(request, caller, request_id, in_flight=True)
-        body = await parse_body(request)
+        length = request.content_length
+        if length is not None and length <= PARSE_FIRST_BYTES:
+            body = await parse_body(request)
+            admission = await resources.rate_limits.admit(request, caller, request_id, True, body)
+        else:
+            # The rate limit before the parse: a caller over their limit costs no parse of a large
+            # body; the token window needs the parsed body (lobe.gateway.ratelimit.limiter).
+            admission = await resources.rate_limits.admit(request, caller, request_id, in_flight=True)
+            body = await parse_body(request)
+            await resources.rate_limits.admit_tokens(request, admission, body)
         request[STREAM_KEY] = "true" if body.stream else "false"
-        await resources.rate_limits.admit_tokens(request, admission, body)
         return await _admitted(request, body, caller, request_id, received_at, admission)
     except ApiError as exc:
         # An error names the request too: the ledger's key, and what support asks for.

@@ -1,8 +1,8 @@
 """The gateway's rate limits: per user by tier (requests, tokens and requests in flight), and per
 client IP (lobe.gateway.ratelimit.per_ip).
 
-Per user, in two steps, so that a caller over their limit costs no parse of a body of up to
-MAX_BODY_BYTES (issue 22):
+A large body is parsed only after the rate limit, so a caller over their limit cannot make the
+gateway parse bodies of up to MAX_BODY_BYTES (issue 22); that takes two steps:
 
 1. `admit`, before the body is read: the request window and, for a chat request, a place under
    the tier's cap on requests in flight, in one script run.
@@ -12,6 +12,9 @@ MAX_BODY_BYTES (issue 22):
    429, so a request refused for tokens costs no request either: every window stays exact. In
    between, a concurrent request can find the request window fuller than it will be: a refusal
    that a moment later would pass, never an admission past a limit.
+
+A small body (lobe.gateway.chat.PARSE_FIRST_BYTES) costs less to parse than that second round
+trip to Redis, so it is parsed first and `admit(body=...)` charges all three in one run.
 
 `settle` ends every admission however the request ends (answer, error, client gone): the token
 estimate is replaced with the real usage and the place in flight given back, in one script run,
@@ -130,51 +133,65 @@ class RateLimiter:
         self._settling: set[asyncio.Task[None]] = set()
 
     async def admit(
-        self, request: web.Request, caller: Caller, request_id: str, in_flight: bool = False
+        self,
+        request: web.Request,
+        caller: Caller,
+        request_id: str,
+        in_flight: bool = False,
+        body: ChatCompletionRequest | None = None,
     ) -> Admission | None:
-        """Charge the request window (and, `in_flight`, take a place under the cap) or raise 429;
-        the answer's headers are set. Before the body is read."""
+        """Charge the request window (`in_flight`: and take a place under the cap; with the parsed
+        `body`: and the token window, all in one run) or raise 429; the answer's headers are set."""
         if not self.enabled:
             return None
         limits = self.config.limits_for(caller)
         admission = Admission(request_id, limits, f"lobe:rl:{{u:{caller.user_id}}}")
-        windows = []
+        windows: dict[str, Window] = {}
         if limits.requests is not None:
-            windows.append(Window(f"{admission.prefix}:requests", limits.requests, limits.window_s))
+            windows["requests"] = Window(f"{admission.prefix}:requests", limits.requests, limits.window_s)
+        if body is not None and limits.tokens is not None:
+            windows["tokens"] = self._token_window(admission, limits.tokens, body)
         cap = None
         if in_flight and limits.concurrent is not None:
             cap = Cap(f"{admission.prefix}:in_flight", limits.concurrent, int(self.leases.lease_s * 1000))
         if not windows and cap is None:
             return admission
-        hit = await hit_or_fail_mode(self.windows, self.outage, request_id, windows, cap=cap)
+        hit = await hit_or_fail_mode(self.windows, self.outage, request_id, list(windows.values()), cap=cap)
         if hit is None:
             return admission
+        states = dict(zip(windows, hit.states, strict=True))
         answer_headers: dict[str, str] = {}
-        for state in hit.states:
-            answer_headers |= headers.standard(state) | headers.openai(state, "requests")
+        if "requests" in states:
+            answer_headers |= headers.standard(states["requests"])
+        for unit, state in states.items():
+            answer_headers |= headers.openai(state, unit)
         request[headers.RATE_HEADERS] = answer_headers
         if isinstance(hit.refused, Cap):
             RATE_LIMITED.labels(limit="concurrent").inc()
             raise cap_refusal(hit.refused, limits.tier, answer_headers)
         if hit.refused is not None:
-            RATE_LIMITED.labels(limit="requests").inc()
-            raise refusal(hit.states[0], "requests", f"tier {limits.tier}", answer_headers)
-        admission.requests = hit.states[0] if hit.states else None
+            unit = next(unit for unit, window in windows.items() if window is hit.refused)
+            RATE_LIMITED.labels(limit=unit).inc()
+            raise refusal(states[unit], unit, f"tier {limits.tier}", answer_headers)
+        admission.requests = states.get("requests")
+        admission.tokens = windows.get("tokens")
         if cap is not None:
             admission.cap = cap
             self.leases.hold(request_id, cap)
         return admission
 
+    @staticmethod
+    def _token_window(admission: Admission, limit: int, body: ChatCompletionRequest) -> Window:
+        return Window(f"{admission.prefix}:tokens", limit, admission.limits.window_s, token_estimate(body))
+
     async def admit_tokens(
         self, request: web.Request, admission: Admission | None, body: ChatCompletionRequest
     ) -> None:
         """Charge the token window on the parsed body's estimate, or undo `admit` and raise 429."""
-        if admission is None or admission.limits.tokens is None:
+        if admission is None or admission.limits.tokens is None or admission.tokens is not None:
             return
         limits = admission.limits
-        window = Window(
-            f"{admission.prefix}:tokens", admission.limits.tokens, limits.window_s, token_estimate(body)
-        )
+        window = self._token_window(admission, admission.limits.tokens, body)
         hit = await hit_or_fail_mode(self.windows, self.outage, admission.request_id, [window])
         if hit is None:
             return
