@@ -51,33 +51,34 @@ class Stack:
                 assert r.status == 201, await r.text()
                 return str((await r.json())["key"])
 
-    @contextlib.asynccontextmanager
-    async def gateways(self, count: int = 1, **env: str) -> AsyncIterator[list[str]]:
-        """`count` fresh gateway processes on this stack; their URLs."""
-        procs: list[asyncio.subprocess.Process] = []
-        urls = []
-        try:
-            for _ in range(count):
-                port = free_port()
-                environ = {
-                    **os.environ,
-                    "NATS_URL": self.nats_url,
-                    "REDIS_URL": self.redis_url,
-                    "GATEWAY_PORT": str(port),
-                    "OPS_PORT": "0",
-                    "LOG_FORMAT": "text",
-                    **env,
-                }
-                proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.gateway", env=environ)
-                procs.append(proc)
-                await wait_ready(port, proc, path="/api/ready")
-                urls.append(f"http://127.0.0.1:{port}")
-            yield urls
-        finally:
-            for proc in procs:
-                if proc.returncode is None:
-                    proc.terminate()
-                    await proc.wait()
+    def gateways(self, count: int = 1, **env: str) -> contextlib.AbstractAsyncContextManager[list[Gateway]]:
+        """`count` fresh gateway processes on this stack."""
+        return gateway_processes(count, {"NATS_URL": self.nats_url, "REDIS_URL": self.redis_url, **env})
+
+
+@dataclass
+class Gateway:
+    url: str
+    proc: asyncio.subprocess.Process
+
+
+@contextlib.asynccontextmanager
+async def gateway_processes(count: int, env: dict[str, str]) -> AsyncIterator[list[Gateway]]:
+    """`count` gateway processes with `env` (NATS_URL, REDIS_URL, ...), each ready."""
+    started: list[Gateway] = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            environ = {**os.environ, "GATEWAY_PORT": str(port), "OPS_PORT": "0", "LOG_FORMAT": "text", **env}
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.gateway", env=environ)
+            started.append(Gateway(f"http://127.0.0.1:{port}", proc))
+            await wait_ready(port, proc, path="/api/ready")
+        yield started
+    finally:
+        for gateway in started:
+            if gateway.proc.returncode is None:
+                gateway.proc.terminate()
+                await gateway.proc.wait()
 
 
 @contextlib.contextmanager

@@ -83,20 +83,20 @@ async def test_a_burst_on_fresh_gateways_admits_exactly_the_limit_three_runs_in_
     for _ in range(3):
         key = await stack.new_key("basic")
         async with stack.gateways(RATE_LIMITS_FILE=limits_file(stack)) as fresh:
-            assert_exactly_the_limit(await burst(fresh, key))
+            assert_exactly_the_limit(await burst([g.url for g in fresh], key))
 
 
 async def test_a_burst_on_a_warm_gateway_admits_exactly_the_limit_three_runs_in_a_row(stack: Stack) -> None:
     async with stack.gateways(RATE_LIMITS_FILE=limits_file(stack)) as warm:
         for _ in range(3):
-            assert_exactly_the_limit(await burst(warm, await stack.new_key("basic")))
+            assert_exactly_the_limit(await burst([warm[0].url], await stack.new_key("basic")))
 
 
 async def test_a_burst_over_three_fresh_replicas_sharing_redis_admits_exactly_the_limit(stack: Stack) -> None:
     for _ in range(3):
         key = await stack.new_key("basic")
         async with stack.gateways(3, RATE_LIMITS_FILE=limits_file(stack)) as replicas:
-            assert_exactly_the_limit(await burst(replicas, key))
+            assert_exactly_the_limit(await burst([g.url for g in replicas], key))
 
 
 async def test_with_the_shipped_caps_a_burst_gets_at_most_the_limit_and_every_refusal_is_a_429(
@@ -104,7 +104,7 @@ async def test_with_the_shipped_caps_a_burst_gets_at_most_the_limit_and_every_re
 ) -> None:
     key = await stack.new_key("basic")
     async with stack.gateways() as fresh:
-        replies = await burst(fresh, key)
+        replies = await burst([g.url for g in fresh], key)
     statuses = Counter(status for status, _ in replies)
     assert set(statuses) == {200, 429}, statuses
     assert 0 < statuses[200] <= BASIC_PER_MINUTE

@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -29,12 +27,12 @@ from nats.aio.msg import Msg
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.service import ChatWorker
-from lobe.devtools.ports import free_port
 from lobe.gateway.ratelimit.limiter import token_estimate
 from lobe.gateway.request_body import EdgeRequest
 from lobe.shared.events.auth import AUTH_KEY_VERIFY, KeyVerified, KeyVerify
 
-from ..e2e.conftest import start_gateway, start_worker, wait_ready
+from ..e2e.conftest import start_gateway, start_worker
+from .stack import Gateway, gateway_processes
 
 pytestmark = pytest.mark.integration
 
@@ -279,17 +277,12 @@ async def _equals(value: Awaitable[int], expected: int) -> bool:
     return await value == expected
 
 
-@contextlib.asynccontextmanager
-async def gateway_process(
+def gateway_process(
     nats_url: str, redis_url: str, config: Path, lease_s: int
-) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    port = free_port()
+) -> contextlib.AbstractAsyncContextManager[list[Gateway]]:
     env = {
-        **os.environ,
         "NATS_URL": nats_url,
         "REDIS_URL": redis_url,
-        "GATEWAY_PORT": str(port),
-        "OPS_PORT": "0",
         "GATEWAY_API_KEYS": f"{KEY}:alice:free",
         "BILLING_ENABLED": "false",
         "CACHE_ENABLED": "false",
@@ -297,14 +290,7 @@ async def gateway_process(
         "CONCURRENCY_LEASE_S": str(lease_s),
         "WORKER_SILENCE_S": "3",
     }
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.gateway", env=env)
-    try:
-        await wait_ready(port, proc, path="/api/ready")
-        yield f"http://127.0.0.1:{port}", proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    return gateway_processes(1, env)
 
 
 LEASE_S = 3
@@ -315,19 +301,19 @@ async def test_a_long_answer_keeps_its_place_past_the_lease_and_a_dead_gateways_
 ) -> None:
     config = limits(tmp_path, "{requests: 100, tokens: null, concurrent: 2}")
     async with (
-        gateway_process(nats_url, redis_url, config, LEASE_S) as (doomed, proc),
+        gateway_process(nats_url, redis_url, config, LEASE_S) as [doomed],
         gateways(nats_url, redis_url, config, concurrency_lease_s=LEASE_S) as [survivor],
         aiohttp.ClientSession() as http,
     ):
         held = [
-            asyncio.create_task(post(http, doomed, model="hold", max_tokens=30, stream=True))
+            asyncio.create_task(post(http, doomed.url, model="hold", max_tokens=30, stream=True))
             for _ in range(2)
         ]
         await until(lambda: _equals(in_flight(redis_url), 2))
         await asyncio.sleep(LEASE_S * 1.5)  # past one lease: renewed, the places are still taken
         assert (await post(http, survivor))[0] == 429
-        proc.send_signal(signal.SIGKILL)  # dies holding both places, renewing nothing
-        await proc.wait()
+        doomed.proc.send_signal(signal.SIGKILL)  # dies holding both places, renewing nothing
+        await doomed.proc.wait()
         for task in held:
             with contextlib.suppress(aiohttp.ClientError):
                 await task

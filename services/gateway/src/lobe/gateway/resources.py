@@ -21,7 +21,7 @@ from lobe.gateway.ratelimit.config import load_rate_limits
 from lobe.gateway.ratelimit.limiter import RateLimiter
 from lobe.gateway.ratelimit.per_ip import IpLimiter
 from lobe.gateway.ratelimit.windows import SlidingWindows
-from lobe.gateway.redis_pool import connect_pool, redis_client
+from lobe.gateway.redis_pool import close_client, connect_pool, redis_client
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import close, connect, ensure_streams
 from lobe.shared.lifecycle import announce
@@ -105,5 +105,5 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     await http.close()
     await access.close()
     await close(nc)
-    await state.aclose()
-    await cache_redis.aclose()
+    await close_client(state)
+    await close_client(cache_redis)
