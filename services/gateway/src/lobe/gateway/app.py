@@ -20,12 +20,15 @@ from lobe.gateway.json_request import refuse_oversized
 from lobe.gateway.models import list_models
 from lobe.gateway.openapi import gateway_openapi
 from lobe.gateway.ratelimit.headers import add_rate_headers
+from lobe.gateway.ratelimit.proxy_check import UntrustedProxyCheck
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.http_telemetry import instrument
 from lobe.shared.openai_errors import openai_errors
 from lobe.shared.openapi import serve_openapi
 from lobe.shared.ops import Readiness, ReadinessCheck, add_health_routes, start_ops_server
+
+PROXY_CHECK = web.AppKey("proxy_check", UntrustedProxyCheck)
 
 
 def readiness(app: web.Application) -> ReadinessCheck:
@@ -38,7 +41,7 @@ def readiness(app: web.Application) -> ReadinessCheck:
         if resources.sessions is not None and not resources.sessions.synced:
             # Serving now would accept every session revoked while this replica was away.
             return Readiness(False, ("revoked sessions not loaded from Redis yet",))
-        return Readiness(True)
+        return Readiness(True, app[PROXY_CHECK].warnings())  # ready, but an operator should look
 
     return gateway_ready
 
@@ -56,6 +59,8 @@ def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None)
     setup_cors(app, settings.cors_origins)
     app.cleanup_ctx.append(open_resources)
     app.on_response_prepare.append(add_rate_headers)  # on every answer to a rate-limited request
+    app[PROXY_CHECK] = UntrustedProxyCheck(bool(settings.trusted_proxies.strip()))
+    app.on_response_prepare.append(app[PROXY_CHECK].on_response_prepare)
     add_health_routes(app, readiness(app), liveness_path="/api/health", readiness_path="/api/ready")
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)

@@ -1,6 +1,7 @@
 """POST /v1/chat/completions: the request's orchestration, from credentials to the last byte.
 
-Authenticate, parse, admit within the user's rate limits (lobe.gateway.ratelimit) and budget,
+Authenticate, admit within the user's rate limits (lobe.gateway.ratelimit: requests and requests
+in flight before the parse, tokens after it), parse, admit within the budget,
 look the request up in the response cache (lobe.gateway.cache), then deliver the answer
 (lobe.gateway.answer) from a worker or from the cache, as SSE or one JSON object. Whatever ends
 it, the worker is told to stop, a budget hold that no usage event will settle is released, the
@@ -28,6 +29,12 @@ from lobe.shared.events.chat import Caller
 from lobe.shared.openai_errors import ApiError
 
 STREAM_KEY = web.RequestKey("lobe.stream", str)  # whether the client asked for SSE (metrics label)
+# Up to this size a body is parsed before the rate limit: cheaper than the second Redis round trip
+# that limiting first costs (the token window needs the parsed body). Measured with the limiter
+# alone on real Redis at c=32: 0.35-0.39 ms of client CPU per request in one script run, 0.40-0.44
+# ms in two (plus a round trip of latency); parsing a 16 KiB chat request costs 0.03 ms, 64 KiB
+# 0.13 ms. A body of MAX_BODY_BYTES (4 MiB, ~8 ms) waits for the limit.
+PARSE_FIRST_BYTES = 16 * 1024
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -51,22 +58,40 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def _chat_completions(request: web.Request, received_at: float) -> web.StreamResponse:
     resources = request.app[RESOURCES]
     caller = await resources.auth.authenticate(request)
-    body = await parse_body(request)
-    request[STREAM_KEY] = "true" if body.stream else "false"
     request_id = uuid.uuid4().hex
+    admission = None
     try:
-        return await _admitted(request, body, caller, request_id, received_at)
+        length = request.content_length
+        if length is not None and length <= PARSE_FIRST_BYTES:
+            body = await parse_body(request)
+            admission = await resources.rate_limits.admit(request, caller, request_id, True, body)
+        else:
+            # The rate limit before the parse: a caller over their limit costs no parse of a large
+            # body; the token window needs the parsed body (lobe.gateway.ratelimit.limiter).
+            admission = await resources.rate_limits.admit(request, caller, request_id, in_flight=True)
+            body = await parse_body(request)
+            await resources.rate_limits.admit_tokens(request, admission, body)
+        request[STREAM_KEY] = "true" if body.stream else "false"
+        return await _admitted(request, body, caller, request_id, received_at, admission)
     except ApiError as exc:
         # An error names the request too: the ledger's key, and what support asks for.
         exc.headers.setdefault("X-Request-Id", request_id)
         raise
+    finally:
+        # However it ended (a bad body, a refusal, the client gone): its place in flight is given
+        # back. A no-op when the answer's wind-up settled it with the real usage.
+        resources.rate_limits.settle(admission, tokens_used=None)
 
 
 async def _admitted(
-    request: web.Request, body: ChatCompletionRequest, caller: Caller, request_id: str, received_at: float
+    request: web.Request,
+    body: ChatCompletionRequest,
+    caller: Caller,
+    request_id: str,
+    received_at: float,
+    admission: Admission | None,
 ) -> web.StreamResponse:
     resources = request.app[RESOURCES]
-    admission = await resources.rate_limits.admit(request, caller, request_id, body)
     cache_key = resources.cache.key_for(request, caller, body)  # None: not a cacheable request
     # The cache lookup is a read: it runs during the budget reserve rather than after it, so a
     # cacheable request waits for one round trip less before its dispatch.

@@ -32,7 +32,7 @@ STREAMING_CONNECTIONS = Gauge(
 RATE_LIMITED = Counter(
     "lobe_gateway_rate_limited_total",
     "Requests refused with 429 by a rate limit, by the limit that refused them.",
-    ["limit"],  # requests, tokens, ip
+    ["limit"],  # requests, tokens, concurrent, ip
 )
 RATE_LIMIT_UNCHECKED = Counter(
     "lobe_gateway_rate_limit_unchecked_total",
@@ -50,7 +50,7 @@ SESSIONS_ACTIVE = Gauge(
 )
 
 # Every label value exists from the start, at 0: rate() needs a first sample before the first event.
-for _limit in ("requests", "tokens", "ip"):
+for _limit in ("requests", "tokens", "concurrent", "ip"):
     RATE_LIMITED.labels(limit=_limit)
 for _outcome in ("admitted", "refused"):
     RATE_LIMIT_UNCHECKED.labels(outcome=_outcome)

@@ -10,11 +10,6 @@ import aiohttp
 from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from pydantic import SecretStr
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from lobe.gateway.auth.assembly import AuthParts, open_auth
 from lobe.gateway.auth.guard import AuthGuard
@@ -23,8 +18,10 @@ from lobe.gateway.cache.response_cache import ResponseCache
 from lobe.gateway.dispatch import ChatDispatcher
 from lobe.gateway.ratelimit.client_ip import parse_networks
 from lobe.gateway.ratelimit.config import load_rate_limits
-from lobe.gateway.ratelimit.limiter import IpLimiter, RateLimiter
+from lobe.gateway.ratelimit.limiter import RateLimiter
+from lobe.gateway.ratelimit.per_ip import IpLimiter
 from lobe.gateway.ratelimit.windows import SlidingWindows
+from lobe.gateway.redis_pool import close_client, connect_pool, redis_client
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import close, connect, ensure_streams
 from lobe.shared.lifecycle import announce
@@ -78,26 +75,17 @@ SETTINGS = web.AppKey("settings", GatewaySettings)
 RESOURCES = web.AppKey("resources", Resources)
 
 
-def redis_client(url: SecretStr, settings: GatewaySettings) -> Redis:
-    """Fail fast, retry once: a pooled connection that a Redis restart broke is replaced at once,
-    a server that does not answer costs one REDIS_TIMEOUT_S (then the caller's fallback)."""
-    return Redis.from_url(
-        url.get_secret_value(),
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
-        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-    )
-
-
 async def open_resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     limits = load_rate_limits(settings.rate_limits_file)  # a bad file stops start-up here
     state = redis_client(settings.redis_url, settings)
     cache_redis = redis_client(settings.cache_redis_url or settings.redis_url, settings)
     windows = SlidingWindows(state)
+    if settings.rate_limits_enabled:
+        await connect_pool(state)
     enabled, fail_mode = settings.rate_limits_enabled, settings.rate_limit_fail_mode
     ip_limit = IpLimiter(windows, limits.per_ip, parse_networks(settings.trusted_proxies), fail_mode, enabled)
-    rate_limits = RateLimiter(windows, limits, fail_mode, enabled)
+    rate_limits = RateLimiter(windows, limits, fail_mode, enabled, settings.concurrency_lease_s)
     nc = await connect(settings, name="gateway")
     cache = ResponseCache(cache_redis, nc, settings)
     await cache.watch_invalidations()
@@ -117,5 +105,5 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     await http.close()
     await access.close()
     await close(nc)
-    await state.aclose()
-    await cache_redis.aclose()
+    await close_client(state)
+    await close_client(cache_redis)

@@ -67,7 +67,23 @@ class GatewaySettings(
     redis_timeout_s: float = Field(
         default=0.25,
         gt=0,
-        description="Longest wait for Redis; then the rate-limit fail mode, or a cache miss.",
+        description="Longest wait to connect to Redis; then the rate-limit fail mode, or a cache miss.",
+    )
+    redis_reply_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest wait for Redis's reply on an open connection (a busy event loop counts "
+        "against it: a burst must not look like an outage); then as REDIS_TIMEOUT_S.",
+    )
+    redis_max_connections: int = Field(
+        default=64,
+        ge=1,
+        description="Connections per Redis client (state, cache); a request waits for a free one.",
+    )
+    redis_pool_wait_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest wait for a free pooled Redis connection; then 503 (saturated, not down).",
     )
     rate_limits_enabled: bool = Field(
         default=True, description="Per-user and per-IP rate limits, counted in REDIS_URL."
@@ -77,6 +93,12 @@ class GatewaySettings(
     )
     rate_limit_fail_mode: Literal["open", "closed"] = Field(
         default="open", description="When Redis does not answer: admit unchecked (open) or 503 (closed)."
+    )
+    concurrency_lease_s: float = Field(
+        default=30.0,
+        ge=3,
+        description="A request's place under its tier's cap on requests in flight lasts this long "
+        "unless renewed (every third of it): a gateway that dies frees its places within it.",
     )
     trusted_proxies: str = Field(
         default="",

@@ -7,7 +7,12 @@ Two sources, checked in order:
    `key_cache_ttl_s`, unknown ones briefly (a burst of bad keys must not hammer billing).
    A revoked key drops out at once when billing announces `auth.key.revoked`, and a user's
    cached answers (their plan) when it announces `billing.account.changed`; within the TTL at
-   worst if that announcement is lost.
+   worst if that announcement is lost. While billing does not answer, a key it vouched for stays
+   good until twice its TTL, no longer (a revocation this replica missed must end), then 503.
+
+A key this replica has no answer for is looked up once however many requests carry it at the
+same moment (single flight): a burst on a fresh replica asks billing one question, not 128 that
+time out together (issue 22). The guard's `before_lookup` runs once, for the request that asks.
 
 A token that is neither a bootstrap key nor shaped like a key billing issues is refused without
 asking anyone. Keys are held as SHA-256 digests only, so a memory dump or a log line never shows one.
@@ -15,16 +20,20 @@ asking anyone. Keys are held as SHA-256 digests only, so a memory dump or a log 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
+from lobe.gateway.auth.guard import Refund
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import ask
 from lobe.shared.events.auth import (
@@ -42,6 +51,25 @@ from lobe.shared.openai_errors import ApiError
 log = logging.getLogger(__name__)
 UNKNOWN_KEY_TTL_S = 5.0
 CACHE_MAX_ENTRIES = 100_000
+STALE_FACTOR = 2  # billing slow: an answer stays usable until STALE_FACTOR x its TTL
+
+# The guard's hook before a lookup; what it returns (if anything) undoes its charge, for a key
+# billing vouched for (lobe.gateway.auth.guard).
+BeforeLookup = Callable[[], Awaitable[Refund | None]]
+
+
+class Cached(NamedTuple):
+    caller: Caller | None
+    fresh_until: float  # time.monotonic(): trusted without asking until then
+    usable_until: float  # ... and served until then while billing does not answer
+
+
+class _GuardRefused(Exception):
+    """The request that was to ask billing was refused by its guard (its IP's attempts): the
+    others that waited for its answer ask on their own account."""
+
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
 
 
 def key_digest(key: str) -> str:
@@ -66,7 +94,8 @@ class ApiKeyStore:
         self.nc = nc
         self.settings = settings
         self.bootstrap = parse_bootstrap_keys(settings.gateway_api_keys.get_secret_value())
-        self.cache: dict[str, tuple[Caller | None, float]] = {}
+        self.cache: dict[str, Cached] = {}
+        self._flights: dict[str, asyncio.Task[Caller | None]] = {}
         # Bumped by every drop: an answer billing gave before the change is not cached after it.
         self.generation = 0
 
@@ -91,11 +120,11 @@ class ApiKeyStore:
 
     def _drop(self, stale: Callable[[Caller], bool]) -> None:
         self.generation += 1
-        for digest, (caller, _) in list(self.cache.items()):
-            if caller is not None and stale(caller):
+        for digest, cached in list(self.cache.items()):
+            if cached.caller is not None and stale(cached.caller):
                 del self.cache[digest]
 
-    async def caller(self, token: str, before_lookup: Callable[[], Awaitable[None]]) -> Caller | None:
+    async def caller(self, token: str, before_lookup: BeforeLookup) -> Caller | None:
         """The key's owner, or None for a key nobody issued (or a token no key looks like).
         `before_lookup` runs before a question to billing (a limiter's hook)."""
         digest = key_digest(token)
@@ -104,21 +133,50 @@ class ApiKeyStore:
             return bootstrap
         if not ISSUED_KEY.fullmatch(token):
             return None
-        return await self._issued(digest, before_lookup)
-
-    async def _issued(self, digest: str, before_lookup: Callable[[], Awaitable[None]]) -> Caller | None:
         cached = self.cache.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if cached is not None and cached.fresh_until > time.monotonic():
+            return cached.caller
         if not self.settings.billing_enabled:
             return None
-        await before_lookup()
+        return await self._single_flight(digest, before_lookup)
+
+    async def _single_flight(self, digest: str, before_lookup: BeforeLookup) -> Caller | None:
+        while (flight := self._flights.get(digest)) is not None:
+            try:
+                # Shielded: a waiter whose client leaves must not cancel the others' answer.
+                return await asyncio.shield(flight)
+            except _GuardRefused:
+                continue  # that request's IP was refused, not this one's: ask on our own
+            except ApiError as exc:
+                raise dataclasses.replace(exc, headers=dict(exc.headers)) from None  # one per request
+        flight = asyncio.ensure_future(self._lookup(digest, before_lookup))
+        self._flights[digest] = flight
+        try:
+            return await asyncio.shield(flight)
+        except _GuardRefused as refused:
+            raise refused.error from None
+
+    async def _lookup(self, digest: str, before_lookup: BeforeLookup) -> Caller | None:
+        try:
+            try:
+                refund = await before_lookup()
+            except ApiError as exc:
+                raise _GuardRefused(exc) from None
+            caller = await self._ask(digest)
+            if caller is not None and refund is not None:
+                await refund()  # a good key is no failed attempt
+            return caller
+        finally:
+            self._flights.pop(digest, None)  # before any waiter wakes: the next miss asks again
+
+    async def _ask(self, digest: str) -> Caller | None:
         question = KeyVerify(request_id=uuid.uuid4().hex, key_sha256=digest)
         generation = self.generation
         reply = await ask(self.nc, AUTH_KEY_VERIFY, question.encode(), self.settings.billing_timeout_s)
         if reply is None:
-            if cached is not None:  # billing is away: a key it vouched for stays good a while
-                return cached[0]
+            cached = self.cache.get(digest)
+            if cached is not None and cached.usable_until > time.monotonic():
+                return cached.caller  # billing is away: a key it vouched for stays good a while
             raise ApiError(
                 503,
                 "API keys cannot be checked right now; retry shortly.",
@@ -141,5 +199,7 @@ class ApiKeyStore:
         if len(self.cache) >= CACHE_MAX_ENTRIES:
             self.cache.pop(next(iter(self.cache)))  # oldest entry first: dicts keep insertion order
         ttl = self.settings.key_cache_ttl_s if caller else UNKNOWN_KEY_TTL_S
-        self.cache[digest] = (caller, time.monotonic() + ttl)
+        now = time.monotonic()
+        self.cache.pop(digest, None)  # re-inserted: the oldest-first eviction stays oldest-first
+        self.cache[digest] = Cached(caller, now + ttl, now + STALE_FACTOR * ttl)
         return caller

@@ -53,3 +53,18 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def bucket(address: str) -> str:
+    """The per-IP limits' unit: an IPv4 address, or an IPv6 client's /64. A single IPv6 host is
+    routinely given a whole /64 (SLAAC, privacy addresses), so counting per address would give
+    one client 2^64 fresh buckets."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return address

@@ -21,10 +21,11 @@ class _Strict(BaseModel):
 
 
 class Tier(_Strict):
-    """Per user and window; None is unlimited."""
+    """Per user and window; None is unlimited. `concurrent`: chat requests in flight at once."""
 
     requests: int | None = Field(ge=1)
     tokens: int | None = Field(ge=1)
+    concurrent: int | None = Field(default=None, ge=1)
 
 
 class UserOverride(_Strict):
@@ -32,6 +33,7 @@ class UserOverride(_Strict):
 
     requests: int | None = Field(default=None, ge=1)
     tokens: int | None = Field(default=None, ge=1)
+    concurrent: int | None = Field(default=None, ge=1)
 
 
 class PerIp(_Strict):
@@ -64,6 +66,7 @@ class UserLimits:
     requests: int | None
     tokens: int | None
     window_s: int
+    concurrent: int | None = None
 
 
 class RateLimitConfig:
@@ -81,11 +84,12 @@ class RateLimitConfig:
         tier_name = self.tier_of(caller)
         tier = self.spec.tiers[tier_name]
         override = self.spec.users.get(caller.user_id)
-        requests, tokens = tier.requests, tier.tokens
+        requests, tokens, concurrent = tier.requests, tier.tokens, tier.concurrent
         if override is not None:
             requests = override.requests if override.requests is not None else requests
             tokens = override.tokens if override.tokens is not None else tokens
-        return UserLimits(tier_name, requests, tokens, self.spec.window_s)
+            concurrent = override.concurrent if override.concurrent is not None else concurrent
+        return UserLimits(tier_name, requests, tokens, self.spec.window_s, concurrent)
 
 
 def load_rate_limits(path: Path | str | None = None) -> RateLimitConfig:

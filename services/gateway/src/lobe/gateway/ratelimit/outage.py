@@ -16,11 +16,15 @@ from __future__ import annotations
 import logging
 import time
 
+from redis.exceptions import RedisError
+
 from lobe.gateway.metrics import RATE_LIMIT_UNCHECKED
+from lobe.gateway.redis_pool import PoolExhausted
 from lobe.shared.openai_errors import ApiError
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 1.0
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class RedisOutage:
@@ -35,6 +39,8 @@ class RedisOutage:
         return time.monotonic() < self.retry_at
 
     def failed(self, exc: BaseException) -> None:
+        if isinstance(exc, PoolExhausted):
+            return
         now = time.monotonic()
         self.retry_at = now + RETRY_AFTER_S
         if self.down_since is None:
@@ -58,3 +64,12 @@ class RedisOutage:
             "rate_limit_unavailable",
             headers={"Retry-After": "1"},
         )
+
+
+def saturated() -> ApiError:
+    """Every Redis connection stayed busy for REDIS_POOL_WAIT_S: refuse this request, unchecked
+    requests would let a burst through."""
+    RATE_LIMIT_UNCHECKED.labels(outcome="refused").inc()
+    return ApiError(
+        503, "The gateway is saturated; retry shortly.", "gateway_saturated", headers={"Retry-After": "1"}
+    )

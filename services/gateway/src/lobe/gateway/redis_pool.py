@@ -1,0 +1,84 @@
+"""The gateway's Redis clients: a pool sized for its concurrency, where a request waits its turn.
+
+redis-py's default pool raises MaxConnectionsError the moment every connection is busy: a burst
+of 128 requests on a fresh gateway met it, the limiter took it for an outage and failed open
+(issue 22). Here a request waits for a free connection, at most REDIS_POOL_WAIT_S; a wait that
+runs out raises `PoolExhausted`, which is saturation, not an outage: the limiter refuses that
+request (503) and leaves the fail mode to real connection failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from pydantic import SecretStr
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from lobe.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+class PoolExhausted(RedisConnectionError):
+    """Every pooled connection stayed busy for REDIS_POOL_WAIT_S: Redis is reachable, the gateway
+    is saturated."""
+
+
+class WaitingPool(BlockingConnectionPool):
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except RedisConnectionError as exc:
+            # redis-py says "No connection available." for a wait that ran out, with the timeout as
+            # its cause; a failure to connect comes from ensure_connection, never with that cause.
+            if isinstance(exc.__cause__, asyncio.TimeoutError) and not isinstance(exc, PoolExhausted):
+                raise PoolExhausted(f"no free Redis connection in {self.timeout} s") from exc
+            raise
+
+
+def redis_client(url: SecretStr, settings: GatewaySettings) -> Redis:
+    """Fail fast, retry once: a pooled connection that a Redis restart broke is replaced at once,
+    a server that does not accept connections costs one REDIS_TIMEOUT_S (then the caller's
+    fallback). A reply may take longer (REDIS_REPLY_TIMEOUT_S): its wait includes the time this
+    event loop is busy elsewhere, which under a burst passed 0.25 s and opened the limits. A hung
+    server costs that once; its connection is then dropped and the next connect fails fast."""
+    pool = WaitingPool.from_url(
+        **settings.redis_from_url(url),
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_wait_s,
+        socket_timeout=settings.redis_reply_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
+    return Redis.from_pool(pool)
+
+
+async def connect_pool(client: Redis) -> None:
+    """Open every pooled connection before the gateway serves: a burst on a fresh replica then finds
+    them ready. Opened there, 64 connects at once under a busy event loop outlast REDIS_TIMEOUT_S,
+    and a connect timeout is (rightly) an outage. Redis away: the first request will find out."""
+    pool = client.connection_pool
+    opened = []
+    try:
+        for _ in range(pool.max_connections):
+            opened.append(await pool.get_connection())  # type: ignore[no-untyped-call]
+    except (RedisError, OSError) as exc:
+        log.warning("Redis connections not opened at start-up: %r", exc)
+    finally:
+        for connection in opened:
+            await pool.release(connection)
+
+
+async def close_client(client: Redis) -> None:
+    """Close every pooled connection; one that does not close within REDIS_TIMEOUT_S (a busy host
+    closing 64 at once) is left to the process's end rather than failing the shutdown."""
+    try:
+        await client.aclose()
+    except (RedisError, OSError) as exc:
+        log.warning("Redis connections not closed cleanly: %r", exc)
