@@ -28,7 +28,7 @@ from lobe.chat_worker.routing.metrics import RoutingMetrics
 from lobe.chat_worker.routing.router import Router
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
-from lobe.shared.bus import broker_options, ensure_streams, flush
+from lobe.shared.bus import broker_options, ensure_streams, flush, publish_fact
 from lobe.shared.catalog import subject
 from lobe.shared.events.chat import (
     CHAT_CANCEL,
@@ -44,7 +44,6 @@ from lobe.shared.events.chat import (
     Upstream,
 )
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
-from lobe.shared.facts import publish_fact
 from lobe.shared.process import ServiceRuntime, started
 from lobe.shared.telemetry import extract_context
 

@@ -22,13 +22,13 @@ from lobe.chat_worker.routing.metrics import RoutingMetrics
 from lobe.chat_worker.routing.prices import PriceBook
 from lobe.chat_worker.routing.store import RoutingStore
 from lobe.chat_worker.routing.strategies import Demand, rank
+from lobe.shared.bus import publish_fact
 from lobe.shared.events.routing import (
     ROUTING_BREAKER_CLOSED,
     ROUTING_BREAKER_HALF_OPENED,
     ROUTING_BREAKER_OPENED,
     BreakerChanged,
 )
-from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 
