@@ -12,7 +12,6 @@
 from lobe.shared.bus.connection import (
     RECONNECT_WAIT_S,
     ask,
-    broker_options,
     close,
     connect,
     connect_options,
@@ -40,7 +39,6 @@ __all__ = [
     "Responder",
     "Unanswered",
     "ask",
-    "broker_options",
     "close",
     "connect",
     "connect_options",

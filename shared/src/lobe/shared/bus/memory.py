@@ -97,10 +97,19 @@ class MemoryBus:
     async def publish_fact(self, ref: EntryRef, event: BaseModel, attempts: int = 1) -> bool:
         subject = entry_of(ref).subject
         self.facts[subject].append(event)
+        self.deliver(subject, event.model_dump_json().encode())
+        return True
+
+    def deliver(self, subject: str, data: bytes) -> None:
+        """Bytes on a stream's subject as any producer may send them (a test's malformed ones)."""
         for subjects, queue in self._queues:
             if subject in subjects:
-                queue.put_nowait(MemoryMsg(subject, event.model_dump_json().encode(), _back=queue))
-        return True
+                queue.put_nowait(MemoryMsg(subject, data, _back=queue))
+
+    async def settled(self) -> None:
+        """Once every message delivered so far has been handled (and each nak'ed one again)."""
+        for _, queue in self._queues:
+            await queue.join()
 
     async def consume(
         self,
@@ -123,7 +132,11 @@ class MemoryBus:
             msgs = [await queue.get()]
             while len(msgs) < batch and not queue.empty():
                 msgs.append(queue.get_nowait())
-            await handler(msgs)  # type: ignore[arg-type]  # MemoryMsg stands in for nats.py's Msg
+            try:
+                await handler(msgs)  # type: ignore[arg-type]  # MemoryMsg stands in for nats.py's Msg
+            finally:
+                for _ in msgs:
+                    queue.task_done()
 
     async def stop_handlers(self) -> None:
         self._stop.set()
