@@ -1,5 +1,5 @@
 """Where the gateway still imports publish_fact from (pending its move onto lobe.shared.bus; see
-tests/architecture/test_one_bus.py). Everything else uses lobe.shared.bus."""
+shared/tests/test_one_bus.py). Everything else uses lobe.shared.bus."""
 
 from lobe.shared.bus.facts import publish_fact
 
