@@ -15,7 +15,7 @@ from typing import Protocol
 
 from lobe.billing.keys import KeyOwner
 from lobe.billing.unanswered import UNANSWERED, log_unanswered
-from lobe.shared.bus import Bus, MemoryBus
+from lobe.shared.bus import BusCalls
 from lobe.shared.events.auth import (
     AUTH_KEY_VERIFY,
     AUTH_USER_RESOLVE,
@@ -51,7 +51,7 @@ class Budgets(Protocol):
     def quote(self, req: PriceQuote) -> PriceQuoted: ...
 
 
-async def respond(bus: Bus | MemoryBus, owners: KeyOwners, budgets: Budgets, resolve: Resolve) -> None:
+async def respond(bus: BusCalls, owners: KeyOwners, budgets: Budgets, resolve: Resolve) -> None:
     """Answer billing's commands until the bus stops its handlers (live at the server on return)."""
 
     async def verify(ask: KeyVerify) -> KeyVerified:

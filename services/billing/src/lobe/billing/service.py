@@ -26,7 +26,7 @@ from lobe.billing.responders import respond
 from lobe.billing.routes import RouteBook
 from lobe.billing.settings import BillingSettings
 from lobe.billing.users import UserDirectory
-from lobe.shared.bus import Bus, Consumer, ensure_streams, sleep_unless
+from lobe.shared.bus import Bus, Consuming, ensure_streams, sleep_unless
 from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
 from lobe.shared.process import ServiceRuntime, started
 
@@ -138,7 +138,7 @@ class BillingService:
         except Exception:
             return False
 
-    async def _finish_loops(self, ingesting: Consumer) -> None:
+    async def _finish_loops(self, ingesting: Consuming) -> None:
         """Stop fetching; each loop finishes (commits and acks) the batch in hand."""
         self.stop.set()
         await ingesting.stop()

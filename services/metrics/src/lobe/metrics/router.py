@@ -19,7 +19,7 @@ from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
 
 from lobe.metrics.aggregation import UsageMetrics
-from lobe.shared.bus import Bus, MemoryBus
+from lobe.shared.bus import BusCalls
 from lobe.shared.events.billing import LimitExceeded
 from lobe.shared.events.streams import EVENTS, METRICS_CONSUMER, USAGE
 
@@ -29,7 +29,7 @@ BATCH = 64
 FETCH_WAIT_S = 1.0
 
 
-async def consume(bus: Bus | MemoryBus, metrics: UsageMetrics) -> None:
+async def consume(bus: BusCalls, metrics: UsageMetrics) -> None:
     """Count usage and limit facts until the bus stops its handlers."""
 
     async def on_usage(msgs: Sequence[Msg]) -> float:

@@ -9,6 +9,7 @@
 - connection options, streams and consumers as the catalog declares them (lobe.shared.bus.connection).
 """
 
+from lobe.shared.bus.calls import BusCalls, Responder, entry_of, queue_of
 from lobe.shared.bus.connection import (
     RECONNECT_WAIT_S,
     ask,
@@ -22,17 +23,19 @@ from lobe.shared.bus.connection import (
     stream_config,
     tls_context,
 )
-from lobe.shared.bus.consume import BatchHandler, Consumer, sleep_unless
+from lobe.shared.bus.consume import BatchHandler, Consumer, Consuming, sleep_unless
 from lobe.shared.bus.facts import publish_fact
 from lobe.shared.bus.memory import MemoryBus, MemoryMsg
-from lobe.shared.bus.nats_bus import Bus, Responder, entry_of, queue_of
+from lobe.shared.bus.nats_bus import Bus
 from lobe.shared.bus.responder import MalformedError, Unanswered
 
 __all__ = [
     "RECONNECT_WAIT_S",
     "BatchHandler",
     "Bus",
+    "BusCalls",
     "Consumer",
+    "Consuming",
     "MalformedError",
     "MemoryBus",
     "MemoryMsg",

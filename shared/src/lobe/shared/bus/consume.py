@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -61,26 +62,35 @@ async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
+class Consuming(Protocol):
+    async def stop(self) -> None:
+        """Stop fetching; each loop finishes (its handler acks) the batch in hand."""
+
+
+@dataclass(frozen=True)
+class Batches:
+    """How a consumer's loops take batches: up to `batch` at once, a fetch lingering up to `wait_s`."""
+
+    batch: int
+    handler: BatchHandler
+    wait_s: float
+    loops: int
+
+
 class Consumer:
     def __init__(
-        self,
-        nc: NATS,
-        js: JetStreamContext,
-        stream: StreamSpec,
-        durable: str,
-        batch: int,
-        handler: BatchHandler,
-        wait_s: float,
+        self, nc: NATS, js: JetStreamContext, stream: StreamSpec, durable: str, batches: Batches
     ) -> None:
         self._nc, self._js = nc, js
         self.stream, self.durable = stream, durable
-        self.batch, self.handler, self.wait_s = batch, handler, wait_s
+        self.batch, self.handler, self.wait_s = batches.batch, batches.handler, batches.wait_s
+        self._loop_count = batches.loops
         self._stop = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
-    async def start(self, config: ConsumerConfig, loops: int) -> None:
+    async def start(self, config: ConsumerConfig) -> None:
         await ensure_consumer(self._js, self.stream.name, config)
-        for i in range(loops):
+        for i in range(self._loop_count):
             puller = BatchPuller(self._nc, self.stream.name, self.durable)
             await puller.start()
             name = f"consume {self.stream.name}/{self.durable} {i}"

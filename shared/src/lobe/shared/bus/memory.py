@@ -12,19 +12,13 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from nats.js.api import ConsumerConfig
 from pydantic import BaseModel
 
-from lobe.shared.bus.consume import BatchHandler, routed_subjects
-from lobe.shared.bus.nats_bus import EntryRef, concrete, decode_reply, entry_of, queue_of
+from lobe.shared.bus.calls import BusCalls, EntryRef, Responder, entry_of
+from lobe.shared.bus.consume import Batches, BatchHandler
 from lobe.shared.bus.responder import (
-    Handler,
-    Malformed,
-    OnUnanswered,
     Process,
-    Rules,
-    encode,
-    log_unanswered,
-    processor,
 )
 from lobe.shared.events.streams import StreamSpec
 
@@ -49,7 +43,7 @@ class MemoryMsg:
             self._back.put_nowait(self)
 
 
-class MemoryBus:
+class MemoryBus(BusCalls):
     def __init__(self, service: str) -> None:
         self.service = service
         self.facts: dict[str, list[BaseModel]] = defaultdict(list)
@@ -62,37 +56,17 @@ class MemoryBus:
     def connected(self) -> bool:
         return not self._stop.is_set()
 
-    async def responds(
-        self,
-        ref: EntryRef,
-        handler: Handler,
-        *,
-        concurrency: int = 0,
-        with_headers: bool = False,
-        quiet: tuple[type[Exception], ...] = (),
-        on_unanswered: OnUnanswered = log_unanswered,
-        malformed: Malformed | None = None,
-        **tokens: str,
-    ) -> None:
-        entry = entry_of(ref)
-        queue_of(entry, self.service)  # the same check as on NATS: the catalog names this consumer
-        subject = concrete(entry, tokens)
-        self._responders[subject] = processor(
-            entry, handler, Rules(quiet, on_unanswered, malformed), with_headers
-        )
+    async def _answer(self, subject: str, queue: str, process: Process, responder: Responder) -> Responder:
+        self._responders[subject] = process
+        return responder
 
     async def ask(self, subject: str, data: bytes, headers: Mapping[str, str] | None = None) -> bytes | None:
         """The raw exchange, as a test sends malformed bytes: the reply's bytes, or None (unanswered)."""
         process = self._responders.get(subject)
         return None if process is None else await process(subject, data, headers)
 
-    async def request(
-        self, ref: EntryRef, payload: BaseModel | None, timeout_s: float, **tokens: str
-    ) -> BaseModel | None:
-        entry = entry_of(ref)
-        subject = concrete(entry, tokens)
-        reply = await self.ask(subject, encode(payload))
-        return None if reply is None else decode_reply(entry, reply)
+    async def _ask(self, subject: str, data: bytes, timeout_s: float) -> bytes | None:
+        return await self.ask(subject, data)
 
     async def publish_fact(self, ref: EntryRef, event: BaseModel, attempts: int = 1) -> bool:
         subject = entry_of(ref).subject
@@ -111,21 +85,15 @@ class MemoryBus:
         for _, queue in self._queues:
             await queue.join()
 
-    async def consume(
-        self,
-        stream: StreamSpec,
-        durable: str,
-        batch: int,
-        handler: BatchHandler,
-        *,
-        wait_s: float,
-        loops: int = 1,
-        **config: object,
-    ) -> None:
+    async def _consume(self, stream: StreamSpec, config: ConsumerConfig, batches: Batches) -> MemoryBus:
         queue: asyncio.Queue[MemoryMsg] = asyncio.Queue()
-        self._queues.append((routed_subjects(stream, durable, self.service), queue))
-        for _ in range(loops):
-            self._loops.append(asyncio.create_task(self._run(queue, batch, handler)))
+        self._queues.append((list(config.filter_subjects or ()), queue))
+        for _ in range(batches.loops):
+            self._loops.append(asyncio.create_task(self._run(queue, batches.batch, batches.handler)))
+        return self  # stopping one consumer in memory stops them all
+
+    async def stop(self) -> None:
+        await self.stop_handlers()
 
     async def _run(self, queue: asyncio.Queue[MemoryMsg], batch: int, handler: BatchHandler) -> None:
         while not self._stop.is_set():

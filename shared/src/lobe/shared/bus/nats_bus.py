@@ -9,77 +9,25 @@ callback. No per-message task, uuid or timer, except where the handler waits on 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Mapping
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from pydantic import BaseModel, ValidationError
+from nats.js.api import ConsumerConfig
+from pydantic import BaseModel
 
+from lobe.shared.bus.calls import BusCalls, EntryRef, Responder, entry_of
 from lobe.shared.bus.connection import close, connect, flush
-from lobe.shared.bus.consume import BatchHandler, Consumer, consumer_config
+from lobe.shared.bus.consume import Batches, Consumer
 from lobe.shared.bus.facts import publish_fact
-from lobe.shared.bus.responder import (
-    Handler,
-    Malformed,
-    OnUnanswered,
-    Rules,
-    encode,
-    log_unanswered,
-    processor,
-)
-from lobe.shared.catalog import Subject, lookup
-from lobe.shared.catalog.api import BY_SUBJECT
+from lobe.shared.bus.responder import Process
 from lobe.shared.events.streams import StreamSpec
 from lobe.shared.settings import NatsSettings
 
-log = logging.getLogger(__name__)
-EntryRef = Subject | str
 
-
-def entry_of(ref: EntryRef) -> Subject:
-    """A catalog entry, given or named by its subject pattern (or a concrete subject)."""
-    if isinstance(ref, Subject):
-        return ref
-    return BY_SUBJECT.get(ref) or lookup(ref)
-
-
-def concrete(entry: Subject, tokens: Mapping[str, str]) -> str:
-    return entry.format(tokens) if entry.is_pattern else entry.subject
-
-
-def queue_of(entry: Subject, service: str) -> str | None:
-    """The service's queue group on `entry`, as the catalog says; ValueError if it is not a consumer."""
-    for consumer in entry.consumers:
-        if consumer.service == service:
-            return consumer.group
-    raise ValueError(f"{service} is not a consumer of {entry.subject} in the event catalog")
-
-
-class Responder:
-    """One subscription answering one catalogued subject; `stop` takes no more and finishes those in hand."""
-
-    def __init__(self, concurrency: int) -> None:
-        self.subscription: Subscription | None = None
-        self._slots = asyncio.Semaphore(concurrency) if concurrency else None
-        self._in_hand: set[asyncio.Task[None]] = set()
-
-    async def stop(self) -> None:
-        subscription, self.subscription = self.subscription, None
-        if subscription is not None:
-            try:
-                await subscription.drain()  # type: ignore[no-untyped-call]
-            except Exception as exc:  # a connection already closing drains it itself
-                log.debug("drain of %s failed: %r", subscription.subject, exc)
-        if self._in_hand:
-            await asyncio.gather(*self._in_hand)
-
-
-class Bus:
+class Bus(BusCalls):
     """One service's connection to the bus. The runtime (lobe.shared.process) connects and drains
     it; `over` wraps a connection made elsewhere (tests, benches)."""
 
@@ -130,27 +78,7 @@ class Bus:
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
-    async def responds(
-        self,
-        ref: EntryRef,
-        handler: Handler,
-        *,
-        concurrency: int = 0,
-        with_headers: bool = False,
-        quiet: tuple[type[Exception], ...] = (),
-        on_unanswered: OnUnanswered = log_unanswered,
-        malformed: Malformed | None = None,
-        **tokens: str,
-    ) -> Responder:
-        """Answer `ref`'s commands with `handler` (request model in, reply model out), in the queue
-        group the catalog gives this service; live at the server when this returns. `tokens` fill
-        a patterned subject (`worker_id=`). `concurrency` > 0 runs up to that many handlers at once,
-        each in a task: for handlers that wait on a database."""
-        entry = entry_of(ref)
-        queue = queue_of(entry, self.service) or ""
-        subject = concrete(entry, tokens)
-        process = processor(entry, handler, Rules(quiet, on_unanswered, malformed), with_headers)
-        responder = Responder(concurrency)
+    async def _answer(self, subject: str, queue: str, process: Process, responder: Responder) -> Responder:
         nc = self.connection
 
         async def answer(msg: Msg) -> None:
@@ -158,9 +86,9 @@ class Bus:
             if reply is not None and msg.reply:
                 await nc.publish(msg.reply, reply)
 
-        if concurrency:
-            slots, in_hand = responder._slots, responder._in_hand
-            assert slots is not None
+        on_msg = answer
+        slots, in_hand = responder.slots, responder.in_hand
+        if slots is not None:
 
             async def settle(msg: Msg) -> None:
                 try:
@@ -168,61 +96,31 @@ class Bus:
                 finally:
                     slots.release()
 
-            async def on_msg(msg: Msg) -> None:
+            async def in_a_task(msg: Msg) -> None:
                 await slots.acquire()
                 task = asyncio.create_task(settle(msg))
                 in_hand.add(task)
                 task.add_done_callback(in_hand.discard)
 
-        else:
-            on_msg = answer
+            on_msg = in_a_task
         responder.subscription = await nc.subscribe(subject, queue=queue, cb=on_msg)
         self._responders.append(responder)
         await flush(nc)  # live before this returns: an asker's first request must find a responder
         return responder
 
-    async def request(
-        self, ref: EntryRef, payload: BaseModel | None, timeout_s: float, **tokens: str
-    ) -> BaseModel | None:
-        """Ask and decode the catalogued reply. None when no responder exists, none answered in
-        time, or the reply does not decode (logged): silence is an answer, the caller decides what
-        it means (fail open, fail closed, 503)."""
-        entry = entry_of(ref)
-        subject = concrete(entry, tokens)
+    async def _ask(self, subject: str, data: bytes, timeout_s: float) -> bytes | None:
         try:
-            msg = await self.connection.request(subject, encode(payload), timeout=timeout_s)
+            msg = await self.connection.request(subject, data, timeout=timeout_s)
         except (NoRespondersError, NatsTimeoutError):
             return None
-        return decode_reply(entry, msg.data)
+        return msg.data
 
     async def publish_fact(self, ref: EntryRef, event: BaseModel, attempts: int = 1) -> bool:
-        """`event` on its JetStream subject, deduplicated by the catalog's Nats-Msg-Id (lobe.shared.bus.facts)."""
         return await publish_fact(self.js, entry_of(ref).subject, event, attempts)
 
-    async def consume(
-        self,
-        stream: StreamSpec,
-        durable: str,
-        batch: int,
-        handler: BatchHandler,
-        *,
-        wait_s: float,
-        loops: int = 1,
-        **config: object,
-    ) -> Consumer:
-        """Pull batches of up to `batch` from the durable consumer `durable` on `stream` (its filter:
-        the subjects the catalog routes to it), `loops` fetch loops at once, each handing its batch
-        to `handler`, which acks or naks each message and returns how long to pause."""
-        consumer = Consumer(self.connection, self.js, stream, durable, batch, handler, wait_s)
-        await consumer.start(consumer_config(stream, durable, self.service, **config), loops)
+    async def _consume(self, stream: StreamSpec, config: ConsumerConfig, batches: Batches) -> Consumer:
+        assert config.durable_name is not None
+        consumer = Consumer(self.connection, self.js, stream, config.durable_name, batches)
+        await consumer.start(config)
         self._consumers.append(consumer)
         return consumer
-
-
-def decode_reply(entry: Subject, data: bytes) -> BaseModel | None:
-    try:
-        reply: BaseModel = entry.reply.model_validate_json(data)
-    except ValidationError as exc:
-        log.warning("unreadable %s reply: %s", entry.subject, exc.errors(include_url=False)[:3])
-        return None
-    return reply
