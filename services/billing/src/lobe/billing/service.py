@@ -84,14 +84,14 @@ class BillingService:
         runtime.on_stop(pool.close)
         await sync_catalog(pool, prices, plans)
 
-        nc = await runtime.connect(self.bus)
+        await runtime.connect(self.bus)
         js = self.bus.js
         await ensure_streams(js, replicas=s.nats_stream_replicas, owner=True)
         runtime.announce(js)
         self.alerts = alerts = Alerts(js)
         runtime.on_stop(alerts.drain)
 
-        routes = RouteBook(nc)
+        routes = RouteBook(self.bus)
         await routes.refresh()  # the workers running now; later ones are heard within its TTL
         runtime.on_stop(routes.close)
         budgets = Budgets(pool, prices, plans, s.billing_reservation_ttl_s, alerts, routes)
