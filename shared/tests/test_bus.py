@@ -13,7 +13,7 @@ from nats.js.errors import APIError
 
 from lobe.devtools.servers import NatsServer
 from lobe.devtools.servers.nats import NatsCluster
-from lobe.shared.bus import broker_options, connect_options, ensure_streams, stream_config
+from lobe.shared.bus import connect_options, ensure_streams, stream_config
 from lobe.shared.events.streams import ALL_STREAMS, USAGE
 from lobe.shared.settings import NatsSettings
 
@@ -85,9 +85,7 @@ async def test_the_streams_owner_brings_an_existing_stream_to_the_catalogs_dupli
         await nc.close()
 
 
-def test_each_service_connects_with_its_own_user_and_inbox_prefix_for_nats_py_and_faststream() -> None:
-    from faststream.nats.security import NatsUserPassword
-
+def test_each_service_connects_with_its_own_user_and_inbox_prefix() -> None:
     settings = NatsSettings(nats_url="nats://a:4222, nats://b:4222", nats_user="billing", nats_password="pw")
     options = connect_options(settings, "billing")
     assert options["servers"] == ["nats://a:4222", "nats://b:4222"]
@@ -100,22 +98,13 @@ def test_each_service_connects_with_its_own_user_and_inbox_prefix_for_nats_py_an
     assert connect_options(settings, "admin (lobe admin)")["inbox_prefix"] == "_INBOX.billing"
     anonymous = NatsSettings(nats_url="nats://a:4222")
     assert connect_options(anonymous, "chat-worker w-1")["inbox_prefix"] == "_INBOX.chat-worker"
-    broker = broker_options(settings, "billing")
-    assert not {"user", "password", "tls", "user_credentials"} & set(broker)
-    assert isinstance(broker["security"], NatsUserPassword)
-    assert (broker["security"].username, broker["security"].password) == ("billing", "pw")
     assert "pw" not in repr(settings)  # a SecretStr: never in a log line
 
 
-def test_a_credentials_file_is_passed_to_nats_py_and_faststream(tmp_path: Path) -> None:
-    from faststream.nats.security import NatsCredentials
-
+def test_a_credentials_file_is_passed_to_nats_py(tmp_path: Path) -> None:
     creds = tmp_path / "billing.creds"
     settings = NatsSettings(nats_creds=creds)
     assert connect_options(settings, "billing")["user_credentials"] == str(creds)
-    security = broker_options(settings, "billing")["security"]
-    assert isinstance(security, NatsCredentials)
-    assert security.credentials == str(creds)
 
 
 @pytest.mark.parametrize(

@@ -25,12 +25,11 @@ from lobe.billing.service import BillingService
 from lobe.devtools.pytest_plugin import HARNESS_USER
 from lobe.devtools.servers import NatsServer
 from lobe.devtools.waiting import eventually
-from lobe.shared.bus import ask, ensure_streams, inbox_prefix
+from lobe.shared.bus import ask, ensure_streams, inbox_prefix, publish_fact
 from lobe.shared.catalog import BILLING, CHAT_WORKER, GATEWAY
 from lobe.shared.events.billing import BUDGET_RESERVE, BudgetDecision, BudgetReserve
 from lobe.shared.events.chat import TokenUsage
 from lobe.shared.events.usage import USAGE_DEAD_LETTER, USAGE_RECORDED, USAGE_REPORTED, UsageRecorded
-from lobe.shared.facts import publish_fact
 
 from ..e2e.conftest import billing_settings
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import nats
+import pytest
 from pydantic import SecretStr
 
+from lobe.billing.responders import Budgets, KeyOwners, Resolve, respond
 from lobe.billing.settings import BillingSettings
+from lobe.shared.bus import Bus, MemoryBus, ask
+from lobe.shared.catalog import BILLING
 from lobe.shared.events.chat import TokenUsage
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 
@@ -97,3 +102,40 @@ async def fetchval(dsn: str, sql: str, *args: Any) -> Any:
         return await conn.fetchval(sql, *args)
     finally:
         await conn.close()
+
+
+Ask = Callable[
+    ..., Awaitable[bytes | None]
+]  # (subject, body, wait_s=...) -> the reply's body; None: no answer
+
+
+@asynccontextmanager
+async def responding(
+    request: pytest.FixtureRequest, owners: KeyOwners, budgets: Budgets, resolve: Resolve
+) -> AsyncIterator[Ask]:
+    """Billing's responders on the bus, in memory (`request.param` "memory") or on a real
+    nats-server asked as the gateway asks (lobe.shared.bus.ask: silence is an answer)."""
+    if request.param == "memory":
+        memory = MemoryBus(BILLING)
+        await respond(memory, owners, budgets, resolve)
+
+        async def in_memory(subject: str, body: bytes, wait_s: float = 10.0) -> bytes | None:
+            return await memory.ask(subject, body) or None
+
+        yield in_memory
+        await memory.stop_handlers()
+        return
+    url = request.getfixturevalue("nats_url")
+    responder_nc, gateway_nc = await nats.connect(url), await nats.connect(url)
+    bus = Bus.over(responder_nc, BILLING)
+    await respond(bus, owners, budgets, resolve)
+
+    async def on_the_wire(subject: str, body: bytes, wait_s: float = 10.0) -> bytes | None:
+        return await ask(gateway_nc, subject, body, wait_s) or None
+
+    try:
+        yield on_the_wire
+    finally:
+        await bus.stop_handlers()
+        await responder_nc.close()
+        await gateway_nc.close()

@@ -135,7 +135,7 @@ async def test_any_valid_usage_event_is_ingested_or_dead_lettered_and_always_ack
 ) -> None:
     published = Published()
     batch = [e.model_copy(update={"request_id": f"{uuid.uuid4().hex}:{e.request_id}"[:128]}) for e in batch]
-    ingester = Ingester(published, pool, load_prices(), load_plans(), Alerts(published), 500, 0.1, 60)  # type: ignore[arg-type]
+    ingester = Ingester(published, pool, load_prices(), load_plans(), Alerts(published))  # type: ignore[arg-type]
     msgs = [FakeMsg(e.encode()) for e in batch]
     pause = await ingester.handle(msgs)  # type: ignore[arg-type]
     assert pause == 0.0

@@ -19,8 +19,8 @@ from lobe.billing.db_metrics import billing_tables, classify
 from lobe.billing.holds import FREE_HOLDS
 from lobe.billing.ledger import _CLAIM
 from lobe.billing.service import BillingService
+from lobe.shared.bus import publish_fact
 from lobe.shared.events.usage import USAGE_RECORDED
-from lobe.shared.facts import publish_fact
 
 from .support import fetchval, usage_event, wait_for, wait_for_ledger
 

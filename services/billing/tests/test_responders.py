@@ -1,26 +1,19 @@
 """Billing's answers on the bus, with the business logic stubbed: what is answered, with what, and
-what is left unanswered. FastStream's subscribers run each test twice, in memory (TestNatsBroker)
-and on a real nats-server asked as the gateway asks; the nats.py admission responder only on the
-real server."""
+what is left unanswered. Each test runs twice, on the in-memory bus and on a real nats-server
+asked as the gateway asks."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import nats
 import pytest
-from faststream.nats import NatsBroker, TestNatsBroker
 
-from lobe.billing.admission import AdmissionResponder
 from lobe.billing.errors import DeadlinePassedError
 from lobe.billing.keys import KeyOwner
-from lobe.billing.responders import build_router
-from lobe.shared.bus import ask, flush
-from lobe.shared.events.auth import AUTH_KEY_VERIFY, KeyVerified, KeyVerify
+from lobe.shared.events.auth import AUTH_KEY_VERIFY, KeyVerified, KeyVerify, UserResolve, UserResolved
 from lobe.shared.events.billing import (
     BUDGET_RELEASE,
     BUDGET_RESERVE,
@@ -33,9 +26,8 @@ from lobe.shared.events.billing import (
 )
 from lobe.shared.events.chat import TokenUsage
 
-Ask = Callable[
-    ..., Awaitable[bytes | None]
-]  # (subject, body, wait_s=...) -> the reply's body; None: no answer
+from .support import Ask, responding
+
 ANSWER_WAIT_S = 10.0
 UNANSWERED_WAIT_S = 0.3  # how long the real-server variant waits for an answer that must not come
 LOGGED_WAIT_S = 10.0  # a loaded machine may log a refusal after the asker stopped waiting
@@ -66,6 +58,9 @@ class Stubs:
             raise ConnectionRefusedError("connection refused")
         return KeyOwner("kim", "key_1", "premium") if key_hash == KNOWN else None
 
+    async def resolve(self, req: UserResolve) -> UserResolved:
+        raise AssertionError("not asked here (test_users.py)")
+
     async def release(self, req: BudgetRelease) -> None:
         self.released.append(req.request_id)
 
@@ -84,116 +79,72 @@ class Responders:
     stubs: Stubs
 
 
-def _broker(stubs: Stubs, url: str | None = None) -> NatsBroker:
-    broker = NatsBroker(url) if url else NatsBroker()
-    broker.include_router(build_router(stubs.owner, stubs))
-    return broker
-
-
 @pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.integration)])
-async def faststream(request: pytest.FixtureRequest) -> AsyncIterator[Responders]:
+async def responders(request: pytest.FixtureRequest) -> AsyncIterator[Responders]:
     stubs = Stubs()
-    if request.param == "memory":
-        async with TestNatsBroker(_broker(stubs)) as broker:
-
-            async def in_memory(subject: str, body: bytes, wait_s: float = ANSWER_WAIT_S) -> bytes | None:
-                reply = await broker.request(body, subject, timeout=wait_s)
-                return reply.body or None  # a handler that raised left the body empty
-
-            yield Responders(in_memory, stubs)
-        return
-    url = request.getfixturevalue("nats_url")
-    async with _broker(stubs, url) as broker, gateway(url) as on_the_wire:
-        await broker.start()
-        await flush(broker.connection)  # subscribed at the server before the first ask, as billing does
-        yield Responders(on_the_wire, stubs)
-
-
-@pytest.fixture
-async def admission(nats_url: str) -> AsyncIterator[Responders]:
-    stubs = Stubs()
-    async with gateway(nats_url) as on_the_wire:
-        nc = await nats.connect(nats_url)
-        responder = AdmissionResponder(nc, stubs)
-        await responder.start()
-        yield Responders(on_the_wire, stubs)
-        await responder.stop()
-        await nc.close()
-
-
-@asynccontextmanager
-async def gateway(url: str) -> AsyncIterator[Ask]:
-    """A NATS client asking as the gateway does (lobe.shared.bus.ask: silence is an answer)."""
-    nc = await nats.connect(url)
-
-    async def on_the_wire(subject: str, body: bytes, wait_s: float = ANSWER_WAIT_S) -> bytes | None:
-        return await ask(nc, subject, body, wait_s) or None
-
-    try:
-        yield on_the_wire
-    finally:
-        await nc.close()
+    async with responding(request, stubs.owner, stubs, stubs.resolve) as asking:
+        yield Responders(asking, stubs)
 
 
 def verify(key_hash: bytes) -> bytes:
     return KeyVerify(request_id="v1", key_sha256=key_hash.hex()).encode()
 
 
-# -- FastStream: key verification, release ---------------------------------------------------------
-async def test_a_live_key_is_answered_with_its_owner_and_plan(faststream: Responders) -> None:
-    reply = await faststream.ask(AUTH_KEY_VERIFY, verify(KNOWN))
+# -- key verification, release ---------------------------------------------------------------------
+async def test_a_live_key_is_answered_with_its_owner_and_plan(responders: Responders) -> None:
+    reply = await responders.ask(AUTH_KEY_VERIFY, verify(KNOWN))
     assert reply is not None
     answer = KeyVerified.decode(reply)
     assert (answer.valid, answer.user_id, answer.api_key_id, answer.plan) == (True, "kim", "key_1", "premium")
     assert answer.request_id == "v1"
 
 
-async def test_an_unknown_key_is_answered_invalid(faststream: Responders) -> None:
-    reply = await faststream.ask(AUTH_KEY_VERIFY, verify(bytes(32)))
+async def test_an_unknown_key_is_answered_invalid(responders: Responders) -> None:
+    reply = await responders.ask(AUTH_KEY_VERIFY, verify(bytes(32)))
     assert reply is not None
     assert KeyVerified.decode(reply).valid is False
 
 
 async def test_a_malformed_command_is_logged_not_answered_and_the_next_one_is(
-    faststream: Responders, caplog: pytest.LogCaptureFixture
+    responders: Responders, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="lobe.billing"):
         malformed_json = b'{"request_id": "v2", "key_sha256": "xyz"}'
-        assert await faststream.ask(AUTH_KEY_VERIFY, malformed_json, wait_s=UNANSWERED_WAIT_S) is None
-        assert await faststream.ask(AUTH_KEY_VERIFY, b"not json", wait_s=UNANSWERED_WAIT_S) is None
+        assert await responders.ask(AUTH_KEY_VERIFY, malformed_json, wait_s=UNANSWERED_WAIT_S) is None
+        assert await responders.ask(AUTH_KEY_VERIFY, b"not json", wait_s=UNANSWERED_WAIT_S) is None
         malformed = await logged(caplog, "malformed auth.key.verify", count=2)
     assert len(malformed) == 2
     assert "key_sha256" in malformed[0]
-    assert await faststream.ask(AUTH_KEY_VERIFY, verify(KNOWN)) is not None
+    assert await responders.ask(AUTH_KEY_VERIFY, verify(KNOWN)) is not None
 
 
 async def test_a_key_lookup_the_database_cannot_answer_is_left_to_the_gateway_fail_mode(
-    faststream: Responders, caplog: pytest.LogCaptureFixture
+    responders: Responders, caplog: pytest.LogCaptureFixture
 ) -> None:
-    faststream.stubs.database_down = True
+    responders.stubs.database_down = True
     with caplog.at_level(logging.ERROR, logger="lobe.billing"):
-        assert await faststream.ask(AUTH_KEY_VERIFY, verify(KNOWN), wait_s=UNANSWERED_WAIT_S) is None
+        assert await responders.ask(AUTH_KEY_VERIFY, verify(KNOWN), wait_s=UNANSWERED_WAIT_S) is None
         assert await logged(caplog, "database is unavailable")
-    faststream.stubs.database_down = False
-    assert await faststream.ask(AUTH_KEY_VERIFY, verify(KNOWN)) is not None
+    responders.stubs.database_down = False
+    assert await responders.ask(AUTH_KEY_VERIFY, verify(KNOWN)) is not None
 
 
-async def test_a_release_frees_the_hold_of_its_request(faststream: Responders) -> None:
-    await faststream.ask(BUDGET_RELEASE, BudgetRelease(request_id="r9", user_id="kim").encode())
-    assert faststream.stubs.released == ["r9"]
+async def test_a_release_frees_the_hold_of_its_request(responders: Responders) -> None:
+    await responders.ask(BUDGET_RELEASE, BudgetRelease(request_id="r9", user_id="kim").encode())
+    assert responders.stubs.released == ["r9"]
 
 
-# -- nats.py: reserve and quote --------------------------------------------------------------------
+# -- reserve and quote -----------------------------------------------------------------------------
 def reserve(user: str) -> bytes:
     return BudgetReserve(
         request_id=f"r-{user}", user_id=user, model="mock", prompt_tokens_estimate=10, max_output_tokens=20
     ).encode()
 
 
-async def test_a_reserve_is_answered_with_the_budget_decision(admission: Responders) -> None:
+async def test_a_reserve_is_answered_with_the_budget_decision(responders: Responders) -> None:
     admitted, refused = (
-        await admission.ask(BUDGET_RESERVE, reserve("kim")),
-        await admission.ask(BUDGET_RESERVE, reserve("broke")),
+        await responders.ask(BUDGET_RESERVE, reserve("kim")),
+        await responders.ask(BUDGET_RESERVE, reserve("broke")),
     )
     assert admitted is not None
     assert refused is not None
@@ -205,20 +156,20 @@ async def test_a_reserve_is_answered_with_the_budget_decision(admission: Respond
 
 
 async def test_a_reserve_past_its_deadline_or_malformed_is_logged_and_not_answered(
-    admission: Responders, caplog: pytest.LogCaptureFixture
+    responders: Responders, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="lobe.billing"):
-        assert await admission.ask(BUDGET_RESERVE, reserve("late"), wait_s=UNANSWERED_WAIT_S) is None
+        assert await responders.ask(BUDGET_RESERVE, reserve("late"), wait_s=UNANSWERED_WAIT_S) is None
         malformed = b'{"request_id": "r", "user_id": 7}'
-        assert await admission.ask(BUDGET_RESERVE, malformed, wait_s=UNANSWERED_WAIT_S) is None
+        assert await responders.ask(BUDGET_RESERVE, malformed, wait_s=UNANSWERED_WAIT_S) is None
         assert await logged(caplog, "'r-late' arrived after its deadline")
         assert await logged(caplog, "malformed billing.budget.reserve")
-    assert await admission.ask(BUDGET_RESERVE, reserve("kim")) is not None
+    assert await responders.ask(BUDGET_RESERVE, reserve("kim")) is not None
 
 
-async def test_a_quote_is_answered_with_the_price(admission: Responders) -> None:
+async def test_a_quote_is_answered_with_the_price(responders: Responders) -> None:
     usage = TokenUsage(prompt_tokens=1500, completion_tokens=500)
     quote = PriceQuote(request_id="q1", provider="openai", model="gpt-4o", usage=usage)
-    reply = await admission.ask(PRICE_QUOTE, quote.encode())
+    reply = await responders.ask(PRICE_QUOTE, quote.encode())
     assert reply is not None
     assert PriceQuoted.decode(reply).cost_usd == 2.0

@@ -1,6 +1,6 @@
 """Sign-in's questions to billing (`auth.user.resolve`): who a signed-in identity is, created on
-its first sign-in. The directory against a real database; the subscriber in memory
-(TestNatsBroker) and, with the same test body, on a real nats-server asked as the gateway asks."""
+its first sign-in. The directory against a real database; the responder on the in-memory bus and,
+with the same test body, on a real nats-server asked as the gateway asks."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
-import nats
 import pytest
-from faststream.nats import NatsBroker, TestNatsBroker
 
 from lobe.billing.migrations import apply_migrations
 from lobe.billing.plans import load_plans
-from lobe.billing.user_responder import build_user_router
 from lobe.billing.users import UserDirectory
-from lobe.shared.bus import ask
 from lobe.shared.events.auth import AUTH_USER_RESOLVE, UserResolve, UserResolved
+from lobe.shared.events.billing import BudgetDecision, BudgetRelease, BudgetReserve, PriceQuote, PriceQuoted
+
+from .support import responding
 
 Ask = Callable[[bytes], Awaitable[bytes | None]]
 
@@ -114,31 +113,30 @@ async def stub_resolve(question: UserResolve) -> UserResolved:
     )
 
 
+class NotAsked:
+    """Key lookups and budgets: not asked here (test_responders.py)."""
+
+    async def owner(self, key_hash: bytes) -> None:
+        raise AssertionError(key_hash)
+
+    async def reserve(self, req: BudgetReserve) -> BudgetDecision:
+        raise AssertionError(req)
+
+    async def release(self, req: BudgetRelease) -> None:
+        raise AssertionError(req)
+
+    def quote(self, req: PriceQuote) -> PriceQuoted:
+        raise AssertionError(req)
+
+
 @pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.integration)])
 async def resolve_over_bus(request: pytest.FixtureRequest) -> AsyncIterator[Ask]:
-    if request.param == "memory":
-        broker = NatsBroker()
-        broker.include_router(build_user_router(stub_resolve))
-        async with TestNatsBroker(broker) as test_broker:
+    async with responding(request, NotAsked().owner, NotAsked(), stub_resolve) as asking:
 
-            async def in_memory(body: bytes) -> bytes | None:
-                reply = await test_broker.request(body, AUTH_USER_RESOLVE, timeout=5)
-                return reply.body or None
+        async def resolve(body: bytes) -> bytes | None:
+            return await asking(AUTH_USER_RESOLVE, body, 0.5)
 
-            yield in_memory
-        return
-    url = request.getfixturevalue("nats_url")
-    broker = NatsBroker(url)
-    broker.include_router(build_user_router(stub_resolve))
-    async with broker:
-        await broker.start()
-        nc = await nats.connect(url)
-
-        async def on_the_wire(body: bytes) -> bytes | None:
-            return await ask(nc, AUTH_USER_RESOLVE, body, 0.5) or None
-
-        yield on_the_wire
-        await nc.close()
+        yield resolve
 
 
 async def test_the_subscriber_answers_the_user_for_an_identity(resolve_over_bus: Ask) -> None:

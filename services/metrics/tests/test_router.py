@@ -1,84 +1,62 @@
-"""The handler wiring, in memory: subjects, streams and decoding as FastStream delivers them."""
+"""The consumers' wiring on the in-memory bus: which subjects and streams reach which aggregation,
+and how undecodable bodies are treated."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
-import anyio.to_thread
 import pytest
-from faststream.nats import NatsBroker, TestNatsBroker
 
 from lobe.metrics.aggregation import UsageMetrics
-from lobe.metrics.router import build_router
+from lobe.metrics.router import consume
+from lobe.shared.bus import MemoryBus
+from lobe.shared.catalog import METRICS
 from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, LimitExceeded
-from lobe.shared.events.streams import EVENTS, USAGE
-from lobe.shared.events.usage import USAGE_RECORDED
+from lobe.shared.events.usage import USAGE_RECORDED, USAGE_REPORTED
 
 from .events import usage_event
 
 
-def broker_for(metrics: UsageMetrics) -> NatsBroker:
-    broker = NatsBroker()
-    broker.include_router(build_router(metrics))
-    return broker
+@pytest.fixture
+async def bus() -> AsyncIterator[MemoryBus]:
+    memory = MemoryBus(METRICS)
+    yield memory
+    await memory.stop_handlers()
 
 
-async def test_usage_recorded_on_the_usage_stream_is_counted() -> None:
+async def counting(bus: MemoryBus) -> UsageMetrics:
     metrics = UsageMetrics()
-    async with TestNatsBroker(broker_for(metrics), connect_only=False) as broker:
-        await broker.publish(usage_event("a").encode(), USAGE_RECORDED, stream=USAGE.name)
-        await broker.publish(usage_event("b", status="error").encode(), USAGE_RECORDED, stream=USAGE.name)
+    await consume(bus, metrics)
+    return metrics
+
+
+async def test_usage_recorded_and_reported_are_counted(bus: MemoryBus) -> None:
+    metrics = await counting(bus)
+    await bus.publish_fact(USAGE_RECORDED, usage_event("a"))
+    await bus.publish_fact(USAGE_RECORDED, usage_event("b", status="error"))
+    await bus.publish_fact(USAGE_REPORTED, usage_event("c"))
+    await bus.settled()
     labels = {"provider": "openai", "model": "gpt-4o-mini"}
     get = metrics.registry.get_sample_value
-    assert get("lobe_chat_requests_total", {**labels, "status": "success"}) == 1
+    assert get("lobe_chat_requests_total", {**labels, "status": "success"}) == 2
     assert get("lobe_chat_requests_total", {**labels, "status": "error"}) == 1
-    assert get("lobe_chat_tokens_total", {**labels, "kind": "prompt"}) == 24
+    assert get("lobe_chat_tokens_total", {**labels, "kind": "prompt"}) == 36
 
 
-async def test_invalid_usage_message_is_counted_and_handler_does_not_fail() -> None:
-    metrics = UsageMetrics()
-    async with TestNatsBroker(broker_for(metrics), connect_only=False) as broker:
-        await broker.publish(b'{"request_id": "x"}', USAGE_RECORDED, stream=USAGE.name)
-        await broker.publish(usage_event("ok").encode(), USAGE_RECORDED, stream=USAGE.name)
+async def test_an_invalid_usage_message_is_counted_and_the_next_one_is_too(bus: MemoryBus) -> None:
+    metrics = await counting(bus)
+    bus.deliver(USAGE_RECORDED, b'{"request_id": "x"}')
+    await bus.publish_fact(USAGE_RECORDED, usage_event("ok"))
+    await bus.settled()
     assert metrics.registry.get_sample_value("lobe_usage_events_invalid_total") == 1
-    assert (
-        metrics.registry.get_sample_value(
-            "lobe_chat_requests_total", {"provider": "openai", "model": "gpt-4o-mini", "status": "success"}
-        )
-        == 1
-    )
+    labels = {"provider": "openai", "model": "gpt-4o-mini", "status": "success"}
+    assert metrics.registry.get_sample_value("lobe_chat_requests_total", labels) == 1
 
 
-async def test_limit_exceeded_fact_is_counted() -> None:
-    metrics = UsageMetrics()
+async def test_limit_exceeded_fact_is_counted_and_garbage_dropped(bus: MemoryBus) -> None:
+    metrics = await counting(bus)
     event = LimitExceeded(request_id="r", user_id="u", limit="requests", period="2026-11", used=5, allowed=5)
-    async with TestNatsBroker(broker_for(metrics), connect_only=False) as broker:
-        await broker.publish(event.encode(), BILLING_LIMIT_EXCEEDED, stream=EVENTS.name)
-        await broker.publish(b"garbage", BILLING_LIMIT_EXCEEDED, stream=EVENTS.name)
+    await bus.publish_fact(BILLING_LIMIT_EXCEEDED, event)
+    bus.deliver(BILLING_LIMIT_EXCEEDED, b"garbage")
+    await bus.settled()
     assert metrics.registry.get_sample_value("lobe_billing_limit_exceeded_total", {"limit": "requests"}) == 1
-
-
-async def test_events_are_handled_on_the_event_loop_without_a_thread_hop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A handler parameter FastStream resolves from its context (a `NatsMessage`) is resolved on a
-    # worker thread: one thread hop per usage event, the metrics service's largest cost.
-    hops: list[object] = []
-    run_sync = anyio.to_thread.run_sync
-
-    async def counted(func: Callable[..., object], *args: Any, **kwargs: Any) -> object:
-        hops.append(func)
-        return await run_sync(func, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
-    metrics = UsageMetrics()
-    async with TestNatsBroker(broker_for(metrics), connect_only=False) as broker:
-        for n in range(3):
-            await broker.publish(usage_event(f"r{n}").encode(), USAGE_RECORDED, stream=USAGE.name)
-    get = metrics.registry.get_sample_value
-    assert (
-        get("lobe_chat_requests_total", {"provider": "openai", "model": "gpt-4o-mini", "status": "success"})
-        == 3
-    )
-    assert hops == []

@@ -13,8 +13,8 @@ from typing import Literal
 
 from nats.js import JetStreamContext
 
+from lobe.shared.bus import publish_fact
 from lobe.shared.events.lifecycle import SERVICE_STARTED, SERVICE_STOPPED, ServiceLifecycle
-from lobe.shared.facts import publish_fact
 
 VERSION = "0.1.0"
 

@@ -35,7 +35,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Broker(Protocol):
-    """FastStream's NatsBroker, as far as the runtime drives it (the gateway runs no FastStream)."""
+    """A service's bus (lobe.shared.bus.Bus), as far as the runtime drives it."""
 
     async def connect(self) -> Any: ...
     async def stop(self) -> None: ...

@@ -22,11 +22,10 @@ from nats.js import JetStreamContext
 from lobe.billing.errors import NotAnnouncedError, NotFoundError, UnknownPlanError, UserExistsError
 from lobe.billing.keys import display_prefix, hash_key, new_key
 from lobe.billing.plans import Override, PlanBook, load_plans
-from lobe.shared.bus import connect_options, ensure_streams
+from lobe.shared.bus import connect_options, ensure_streams, publish_fact
 from lobe.shared.events.auth import AUTH_KEY_ISSUED, AUTH_KEY_REVOKED, ApiKeyIssued, ApiKeyRevoked
 from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, AccountChanged
 from lobe.shared.events.envelope import Event
-from lobe.shared.facts import publish_fact
 from lobe.shared.settings import NatsSettings
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from nats.js import JetStreamContext
 
 from lobe.billing.ledger import LedgerRow
+from lobe.shared.bus import publish_fact
 from lobe.shared.events.billing import (
     BILLING_LIMIT_EXCEEDED,
     BILLING_PRICE_MISSING,
     LimitExceeded,
     PriceMissing,
 )
-from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 

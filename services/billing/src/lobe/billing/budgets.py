@@ -1,5 +1,5 @@
 """Budget admission: reserve, release, expire, and the gateway's price quotes (answered on the bus
-by lobe.billing.admission and lobe.billing.responders).
+by lobe.billing.responders).
 
 The check and the hold are one statement: an upsert of the user's period row whose conditional
 DO UPDATE PostgreSQL evaluates against the latest committed row under its row lock (READ

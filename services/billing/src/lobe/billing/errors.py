@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class BillingError(Exception):
     """Base of every error raised by lobe.billing."""
@@ -60,16 +58,6 @@ class NotAnnouncedError(BillingError):
         )
         self.subject = subject
         self.ident = ident
-
-
-class MalformedCommandError(BillingError):
-    """A command on the bus that does not decode into its model: logged, never answered (the
-    sender's fail mode decides), never a crash of the responder."""
-
-    def __init__(self, subject: str, errors: list[Any]) -> None:
-        super().__init__(f"malformed {subject}: {errors}")
-        self.subject = subject
-        self.errors = errors
 
 
 class DeadlinePassedError(BillingError):

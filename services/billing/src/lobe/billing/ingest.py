@@ -1,9 +1,8 @@
 """The usage ingester: a durable JetStream pull consumer writing batches to the ledger.
 
-Why nats.py rather than a FastStream subscriber: each message's fate depends on the batch's
-transaction (ack after commit, nak with a per-message delay on a database failure, dead-letter
-and ack for a malformed one), which is direct with nats.py's messages and awkward through
-FastStream's batch handler and its single ack policy. Batches come from lobe.billing.pull.
+Each message's fate depends on the batch's transaction (ack after commit, nak with a
+per-message delay on a database failure, dead-letter and ack for a malformed one), so `handle`
+takes nats.py's messages; batches come from the bus (`Bus.consume`, lobe.shared.bus.consume).
 
 Guarantees: a message is acked only after the transaction holding its row commits (or after its
 dead letter is stored); any failure before that leaves it unacked or nak'ed, so JetStream
@@ -12,19 +11,17 @@ redelivers it, and the dedupe table turns a redelivery into a no-op. Never lost,
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
-from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import DeliverPolicy
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
@@ -35,21 +32,17 @@ from lobe.billing.alerts import Alerts
 from lobe.billing.ledger import LedgerRow, PartitionCache, Written, price_event, write_batch
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
-from lobe.billing.pull import BatchPuller
 from lobe.shared.bounded_labels import BoundedLabels
-from lobe.shared.bus import ensure_consumer
+from lobe.shared.bus import publish_fact
 from lobe.shared.config_file import describe
-from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
 from lobe.shared.events.usage import (
     USAGE_DEAD_LETTER,
     USAGE_RECORDED,
     USAGE_REPORTED,
-    USAGE_SUBJECTS,
     UsageDeadLetter,
     UsageRecorded,
     gateway_may_report,
 )
-from lobe.shared.facts import publish_fact
 from lobe.shared.telemetry import link_from_headers
 
 log = logging.getLogger(__name__)
@@ -61,16 +54,15 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 5.0  # also bounds how long after the database returns ingestion resumes
 
 
-def consumer_config(ack_wait_s: float) -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=BILLING_CONSUMER,
-        filter_subjects=list(USAGE_SUBJECTS),
-        ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_wait=ack_wait_s,
-        max_deliver=-1,
-        max_ack_pending=50_000,
-    )
+def consumer_settings(ack_wait_s: float) -> dict[str, Any]:
+    """The durable consumer's settings beyond what the bus derives from the catalog (its name, its
+    filter: every usage subject, and explicit acks)."""
+    return {
+        "deliver_policy": DeliverPolicy.ALL,
+        "ack_wait": ack_wait_s,
+        "max_deliver": -1,
+        "max_ack_pending": 50_000,
+    }
 
 
 def backoff_s(deliveries: int) -> float:
@@ -92,55 +84,20 @@ class Ingester:
         prices: PriceTable,
         plans: PlanBook,
         alerts: Alerts,
-        batch_size: int,
-        fetch_timeout_s: float,
-        ack_wait_s: float,
-        nc: NATS | None = None,
     ) -> None:
         self.js = js
-        self.nc = nc  # what `run` pulls batches on; a caller driving `handle` alone needs none
         self.pool = pool
         self.prices = prices
         self.plans = plans
         self.alerts = alerts
-        self.batch_size = batch_size
-        self.fetch_timeout_s = fetch_timeout_s
-        self.ack_wait_s = ack_wait_s
         self.partitions = PartitionCache()
         self.cost_labels = BoundedLabels(metrics.MAX_MODEL_LABELS)
-
-    async def subscribe(self) -> BatchPuller:
-        if self.nc is None:
-            raise RuntimeError("Ingester.run needs the NATS connection (nc) to pull batches on")
-        await ensure_consumer(self.js, USAGE.name, consumer_config(self.ack_wait_s))
-        puller = BatchPuller(self.nc, USAGE.name, BILLING_CONSUMER)
-        await puller.start()
-        return puller
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and write batches until `stop` is set; the batch in hand is always finished."""
-        puller = await self.subscribe()
-        try:
-            while not stop.is_set():
-                try:
-                    msgs = await puller.fetch(self.batch_size, self.fetch_timeout_s)
-                except Exception as exc:  # connection trouble: nats.py reconnects on its own
-                    log.warning("usage fetch failed: %r", exc)  # repr: some nats errors have no message
-                    await sleep_unless(stop, 1.0)
-                    continue
-                if not msgs:
-                    continue
-                pause = await self.handle(msgs)
-                if pause:
-                    await sleep_unless(stop, pause)
-        finally:
-            await puller.close()
 
     async def handle(self, msgs: Sequence[Msg]) -> float:
         """Process one fetched batch; returns how long the loop should pause (0 when healthy).
 
         One span per batch, linked to the trace of each request whose usage it carries (the
-        producer's context rides in the message headers, see lobe.shared.facts)."""
+        producer's context rides in the message headers, see lobe.shared.bus.facts)."""
         links = [link for msg in msgs if (link := link_from_headers(msg.headers)) is not None]
         attributes: dict[str, AttributeValue] = {
             "messaging.system": "nats",
@@ -276,9 +233,3 @@ def _stream_seq(msg: Msg) -> int | None:
         return int(msg.metadata.sequence.stream)
     except Exception:
         return None
-
-
-async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    """Pause for `seconds`, or less when `stop` is set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

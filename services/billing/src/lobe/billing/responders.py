@@ -1,45 +1,59 @@
-"""Billing's FastStream subscribers (queue group `billing`, core NATS request-reply): each takes the
-command's model and returns its reply model; the logic is the key table's and Budgets', this module
-only wires subjects to it. What is left unanswered, and why: lobe.billing.unanswered.
+"""Every command billing answers (queue group `billing`, core NATS request-reply), wired to its
+logic on the bus (lobe.shared.bus): each handler takes the command's model and returns its reply
+model; the logic is Budgets', the key table's and UserDirectory's. What is left unanswered, and
+why: lobe.billing.unanswered.
 
-Budget reserve and price quote, the two commands every chat request sends, are answered by
-lobe.billing.admission with nats.py directly: measured, FastStream costs too much there (see there).
-
-Acks: these are core NATS subscriptions, which have none. FastStream's default ack policy (a
-JetStream message whose handler raised is terminated, never redelivered) does not apply: nothing
-on these subjects is redelivered; the gateway retries or fails the request itself.
+Handlers that wait on PostgreSQL run up to a bound at once, each in a task (past it, NATS buffers
+the rest); the quote, pure arithmetic, runs in the subscription's callback.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
-
-from faststream.nats import NatsMessage, NatsRouter
-from pydantic import BaseModel
+from typing import Protocol
 
 from lobe.billing.keys import KeyOwner
-from lobe.billing.unanswered import UNANSWERED_MIDDLEWARE, decode
-from lobe.shared.events.auth import AUTH_KEY_VERIFY, KeyVerified, KeyVerify
-from lobe.shared.events.billing import BILLING_QUEUE, BUDGET_RELEASE, BudgetRelease
+from lobe.billing.unanswered import UNANSWERED, log_unanswered
+from lobe.shared.bus import BusCalls
+from lobe.shared.events.auth import (
+    AUTH_KEY_VERIFY,
+    AUTH_USER_RESOLVE,
+    KeyVerified,
+    KeyVerify,
+    UserResolve,
+    UserResolved,
+)
+from lobe.shared.events.billing import (
+    BUDGET_RELEASE,
+    BUDGET_RESERVE,
+    PRICE_QUOTE,
+    BudgetDecision,
+    BudgetRelease,
+    BudgetReserve,
+    PriceQuote,
+    PriceQuoted,
+)
 
-# Commands that wait on PostgreSQL run this many at once per process (the pool queues them for its
-# connections); past it, NATS buffers the rest.
-DB_WORKERS = 32
+# Reserves waiting on PostgreSQL at once per process (the pool queues them for its connections);
+# the conditional hold keeps concurrent holds correct.
+RESERVE_CONCURRENCY = 32
+DB_WORKERS = 32  # key lookups and releases
+SIGN_IN_WORKERS = 4  # sign-ins are rare next to chat requests
 
 KeyOwners = Callable[[bytes], Awaitable[KeyOwner | None]]
+Resolve = Callable[[UserResolve], Awaitable[UserResolved]]
 
 
-class Releases(Protocol):
+class Budgets(Protocol):
+    async def reserve(self, req: BudgetReserve) -> BudgetDecision: ...
     async def release(self, req: BudgetRelease) -> None: ...
+    def quote(self, req: PriceQuote) -> PriceQuoted: ...
 
 
-def build_router(owners: KeyOwners, releases: Releases) -> NatsRouter:
-    router = NatsRouter(middlewares=[UNANSWERED_MIDDLEWARE])
+async def respond(bus: BusCalls, owners: KeyOwners, budgets: Budgets, resolve: Resolve) -> None:
+    """Answer billing's commands until the bus stops its handlers (live at the server on return)."""
 
-    @router.subscriber(
-        AUTH_KEY_VERIFY, queue=BILLING_QUEUE, max_workers=DB_WORKERS, decoder=_decoder(KeyVerify)
-    )
     async def verify(ask: KeyVerify) -> KeyVerified:
         owner = await owners(bytes.fromhex(ask.key_sha256))
         if owner is None:
@@ -53,20 +67,11 @@ def build_router(owners: KeyOwners, releases: Releases) -> NatsRouter:
             rate_tier=owner.rate_tier,
         )
 
+    rules = functools.partial(bus.responds, quiet=UNANSWERED, on_unanswered=log_unanswered)
+    await rules(BUDGET_RESERVE, budgets.reserve, concurrency=RESERVE_CONCURRENCY)
+    await rules(PRICE_QUOTE, budgets.quote)
     # Gateways publish releases without waiting; a request for one is answered with an empty body.
-    @router.subscriber(
-        BUDGET_RELEASE, queue=BILLING_QUEUE, max_workers=DB_WORKERS, decoder=_decoder(BudgetRelease)
-    )
-    async def release(req: BudgetRelease) -> None:
-        await releases.release(req)
-
-    return router
-
-
-def _decoder(model: type[BaseModel]) -> Callable[[NatsMessage], Awaitable[Any]]:
-    """One pass from JSON into the handler's model (FastStream's own goes through a dict)."""
-
-    async def decode_message(message: NatsMessage) -> Any:
-        return decode(model, message.raw_message.subject, message.body)
-
-    return decode_message
+    await rules(BUDGET_RELEASE, budgets.release, concurrency=DB_WORKERS)
+    await rules(AUTH_KEY_VERIFY, verify, concurrency=DB_WORKERS)
+    # A database that is away leaves a sign-in unanswered: the gateway's sign-in answers 503.
+    await rules(AUTH_USER_RESOLVE, resolve, concurrency=SIGN_IN_WORKERS)

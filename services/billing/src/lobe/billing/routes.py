@@ -14,10 +14,7 @@ import asyncio
 import logging
 import time
 
-from nats.aio.client import Client as NATS
-from pydantic import ValidationError
-
-from lobe.shared.bus import ask
+from lobe.shared.bus import BusCalls
 from lobe.shared.events.chat import CHAT_MODELS, ModelList
 
 log = logging.getLogger(__name__)
@@ -26,8 +23,10 @@ ROUTES_TIMEOUT_S = 1.0
 
 
 class RouteBook:
-    def __init__(self, nc: NATS, ttl_s: float = ROUTES_TTL_S, timeout_s: float = ROUTES_TIMEOUT_S) -> None:
-        self.nc = nc
+    def __init__(
+        self, bus: BusCalls, ttl_s: float = ROUTES_TTL_S, timeout_s: float = ROUTES_TIMEOUT_S
+    ) -> None:
+        self.bus = bus
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
         self.routes: dict[str, list[tuple[str, str]]] = {}
@@ -47,14 +46,10 @@ class RouteBook:
 
     async def refresh(self) -> None:
         self.fetched_at = time.monotonic()  # asked, answered or not: the next ask waits ttl_s
-        reply = await ask(self.nc, CHAT_MODELS, b"", self.timeout_s)
-        if reply is None:
+        reply = await self.bus.request(CHAT_MODELS, None, self.timeout_s)
+        if not isinstance(reply, ModelList):  # unanswered, or unreadable (logged): routes kept
             return
-        try:
-            models = ModelList.model_validate_json(reply).models
-        except ValidationError as exc:
-            log.warning("unreadable chat.models reply; routes kept: %s", exc)
-            return
+        models = reply.models
         self.routes = {m.id: [(u.provider, u.model) for u in m.reaches] for m in models}
 
     async def close(self) -> None:

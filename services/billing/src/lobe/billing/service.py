@@ -1,6 +1,5 @@
 """The billing process: migrations, catalog, ingest loops, responders, usage API and ops, clean
-shutdown. One NATS connection: FastStream's, whose JetStream context the ingest loops and the
-facts use too."""
+shutdown. One NATS connection, the bus's (lobe.shared.bus): responders, ingest loops and facts."""
 
 from __future__ import annotations
 
@@ -11,26 +10,24 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 
 import asyncpg
-from faststream.nats import NatsBroker
 
 from lobe.billing.admin import Admin
-from lobe.billing.admission import AdmissionResponder
 from lobe.billing.alerts import Alerts
 from lobe.billing.api import build_api
 from lobe.billing.budgets import Budgets
 from lobe.billing.catalog import sync_catalog
 from lobe.billing.db_metrics import instrument
-from lobe.billing.ingest import Ingester, sleep_unless
+from lobe.billing.ingest import Ingester, consumer_settings
 from lobe.billing.keys import owner_of
 from lobe.billing.migrations import apply_migrations
 from lobe.billing.plans import load_plans
 from lobe.billing.prices import load_prices
-from lobe.billing.responders import build_router
+from lobe.billing.responders import respond
 from lobe.billing.routes import RouteBook
 from lobe.billing.settings import BillingSettings
-from lobe.billing.user_responder import build_user_router
 from lobe.billing.users import UserDirectory
-from lobe.shared.bus import broker_options, ensure_streams, flush
+from lobe.shared.bus import Bus, Consuming, ensure_streams, sleep_unless
+from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
 from lobe.shared.process import ServiceRuntime, started
 
 log = logging.getLogger(__name__)
@@ -46,15 +43,10 @@ class BillingService:
     def __init__(self, settings: BillingSettings) -> None:
         self.settings = settings
         self.stop = asyncio.Event()  # the ingest and expiry loops' signal to finish their round
-        self._tasks: list[asyncio.Task[None]] = []
+        self._expiring: asyncio.Task[None] | None = None
         self.pool: asyncpg.Pool | None = None
-        self.broker = NatsBroker(
-            **broker_options(settings, SERVICE_NAME),
-            logger=log,
-            log_level=logging.DEBUG,  # a line per command belongs at debug, not in production logs
-        )
+        self.bus = Bus(settings, SERVICE_NAME, SERVICE_NAME)
         self.alerts: Alerts | None = None
-        self.admission: AdmissionResponder | None = None
         self.admin: Admin | None = None
         self._runtime: ServiceRuntime | None = None
         self._in_process = AsyncExitStack()
@@ -92,40 +84,36 @@ class BillingService:
         runtime.on_stop(pool.close)
         await sync_catalog(pool, prices, plans)
 
-        nc = await runtime.connect(self.broker)
-        js = nc.jetstream()
+        await runtime.connect(self.bus)
+        js = self.bus.js
         await ensure_streams(js, replicas=s.nats_stream_replicas, owner=True)
         runtime.announce(js)
         self.alerts = alerts = Alerts(js)
         runtime.on_stop(alerts.drain)
 
-        routes = RouteBook(nc)
+        routes = RouteBook(self.bus)
         await routes.refresh()  # the workers running now; later ones are heard within its TTL
         runtime.on_stop(routes.close)
         budgets = Budgets(pool, prices, plans, s.billing_reservation_ttl_s, alerts, routes)
-        self.admission = AdmissionResponder(nc, budgets)
-        await self.admission.start()
-        self.broker.include_router(build_router(functools.partial(owner_of, pool), budgets))
-        self.broker.include_router(build_user_router(UserDirectory(pool, plans).resolve))
-        await self.broker.start()
-        runtime.on_stop(self._stop_responders)
-        await flush(nc)  # the responders are live before billing says it is ready
-
-        ingester = Ingester(
-            js,
-            pool,
-            prices,
-            plans,
-            alerts,
-            s.billing_batch_size,
-            s.billing_fetch_timeout_s,
-            s.billing_ack_wait_s,
-            nc=nc,
+        # Live at the server before billing says it is ready. The last limit facts still need the
+        # connection when they stop: the runtime drains it afterwards.
+        await respond(
+            self.bus, functools.partial(owner_of, pool), budgets, UserDirectory(pool, plans).resolve
         )
-        for i in range(s.billing_consumers):
-            self._tasks.append(asyncio.create_task(ingester.run(self.stop), name=f"billing-ingest-{i}"))
-        self._tasks.append(asyncio.create_task(self._expire_loop(budgets), name="billing-expire"))
-        runtime.on_stop(self._finish_loops)
+        runtime.on_stop(self.bus.stop_handlers)
+
+        ingester = Ingester(js, pool, prices, plans, alerts)
+        ingesting = await self.bus.consume(
+            USAGE,
+            BILLING_CONSUMER,
+            s.billing_batch_size,
+            ingester.handle,
+            wait_s=s.billing_fetch_timeout_s,
+            loops=s.billing_consumers,
+            **consumer_settings(s.billing_ack_wait_s),
+        )
+        self._expiring = asyncio.create_task(self._expire_loop(budgets), name="billing-expire")
+        runtime.on_stop(self._finish_loops, ingesting)
 
         self.admin = Admin(pool, js, plans)
         app = build_api(pool, prices, plans, s.billing_admin_token, self.admin)
@@ -142,7 +130,7 @@ class BillingService:
             await sleep_unless(self.stop, EXPIRE_INTERVAL_S)
 
     async def ready(self) -> bool:
-        if self.pool is None or not self.broker.running or not self.broker.connection.is_connected:
+        if self.pool is None or not self.bus.connected:
             return False
         try:
             async with asyncio.timeout(1.0):
@@ -150,19 +138,9 @@ class BillingService:
         except Exception:
             return False
 
-    async def _finish_loops(self) -> None:
+    async def _finish_loops(self, ingesting: Consuming) -> None:
         """Stop fetching; each loop finishes (commits and acks) the batch in hand."""
         self.stop.set()
-        done = await asyncio.gather(*self._tasks, return_exceptions=True)
-        for task, result in zip(self._tasks, done, strict=True):
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                log.error("%s ended with %r", task.get_name(), result)
-        self._tasks.clear()
-
-    async def _stop_responders(self) -> None:
-        # One by one: broker.stop() would also close the connection the last limit facts still need
-        # (the runtime drains it after they are published).
-        if self.admission is not None:
-            await self.admission.stop()
-        for subscriber in self.broker.subscribers:
-            await subscriber.stop()
+        await ingesting.stop()
+        if self._expiring is not None:
+            await self._expiring

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 
 import aiohttp
-from faststream.nats import NatsBroker
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -28,13 +26,12 @@ from lobe.chat_worker.routing.metrics import RoutingMetrics
 from lobe.chat_worker.routing.router import Router
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
-from lobe.shared.bus import broker_options, ensure_streams, flush
-from lobe.shared.catalog import subject
+from lobe.shared.bus import Bus, Responder, ensure_streams
+from lobe.shared.catalog import CHAT_WORKER
 from lobe.shared.events.chat import (
     CHAT_CANCEL,
     CHAT_MODELS,
     CHAT_REQUEST,
-    CHAT_WORKER_QUEUE,
     AcceptedFrame,
     ChatCancelled,
     ChatRequested,
@@ -44,7 +41,6 @@ from lobe.shared.events.chat import (
     Upstream,
 )
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
-from lobe.shared.facts import publish_fact
 from lobe.shared.process import ServiceRuntime, started
 from lobe.shared.telemetry import extract_context
 
@@ -59,12 +55,16 @@ TRACER = trace.get_tracer("lobe.chat_worker")
 USAGE_PUBLISH_ATTEMPTS = 30
 
 
-def refusal(request_id: str, status: int, code: str, message: str, retryable: bool = False) -> bytes:
+def refusal(request_id: str, status: int, code: str, message: str, retryable: bool = False) -> ErrorFrame:
     """The reply that turns a request down before any work (the gateway maps it to HTTP)."""
-    frame = ErrorFrame(
+    return ErrorFrame(
         request_id=request_id, seq=0, status=status, code=code, message=message, retryable=retryable
     )
-    return frame.model_dump_json().encode()
+
+
+def unreadable(exc: ValidationError) -> ErrorFrame:
+    # The validation error quotes the event (the caller too): logged by the bus, not sent back.
+    return refusal("unknown", 400, "invalid_event", "The chat worker could not read the request.")
 
 
 class ChatWorker:
@@ -74,20 +74,14 @@ class ChatWorker:
         self.settings = settings
         self.catalog = catalog
         self.metrics = RoutingMetrics(registry)
-        self.broker = NatsBroker(
-            **broker_options(settings, name=f"chat-worker {settings.worker_id}"),
-            log_level=logging.DEBUG,  # per-message lines belong at debug, not on the hot path
-        )
+        self.bus = Bus(settings, f"chat-worker {settings.worker_id}", CHAT_WORKER)
         self.runs: dict[str, tuple[asyncio.Task[None], FrameSink]] = {}
         self.providers: dict[str, Provider] = {}  # by Deployment.config_key
         self.session: aiohttp.ClientSession | None = None
         self._js: JetStreamContext | None = None
         self._router: Router | None = None
-        self._requests: Subscription | None = None  # chat.request: raw nats-py (see open)
+        self._requests: Responder | None = None
         self._in_process = AsyncExitStack()
-        # Cancels name the worker that accepted the request: no other worker reads them.
-        self.broker.subscriber(subject(CHAT_CANCEL, worker_id=settings.worker_id))(self.on_cancel)
-        self.broker.subscriber(CHAT_MODELS, queue=CHAT_WORKER_QUEUE)(self.on_models)
 
     async def open(self, runtime: ServiceRuntime) -> None:
         """Connect and take requests. On the way out: stop taking them, let the runs in flight
@@ -97,8 +91,8 @@ class ChatWorker:
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
         )
         runtime.on_stop(self._close_providers)
-        nc = await runtime.connect(self.broker)
-        self._js = nc.jetstream()
+        nc = await runtime.connect(self.bus)
+        self._js = self.bus.js
         await ensure_streams(self.js, replicas=self.settings.nats_stream_replicas)
         runtime.announce(self.js)
         self._router = Router(
@@ -112,13 +106,15 @@ class ChatWorker:
         )
         await self._router.start(self.catalog)
         runtime.on_stop(self._router.stop)
-        await self.broker.start()  # cancels and model queries, which runs still draining need
-        # Not a FastStream subscriber: its per-message middlewares, dependency injection and the
-        # thread hop its context field takes cost 20 % of the worker's CPU per request, and this
-        # handler needs none of them (docs/performance.md).
-        self._requests = await nc.subscribe(CHAT_REQUEST, queue=CHAT_WORKER_QUEUE, cb=self._on_request)
+        # Cancels and model queries: runs still draining need them. Cancels name the worker that
+        # accepted the request: no other worker reads them.
+        await self.bus.responds(CHAT_CANCEL, self.on_cancel, worker_id=self.settings.worker_id)
+        await self.bus.responds(CHAT_MODELS, self.on_models)
+        # Taking requests (live at the server) before the worker says it is ready.
+        self._requests = await self.bus.responds(
+            CHAT_REQUEST, self.accept, with_headers=True, malformed=unreadable
+        )
         runtime.on_stop(self._finish_runs)
-        await flush(nc)  # taking requests before the worker says it is ready
         MAX_CONCURRENCY.set(self.settings.worker_max_concurrency)
 
     async def start(self) -> None:
@@ -147,24 +143,11 @@ class ChatWorker:
             del self.providers[key]  # adapters hold no connection of their own (one shared session)
 
     async def ready(self) -> bool:
-        return self.session is not None and self.broker.connection.is_connected
+        return self.session is not None and self.bus.connected
 
-    async def _on_request(self, msg: Msg) -> None:
-        try:
-            reply = self.accept(msg.data, msg.headers)
-        except Exception:  # a bug of ours: the gateway's accept times out and it re-dispatches
-            log.exception("chat request not handled")
-            return
-        await msg.respond(reply)
-
-    def accept(self, data: bytes, headers: dict[str, str] | None) -> bytes:
-        """Accept (or refuse) a request; the answer streams from a task of its own."""
-        try:
-            event = ChatRequested.decode(data)
-        except ValidationError as exc:
-            log.error("malformed chat request: %s", exc.errors()[:3])
-            # The validation error quotes the event (the caller too): logged above, not sent back.
-            return refusal("unknown", 400, "invalid_event", "The chat worker could not read the request.")
+    def accept(self, event: ChatRequested, headers: Mapping[str, str] | None) -> AcceptedFrame | ErrorFrame:
+        """Accept (or refuse) a request; the answer streams from a task of its own. A bug here
+        leaves the request unanswered: the gateway's accept times out and it re-dispatches."""
         catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
         routed = catalog.get(event.body.model)
         if routed is None:
@@ -174,7 +157,7 @@ class ChatWorker:
             # Saturated: say so at once, so the gateway can try another worker.
             return refusal(event.request_id, 503, "worker_saturated", "worker at capacity", retryable=True)
         sink = FrameSink(
-            self.broker.connection, event.reply_to, event.request_id, self.settings.heartbeat_interval_s
+            self.bus.connection, event.reply_to, event.request_id, self.settings.heartbeat_interval_s
         )
         parent = extract_context(headers)  # continue the gateway's trace
         task = asyncio.create_task(
@@ -182,10 +165,9 @@ class ChatWorker:
         )
         self.runs[event.request_id] = (task, sink)
         STREAMS_ACTIVE.set(len(self.runs))  # what the saturation check above counts
-        accepted = AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
-        return accepted.model_dump_json().encode()
+        return AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
 
-    async def on_models(self) -> ModelList:
+    def on_models(self) -> ModelList:
         catalog = self.catalog
         return ModelList(
             models=[
@@ -198,8 +180,8 @@ class ChatWorker:
             ]
         )
 
-    async def on_cancel(self, event: ChatCancelled) -> None:
-        # FastStream validates the body; a malformed cancel is logged and dropped.
+    def on_cancel(self, event: ChatCancelled) -> None:
+        # The bus validates the body; a malformed cancel is logged and dropped.
         run = self.runs.get(event.request_id)
         if run is not None:
             run[0].cancel()
@@ -244,12 +226,12 @@ class ChatWorker:
         return provider
 
     async def _record_usage(self, event: UsageRecorded) -> bool:
-        return await publish_fact(self.js, USAGE_RECORDED, event, attempts=USAGE_PUBLISH_ATTEMPTS)
+        return await self.bus.publish_fact(USAGE_RECORDED, event, attempts=USAGE_PUBLISH_ATTEMPTS)
 
     async def _finish_runs(self) -> None:
         """Stop taking work, let streams finish within the grace, fail the rest explicitly."""
         if self._requests is not None:
-            await self._requests.unsubscribe()
+            await self._requests.stop()
         if not self.runs:
             return
         log.info("draining %d streams", len(self.runs))

@@ -4,6 +4,7 @@ delivered; the services that appear in it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -88,7 +89,7 @@ class Subject:
     def _template(self) -> str:
         return _PARAM.sub(r"{\1}", self.subject)
 
-    def format(self, tokens: dict[str, str | int]) -> str:
+    def format(self, tokens: Mapping[str, str | int]) -> str:
         if set(tokens) != set(self.parameters):
             raise ValueError(f"{self.subject} takes tokens {self.parameters}, got {tuple(tokens)}")
         values = {name: str(value) for name, value in tokens.items()}

@@ -34,7 +34,7 @@ USAGE = StreamSpec(
     name="USAGE",
     subjects=(USAGE_RECORDED, USAGE_REPORTED, USAGE_DEAD_LETTER),
     max_age_s=7 * 24 * 3600,
-    # Over three times the longest a publisher retries (lobe.shared.facts: 30 attempts of at most
+    # Over three times the longest a publisher retries (lobe.shared.bus.facts: 30 attempts of at most
     # 2 s and 1 s apart); a later duplicate is dropped by billing's unique key and metrics' dedupe.
     # No longer: nats-server keeps the window's ids in memory, and an hour at 400 usage events/s
     # is 1.4 million of them (docs/performance.md, the soak).

@@ -15,9 +15,7 @@ import functools
 import time
 import uuid
 
-from nats.aio.client import Client as NATS
-
-from lobe.shared.bus import ask
+from lobe.shared.bus import BusCalls
 from lobe.shared.events.billing import PRICE_QUOTE, PriceQuote, PriceQuoted
 from lobe.shared.events.chat import TokenUsage
 
@@ -27,8 +25,8 @@ PriceKey = tuple[str, str]  # (provider kind, upstream model)
 
 
 class PriceBook:
-    def __init__(self, nc: NATS, timeout_s: float, ttl_s: float = 600.0) -> None:
-        self.nc = nc
+    def __init__(self, bus: BusCalls, timeout_s: float, ttl_s: float = 600.0) -> None:
+        self.bus = bus
         self.timeout_s = timeout_s
         self.ttl_s = ttl_s
         self.rates: dict[PriceKey, tuple[float, float, float]] = {}  # -> (input, output per token, when)
@@ -68,5 +66,5 @@ class PriceBook:
         quote = PriceQuote(
             request_id=f"{QUOTE_ID_PREFIX}{uuid.uuid4().hex}", provider=provider, model=model, usage=usage
         )
-        reply = await ask(self.nc, PRICE_QUOTE, quote.encode(), self.timeout_s)
-        return None if reply is None else PriceQuoted.decode(reply).cost_usd
+        reply = await self.bus.request(PRICE_QUOTE, quote, self.timeout_s)
+        return reply.cost_usd if isinstance(reply, PriceQuoted) else None

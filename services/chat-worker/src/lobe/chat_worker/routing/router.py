@@ -22,13 +22,14 @@ from lobe.chat_worker.routing.metrics import RoutingMetrics
 from lobe.chat_worker.routing.prices import PriceBook
 from lobe.chat_worker.routing.store import RoutingStore
 from lobe.chat_worker.routing.strategies import Demand, rank
+from lobe.shared.bus import Bus
+from lobe.shared.catalog import CHAT_WORKER
 from lobe.shared.events.routing import (
     ROUTING_BREAKER_CLOSED,
     ROUTING_BREAKER_HALF_OPENED,
     ROUTING_BREAKER_OPENED,
     BreakerChanged,
 )
-from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ class Router:
         self.fleet = FleetStats(self.store, worker_id, publish_interval_s=snapshot_interval_s)
         self.breakers = Breakers(self.store, self._announce)
         self.limits = WindowLimits(self.store, self.fleet.live_workers)
-        self.prices = PriceBook(nc, timeout_s=max(store_timeout_s, 0.5))
+        self.bus = Bus.over(nc, CHAT_WORKER)
+        self.prices = PriceBook(self.bus, timeout_s=max(store_timeout_s, 0.5))
         self.labels: dict[str, str] = {}  # breaker key -> deployment name
         self.store.listeners.append(self._on_store_change)
         self._publishing: set[asyncio.Task[bool]] = set()
@@ -207,7 +209,7 @@ class Router:
         )
         # Off the request's path: JetStream being away must not hold the request (publish_fact
         # logs the whole event if it cannot be published).
-        task = asyncio.create_task(publish_fact(self.js, FACT_SUBJECT[new.state], event))
+        task = asyncio.create_task(self.bus.publish_fact(FACT_SUBJECT[new.state], event))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
 

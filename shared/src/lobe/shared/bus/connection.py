@@ -53,23 +53,6 @@ def connect_options(settings: NatsSettings, name: str) -> dict[str, Any]:
     return options
 
 
-def broker_options(settings: NatsSettings, name: str) -> dict[str, Any]:
-    """The same options as FastStream's NatsBroker takes them: credentials and TLS as `security`."""
-    # Imported here: lobe.shared serves the gateway too, which runs no FastStream.
-    from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
-
-    options = connect_options(settings, name)
-    user, password = options.pop("user", None), options.pop("password", "")
-    creds, tls = options.pop("user_credentials", None), options.pop("tls", None)
-    if user is not None:
-        options["security"] = NatsUserPassword(user, password, ssl_context=tls)
-    elif creds is not None:
-        options["security"] = NatsCredentials(creds, ssl_context=tls)
-    elif tls is not None:
-        options["security"] = NatsSecurity(ssl_context=tls)
-    return options
-
-
 def inbox_prefix(service: str) -> str:
     """Where a service's replies arrive (request-reply answers, JetStream acks and fetches)."""
     return f"_INBOX.{service}"

@@ -11,7 +11,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from lobe.billing.pull import BatchPuller
+from lobe.shared.bus.pull import BatchPuller
 
 STREAM, SUBJECT, CONSUMER = "PULLTEST", "pulltest.x", "puller"
 
