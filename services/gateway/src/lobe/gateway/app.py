@@ -15,7 +15,7 @@ from lobe.gateway.auth.routes import add_auth_routes
 from lobe.gateway.cache.admin import invalidate_cache
 from lobe.gateway.chat import chat_completions
 from lobe.gateway.cors import setup_cors
-from lobe.gateway.drain import DRAINING
+from lobe.gateway.drain import DRAINING, LIVE_ANSWERS, LiveAnswers
 from lobe.gateway.json_request import refuse_oversized
 from lobe.gateway.models import list_models
 from lobe.gateway.openapi import gateway_openapi
@@ -56,6 +56,7 @@ def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None)
     instrument(app, public=True)  # a client's traceparent is a link, not our parent
     app[SETTINGS] = settings
     app[DRAINING] = draining or asyncio.Event()
+    app[LIVE_ANSWERS] = LiveAnswers()
     setup_cors(app, settings.cors_origins)
     app.cleanup_ctx.append(open_resources)
     app.on_response_prepare.append(add_rate_headers)  # on every answer to a rate-limited request

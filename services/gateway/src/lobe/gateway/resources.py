@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -27,7 +27,6 @@ from lobe.shared.bus import close, connect, ensure_streams
 from lobe.shared.lifecycle import announce
 
 if TYPE_CHECKING:
-    from lobe.gateway.answer import Answer
     from lobe.gateway.auth.credentials import Authenticator
     from lobe.gateway.auth.revocations import RevokedSessions
     from lobe.gateway.auth.sign_in import SignIn
@@ -47,8 +46,6 @@ class Resources:
     guard: AuthGuard
     rate_limits: RateLimiter
     cache: ResponseCache
-    # Answers in flight, so shutdown can end each with an explicit error.
-    answers: set[Answer] = field(default_factory=set)
 
     @property
     def auth(self) -> Authenticator:
@@ -65,10 +62,6 @@ class Resources:
     @property
     def key_ring(self) -> KeyRing | None:
         return self.access.key_ring
-
-    def abort_answers(self) -> None:
-        for answer in list(self.answers):
-            answer.abort()
 
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
