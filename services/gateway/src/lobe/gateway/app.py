@@ -11,6 +11,7 @@ import asyncio
 from aiohttp import web
 
 from lobe.gateway.auth.admin import add_admin_routes
+from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.auth.routes import add_auth_routes
 from lobe.gateway.cache.admin import invalidate_cache
 from lobe.gateway.chat import chat_completions
@@ -38,7 +39,8 @@ def readiness(app: web.Application) -> ReadinessCheck:
         resources = app.get(RESOURCES)
         if resources is None or not resources.nc.is_connected:
             return Readiness(False, ("not connected to NATS",))
-        if resources.sessions is not None and not resources.sessions.synced:
+        sessions = app[AUTH].sessions
+        if sessions is not None and not sessions.synced:
             # Serving now would accept every session revoked while this replica was away.
             return Readiness(False, ("revoked sessions not loaded from Redis yet",))
         return Readiness(True, app[PROXY_CHECK].warnings())  # ready, but an operator should look

@@ -17,6 +17,8 @@ from aiohttp import web
 
 from lobe.gateway.accounting import Accounting
 from lobe.gateway.answer import Answer
+from lobe.gateway.auth.assembly import AUTH
+from lobe.gateway.cache.response_cache import CACHE
 from lobe.gateway.drain import LIVE_ANSWERS
 from lobe.gateway.metrics import IN_FLIGHT, REQUESTS
 from lobe.gateway.openai_format import ChunkWriter, CompletionAssembler
@@ -55,12 +57,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def _chat_completions(request: web.Request, received_at: float) -> web.StreamResponse:
     resources = request.app[RESOURCES]
-    caller = await resources.auth.authenticate(request)
+    caller = await request.app[AUTH].auth.authenticate(request)
     account = Accounting(
         resources.settings,
         resources.rate_limits,
         resources.budget,
-        resources.cache,
+        request.app[CACHE],
         resources.js,
         caller,
         received_at,
