@@ -24,10 +24,10 @@ from lobe.gateway.cache.replay import Replay
 from lobe.gateway.cache.response_cache import ResponseCache
 from lobe.gateway.ratelimit.limiter import Admission, RateLimiter
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.bus import publish_fact
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import Caller, DeltaFrame, TokenUsage, UsageFrame
 from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, usage_event
-from lobe.shared.facts import publish_fact
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 LOST_USAGE_ATTEMPTS = 3  # the client is already answered; a short retry keeps the handler brief
