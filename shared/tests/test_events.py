@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.billing import BudgetDecision, LimitExceeded
 from lobe.shared.events.chat import (
     REPLY_FRAME,
     AcceptedFrame,
+    Caller,
     ChatRequested,
     DeltaFrame,
     DoneFrame,
     ErrorFrame,
+    TokenUsage,
     ToolCallDelta,
     UsageFrame,
     decode_frame,
 )
-from lobe.shared.events.usage import UsageRecorded
+from lobe.shared.events.usage import UsageRecorded, usage_event
 
 
 def usage_payload(**overrides: Any) -> dict[str, Any]:
@@ -82,6 +86,29 @@ def test_usage_recorded_round_trips_through_the_wire_format() -> None:
     assert decoded.usage.total_tokens == 46
     assert decoded.event_id == event.event_id
     assert decoded.occurred_at == event.occurred_at
+
+
+def test_the_usage_event_factory_names_the_request_its_caller_and_the_asked_model() -> None:
+    body = ChatCompletionRequest.model_validate(
+        {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    )
+    caller = Caller(user_id="user-1", api_key_id="key-1", plan="free")
+    event = usage_event(
+        "req-1",
+        caller,
+        body,
+        time.monotonic() - 0.25,  # arrived a quarter of a second ago
+        provider="openai",
+        deployment="openai-east",
+        usage=TokenUsage(prompt_tokens=3, completion_tokens=2),
+        status="ok",
+        error_code=None,
+        served_model="gpt-4o-2024-08-06",
+    )
+    assert (event.request_id, event.user_id, event.api_key_id) == ("req-1", "user-1", "key-1")
+    assert (event.model, event.priced_model, event.stream) == ("gpt-4o", "gpt-4o-2024-08-06", True)
+    assert 250 <= event.duration_ms < 60_000
+    assert UsageRecorded.decode(event.encode()) == event
 
 
 def test_envelope_defaults_give_each_event_its_own_id_and_version_one() -> None:

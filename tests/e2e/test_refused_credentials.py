@@ -18,8 +18,8 @@ import pytest
 from nats.aio.msg import Msg
 from redis.asyncio import Redis
 
+from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.auth.sessions import SessionStore
-from lobe.gateway.resources import RESOURCES
 from lobe.shared.bus import flush
 from lobe.shared.events.auth import AUTH_KEY_VERIFY
 
@@ -59,7 +59,7 @@ async def test_bad_credentials_get_401_and_nothing_of_theirs_reaches_the_chat_pa
     revoked_claims = claims(sid="revoked-1")
     revoked = live.sign_session(revoked_claims)
     # Revoked the way the gateway does it (Redis, then the fact); the sniffer starts after.
-    sessions = gateway.runner.app[RESOURCES].sessions
+    sessions = gateway.runner.app[AUTH].sessions
     assert sessions is not None
     await sessions.end("usr_x", "revoked-1", revoked_claims.exp, "revoked")
     bad = {

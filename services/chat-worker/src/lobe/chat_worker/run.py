@@ -39,7 +39,7 @@ from lobe.shared.events.chat import (
     ToolCallDelta,
     UsageFrame,
 )
-from lobe.shared.events.usage import RequestStatus, UsageRecorded
+from lobe.shared.events.usage import RequestStatus, UsageRecorded, usage_event
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -246,20 +246,18 @@ class ChatRun:
     def _usage_event(self, status: RequestStatus, error_code: str | None) -> UsageRecorded:
         deployment = self.outcome.deployment
         usage = self._token_usage("partial" if status == "cancelled" else "provider")
-        return UsageRecorded(
-            request_id=self.event.request_id,
-            correlation_id=self.event.correlation_id,
-            user_id=self.event.caller.user_id,
-            api_key_id=self.event.caller.api_key_id,
+        return usage_event(
+            self.event.request_id,
+            self.event.caller,
+            self.event.body,
+            self.started_at,
             provider=deployment.provider if deployment else "none",
             deployment=deployment.name if deployment else "none",
-            model=self.event.body.model,
             usage=usage,
             status=status,
             error_code=error_code,
+            correlation_id=self.event.correlation_id,
             ttft_ms=self.outcome.ttft_ms,
-            duration_ms=(time.monotonic() - self.started_at) * 1000,
-            stream=self.event.body.stream,
             attempts=self.attempts.attempts,
             served_model=self.outcome.served_model,
         )

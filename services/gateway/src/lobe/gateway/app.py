@@ -11,11 +11,12 @@ import asyncio
 from aiohttp import web
 
 from lobe.gateway.auth.admin import add_admin_routes
+from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.auth.routes import add_auth_routes
 from lobe.gateway.cache.admin import invalidate_cache
 from lobe.gateway.chat import chat_completions
 from lobe.gateway.cors import setup_cors
-from lobe.gateway.drain import DRAINING
+from lobe.gateway.drain import DRAINING, LIVE_ANSWERS, LiveAnswers
 from lobe.gateway.json_request import refuse_oversized
 from lobe.gateway.models import list_models
 from lobe.gateway.openapi import gateway_openapi
@@ -38,7 +39,8 @@ def readiness(app: web.Application) -> ReadinessCheck:
         resources = app.get(RESOURCES)
         if resources is None or not resources.nc.is_connected:
             return Readiness(False, ("not connected to NATS",))
-        if resources.sessions is not None and not resources.sessions.synced:
+        sessions = app[AUTH].sessions
+        if sessions is not None and not sessions.synced:
             # Serving now would accept every session revoked while this replica was away.
             return Readiness(False, ("revoked sessions not loaded from Redis yet",))
         return Readiness(True, app[PROXY_CHECK].warnings())  # ready, but an operator should look
@@ -56,6 +58,7 @@ def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None)
     instrument(app, public=True)  # a client's traceparent is a link, not our parent
     app[SETTINGS] = settings
     app[DRAINING] = draining or asyncio.Event()
+    app[LIVE_ANSWERS] = LiveAnswers()
     setup_cors(app, settings.cors_origins)
     app.cleanup_ctx.append(open_resources)
     app.on_response_prepare.append(add_rate_headers)  # on every answer to a rate-limited request

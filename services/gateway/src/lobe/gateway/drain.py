@@ -11,12 +11,25 @@ import logging
 
 from aiohttp import web
 
-from lobe.gateway.resources import RESOURCES, SETTINGS
+from lobe.gateway.answer import Answer
+from lobe.gateway.resources import SETTINGS
 
 log = logging.getLogger("lobe.gateway")
 # Readiness reads it: set, and every readiness probe answers 503 while the process still serves.
 # The process runtime's `draining` event (create_app).
 DRAINING = web.AppKey("draining", asyncio.Event)
+
+
+class LiveAnswers(set[Answer]):
+    """The answers in flight (the chat handler adds and discards each), so shutdown can end
+    each with an explicit error once the grace is over."""
+
+    def abort(self) -> None:
+        for answer in list(self):
+            answer.abort()
+
+
+LIVE_ANSWERS = web.AppKey("live_answers", LiveAnswers)
 
 
 async def drain(app: web.Application, runner: web.AppRunner) -> None:
@@ -26,9 +39,9 @@ async def drain(app: web.Application, runner: web.AppRunner) -> None:
     await asyncio.sleep(settings.shutdown_delay_s)
     for site in list(runner.sites):
         await site.stop()
-    answers = app[RESOURCES].answers
+    answers = app[LIVE_ANSWERS]
     log.info("no new connections; %d answer(s) in flight get %.1f s", len(answers), settings.shutdown_grace_s)
-    abort = asyncio.get_running_loop().call_later(settings.shutdown_grace_s, app[RESOURCES].abort_answers)
+    abort = asyncio.get_running_loop().call_later(settings.shutdown_grace_s, answers.abort)
     try:
         # Waits for the handlers (aiohttp's shutdown_timeout is the grace plus a margin), then
         # closes the resources: NATS drains there.

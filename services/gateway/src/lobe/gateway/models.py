@@ -7,6 +7,7 @@ import uuid
 
 from aiohttp import web
 
+from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.dispatch import no_worker
 from lobe.gateway.resources import RESOURCES
 from lobe.shared.bus import ask
@@ -17,7 +18,7 @@ MODELS_TIMEOUT_S = 1.0
 
 async def list_models(request: web.Request) -> web.Response:
     resources = request.app[RESOURCES]
-    caller = await resources.auth.authenticate(request)
+    caller = await request.app[AUTH].auth.authenticate(request)
     await resources.rate_limits.admit(request, caller, uuid.uuid4().hex)
     reply = await ask(resources.nc, CHAT_MODELS, b"", MODELS_TIMEOUT_S)
     if reply is None:

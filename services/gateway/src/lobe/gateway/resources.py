@@ -1,20 +1,18 @@
-"""What the gateway's handlers share, opened and closed together (aiohttp cleanup_ctx)."""
+"""What the gateway opens and closes together (aiohttp cleanup_ctx): NATS, Redis, the auth parts
+(AUTH, lobe.gateway.auth.assembly), the response cache (CACHE), and what the chat path shares."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
-from lobe.gateway.auth.assembly import AuthParts, open_auth
-from lobe.gateway.auth.guard import AuthGuard
+from lobe.gateway.auth.assembly import AUTH, open_auth
 from lobe.gateway.budget import BudgetClient
-from lobe.gateway.cache.response_cache import ResponseCache
+from lobe.gateway.cache.response_cache import CACHE, ResponseCache
 from lobe.gateway.dispatch import ChatDispatcher
 from lobe.gateway.ratelimit.client_ip import parse_networks
 from lobe.gateway.ratelimit.config import load_rate_limits
@@ -26,49 +24,15 @@ from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import close, connect, ensure_streams
 from lobe.shared.lifecycle import announce
 
-if TYPE_CHECKING:
-    from lobe.gateway.answer import Answer
-    from lobe.gateway.auth.credentials import Authenticator
-    from lobe.gateway.auth.revocations import RevokedSessions
-    from lobe.gateway.auth.sign_in import SignIn
-    from lobe.gateway.auth.signing_keys import KeyRing
-
 
 @dataclass
 class Resources:
     settings: GatewaySettings
     nc: NATS
     js: JetStreamContext
-    access: AuthParts
     dispatcher: ChatDispatcher
     budget: BudgetClient
-    http: aiohttp.ClientSession  # billing's admin API
-    # Per-IP limits on sign-in and refused credentials (lobe.gateway.auth.guard): the IpLimiter.
-    guard: AuthGuard
     rate_limits: RateLimiter
-    cache: ResponseCache
-    # Answers in flight, so shutdown can end each with an explicit error.
-    answers: set[Answer] = field(default_factory=set)
-
-    @property
-    def auth(self) -> Authenticator:
-        return self.access.auth
-
-    @property
-    def sessions(self) -> RevokedSessions | None:
-        return self.access.sessions
-
-    @property
-    def sign_in(self) -> SignIn | None:
-        return self.access.sign_in
-
-    @property
-    def key_ring(self) -> KeyRing | None:
-        return self.access.key_ring
-
-    def abort_answers(self) -> None:
-        for answer in list(self.answers):
-            answer.abort()
 
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -93,16 +57,13 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     await ensure_streams(js, replicas=settings.nats_stream_replicas)
     access = await open_auth(settings, nc, js, ip_limit)
     await announce(js, "gateway", "started")
-    http = aiohttp.ClientSession()
     dispatcher, budget = ChatDispatcher(nc, settings), BudgetClient(nc, settings)
-    app[RESOURCES] = Resources(
-        settings, nc, js, access, dispatcher, budget, http, ip_limit, rate_limits, cache
-    )
+    app[AUTH], app[CACHE] = access, cache
+    app[RESOURCES] = Resources(settings, nc, js, dispatcher, budget, rate_limits)
     yield
     await rate_limits.close()
     await cache.close()
     await announce(js, "gateway", "stopped")
-    await http.close()
     await access.close()
     await close(nc)
     await close_client(state)

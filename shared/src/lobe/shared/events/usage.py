@@ -9,11 +9,13 @@ NATS user cannot publish `usage.recorded`; billing keeps one of the two per requ
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lobe.shared.events.chat import TokenUsage
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.chat import Caller, TokenUsage
 from lobe.shared.events.envelope import Event
 
 USAGE_RECORDED = "usage.recorded"
@@ -52,6 +54,43 @@ class UsageRecorded(Event):
     @property
     def priced_model(self) -> str:
         return self.served_model or self.model
+
+
+def usage_event(
+    request_id: str,
+    caller: Caller,
+    body: ChatCompletionRequest,
+    started_at: float,
+    *,
+    provider: str,
+    deployment: str,
+    usage: TokenUsage,
+    status: RequestStatus,
+    error_code: str | None,
+    correlation_id: str | None = None,
+    ttft_ms: float | None = None,
+    attempts: int | None = None,
+    served_model: str | None = None,
+) -> UsageRecorded:
+    """The one way to build a request's usage event, the worker's and the gateway's alike.
+    `started_at`: time.monotonic() when the request arrived (the duration runs from it)."""
+    return UsageRecorded(
+        request_id=request_id,
+        correlation_id=correlation_id,
+        user_id=caller.user_id,
+        api_key_id=caller.api_key_id,
+        provider=provider,
+        deployment=deployment,
+        model=body.model,
+        usage=usage,
+        status=status,
+        error_code=error_code,
+        ttft_ms=ttft_ms,
+        duration_ms=(time.monotonic() - started_at) * 1000,
+        stream=body.stream,
+        attempts=attempts,
+        served_model=served_model,
+    )
 
 
 def gateway_may_report(event: UsageRecorded) -> bool:

@@ -9,21 +9,25 @@ call billing directly (`lobe admin`). `X-Lobe-Admin` tells billing which admin a
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiohttp
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.auth.revocations import RevokedSessions
 from lobe.gateway.json_request import read_body, require_json
-from lobe.gateway.resources import RESOURCES, SETTINGS
+from lobe.gateway.resources import SETTINGS
 from lobe.shared.openai_errors import ApiError
 
 FORWARDED_HEADERS = ("Content-Type", "Accept")
 BILLING_TIMEOUT_S = 10.0
+BILLING_HTTP = web.AppKey("billing_http", aiohttp.ClientSession)  # to billing's admin API
 
 
 def _sessions(request: web.Request) -> RevokedSessions:
-    sessions = request.app[RESOURCES].sessions
+    sessions = request.app[AUTH].sessions
     if sessions is None:
         raise ApiError(404, "Sessions are not configured on this gateway.", "sign_in_disabled")
     return sessions
@@ -34,7 +38,7 @@ def _redis_away() -> ApiError:
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    await request.app[RESOURCES].auth.admin(request)
+    await request.app[AUTH].auth.admin(request)
     user_id = request.match_info["user_id"]
     try:
         live = await _sessions(request).store.of_user(user_id)
@@ -46,7 +50,7 @@ async def list_sessions(request: web.Request) -> web.Response:
 
 async def revoke_sessions(request: web.Request) -> web.Response:
     """DELETE …/sessions: every session of the user; …/sessions/{session_id}: that one."""
-    await request.app[RESOURCES].auth.admin(request)
+    await request.app[AUTH].auth.admin(request)
     sessions = _sessions(request)
     user_id = request.match_info["user_id"]
     wanted = request.match_info.get("session_id")
@@ -66,9 +70,9 @@ async def revoke_sessions(request: web.Request) -> web.Response:
 
 async def billing_admin(request: web.Request) -> web.StreamResponse:
     """Anything else under /v1/admin/: billing's admin API, for admins."""
-    admin = await request.app[RESOURCES].auth.admin(request)
+    admin = await request.app[AUTH].auth.admin(request)
     settings = request.app[SETTINGS]
-    http = request.app[RESOURCES].http
+    http = request.app[BILLING_HTTP]
     if not settings.billing_admin_url or settings.billing_admin_token is None:
         raise ApiError(404, "Billing's admin API is not configured on this gateway.", "not_found")
     require_json(request)  # billing's admin API takes JSON only
@@ -94,7 +98,14 @@ async def billing_admin(request: web.Request) -> web.StreamResponse:
         ) from None
 
 
+async def billing_http(app: web.Application) -> AsyncIterator[None]:
+    app[BILLING_HTTP] = aiohttp.ClientSession()
+    yield
+    await app[BILLING_HTTP].close()
+
+
 def add_admin_routes(app: web.Application) -> None:
+    app.cleanup_ctx.append(billing_http)
     sessions = "/v1/admin/users/{user_id}/sessions"
     app.router.add_get(sessions, list_sessions)
     app.router.add_delete(sessions, revoke_sessions)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
@@ -33,10 +34,19 @@ class AuthParts:
     sign_in: SignIn | None  # None: no provider configured
     redis: Redis
 
+    @property
+    def guard(self) -> AuthGuard:
+        """Per-IP limits on sign-in and refused credentials."""
+        return self.auth.guard
+
     async def close(self) -> None:
         if self.sessions is not None:
             await self.sessions.stop()
         await self.redis.aclose()
+
+
+# What the auth and admin handlers read (set while the app starts: lobe.gateway.resources).
+AUTH = web.AppKey("auth", AuthParts)
 
 
 def providers(settings: GatewaySettings) -> dict[str, Provider]:

@@ -1,5 +1,5 @@
 """Where a limiter sees what comes before authentication: the one place to plug per-IP limits on
-sign-in and on refused credentials (Resources.guard). Each hook may raise ApiError(429) to refuse;
+sign-in and on refused credentials (AuthParts.guard). Each hook may raise ApiError(429) to refuse;
 the default lets everything through."""
 
 from __future__ import annotations

@@ -15,17 +15,18 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.auth.identity import SignInRefused
 from lobe.gateway.auth.sign_in import SignIn
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH, FLOW_COOKIE, FLOW_TTL_S
-from lobe.gateway.resources import RESOURCES, SETTINGS
+from lobe.gateway.resources import SETTINGS
 from lobe.shared.openai_errors import ApiError
 
 JWKS_PATH = "/.well-known/jwks.json"
 
 
 def _sign_in(request: web.Request) -> SignIn:
-    sign_in = request.app[RESOURCES].sign_in
+    sign_in = request.app[AUTH].sign_in
     if sign_in is None:
         raise ApiError(404, "Sign-in is not configured on this gateway.", "sign_in_disabled")
     return sign_in
@@ -36,7 +37,7 @@ def _refused(refused: SignInRefused) -> ApiError:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    await request.app[RESOURCES].guard.sign_in(request)
+    await request.app[AUTH].guard.sign_in(request)
     provider = request.match_info["provider"]
     try:
         url, flow = await _sign_in(request).begin(request, provider)
@@ -57,7 +58,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
-    await request.app[RESOURCES].guard.sign_in(request)
+    await request.app[AUTH].guard.sign_in(request)
     provider = request.match_info["provider"]
     try:
         session, return_to = await _sign_in(request).finish(request, provider)
@@ -83,14 +84,14 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.Response:
-    resources = request.app[RESOURCES]
-    session = await resources.auth.session(request)
-    name = resources.auth.browser.cookie_name(request)
+    parts = request.app[AUTH]
+    session = await parts.auth.session(request)
+    name = parts.auth.browser.cookie_name(request)
     cleared = {"Set-Cookie": f"{name}=; Max-Age=0; Path=/; HttpOnly; Secure"}
-    if resources.sessions is None:  # sessions are off: no session could have been valid
+    if parts.sessions is None:  # sessions are off: no session could have been valid
         raise ApiError(404, "Sign-in is not configured on this gateway.", "sign_in_disabled")
     try:
-        await resources.sessions.end(session.sub, session.sid, session.exp, "signed_out")
+        await parts.sessions.end(session.sub, session.sid, session.exp, "signed_out")
     except (RedisError, OSError):
         raise ApiError(
             503, "Sign-out is unavailable right now; retry shortly.", "sessions_unavailable", headers=cleared
@@ -101,20 +102,20 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def current_session(request: web.Request) -> web.Response:
-    session = await request.app[RESOURCES].auth.session(request)
+    session = await request.app[AUTH].auth.session(request)
     return web.json_response(
         {**_user(session.model_dump()), "session_id": session.sid, "expires_at": session.exp}
     )
 
 
 async def providers(request: web.Request) -> web.Response:
-    sign_in = request.app[RESOURCES].sign_in
+    sign_in = request.app[AUTH].sign_in
     names = sorted(sign_in.providers) if sign_in else []
     return web.json_response({"providers": [{"name": n, "login_url": f"/auth/login/{n}"} for n in names]})
 
 
 async def jwks(request: web.Request) -> web.Response:
-    ring = request.app[RESOURCES].key_ring
+    ring = request.app[AUTH].key_ring
     body = ring.public_jwks() if ring else {"keys": []}
     return web.json_response(body, headers={"Cache-Control": "public, max-age=300"})
 
@@ -129,7 +130,7 @@ def _set_session_cookie(request: web.Request, response: web.StreamResponse, toke
     samesite = request.app[SETTINGS].session_cookie_samesite
     # Secure, Path=/ and no Domain: what a `__Host-` name (over HTTPS) requires of it.
     response.set_cookie(
-        request.app[RESOURCES].auth.browser.cookie_name(request),
+        request.app[AUTH].auth.browser.cookie_name(request),
         token,
         max_age=max_age,
         path="/",

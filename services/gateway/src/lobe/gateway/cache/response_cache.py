@@ -133,3 +133,7 @@ class ResponseCache:
     async def close(self) -> None:
         if self._storing:
             await asyncio.gather(*self._storing, return_exceptions=True)
+
+
+# What the chat and cache admin handlers read (set while the app starts: lobe.gateway.resources).
+CACHE = web.AppKey("cache", ResponseCache)

@@ -1,5 +1,5 @@
 """Per client IP, for what comes before authentication: sign-in routes and failed credentials. It is
-the gateway's AuthGuard (lobe.gateway.auth.guard, `Resources.guard`).
+the gateway's AuthGuard (lobe.gateway.auth.guard, `AuthParts.guard`).
 
 A key this replica has no answer for is charged as a failed attempt before billing is asked, and
 the charge is undone when billing vouches for it: an IP with no attempt left is refused before its

@@ -1,0 +1,184 @@
+"""One request's accounting, owned by one object from the first check to the last record.
+
+The object that takes something gives it back (DESIGN.md: one owner per piece of state): its
+place within the rate limits (and in flight), the budget hold, the cost quote of its usage, the
+usage the gateway records itself (`usage.reported`: a lost worker's, a cache hit's), the
+worker's cancel when the answer did not complete, the hold's release when no usage event will
+settle it, the token window's correction with the real usage, and the cache store of a
+completed answer. Used as `async with` in the chat handler: the exit is shielded, so a client
+that leaves cannot cut it short. The answer itself (lobe.gateway.answer) only moves frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+from aiohttp import web
+from nats.js import JetStreamContext
+
+from lobe.gateway.answer import Answer
+from lobe.gateway.budget import BudgetClient
+from lobe.gateway.cache.key import CacheKey
+from lobe.gateway.cache.replay import Replay
+from lobe.gateway.cache.response_cache import ResponseCache
+from lobe.gateway.ratelimit.limiter import Admission, RateLimiter
+from lobe.gateway.settings import GatewaySettings
+from lobe.shared.bus import publish_fact
+from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.chat import Caller, DeltaFrame, TokenUsage, UsageFrame
+from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, usage_event
+from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
+
+LOST_USAGE_ATTEMPTS = 3  # the client is already answered; a short retry keeps the handler brief
+
+
+class Accounting:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        rate_limits: RateLimiter,
+        budget: BudgetClient,
+        cache: ResponseCache,
+        js: JetStreamContext,
+        caller: Caller,
+        received_at: float,
+        request_id: str,
+    ) -> None:
+        self.settings = settings
+        self.rate_limits = rate_limits
+        self.budget = budget
+        self.cache = cache
+        self.js = js
+        self.caller = caller
+        self.received_at = received_at  # time.monotonic() when the request arrived
+        self.request_id = request_id
+        self.admission: Admission | None = None
+        self.body: ChatCompletionRequest | None = None  # set once it reaches the budget check
+        self.held = False  # a budget hold was taken: settled by a usage event, or released here
+        self.cache_key: CacheKey | None = None
+        self.replay: Replay | None = None
+        self.answer: Answer | None = None
+        self.usage_recorded_here = False  # by the gateway: a lost worker's, or a cache hit's
+
+    async def __aenter__(self) -> Accounting:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Shielded: a client that leaves must not cut these short.
+        await asyncio.shield(self._wind_down())
+
+    async def admit(self, request: web.Request, body: ChatCompletionRequest | None = None) -> None:
+        """Within the caller's rate limits and requests in flight, or raise 429. Without a body
+        (a large one, not parsed yet) the token window waits for `admit_tokens`."""
+        self.admission = await self.rate_limits.admit(request, self.caller, self.request_id, True, body)
+
+    async def admit_tokens(self, request: web.Request, body: ChatCompletionRequest) -> None:
+        await self.rate_limits.admit_tokens(request, self.admission, body)
+
+    async def reserve(self, request: web.Request, body: ChatCompletionRequest) -> ChatCompletionRequest:
+        """Admit within the budget (a hold, or raise), and look the answer up in the cache (the
+        replay, if any, in `replay`). The body to dispatch: with the output cap the hold covers."""
+        self.body = body
+        self.cache_key = self.cache.key_for(request, self.caller, body)  # None: not cacheable
+        # The cache lookup is a read: it runs during the budget reserve rather than after it, so a
+        # cacheable request waits for one round trip less before its dispatch.
+        key = self.cache_key
+        lookup = asyncio.ensure_future(self.cache.lookup(key)) if key is not None else None
+        try:
+            self.held = await self.budget.reserve(self.request_id, self.caller, body)
+        except BaseException:  # refused, or the client left: the lookup's answer is not wanted
+            if lookup is not None:
+                lookup.cancel()
+            raise
+        self.replay = await lookup if lookup is not None else None
+        if self.held and body.output_token_limit is None:
+            # The hold covers this many output tokens; the provider must not generate more.
+            body = body.model_copy(update={"max_tokens": self.settings.default_max_output_tokens})
+            self.body = body
+        return body
+
+    async def priced(self, frame: UsageFrame) -> UsageFrame:
+        """The usage frame with billing's cost for it (off the TTFT path: after the last token)."""
+        if frame.cost_usd is not None or not self.settings.billing_enabled:
+            return frame
+        assert self.body is not None
+        cost = await self.budget.quote(
+            self.request_id,
+            frame.provider,
+            frame.served_model or self.body.model,
+            frame.usage,
+            cache_hit=self.replay is not None,
+        )
+        return frame if cost is None else frame.model_copy(update={"cost_usd": cost})
+
+    async def _wind_down(self) -> None:
+        answer = self.answer
+        if answer is not None:
+            if not answer.done:
+                await answer.dispatch.cancel(answer.end_reason)
+            if answer.lost:
+                await self._record_lost_usage(answer)
+            await self._record_replayed_usage()
+        settled = self.usage_recorded_here or (answer is not None and answer.dispatch.owner is not None)
+        if self.held and not settled:
+            await self.budget.release(self.request_id, self.caller)
+        self.rate_limits.settle(self.admission, self._tokens_used())
+        if self.cache_key is not None and answer is not None and answer.done and self.replay is None:
+            self.cache.store(self.cache_key, answer.frames)
+
+    def _tokens_used(self) -> int | None:
+        """What the model really used, for the token window; None when the gateway cannot know
+        (the estimate stands)."""
+        if self.replay is not None:
+            return 0  # no model ran
+        if self.answer is None:
+            # Refused by the budget, or gone before the dispatch: no model ran. Before the budget
+            # check (a bad body, a refusal) the estimate stands.
+            return None if self.body is None else 0
+        usage = self.answer.usage
+        return None if usage is None else usage.usage.total_tokens
+
+    async def _record_lost_usage(self, answer: Answer) -> None:
+        """The worker died mid-answer and never recorded usage: record what the client got."""
+        assert self.body is not None
+        usage = TokenUsage(
+            prompt_tokens=estimate_prompt_tokens(self.body),
+            completion_tokens=sum(
+                estimate_tokens(frame.content or frame.reasoning_content or "")
+                for frame in answer.frames
+                if isinstance(frame, DeltaFrame)
+            ),
+            basis="partial",
+        )
+        await self._record_usage(usage, "unknown", "unknown", "error", "worker_lost")
+
+    async def _record_replayed_usage(self) -> None:
+        """A cache hit: no worker records its usage, so the gateway does, marked `cache_hit`
+        (billing prices it per its price table: free or at a discount). Once per request."""
+        replay = self.replay
+        if replay is None or replay.usage is None or self.usage_recorded_here:
+            return
+        await self._record_usage(replay.usage.usage, replay.provider, "cache", "cache_hit", None)
+
+    async def _record_usage(
+        self, usage: TokenUsage, provider: str, deployment: str, status: RequestStatus, error: str | None
+    ) -> None:
+        assert self.body is not None
+        event = usage_event(
+            self.request_id,
+            self.caller,
+            self.body,
+            self.received_at,
+            provider=provider,
+            deployment=deployment,
+            usage=usage,
+            status=status,
+            error_code=error,
+        )
+        # Its own subject: the gateway's NATS user may not publish a worker's usage.recorded.
+        self.usage_recorded_here = await publish_fact(
+            self.js, USAGE_REPORTED, event, attempts=LOST_USAGE_ATTEMPTS
+        )
