@@ -8,20 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
-from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
-from lobe.gateway.settings import GatewaySettings
 
-from ..e2e.conftest import API_KEY, start_gateway, start_worker
+from .test_provider_errors import DEPLOYMENT, ask
 
-DEPLOYMENT = "azure-eastus-prod-7"
 OVERLOADED = Reply(b'{"error": {"message": "overloaded", "type": "server_error"}}', 503, "application/json")
-# The e2e helper turns the names on for the routing tests; the attacker meets the shipped default.
-SHIPPED_DEFAULT = GatewaySettings.model_fields["expose_deployment_names"].default
 
 
 @pytest.fixture
@@ -29,35 +23,6 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
     server = await FakeUpstream().start()
     yield server
     await server.stop()
-
-
-async def ask(nats_url: str, upstream: FakeUpstream, stream: bool) -> tuple[int, list[tuple[str, str]], str]:
-    catalog = ModelCatalog(
-        models=[
-            RoutedModel(
-                name="gpt",
-                deployments=[
-                    Deployment(
-                        name=DEPLOYMENT, provider="openai", base_url=upstream.url + "/v1", model="gpt-4o-mini"
-                    )
-                ],
-            )
-        ]
-    )
-    runner, url = await start_gateway(nats_url, expose_deployment_names=SHIPPED_DEFAULT)
-    worker = await start_worker(nats_url, models=catalog)
-    body = {"model": "gpt", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
-    try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(
-                f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
-            ) as r,
-        ):
-            return r.status, list(r.headers.items()), await r.text()
-    finally:
-        await worker.stop()
-        await runner.cleanup()
 
 
 def assert_unnamed(headers: list[tuple[str, str]], text: str) -> None:
@@ -74,7 +39,7 @@ async def test_an_answer_does_not_name_its_deployment(
     nats_url: str, upstream: FakeUpstream, stream: bool
 ) -> None:
     upstream.default = load("openai/chat_stream_text.sse").reply()
-    status, headers, text = await ask(nats_url, upstream, stream)
+    status, headers, text = await ask(nats_url, upstream.url + "/v1", stream)
     assert status == 200
     assert_unnamed(headers, text)
     assert ("X-Lobe-Attempts", "1") in headers
@@ -85,7 +50,7 @@ async def test_an_error_does_not_name_the_deployment_that_failed(
     nats_url: str, upstream: FakeUpstream, stream: bool
 ) -> None:
     upstream.default = OVERLOADED
-    status, headers, text = await ask(nats_url, upstream, stream)
+    status, headers, text = await ask(nats_url, upstream.url + "/v1", stream)
     assert status >= 500
     assert '"error"' in text
     assert_unnamed(headers, text)
