@@ -102,8 +102,10 @@ def billing_settings(
 
 async def start_gateway(nats_url: str, **overrides: Any) -> tuple[web.AppRunner, str]:
     # Billing, rate limits and the response cache are off unless a test brings them (test_budgets.py,
-    # test_rate_limits.py, test_response_cache.py).
+    # test_rate_limits.py, test_response_cache.py). The routing tests read who answered off
+    # X-Lobe-Deployment, which a gateway sends only when told to (tests/security keeps the default).
     defaults: dict[str, object] = {
+        "expose_deployment_names": True,
         "gateway_api_keys": f"{API_KEY}:alice:free",
         "worker_silence_s": 1.0,
         "billing_enabled": False,

@@ -16,6 +16,7 @@ from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.providers.errors import CLIENT_MESSAGES
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.ports import free_port
+from lobe.gateway.settings import GatewaySettings
 
 from ..e2e.conftest import API_KEY, start_gateway, start_worker
 
@@ -35,6 +36,8 @@ ACCOUNT_429 = json.dumps(
     }
 ).encode()
 DEPLOYMENT = "azure-eastus-prod-7"
+# The e2e helper turns deployment names on for the routing tests; an attacker meets the shipped default.
+SHIPPED_DEFAULT = GatewaySettings.model_fields["expose_deployment_names"].default
 
 
 @pytest.fixture
@@ -44,7 +47,9 @@ async def failing() -> AsyncIterator[FakeUpstream]:
     await server.stop()
 
 
-async def ask(nats_url: str, base_url: str, stream: bool) -> tuple[int, str]:
+async def ask(nats_url: str, base_url: str, stream: bool) -> tuple[int, list[tuple[str, str]], str]:
+    """One chat request through a gateway and a worker routing `gpt` to DEPLOYMENT at `base_url`:
+    the status, every header and the body, as the client reads them."""
     catalog = ModelCatalog(
         models=[
             RoutedModel(
@@ -55,7 +60,7 @@ async def ask(nats_url: str, base_url: str, stream: bool) -> tuple[int, str]:
             )
         ]
     )
-    runner, url = await start_gateway(nats_url)
+    runner, url = await start_gateway(nats_url, expose_deployment_names=SHIPPED_DEFAULT)
     worker = await start_worker(nats_url, models=catalog)
     body = {"model": "gpt", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
     try:
@@ -65,7 +70,7 @@ async def ask(nats_url: str, base_url: str, stream: bool) -> tuple[int, str]:
                 f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {API_KEY}"}
             ) as r,
         ):
-            return r.status, await r.text()
+            return r.status, list(r.headers.items()), await r.text()
     finally:
         await worker.stop()
         await runner.cleanup()
@@ -77,7 +82,7 @@ async def test_a_proxys_error_page_never_reaches_the_client(
 ) -> None:
     failing.default = Reply(PROXY_PAGE, 502, "text/html")
     with caplog.at_level(logging.WARNING, logger="lobe.chat_worker"):
-        status, text = await ask(nats_url, failing.url + "/v1", stream)
+        status, _, text = await ask(nats_url, failing.url + "/v1", stream)
     assert status == 502
     error = json.loads(text)["error"]
     assert (error["code"], error["message"]) == ("upstream_error", CLIENT_MESSAGES["upstream_error"])
@@ -90,7 +95,7 @@ async def test_a_providers_rate_limit_message_naming_our_account_is_not_passed_o
     nats_url: str, failing: FakeUpstream
 ) -> None:
     failing.default = Reply(ACCOUNT_429, 429, "application/json")
-    status, text = await ask(nats_url, failing.url + "/v1", stream=False)
+    status, _, text = await ask(nats_url, failing.url + "/v1", stream=False)
     assert status == 429
     error = json.loads(text)["error"]
     assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limit_exceeded")
@@ -101,7 +106,7 @@ async def test_a_providers_rate_limit_message_naming_our_account_is_not_passed_o
 
 async def test_an_unreachable_upstream_is_not_named(nats_url: str) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    status, text = await ask(nats_url, nowhere, stream=False)
+    status, _, text = await ask(nats_url, nowhere, stream=False)
     assert status == 502
     error = json.loads(text)["error"]
     assert (error["code"], error["message"]) == (

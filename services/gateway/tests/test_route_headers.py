@@ -1,5 +1,6 @@
-"""Which deployment answered, as response headers: from the worker's route on the first delta (an
-SSE stream sends them with its first byte), the done frame (a JSON answer) or the error frame."""
+"""Which provider answered after how many attempts, as response headers: from the worker's route on
+the first delta (an SSE stream sends them with its first byte), the done frame (a JSON answer) or
+the error frame. The deployment's name only with EXPOSE_DEPLOYMENT_NAMES (off by default)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ from lobe.shared.events.chat import DeltaFrame, DoneFrame, ErrorFrame, Route
 from .support import HEADERS, Script, ScriptedWorker, accepted, finish, serving
 
 ROUTE = Route(deployment="azure-east", provider="azure_openai", model="gpt-4o", attempts=3)
-ROUTE_HEADERS = {"X-Lobe-Deployment": "azure-east", "X-Lobe-Provider": "azure_openai", "X-Lobe-Attempts": "3"}
+UNNAMED = {"X-Lobe-Provider": "azure_openai", "X-Lobe-Attempts": "3"}
+NAMED = {**UNNAMED, "X-Lobe-Deployment": "azure-east"}
 
 
-@pytest.fixture
-async def gateway(nats_url: str) -> AsyncIterator[str]:
-    async with serving(nats_url) as base_url:
-        yield f"{base_url}/v1/chat/completions"
+@pytest.fixture(params=[False, True], ids=["default", "names-exposed"])
+async def gateway(nats_url: str, request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The chat URL of a gateway, and the route headers it sends for ROUTE."""
+    expose = request.param
+    async with serving(nats_url, expose_deployment_names=expose) as base_url:
+        yield f"{base_url}/v1/chat/completions", NAMED if expose else UNNAMED
 
 
 async def post(url: str, stream: bool) -> tuple[int, dict[str, str]]:
@@ -54,18 +58,23 @@ def route_of(headers: dict[str, str]) -> dict[str, str]:
 @pytest.mark.parametrize("stream", [True, False], ids=["sse", "json"])
 @pytest.mark.parametrize("route_on_done", [False, True], ids=["first-delta", "done"])
 async def test_the_route_becomes_headers_on_either_output(
-    gateway: str, worker_nc: NATS, stream: bool, route_on_done: bool
+    gateway: tuple[str, dict[str, str]], worker_nc: NATS, stream: bool, route_on_done: bool
 ) -> None:
+    url, route_headers = gateway
     await ScriptedWorker(worker_nc, scripts=[lambda rid: routed(rid, route_on_done)]).start()
-    status, headers = await post(gateway, stream)
+    status, headers = await post(url, stream)
     assert status == 200
     if stream and route_on_done:
         assert route_of(headers) == {}  # the stream's headers left with its first byte, before the done
     else:
-        assert route_of(headers) == ROUTE_HEADERS
+        assert route_of(headers) == route_headers
 
 
-async def test_an_error_frame_gives_its_route_and_when_to_retry(gateway: str, worker_nc: NATS) -> None:
+async def test_an_error_frame_gives_its_route_and_when_to_retry(
+    gateway: tuple[str, dict[str, str]], worker_nc: NATS
+) -> None:
+    url, route_headers = gateway
+
     def refused(rid: str) -> Script:
         error = ErrorFrame(
             request_id=rid,
@@ -79,13 +88,15 @@ async def test_an_error_frame_gives_its_route_and_when_to_retry(gateway: str, wo
         return accepted(rid), [error.model_dump_json().encode()]
 
     await ScriptedWorker(worker_nc, scripts=[refused]).start()
-    status, headers = await post(gateway, stream=True)
+    status, headers = await post(url, stream=True)
     assert status == 429
-    assert route_of(headers) == ROUTE_HEADERS
+    assert route_of(headers) == route_headers
     assert headers["Retry-After"] == "2"  # whole seconds, rounded up
 
 
-async def test_a_worker_that_sends_no_route_gets_no_route_headers(gateway: str, worker_nc: NATS) -> None:
+async def test_a_worker_that_sends_no_route_gets_no_route_headers(
+    gateway: tuple[str, dict[str, str]], worker_nc: NATS
+) -> None:
     await ScriptedWorker(
         worker_nc,
         scripts=[
@@ -95,6 +106,6 @@ async def test_a_worker_that_sends_no_route_gets_no_route_headers(gateway: str, 
             )
         ],
     ).start()
-    status, headers = await post(gateway, stream=False)
+    status, headers = await post(gateway[0], stream=False)
     assert status == 200
     assert route_of(headers) == {}

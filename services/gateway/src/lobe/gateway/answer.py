@@ -28,11 +28,19 @@ Price = Callable[[UsageFrame], Awaitable[UsageFrame]]
 
 
 class Answer:
-    def __init__(self, dispatch: Dispatch | Replay, price: Price, started_at: float, live: bool) -> None:
+    def __init__(
+        self,
+        dispatch: Dispatch | Replay,
+        price: Price,
+        started_at: float,
+        live: bool,
+        expose_deployment: bool,
+    ) -> None:
         self.dispatch = dispatch
         self.price = price  # the usage frame with its cost (lobe.gateway.accounting)
         self.started_at = started_at  # time.monotonic() when the request arrived
         self.live = live  # a worker answers (not the cache): its route goes out in the headers
+        self.expose_deployment = expose_deployment  # EXPOSE_DEPLOYMENT_NAMES (lobe.gateway.route_headers)
         self.frames: list[AnswerFrame] = []  # as they came, unpriced: what the response cache keeps
         self.usage: UsageFrame | None = None
         self.started = False  # the first delta reached the output
@@ -52,7 +60,9 @@ class Answer:
                         continue
                     self.frames.append(frame)
                     if self.live and isinstance(frame, DeltaFrame | DoneFrame) and frame.route:
-                        output.headers.update(route_headers(frame.route))  # before the first byte
+                        output.headers.update(
+                            route_headers(frame.route, self.expose_deployment)
+                        )  # before the first byte
                     if isinstance(frame, DeltaFrame):
                         if not self.started:
                             self.started = True

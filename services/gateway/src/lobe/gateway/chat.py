@@ -96,7 +96,13 @@ async def _answer(
     body = await account.reserve(request, body)
     replay, request_id = account.replay, account.request_id
     dispatch = replay or request.app[RESOURCES].dispatcher.open(request_id, account.caller, body)
-    answer = account.answer = Answer(dispatch, account.priced, account.received_at, live=replay is None)
+    answer = account.answer = Answer(
+        dispatch,
+        account.priced,
+        account.received_at,
+        live=replay is None,
+        expose_deployment=account.settings.expose_deployment_names,
+    )
     headers = {"X-Request-Id": request_id}
     if account.cache_key is not None:
         headers["X-Cache"] = "miss" if replay is None else "hit"

@@ -253,7 +253,12 @@ class Dispatch:
             if isinstance(frame, HeartbeatFrame):
                 continue
             if isinstance(frame, ErrorFrame):
-                raise ApiError(frame.status, frame.message, frame.code, headers=error_headers(frame))
+                raise ApiError(
+                    frame.status,
+                    frame.message,
+                    frame.code,
+                    headers=error_headers(frame, self.settings.expose_deployment_names),
+                )
             if isinstance(frame, AcceptedFrame):
                 raise ApiError(502, "unexpected accept frame in the answer", "protocol_error")
             yield frame

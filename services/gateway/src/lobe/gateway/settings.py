@@ -37,6 +37,11 @@ class GatewaySettings(
     request_timeout_s: float = Field(default=600.0, gt=0, description="Whole answer; then 504.")
     dispatch_attempts: int = Field(default=3, ge=1, description="Workers tried before giving up.")
     saturation_wait_s: float = Field(default=2.0, ge=0, description="Wait for a free worker, then 503.")
+    expose_deployment_names: bool = Field(
+        default=False,
+        description="Send `X-Lobe-Deployment` (the deployment's name) on answers and errors; for "
+        "internal clients only: names often say which account or key served.",
+    )
     billing_enabled: bool = Field(
         default=True, description="Reserve each request's worst case with billing and quote its cost."
     )
