@@ -147,6 +147,25 @@ async def test_a_token_window_admits_an_estimate_equal_to_its_limit_and_not_one_
         assert headers["x-ratelimit-remaining-requests"] == "100"  # refused for tokens: no request spent
 
 
+async def test_a_token_window_counts_the_prompt_a_tool_call_argument_carries(
+    nats_url: str, redis_url: str, worker: ChatWorker, tmp_path: Path
+) -> None:
+    # The prompt's bulk in an assistant tool call's arguments (~50,000 tokens), its text two
+    # words: the window of 20,000 tokens a minute must see the arguments, as the budget hold does.
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "x" * 200_000}}
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+    ]
+    config = limits(tmp_path, "{requests: 100, tokens: 20000}")
+    async with gateways(nats_url, redis_url, config) as [url], aiohttp.ClientSession() as http:
+        got, _, body = await post(http, url, messages=messages, max_tokens=50)
+        assert got == 429, body
+        assert "Request too large" in body["error"]["message"]
+        assert (await post(http, url, max_tokens=50))[0] == 200  # a small prompt still passes
+
+
 async def test_a_caller_over_their_limit_is_refused_before_a_large_body_is_parsed(
     nats_url: str, redis_url: str, worker: ChatWorker, tmp_path: Path
 ) -> None:

@@ -18,6 +18,8 @@ from multidict import CIMultiDictProxy
 from nats.aio.client import Client as NATS
 
 from lobe.devtools.servers import RedisServer
+from lobe.gateway.ratelimit.limiter import token_estimate
+from lobe.shared.chat_schema import ChatCompletionRequest
 
 from .support import KEY, ScriptedWorker, answers, serving
 
@@ -108,23 +110,28 @@ async def test_health_and_readiness_are_never_limited(limited: str) -> None:
 async def test_tokens_are_admitted_on_the_estimate_and_corrected_with_the_real_usage(
     nats_url: str, redis_url: str, worker: ScriptedWorker, tmp_path: Path
 ) -> None:
+    # The window charges the prompt's upper bound P (the budget hold's) plus max_tokens up front:
+    # room for P + 95, whatever P is.
+    hi = {"model": "mock", "messages": [{"role": "user", "content": "hi"}]}  # what chat() sends
+    prompt = token_estimate(ChatCompletionRequest.model_validate(hi))  # P: no max_tokens
     config = limits_file(
         tmp_path,
-        "default_tier: t\ntiers: {t: {requests: 100, tokens: 100}}\nper_ip: {requests: 100, window_s: 900}\n",
+        f"default_tier: t\ntiers: {{t: {{requests: 100, tokens: {prompt + 95}}}}}\n"
+        "per_ip: {requests: 100, window_s: 900}\n",
     )
     state = aioredis.Redis.from_url(redis_url)
     async with serving(
         nats_url, redis_url=redis_url, rate_limits_enabled=True, rate_limits_file=config
     ) as base:
-        first = await chat(base, max_tokens=60)  # estimate: about 5 prompt tokens + 60
+        first = await chat(base, max_tokens=60)  # estimate: P + 60
         assert first.status == 200
         assert int(first.headers["x-ratelimit-remaining-tokens"]) < 40
         # The worker reports 3 + 2 tokens: the estimate is replaced (in the background).
         await tokens_charged(state, 5)
-        second = await chat(base, max_tokens=60)  # 5 + ~65 fits in 100 only thanks to the correction
+        second = await chat(base, max_tokens=60)  # 5 + P + 60 fits in P + 95 only thanks to the correction
         assert second.status == 200
         await tokens_charged(state, 10)
-        third = await chat(base, max_tokens=90)  # 10 + ~95 does not
+        third = await chat(base, max_tokens=90)  # 10 + P + 90 does not
         assert third.status == 429
         assert "tokens per 60 s" in third.error()["message"]
         assert third.headers["x-ratelimit-remaining-requests"] == "98"  # a refusal charges nothing

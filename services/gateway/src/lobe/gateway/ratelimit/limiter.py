@@ -40,7 +40,7 @@ from lobe.gateway.redis_pool import PoolExhausted
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import Caller
 from lobe.shared.openai_errors import ApiError
-from lobe.shared.tokens import estimate_prompt_tokens
+from lobe.shared.token_ceiling import prompt_token_ceiling
 
 __all__ = ["REDIS_ERRORS", "Admission", "RateLimiter", "hit_or_fail_mode", "refusal"]
 
@@ -48,7 +48,10 @@ log = logging.getLogger(__name__)
 
 
 def token_estimate(body: ChatCompletionRequest) -> int:
-    return max(estimate_prompt_tokens(body) + (body.output_token_limit or 0), 1)
+    """What the token window charges up front: the same upper bound as the budget hold
+    (lobe.shared.token_ceiling: every byte the prompt sends), corrected by the real usage when the
+    answer ends; a lighter estimate would let a tool call's arguments slip past the window."""
+    return max(prompt_token_ceiling(body) + (body.output_token_limit or 0), 1)
 
 
 @dataclass
