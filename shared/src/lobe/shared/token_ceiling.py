@@ -33,7 +33,15 @@ IMAGE_TOKENS = {"low": 85, "high": 1600, "auto": 1600, None: 1600}
 
 
 def prompt_token_ceiling(body: ChatCompletionRequest) -> int:
-    """Tokens a provider can count for this prompt, at most (the output cap is the caller's)."""
+    """Tokens a provider can count for this prompt, at most (the output cap is the caller's).
+    Computed once per body (the rate limit and the budget hold both ask)."""
+    ceiling = body._prompt_token_ceiling
+    if ceiling is None:
+        ceiling = body._prompt_token_ceiling = _ceiling(body)
+    return ceiling
+
+
+def _ceiling(body: ChatCompletionRequest) -> int:
     total = REQUEST_TOKENS
     for message in body.messages:
         total += FRAMING_TOKENS
