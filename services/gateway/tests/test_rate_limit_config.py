@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lobe.devtools.ports import free_port
 from lobe.gateway.ratelimit.config import load_rate_limits
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.config_file import ConfigError
@@ -80,6 +81,7 @@ def test_the_gateway_process_refuses_to_start_on_a_bad_file_naming_the_field(tmp
         "default_tier: free\ntiers: {free: {requests: -1, tokens: 1}}\nper_ip: {requests: 1, window_s: 1}\n"
     )
     env = {**os.environ, "RATE_LIMITS_FILE": str(path), "NATS_URL": "nats://127.0.0.1:1", "GATEWAY_PORT": "0"}
+    env["OPS_PORT"] = str(free_port())  # not the default: a `lobe dev` on this machine may hold it
     done = subprocess.run(
         [sys.executable, "-m", "lobe.gateway"],
         env=env,
