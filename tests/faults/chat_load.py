@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,13 +164,32 @@ async def assert_ledger_matches(dsn: str, attempts: Sequence[Attempt]) -> dict[s
     return counts
 
 
-async def ledger_settled(dsn: str, backlog: int, quiet_s: float = 2.0) -> bool:
-    """True once billing has acked everything and the ledger stopped growing for `quiet_s`
-    (a worker's usage publish may still be retrying after a reconnect)."""
+def served(attempts: Sequence[Attempt]) -> set[str]:
+    """The requests a worker ran: each must end as one ledger row (assert_ledger_matches)."""
+    return {
+        a.outcome.request_id
+        for a in attempts
+        if a.outcome and a.outcome.request_id and (a.succeeded or a.outcome.code in WORKER_RAN)
+    }
+
+
+async def ledger_settled(
+    dsn: str, backlog: int, quiet_s: float = 2.0, expected: Collection[str] = ()
+) -> bool:
+    """True once billing has acked everything, every `expected` request has its row, and the
+    ledger stopped growing for `quiet_s`. A worker's usage publish may still be retrying after a
+    reconnect (backoff up to seconds), so a quiet ledger alone is no proof; the caller's bounded
+    wait then fails on a row that never comes."""
     if backlog:
         return False
     conn = await asyncpg.connect(dsn, timeout=5)
     try:
+        if expected:
+            present = await conn.fetchval(
+                "SELECT count(*) FROM usage_ledger WHERE request_id = ANY($1::text[])", list(expected)
+            )
+            if present < len(expected):
+                return False
         before = await conn.fetchval("SELECT count(*) FROM usage_ledger")
         await asyncio.sleep(quiet_s)
         return bool(before == await conn.fetchval("SELECT count(*) FROM usage_ledger"))

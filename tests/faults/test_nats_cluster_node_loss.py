@@ -25,7 +25,13 @@ from lobe.devtools.supervisor import Supervisor
 from lobe.shared.bus import ensure_streams
 from lobe.shared.events.streams import USAGE
 
-from .chat_load import ChatLoad, assert_every_attempt_ended_explicitly, assert_ledger_matches, write_models
+from .chat_load import (
+    ChatLoad,
+    assert_every_attempt_ended_explicitly,
+    assert_ledger_matches,
+    served,
+    write_models,
+)
 from .conftest import base_url, billing_service, gateway_service, wait_until, worker_service
 from .test_nats_restart import GATEWAY_ENV, _settled, all_ready
 
@@ -131,7 +137,10 @@ async def test_cluster_loses_the_stream_leader_twice_under_load_without_losing_u
     assert all(s.running for s in services), "a service died instead of failing over"
     assert_every_attempt_ended_explicitly(attempts)
     await wait_until(
-        lambda: _settled(url, billing_db), within=60, what="every usage event ingested", poll=0.5
+        lambda: _settled(url, billing_db, served(attempts)),
+        within=60,
+        what="every usage event ingested",
+        poll=0.5,
     )
     counts = await assert_ledger_matches(billing_db, attempts)
     print("\n" + "\n".join(report) + f"\noutcomes {counts}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Collection
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .chat_load import (
     assert_every_attempt_ended_explicitly,
     assert_ledger_matches,
     ledger_settled,
+    served,
     write_models,
 )
 from .conftest import (
@@ -83,7 +85,10 @@ async def test_nats_restart_mid_load_loses_no_usage_and_new_requests_succeed_wit
     assert all(s.running for s in services), "a service died instead of reconnecting"
     assert_every_attempt_ended_explicitly(attempts)
     await wait_until(
-        lambda: _settled(url, billing_db), within=60, what="every usage event ingested", poll=0.5
+        lambda: _settled(url, billing_db, served(attempts)),
+        within=60,
+        what="every usage event ingested",
+        poll=0.5,
     )
     counts = await assert_ledger_matches(billing_db, attempts)
     print(
@@ -95,5 +100,5 @@ async def test_nats_restart_mid_load_loses_no_usage_and_new_requests_succeed_wit
     assert counts["ok"] > 12
 
 
-async def _settled(url: str, dsn: str) -> bool:
-    return await ledger_settled(dsn, await consumer_backlog(url))
+async def _settled(url: str, dsn: str, expected: Collection[str] = ()) -> bool:
+    return await ledger_settled(dsn, await consumer_backlog(url), expected=expected)
