@@ -77,7 +77,8 @@ async def test_openai_request_is_the_embeddings_wire(
         "user": "u1",
     }
     assert got.vectors == [fake_vector("a", 4), fake_vector("b", 4)]
-    assert got.usage is not None and got.usage.prompt_tokens == fake_tokens(["a", "b"])
+    assert got.usage is not None
+    assert got.usage.prompt_tokens == fake_tokens(["a", "b"])
 
 
 async def test_compatible_server_gets_no_user_and_azure_names_the_deployment_in_the_url(
@@ -123,7 +124,8 @@ async def test_ollama_embed_sends_input_and_dimensions_and_reads_prompt_eval_cou
     assert upstream.last.path == "/api/embed"
     assert upstream.last.json == {"model": "upstream-model", "input": ["p", "q"], "dimensions": 3}
     assert got.vectors == [fake_vector("p", 3), fake_vector("q", 3)]
-    assert got.usage is not None and got.usage.prompt_tokens == fake_tokens(["p", "q"])
+    assert got.usage is not None
+    assert got.usage.prompt_tokens == fake_tokens(["p", "q"])
 
 
 async def test_openai_data_out_of_order_is_put_back_in_input_order(
