@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 
 from aiohttp import web
 
 from lobe.gateway.accounting import Accounting
-from lobe.gateway.auth.assembly import AUTH
-from lobe.gateway.cache.response_cache import CACHE
-from lobe.gateway.chat import PARSE_FIRST_BYTES
+from lobe.gateway.chat import admitted_body, open_account
 from lobe.gateway.dispatch import no_worker
 from lobe.gateway.embeddings_format import embeddings_object
 from lobe.gateway.metrics import EMBEDDINGS_REQUESTS
@@ -49,29 +46,11 @@ async def embeddings(request: web.Request) -> web.Response:
 
 
 async def _embeddings(request: web.Request, received_at: float) -> web.Response:
-    resources = request.app[RESOURCES]
-    caller = await request.app[AUTH].auth.authenticate(request)
-    account = Accounting(
-        resources.settings,
-        resources.rate_limits,
-        resources.budget,
-        request.app[CACHE],
-        resources.js,
-        caller,
-        received_at,
-        uuid.uuid4().hex,
-    )
-    async with account:
+    account = await open_account(request, received_at)
+    async with account:  # what the request took is given back or settled on the way out
         try:
-            length = request.content_length
-            if length is not None and length <= PARSE_FIRST_BYTES:
-                body = await parse_embeddings_body(request)
-                await account.admit(request, body)
-            else:  # the rate limit before a large body's parse, as for chat
-                await account.admit(request)
-                body = await parse_embeddings_body(request)
-                await account.admit_tokens(request, body)
-            return await _answer(request, resources, account, body)
+            body = await admitted_body(request, account, parse_embeddings_body)
+            return await _answer(request, request.app[RESOURCES], account, body)
         except ApiError as exc:
             exc.headers.setdefault("X-Request-Id", account.request_id)
             raise
