@@ -51,6 +51,7 @@ LEDGER_COLUMNS = (
     "ttft_ms",
     "duration_ms",
     "stream",
+    "kind",
 )
 
 
@@ -91,6 +92,7 @@ class LedgerRow:
             e.ttft_ms,
             e.duration_ms,
             e.stream,
+            e.kind,
         )
 
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.2.0"
+CATALOG_VERSION = "3.5.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.5.0",
+        "`embeddings.request` (gateway to the `chat-worker` queue group, request-reply, answered "
+        "with an EmbeddingsAnswer): POST /v1/embeddings. `kind` on `usage.recorded` and "
+        "`usage.reported` (chat, embedding, image, speech, transcription, response): the endpoint "
+        "a usage is for, which says its unit; an event without it is a chat's.",
+    ),
     (
         "3.2.0",
         "`chat.models` answers list, per model, the upstreams (provider, upstream model) it may "
