@@ -4,10 +4,10 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.5.0"
+CATALOG_VERSION = "3.3.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
     (
-        "3.5.0",
+        "3.3.0",
         "`embeddings.request` (gateway to the `chat-worker` queue group, request-reply, answered "
         "with an EmbeddingsAnswer): POST /v1/embeddings. `kind` on `usage.recorded` and "
         "`usage.reported` (chat, embedding, image, speech, transcription, response): the endpoint "
