@@ -40,7 +40,7 @@ from lobe.shared.events.chat import (
     ToolCallDelta,
     UsageFrame,
 )
-from lobe.shared.events.usage import RequestStatus, UsageRecorded, usage_event
+from lobe.shared.events.usage import RequestStatus, UsageRecorded, chat_usage_kind, usage_event
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -263,4 +263,5 @@ class ChatRun:
             ttft_ms=self.outcome.ttft_ms,
             attempts=self.attempts.attempts,
             served_model=self.outcome.served_model,
+            kind=chat_usage_kind(self.event.endpoint),
         )

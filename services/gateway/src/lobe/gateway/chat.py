@@ -27,6 +27,7 @@ from lobe.gateway.outputs import JsonOutput, Output, SseOutput
 from lobe.gateway.request_body import parse_body
 from lobe.gateway.resources import RESOURCES
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.chat import ChatEndpoint
 from lobe.shared.openai_errors import ApiError
 
 STREAM_KEY = web.RequestKey("lobe.stream", str)  # whether the client asked for SSE (metrics label)
@@ -71,8 +72,11 @@ async def _chat_completions(request: web.Request, received_at: float) -> web.Str
             raise
 
 
-async def open_account(request: web.Request, received_at: float) -> Accounting:
-    """The authenticated caller's Accounting for this request (every API endpoint's first step)."""
+async def open_account(
+    request: web.Request, received_at: float, endpoint: ChatEndpoint = "chat"
+) -> Accounting:
+    """The authenticated caller's Accounting for this request (every API endpoint's first step).
+    `endpoint`: the endpoint of a chat body (chat, or responses)."""
     resources = request.app[RESOURCES]
     caller = await request.app[AUTH].auth.authenticate(request)
     return Accounting(
@@ -84,6 +88,7 @@ async def open_account(request: web.Request, received_at: float) -> Accounting:
         caller,
         received_at,
         uuid.uuid4().hex,
+        endpoint,
     )
 
 
@@ -108,8 +113,25 @@ async def _answer(
     request: web.Request, account: Accounting, body: ChatCompletionRequest
 ) -> web.StreamResponse:
     body = await account.reserve(request, body)
+    request_id = account.request_id
+    answer, headers = open_answer(request, account, body)
+    output: Output = (
+        SseOutput(request, ChunkWriter(request_id, body.model, body.wants_usage_chunk), headers)
+        if body.stream
+        else JsonOutput(CompletionAssembler(request_id, body.model), headers)
+    )
+    return await deliver(request, answer, output)
+
+
+def open_answer(
+    request: web.Request, account: Accounting, body: ChatCompletionRequest
+) -> tuple[Answer, dict[str, str]]:
+    """The answer to a chat body the budget admitted (the cache's replay, or a worker's on the
+    account's endpoint), and the headers it starts with. Chat's and the Responses API's alike."""
     replay, request_id = account.replay, account.request_id
-    dispatch = replay or request.app[RESOURCES].dispatcher.open(request_id, account.caller, body)
+    dispatch = replay or request.app[RESOURCES].dispatcher.open(
+        request_id, account.caller, body, account.endpoint
+    )
     answer = account.answer = Answer(
         dispatch,
         account.priced,
@@ -120,11 +142,11 @@ async def _answer(
     headers = {"X-Request-Id": request_id}
     if account.cache_key is not None:
         headers["X-Cache"] = "miss" if replay is None else "hit"
-    output: Output = (
-        SseOutput(request, ChunkWriter(request_id, body.model, body.wants_usage_chunk), headers)
-        if body.stream
-        else JsonOutput(CompletionAssembler(request_id, body.model), headers)
-    )
+    return answer, headers
+
+
+async def deliver(request: web.Request, answer: Answer, output: Output) -> web.StreamResponse:
+    """Run the answer into `output`; a gateway shutting down ends it explicitly meanwhile."""
     live = request.app[LIVE_ANSWERS]
     live.add(answer)
     try:

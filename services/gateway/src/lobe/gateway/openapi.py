@@ -10,6 +10,7 @@ from lobe.gateway.auth.routes import JWKS_PATH
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH
 from lobe.gateway.cache.admin import CacheInvalidation
 from lobe.gateway.request_body import EdgeRequest
+from lobe.gateway.responses_schema import ResponsesRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.lifecycle import VERSION
 from lobe.shared.openapi import Document, document, health_paths, json_answer, model_ref, operation, parameter
@@ -54,6 +55,26 @@ def chat_paths() -> dict[str, Any]:
                 json_answer("A list object of embedding objects, with the input tokens in `usage`."),
                 (400, 401, 404, 413, 429, 502, 503, 504),
                 body=model_ref(EmbeddingsRequest),
+            )
+        },
+        "/v1/responses": {
+            "post": operation(
+                "Create a model response (OpenAI's Responses API), for the models whose routing serves "
+                "`responses`: translated to a chat request, so every provider answers it. Not stored: "
+                "`store` must be false and `previous_response_id` is refused.",
+                {
+                    "200": {
+                        "description": "The `response` object, or its server-sent events (`event: "
+                        "response.created` … `response.completed`, each with `sequence_number`; an "
+                        "error after the first byte is an `error` event then `response.failed`).",
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    }
+                },
+                (400, 401, 404, 413, 429, 502, 503, 504),
+                body=model_ref(ResponsesRequest),
             )
         },
         "/v1/models": {
@@ -161,5 +182,5 @@ def gateway_openapi() -> Document:
             **admin_paths(),
             **health_paths("/api/health", "/api/ready", "connected to NATS"),
         },
-        [EdgeRequest, EmbeddingsRequest, CacheInvalidation],
+        [EdgeRequest, EmbeddingsRequest, ResponsesRequest, CacheInvalidation],
     )
