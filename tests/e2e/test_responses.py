@@ -7,22 +7,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
+import aiohttp
+import nats
 import openai
 import pytest
 from openai import AsyncOpenAI
 from openai.types.responses import Response
 
+from lobe.billing.admin import admin_session
+from lobe.billing.plans import Override
+from lobe.billing.service import BillingService
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel, with_builtin
 from lobe.chat_worker.providers.mock import mock_answer
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.token_ceiling import prompt_token_ceiling
 
-from .conftest import API_KEY, Suite, start_worker
+from .conftest import API_KEY, Suite, billing_settings, start_gateway, start_worker
 from .providers import kind_of, public_model, routed_worker
 from .test_chat_path import usage_events
+from .test_embeddings import ledger_rows
 from .transcripts import Expected, expected_answer
 
 # The stream of a text answer, in OpenAI's order.
@@ -54,7 +62,7 @@ async def routed(gateway_only: Suite) -> AsyncIterator[Suite]:
 
 
 def sdk(suite: Suite) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=f"{suite.base_url}/v1", api_key=API_KEY, max_retries=0)
+    return sdk_at(suite.base_url)
 
 
 async def test_a_stream_is_openais_events_ending_with_completed_and_usage(routed: Suite) -> None:
@@ -295,3 +303,87 @@ async def test_an_error_after_the_first_byte_is_an_error_event_then_response_fai
     assert failed.status == "failed"
     assert failed.error is not None
     assert failed.error.message == events[-2].message
+
+
+# Billing, the budget and the response cache together.
+
+
+@pytest.fixture
+async def billed(nats_url: str, billing_db: str, redis_url: str) -> AsyncIterator[Suite]:
+    """A gateway with budget admission and the cache on, the built-in mock, billing on its own database."""
+    async with BillingService(billing_settings(nats_url, billing_db, "e2e-admin-token")) as billing:
+        assert billing.admin is not None
+        await billing.admin.create_user("alice", plan="basic")
+        worker = await start_worker(nats_url, with_builtin(ModelCatalog(models=[])))
+        runner, base_url = await start_gateway(
+            nats_url, billing_enabled=True, cache_enabled=True, cache_redis_url=redis_url
+        )
+        nc = await nats.connect(nats_url)
+        async with aiohttp.ClientSession() as http:
+            yield Suite(base_url, nats_url, nc, sdk_at(base_url), http)
+        await nc.close()
+        await runner.cleanup()
+        await worker.stop()
+
+
+def sdk_at(base_url: str) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
+
+
+async def test_one_ledger_row_of_kind_response_priced_as_quoted(billed: Suite, billing_db: str) -> None:
+    stream = await billed.client.responses.create(model="mock", input="Price this.", stream=True)
+    events = [event async for event in stream]
+    response = events[-1].response
+    assert response.usage is not None
+    request_id = response.id.removeprefix("resp_")
+
+    [row] = await ledger_rows(billing_db, [request_id])
+    assert (row["kind"], row["status"]) == ("response", "ok")
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (
+        response.usage.input_tokens,
+        response.usage.output_tokens,
+    )
+    quoted = Decimal(str((response.usage.model_extra or {})["cost"]))  # as on a chat completion's usage
+    assert quoted > 0
+    assert abs(quoted - Decimal(row["cost_usd"])) < Decimal("0.000000001")
+
+
+async def test_the_budget_holds_the_prompt_ceiling_plus_max_output_tokens(
+    billed: Suite, billing_db: str
+) -> None:
+    text = "Within budget?"
+    ceiling = prompt_token_ceiling(
+        ChatCompletionRequest.model_validate(
+            {"model": "mock", "messages": [{"role": "user", "content": text}]}
+        )
+    )
+    async with admin_session(billing_db, billed.nats_url) as admin:
+        await admin.set_limits("alice", Override(tokens=ceiling + 16))
+
+    with pytest.raises(openai.RateLimitError) as refused:  # one output token past the limit
+        await billed.client.responses.create(model="mock", input=text, max_output_tokens=17)
+    assert refused.value.code == "insufficient_quota"
+    assert "tokens limit" in refused.value.message
+    admitted = await billed.client.responses.create(model="mock", input=text, max_output_tokens=16)
+    assert admitted.status in ("completed", "incomplete")
+
+
+async def test_a_cached_response_is_a_cache_hit_of_kind_response_and_never_a_chat_answer(
+    billed: Suite, billing_db: str
+) -> None:
+    asked: dict[str, Any] = {"model": "mock", "input": "Say it twice.", "temperature": 0}
+    first = await billed.client.responses.with_raw_response.create(**asked)
+    second = await billed.client.responses.with_raw_response.create(**asked, stream=True)
+    chat = await billed.client.chat.completions.with_raw_response.create(
+        model="mock", messages=[{"role": "user", "content": "Say it twice."}], temperature=0
+    )
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+    assert chat.headers["x-cache"] == "miss"  # the Responses answer is in a namespace of its own
+    events = [event async for event in second.parse()]
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == first.parse().output_text
+
+    ids = [first.headers["x-request-id"], second.headers["x-request-id"]]
+    rows = {row["request_id"]: row for row in await ledger_rows(billing_db, ids)}
+    assert (rows[ids[0]]["kind"], rows[ids[0]]["status"]) == ("response", "ok")
+    assert (rows[ids[1]]["kind"], rows[ids[1]]["status"]) == ("response", "cache_hit")
