@@ -31,6 +31,7 @@ from .conftest import API_KEY, Suite, billing_settings, start_gateway, start_wor
 from .providers import kind_of, public_model, routed_worker
 from .test_chat_path import usage_events
 from .test_embeddings import ledger_rows
+from .test_providers_via_sdk import replay
 from .transcripts import Expected, expected_answer
 
 # The stream of a text answer, in OpenAI's order.
@@ -258,7 +259,7 @@ async def test_each_providers_chat_wire_answers_as_a_response(
     transcript = load(name)
     expected = expected_answer(transcript)
     kind = kind_of(name)
-    upstream.push(transcript.reply(seed=len(name), max_chunk=11))
+    replay(upstream, transcript, seed=len(name))
     async with routed_worker(gateway_only.nats_url, kind, upstream, serves=["chat", "responses"]):
         client = sdk(gateway_only)
         tools = function_tools(expected)
@@ -288,7 +289,7 @@ async def test_an_error_after_the_first_byte_is_an_error_event_then_response_fai
     gateway_only: Suite, upstream: FakeUpstream
 ) -> None:
     transcript = load(MID_STREAM_ERROR)
-    upstream.push(transcript.reply(seed=1, max_chunk=11))
+    replay(upstream, transcript, seed=1)
     async with routed_worker(gateway_only.nats_url, "anthropic", upstream, serves=["chat", "responses"]):
         stream = await sdk(gateway_only).responses.create(
             model=public_model("anthropic"), input="hi", stream=True

@@ -26,6 +26,7 @@ from lobe.gateway.openai_format import ChunkWriter, CompletionAssembler
 from lobe.gateway.outputs import JsonOutput, Output, SseOutput
 from lobe.gateway.request_body import parse_body
 from lobe.gateway.resources import RESOURCES
+from lobe.gateway.status_count import counted
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import ChatEndpoint
 from lobe.shared.openai_errors import ApiError
@@ -42,19 +43,15 @@ PARSE_FIRST_BYTES = 16 * 1024
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     # The trace starts in the HTTP middleware (lobe.shared.http_telemetry); the dispatch carries
     # it to the worker in the NATS headers.
-    status = 499  # the client went away before an answer
+    def count(status: int) -> None:
+        REQUESTS.labels(status=str(status), stream=request.get(STREAM_KEY, "unknown")).inc()
+
     received_at = time.monotonic()
     IN_FLIGHT.inc()
     try:
-        response = await _chat_completions(request, received_at)
-        status = response.status
-        return response
-    except ApiError as exc:
-        status = exc.status
-        raise
+        return await counted(_chat_completions(request, received_at), count)
     finally:
         IN_FLIGHT.dec()
-        REQUESTS.labels(status=str(status), stream=request.get(STREAM_KEY, "unknown")).inc()
 
 
 async def _chat_completions(request: web.Request, received_at: float) -> web.StreamResponse:

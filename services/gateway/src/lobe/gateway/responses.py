@@ -5,8 +5,8 @@ workers run (lobe.gateway.responses_input), then goes through chat's edge and an
 rate limits, the budget hold (the prompt's token ceiling plus `max_output_tokens`), the response
 cache (in a namespace of its own), a worker on `chat.request` with `endpoint: responses` (which
 refuses a model whose routing does not serve responses, and records the usage as kind `response`).
-Only the output differs: the frames are rendered as Responses events or the `response` object
-(lobe.gateway.responses_output).
+Only what is written differs: the frames are rendered as Responses events or the `response` object
+(lobe.gateway.responses_output) by the outputs every endpoint shares (lobe.gateway.outputs).
 """
 
 from __future__ import annotations
@@ -17,26 +17,21 @@ from aiohttp import web
 
 from lobe.gateway.chat import STREAM_KEY, admitted_body, deliver, open_account, open_answer
 from lobe.gateway.metrics import RESPONSES_REQUESTS
-from lobe.gateway.outputs import Output
+from lobe.gateway.outputs import JsonOutput, Output, SseOutput
 from lobe.gateway.responses_format import ResponseEvents
 from lobe.gateway.responses_input import chat_request, parse_responses_body
-from lobe.gateway.responses_output import ResponsesJsonOutput, ResponsesSseOutput
+from lobe.gateway.responses_output import ResponseAssembler, ResponseChunks
 from lobe.gateway.responses_schema import ResponsesRequest
+from lobe.gateway.status_count import counted
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.openai_errors import ApiError
 
 
 async def responses(request: web.Request) -> web.StreamResponse:
-    status = 499  # the client went away before an answer
-    try:
-        response = await _responses(request, time.monotonic())
-        status = response.status
-        return response
-    except ApiError as exc:
-        status = exc.status
-        raise
-    finally:
+    def count(status: int) -> None:
         RESPONSES_REQUESTS.labels(status=str(status), stream=request.get(STREAM_KEY, "unknown")).inc()
+
+    return await counted(_responses(request, time.monotonic()), count)
 
 
 async def _responses(request: web.Request, received_at: float) -> web.StreamResponse:
@@ -55,9 +50,9 @@ async def _responses(request: web.Request, received_at: float) -> web.StreamResp
             answer, headers = open_answer(request, account, body)
             events = ResponseEvents(account.request_id, asked[0])
             output: Output = (
-                ResponsesSseOutput(request, events, headers)
+                SseOutput(request, ResponseChunks(events), headers)
                 if body.stream
-                else ResponsesJsonOutput(events, headers)
+                else JsonOutput(ResponseAssembler(events), headers)
             )
             return await deliver(request, answer, output)
         except ApiError as exc:
