@@ -39,12 +39,12 @@ class OidcProviderSettings(Fragment):
 
     issuer: str | None = Field(
         default=None,
-        description="The issuer; its discovery document is ISSUER/.well-known/openid-configuration.",
+        description="The issuer (this or DISCOVERY_URL is required); discovery at ISSUER/.well-known/openid-configuration.",
     )
     discovery_url: str | None = Field(
         default=None, description="The discovery URL, when not at the issuer's."
     )
-    client_id: str = Field(default="", description="Client id at the provider.")
+    client_id: str = Field(default="", description="Client id at the provider (required).")
     client_secret: SecretStr = Field(default=SecretStr(""), description="Client secret at the provider.")
     allowed_domains: str = Field(
         default="",
