@@ -6,7 +6,9 @@ an operator does it."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -33,12 +35,29 @@ from .signing_in import (
 GOOGLE_CLIENT, KEYCLOAK_CLIENT = "lobe-at-google", "lobe-at-keycloak"
 
 
+@dataclass
+class Providers:
+    """The providers one gateway offers: `oidc` (OIDC_*), `google` and `keycloak` (the environment)."""
+
+    nats_url: str
+    redis_url: str
+    oidc: OidcProviderServer
+    google: OidcProviderServer
+    keycloak: OidcProviderServer
+
+    def gateway(self, **overrides: Any) -> contextlib.AbstractAsyncContextManager[str]:
+        return sign_in_gateway(self.nats_url, self.redis_url, self.oidc, **overrides)
+
+
 @pytest.fixture
-def two_providers(
+def providers(
+    nats_url: str,
+    redis_url: str,
+    oidc_provider: OidcProviderServer,
     make_oidc_provider: Callable[[list[dict[str, Any]]], OidcProviderServer],
     monkeypatch: pytest.MonkeyPatch,
-) -> tuple[OidcProviderServer, OidcProviderServer]:
-    """(google, keycloak): two providers, each knowing only its own client, set up in the environment."""
+) -> Providers:
+    """Google and Keycloak: two more providers, each knowing only its own client, set up in the environment."""
     google = make_oidc_provider(
         [{"client_id": GOOGLE_CLIENT, "client_secret": CLIENT_SECRET, "redirect_uris": callbacks("google")}]
     )
@@ -64,22 +83,18 @@ def two_providers(
         "OIDC_KEYCLOAK_DISPLAY_NAME": "Corp SSO",
     }.items():
         monkeypatch.setenv(name, value)
-    return google, keycloak
+    return Providers(nats_url, redis_url, oidc_provider, google, keycloak)
 
 
 async def test_one_gateway_signs_in_through_each_provider_and_lists_them_all(
-    nats_url: str,
-    redis_url: str,
-    oidc_provider: OidcProviderServer,
-    two_providers: tuple[OidcProviderServer, OidcProviderServer],
-    fake_billing: FakeBilling,
+    providers: Providers, fake_billing: FakeBilling
 ) -> None:
-    google, keycloak = two_providers
-    async with sign_in_gateway(nats_url, redis_url, oidc_provider) as gateway:
+    google, keycloak = providers.google, providers.keycloak
+    async with providers.gateway() as gateway:
         listed = await send(gateway, "GET", "/auth/providers")
         at_google = await signed_in(gateway, google, "ann@gmail.test", "google")
         at_keycloak = await signed_in(gateway, keycloak, "bob@corp.example", "keycloak")
-        at_oidc = await signed_in(gateway, oidc_provider, "cy@corp.example")  # OIDC_* as before
+        at_oidc = await signed_in(gateway, providers.oidc, "cy@corp.example")  # OIDC_* as before
     assert listed.body["providers"] == [
         {"name": "google", "display_name": "Google", "login_url": "/auth/login/google"},
         {"name": "keycloak", "display_name": "Corp SSO", "login_url": "/auth/login/keycloak"},
@@ -96,21 +111,15 @@ async def test_one_gateway_signs_in_through_each_provider_and_lists_them_all(
 
 
 async def test_each_provider_admits_only_its_own_domains(
-    nats_url: str,
-    redis_url: str,
-    oidc_provider: OidcProviderServer,
-    two_providers: tuple[OidcProviderServer, OidcProviderServer],
-    fake_billing: FakeBilling,
+    providers: Providers, fake_billing: FakeBilling
 ) -> None:
-    google, keycloak = two_providers
-    async with sign_in_gateway(
-        nats_url, redis_url, oidc_provider, allowed_email_domains="everyone.example"
-    ) as gateway:
+    google, keycloak = providers.google, providers.keycloak
+    async with providers.gateway(allowed_email_domains="everyone.example") as gateway:
         corp_at_google = await signed_in(gateway, google, "bob@corp.example", "google")
         gmail_at_keycloak = await signed_in(gateway, keycloak, "ann@gmail.test", "keycloak")
         # ALLOWED_EMAIL_DOMAINS is for the providers with no list of their own: not Google's users.
         default_at_google = await signed_in(gateway, google, "eve@everyone.example", "google")
-        default_at_oidc = await signed_in(gateway, oidc_provider, "eve@everyone.example")
+        default_at_oidc = await signed_in(gateway, providers.oidc, "eve@everyone.example")
     for refused in (corp_at_google, gmail_at_keycloak, default_at_google):
         assert (refused.status, refused.body["error"]["code"]) == (403, "domain_not_allowed"), refused.body
         assert "lobe_session" not in refused.cookies
@@ -119,15 +128,11 @@ async def test_each_provider_admits_only_its_own_domains(
 
 
 async def test_a_provider_redeems_only_its_own_sign_ins(
-    nats_url: str,
-    redis_url: str,
-    oidc_provider: OidcProviderServer,
-    two_providers: tuple[OidcProviderServer, OidcProviderServer],
-    fake_billing: FakeBilling,
+    providers: Providers, fake_billing: FakeBilling
 ) -> None:
     """A flow begun with Google, its callback brought to Keycloak's: refused before any code is spent."""
-    google, _ = two_providers
-    async with sign_in_gateway(nats_url, redis_url, oidc_provider) as gateway:
+    google = providers.google
+    async with providers.gateway() as gateway:
         flow = await begin(gateway, "google")
         path = await at_provider(flow, google, "ann@gmail.test", "google")
         crossed = await callback(
