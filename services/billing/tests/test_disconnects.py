@@ -72,7 +72,11 @@ def cost_of_completion(tokens: int) -> Decimal:
         ("generous", "bill_full", 0),  # the plan's comes first
         ("strict", "bill_none", CAP),
         ("strict", None, CAP),
-        ("no-such-plan", "bill_full", CAP),  # a removed plan: the default plan's (none), then the deployment's
+        (
+            "no-such-plan",
+            "bill_full",
+            CAP,
+        ),  # a removed plan: the default plan's (none), then the deployment's
         (None, None, GENERATED),  # an event from before 3.4.0
     ],
 )
@@ -117,9 +121,7 @@ async def test_the_ledger_keeps_the_generated_counts_at_the_policys_cost(
 ) -> None:
     settings = make_settings(nats_url, billing_db, plans_file=plans_file)
     async with BillingService(settings):
-        await publish_usage(
-            nats_url, [cancelled("kept", plan="free"), cancelled("waived", plan="generous")]
-        )
+        await publish_usage(nats_url, [cancelled("kept", plan="free"), cancelled("waived", plan="generous")])
         await wait_for_ledger(billing_db, 2)
     row = "SELECT {} FROM usage_ledger WHERE request_id = $1"
     assert await fetchval(billing_db, row.format("cost_usd"), "kept") == cost_of_completion(GENERATED)

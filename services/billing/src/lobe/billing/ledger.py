@@ -99,7 +99,9 @@ def price_event(
     event: UsageRecorded, prices: PriceTable, plans: PlanBook, reported: bool = False
 ) -> LedgerRow:
     usage = billed_usage(event, plans)  # a cancelled request: per its disconnect policy
-    p = prices.price(event.provider, event.priced_model, event.occurred_at, usage, event.status == "cache_hit")
+    p = prices.price(
+        event.provider, event.priced_model, event.occurred_at, usage, event.status == "cache_hit"
+    )
     period = plans.period_key(event.occurred_at)
     return LedgerRow(event, period, p.cost_usd, p.priced, p.effective_from, reported)
 

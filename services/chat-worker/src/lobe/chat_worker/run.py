@@ -262,5 +262,7 @@ class ChatRun:
             ttft_ms=self.outcome.ttft_ms,
             attempts=self.attempts.attempts,
             served_model=self.outcome.served_model,
-            disconnect_billing=deployment.disconnect_billing if deployment and status == "cancelled" else None,
+            disconnect_billing=deployment.disconnect_billing
+            if deployment and status == "cancelled"
+            else None,
         )
