@@ -136,11 +136,15 @@ async def main(answers: int, n: int) -> None:
         print(f"{shape:<8} {plain:>8.1f} {resumable:>10.1f} {added:>+8.1f} {added * len(frames):>+14.0f} us")
 
 
-if __name__ == "__main__":
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--answers", type=int, default=300)
     parser.add_argument("--frames", type=int, default=50)
-    args = parser.parse_args()
-    asyncio.run(main(args.answers, args.frames))
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    options = arguments()
+    asyncio.run(main(options.answers, options.frames))

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from lobe.billing.service import BillingService
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
+from lobe.gateway.resume.store import owner_key, stream_key
 
 from .conftest import API_KEY, Suite, billing_settings, start_gateway, start_worker
 from .providers import public_model, routed_worker
@@ -72,6 +73,14 @@ async def read_until_content(response: aiohttp.ClientResponse, deltas: int) -> l
         raw += chunk
     complete = raw[: raw.rfind(b"\n\n") + 2]  # a half-read event is not the client's yet
     return parse(complete)
+
+
+async def whole_resumable_answer(http: aiohttp.ClientSession, base_url: str) -> tuple[str, str]:
+    """Ask the mock model for a resumable stream and read it to its end: (request id, resume path)."""
+    body = {"model": "mock", "messages": MESSAGES, "stream": True}
+    async with http.post(f"{base_url}/v1/chat/completions", json=body, headers=auth() | RESUMABLE) as r:
+        await r.read()
+        return r.headers["X-Request-Id"], r.headers["X-Lobe-Resume"]
 
 
 async def resume(
@@ -160,12 +169,7 @@ async def test_nobody_but_the_user_who_asked_can_resume_a_stream(nats_url: str, 
     worker = await start_worker(nats_url)
     try:
         async with aiohttp.ClientSession() as http:
-            body = {"model": "mock", "messages": MESSAGES, "stream": True}
-            async with http.post(
-                f"{replicas[0]}/v1/chat/completions", json=body, headers=auth() | RESUMABLE
-            ) as r:
-                path = r.headers["X-Lobe-Resume"]
-                await r.read()
+            _, path = await whole_resumable_answer(http, replicas[0])
             stranger = await resume(http, replicas[1], path, None, key=STRANGER_KEY)
             unknown = await resume(http, replicas[1], "/v1/chat/completions/0123abcd/stream", None)
             owner = await resume(http, replicas[1], path, None)
@@ -187,15 +191,10 @@ async def test_a_stream_past_its_window_is_404_with_an_openai_error(nats_url: st
     redis = Redis.from_url(redis_url)
     try:
         async with aiohttp.ClientSession() as http:
-            body = {"model": "mock", "messages": MESSAGES, "stream": True}
-            async with http.post(
-                f"{base_url}/v1/chat/completions", json=body, headers=auth() | RESUMABLE
-            ) as r:
-                request_id, path = r.headers["X-Request-Id"], r.headers["X-Lobe-Resume"]
-                await r.read()
+            request_id, path = await whole_resumable_answer(http, base_url)
             assert (await resume(http, base_url, path, None))[0] == 200  # within the window
             deadline = time.monotonic() + 10
-            while await redis.exists(f"lobe:resume:{{{request_id}}}", f"lobe:resume:{{{request_id}}}:user"):
+            while await redis.exists(stream_key(request_id), owner_key(request_id)):
                 assert time.monotonic() < deadline, "the stream outlived its window"
                 await asyncio.sleep(0.1)
             status, raw = await resume(http, base_url, path, f"{request_id}:1")
