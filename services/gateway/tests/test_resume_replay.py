@@ -8,12 +8,14 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from redis.asyncio import Redis
 
-from lobe.gateway.resume.routes import events_after
+from lobe.gateway.resume.routes import events_after, resumes_after
 from lobe.gateway.resume.store import END, EVENT, ResumeStore, stream_key
 from lobe.gateway.resume.writer import ReplayWriter, with_id
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.openai_errors import ApiError
 
 RID = "req1"
 
@@ -94,3 +96,16 @@ async def test_the_replay_expires_with_its_window(redis_url: str) -> None:
     ttls = [await redis.ttl(stream_key(RID)), await redis.ttl(stream_key(RID) + ":user")]
     await redis.aclose()
     assert all(0 < ttl <= 7 for ttl in ttls)
+
+
+@pytest.mark.parametrize("last", ["req1:²", "req1:-1", "req1:", "req2:3", "req1:3:4", "req1:9999999999"])
+def test_a_last_event_id_not_from_this_stream_is_400(last: str) -> None:
+    request = make_mocked_request("GET", "/", headers={"Last-Event-ID": last})
+    with pytest.raises(ApiError) as refused:
+        resumes_after(request, RID)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_last_event_id")
+
+
+def test_a_resume_starts_after_the_last_event_id_read() -> None:
+    assert resumes_after(make_mocked_request("GET", "/", headers={"Last-Event-ID": "req1:42"}), RID) == 42
+    assert resumes_after(make_mocked_request("GET", "/"), RID) == 0

@@ -41,7 +41,7 @@ def resumes_after(request: web.Request, request_id: str) -> int:
     if last is None:
         return 0
     of, _, seq = last.strip().rpartition(":")
-    if of != request_id or not seq.isdigit() or len(seq) > 9:
+    if of != request_id or not (seq.isascii() and seq.isdigit()) or len(seq) > 9:
         raise ApiError(
             400, f"Last-Event-ID must be `{request_id}:<n>`, an id from this stream.", "invalid_last_event_id"
         )
