@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 
 import aiohttp
 from nats.js import JetStreamContext
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
@@ -42,7 +42,6 @@ from lobe.shared.events.chat import (
 )
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 from lobe.shared.process import ServiceRuntime, started
-from lobe.shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
 TRACER = trace.get_tracer("lobe.chat_worker")
@@ -111,9 +110,7 @@ class ChatWorker:
         await self.bus.responds(CHAT_CANCEL, self.on_cancel, worker_id=self.settings.worker_id)
         await self.bus.responds(CHAT_MODELS, self.on_models)
         # Taking requests (live at the server) before the worker says it is ready.
-        self._requests = await self.bus.responds(
-            CHAT_REQUEST, self.accept, with_headers=True, malformed=unreadable
-        )
+        self._requests = await self.bus.responds(CHAT_REQUEST, self.accept, malformed=unreadable)
         runtime.on_stop(self._finish_runs)
         MAX_CONCURRENCY.set(self.settings.worker_max_concurrency)
 
@@ -145,7 +142,7 @@ class ChatWorker:
     async def ready(self) -> bool:
         return self.session is not None and self.bus.connected
 
-    def accept(self, event: ChatRequested, headers: Mapping[str, str] | None) -> AcceptedFrame | ErrorFrame:
+    def accept(self, event: ChatRequested) -> AcceptedFrame | ErrorFrame:
         """Accept (or refuse) a request; the answer streams from a task of its own. A bug here
         leaves the request unanswered: the gateway's accept times out and it re-dispatches."""
         catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
@@ -159,7 +156,8 @@ class ChatWorker:
         sink = FrameSink(
             self.bus.connection, event.reply_to, event.request_id, self.settings.heartbeat_interval_s
         )
-        parent = extract_context(headers)  # continue the gateway's trace
+        # The bus's span for this chat.request, itself the gateway's child: the run continues it.
+        parent = otel_context.get_current()
         task = asyncio.create_task(
             self._run(event, catalog, routed, sink, parent), name=f"chat {event.request_id}"
         )
