@@ -1,6 +1,7 @@
 """What `responds` does with one command, the same on NATS and in memory: decode the body into the
-catalog's payload model, call the handler, encode what it returns; and the catalog's rules for
-what is left unanswered.
+catalog's payload model, call the handler, encode what it returns, all inside the command's span
+(lobe.shared.bus.tracing: the asker's trace goes on); and the catalog's rules for what is left
+unanswered.
 
 Unanswered on purpose (a request-reply asker treats silence as an answer and applies its fail
 mode; docs/architecture.md): a body that does not decode (unless the handler's `malformed` turns
