@@ -22,7 +22,7 @@ from lobe.devtools.drain_checks import (
 from lobe.devtools.ports import free_port
 from lobe.devtools.suite import ServiceProcess, start_gateway
 
-from .conftest import API_KEY
+from .conftest import API_KEY, GATEWAY_DEFAULTS
 from .test_chat_path import MESSAGES
 from .test_worker_failures import answer_for
 
@@ -39,12 +39,9 @@ async def gateway_process(nats_url: str, worker: ChatWorker) -> AsyncIterator[St
             nats_url,
             mode="process",
             ops_port=ops_port,
-            gateway_api_keys=f"{API_KEY}:alice",
-            billing_enabled=False,
-            rate_limits_enabled=False,
-            cache_enabled=False,
             shutdown_grace_s=grace_s,
             shutdown_delay_s=delay_s,
+            **GATEWAY_DEFAULTS,
         )
         started.append(gateway)
         return gateway.proc, openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=API_KEY, max_retries=0)

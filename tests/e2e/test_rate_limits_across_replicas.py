@@ -15,7 +15,7 @@ import pytest
 from lobe.devtools.servers import RedisServer
 from lobe.devtools.suite import ServiceProcess, start_gateway
 
-from .conftest import API_KEY, start_worker
+from .conftest import API_KEY, GATEWAY_DEFAULTS, start_worker
 
 REPLICAS = 3
 FREE_PER_MINUTE = 10  # the seed's free tier, from the bundled rate-limit file
@@ -33,10 +33,8 @@ async def gateway_processes(nats_url: str, redis_url: str, fail_mode: str) -> As
                 await start_gateway(
                     nats_url,
                     mode="process",
+                    **{**GATEWAY_DEFAULTS, "rate_limits_enabled": True},
                     redis_url=redis_url,
-                    gateway_api_keys=f"{API_KEY}:alice:free",
-                    billing_enabled=False,
-                    cache_enabled=False,
                     rate_limit_fail_mode=fail_mode,
                 )
             )

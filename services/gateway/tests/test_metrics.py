@@ -61,7 +61,9 @@ async def test_a_completed_sse_answer_and_a_json_answer_leave_no_open_stream(
     before = value(STREAMING)
     async with aiohttp.ClientSession() as http:
         for stream in (True, False):
-            async with http.post(f"{patient_gateway}/v1/chat/completions", json=chat(stream), headers=HEADERS) as r:
+            async with http.post(
+                f"{patient_gateway}/v1/chat/completions", json=chat(stream), headers=HEADERS
+            ) as r:
                 assert r.status == 200
                 await r.read()
     assert value(STREAMING) == before

@@ -65,7 +65,10 @@ async def cached(nats_url: str, redis_url: str, cached_words_worker: ScriptedWor
 
 
 async def stored(
-    cached_words_worker: ScriptedWorker, base: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    cached_words_worker: ScriptedWorker,
+    base: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Wait until the answer to `body` is in the cache (it is stored after the answer, in the
     background), proven by the next identical request not reaching the cached_words_worker."""
