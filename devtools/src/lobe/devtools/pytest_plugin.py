@@ -44,12 +44,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lobe.devtools.fake_upstream import FakeUpstream, Reply
+from lobe.devtools.fake_upstream import FakeUpstream, Reply, upstreams
 from lobe.devtools.pgadmin import DatabaseAdmin, random_name
 from lobe.devtools.servers import BusUsers, NatsServer, PostgresServer, RedisServer
 from lobe.devtools.servers.oidc import OidcProviderServer
 from lobe.devtools.servers.redis import DATABASES
-from lobe.devtools.suite.upstreams import upstreams
 
 INTEGRATION_FIXTURES = frozenset(
     {

@@ -13,11 +13,11 @@ conftest.py) and lobe.devtools.pytest_plugin (`upstream`, `make_upstream`). No t
 service with `python -m` itself (devtools/tests/test_one_suite.py).
 """
 
+from lobe.devtools.fake_upstream import upstreams
 from lobe.devtools.suite.inprocess import InProcessGateway, InProcessService
 from lobe.devtools.suite.models import mock_models, write_mock_models
 from lobe.devtools.suite.processes import ServiceProcess, service_process
 from lobe.devtools.suite.services import Mode, start_billing, start_gateway, start_metrics, start_worker
-from lobe.devtools.suite.upstreams import upstreams
 from lobe.devtools.supervisor import ServiceFailed
 
 __all__ = [
