@@ -52,6 +52,7 @@ LEDGER_COLUMNS = (
     "ttft_ms",
     "duration_ms",
     "stream",
+    "kind",
 )
 
 
@@ -92,6 +93,7 @@ class LedgerRow:
             e.ttft_ms,
             e.duration_ms,
             e.stream,
+            e.kind,
         )
 
 

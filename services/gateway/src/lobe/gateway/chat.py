@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lobe.gateway.accounting import Accounting
+from lobe.gateway.accounting import Accounting, Body
 from lobe.gateway.answer import Answer
 from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.cache.response_cache import CACHE
@@ -56,9 +57,25 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _chat_completions(request: web.Request, received_at: float) -> web.StreamResponse:
+    account = await open_account(request, received_at)
+    # However it ends (a bad body, a refusal, the client gone, an answer): what the request
+    # took is given back or settled on the way out of this block.
+    async with account:
+        try:
+            body = await admitted_body(request, account, parse_body)
+            request[STREAM_KEY] = "true" if body.stream else "false"
+            return await _answer(request, account, body)
+        except ApiError as exc:
+            # An error names the request too: the ledger's key, and what support asks for.
+            exc.headers.setdefault("X-Request-Id", account.request_id)
+            raise
+
+
+async def open_account(request: web.Request, received_at: float) -> Accounting:
+    """The authenticated caller's Accounting for this request (every API endpoint's first step)."""
     resources = request.app[RESOURCES]
     caller = await request.app[AUTH].auth.authenticate(request)
-    account = Accounting(
+    return Accounting(
         resources.settings,
         resources.rate_limits,
         resources.budget,
@@ -68,26 +85,23 @@ async def _chat_completions(request: web.Request, received_at: float) -> web.Str
         received_at,
         uuid.uuid4().hex,
     )
-    # However it ends (a bad body, a refusal, the client gone, an answer): what the request
-    # took is given back or settled on the way out of this block.
-    async with account:
-        try:
-            length = request.content_length
-            if length is not None and length <= PARSE_FIRST_BYTES:
-                body = await parse_body(request)
-                await account.admit(request, body)
-            else:
-                # The rate limit before the parse: a caller over their limit costs no parse of a
-                # large body; the token window needs the parsed body (lobe.gateway.ratelimit.limiter).
-                await account.admit(request)
-                body = await parse_body(request)
-                await account.admit_tokens(request, body)
-            request[STREAM_KEY] = "true" if body.stream else "false"
-            return await _answer(request, account, body)
-        except ApiError as exc:
-            # An error names the request too: the ledger's key, and what support asks for.
-            exc.headers.setdefault("X-Request-Id", account.request_id)
-            raise
+
+
+async def admitted_body(
+    request: web.Request, account: Accounting, parse: Callable[[web.Request], Awaitable[Body]]
+) -> Body:
+    """The parsed body, within the caller's rate limits (or a 400, a 429)."""
+    length = request.content_length
+    if length is not None and length <= PARSE_FIRST_BYTES:
+        body = await parse(request)
+        await account.admit(request, body)
+        return body
+    # The rate limit before the parse: a caller over their limit costs no parse of a large
+    # body; the token window needs the parsed body (lobe.gateway.ratelimit.limiter).
+    await account.admit(request)
+    body = await parse(request)
+    await account.admit_tokens(request, body)
+    return body
 
 
 async def _answer(

@@ -10,6 +10,7 @@ from lobe.gateway.auth.routes import JWKS_PATH
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH
 from lobe.gateway.cache.admin import CacheInvalidation
 from lobe.gateway.request_body import EdgeRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.lifecycle import VERSION
 from lobe.shared.openapi import Document, document, health_paths, json_answer, model_ref, operation, parameter
 
@@ -47,6 +48,15 @@ def chat_paths() -> dict[str, Any]:
                 chat_ok,
                 (400, 401, 404, 413, 429, 502, 503, 504),
                 body=model_ref(EdgeRequest),
+            )
+        },
+        "/v1/embeddings": {
+            "post": operation(
+                "Create embeddings (OpenAI's API): one vector per input, as floats or base64 "
+                "float32 (`encoding_format`); deterministic, so cached per user.",
+                json_answer("A list object of embedding objects, with the input tokens in `usage`."),
+                (400, 401, 404, 413, 429, 502, 503, 504),
+                body=model_ref(EmbeddingsRequest),
             )
         },
         "/v1/models": {
@@ -154,5 +164,5 @@ def gateway_openapi() -> Document:
             **admin_paths(),
             **health_paths("/api/health", "/api/ready", "connected to NATS"),
         },
-        [EdgeRequest, CacheInvalidation],
+        [EdgeRequest, EmbeddingsRequest, CacheInvalidation],
     )

@@ -4,14 +4,29 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.3.0"
+CATALOG_VERSION = "3.5.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
     (
-        "3.3.0",
+        "3.5.0",
         "`billing.usage.reset` (EVENTS): an admin reset a user's usage (`lobe admin reset-usage`, "
         "`POST /v1/admin/users/{user_id}/reset-usage`); the current period closed and a new one "
         "opened (`2026-11.1`), from which the user's limits count. `period` in "
         "`billing.limit.exceeded` may now name such a period.",
+    ),
+    (
+        "3.4.0",
+        "A gateway offers several sign-in providers at once, so `provider` on `auth.user.resolve`, "
+        "`auth.login.succeeded` and `auth.login.failed` is the provider's configured name (`oidc`, "
+        "`google`, `github` or a name of the gateway's OIDC_PROVIDERS: lowercase letters, digits and "
+        "`_`) rather than one of `oidc` and `github`. Billing keys identities by (provider, subject) "
+        "as before; the payloads are otherwise unchanged.",
+    ),
+    (
+        "3.3.0",
+        "`embeddings.request` (gateway to the `chat-worker` queue group, request-reply, answered "
+        "with an EmbeddingsAnswer): POST /v1/embeddings. `kind` on `usage.recorded` and "
+        "`usage.reported` (chat, embedding, image, speech, transcription, response): the endpoint "
+        "a usage is for, which says its unit; an event without it is a chat's.",
     ),
     (
         "3.2.0",

@@ -1,4 +1,4 @@
-"""Usage domain: the durable record of what each chat request consumed.
+"""Usage domain: the durable record of what each request consumed (chat, embeddings, ...).
 
 `usage.recorded` goes to the JetStream stream USAGE with `Nats-Msg-Id` = request id, so a
 retried publish is dropped by the stream's duplicate window and billing's unique key drops any
@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller, TokenUsage
 from lobe.shared.events.envelope import Event
 
@@ -25,11 +26,17 @@ USAGE_DEAD_LETTER = "usage.dead"
 USAGE_SUBJECTS = (USAGE_RECORDED, USAGE_REPORTED)
 
 RequestStatus = Literal["ok", "error", "cancelled", "cache_hit"]
+# The endpoint a usage is for, which says the unit it is priced by: chat and response by input and
+# output tokens, embedding by input tokens (`usage.prompt_tokens`; completion_tokens is 0).
+UsageKind = Literal["chat", "embedding", "image", "speech", "transcription", "response"]
 
 
 class UsageRecorded(Event):
-    """`usage.recorded`: a chat request ended; this is what it used."""
+    """`usage.recorded`: a request ended; this is what it used."""
 
+    kind: UsageKind = Field(
+        default="chat", description="The endpoint the usage is for; absent (older producers): chat."
+    )
     user_id: str = Field(min_length=1, max_length=128)
     api_key_id: str | None = Field(default=None, max_length=128)
     provider: str = Field(min_length=1, max_length=64)
@@ -59,7 +66,7 @@ class UsageRecorded(Event):
 def usage_event(
     request_id: str,
     caller: Caller,
-    body: ChatCompletionRequest,
+    body: ChatCompletionRequest | EmbeddingsRequest,
     started_at: float,
     *,
     provider: str,
@@ -75,6 +82,7 @@ def usage_event(
     """The one way to build a request's usage event, the worker's and the gateway's alike.
     `started_at`: time.monotonic() when the request arrived (the duration runs from it)."""
     return UsageRecorded(
+        kind="embedding" if isinstance(body, EmbeddingsRequest) else "chat",
         request_id=request_id,
         correlation_id=correlation_id,
         user_id=caller.user_id,
@@ -87,7 +95,7 @@ def usage_event(
         error_code=error_code,
         ttft_ms=ttft_ms,
         duration_ms=(time.monotonic() - started_at) * 1000,
-        stream=body.stream,
+        stream=isinstance(body, ChatCompletionRequest) and body.stream,
         attempts=attempts,
         served_model=served_model,
     )
