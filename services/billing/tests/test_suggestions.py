@@ -75,8 +75,10 @@ async def test_model_switch_names_the_cheapest_model_the_user_already_used_and_r
     # ann used large, medium and small (tiny, cheaper still, she never used).
     ann = events("ann", "large", 10, 1000, 500, cached=200) + events("ann", "medium", 5, 400, 100)
     ann += events("ann", "small", 2, 100, 50)
-    # cy used large and medium only: her switch is to medium, not to a model she never used.
+    # cy used large and medium for chats, and tiny for embeddings only: her switch is to medium,
+    # neither to a model she never used nor to one that served her another kind of request.
     cy = events("cy", "large", 1, 1000, 500) + events("cy", "medium", 1, 10, 10)
+    cy += [e.model_copy(update={"kind": "embedding"}) for e in events("cy", "tiny", 1, 10, 0)]
     await publish_usage(nats_url, [*ann, *cy])
     await wait_for_ledger(billing_db, len(ann) + len(cy))
     base = f"http://127.0.0.1:{priced.ops_port}"

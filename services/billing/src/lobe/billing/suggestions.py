@@ -1,10 +1,11 @@
 """Cost-optimisation suggestions from a user's usage in one period, read from the ledger.
 
 LobeChat's two, with its names, fields (`type`, `description`, `potentialSavings`) and triggers:
-1. model_switch: the user used a model while another model they also used in the period would
-   have cost less for the same tokens. One per provider and model that has such an alternative,
-   naming the cheapest: "Switch from X to Y for simple tasks". potentialSavings = what X's tokens
-   cost in the ledger minus the same tokens (prompt, completion, cached) at Y's rates today.
+1. model_switch: the user used a model while another model they also used in the period, for the
+   same kind of request (chat, embedding, ...), would have cost less for the same tokens. One per
+   provider and model that has such an alternative, naming the cheapest: "Switch from X to Y for
+   simple tasks". potentialSavings = what X's tokens cost in the ledger minus the same tokens
+   (prompt, completion, cached) at Y's rates today.
 2. implement_caching: when requests x 0.3 > 10 (34 requests or more in the period), potentialSavings
    = the period's cost x 0.3, LobeChat's estimate of the repeated queries a response cache serves.
 Ours, each for what those two cannot see:
@@ -64,35 +65,38 @@ def _usage(r: asyncpg.Record) -> TokenUsage:
 
 
 async def suggestions(pool: asyncpg.Pool, prices: PriceTable, user_id: str, period: str) -> list[Suggestion]:
-    rollups = await pool.fetch(
-        "SELECT provider, model, requests, prompt_tokens, completion_tokens, cached_tokens, cost_usd "
-        "FROM usage_rollups WHERE user_id = $1 AND period = $2 ORDER BY provider, model",
+    models = await pool.fetch(
+        """SELECT provider, model, kind, count(*) AS requests, sum(prompt_tokens) AS prompt_tokens,
+                  sum(completion_tokens) AS completion_tokens, sum(cached_tokens) AS cached_tokens,
+                  sum(cost_usd) AS cost_usd
+           FROM usage_ledger WHERE user_id = $1 AND period = $2
+           GROUP BY provider, model, kind ORDER BY provider, model, kind""",
         user_id,
         period,
     )
     out: list[Suggestion] = []
-    for r in rollups:
-        switch = model_switch(prices, r, rollups)
+    for r in models:
+        switch = model_switch(prices, r, models)
         # One model to move to per model: a cheaper sibling only when none the user used is cheaper.
         if switch is not None:
             out.append(switch)
         else:
             out.extend(_cheaper_model(prices, r))
         out.extend(_prompt_caching(prices, r))
-    out.extend(implement_caching(rollups))
+    out.extend(implement_caching(models))
     out.extend(await _small_requests(pool, prices, user_id, period))
     return sorted(out, key=lambda s: Decimal(s.potential_savings), reverse=True)
 
 
 def model_switch(
-    prices: PriceTable, used: asyncpg.Record, rollups: Sequence[asyncpg.Record]
+    prices: PriceTable, used: asyncpg.Record, models: Sequence[asyncpg.Record]
 ) -> Suggestion | None:
     """LobeChat's model_switch for `used`, against the other models of the user's period."""
     tokens = _usage(used)
     best: tuple[str, Decimal] | None = None
-    for other in rollups:
-        if other["model"] == used["model"]:
-            continue
+    for other in models:
+        if other["model"] == used["model"] or other["kind"] != used["kind"]:
+            continue  # an embedding model serves no chat, nor a chat model embeddings
         alt = _reprice(prices, other["provider"], other["model"], tokens)
         if alt is not None and alt < used["cost_usd"] and (best is None or alt < best[1]):
             best = (other["model"], alt)
@@ -105,11 +109,11 @@ def model_switch(
     )
 
 
-def implement_caching(rollups: Sequence[asyncpg.Record]) -> list[Suggestion]:
-    requests = sum(r["requests"] for r in rollups)
+def implement_caching(models: Sequence[asyncpg.Record]) -> list[Suggestion]:
+    requests = sum(r["requests"] for r in models)
     if not requests * CACHING_SHARE > CACHING_ABOVE:
         return []
-    cost = sum((r["cost_usd"] for r in rollups), Decimal(0))
+    cost = sum((r["cost_usd"] for r in models), Decimal(0))
     return [
         Suggestion(
             type="implement_caching",
