@@ -4,8 +4,8 @@ producer and consumer really exists.
 The whole suite runs (gateway, a chat worker, billing, metrics) while a sniffer subscribed to `>`
 records every message; the workload covers streamed, non-streamed, cancelled, failed, unknown-model,
 over-budget, unpriced and dead-lettered requests, a response cache hit and an admin's cache
-invalidation, key issue and revocation, a refused and a successful sign-in and a sign-out, a
-deployment whose breaker opens, probes and closes, a model routed by price, a worker killed
+invalidation, key issue and revocation, a usage reset, a refused and a successful sign-in and a
+sign-out, a deployment whose breaker opens, probes and closes, a model routed by price, a worker killed
 mid-answer and every service's start and stop. Consumers are read off the server itself: its live
 subscriptions (monitoring endpoint /connz) and its JetStream consumers. The workers' routing store
 (a KV bucket and a counter stream, docs/routing.md) is state, not events: its subjects are not
@@ -300,6 +300,7 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         with pytest.raises(openai.RateLimitError):
             await bob.chat.completions.create(model="mock", messages=MESSAGES)
         await admin(http, billing_url, "DELETE", f"/keys/{issued['id']}")
+        await admin(http, billing_url, "POST", "/users/bob/reset-usage", {})  # a new usage period
         # Sign-in: refused (domain), then signed in (billing creates the user) and out.
         assert (await sign_in(base_url, provider.url, "eve@elsewhere.example")).status == 403
         session = (await sign_in(base_url, provider.url, "ann@corp.example")).body["access_token"]
