@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lobe.shared.config_file import exact_decimal, load_yaml
+from lobe.shared.events.usage import DisconnectBilling
 
 DEFAULT_PLANS_FILE = Path(__file__).parent / "config" / "plans.yaml"
 PeriodKind = Literal["month", "week", "day"]
@@ -23,6 +24,9 @@ class Plan(BaseModel):
     cost_usd: Decimal | None = Field(ge=0, decimal_places=4)
     requests: int | None = Field(ge=0)
     rate_tier: str = Field(min_length=1)
+    # What a cancelled request costs on this plan; None: the deployment's setting, else
+    # bill_partial (lobe.billing.disconnects).
+    disconnect_billing: DisconnectBilling | None = None
 
     @field_validator("cost_usd", mode="before")
     @classmethod
@@ -54,6 +58,20 @@ def period_key(when: datetime, kind: PeriodKind = "month") -> str:
     return when.strftime("%Y-%m-%d")
 
 
+def period_bounds(key: str, kind: PeriodKind = "month") -> tuple[datetime, datetime]:
+    """When the calendar period `key` starts and ends (UTC; the end is the next one's start).
+    ValueError for a key of the right shape naming no period (2026-W53, 2026-02-30)."""
+    if kind == "month":
+        year, month = int(key[:4]), int(key[5:7])
+        start = datetime(year, month, 1, tzinfo=UTC)
+        return start, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    if kind == "week":
+        start = datetime.fromisocalendar(int(key[:4]), int(key[6:8]), 1).replace(tzinfo=UTC)
+        return start, start + timedelta(days=7)
+    start = datetime.strptime(key, "%Y-%m-%d").replace(tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Effective limits for one user: the plan's, with the user's overrides applied."""
@@ -81,6 +99,9 @@ class PlanBook:
     def period_key(self, when: datetime) -> str:
         return period_key(when, self.period)
 
+    def period_bounds(self, key: str) -> tuple[datetime, datetime]:
+        return period_bounds(key, self.period)
+
     def limits(self, plan: str | None, override: Override | None = None) -> Limits:
         # An account on a plan the operator since removed falls back to the default plan.
         name = plan if plan in self.spec.plans else self.spec.default_plan
@@ -93,6 +114,12 @@ class PlanBook:
             requests=o.requests if o.requests is not None else base.requests,
             rate_tier=o.rate_tier or base.rate_tier,
         )
+
+    def disconnect_billing(self, plan: str | None) -> DisconnectBilling | None:
+        """The plan's disconnect policy, if it sets one (an event without a plan: none)."""
+        if plan is None:
+            return None
+        return self.spec.plans.get(plan, self.spec.plans[self.spec.default_plan]).disconnect_billing
 
     def rows(self) -> list[tuple[str, int | None, Decimal | None, int | None, str]]:
         return [(n, p.tokens, p.cost_usd, p.requests, p.rate_tier) for n, p in self.spec.plans.items()]

@@ -25,6 +25,7 @@ from lobe.gateway.ratelimit.headers import add_rate_headers
 from lobe.gateway.ratelimit.proxy_check import UntrustedProxyCheck
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
 from lobe.gateway.responses import responses
+from lobe.gateway.resume.routes import resume_stream
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.http_telemetry import instrument
 from lobe.shared.openai_errors import openai_errors
@@ -69,6 +70,7 @@ def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None)
     add_health_routes(app, readiness(app), liveness_path="/api/health", readiness_path="/api/ready")
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/chat/completions/{request_id}/stream", resume_stream)
     app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/models", list_models)
     add_auth_routes(app)

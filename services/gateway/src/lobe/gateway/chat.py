@@ -3,7 +3,9 @@
 Authenticate, admit within the user's rate limits (lobe.gateway.ratelimit: requests and requests
 in flight before the parse, tokens after it), parse, admit within the budget,
 look the request up in the response cache (lobe.gateway.cache), then deliver the answer
-(lobe.gateway.answer) from a worker or from the cache, as SSE or one JSON object. What the request
+(lobe.gateway.answer) from a worker or from the cache, as SSE or one JSON object. A stream the
+client asked to be resumable runs apart from the handler and keeps its events
+(lobe.gateway.resume). What the request
 takes and records, and giving it back whatever ends it, is its Accounting's
 (lobe.gateway.accounting).
 """
@@ -23,9 +25,11 @@ from lobe.gateway.cache.response_cache import CACHE
 from lobe.gateway.drain import LIVE_ANSWERS
 from lobe.gateway.metrics import IN_FLIGHT, REQUESTS
 from lobe.gateway.openai_format import ChunkWriter, CompletionAssembler
-from lobe.gateway.outputs import JsonOutput, Output, SseOutput
+from lobe.gateway.outputs import JsonOutput, Output
 from lobe.gateway.request_body import parse_body
 from lobe.gateway.resources import RESOURCES
+from lobe.gateway.resume.detach import detached_if_resumable
+from lobe.gateway.resume.output import sse_output
 from lobe.gateway.status_count import counted
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import ChatEndpoint
@@ -49,7 +53,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     received_at = time.monotonic()
     IN_FLIGHT.inc()
     try:
-        return await counted(_chat_completions(request, received_at), count)
+        # A resumable stream runs apart from this handler (lobe.gateway.resume.detach).
+        return await counted(detached_if_resumable(request, _chat_completions(request, received_at)), count)
     finally:
         IN_FLIGHT.dec()
 
@@ -113,7 +118,13 @@ async def _answer(
     request_id = account.request_id
     answer, headers = open_answer(request, account, body)
     output: Output = (
-        SseOutput(request, ChunkWriter(request_id, body.model, body.wants_usage_chunk), headers)
+        await sse_output(
+            request,
+            ChunkWriter(request_id, body.model, body.wants_usage_chunk),
+            headers,
+            request_id,
+            account.caller.user_id,
+        )
         if body.stream
         else JsonOutput(CompletionAssembler(request_id, body.model), headers)
     )

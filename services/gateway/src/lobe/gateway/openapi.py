@@ -22,6 +22,9 @@ FORWARDED_ADMIN = {
     "/v1/admin/keys/{key_id}": {"delete": "Revoke an API key on every gateway."},
     "/v1/admin/users/{user_id}/plan": {"put": "Move a user to another plan."},
     "/v1/admin/users/{user_id}/limits": {"put": "Override a user's limits."},
+    "/v1/admin/users/{user_id}/reset-usage": {
+        "post": "Reset a user's usage: a new period, limits count from now."
+    },
 }
 ADMIN_ERRORS = (400, 401, 403, 404, 503)
 USER_ID = parameter("user_id", "path", "The user.")
@@ -55,6 +58,26 @@ def chat_paths() -> dict[str, Any]:
                 json_answer("A list object of embedding objects, with the input tokens in `usage`."),
                 (400, 401, 404, 413, 429, 502, 503, 504),
                 body=model_ref(EmbeddingsRequest),
+            )
+        },
+        "/v1/chat/completions/{request_id}/stream": {
+            "get": operation(
+                "Resume a resumable stream (`X-Lobe-Resumable: true` on the request) after a lost "
+                "connection, on any replica: the events after `Last-Event-ID`, then the rest live "
+                "(docs/streaming.md).",
+                {
+                    "200": {
+                        "description": "The answer's remaining server-sent events, each with its id.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    }
+                },
+                (400, 401, 404, 503),
+                parameters=[
+                    parameter("request_id", "path", "The stream's X-Request-Id."),
+                    parameter(
+                        "Last-Event-ID", "header", "The last event id the client read, `<request_id>:<n>`."
+                    ),
+                ],
             )
         },
         "/v1/responses": {

@@ -97,13 +97,13 @@ class SseOutput:
 
     async def flush(self) -> None:
         if self.held and self.response is not None:
-            await self.response.write(self._take())
+            await self._send(self.response, eof=False)
 
     async def finish(self, done: DoneFrame, usage: UsageFrame | None) -> web.StreamResponse:
         response = await self._opened()
         for event in self.writer.end(done, usage):
             self._hold(event)
-        await response.write_eof(self._take())  # with the stream's end: one write
+        await self._send(response, eof=True)  # with the stream's end: one write
         return response
 
     async def fail(self, error: ApiError) -> web.StreamResponse:
@@ -111,8 +111,15 @@ class SseOutput:
             raise error
         for event in self.writer.error(error):
             self._hold(event)
-        await self.response.write_eof(self._take())
+        await self._send(self.response, eof=True)
         return self.response
+
+    async def _send(self, response: web.StreamResponse, eof: bool) -> None:
+        """Write what is held; `eof`: and end the stream."""
+        if eof:
+            await response.write_eof(self._take())
+        else:
+            await response.write(self._take())
 
     def _hold(self, chunk: bytes) -> None:
         self.held.append(chunk)

@@ -4,13 +4,37 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.8.0"
+CATALOG_VERSION = "3.7.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
     (
-        "3.8.0",
+        "3.7.0",
         "`endpoint` on `chat.request` (`chat` or `responses`; absent: chat): POST /v1/responses is "
         "translated to a chat request at the gateway, and the worker refuses a model whose `serves` "
         "lacks the endpoint (404 `model_not_supported`) and records its usage as `kind: response`.",
+    ),
+    (
+        "3.6.0",
+        "`billing.usage.reset` (EVENTS): an admin reset a user's usage (`lobe admin reset-usage`, "
+        "`POST /v1/admin/users/{user_id}/reset-usage`); the current period closed and a new one "
+        "opened (`2026-11.1`), from which the user's limits count. `period` in "
+        "`billing.limit.exceeded` may now name such a period.",
+    ),
+    (
+        "3.5.0",
+        "Usage counts say who counted them apart from what they cover: `source` (`provider` or "
+        "`estimated`) on `usage` in the usage frame and `usage.recorded`, beside `basis` (a "
+        "cancelled answer's stays `partial`); an event without it reads as before (`estimated` "
+        "when `basis` says so, else `provider`). `usage.recorded` also carries the caller's `plan`, "
+        "the request's `max_output_tokens` and, on a cancelled request, its deployment's "
+        "`disconnect_billing`, from which billing prices a cancelled request per its policy.",
+    ),
+    (
+        "3.4.0",
+        "A gateway offers several sign-in providers at once, so `provider` on `auth.user.resolve`, "
+        "`auth.login.succeeded` and `auth.login.failed` is the provider's configured name (`oidc`, "
+        "`google`, `github` or a name of the gateway's OIDC_PROVIDERS: lowercase letters, digits and "
+        "`_`) rather than one of `oidc` and `github`. Billing keys identities by (provider, subject) "
+        "as before; the payloads are otherwise unchanged.",
     ),
     (
         "3.3.0",

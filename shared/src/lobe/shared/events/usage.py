@@ -29,6 +29,9 @@ RequestStatus = Literal["ok", "error", "cancelled", "cache_hit"]
 # The endpoint a usage is for, which says the unit it is priced by: chat and response by input and
 # output tokens, embedding by input tokens (`usage.prompt_tokens`; completion_tokens is 0).
 UsageKind = Literal["chat", "embedding", "image", "speech", "transcription", "response"]
+# What a cancelled request (the client left, a timeout, a shutdown) is billed for: what was
+# generated, the whole answer as far as its output cap, or nothing (docs/billing.md, "Disconnects").
+DisconnectBilling = Literal["bill_partial", "bill_full", "bill_none"]
 
 
 def chat_usage_kind(endpoint: ChatEndpoint) -> UsageKind:
@@ -63,6 +66,16 @@ class UsageRecorded(Event):
         "fallback); billing prices by it. None: `model`.",
     )
 
+    plan: str | None = Field(default=None, description="The caller's plan when the request ran.")
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, description="The output cap the request ran with (the budget hold's); None: none."
+    )
+    disconnect_billing: DisconnectBilling | None = Field(
+        default=None,
+        description="A cancelled request's billing as its deployment configures it; the plan's, "
+        "when it sets one, comes first (billing). None: neither says.",
+    )
+
     @property
     def priced_model(self) -> str:
         return self.served_model or self.model
@@ -83,6 +96,7 @@ def usage_event(
     ttft_ms: float | None = None,
     attempts: int | None = None,
     served_model: str | None = None,
+    disconnect_billing: DisconnectBilling | None = None,
     kind: UsageKind | None = None,
 ) -> UsageRecorded:
     """The one way to build a request's usage event, the worker's and the gateway's alike.
@@ -107,6 +121,9 @@ def usage_event(
         stream=isinstance(body, ChatCompletionRequest) and body.stream,
         attempts=attempts,
         served_model=served_model,
+        plan=caller.plan,
+        max_output_tokens=body.output_token_limit if isinstance(body, ChatCompletionRequest) else None,
+        disconnect_billing=disconnect_billing,
     )
 
 
