@@ -73,12 +73,12 @@ class ChunkWriter:
             payload["usage"] = None
         return sse_event(payload)
 
-    def delta(self, frame: DeltaFrame) -> bytes:
+    def delta(self, frame: DeltaFrame) -> list[bytes]:
         delta = delta_body(frame)
         if not self.sent_role:
             delta = {"role": "assistant", **delta}
             self.sent_role = True
-        return self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
+        return [self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])]
 
     def finish(self, frame: DoneFrame) -> bytes:
         delta = {} if self.sent_role else {"role": "assistant", "content": ""}

@@ -62,9 +62,9 @@ def chat_paths() -> dict[str, Any]:
         },
         "/v1/chat/completions/{request_id}/stream": {
             "get": operation(
-                "Resume a resumable stream (`X-Lobe-Resumable: true` on the request) after a lost "
-                "connection, on any replica: the events after `Last-Event-ID`, then the rest live "
-                "(docs/streaming.md).",
+                "Resume a resumable stream (`X-Lobe-Resumable: true` on a streamed chat completion "
+                "or response) after a lost connection, on any replica: the events after "
+                "`Last-Event-ID`, then the rest live (docs/streaming.md).",
                 {
                     "200": {
                         "description": "The answer's remaining server-sent events, each with its id.",
@@ -89,7 +89,8 @@ def chat_paths() -> dict[str, Any]:
                     "200": {
                         "description": "The `response` object, or its server-sent events (`event: "
                         "response.created` … `response.completed`, each with `sequence_number`; an "
-                        "error after the first byte is an `error` event then `response.failed`).",
+                        "error after the first byte is an `error` event then `response.failed`); "
+                        "resumable as a chat stream is, with `X-Lobe-Resumable: true`.",
                         "content": {
                             "application/json": {"schema": {"type": "object"}},
                             "text/event-stream": {"schema": {"type": "string"}},

@@ -53,10 +53,11 @@ class Output(Protocol):
 
 class ChunkSource(Protocol):
     """An answer's server-sent events: each delta's, the end's, and an error's after the first
-    byte. The end and the error are lists, one item per SSE event, each held on its own (an output
-    that numbers what it holds gives each event its own id)."""
+    byte. Each is a list, one item per SSE event (a delta may make none or several: a Responses
+    item opening), each held on its own: a resumable output gives every event its own id
+    (lobe.gateway.resume.output), and a resume splits kept batches on those ids."""
 
-    def delta(self, frame: DeltaFrame) -> bytes: ...
+    def delta(self, frame: DeltaFrame) -> list[bytes]: ...
 
     def end(self, done: DoneFrame, usage: UsageFrame | None) -> list[bytes]: ...
 
@@ -91,7 +92,8 @@ class SseOutput:
 
     async def delta(self, frame: DeltaFrame) -> None:
         await self._opened()
-        self._hold(self.writer.delta(frame))
+        for event in self.writer.delta(frame):
+            self._hold(event)
         if self.held_bytes >= WRITE_BATCH_MAX_BYTES:
             await self.flush()
 

@@ -18,24 +18,25 @@ from lobe.shared.openai_errors import ApiError
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def sse(events: list[Event]) -> bytes:
-    return b"".join(f"event: {e['type']}\ndata: {_dumps(e)}\n\n".encode() for e in events)
+def sse(event: Event) -> bytes:
+    return f"event: {event['type']}\ndata: {_dumps(event)}\n\n".encode()
 
 
 class ResponseChunks:
-    """The SseOutput's ChunkSource for a streamed Responses answer."""
+    """The SseOutput's ChunkSource for a streamed Responses answer: one item per event, so that a
+    resumable stream numbers each (lobe.gateway.resume.output)."""
 
     def __init__(self, events: ResponseEvents) -> None:
         self.events = events
 
-    def delta(self, frame: DeltaFrame) -> bytes:
-        return sse(self.events.delta(frame))
+    def delta(self, frame: DeltaFrame) -> list[bytes]:
+        return [sse(event) for event in self.events.delta(frame)]
 
     def end(self, done: DoneFrame, usage: UsageFrame | None) -> list[bytes]:
-        return [sse([event]) for event in self.events.finish(done, usage)]
+        return [sse(event) for event in self.events.finish(done, usage)]
 
     def error(self, error: ApiError) -> list[bytes]:
-        return [sse([event]) for event in self.events.fail(error)]
+        return [sse(event) for event in self.events.fail(error)]
 
 
 class ResponseAssembler:
