@@ -52,6 +52,11 @@ LEDGER_COLUMNS = (
     "duration_ms",
     "stream",
     "kind",
+    "images",
+    "image_size",
+    "image_quality",
+    "characters",
+    "audio_seconds",
 )
 
 
@@ -69,7 +74,7 @@ class LedgerRow:
         return self.event.request_id
 
     def record(self) -> tuple[object, ...]:
-        e, u = self.event, self.event.usage
+        e, u, units = self.event, self.event.usage, self.event.units
         return (
             e.request_id,
             e.occurred_at,
@@ -93,6 +98,11 @@ class LedgerRow:
             e.duration_ms,
             e.stream,
             e.kind,
+            units.images if units else None,
+            units.image_size if units else None,
+            units.image_quality if units else None,
+            units.characters if units else None,
+            Decimal(str(units.audio_seconds)) if units else None,
         )
 
 
@@ -100,7 +110,12 @@ def price_event(
     event: UsageRecorded, prices: PriceTable, plans: PlanBook, reported: bool = False
 ) -> LedgerRow:
     p = prices.price(
-        event.provider, event.priced_model, event.occurred_at, event.usage, event.status == "cache_hit"
+        event.provider,
+        event.priced_model,
+        event.occurred_at,
+        event.usage,
+        event.status == "cache_hit",
+        event.units,
     )
     period = plans.period_key(event.occurred_at)
     return LedgerRow(event, period, p.cost_usd, p.priced, p.effective_from, reported)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.3.0"
+CATALOG_VERSION = "3.7.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.7.0",
+        "`images.request`, `speech.request` (its audio on `speech.audio.<request_id>`) and "
+        "`transcription.request` (the file in the Object Store bucket MEDIA): gateway to the "
+        "`chat-worker` queue group, request-reply. `units` on `usage.recorded` and `usage.reported` "
+        "(images with size and quality, characters, audio seconds) and on `billing.budget.reserve` "
+        "(the hold's upper bound): what a media request is priced by.",
+    ),
     (
         "3.3.0",
         "`embeddings.request` (gateway to the `chat-worker` queue group, request-reply, answered "

@@ -1,0 +1,206 @@
+"""Images, speech and transcription end to end with the official `openai` SDK, against the
+built-in mock (docs/media.md): the gateway's edge, a worker, the Object Store for uploads, and
+billing's ledger (one row per request, its kind, units and cost)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import asyncpg
+import nats
+import openai
+import pytest
+
+from lobe.billing.admin import admin_session
+from lobe.billing.plans import Override
+from lobe.billing.service import BillingService
+from lobe.chat_worker.deployments import BUILTIN
+from lobe.chat_worker.providers.mock_media import MOCK_TRANSCRIPT, png_1x1, wav_header
+
+from .conftest import API_KEY, Suite, billing_settings, start_gateway, start_worker
+
+ADMIN_TOKEN = "e2e-admin-token"
+
+
+@pytest.fixture
+async def suite(gateway_only: Suite) -> AsyncIterator[Suite]:
+    """The gateway and a worker routing the built-in mock, which serves every endpoint."""
+    worker = await start_worker(gateway_only.nats_url, BUILTIN)
+    yield gateway_only
+    await worker.stop()
+
+
+async def test_images_b64_json_and_url_parse_in_the_sdk(suite: Suite) -> None:
+    as_b64 = await suite.client.images.generate(
+        model="mock", prompt="a red fox", n=2, response_format="b64_json"
+    )
+    assert [base64.b64decode(d.b64_json or "") for d in as_b64.data] == [
+        png_1x1("0:a red fox"),
+        png_1x1("1:a red fox"),
+    ]
+    as_url = await suite.client.images.generate(model="mock", prompt="a red fox", response_format="url")
+    assert as_url.data[0].url == "data:image/png;base64," + base64.b64encode(png_1x1("0:a red fox")).decode()
+
+
+async def test_speech_streams_a_valid_wav(suite: Suite) -> None:
+    text = "hello there, this is speech"
+    async with suite.client.audio.speech.with_streaming_response.create(
+        model="mock", voice="alloy", input=text, response_format="wav"
+    ) as response:
+        assert response.headers["content-type"] == "audio/wav"
+        audio = b"".join([chunk async for chunk in response.iter_bytes()])
+    samples = 24_000 * 10 * len(text) // 1000 * 2
+    assert audio[:44] == wav_header(samples)
+    assert len(audio) == 44 + samples
+
+
+@pytest.mark.parametrize("response_format", ["json", "text", "srt", "verbose_json", "vtt"])
+async def test_transcription_in_each_format(suite: Suite, response_format: Any) -> None:
+    audio = wav_header(32_000) + bytes(32_000)
+    answer = await suite.client.audio.transcriptions.create(
+        model="mock", file=("hello.wav", audio, "audio/wav"), response_format=response_format
+    )
+    duration = round(len(audio) / 16_000, 3)
+    if response_format == "json":
+        assert answer.text == MOCK_TRANSCRIPT
+    elif response_format == "verbose_json":
+        assert (answer.text, answer.duration) == (MOCK_TRANSCRIPT, duration)
+    elif response_format == "text":
+        assert answer == MOCK_TRANSCRIPT + "\n"
+    elif response_format == "srt":
+        assert answer == f"1\n00:00:00,000 --> 00:00:02,003\n{MOCK_TRANSCRIPT}\n"
+    else:
+        assert answer == f"WEBVTT\n\n00:00:00.000 --> 00:00:02.003\n{MOCK_TRANSCRIPT}\n"
+
+
+async def error_of(suite: Suite, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+    async with suite.http.post(f"{suite.base_url}{path}", json=body, headers=suite.headers()) as r:
+        return r.status, (await r.json())["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/images/generations", {"model": "mock", "prompt": ""}, "prompt"),
+        ("/v1/images/generations", {"model": "mock", "prompt": "x", "n": 11}, "n"),
+        ("/v1/images/generations", {"model": "mock", "prompt": "x", "size": "3x3"}, "size"),
+        (
+            "/v1/images/generations",
+            {"model": "mock", "prompt": "x", "response_format": "png"},
+            "response_format",
+        ),
+        ("/v1/audio/speech", {"model": "mock", "input": "", "voice": "alloy"}, "input"),
+        ("/v1/audio/speech", {"model": "mock", "input": "x" * 4097, "voice": "alloy"}, "input"),
+        ("/v1/audio/speech", {"model": "mock", "input": "x"}, "voice"),
+        ("/v1/audio/speech", {"model": "mock", "input": "x", "voice": "a", "speed": 5}, "speed"),
+    ],
+)
+async def test_bad_input_is_openais_400_naming_the_param(
+    suite: Suite, path: str, body: Any, param: str
+) -> None:
+    status, error = await error_of(suite, path, body)
+    assert status == 400
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+
+
+async def test_a_transcription_without_a_file_is_a_400(suite: Suite) -> None:
+    form = aiohttp.FormData({"model": "mock"})
+    form.add_field("other", b"x", filename="x.bin")
+    async with suite.http.post(
+        f"{suite.base_url}/v1/audio/transcriptions", data=form, headers=suite.headers()
+    ) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["param"] == "file"
+
+
+async def test_unknown_model_is_a_404(suite: Suite) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        await suite.client.images.generate(model="no-such-model", prompt="x")
+    assert caught.value.code == "model_not_found"
+
+
+# Billing: one ledger row per request with its kind, units and cost; the budget refuses.
+
+
+@pytest.fixture
+async def billed(nats_url: str, billing_db: str) -> AsyncIterator[Suite]:
+    async with BillingService(billing_settings(nats_url, billing_db, ADMIN_TOKEN)) as billing:
+        assert billing.admin is not None
+        await billing.admin.create_user("alice", plan="basic")
+        worker = await start_worker(nats_url, BUILTIN)
+        runner, base_url = await start_gateway(nats_url, billing_enabled=True)
+        nc = await nats.connect(nats_url)
+        async with aiohttp.ClientSession() as http:
+            client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
+            yield Suite(base_url, nats_url, nc, client, http)
+        await nc.close()
+        await runner.cleanup()
+        await worker.stop()
+
+
+async def ledger_row(dsn: str, request_id: str, timeout_s: float = 10.0) -> asyncpg.Record:
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            row = await conn.fetchrow(
+                "SELECT kind, status, images, image_size, image_quality, characters, audio_seconds, cost_usd"
+                " FROM usage_ledger WHERE request_id = $1",
+                request_id,
+            )
+            if row is not None:
+                return row
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    raise AssertionError(f"request {request_id} never reached the ledger")
+
+
+async def test_each_kind_is_one_ledger_row_with_its_units_and_cost(billed: Suite, billing_db: str) -> None:
+    images = await billed.client.images.with_raw_response.generate(
+        model="mock", prompt="x", n=3, size="256x256"
+    )
+    row = await ledger_row(billing_db, images.headers["x-request-id"])
+    assert (row["kind"], row["status"], row["images"], row["image_size"], row["image_quality"]) == (
+        "image",
+        "ok",
+        3,
+        "256x256",
+        "standard",
+    )
+    assert Decimal(row["cost_usd"]) == 3 * Decimal("0.005")  # the mock's 256x256 standard price
+
+    text = "twelve chars"
+    async with billed.client.audio.speech.with_streaming_response.create(
+        model="mock", voice="alloy", input=text, response_format="mp3"
+    ) as speech:
+        await speech.read()
+    row = await ledger_row(billing_db, speech.headers["x-request-id"])
+    assert (row["kind"], row["characters"]) == ("speech", len(text))
+    assert Decimal(row["cost_usd"]) == Decimal(10) * len(text) / 1_000_000
+
+    audio = bytes(48_000)  # 3 s at the mock's 16,000 bytes a second
+    raw = await billed.client.audio.transcriptions.with_raw_response.create(
+        model="mock", file=("a.wav", audio)
+    )
+    row = await ledger_row(billing_db, raw.headers["x-request-id"])
+    assert (row["kind"], Decimal(row["audio_seconds"])) == ("transcription", Decimal(3))
+    assert Decimal(row["cost_usd"]) == Decimal("0.012") * 3 / 60
+
+
+async def test_the_budget_refuses_every_kind(billed: Suite, billing_db: str) -> None:
+    async with admin_session(billing_db, billed.nats_url) as admin:
+        await admin.set_limits("alice", Override(cost_usd=Decimal("0.0000000001")))
+    with pytest.raises(openai.RateLimitError) as images:
+        await billed.client.images.generate(model="mock", prompt="x")
+    with pytest.raises(openai.RateLimitError) as speech:
+        await billed.client.audio.speech.create(model="mock", voice="alloy", input="hi")
+    with pytest.raises(openai.RateLimitError) as transcription:
+        await billed.client.audio.transcriptions.create(model="mock", file=("a.wav", bytes(1000)))
+    assert {images.value.code, speech.value.code, transcription.value.code} == {"insufficient_quota"}
