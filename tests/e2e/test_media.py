@@ -20,8 +20,16 @@ import pytest
 from lobe.billing.admin import admin_session
 from lobe.billing.plans import Override
 from lobe.billing.service import BillingService
-from lobe.chat_worker.deployments import BUILTIN
+from lobe.chat_worker.deployments import BUILTIN, Deployment, ModelCatalog, RoutedModel, with_builtin
 from lobe.chat_worker.providers.mock_media import MOCK_TRANSCRIPT, png_1x1, wav_header
+from lobe.devtools.fake_media import (
+    SPEECH_BYTES,
+    SPEECH_CHUNK,
+    SPEECH_CHUNK_DELAY_S,
+    media_answer,
+    speech_audio,
+)
+from lobe.devtools.fake_upstream import FakeUpstream
 
 from .conftest import API_KEY, Suite, billing_settings, start_gateway, start_worker
 
@@ -204,3 +212,79 @@ async def test_the_budget_refuses_every_kind(billed: Suite, billing_db: str) -> 
     with pytest.raises(openai.RateLimitError) as transcription:
         await billed.client.audio.transcriptions.create(model="mock", file=("a.wav", bytes(1000)))
     assert {images.value.code, speech.value.code, transcription.value.code} == {"insufficient_quota"}
+
+
+async def test_a_20_mb_upload_never_sits_whole_in_the_gateway_or_the_worker(suite: Suite) -> None:
+    """Gateway and worker run in this process: tracemalloc's peak over the whole request (the
+    upload streamed into the Object Store, then out of it into the provider call) stays far below
+    the file. The client's 20 MB is made before the measurement starts and read in pieces."""
+    import tracemalloc
+
+    size = 20 * 1024 * 1024
+    piece = bytes(range(256)) * 256  # 64 KiB
+
+    async def upload() -> AsyncIterator[bytes]:
+        for _ in range(size // len(piece)):
+            yield piece
+
+    form = aiohttp.FormData({"model": "mock", "response_format": "verbose_json"})
+    form.add_field("file", upload(), filename="big.wav", content_type="audio/wav")
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        async with suite.http.post(
+            f"{suite.base_url}/v1/audio/transcriptions", data=form, headers=suite.headers()
+        ) as r:
+            assert r.status == 200, await r.text()
+            answer = await r.json()
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert answer["duration"] == round(size / 16_000, 3)  # the worker read every byte
+    assert peak < 4 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte upload"
+
+
+@pytest.fixture
+async def media_upstream() -> AsyncIterator[FakeUpstream]:
+    upstream = await FakeUpstream(answer=media_answer).start()
+    yield upstream
+    await upstream.stop()
+
+
+@pytest.fixture
+async def upstreamed(gateway_only: Suite, media_upstream: FakeUpstream) -> AsyncIterator[Suite]:
+    deployment = Deployment(name="oa", provider="openai", model="tts-1", base_url=media_upstream.url + "/v1")
+    model = RoutedModel(name="oa", serves=["images", "speech"], deployments=[deployment])
+    worker = await start_worker(gateway_only.nats_url, with_builtin(ModelCatalog(models=[model])))
+    yield gateway_only
+    await worker.stop()
+
+
+async def test_openai_images_over_the_wire(upstreamed: Suite, media_upstream: FakeUpstream) -> None:
+    answer = await upstreamed.client.images.generate(model="oa", prompt="a cat", response_format="url", n=2)
+    assert [d.url for d in answer.data] == [f"https://images.example.test/{i}.png" for i in range(2)]
+    assert answer.data[0].revised_prompt == "a cat"
+    sent = media_upstream.requests[0].json
+    assert (sent["model"], sent["n"], sent["response_format"]) == ("tts-1", 2, "url")
+
+
+async def test_speech_bytes_reach_the_client_before_the_upstream_has_sent_its_last(
+    upstreamed: Suite, media_upstream: FakeUpstream
+) -> None:
+    chunks = SPEECH_BYTES // SPEECH_CHUNK
+    async with upstreamed.client.audio.speech.with_streaming_response.create(
+        model="oa", voice="alloy", input="hello", response_format="wav"
+    ) as response:
+        received: list[bytes] = []
+        first_at = None
+        async for data in response.iter_bytes():
+            if first_at is None:
+                first_at = time.time()
+            received.append(data)
+    sent_at = media_upstream.requests[0].at
+    # The upstream spends (chunks - 1) pauses on the body; the client's first bytes came before
+    # half of them had passed, so before the upstream's last byte.
+    assert first_at is not None
+    assert first_at - sent_at < (chunks - 1) * SPEECH_CHUNK_DELAY_S / 2
+    assert b"".join(received) == speech_audio()

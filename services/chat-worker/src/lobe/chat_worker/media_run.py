@@ -68,7 +68,7 @@ class MediaRun(Generic[Body]):
     ) -> None:
         self.request_id = request_id
         self.caller = caller
-        self.body = body
+        self.body: Body = body
         self.provider_for = provider_for
         self.record_usage = record_usage
         self.correlation_id = correlation_id
@@ -196,7 +196,7 @@ async def run_transcription(
                 "media", 400, "invalid_request", "The uploaded file is gone.", ours=True
             ) from exc
         finally:
-            await audio.aclose()
+            await audio.aclose()  # type: ignore[attr-defined]
         run.units = MediaUnits(audio_seconds=round(transcribed.duration_s, 3))
 
     try:

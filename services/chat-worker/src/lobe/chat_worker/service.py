@@ -123,7 +123,8 @@ def unreadable_media(endpoint: str) -> Callable[[ValidationError], MediaAnswer]:
         failure = MediaFailure(
             status=400, code="invalid_event", message="The chat worker could not read the request."
         )
-        reply = {"images": ImagesAnswer, "speech": SpeechEnded}.get(endpoint, TranscriptionAnswer)
+        replies: dict[str, type[MediaAnswer]] = {"images": ImagesAnswer, "speech": SpeechEnded}
+        reply = replies.get(endpoint, TranscriptionAnswer)
         return reply(request_id="unknown", error=failure)
 
     return answer

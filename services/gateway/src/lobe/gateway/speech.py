@@ -80,9 +80,10 @@ async def _speech(request: web.Request, account: Accounting) -> web.StreamRespon
         if reply.error is not None:
             raise AudioCut(reply.error.message)
         while written < reply.chunks:
-            chunk = await listening.next(LATE_CHUNK_S)
-            if not isinstance(chunk, SpeechChunk) or chunk.seq != written:
+            late = await listening.next(LATE_CHUNK_S)
+            if not isinstance(late, SpeechChunk) or late.seq != written:
                 raise AudioCut(f"chunk {written} of {reply.chunks} never came")
+            chunk = late
             if response is None:
                 response = web.StreamResponse(status=200, headers=headers)
                 response.enable_chunked_encoding()

@@ -19,7 +19,7 @@ from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller, TokenUsage
 from lobe.shared.events.envelope import Event
 from lobe.shared.events.units import MediaUnits
-from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
+from lobe.shared.media_schema import ImagesRequest, MediaRequest, SpeechRequest, TranscriptionRequest
 
 USAGE_RECORDED = "usage.recorded"
 USAGE_REPORTED = "usage.reported"
@@ -69,7 +69,7 @@ class UsageRecorded(Event):
         return self.served_model or self.model
 
 
-UsageBody = ChatCompletionRequest | EmbeddingsRequest | ImagesRequest | SpeechRequest | TranscriptionRequest
+UsageBody = ChatCompletionRequest | EmbeddingsRequest | MediaRequest
 _KINDS: dict[type, UsageKind] = {
     EmbeddingsRequest: "embedding",
     ImagesRequest: "image",
