@@ -23,6 +23,7 @@ from lobe.gateway.route_headers import route_headers
 from lobe.gateway.worker_request import ask_workers, counted, deadline_ms, failed, no_answer
 from lobe.shared.bus.listen import listen
 from lobe.shared.events.media import SPEECH_AUDIO, SPEECH_REQUEST, SpeechChunk, SpeechEnded, SpeechRequested
+from lobe.shared.openai_errors import ApiError
 
 # After the reply, the chunks it counts that have not arrived yet get this long (core NATS keeps
 # one publisher's order, so they are in flight already or lost).
@@ -31,6 +32,24 @@ LATE_CHUNK_S = 2.0
 
 class AudioCut(Exception):
     """The audio broke off after bytes reached the client: the response must not end cleanly."""
+
+
+async def _play(
+    request: web.Request,
+    response: web.StreamResponse | None,
+    headers: dict[str, str],
+    chunk: object,
+    seq: int,
+) -> web.StreamResponse:
+    """Write the chunk due next (the response started on the first), or cut the audio."""
+    if not isinstance(chunk, SpeechChunk) or chunk.seq != seq:
+        raise AudioCut(f"chunk {seq} never came in order")
+    if response is None:
+        response = web.StreamResponse(status=200, headers=headers)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+    await response.write(base64.b64decode(chunk.audio))
+    return response
 
 
 async def speech(request: web.Request) -> web.StreamResponse:
@@ -56,15 +75,7 @@ async def _speech(request: web.Request, account: Accounting) -> web.StreamRespon
             if not getting.done():
                 getting.cancel()
                 break
-            chunk = getting.result()
-            assert isinstance(chunk, SpeechChunk)
-            if chunk.seq != written:
-                raise AudioCut(f"chunk {chunk.seq} where {written} was due")
-            if response is None:
-                response = web.StreamResponse(status=200, headers=headers)
-                response.enable_chunked_encoding()
-                await response.prepare(request)
-            await response.write(base64.b64decode(chunk.audio))
+            response = await _play(request, response, headers, getting.result(), written)
             written += 1
         reply = asked.result()
         if isinstance(reply, SpeechEnded):
@@ -81,25 +92,19 @@ async def _speech(request: web.Request, account: Accounting) -> web.StreamRespon
             raise AudioCut(reply.error.message)
         while written < reply.chunks:
             late = await listening.next(LATE_CHUNK_S)
-            if not isinstance(late, SpeechChunk) or late.seq != written:
-                raise AudioCut(f"chunk {written} of {reply.chunks} never came")
-            chunk = late
-            if response is None:
-                response = web.StreamResponse(status=200, headers=headers)
-                response.enable_chunked_encoding()
-                await response.prepare(request)
-            await response.write(base64.b64decode(chunk.audio))
+            response = await _play(request, response, headers, late, written)
             written += 1
         if response is None:  # an empty audio file
             response = web.StreamResponse(status=200, headers=headers)
             await response.prepare(request)
         await response.write_eof()
         return response
-    except AudioCut:
+    except AudioCut as exc:
+        if response is None:  # nothing sent yet: the client can still read an error
+            raise ApiError(502, f"The audio broke off: {exc}", "upstream_disconnected") from None
         # Bytes are out: cut the connection so the client sees a broken transfer, not a short file.
         if request.transport is not None:
             request.transport.close()
-        assert response is not None
         return response
     finally:
         if not asked.done():
