@@ -24,6 +24,7 @@ from decimal import Decimal
 import asyncpg
 
 from lobe.billing.db_metrics import timed_copy
+from lobe.billing.disconnects import billed_units, billed_usage
 from lobe.billing.holds import FREE_HOLDS
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
@@ -109,13 +110,14 @@ class LedgerRow:
 def price_event(
     event: UsageRecorded, prices: PriceTable, plans: PlanBook, reported: bool = False
 ) -> LedgerRow:
+    usage = billed_usage(event, plans)  # a cancelled request: per its disconnect policy
     p = prices.price(
         event.provider,
         event.priced_model,
         event.occurred_at,
-        event.usage,
+        usage,
         event.status == "cache_hit",
-        event.units,
+        billed_units(event, plans),
     )
     period = plans.period_key(event.occurred_at)
     return LedgerRow(event, period, p.cost_usd, p.priced, p.effective_from, reported)

@@ -18,6 +18,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from lobe.chat_worker.policies import BreakerPolicy, Limits, RetryPolicy, Strategy
 from lobe.shared.config_file import read_yaml
+from lobe.shared.events.usage import DisconnectBilling
 
 Endpoint = Literal["chat", "embeddings", "images", "speech", "transcriptions"]
 ProviderKind = Literal["openai", "anthropic", "gemini", "ollama", "openai_compatible", "azure_openai", "mock"]
@@ -67,6 +68,11 @@ class Deployment(BaseModel):
     limits: Limits | None = None
     breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
     chunk_delay_s: float = Field(default=0.0, ge=0, description="mock only: pacing between chunks.")
+    disconnect_billing: DisconnectBilling | None = Field(
+        default=None,
+        description="What a cancelled request on this deployment is billed for (bill_partial, "
+        "bill_full, bill_none); a plan's setting comes first; unset: bill_partial (docs/billing.md).",
+    )
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> Deployment:

@@ -236,14 +236,16 @@ class ChatRun:
             log.exception("could not send error frame", extra={"request_id": self.event.request_id})
 
     def _token_usage(self, basis_if_reported: TokenBasis) -> TokenUsage:
-        """Provider-reported usage when there is one; otherwise the documented estimate."""
+        """Provider-reported usage when there is one; otherwise the documented estimate. A
+        partial answer stays `partial` either way; `source` says which it was."""
         if self.outcome.usage is not None:
-            return self.outcome.usage.model_copy(update={"basis": basis_if_reported})
+            return self.outcome.usage.model_copy(update={"basis": basis_if_reported, "source": "provider"})
         estimated_basis: TokenBasis = "estimated" if basis_if_reported == "provider" else basis_if_reported
         return TokenUsage(
             prompt_tokens=estimate_prompt_tokens(self.event.body),
             completion_tokens=sum(estimate_tokens(text) for text in self.outcome.output_chars),
             basis=estimated_basis,
+            source="estimated",
         )
 
     def _usage_event(self, status: RequestStatus, error_code: str | None) -> UsageRecorded:
@@ -263,4 +265,7 @@ class ChatRun:
             ttft_ms=self.outcome.ttft_ms,
             attempts=self.attempts.attempts,
             served_model=self.outcome.served_model,
+            disconnect_billing=deployment.disconnect_billing
+            if deployment and status == "cancelled"
+            else None,
         )

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
 import aiohttp
 from nats.js import JetStreamContext
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
@@ -67,7 +68,6 @@ from lobe.shared.events.media import (
 )
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 from lobe.shared.process import ServiceRuntime, started
-from lobe.shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
 TRACER = trace.get_tracer("lobe.chat_worker")
@@ -131,8 +131,9 @@ def unreadable_media(endpoint: str) -> Callable[[ValidationError], MediaAnswer]:
 
 
 @contextlib.contextmanager
-def _span(name: str, event: MediaRequested, headers: Mapping[str, str] | None) -> Iterator[None]:
-    span = TRACER.start_span(name, context=extract_context(headers), kind=SpanKind.CONSUMER)
+def _span(name: str, event: MediaRequested) -> Iterator[None]:
+    # The bus's span for the request, itself the gateway's child: the run continues it.
+    span = TRACER.start_span(name, context=otel_context.get_current(), kind=SpanKind.CONSUMER)
     span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
     with trace.use_span(span, end_on_exit=True):
         yield
@@ -189,15 +190,12 @@ class ChatWorker:
         await self.bus.responds(CHAT_CANCEL, self.on_cancel, worker_id=self.settings.worker_id)
         await self.bus.responds(CHAT_MODELS, self.on_models)
         # Taking requests (live at the server) before the worker says it is ready.
-        self._requests = await self.bus.responds(
-            CHAT_REQUEST, self.accept, with_headers=True, malformed=unreadable
-        )
+        self._requests = await self.bus.responds(CHAT_REQUEST, self.accept, malformed=unreadable)
         # Each embeddings request waits on its provider in a task of its own, up to the worker's
         # concurrency; more wait in the subscription until a place frees.
         self._embeddings = await self.bus.responds(
             EMBEDDINGS_REQUEST,
             self.embed,
-            with_headers=True,
             concurrency=self.settings.worker_max_concurrency,
             malformed=unreadable_embeddings,
         )
@@ -210,7 +208,6 @@ class ChatWorker:
             responder = await self.bus.responds(
                 subject,
                 handler,
-                with_headers=True,
                 concurrency=self.settings.worker_max_concurrency,
                 malformed=unreadable_media(endpoint),
             )
@@ -246,7 +243,7 @@ class ChatWorker:
     async def ready(self) -> bool:
         return self.session is not None and self.bus.connected
 
-    def accept(self, event: ChatRequested, headers: Mapping[str, str] | None) -> AcceptedFrame | ErrorFrame:
+    def accept(self, event: ChatRequested) -> AcceptedFrame | ErrorFrame:
         """Accept (or refuse) a request; the answer streams from a task of its own. A bug here
         leaves the request unanswered: the gateway's accept times out and it re-dispatches."""
         catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
@@ -261,7 +258,8 @@ class ChatWorker:
         sink = FrameSink(
             self.bus.connection, event.reply_to, event.request_id, self.settings.heartbeat_interval_s
         )
-        parent = extract_context(headers)  # continue the gateway's trace
+        # The bus's span for this chat.request, itself the gateway's child: the run continues it.
+        parent = otel_context.get_current()
         task = asyncio.create_task(
             self._run(event, catalog, routed, sink, parent), name=f"chat {event.request_id}"
         )
@@ -269,7 +267,7 @@ class ChatWorker:
         STREAMS_ACTIVE.set(len(self.runs))  # what the saturation check above counts
         return AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
 
-    async def embed(self, event: EmbeddingsRequested, headers: Mapping[str, str] | None) -> EmbeddingsAnswer:
+    async def embed(self, event: EmbeddingsRequested) -> EmbeddingsAnswer:
         """Answer an embeddings request (its usage recorded first). A bug here leaves it
         unanswered: the gateway's request times out."""
         catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
@@ -280,7 +278,8 @@ class ChatWorker:
             failure = EmbeddingsFailure(status=status, code=code, message=message)
             return EmbeddingsAnswer(request_id=event.request_id, error=failure)
         assert routed is not None
-        span = TRACER.start_span("embeddings.run", context=extract_context(headers), kind=SpanKind.CONSUMER)
+        # The bus's span for this embeddings.request, itself the gateway's child: the run continues it.
+        span = TRACER.start_span("embeddings.run", context=otel_context.get_current(), kind=SpanKind.CONSUMER)
         span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
         with trace.use_span(span, end_on_exit=True):
             run = EmbeddingsRun(
@@ -315,14 +314,14 @@ class ChatWorker:
             event.correlation_id,
         )
 
-    async def images(self, event: ImagesRequested, headers: Mapping[str, str] | None) -> ImagesAnswer:
+    async def images(self, event: ImagesRequested) -> ImagesAnswer:
         run = self._media_run(event, "images")
         if isinstance(run, MediaFailure):
             return ImagesAnswer(request_id=event.request_id, error=run)
-        with _span("images.run", event, headers):
+        with _span("images.run", event):
             return await run_images(run, event)
 
-    async def speech(self, event: SpeechRequested, headers: Mapping[str, str] | None) -> SpeechEnded:
+    async def speech(self, event: SpeechRequested) -> SpeechEnded:
         run = self._media_run(event, "speech")
         if isinstance(run, MediaFailure):
             return SpeechEnded(request_id=event.request_id, error=run)
@@ -332,17 +331,17 @@ class ChatWorker:
         async def send(chunk: SpeechChunk) -> None:
             await nc.publish(subject, chunk.model_dump_json().encode())
 
-        with _span("speech.run", event, headers):
+        with _span("speech.run", event):
             return await run_speech(run, event, send)
 
     async def transcription(
-        self, event: TranscriptionRequested, headers: Mapping[str, str] | None
+        self, event: TranscriptionRequested
     ) -> TranscriptionAnswer:
         run = self._media_run(event, "transcriptions")
         if isinstance(run, MediaFailure):
             await delete_object(self.bus.js, event.body.audio_object)
             return TranscriptionAnswer(request_id=event.request_id, error=run)
-        with _span("transcription.run", event, headers):
+        with _span("transcription.run", event):
             return await run_transcription(run, event, self.bus.js)
 
     def on_models(self) -> ModelList:

@@ -197,6 +197,7 @@ class Accounting:
                 if isinstance(frame, DeltaFrame)
             ),
             basis="partial",
+            source="estimated",
         )
         await self._record_usage(usage, "unknown", "unknown", "error", "worker_lost")
 

@@ -35,6 +35,7 @@ from lobe.shared.events.billing import (
 from lobe.shared.events.chat import Caller, TokenUsage
 from lobe.shared.media_schema import MediaRequest
 from lobe.shared.openai_errors import ApiError
+from lobe.shared.telemetry import inject_headers
 from lobe.shared.token_ceiling import prompt_token_ceiling
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,9 @@ class BudgetClient:
     async def release(self, request_id: str, caller: Caller) -> None:
         """Free a hold whose request never reached a worker (so no usage event will settle it)."""
         await self.nc.publish(
-            BUDGET_RELEASE, BudgetRelease(request_id=request_id, user_id=caller.user_id).encode()
+            BUDGET_RELEASE,
+            BudgetRelease(request_id=request_id, user_id=caller.user_id).encode(),
+            headers=inject_headers() or None,  # billing's span for the release joins the request's trace
         )
 
     async def quote(

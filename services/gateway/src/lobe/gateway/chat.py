@@ -3,7 +3,9 @@
 Authenticate, admit within the user's rate limits (lobe.gateway.ratelimit: requests and requests
 in flight before the parse, tokens after it), parse, admit within the budget,
 look the request up in the response cache (lobe.gateway.cache), then deliver the answer
-(lobe.gateway.answer) from a worker or from the cache, as SSE or one JSON object. What the request
+(lobe.gateway.answer) from a worker or from the cache, as SSE or one JSON object. A stream the
+client asked to be resumable runs apart from the handler and keeps its events
+(lobe.gateway.resume). What the request
 takes and records, and giving it back whatever ends it, is its Accounting's
 (lobe.gateway.accounting).
 """
@@ -23,9 +25,12 @@ from lobe.gateway.cache.response_cache import CACHE
 from lobe.gateway.drain import LIVE_ANSWERS
 from lobe.gateway.metrics import IN_FLIGHT, REQUESTS
 from lobe.gateway.openai_format import ChunkWriter, CompletionAssembler
-from lobe.gateway.outputs import JsonOutput, Output, SseOutput
+from lobe.gateway.outputs import JsonOutput, Output
 from lobe.gateway.request_body import parse_body
-from lobe.gateway.resources import RESOURCES
+from lobe.gateway.resources import RESOURCES, SETTINGS
+from lobe.gateway.resume.detach import DETACHED, Detached, wants_resume
+from lobe.gateway.resume.output import sse_output
+from lobe.gateway.resume.store import RESUME
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.openai_errors import ApiError
 
@@ -45,7 +50,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     received_at = time.monotonic()
     IN_FLIGHT.inc()
     try:
-        response = await _chat_completions(request, received_at)
+        if wants_resume(request):  # run apart from this handler (lobe.gateway.resume.detach)
+            detached = request[DETACHED] = Detached(request.app[RESUME], request.app[SETTINGS].resume_grace_s)
+            response = await detached.run(_chat_completions(request, received_at))
+        else:
+            response = await _chat_completions(request, received_at)
         status = response.status
         return response
     except ApiError as exc:
@@ -121,7 +130,13 @@ async def _answer(
     if account.cache_key is not None:
         headers["X-Cache"] = "miss" if replay is None else "hit"
     output: Output = (
-        SseOutput(request, ChunkWriter(request_id, body.model, body.wants_usage_chunk), headers)
+        await sse_output(
+            request,
+            ChunkWriter(request_id, body.model, body.wants_usage_chunk),
+            headers,
+            request_id,
+            account.caller.user_id,
+        )
         if body.stream
         else JsonOutput(CompletionAssembler(request_id, body.model), headers)
     )

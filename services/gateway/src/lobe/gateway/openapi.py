@@ -84,6 +84,26 @@ def chat_paths() -> dict[str, Any]:
                 (400, 401, 404, 413, 429, 502, 503, 504),
             )
         },
+        "/v1/chat/completions/{request_id}/stream": {
+            "get": operation(
+                "Resume a resumable stream (`X-Lobe-Resumable: true` on the request) after a lost "
+                "connection, on any replica: the events after `Last-Event-ID`, then the rest live "
+                "(docs/streaming.md).",
+                {
+                    "200": {
+                        "description": "The answer's remaining server-sent events, each with its id.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    }
+                },
+                (400, 401, 404, 503),
+                parameters=[
+                    parameter("request_id", "path", "The stream's X-Request-Id."),
+                    parameter(
+                        "Last-Event-ID", "header", "The last event id the client read, `<request_id>:<n>`."
+                    ),
+                ],
+            )
+        },
         "/v1/models": {
             "get": operation(
                 "The models the running workers route.", json_answer("A model list."), (401, 503)

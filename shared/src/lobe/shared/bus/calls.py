@@ -24,6 +24,7 @@ from lobe.shared.bus.responder import (
     log_unanswered,
     processor,
 )
+from lobe.shared.bus.tracing import asking, traced_batches, unanswered
 from lobe.shared.catalog import Subject, lookup
 from lobe.shared.catalog.api import BY_SUBJECT
 from lobe.shared.events.streams import StreamSpec
@@ -110,8 +111,13 @@ class BusCalls(ABC):
         time, or the reply does not decode (logged): silence is an answer, the caller decides what
         it means (fail open, fail closed, 503)."""
         entry = entry_of(ref)
-        reply = await self._ask(concrete(entry, tokens), encode(payload), timeout_s)
-        return None if reply is None else decode_reply(entry, reply)
+        subject = concrete(entry, tokens)
+        with asking(entry, subject) as (span, headers):
+            reply = await self._ask(subject, encode(payload), timeout_s, headers)
+            decoded = None if reply is None else decode_reply(entry, reply)
+            if decoded is None:
+                unanswered(span)
+            return decoded
 
     @abstractmethod
     async def _answer(
@@ -119,7 +125,10 @@ class BusCalls(ABC):
     ) -> Responder: ...
 
     @abstractmethod
-    async def _ask(self, subject: str, data: bytes, timeout_s: float) -> bytes | None: ...
+    async def _ask(
+        self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]
+    ) -> bytes | None:
+        """The reply's bytes, or None; `headers` carry the request's trace context."""
 
     @abstractmethod
     async def publish_fact(self, ref: EntryRef, event: BaseModel, attempts: int = 1) -> bool:
@@ -140,7 +149,8 @@ class BusCalls(ABC):
         the subjects the catalog routes to it), `loops` fetch loops at once, each handing its batch
         to `handler`, which acks or naks each message and returns how long to pause."""
         settings = consumer_config(stream, durable, self.service, **config)
-        return await self._consume(stream, settings, Batches(batch, handler, wait_s, loops))
+        traced = traced_batches(stream, durable, handler)
+        return await self._consume(stream, settings, Batches(batch, traced, wait_s, loops))
 
     @abstractmethod
     async def _consume(self, stream: StreamSpec, config: ConsumerConfig, batches: Batches) -> Consuming: ...

@@ -17,9 +17,8 @@ from pydantic import BaseModel
 
 from lobe.shared.bus.calls import BusCalls, EntryRef, Responder, entry_of
 from lobe.shared.bus.consume import Batches, BatchHandler
-from lobe.shared.bus.responder import (
-    Process,
-)
+from lobe.shared.bus.responder import Process
+from lobe.shared.bus.tracing import publishing
 from lobe.shared.events.streams import StreamSpec
 
 
@@ -65,20 +64,23 @@ class MemoryBus(BusCalls):
         process = self._responders.get(subject)
         return None if process is None else await process(subject, data, headers)
 
-    async def _ask(self, subject: str, data: bytes, timeout_s: float) -> bytes | None:
-        return await self.ask(subject, data)
+    async def _ask(
+        self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]
+    ) -> bytes | None:
+        return await self.ask(subject, data, headers)
 
     async def publish_fact(self, ref: EntryRef, event: BaseModel, attempts: int = 1) -> bool:
-        subject = entry_of(ref).subject
-        self.facts[subject].append(event)
-        self.deliver(subject, event.model_dump_json().encode())
+        entry = entry_of(ref)
+        self.facts[entry.subject].append(event)
+        with publishing(entry, {}) as (_, headers):
+            self.deliver(entry.subject, event.model_dump_json().encode(), headers)
         return True
 
-    def deliver(self, subject: str, data: bytes) -> None:
+    def deliver(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:
         """Bytes on a stream's subject as any producer may send them (a test's malformed ones)."""
         for subjects, queue in self._queues:
             if subject in subjects:
-                queue.put_nowait(MemoryMsg(subject, data, _back=queue))
+                queue.put_nowait(MemoryMsg(subject, data, headers, _back=queue))
 
     async def settled(self) -> None:
         """Once every message delivered so far has been handled (and each nak'ed one again)."""

@@ -12,14 +12,12 @@ import asyncio
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 from pydantic import BaseModel
 
 from lobe.shared.bus.calls import BusCalls, EntryRef, Responder, entry_of
-from lobe.shared.bus.connection import close, connect, flush
+from lobe.shared.bus.connection import ask, close, connect, flush
 from lobe.shared.bus.consume import Batches, Consumer
 from lobe.shared.bus.facts import publish_fact
 from lobe.shared.bus.responder import Process
@@ -108,12 +106,10 @@ class Bus(BusCalls):
         await flush(nc)  # live before this returns: an asker's first request must find a responder
         return responder
 
-    async def _ask(self, subject: str, data: bytes, timeout_s: float) -> bytes | None:
-        try:
-            msg = await self.connection.request(subject, data, timeout=timeout_s)
-        except (NoRespondersError, NatsTimeoutError):
-            return None
-        return msg.data
+    async def _ask(
+        self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]
+    ) -> bytes | None:
+        return await ask(self.connection, subject, data, timeout_s, headers)
 
     async def publish_fact(self, ref: EntryRef, event: BaseModel, attempts: int = 1) -> bool:
         return await publish_fact(self.js, entry_of(ref).subject, event, attempts)

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.7.0"
+CATALOG_VERSION = "3.6.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
     (
-        "3.7.0",
+        "3.6.0",
         "`images.request`, `speech.request` (its audio on `speech.audio.<request_id>`) and "
         "`transcription.request` (the file in the Object Store bucket MEDIA): gateway to the "
         "`chat-worker` queue group, request-reply. `units` on `usage.recorded` and `usage.reported` "
         "(images with size and quality, characters, audio seconds) and on `billing.budget.reserve` "
         "(the hold's upper bound): what a media request is priced by.",
+    ),
+    (
+        "3.5.0",
+        "Usage counts say who counted them apart from what they cover: `source` (`provider` or "
+        "`estimated`) on `usage` in the usage frame and `usage.recorded`, beside `basis` (a "
+        "cancelled answer's stays `partial`); an event without it reads as before (`estimated` "
+        "when `basis` says so, else `provider`). `usage.recorded` also carries the caller's `plan`, "
+        "the request's `max_output_tokens` and, on a cancelled request, its deployment's "
+        "`disconnect_billing`, from which billing prices a cancelled request per its policy.",
+    ),
+    (
+        "3.4.0",
+        "A gateway offers several sign-in providers at once, so `provider` on `auth.user.resolve`, "
+        "`auth.login.succeeded` and `auth.login.failed` is the provider's configured name (`oidc`, "
+        "`google`, `github` or a name of the gateway's OIDC_PROVIDERS: lowercase letters, digits and "
+        "`_`) rather than one of `oidc` and `github`. Billing keys identities by (provider, subject) "
+        "as before; the payloads are otherwise unchanged.",
     ),
     (
         "3.3.0",

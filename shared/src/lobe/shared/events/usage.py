@@ -32,6 +32,9 @@ RequestStatus = Literal["ok", "error", "cancelled", "cache_hit"]
 # output tokens, embedding by input tokens (`usage.prompt_tokens`; completion_tokens is 0), image
 # per image of its size and quality, speech per character, transcription per second (`units`).
 UsageKind = Literal["chat", "embedding", "image", "speech", "transcription", "response"]
+# What a cancelled request (the client left, a timeout, a shutdown) is billed for: what was
+# generated, the whole answer as far as its output cap, or nothing (docs/billing.md, "Disconnects").
+DisconnectBilling = Literal["bill_partial", "bill_full", "bill_none"]
 
 
 class UsageRecorded(Event):
@@ -62,6 +65,16 @@ class UsageRecorded(Event):
         max_length=256,
         description="The model the provider was asked for (a deployment's upstream model, after any "
         "fallback); billing prices by it. None: `model`.",
+    )
+
+    plan: str | None = Field(default=None, description="The caller's plan when the request ran.")
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, description="The output cap the request ran with (the budget hold's); None: none."
+    )
+    disconnect_billing: DisconnectBilling | None = Field(
+        default=None,
+        description="A cancelled request's billing as its deployment configures it; the plan's, "
+        "when it sets one, comes first (billing). None: neither says.",
     )
 
     @property
@@ -98,6 +111,7 @@ def usage_event(
     attempts: int | None = None,
     served_model: str | None = None,
     units: MediaUnits | None = None,
+    disconnect_billing: DisconnectBilling | None = None,
 ) -> UsageRecorded:
     """The one way to build a request's usage event, the worker's and the gateway's alike.
     `started_at`: time.monotonic() when the request arrived (the duration runs from it)."""
@@ -119,6 +133,9 @@ def usage_event(
         stream=isinstance(body, ChatCompletionRequest) and body.stream,
         attempts=attempts,
         served_model=served_model,
+        plan=caller.plan,
+        max_output_tokens=body.output_token_limit if isinstance(body, ChatCompletionRequest) else None,
+        disconnect_billing=disconnect_billing,
     )
 
 
