@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from decimal import Decimal
 from typing import Any
 
@@ -26,10 +26,13 @@ from lobe.devtools.fake_media import (
     SPEECH_BYTES,
     SPEECH_CHUNK,
     SPEECH_CHUNK_DELAY_S,
+    fake_png,
     media_answer,
     speech_audio,
 )
 from lobe.devtools.fake_upstream import FakeUpstream
+from lobe.devtools.waiting import eventually
+from lobe.shared.events.media import MEDIA_BUCKET
 
 from .conftest import API_KEY, Suite, billing_settings, start_gateway, start_worker
 
@@ -267,6 +270,34 @@ async def test_openai_images_over_the_wire(upstreamed: Suite, media_upstream: Fa
     assert answer.data[0].revised_prompt == "a cat"
     sent = media_upstream.requests[0].json
     assert (sent["model"], sent["n"], sent["response_format"]) == ("tts-1", 2, "url")
+
+
+async def test_images_larger_than_a_nats_message_reach_the_client_whole(
+    upstreamed: Suite, media_upstream: FakeUpstream
+) -> None:
+    """Two real 1024x1024 PNGs (3 MiB each, 4 MiB as b64_json) against the bus's 1 MiB messages:
+    the worker hands them over through the MEDIA bucket, the gateway streams them out and
+    deletes them."""
+    answer = await upstreamed.client.images.generate(
+        model="oa", prompt="a fox", n=2, size="1024x1024", response_format="b64_json"
+    )
+    assert [base64.b64decode(d.b64_json or "") for d in answer.data] == [
+        fake_png(f"fake:{i}:a fox", "1024x1024") for i in range(2)
+    ]
+    assert [d.revised_prompt for d in answer.data] == ["a fox", "a fox"]
+    assert len(answer.data[0].b64_json or "") > 4 * 1024 * 1024 > upstreamed.nc.max_payload
+    js = upstreamed.nc.jetstream()
+
+    async def chunks_left() -> int:
+        return int((await js.stream_info(f"OBJ_{MEDIA_BUCKET}")).state.bytes)
+
+    # Each object is deleted once written (the client may hold the last byte a moment before):
+    # only the deletions' small meta markers stay.
+    await eventually(lambda: _below(chunks_left(), 64 * 1024))
+
+
+async def _below(size: Awaitable[int], limit: int) -> bool:
+    return await size < limit
 
 
 async def test_speech_bytes_reach_the_client_before_the_upstream_has_sent_its_last(

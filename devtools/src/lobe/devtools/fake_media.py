@@ -2,7 +2,9 @@
 `FakeUpstream(answer=media_answer)` (OpenAI and compatible servers):
 
 - `POST .../images/generations`: `{"created": ..., "data": [{"b64_json": ...} | {"url": ...}]}`,
-  a 1x1 PNG per image (`revised_prompt` as dall-e-3 sends it);
+  a PNG per image (`revised_prompt` as dall-e-3 sends it): 1x1 when no `size` is asked, else a
+  real image of that size whose pixels are noise (incompressible: a 1024x1024 one is 3 MiB, 4 MiB
+  as b64_json, as large as a real photo's);
 - `POST .../audio/speech`: the audio file's bytes, `Content-Type` per format, sent in 4 KiB HTTP
   chunks `SPEECH_CHUNK_DELAY_S` apart (a model speaking as it goes), a WAV of silence.
 """
@@ -11,6 +13,9 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+import struct
+import zlib
 
 from lobe.chat_worker.providers.mock_media import png_1x1, wav_header
 from lobe.devtools.fake_upstream import Recorded, Reply
@@ -21,18 +26,41 @@ SPEECH_CHUNK_DELAY_S = 0.05
 FAKE_CREATED = 1_713_833_628
 
 
+def png_noise(seed: str, width: int, height: int) -> bytes:
+    """A valid RGB PNG of `width` x `height` pixels of seeded noise, stored uncompressed."""
+    rng = random.Random(seed)
+    rows = b"".join(b"\x00" + rng.randbytes(3 * width) for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(rows, level=0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def fake_png(seed: str, size: object) -> bytes:
+    """The PNG the fake answers for `size` ("WxH", or None: 1x1)."""
+    if not isinstance(size, str):
+        return png_1x1(seed)
+    width, height = (int(side) for side in size.split("x"))
+    return png_noise(seed, width, height)
+
+
 def images_reply(request: dict[str, object]) -> Reply:
     n = int(request.get("n") or 1)  # type: ignore[call-overload]
     data = []
     for index in range(n):
-        encoded = base64.b64encode(png_1x1(f"fake:{index}:{request['prompt']}")).decode()
+        seed = f"fake:{index}:{request['prompt']}"
+        encoded = base64.b64encode(fake_png(seed, request.get("size"))).decode()
         if request.get("response_format") == "url":
             data.append(
                 {"url": f"https://images.example.test/{index}.png", "revised_prompt": str(request["prompt"])}
             )
         else:
             data.append({"b64_json": encoded, "revised_prompt": str(request["prompt"])})
-    return Reply(json.dumps({"created": FAKE_CREATED, "data": data}).encode(), 200, "application/json")
+    body = json.dumps({"created": FAKE_CREATED, "data": data}).encode()
+    return Reply(body, 200, "application/json", max_chunk=64 * 1024)
 
 
 def speech_audio() -> bytes:

@@ -3,7 +3,8 @@ attempts (lobe.chat_worker.routing.attempts: retries, fallbacks, breakers, limit
 deployment, whose adapter calls the provider (docs/media.md).
 
 Exactly one usage event per request, its kind and units the request's (images with their size
-and quality; characters; seconds), recorded before the reply is sent. Speech streams its audio to
+and quality; characters; seconds), recorded before the reply is sent. Images too large for one
+reply wait in the MEDIA bucket, one object each, for the gateway to stream out. Speech streams its audio to
 `speech.audio.<request_id>` as it arrives; once a chunk is out, the attempt cannot restart.
 A transcription's upload is read from the object store for each attempt and deleted at the end.
 """
@@ -18,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic
 
+from nats.js import JetStreamContext
+
 from lobe.chat_worker.deployments import ModelCatalog, RoutedModel
 from lobe.chat_worker.providers.base import ProviderError
 from lobe.chat_worker.providers.errors import for_client
@@ -26,7 +29,7 @@ from lobe.chat_worker.routing.attempts import Attempt, AttemptLoop, Body
 from lobe.chat_worker.routing.router import Router
 from lobe.chat_worker.run import ProviderFor, RecordUsage
 from lobe.chat_worker.transcripts import render
-from lobe.shared.bus.objects import ObjectLost, delete_object, read_stream
+from lobe.shared.bus.objects import ObjectLost, delete_object, put_bytes, read_stream
 from lobe.shared.events.chat import Caller, TokenUsage
 from lobe.shared.events.media import (
     GeneratedImage,
@@ -137,7 +140,13 @@ class MediaRun(Generic[Body]):
         )
 
 
-async def run_images(run: MediaRun[ImagesRequest], event: ImagesRequested) -> ImagesAnswer:
+# What a reply needs besides its JSON body (the headers with the trace context), kept free.
+REPLY_HEADROOM = 4096
+
+
+async def run_images(
+    run: MediaRun[ImagesRequest], event: ImagesRequested, js: JetStreamContext, max_reply_bytes: int
+) -> ImagesAnswer:
     generated: GeneratedImages | None = None
 
     async def attempt(attempt: Attempt[ImagesRequest]) -> None:
@@ -149,14 +158,34 @@ async def run_images(run: MediaRun[ImagesRequest], event: ImagesRequested) -> Im
     failed = await run.walk(attempt)
     if failed is not None or generated is None:
         return ImagesAnswer(request_id=event.request_id, route=run.route, error=run.failure(failed))
-    images = [GeneratedImage.model_validate(image) for image in generated.images]
-    return ImagesAnswer(
+    answer = ImagesAnswer(
         request_id=event.request_id,
         created=generated.created,
-        images=images,
+        images=[GeneratedImage.model_validate(image) for image in generated.images],
         units=run.units,
         route=run.route,
     )
+    if len(answer.model_dump_json()) <= max_reply_bytes - REPLY_HEADROOM:
+        return answer
+    try:
+        images = [
+            await _stored(js, f"{event.request_id}.{i}", image) for i, image in enumerate(answer.images)
+        ]
+    except Exception:
+        log.exception("images not stored", extra={"request_id": event.request_id})
+        failure = MediaFailure(
+            status=503, code="images_not_delivered", message="The images could not be handed over."
+        )
+        return ImagesAnswer(request_id=event.request_id, route=run.route, error=failure)
+    return answer.model_copy(update={"images": images})
+
+
+async def _stored(js: JetStreamContext, name: str, image: GeneratedImage) -> GeneratedImage:
+    """The image with its b64_json moved to object `name` of the MEDIA bucket (a url stays)."""
+    if image.b64_json is None:
+        return image
+    await put_bytes(js, name, image.b64_json.encode())
+    return image.model_copy(update={"b64_json": None, "b64_object": name})
 
 
 async def run_speech(run: MediaRun[SpeechRequest], event: SpeechRequested, send: SendChunk) -> SpeechEnded:
@@ -181,14 +210,14 @@ async def run_speech(run: MediaRun[SpeechRequest], event: SpeechRequested, send:
 
 
 async def run_transcription(
-    run: MediaRun[TranscriptionRequest], event: TranscriptionRequested, js: object
+    run: MediaRun[TranscriptionRequest], event: TranscriptionRequested, js: JetStreamContext
 ) -> TranscriptionAnswer:
     transcribed: Transcribed | None = None
     name = event.body.audio_object
 
     async def attempt(attempt: Attempt[TranscriptionRequest]) -> None:
         nonlocal transcribed
-        audio = read_stream(js, name)  # type: ignore[arg-type]
+        audio = read_stream(js, name)
         try:
             transcribed = await run.provider_for(attempt.deployment).transcribe(attempt.body, audio)
         except ObjectLost as exc:
@@ -202,7 +231,7 @@ async def run_transcription(
     try:
         failed = await run.walk(attempt)
     finally:
-        await delete_object(js, name)  # type: ignore[arg-type]
+        await delete_object(js, name)
     if failed is not None or transcribed is None:
         return TranscriptionAnswer(request_id=event.request_id, route=run.route, error=run.failure(failed))
     content, content_type = render(transcribed, event.body.response_format)

@@ -30,7 +30,8 @@ from lobe.chat_worker.routing.metrics import RoutingMetrics
 from lobe.chat_worker.routing.router import Router
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
-from lobe.shared.bus import Bus, Responder, ensure_streams, entry_of
+from lobe.shared.bus import Bus, Responder, ensure_streams
+from lobe.shared.bus.listen import publish
 from lobe.shared.bus.objects import delete_object
 from lobe.shared.catalog import CHAT_WORKER
 from lobe.shared.events.chat import (
@@ -319,24 +320,21 @@ class ChatWorker:
         if isinstance(run, MediaFailure):
             return ImagesAnswer(request_id=event.request_id, error=run)
         with _span("images.run", event):
-            return await run_images(run, event)
+            return await run_images(run, event, self.bus.js, self.bus.connection.max_payload)
 
     async def speech(self, event: SpeechRequested) -> SpeechEnded:
         run = self._media_run(event, "speech")
         if isinstance(run, MediaFailure):
             return SpeechEnded(request_id=event.request_id, error=run)
-        subject = entry_of(SPEECH_AUDIO).format({"request_id": event.request_id})
         nc = self.bus.connection
 
         async def send(chunk: SpeechChunk) -> None:
-            await nc.publish(subject, chunk.model_dump_json().encode())
+            await publish(nc, SPEECH_AUDIO, chunk, request_id=event.request_id)
 
         with _span("speech.run", event):
             return await run_speech(run, event, send)
 
-    async def transcription(
-        self, event: TranscriptionRequested
-    ) -> TranscriptionAnswer:
+    async def transcription(self, event: TranscriptionRequested) -> TranscriptionAnswer:
         run = self._media_run(event, "transcriptions")
         if isinstance(run, MediaFailure):
             await delete_object(self.bus.js, event.body.audio_object)

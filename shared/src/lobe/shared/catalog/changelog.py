@@ -12,7 +12,10 @@ CHANGELOG: tuple[tuple[str, str], ...] = (
         "`transcription.request` (the file in the Object Store bucket MEDIA): gateway to the "
         "`chat-worker` queue group, request-reply. `units` on `usage.recorded` and `usage.reported` "
         "(images with size and quality, characters, audio seconds) and on `billing.budget.reserve` "
-        "(the hold's upper bound): what a media request is priced by.",
+        "(the hold's upper bound): what a media request is priced by. The Object Store bucket "
+        "MEDIA is catalogued (`BUCKETS`: the gateway and the chat workers write and read it; the "
+        "NATS permissions follow): uploads, and images too large for the reply, whose "
+        "`b64_object` names the object holding their b64_json.",
     ),
     (
         "3.5.0",

@@ -1,4 +1,4 @@
-"""Every subject on the bus, as data: the catalog's entries."""
+"""Every subject on the bus, as data: the catalog's entries, and the Object Store buckets."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from lobe.shared.catalog.model import (
     SERVICES,
     Consumer,
     Delivery,
+    ObjectBucket,
     Subject,
 )
 from lobe.shared.events import auth, billing, cache, chat, embeddings, lifecycle, media, routing, usage
@@ -375,5 +376,20 @@ CATALOG: tuple[Subject, ...] = (
         producers=SERVICES,
         consumers=(),
         description="A service instance stopped cleanly.",
+    ),
+)
+
+# Object Store buckets: payloads larger than a NATS message, streamed in chunks (docs/media.md).
+# The permissions (lobe.shared.catalog.permissions) let exactly these services at each bucket.
+BUCKETS: tuple[ObjectBucket, ...] = (
+    ObjectBucket(
+        name=media.MEDIA_BUCKET,
+        writers=(GATEWAY, CHAT_WORKER),
+        readers=(GATEWAY, CHAT_WORKER),
+        ttl_s=media.MEDIA_OBJECT_TTL_S,
+        description="A transcription's upload (the gateway writes it, the worker that takes the "
+        "request reads it into the provider call and deletes it) and images too large for the "
+        "`images.request` reply (the worker writes each image's b64_json, the gateway streams it "
+        "to the client and deletes it). Objects are named after the request.",
     ),
 )

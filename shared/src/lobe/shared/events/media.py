@@ -4,7 +4,9 @@ Each is a core NATS request of the `chat-worker` queue group, answered by the wo
 after it recorded the usage (`usage.recorded`, kind image, speech or transcription). No reply in
 time means no worker answered: the gateway says 503 or 504 and releases the budget hold.
 
-- `images.request`: the images come back in the reply (b64_json or the provider's url).
+- `images.request`: the images come back in the reply (b64_json or the provider's url); when the
+  reply would not fit one NATS message, each b64_json waits in the MEDIA bucket instead
+  (`b64_object`, named `<request_id>.<index>`) and the gateway streams it to the client.
 - `speech.request`: the audio is streamed on `speech.audio.<request_id>` as numbered chunks while
   the provider sends it; the reply comes last and says how many chunks there were, so the gateway
   knows it has them all (core NATS keeps one publisher's order; a lost chunk is an error, never a
@@ -60,6 +62,13 @@ class GeneratedImage(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     b64_json: str | None = None
+    b64_object: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Instead of `b64_json` when the reply would not fit one NATS message: the "
+        "object of the MEDIA bucket holding the provider's b64_json text, which the gateway "
+        "streams to the client and deletes.",
+    )
     url: str | None = None
     revised_prompt: str | None = None
 
