@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable
 from decimal import Decimal
@@ -26,7 +27,9 @@ from lobe.devtools.fake_media import (
     SPEECH_BYTES,
     SPEECH_CHUNK,
     SPEECH_CHUNK_DELAY_S,
+    TRANSCRIPT_SEGMENTS,
     fake_png,
+    form_parts,
     media_answer,
     speech_audio,
 )
@@ -259,7 +262,9 @@ async def media_upstream() -> AsyncIterator[FakeUpstream]:
 async def upstreamed(gateway_only: Suite, media_upstream: FakeUpstream) -> AsyncIterator[Suite]:
     deployment = Deployment(name="oa", provider="openai", model="tts-1", base_url=media_upstream.url + "/v1")
     model = RoutedModel(name="oa", serves=["images", "speech"], deployments=[deployment])
-    worker = await start_worker(gateway_only.nats_url, with_builtin(ModelCatalog(models=[model])))
+    whisper = deployment.model_copy(update={"name": "oa-whisper", "model": "whisper-1"})
+    transcribes = RoutedModel(name="oa-whisper", serves=["transcriptions"], deployments=[whisper])
+    worker = await start_worker(gateway_only.nats_url, with_builtin(ModelCatalog(models=[model, transcribes])))
     yield gateway_only
     await worker.stop()
 
@@ -298,6 +303,34 @@ async def test_images_larger_than_a_nats_message_reach_the_client_whole(
 
 async def _below(size: Awaitable[int], limit: int) -> bool:
     return await size < limit
+
+
+async def test_a_transcription_over_openais_wire_sends_the_whole_file_and_renders_the_clients_format(
+    upstreamed: Suite, media_upstream: FakeUpstream
+) -> None:
+    """The upload goes gateway -> Object Store -> worker -> provider (a chunked multipart body);
+    the fake reads it whole, so its hash is the client's."""
+    audio = hashlib.sha256(b"audio").digest() * 20_000  # 640,000 bytes: 20 s at 32,000 a second
+    verbose = await upstreamed.client.audio.transcriptions.create(
+        model="oa-whisper", file=("talk.wav", audio, "audio/wav"), response_format="verbose_json"
+    )
+    srt = await upstreamed.client.audio.transcriptions.create(
+        model="oa-whisper", file=("talk.wav", audio, "audio/wav"), response_format="srt"
+    )
+    for sent in media_upstream.requests:
+        assert sent.headers["transfer-encoding"] == "chunked"
+        parts = form_parts(sent)
+        assert hashlib.sha256(parts["file"]).hexdigest() == hashlib.sha256(audio).hexdigest()
+        assert (parts["model"], parts["response_format"]) == (b"whisper-1", b"verbose_json")
+    first, second = TRANSCRIPT_SEGMENTS
+    assert (verbose.text, verbose.duration, verbose.language) == (f"{first} {second}", 20.0, "english")
+    assert [(s.start, s.end, s.text) for s in verbose.segments or []] == [
+        (0.0, 10.0, f" {first}"),
+        (10.0, 20.0, f" {second}"),
+    ]
+    assert srt == (
+        f"1\n00:00:00,000 --> 00:00:10,000\n{first}\n\n2\n00:00:10,000 --> 00:00:20,000\n{second}\n"
+    )
 
 
 async def test_speech_bytes_reach_the_client_before_the_upstream_has_sent_its_last(

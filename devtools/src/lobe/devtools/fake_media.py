@@ -5,6 +5,9 @@
   a PNG per image (`revised_prompt` as dall-e-3 sends it): 1x1 when no `size` is asked, else a
   real image of that size whose pixels are noise (incompressible: a 1024x1024 one is 3 MiB, 4 MiB
   as b64_json, as large as a real photo's);
+- `POST .../audio/transcriptions`: the multipart form read (the file part kept for the test to
+  check), answered in `verbose_json` as OpenAI documents it: the file's duration at 16-bit mono
+  16 kHz (32,000 bytes a second) and two segments splitting it;
 - `POST .../audio/speech`: the audio file's bytes, `Content-Type` per format, sent in 4 KiB HTTP
   chunks `SPEECH_CHUNK_DELAY_S` apart (a model speaking as it goes), a WAV of silence.
 """
@@ -12,6 +15,8 @@
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import json
 import random
 import struct
@@ -63,6 +68,41 @@ def images_reply(request: dict[str, object]) -> Reply:
     return Reply(body, 200, "application/json", max_chunk=64 * 1024)
 
 
+TRANSCRIPT_SEGMENTS = ("The quick brown fox", "jumps over the lazy dog.")
+AUDIO_BYTES_PER_S = 32_000
+
+
+def form_parts(recorded: Recorded) -> dict[str, bytes]:
+    """A multipart/form-data request's parts by name (the file part's bytes as sent)."""
+    head = f"Content-Type: {recorded.headers['content-type']}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + recorded.body)
+    parts: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes), name
+        parts[str(name)] = payload
+    return parts
+
+
+def transcription_reply(recorded: Recorded) -> Reply:
+    duration = round(len(form_parts(recorded)["file"]) / AUDIO_BYTES_PER_S, 2)
+    first, second = TRANSCRIPT_SEGMENTS
+    half = round(duration / 2, 2)
+    segment = {"seek": 0, "tokens": [50364, 440], "temperature": 0.0, "avg_logprob": -0.2}
+    document = {
+        "task": "transcribe",
+        "language": "english",
+        "duration": duration,
+        "text": f"{first} {second}",
+        "segments": [
+            {"id": 0, **segment, "start": 0.0, "end": half, "text": f" {first}"},
+            {"id": 1, **segment, "start": half, "end": duration, "text": f" {second}"},
+        ],
+    }
+    return Reply(json.dumps(document).encode(), 200, "application/json", max_chunk=4096)
+
+
 def speech_audio() -> bytes:
     return wav_header(SPEECH_BYTES - 44) + bytes(SPEECH_BYTES - 44)
 
@@ -70,6 +110,8 @@ def speech_audio() -> bytes:
 def media_answer(recorded: Recorded) -> Reply | None:
     if recorded.path.endswith("/images/generations"):
         return images_reply(recorded.json)
+    if recorded.path.endswith("/audio/transcriptions"):
+        return transcription_reply(recorded)
     if recorded.path.endswith("/audio/speech"):
         return Reply(
             speech_audio(), 200, "audio/wav", max_chunk=SPEECH_CHUNK, chunk_delay_s=SPEECH_CHUNK_DELAY_S

@@ -129,7 +129,7 @@ class FakeUpstream:
             if line:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        body = await _read_body(reader, headers)
         parts = urlsplit(target)
         number = len(self.requests)
         self.requests.append(
@@ -186,6 +186,24 @@ class FakeUpstream:
         # The loop's clock is time.monotonic(): comparable with the caller's own timestamps.
         self.closed_at.append(asyncio.get_running_loop().time())
         self.client_closed.set()
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    """The request's body: by Content-Length, or as HTTP/1.1 chunks (what aiohttp sends for a
+    streamed body, a multipart upload read from an async iterator), the trailers dropped."""
+    if "chunked" not in headers.get("transfer-encoding", "").lower():
+        return await reader.readexactly(int(headers.get("content-length", "0")))
+    body = bytearray()
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        size = int(size_line.split(b";", 1)[0].strip(), 16)  # a chunk extension is ignored
+        if size == 0:
+            break
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)  # the chunk's CRLF
+    while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, then the blank line
+        pass
+    return bytes(body)
 
 
 NO_REPLY = Reply(b'{"error":"no reply queued"}', 500, "application/json")
