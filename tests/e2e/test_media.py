@@ -24,16 +24,14 @@ from lobe.billing.service import BillingService
 from lobe.chat_worker.deployments import BUILTIN, Deployment, ModelCatalog, RoutedModel, with_builtin
 from lobe.chat_worker.providers.mock_media import MOCK_TRANSCRIPT, png_1x1, wav_header
 from lobe.devtools.fake_media import (
-    SPEECH_BYTES,
-    SPEECH_CHUNK,
-    SPEECH_CHUNK_DELAY_S,
     TRANSCRIPT_SEGMENTS,
     fake_png,
     form_parts,
     media_answer,
     speech_audio,
+    speech_reply,
 )
-from lobe.devtools.fake_upstream import FakeUpstream
+from lobe.devtools.fake_upstream import FakeUpstream, Recorded, Reply
 from lobe.devtools.waiting import eventually
 from lobe.shared.events.media import MEDIA_BUCKET
 
@@ -264,7 +262,9 @@ async def upstreamed(gateway_only: Suite, media_upstream: FakeUpstream) -> Async
     model = RoutedModel(name="oa", serves=["images", "speech"], deployments=[deployment])
     whisper = deployment.model_copy(update={"name": "oa-whisper", "model": "whisper-1"})
     transcribes = RoutedModel(name="oa-whisper", serves=["transcriptions"], deployments=[whisper])
-    worker = await start_worker(gateway_only.nats_url, with_builtin(ModelCatalog(models=[model, transcribes])))
+    worker = await start_worker(
+        gateway_only.nats_url, with_builtin(ModelCatalog(models=[model, transcribes]))
+    )
     yield gateway_only
     await worker.stop()
 
@@ -336,19 +336,24 @@ async def test_a_transcription_over_openais_wire_sends_the_whole_file_and_render
 async def test_speech_bytes_reach_the_client_before_the_upstream_has_sent_its_last(
     upstreamed: Suite, media_upstream: FakeUpstream
 ) -> None:
-    chunks = SPEECH_BYTES // SPEECH_CHUNK
-    async with upstreamed.client.audio.speech.with_streaming_response.create(
-        model="oa", voice="alloy", input="hello", response_format="wav"
-    ) as response:
-        received: list[bytes] = []
-        first_at = None
-        async for data in response.iter_bytes():
-            if first_at is None:
-                first_at = time.time()
-            received.append(data)
-    sent_at = media_upstream.requests[0].at
-    # The upstream spends (chunks - 1) pauses on the body; the client's first bytes came before
-    # half of them had passed, so before the upstream's last byte.
-    assert first_at is not None
-    assert first_at - sent_at < (chunks - 1) * SPEECH_CHUNK_DELAY_S / 2
+    """The fake holds its last chunk until the client has read bytes: the answer completes only
+    if the first bytes were streamed through before the upstream's last (a gateway or worker
+    that buffered the audio would wait on it forever: the timeout is that failure's bound, no
+    margin anything is measured against)."""
+    first_bytes_read = asyncio.Event()
+
+    def held(recorded: Recorded) -> Reply | None:
+        if recorded.path.endswith("/audio/speech"):
+            return speech_reply(release_last=first_bytes_read)
+        return media_answer(recorded)
+
+    media_upstream.answer = held
+    received: list[bytes] = []
+    async with asyncio.timeout(30):
+        async with upstreamed.client.audio.speech.with_streaming_response.create(
+            model="oa", voice="alloy", input="hello", response_format="wav"
+        ) as response:
+            async for data in response.iter_bytes():
+                received.append(data)
+                first_bytes_read.set()
     assert b"".join(received) == speech_audio()

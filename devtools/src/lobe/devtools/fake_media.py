@@ -8,12 +8,14 @@
 - `POST .../audio/transcriptions`: the multipart form read (the file part kept for the test to
   check), answered in `verbose_json` as OpenAI documents it: the file's duration at 16-bit mono
   16 kHz (32,000 bytes a second) and two segments splitting it;
-- `POST .../audio/speech`: the audio file's bytes, `Content-Type` per format, sent in 4 KiB HTTP
-  chunks `SPEECH_CHUNK_DELAY_S` apart (a model speaking as it goes), a WAV of silence.
+- `POST .../audio/speech`: the audio file's bytes, `Content-Type` per format, sent in HTTP chunks
+  of up to 4 KiB, a WAV of silence (`speech_reply(release_last=...)` holds its last chunk until a
+  test has seen the first bytes arrive).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.parser
 import email.policy
@@ -27,7 +29,6 @@ from lobe.devtools.fake_upstream import Recorded, Reply
 
 SPEECH_BYTES = 64 * 1024
 SPEECH_CHUNK = 4096
-SPEECH_CHUNK_DELAY_S = 0.05
 FAKE_CREATED = 1_713_833_628
 
 
@@ -107,13 +108,15 @@ def speech_audio() -> bytes:
     return wav_header(SPEECH_BYTES - 44) + bytes(SPEECH_BYTES - 44)
 
 
+def speech_reply(release_last: asyncio.Event | None = None) -> Reply:
+    return Reply(speech_audio(), 200, "audio/wav", max_chunk=SPEECH_CHUNK, release_last=release_last)
+
+
 def media_answer(recorded: Recorded) -> Reply | None:
     if recorded.path.endswith("/images/generations"):
         return images_reply(recorded.json)
     if recorded.path.endswith("/audio/transcriptions"):
         return transcription_reply(recorded)
     if recorded.path.endswith("/audio/speech"):
-        return Reply(
-            speech_audio(), 200, "audio/wav", max_chunk=SPEECH_CHUNK, chunk_delay_s=SPEECH_CHUNK_DELAY_S
-        )
+        return speech_reply()
     return None

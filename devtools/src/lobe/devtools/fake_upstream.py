@@ -42,6 +42,9 @@ class Reply:
     hold_after: int | None = None  # go silent after this many body bytes, until the client leaves
     chunk_delay_s: float = 0.0  # pause between chunks (a slow model), watching for the client leaving
     split_events: bool = False  # one HTTP chunk per SSE event / NDJSON line instead of random sizes
+    # Hold the body's last chunk until this is set: a test sets it once its client has read the
+    # first bytes, which proves they came before the upstream's last (no clock involved).
+    release_last: asyncio.Event | None = None
 
 
 @dataclass
@@ -145,7 +148,10 @@ class FakeUpstream:
         writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode("latin-1"))
         stop_at = reply.cut_after if reply.cut_after is not None else reply.hold_after
         end = len(reply.body) if stop_at is None else min(stop_at, len(reply.body))
-        for piece in _pieces(reply, end):
+        pieces = list(_pieces(reply, end))
+        for index, piece in enumerate(pieces):
+            if reply.release_last is not None and index == len(pieces) - 1:
+                await reply.release_last.wait()
             writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             await writer.drain()
             if reply.chunk_delay_s:
