@@ -26,6 +26,8 @@ from lobe.billing.settings import BillingSettings
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.service import ChatWorker
 from lobe.chat_worker.settings import WorkerSettings
+from lobe.devtools.fake_media import media_answer
+from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.ports import free_port
 from lobe.gateway.app import create_app, start_ops
 from lobe.gateway.settings import GatewaySettings
@@ -194,3 +196,11 @@ def worker_process(
     for proc in started:
         if proc.returncode is None:
             proc.kill()
+
+
+@pytest.fixture(name="media_upstream")
+async def media_upstream_fixture() -> AsyncIterator[FakeUpstream]:
+    """A fake OpenAI answering images, speech and transcriptions (lobe.devtools.fake_media)."""
+    upstream = await FakeUpstream(answer=media_answer).start()
+    yield upstream
+    await upstream.stop()

@@ -250,13 +250,6 @@ async def test_a_20_mb_upload_never_sits_whole_in_the_gateway_or_the_worker(suit
 
 
 @pytest.fixture
-async def media_upstream() -> AsyncIterator[FakeUpstream]:
-    upstream = await FakeUpstream(answer=media_answer).start()
-    yield upstream
-    await upstream.stop()
-
-
-@pytest.fixture
 async def upstreamed(gateway_only: Suite, media_upstream: FakeUpstream) -> AsyncIterator[Suite]:
     deployment = Deployment(name="oa", provider="openai", model="tts-1", base_url=media_upstream.url + "/v1")
     model = RoutedModel(name="oa", serves=["images", "speech"], deployments=[deployment])

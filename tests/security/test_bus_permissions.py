@@ -21,7 +21,7 @@ from nats.errors import NoRespondersError
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel, with_builtin
 from lobe.chat_worker.providers.mock_media import MOCK_TRANSCRIPT, wav_header
 from lobe.chat_worker.routing.store import BUCKET, COUNTER_STREAM, SUBJECT_PREFIXES
-from lobe.devtools.fake_media import fake_png, media_answer
+from lobe.devtools.fake_media import fake_png
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.pytest_plugin import HARNESS_USER
 from lobe.devtools.servers import NatsServer
@@ -34,7 +34,12 @@ from lobe.shared.events.billing import BILLING_QUEUE, BUDGET_RESERVE
 from lobe.shared.events.streams import USAGE
 from lobe.shared.events.usage import USAGE_RECORDED, USAGE_REPORTED
 
-from ..e2e.conftest import API_KEY, start_gateway, start_worker
+from ..e2e.conftest import (
+    API_KEY,
+    media_upstream_fixture,  # noqa: F401 (the fixture `media_upstream`)
+    start_gateway,
+    start_worker,
+)
 
 REFUSED_WITHIN_S = 5.0
 
@@ -159,22 +164,15 @@ def test_the_workers_private_streams_are_the_routing_stores() -> None:
     assert granted == {f"KV_{BUCKET}": f"{SUBJECT_PREFIXES[0]}>", COUNTER_STREAM: f"{SUBJECT_PREFIXES[1]}>"}
 
 
-@pytest.fixture
-async def image_upstream() -> AsyncIterator[FakeUpstream]:
-    upstream = await FakeUpstream(answer=media_answer).start()
-    yield upstream
-    await upstream.stop()
-
-
 async def test_uploads_and_large_images_go_through_the_bucket_under_the_services_own_users(
-    secured_nats: NatsServer, image_upstream: FakeUpstream
+    secured_nats: NatsServer, media_upstream: FakeUpstream
 ) -> None:
     """The gateway stores an upload and the worker reads and deletes it; the worker stores a
     4 MiB image and the gateway streams and deletes it: each with its own NATS user, and the
     server logs no violation."""
     users = secured_nats.users
     assert users is not None
-    oa = Deployment(name="oa", provider="openai", model="gpt-image-1", base_url=image_upstream.url + "/v1")
+    oa = Deployment(name="oa", provider="openai", model="gpt-image-1", base_url=media_upstream.url + "/v1")
     models = with_builtin(ModelCatalog(models=[RoutedModel(name="oa", serves=["images"], deployments=[oa])]))
     worker = await start_worker(secured_nats.url, models, **users.settings(CHAT_WORKER))
     runner, base_url = await start_gateway(secured_nats.url, **users.settings(GATEWAY))
