@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from lobe.chat_worker.deployments import Deployment, RoutedModel
 from lobe.chat_worker.providers.mock import mock_answer
-from lobe.chat_worker.testing import StartWorker
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.suite.fixtures import StartWorker
 from lobe.devtools.waiting import eventually
 from lobe.shared.events.chat import (
     CHAT_MODELS,

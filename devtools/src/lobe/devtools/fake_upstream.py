@@ -21,7 +21,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -229,3 +229,17 @@ def _pieces(reply: Reply, end: int) -> Iterator[bytes]:
         piece = data[sent : sent + rng.randint(1, reply.max_chunk)]
         yield piece
         sent += len(piece)
+
+
+@contextlib.asynccontextmanager
+async def upstreams(*defaults: Reply | None, port: int = 0) -> AsyncIterator[list[FakeUpstream]]:
+    """One started fake upstream per default reply (None: only what a test pushes), all stopped after;
+    `port`: the first one's (0: a free one)."""
+    started: list[FakeUpstream] = []
+    try:
+        for index, default in enumerate(defaults):
+            started.append(await FakeUpstream(default=default).start(port if index == 0 else 0))
+        yield started
+    finally:
+        for upstream in started:
+            await upstream.stop()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.6.0"
+CATALOG_VERSION = "3.7.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
     (
-        "3.6.0",
+        "3.7.0",
         "`images.request`, `speech.request` (its audio on `speech.audio.<request_id>`) and "
         "`transcription.request` (the file in the Object Store bucket MEDIA): gateway to the "
         "`chat-worker` queue group, request-reply. `units` on `usage.recorded` and `usage.reported` "
@@ -16,6 +16,13 @@ CHANGELOG: tuple[tuple[str, str], ...] = (
         "MEDIA is catalogued (`BUCKETS`: the gateway and the chat workers write and read it; the "
         "NATS permissions follow): uploads, and images too large for the reply, whose "
         "`b64_object` names the object holding their b64_json.",
+    ),
+    (
+        "3.6.0",
+        "`billing.usage.reset` (EVENTS): an admin reset a user's usage (`lobe admin reset-usage`, "
+        "`POST /v1/admin/users/{user_id}/reset-usage`); the current period closed and a new one "
+        "opened (`2026-11.1`), from which the user's limits count. `period` in "
+        "`billing.limit.exceeded` may now name such a period.",
     ),
     (
         "3.5.0",
