@@ -20,7 +20,7 @@ from lobe.chat_worker.policies import BreakerPolicy, Limits, RetryPolicy, Strate
 from lobe.shared.config_file import read_yaml
 from lobe.shared.events.usage import DisconnectBilling
 
-Endpoint = Literal["chat", "embeddings", "images", "speech", "transcriptions"]
+Endpoint = Literal["chat", "embeddings", "responses", "images", "speech", "transcriptions"]
 ProviderKind = Literal["openai", "anthropic", "gemini", "ollama", "openai_compatible", "azure_openai", "mock"]
 
 # The providers with an embeddings API (adapters in lobe.chat_worker.providers): Anthropic has none.
@@ -101,8 +101,9 @@ class RoutedModel(BaseModel):
         default=["chat"],
         min_length=1,
         description="What the model answers: chat (POST /v1/chat/completions), embeddings "
-        "(POST /v1/embeddings), images (POST /v1/images/generations), speech (POST /v1/audio/speech), "
-        "transcriptions (POST /v1/audio/transcriptions). A request to another endpoint gets a 404.",
+        "(POST /v1/embeddings), responses (POST /v1/responses, answered through the chat adapters), "
+        "images (POST /v1/images/generations), speech (POST /v1/audio/speech), transcriptions "
+        "(POST /v1/audio/transcriptions), or several. A request to an endpoint not listed gets a 404.",
     )
     strategy: Strategy = Field(default="ordered", description="How a request picks its first deployment.")
     explore: float = Field(
@@ -198,7 +199,7 @@ class ModelCatalog(BaseModel):
 BUILTIN_MODEL = RoutedModel(
     name="mock",
     deployments=[Deployment(name="mock", provider="mock")],
-    serves=["chat", "embeddings", "images", "speech", "transcriptions"],
+    serves=["chat", "embeddings", "responses", "images", "speech", "transcriptions"],
 )
 BUILTIN = ModelCatalog(models=[BUILTIN_MODEL])
 

@@ -32,9 +32,9 @@ from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import publish_fact
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
-from lobe.shared.events.chat import Caller, DeltaFrame, TokenUsage, UsageFrame
+from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, TokenUsage, UsageFrame
 from lobe.shared.events.embeddings import EmbeddingsAnswer
-from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, usage_event
+from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, chat_usage_kind, usage_event
 from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
@@ -55,6 +55,7 @@ class Accounting:
         caller: Caller,
         received_at: float,
         request_id: str,
+        endpoint: ChatEndpoint = "chat",
     ) -> None:
         self.settings = settings
         self.rate_limits = rate_limits
@@ -64,6 +65,9 @@ class Accounting:
         self.caller = caller
         self.received_at = received_at  # time.monotonic() when the request arrived
         self.request_id = request_id
+        # A chat body's endpoint (/v1/responses is a chat request rendered otherwise): its cache
+        # namespace and the kind of the usage recorded here.
+        self.endpoint = endpoint
         self.admission: Admission | None = None
         self.body: Metered | None = None  # set once it reaches the budget check
         self.held = False  # a budget hold was taken: settled by a usage event, or released here
@@ -99,7 +103,7 @@ class Accounting:
         replay, if any, in `replay`; an embeddings answer in `cached_embeddings`). The body to
         dispatch: with the output cap the hold covers."""
         self.body = body
-        self.cache_key = self.cache.key_for(request, self.caller, body)  # None: not cacheable
+        self.cache_key = self.cache.key_for(request, self.caller, body, self.endpoint)  # None: not cacheable
         # The cache lookup is a read: it runs during the budget reserve rather than after it, so a
         # cacheable request waits for one round trip less before its dispatch.
         key = self.cache_key
@@ -231,6 +235,7 @@ class Accounting:
             usage=usage,
             status=status,
             error_code=error,
+            kind=chat_usage_kind(self.endpoint) if isinstance(self.body, ChatCompletionRequest) else None,
         )
         # Its own subject: the gateway's NATS user may not publish a worker's usage.recorded.
         self.usage_recorded_here = await publish_fact(

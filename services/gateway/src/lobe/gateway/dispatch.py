@@ -31,6 +31,7 @@ from lobe.shared.events.chat import (
     Caller,
     CancelReason,
     ChatCancelled,
+    ChatEndpoint,
     ChatRequested,
     DeltaFrame,
     DoneFrame,
@@ -78,8 +79,10 @@ class ChatDispatcher:
         # Cancels for workers that accepted after their client had left (see Dispatch._hand_over).
         self._late: set[asyncio.Task[None]] = set()
 
-    def open(self, request_id: str, caller: Caller, body: ChatCompletionRequest) -> Dispatch:
-        return Dispatch(self, request_id, caller, body)
+    def open(
+        self, request_id: str, caller: Caller, body: ChatCompletionRequest, endpoint: ChatEndpoint = "chat"
+    ) -> Dispatch:
+        return Dispatch(self, request_id, caller, body, endpoint)
 
     async def cancel(self, worker_id: str, request_id: str, reason: CancelReason) -> None:
         cancel = ChatCancelled(request_id=request_id, reason=reason)
@@ -107,7 +110,12 @@ class Dispatch:
     """One request's hand-over to a worker, and the frames of its answer."""
 
     def __init__(
-        self, dispatcher: ChatDispatcher, request_id: str, caller: Caller, body: ChatCompletionRequest
+        self,
+        dispatcher: ChatDispatcher,
+        request_id: str,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        endpoint: ChatEndpoint = "chat",
     ) -> None:
         self.dispatcher = dispatcher
         self.nc = dispatcher.nc
@@ -115,6 +123,7 @@ class Dispatch:
         self.request_id = request_id
         self.caller = caller
         self.body = body
+        self.endpoint = endpoint  # the worker checks the model serves it, and records its usage kind
         # The worker answering now: set by its accept, cleared when it is presumed dead. While
         # set, that worker will record the request's usage, whatever happens to the answer.
         self.owner: str | None = None
@@ -189,6 +198,7 @@ class Dispatch:
             reply_to=reply_to,
             attempt=attempt,
             deadline_ms=max(1, int((deadline - time.monotonic()) * 1000)),
+            endpoint=self.endpoint,
         )
         payload = event.encode()
         if len(payload) > self.nc.max_payload:

@@ -20,12 +20,12 @@ from lobe.gateway.image_objects import stream_images
 from lobe.gateway.request_body import parse_images_body
 from lobe.gateway.resources import RESOURCES
 from lobe.gateway.route_headers import route_headers
-from lobe.gateway.worker_request import ask_workers, counted, deadline_ms, failed, no_answer
+from lobe.gateway.worker_request import ask_workers, deadline_ms, failed, media_endpoint, no_answer
 from lobe.shared.events.media import IMAGES_REQUEST, ImagesAnswer, ImagesRequested
 
 
 async def images(request: web.Request) -> web.StreamResponse:
-    return await counted("images", request, _images)
+    return await media_endpoint("images", request, _images)
 
 
 async def _images(request: web.Request, account: Accounting) -> web.StreamResponse:

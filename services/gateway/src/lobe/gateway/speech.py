@@ -20,7 +20,7 @@ from lobe.gateway.chat import admitted_body
 from lobe.gateway.request_body import parse_speech_body
 from lobe.gateway.resources import RESOURCES
 from lobe.gateway.route_headers import route_headers
-from lobe.gateway.worker_request import ask_workers, counted, deadline_ms, failed, no_answer
+from lobe.gateway.worker_request import ask_workers, deadline_ms, failed, media_endpoint, no_answer
 from lobe.shared.bus.listen import listen
 from lobe.shared.events.media import SPEECH_AUDIO, SPEECH_REQUEST, SpeechChunk, SpeechEnded, SpeechRequested
 from lobe.shared.openai_errors import ApiError
@@ -53,7 +53,7 @@ async def _play(
 
 
 async def speech(request: web.Request) -> web.StreamResponse:
-    return await counted("speech", request, _speech)
+    return await media_endpoint("speech", request, _speech)
 
 
 async def _speech(request: web.Request, account: Accounting) -> web.StreamResponse:

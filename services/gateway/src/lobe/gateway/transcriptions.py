@@ -20,7 +20,7 @@ from lobe.gateway.accounting import Accounting
 from lobe.gateway.json_request import too_large
 from lobe.gateway.resources import RESOURCES
 from lobe.gateway.route_headers import route_headers
-from lobe.gateway.worker_request import ask_workers, counted, deadline_ms, failed, no_answer
+from lobe.gateway.worker_request import ask_workers, deadline_ms, failed, media_endpoint, no_answer
 from lobe.shared.bus.objects import CHUNK_BYTES, delete_object, put_stream
 from lobe.shared.events.media import TRANSCRIPTION_REQUEST, TranscriptionAnswer, TranscriptionRequested
 from lobe.shared.media_schema import MAX_TRANSCRIPTION_BYTES, TranscriptionRequest
@@ -31,7 +31,7 @@ MAX_FIELD_BYTES = 32 * 1024
 
 
 async def transcriptions(request: web.Request) -> web.StreamResponse:
-    return await counted("transcriptions", request, _transcriptions)
+    return await media_endpoint("transcriptions", request, _transcriptions)
 
 
 def _bad(message: str, param: str) -> ApiError:

@@ -1,6 +1,6 @@
 """Asking the workers one request-reply command (embeddings, images, speech, transcription) and
 turning their answer's failure, or their silence, into the client's error; a media endpoint's
-handler run in its Accounting (`counted`)."""
+handler run in its Accounting and counted by status (`media_endpoint`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from lobe.gateway.chat import open_account
 from lobe.gateway.dispatch import no_worker
 from lobe.gateway.metrics import MEDIA_REQUESTS
 from lobe.gateway.resources import Resources
+from lobe.gateway.status_count import counted
 from lobe.shared.bus import Bus
 from lobe.shared.catalog import GATEWAY
 from lobe.shared.events.embeddings import EmbeddingsFailure
@@ -55,21 +56,20 @@ def failed(error: EmbeddingsFailure, headers: dict[str, str]) -> ApiError:
 Handler = Callable[[web.Request, Accounting], Awaitable[web.StreamResponse]]
 
 
-async def counted(endpoint: str, request: web.Request, handler: Handler) -> web.StreamResponse:
+async def media_endpoint(endpoint: str, request: web.Request, handler: Handler) -> web.StreamResponse:
     """Run a media endpoint's handler in its Accounting, counting its answer by status."""
-    status = 499  # the client went away before an answer
-    try:
-        account = await open_account(request, time.monotonic())
-        async with account:  # what the request took is given back or settled on the way out
-            try:
-                response = await handler(request, account)
-            except ApiError as exc:
-                exc.headers.setdefault("X-Request-Id", account.request_id)
-                raise
-        status = response.status
-        return response
-    except ApiError as exc:
-        status = exc.status
-        raise
-    finally:
+
+    def count(status: int) -> None:
         MEDIA_REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
+
+    return await counted(_in_account(request, handler), count)
+
+
+async def _in_account(request: web.Request, handler: Handler) -> web.StreamResponse:
+    account = await open_account(request, time.monotonic())
+    async with account:  # what the request took is given back or settled on the way out
+        try:
+            return await handler(request, account)
+        except ApiError as exc:
+            exc.headers.setdefault("X-Request-Id", account.request_id)
+            raise

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.7.0"
+CATALOG_VERSION = "3.8.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
     (
-        "3.7.0",
+        "3.8.0",
         "`images.request`, `speech.request` (its audio on `speech.audio.<request_id>`) and "
         "`transcription.request` (the file in the Object Store bucket MEDIA): gateway to the "
         "`chat-worker` queue group, request-reply. `units` on `usage.recorded` and `usage.reported` "
@@ -16,6 +16,12 @@ CHANGELOG: tuple[tuple[str, str], ...] = (
         "MEDIA is catalogued (`BUCKETS`: the gateway and the chat workers write and read it; the "
         "NATS permissions follow): uploads, and images too large for the reply, whose "
         "`b64_object` names the object holding their b64_json.",
+    ),
+    (
+        "3.7.0",
+        "`endpoint` on `chat.request` (`chat` or `responses`; absent: chat): POST /v1/responses is "
+        "translated to a chat request at the gateway, and the worker refuses a model whose `serves` "
+        "lacks the endpoint (404 `model_not_supported`) and records its usage as `kind: response`.",
     ),
     (
         "3.6.0",

@@ -31,7 +31,7 @@ from lobe.gateway.settings import GatewaySettings
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.cache import CACHE_RESPONSE_INVALIDATED, ResponsesInvalidated
-from lobe.shared.events.chat import Caller, DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, DoneFrame, UsageFrame
 from lobe.shared.media_schema import MediaRequest
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class ResponseCache:
         request: web.Request,
         caller: Caller,
         body: ChatCompletionRequest | EmbeddingsRequest | MediaRequest,
+        endpoint: ChatEndpoint = "chat",
     ) -> CacheKey | None:
         """The request's cache key, or None when it is not cached (see lobe.gateway.cache.key).
         Media requests are not: an image or a voice is a new draw each time, and audio is large."""
@@ -61,7 +62,7 @@ class ResponseCache:
             return None
         if isinstance(body, EmbeddingsRequest):
             return embeddings_cache_key(request, caller, body, self.shared)
-        return cache_key(request, caller, body, self.shared)
+        return cache_key(request, caller, body, self.shared, endpoint)
 
     async def lookup(self, key: CacheKey | None) -> Replay | None:
         stored = await self.find(key)
