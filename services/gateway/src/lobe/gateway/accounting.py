@@ -35,10 +35,13 @@ from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, TokenUsage, UsageFrame
 from lobe.shared.events.embeddings import EmbeddingsAnswer
 from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, chat_usage_kind, usage_event
+from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 LOST_USAGE_ATTEMPTS = 3  # the client is already answered; a short retry keeps the handler brief
-Body = TypeVar("Body", ChatCompletionRequest, EmbeddingsRequest)
+Body = TypeVar(
+    "Body", ChatCompletionRequest, EmbeddingsRequest, ImagesRequest, SpeechRequest, TranscriptionRequest
+)
 
 
 class Accounting:
@@ -76,6 +79,7 @@ class Accounting:
         self.cached_embeddings: EmbeddingsAnswer | None = None
         self.embeddings_sent = False
         self.embeddings: EmbeddingsAnswer | None = None
+        self.worker_recorded = False  # a media request's worker replied: its usage event settles the hold
 
     async def __aenter__(self) -> Accounting:
         return self
@@ -127,6 +131,10 @@ class Accounting:
         self.embeddings_sent = True
         self.embeddings = answer
 
+    def media_answered(self) -> None:
+        """A worker replied to the media request: it recorded the usage, which settles the hold."""
+        self.worker_recorded = True
+
     async def priced(self, frame: UsageFrame) -> UsageFrame:
         """The usage frame with billing's cost for it (off the TTFT path: after the last token)."""
         if frame.cost_usd is not None or not self.settings.billing_enabled:
@@ -154,6 +162,7 @@ class Accounting:
             self.usage_recorded_here
             or (answer is not None and answer.dispatch.owner is not None)
             or self.embeddings is not None
+            or self.worker_recorded
         )
         if self.held and not settled:
             await self.budget.release(self.request_id, self.caller)
@@ -169,6 +178,8 @@ class Accounting:
         (the estimate stands)."""
         if self.replay is not None or self.cached_embeddings is not None:
             return 0  # no model ran
+        if self.worker_recorded:
+            return None  # a media request: priced by its units; its prompt's charge stands
         if self.embeddings_sent:  # the reply's usage; no reply: unknown, the estimate stands
             reply = self.embeddings.usage if self.embeddings is not None else None
             return None if reply is None else reply.total_tokens

@@ -18,6 +18,7 @@ from lobe.gateway.chat import chat_completions
 from lobe.gateway.cors import setup_cors
 from lobe.gateway.drain import DRAINING, LIVE_ANSWERS, LiveAnswers
 from lobe.gateway.embeddings import embeddings
+from lobe.gateway.images import images
 from lobe.gateway.json_request import refuse_oversized
 from lobe.gateway.models import list_models
 from lobe.gateway.openapi import gateway_openapi
@@ -27,6 +28,8 @@ from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
 from lobe.gateway.responses import responses
 from lobe.gateway.resume.routes import resume_stream
 from lobe.gateway.settings import GatewaySettings
+from lobe.gateway.speech import speech
+from lobe.gateway.transcriptions import transcriptions
 from lobe.shared.http_telemetry import instrument
 from lobe.shared.openai_errors import openai_errors
 from lobe.shared.openapi import serve_openapi
@@ -70,6 +73,9 @@ def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None)
     add_health_routes(app, readiness(app), liveness_path="/api/health", readiness_path="/api/ready")
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/images/generations", images)
+    app.router.add_post("/v1/audio/speech", speech)
+    app.router.add_post("/v1/audio/transcriptions", transcriptions)
     app.router.add_get("/v1/chat/completions/{request_id}/stream", resume_stream)
     app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/models", list_models)

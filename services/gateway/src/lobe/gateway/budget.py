@@ -33,6 +33,7 @@ from lobe.shared.events.billing import (
     PriceQuoted,
 )
 from lobe.shared.events.chat import Caller, TokenUsage
+from lobe.shared.media_schema import MediaRequest
 from lobe.shared.openai_errors import ApiError
 from lobe.shared.telemetry import inject_headers
 from lobe.shared.token_ceiling import prompt_token_ceiling
@@ -46,7 +47,7 @@ class BudgetClient:
         self.settings = settings
 
     async def reserve(
-        self, request_id: str, caller: Caller, body: ChatCompletionRequest | EmbeddingsRequest
+        self, request_id: str, caller: Caller, body: ChatCompletionRequest | EmbeddingsRequest | MediaRequest
     ) -> bool:
         """Admit or raise 429 `insufficient_quota`; True when a hold was taken (to release)."""
         if not self.settings.billing_enabled:
@@ -61,6 +62,7 @@ class BudgetClient:
             model=body.model,
             prompt_tokens_estimate=prompt_token_ceiling(body),
             max_output_tokens=output,
+            units=body.unit_ceiling() if isinstance(body, MediaRequest) else None,
             expires_at=datetime.now(UTC) + timedelta(seconds=self.settings.billing_timeout_s),
         )
         reply = await ask(self.nc, BUDGET_RESERVE, request.encode(), self.settings.billing_timeout_s)

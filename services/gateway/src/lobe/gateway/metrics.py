@@ -19,6 +19,11 @@ EMBEDDINGS_REQUESTS = Counter(
     "Embeddings requests answered, by HTTP status.",
     ["status"],
 )
+MEDIA_REQUESTS = Counter(
+    "lobe_gateway_media_requests_total",
+    "Images, speech and transcription requests answered, by endpoint and HTTP status.",
+    ["endpoint", "status"],
+)
 RESPONSES_REQUESTS = Counter(
     "lobe_gateway_responses_requests_total",
     "Responses API requests answered, by HTTP status.",

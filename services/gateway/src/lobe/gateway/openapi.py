@@ -13,6 +13,7 @@ from lobe.gateway.request_body import EdgeRequest
 from lobe.gateway.responses_schema import ResponsesRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.lifecycle import VERSION
+from lobe.shared.media_schema import ImagesRequest, SpeechRequest
 from lobe.shared.openapi import Document, document, health_paths, json_answer, model_ref, operation, parameter
 
 # Billing's admin API, forwarded for admin sessions (docs/openapi/billing.json describes bodies).
@@ -58,6 +59,33 @@ def chat_paths() -> dict[str, Any]:
                 json_answer("A list object of embedding objects, with the input tokens in `usage`."),
                 (400, 401, 404, 413, 429, 502, 503, 504),
                 body=model_ref(EmbeddingsRequest),
+            )
+        },
+        "/v1/images/generations": {
+            "post": operation(
+                "Create images (OpenAI's API): `n` images as b64_json or url; priced per image by "
+                "size and quality (docs/media.md).",
+                json_answer("`{created, data: [{b64_json | url, revised_prompt}]}`."),
+                (400, 401, 404, 429, 502, 503, 504),
+                body=model_ref(ImagesRequest),
+            )
+        },
+        "/v1/audio/speech": {
+            "post": operation(
+                "Create speech (OpenAI's API): the audio file in `response_format`, streamed as the "
+                "provider sends it; priced per character.",
+                json_answer("The audio bytes (audio/mpeg, audio/wav, audio/pcm, ...)."),
+                (400, 401, 404, 429, 502, 503, 504),
+                body=model_ref(SpeechRequest),
+            )
+        },
+        "/v1/audio/transcriptions": {
+            "post": operation(
+                "Create a transcription (OpenAI's API): a multipart/form-data upload (`file` up to "
+                "25 MB, `model`, `language`, `prompt`, `response_format`: json, text, srt, "
+                "verbose_json, vtt, `temperature`); priced per second of audio.",
+                json_answer("The transcript in `response_format`."),
+                (400, 401, 404, 413, 429, 502, 503, 504),
             )
         },
         "/v1/chat/completions/{request_id}/stream": {
@@ -206,5 +234,5 @@ def gateway_openapi() -> Document:
             **admin_paths(),
             **health_paths("/api/health", "/api/ready", "connected to NATS"),
         },
-        [EdgeRequest, EmbeddingsRequest, ResponsesRequest, CacheInvalidation],
+        [EdgeRequest, EmbeddingsRequest, ResponsesRequest, ImagesRequest, SpeechRequest, CacheInvalidation],
     )

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.7.0"
+CATALOG_VERSION = "3.8.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.8.0",
+        "`images.request`, `speech.request` (its audio on `speech.audio.<request_id>`) and "
+        "`transcription.request` (the file in the Object Store bucket MEDIA): gateway to the "
+        "`chat-worker` queue group, request-reply. `units` on `usage.recorded` and `usage.reported` "
+        "(images with size and quality, characters, audio seconds) and on `billing.budget.reserve` "
+        "(the hold's upper bound): what a media request is priced by. The Object Store bucket "
+        "MEDIA is catalogued (`BUCKETS`: the gateway and the chat workers write and read it; the "
+        "NATS permissions follow): uploads, and images too large for the reply, whose "
+        "`b64_object` names the object holding their b64_json.",
+    ),
     (
         "3.7.0",
         "`endpoint` on `chat.request` (`chat` or `responses`; absent: chat): POST /v1/responses is "

@@ -32,6 +32,7 @@ from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.cache import CACHE_RESPONSE_INVALIDATED, ResponsesInvalidated
 from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.media_schema import MediaRequest
 
 log = logging.getLogger(__name__)
 SCAN_BATCH = 1000
@@ -52,11 +53,12 @@ class ResponseCache:
         self,
         request: web.Request,
         caller: Caller,
-        body: ChatCompletionRequest | EmbeddingsRequest,
+        body: ChatCompletionRequest | EmbeddingsRequest | MediaRequest,
         endpoint: ChatEndpoint = "chat",
     ) -> CacheKey | None:
-        """The request's cache key, or None when it is not cached (see lobe.gateway.cache.key)."""
-        if not self.enabled:
+        """The request's cache key, or None when it is not cached (see lobe.gateway.cache.key).
+        Media requests are not: an image or a voice is a new draw each time, and audio is large."""
+        if not self.enabled or isinstance(body, MediaRequest):
             return None
         if isinstance(body, EmbeddingsRequest):
             return embeddings_cache_key(request, caller, body, self.shared)
