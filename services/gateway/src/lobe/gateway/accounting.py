@@ -12,10 +12,10 @@ that leaves cannot cut it short. The answer itself (lobe.gateway.answer) only mo
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from types import TracebackType
 
 from aiohttp import web
-from nats.js import JetStreamContext
 
 from lobe.gateway.answer import Answer
 from lobe.gateway.budget import BudgetClient
@@ -24,7 +24,7 @@ from lobe.gateway.cache.replay import Replay
 from lobe.gateway.cache.response_cache import ResponseCache
 from lobe.gateway.ratelimit.limiter import Admission, RateLimiter
 from lobe.gateway.settings import GatewaySettings
-from lobe.shared.bus import publish_fact
+from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import Caller, DeltaFrame, TokenUsage, UsageFrame
 from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, usage_event
@@ -33,33 +33,24 @@ from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 LOST_USAGE_ATTEMPTS = 3  # the client is already answered; a short retry keeps the handler brief
 
 
+@dataclass(eq=False)
 class Accounting:
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        rate_limits: RateLimiter,
-        budget: BudgetClient,
-        cache: ResponseCache,
-        js: JetStreamContext,
-        caller: Caller,
-        received_at: float,
-        request_id: str,
-    ) -> None:
-        self.settings = settings
-        self.rate_limits = rate_limits
-        self.budget = budget
-        self.cache = cache
-        self.js = js
-        self.caller = caller
-        self.received_at = received_at  # time.monotonic() when the request arrived
-        self.request_id = request_id
-        self.admission: Admission | None = None
-        self.body: ChatCompletionRequest | None = None  # set once it reaches the budget check
-        self.held = False  # a budget hold was taken: settled by a usage event, or released here
-        self.cache_key: CacheKey | None = None
-        self.replay: Replay | None = None
-        self.answer: Answer | None = None
-        self.usage_recorded_here = False  # by the gateway: a lost worker's, or a cache hit's
+    settings: GatewaySettings
+    rate_limits: RateLimiter
+    budget: BudgetClient
+    cache: ResponseCache
+    bus: Bus
+    caller: Caller
+    received_at: float  # time.monotonic() when the request arrived
+    request_id: str
+    # What the request took and got, as it goes:
+    admission: Admission | None = None
+    body: ChatCompletionRequest | None = None  # set once it reaches the budget check
+    held: bool = False  # a budget hold was taken: settled by a usage event, or released here
+    cache_key: CacheKey | None = None
+    replay: Replay | None = None
+    answer: Answer | None = None
+    usage_recorded_here: bool = False  # by the gateway: a lost worker's, or a cache hit's
 
     async def __aenter__(self) -> Accounting:
         return self
@@ -179,6 +170,6 @@ class Accounting:
             error_code=error,
         )
         # Its own subject: the gateway's NATS user may not publish a worker's usage.recorded.
-        self.usage_recorded_here = await publish_fact(
-            self.js, USAGE_REPORTED, event, attempts=LOST_USAGE_ATTEMPTS
+        self.usage_recorded_here = await self.bus.publish_fact(
+            USAGE_REPORTED, event, attempts=LOST_USAGE_ATTEMPTS
         )

@@ -63,7 +63,7 @@ async def _chat_completions(request: web.Request, received_at: float) -> web.Str
         resources.rate_limits,
         resources.budget,
         request.app[CACHE],
-        resources.js,
+        resources.bus,
         caller,
         received_at,
         uuid.uuid4().hex,

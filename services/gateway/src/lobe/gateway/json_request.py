@@ -25,7 +25,7 @@ BUS_ENVELOPE_BYTES = 4096
 
 def body_limit(request: web.Request) -> int:
     resources = request.app[RESOURCES]
-    return min(resources.settings.max_body_bytes, resources.nc.max_payload - BUS_ENVELOPE_BYTES)
+    return min(resources.settings.max_body_bytes, resources.bus.connection.max_payload - BUS_ENVELOPE_BYTES)
 
 
 def too_large(size: int, limit: int) -> ApiError:
