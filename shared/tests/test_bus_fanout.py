@@ -11,31 +11,18 @@ from dataclasses import dataclass
 
 import nats
 import pytest
-from nats.aio.client import Client as NATS
-from opentelemetry import trace
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 
 from lobe.devtools.waiting import eventually
 from lobe.shared.bus import (
     Bus,
     MemoryBus,
-    MessageTooLarge,
-    NoResponders,
-    Unanswered,
     ensure_streams,
     flush,
 )
 from lobe.shared.catalog import BILLING, CHAT_WORKER, GATEWAY, subject
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.auth import AUTH_LOGIN_ENDED, LoginEnded
-from lobe.shared.events.billing import (
-    BUDGET_RELEASE,
-    BUDGET_RESERVE,
-    BudgetDecision,
-    BudgetRelease,
-    BudgetReserve,
-)
 from lobe.shared.events.cache import CACHE_RESPONSE_INVALIDATED, ResponsesInvalidated
 from lobe.shared.events.chat import (
     CHAT_REPLY,
@@ -197,79 +184,3 @@ async def test_a_reply_stream_is_live_for_the_request_that_follows_it(nats_url: 
     await worker.stop_handlers()
     await gateway_nc.close()
     await worker_nc.close()
-
-
-@pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.integration)])
-async def billing_and_gateway(
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[tuple[Bus | MemoryBus, Bus | MemoryBus]]:
-    if request.param == "memory":
-        memory = MemoryBus(BILLING)  # one process answering and asking
-        yield memory, memory
-        await memory.stop_handlers()
-        return
-    url = request.getfixturevalue("nats_url")
-    responding, asking = await nats.connect(url), await nats.connect(url)
-    billing = Bus.over(responding, BILLING)
-    yield billing, Bus.over(asking, GATEWAY)
-    await billing.stop_handlers()
-    await responding.close()
-    await asking.close()
-
-
-def reserve(user: str) -> BudgetReserve:
-    return BudgetReserve(
-        request_id=f"r-{user}", user_id=user, model="m", prompt_tokens_estimate=1, max_output_tokens=1
-    )
-
-
-async def test_exchange_tells_no_responder_from_silence(
-    billing_and_gateway: tuple[Bus | MemoryBus, Bus | MemoryBus],
-) -> None:
-    billing, gateway = billing_and_gateway
-    with pytest.raises(NoResponders):
-        await gateway.exchange(BUDGET_RESERVE, reserve("anyone"), WAIT_S)  # at once, not after WAIT_S
-
-    def decide(req: BudgetReserve) -> BudgetDecision:
-        if req.user_id == "late":
-            raise Unanswered("too late")
-        return BudgetDecision(request_id=req.request_id, admitted=True)
-
-    await billing.responds(BUDGET_RESERVE, decide)
-    with pytest.raises(TimeoutError):
-        await gateway.exchange(BUDGET_RESERVE, reserve("late"), SILENCE_S)
-    reply = await gateway.exchange(BUDGET_RESERVE, reserve("alice"), WAIT_S)
-    assert BudgetDecision.model_validate_json(reply).request_id == "r-alice"
-
-
-@pytest.mark.integration
-async def test_exchange_refuses_a_message_past_the_servers_limit_before_sending(nc: NATS) -> None:
-    gateway = Bus.over(nc, GATEWAY)
-    content = "x" * nc.max_payload
-    body = ChatCompletionRequest.model_validate(
-        {"model": "m", "messages": [{"role": "user", "content": content}]}
-    )
-    huge = ChatRequested(request_id="r", caller=Caller(user_id="u"), body=body, reply_to="chat.reply.r.1")
-    with pytest.raises(MessageTooLarge) as caught:
-        await gateway.exchange(CHAT_REQUEST, huge, WAIT_S)  # no worker needed: nothing leaves
-    assert (caught.value.size > caught.value.limit, caught.value.limit) == (True, nc.max_payload)
-
-
-async def test_exchange_and_publish_carry_the_trace_context(
-    billing_and_gateway: tuple[Bus | MemoryBus, Bus | MemoryBus], spans: InMemorySpanExporter
-) -> None:
-    billing, gateway = billing_and_gateway
-    seen: list[str] = []
-
-    def remember(_: object, headers: dict[str, str] | None) -> BudgetDecision:
-        seen.append((headers or {}).get("traceparent", ""))
-        return BudgetDecision(request_id="r", admitted=True)
-
-    await billing.responds(BUDGET_RESERVE, remember, with_headers=True)
-    await billing.responds(BUDGET_RELEASE, remember, with_headers=True)
-    with trace.get_tracer("test").start_as_current_span("chat") as span:
-        await gateway.exchange(BUDGET_RESERVE, reserve("alice"), WAIT_S)
-        await gateway.publish(BUDGET_RELEASE, BudgetRelease(request_id="r", user_id="alice"))
-        trace_id = format(span.get_span_context().trace_id, "032x")
-    await eventually(lambda: len(seen) == 2)
-    assert [value.split("-")[1] for value in seen] == [trace_id, trace_id]
