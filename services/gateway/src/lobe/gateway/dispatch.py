@@ -223,13 +223,13 @@ class Dispatch:
                     try:
                         # asyncio.timeout, not next_msg's wait_for: no task and no uuid4 per frame.
                         async with asyncio.timeout(min(self.settings.worker_silence_s, remaining)):
-                            frame = await replies.next()
+                            frame = replies.decode(await replies.get())
                     except TimeoutError:
                         if deadline - time.monotonic() <= 0:
                             continue  # the request timed out, not the worker: 504 above
                         raise WorkerSilent from None
                 else:
-                    frame = replies.next_nowait()
+                    frame = replies.decode(replies.get_nowait())
             except ValidationError as exc:
                 raise ApiError(
                     502, f"malformed frame from worker: {exc.errors()[0]['loc']}", "protocol_error"
