@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 EDITABLES := $(patsubst shared,'shared[asyncapi]',$(PACKAGES))
 
 .PHONY: dev test test-unit test-integration lint install system-deps node-deps helm-check clean
-.PHONY: coverage workflow-check compose-check tls images image charts-push deploy helm-test smoke rollback
+.PHONY: coverage e2e-staging workflow-check compose-check tls images image charts-push deploy helm-test smoke rollback
 .PHONY: chart-deps image-scan image-sbom image-sign
 .PHONY: bench bench-profile bench-scaling soak
 
@@ -119,9 +119,17 @@ define require_env
 $(if $(filter $(ENV),staging production),,$(error ENV must be staging or production, not '$(ENV)'))
 endef
 
-# Unit and integration tests with line coverage (coverage.xml for CI, a summary on the terminal).
+# Unit and integration tests with line coverage: coverage.xml and an HTML report under .lobe/ (CI keeps
+# both), and a per-package summary on the terminal and, in GitHub Actions, in the job's summary.
 coverage: install
-	$(BIN)/pytest -q -p no:cacheprovider --cov=lobe --cov-report=term:skip-covered --cov-report=xml:.lobe/coverage.xml
+	$(BIN)/pytest -q -p no:cacheprovider --cov=lobe --cov-report=term:skip-covered --cov-report=xml:.lobe/coverage.xml --cov-report=html:.lobe/coverage-html
+	$(BIN)/python -m lobe.devtools.coverage_summary .lobe/coverage.xml
+
+# The tests marked `staging` (tests/e2e/test_staging.py) against a deployed suite: STAGING_URL, with
+# STAGING_API_KEY from the environment (never the command line); unset, against a local suite.
+# CI runs it after each staging deploy and keeps the JUnit report.
+e2e-staging: install
+	$(BIN)/pytest -q -p no:cacheprovider -m staging tests/e2e --junitxml=.lobe/e2e-staging.xml
 
 # actionlint and the GitHub workflow schema over .github/workflows.
 workflow-check: install

@@ -308,6 +308,14 @@ EXTRAS: dict[str, dict[str, Schema]] = {
                         "clientSecretKey": {"type": "string", "minLength": 1},
                     }
                 ),
+                "google": closed(
+                    {
+                        "enabled": BOOL,
+                        "clientId": STRING,
+                        "clientSecretKey": {"type": "string", "minLength": 1},
+                        "allowedDomains": STRING,
+                    }
+                ),
                 "github": closed(
                     {
                         "enabled": BOOL,
@@ -315,6 +323,27 @@ EXTRAS: dict[str, dict[str, Schema]] = {
                         "clientSecretKey": {"type": "string", "minLength": 1},
                     }
                 ),
+                # OIDC_PROVIDERS: each an OpenID provider of its own (the gateway's OIDC_<NAME>_*).
+                "providers": {
+                    "type": "array",
+                    "items": closed(
+                        {
+                            # The gateway's provider names: not one that has variables of its own.
+                            "name": {
+                                "type": "string",
+                                "pattern": "^[a-z][a-z0-9_]{0,31}$",
+                                "not": {"enum": ["oidc", "google", "github"]},
+                            },
+                            "displayName": STRING,
+                            "issuer": {"type": "string", "pattern": "^https://.+$"},
+                            "clientId": {"type": "string", "minLength": 1},
+                            "existingSecret": STRING,
+                            "clientSecretKey": {"type": "string", "minLength": 1},
+                            "allowedDomains": STRING,
+                        },
+                        required=["name", "issuer", "clientId", "clientSecretKey"],
+                    ),
+                },
                 "egressCIDRs": {"type": "array", "items": CIDR},
             }
         ),

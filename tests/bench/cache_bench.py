@@ -30,19 +30,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
-from lobe.chat_worker.service import ChatWorker
-from lobe.chat_worker.settings import WorkerSettings
-from lobe.devtools.ports import free_port
 from lobe.devtools.servers import NatsServer, RedisServer
-from lobe.gateway.app import create_app
+from lobe.devtools.suite import start_gateway, start_worker
 from lobe.gateway.cache.key import cache_key
 from lobe.gateway.cache.memory import ByteLRU
 from lobe.gateway.cache.replay import Replay, encode_answer
-from lobe.gateway.settings import GatewaySettings
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import Caller, DeltaFrame, DoneFrame, TokenUsage, UsageFrame
 
@@ -52,21 +47,17 @@ PROMPT = "Tell me, in about thirty words, why caches are worth having. "
 
 @contextlib.asynccontextmanager
 async def gateway(nats_url: str, **overrides: Any) -> AsyncIterator[str]:
-    settings = GatewaySettings(
-        nats_url=nats_url,
+    running = await start_gateway(
+        nats_url,
         gateway_api_keys=f"{KEY}:bench:enterprise",
         billing_enabled=False,
         rate_limits_enabled=False,  # on, as in production, in `lobe bench`
         **overrides,
     )
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield f"http://127.0.0.1:{port}/v1/chat/completions"
+        yield f"{running.url}/v1/chat/completions"
     finally:
-        await runner.cleanup()
+        await running.stop()
 
 
 async def timed(http: aiohttp.ClientSession, url: str, prompt: str) -> tuple[float, str]:
@@ -143,7 +134,7 @@ async def main(n: int, chunk_delay_ms: float) -> None:
             name="mock",
             deployments=[Deployment(name="mock", provider="mock", chunk_delay_s=chunk_delay_ms / 1000)],
         )
-        worker = ChatWorker(WorkerSettings(nats_url=nats.url, ops_port=0), ModelCatalog(models=[routed]))
+        worker = await start_worker(nats.url, ModelCatalog(models=[routed]))
         await worker.start()
         try:
             async with (

@@ -20,6 +20,7 @@ import yaml
 
 from lobe.chat_worker.deployments import load_catalog
 from lobe.devtools.servers.binaries import debian_binary
+from lobe.gateway.auth.provider_config import configured_providers
 from lobe.gateway.auth.routes import JWKS_PATH
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH
 from lobe.gateway.ratelimit.client_ip import parse_networks
@@ -339,6 +340,49 @@ def test_sign_in_secrets_come_from_the_secret_and_the_gateway_accepts_the_render
     assert settings.gateway_public_url == env["GATEWAY_PUBLIC_URL"]["value"]
     assert settings.billing_admin_token is not None
     assert parse_networks(settings.trusted_proxies)
+
+
+def test_google_and_named_providers_render_with_their_own_secrets_and_the_gateway_offers_each(
+    checked: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """helm/gateway/ci/sign-in-providers-values.yaml: Google beside two named OpenID providers."""
+    rendered_file = RENDERED / "gateway__sign-in-providers.yaml"
+    docs = [d for d in yaml.safe_load_all(rendered_file.read_text()) if d]
+    env = env_of(pod(docs, "gateway")["containers"][0])
+    sign_in = ("SESSION_KEYS", "GOOGLE_", "OIDC_")
+    refs = {n: e["valueFrom"].get("secretKeyRef", {}) for n, e in env.items() if "valueFrom" in e}
+    secrets = {n: (ref["name"], ref["key"]) for n, ref in refs.items() if n.startswith(sign_in)}
+    assert secrets == {
+        "SESSION_KEYS": ("lobe-sign-in", "session-keys"),
+        "GOOGLE_CLIENT_SECRET": ("lobe-sign-in", "google-client-secret"),
+        "OIDC_KEYCLOAK_CLIENT_SECRET": ("keycloak-client", "client-secret"),
+        "OIDC_PARTNER_CLIENT_SECRET": ("lobe-sign-in", "partner-client-secret"),
+    }
+    for name, entry in env.items():
+        monkeypatch.setenv(name, entry.get("value", f"secret-{name}"))
+    offered = configured_providers(GatewaySettings())
+    assert {name: (p.display_name, sorted(p.domains)) for name, p in offered.items()} == {
+        "google": ("Google", ["gmail.com"]),
+        "keycloak": ("Corp SSO", ["lobe.example"]),
+        "partner": ("Partner", []),
+    }
+
+
+@pytest.mark.parametrize("name", ["google", "oidc", "github", "Corp", "corp-sso"])
+def test_a_named_provider_may_not_take_a_built_in_name_or_one_no_variable_can_carry(
+    checked: None, name: str
+) -> None:
+    result = helm_template(
+        "gateway",
+        "signIn.enabled=true",
+        "signIn.publicUrl=https://api.lobe.example",
+        f"signIn.providers[0].name={name}",
+        "signIn.providers[0].issuer=https://sso.lobe.example",
+        "signIn.providers[0].clientId=lobe",
+        "signIn.providers[0].clientSecretKey=k",
+    )
+    assert result.returncode != 0
+    assert "signIn.providers.0.name" in result.stderr, result.stderr
 
 
 def test_the_gateway_reaches_the_identity_provider_only_on_443_to_its_listed_ranges(

@@ -91,7 +91,8 @@ def test_pipeline_order_and_the_production_approval_gate() -> None:
     ]
     assert deliver["charts"]["needs"] == "images"
     assert deliver["staging"]["needs"] == "charts"
-    assert deliver["production"]["needs"] == "staging"
+    assert deliver["staging-e2e"]["needs"] == "staging"
+    assert deliver["production"]["needs"] == ["staging", "staging-e2e"]
     assert deliver["production"]["environment"] == "production"
     for env in ("staging", "production"):
         runs = [step for step in deliver[env]["steps"] if "run" in step]
@@ -221,11 +222,18 @@ def test_images_are_scanned_then_signed_with_their_sbom_kept_and_their_digest_ha
 
 def test_settings_that_are_not_secret_are_variables() -> None:
     text = (ROOT / ".github" / "workflows" / "deliver.yml").read_text()
-    for name in ("IMAGE_REGISTRY", "REGISTRY_HOST", "REGISTRY_USER", "SMOKE_BASE_URL", "SMOKE_MODEL"):
+    for name in (
+        "IMAGE_REGISTRY",
+        "REGISTRY_HOST",
+        "REGISTRY_USER",
+        "SMOKE_BASE_URL",
+        "SMOKE_MODEL",
+        "STAGING_URL",
+    ):
         assert f"vars.{name}" in text
         assert f"secrets.{name}" not in text
     secrets = set(re.findall(r"secrets\.(\w+)", text))
-    assert secrets == {"REGISTRY_TOKEN", "KUBECONFIG", "SMOKE_API_KEY"}
+    assert secrets == {"REGISTRY_TOKEN", "KUBECONFIG", "SMOKE_API_KEY", "STAGING_API_KEY"}
 
 
 def test_scan_sbom_and_sign_name_the_pushed_image_by_digest(tmp_path: Path) -> None:
@@ -254,3 +262,27 @@ def test_a_push_records_the_image_digest_for_the_deploy() -> None:
     )
     assert "--metadata-file digests/lobe-billing.json" in out
     assert "> digests/lobe-billing.digest" in out
+
+
+def test_the_staging_e2e_job_runs_the_staging_tests_against_stagings_url_with_the_key_from_a_secret() -> None:
+    deliver = {name: job for workflow, name, job in jobs() if workflow == "deliver.yml"}
+    job = deliver["staging-e2e"]
+    assert job["environment"] == "staging"
+    assert job["env"]["STAGING_URL"].startswith("${{ vars.STAGING_URL")
+    assert job["env"]["STAGING_API_KEY"].startswith("${{ secrets.STAGING_API_KEY")
+    assert [s["run"] for s in job["steps"] if "run" in s] == ["make e2e-staging"]
+    [upload] = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert upload["if"] == "always()"
+    assert upload["with"]["path"] == ".lobe/e2e-staging.xml"
+    assert "-m staging tests/e2e --junitxml=.lobe/e2e-staging.xml" in dry_run("e2e-staging")
+
+
+def test_coverage_is_kept_as_xml_and_html_and_summarized_in_the_job() -> None:
+    ci = {name: job for workflow, name, job in jobs() if workflow == "ci.yml"}
+    steps = ci["test"]["steps"]
+    assert "make coverage" in [s.get("run") for s in steps]
+    [upload] = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert upload["with"]["path"].split() == [".lobe/coverage.xml", ".lobe/coverage-html"]
+    out = dry_run("coverage")
+    assert "--cov-report=xml:.lobe/coverage.xml --cov-report=html:.lobe/coverage-html" in out
+    assert "-m lobe.devtools.coverage_summary .lobe/coverage.xml" in out  # -> $GITHUB_STEP_SUMMARY

@@ -8,11 +8,9 @@ port (to read its /metrics). The gateway runs in the test's loop, as in the othe
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,25 +18,24 @@ from typing import Any
 
 import aiohttp
 
-from lobe.devtools.fake_upstream import FakeUpstream, Reply
-from lobe.devtools.ports import free_port
+from lobe.devtools.suite import ServiceProcess, start_worker
 
-from .conftest import API_KEY, start_gateway, wait_ready
+from .conftest import API_KEY, start_gateway
 
 CHAT = {"messages": [{"role": "user", "content": "Route me."}]}
 
 
 @dataclass
 class WorkerProcess:
-    proc: asyncio.subprocess.Process
-    ops_port: int
+    process: ServiceProcess
     log: Path
 
+    @property
+    def proc(self) -> asyncio.subprocess.Process:
+        return self.process.proc
+
     async def metrics(self) -> str:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"http://127.0.0.1:{self.ops_port}/metrics") as response,
-        ):
+        async with aiohttp.ClientSession() as http, http.get(f"{self.process.ops_url}/metrics") as response:
             return await response.text()
 
     def hang_up(self) -> None:
@@ -82,54 +79,24 @@ class Fleet(Gateway):
     workers: list[WorkerProcess]
 
 
-@asynccontextmanager
-async def fake_upstreams(*defaults: Reply | None) -> AsyncIterator[list[FakeUpstream]]:
-    """One started fake upstream per default reply (None: only what a test pushes), all stopped after."""
-    upstreams = [await FakeUpstream(default=default).start() for default in defaults]
-    try:
-        yield upstreams
-    finally:
-        for upstream in upstreams:
-            await upstream.stop()
-
-
 async def start_workers(
     nats_url: str, models: Path, logs: Path, count: int, **env: str
 ) -> list[WorkerProcess]:
     async def start(index: int) -> WorkerProcess:
-        port = free_port()
         log = logs / f"worker-{index}.log"
-        child_env = {
-            **os.environ,
-            "NATS_URL": nats_url,
-            "MODELS_FILE": str(models),
-            "OPS_PORT": str(port),
-            "WORKER_ID": f"w{index}",
-            "HEARTBEAT_INTERVAL_S": "0.2",
-            "LOG_FORMAT": "text",
-            "OPENAI_API_KEY": "test-key-openai",
-            "ANTHROPIC_API_KEY": "test-key-anthropic",
-            **env,
-        }
-        with log.open("wb") as out:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "lobe.chat_worker", env=child_env, stdout=out, stderr=out
-            )
-        await wait_ready(port, proc)
-        return WorkerProcess(proc, port, log)
+        process = await start_worker(
+            nats_url,
+            mode="process",
+            name=f"w{index}",
+            log=log,
+            models_file=models,
+            worker_id=f"w{index}",
+            heartbeat_interval_s=0.2,
+            env={"OPENAI_API_KEY": "test-key-openai", "ANTHROPIC_API_KEY": "test-key-anthropic", **env},
+        )
+        return WorkerProcess(process, log)
 
     return list(await asyncio.gather(*(start(i) for i in range(count))))
-
-
-async def stop_workers(workers: Iterable[WorkerProcess]) -> None:
-    for worker in workers:
-        if worker.proc.returncode is None:
-            worker.proc.terminate()
-    for worker in workers:
-        try:
-            await asyncio.wait_for(worker.proc.wait(), 15)
-        except TimeoutError:
-            worker.proc.kill()
 
 
 @asynccontextmanager
@@ -142,7 +109,8 @@ async def fleet(nats_url: str, models: Path, logs: Path, count: int = 3, **env: 
             yield Fleet(http, base_url, workers)
     finally:
         await runner.cleanup()
-        await stop_workers(workers)
+        for worker in workers:
+            await worker.process.stop(15)
 
 
 def models_file(directory: Path, text: str) -> Path:

@@ -19,10 +19,9 @@ from pydantic import SecretStr
 from lobe.billing.service import BillingService
 from lobe.devtools.ports import free_port
 from lobe.devtools.servers.oidc import OidcProviderServer, through_provider
-from lobe.gateway.app import create_app
+from lobe.devtools.suite import start_gateway
 from lobe.gateway.auth.session_tokens import SessionClaims, TokenSigner
 from lobe.gateway.auth.signing_keys import load_key_ring, new_signing_key
-from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import flush
 from lobe.shared.events.auth import AUTH_LOGIN_SUCCEEDED, LoginFailed, LoginSucceeded
 
@@ -65,19 +64,16 @@ class AuthGateway:
 async def start_auth_gateway(
     nats_url: str, redis_url: str, keys: str, port: int | None = None, **overrides: Any
 ) -> AuthGateway:
-    port = port or free_port()
-    settings = GatewaySettings(
-        nats_url=nats_url,
+    gateway = await start_gateway(
+        nats_url,
+        port=port,
         redis_url=SecretStr(redis_url),
         session_keys=SecretStr(keys),
         gateway_api_keys=SecretStr(f"{API_KEY}:alice:free"),
         worker_silence_s=1.0,
         **overrides,
     )
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return AuthGateway(runner, f"http://127.0.0.1:{port}")
+    return AuthGateway(gateway.runner, gateway.url)
 
 
 def new_key(kid: str) -> dict[str, Any]:

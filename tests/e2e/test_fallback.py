@@ -10,6 +10,7 @@ import pytest
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.pytest_plugin import MakeUpstream
 
 from .conftest import Suite, start_worker
 from .test_chat_path import MESSAGES, usage_events
@@ -19,18 +20,15 @@ RATE_LIMITED = load("openai_compatible/openrouter_error_429.json")
 
 
 @pytest.fixture
-async def upstreams() -> AsyncIterator[tuple[FakeUpstream, FakeUpstream]]:
-    primary, secondary = await FakeUpstream().start(), await FakeUpstream().start()
-    yield primary, secondary
-    await primary.stop()
-    await secondary.stop()
+async def primary_and_secondary(make_upstream: MakeUpstream) -> tuple[FakeUpstream, FakeUpstream]:
+    return await make_upstream(), await make_upstream()
 
 
 @pytest.fixture
 async def fallback_suite(
-    gateway_only: Suite, upstreams: tuple[FakeUpstream, FakeUpstream]
+    gateway_only: Suite, primary_and_secondary: tuple[FakeUpstream, FakeUpstream]
 ) -> AsyncIterator[Suite]:
-    primary, secondary = upstreams
+    primary, secondary = primary_and_secondary
     deployments = [
         Deployment(name="primary", provider="openai", base_url=f"{primary.url}/v1", model="m"),
         Deployment(name="secondary", provider="openai", base_url=f"{secondary.url}/v1", model="m"),
@@ -48,9 +46,9 @@ def transcript_reply(**options: object) -> Reply:
 
 
 async def test_a_rate_limited_deployment_falls_back_to_the_next(
-    fallback_suite: Suite, upstreams: tuple[FakeUpstream, FakeUpstream]
+    fallback_suite: Suite, primary_and_secondary: tuple[FakeUpstream, FakeUpstream]
 ) -> None:
-    primary, secondary = upstreams
+    primary, secondary = primary_and_secondary
     primary.push(Reply(RATE_LIMITED.body, status=429, content_type="application/json"))
     secondary.push(transcript_reply())
     completion = await fallback_suite.client.chat.completions.create(model="routed", messages=MESSAGES)
@@ -61,9 +59,9 @@ async def test_a_rate_limited_deployment_falls_back_to_the_next(
 
 
 async def test_a_client_error_does_not_fall_back(
-    fallback_suite: Suite, upstreams: tuple[FakeUpstream, FakeUpstream]
+    fallback_suite: Suite, primary_and_secondary: tuple[FakeUpstream, FakeUpstream]
 ) -> None:
-    primary, secondary = upstreams
+    primary, secondary = primary_and_secondary
     bad = load("openai/error_400_unsupported_value.json")
     primary.push(Reply(bad.body, status=400, content_type="application/json"))
     with pytest.raises(openai.BadRequestError):
@@ -72,11 +70,11 @@ async def test_a_client_error_does_not_fall_back(
 
 
 async def test_a_non_streaming_answer_cut_mid_stream_is_an_error_not_a_second_answer(
-    fallback_suite: Suite, upstreams: tuple[FakeUpstream, FakeUpstream]
+    fallback_suite: Suite, primary_and_secondary: tuple[FakeUpstream, FakeUpstream]
 ) -> None:
     # Past the first token the provider generated (and charges for) output: the answer does not
     # start over elsewhere (may_restart), in either mode, so no generation goes unrecorded.
-    primary, secondary = upstreams
+    primary, secondary = primary_and_secondary
     primary.push(transcript_reply(cut_after=len(TEXT.body) // 2))
     secondary.push(transcript_reply())
     client = fallback_suite.client.with_options(max_retries=0)
@@ -87,9 +85,9 @@ async def test_a_non_streaming_answer_cut_mid_stream_is_an_error_not_a_second_an
 
 
 async def test_a_streaming_answer_cut_after_its_first_token_is_an_error_not_a_second_answer(
-    fallback_suite: Suite, upstreams: tuple[FakeUpstream, FakeUpstream]
+    fallback_suite: Suite, primary_and_secondary: tuple[FakeUpstream, FakeUpstream]
 ) -> None:
-    primary, secondary = upstreams
+    primary, secondary = primary_and_secondary
     primary.push(transcript_reply(cut_after=len(TEXT.body) // 2))
     secondary.push(transcript_reply())
     stream = await fallback_suite.client.chat.completions.create(

@@ -5,15 +5,14 @@ ends with an explicit error event, never a silent stop."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import openai
 import pytest
 
+from lobe.chat_worker.service import ChatWorker
 from lobe.devtools.drain_checks import (
     LONG_MESSAGES,
     http_status,
@@ -21,8 +20,9 @@ from lobe.devtools.drain_checks import (
     readiness_off_then_listener_closed,
 )
 from lobe.devtools.ports import free_port
+from lobe.devtools.suite import ServiceProcess, start_gateway
 
-from .conftest import API_KEY, start_worker, wait_ready
+from .conftest import API_KEY, GATEWAY_DEFAULTS
 from .test_chat_path import MESSAGES
 from .test_worker_failures import answer_for
 
@@ -31,37 +31,25 @@ StartGateway = Callable[..., Awaitable[Gateway]]
 
 
 @pytest.fixture
-async def gateway_process(nats_url: str) -> AsyncIterator[StartGateway]:
-    started: list[asyncio.subprocess.Process] = []
-    worker = await start_worker(nats_url)
+async def gateway_process(nats_url: str, worker: ChatWorker) -> AsyncIterator[StartGateway]:
+    started: list[ServiceProcess] = []
 
     async def start(grace_s: float, delay_s: float = 0.0, ops_port: int = 0) -> Gateway:
-        port = free_port()
-        env = {
-            **os.environ,
-            "NATS_URL": nats_url,
-            "GATEWAY_PORT": str(port),
-            "OPS_PORT": str(ops_port),
-            "GATEWAY_API_KEYS": f"{API_KEY}:alice",
-            "BILLING_ENABLED": "false",
-            "RATE_LIMITS_ENABLED": "false",
-            "CACHE_ENABLED": "false",
-            "SHUTDOWN_GRACE_S": str(grace_s),
-            "SHUTDOWN_DELAY_S": str(delay_s),
-            "LOG_FORMAT": "text",
-        }
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.gateway", env=env)
-        started.append(proc)
-        await wait_ready(port, proc, path="/api/ready")
-        return proc, openai.AsyncOpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY, max_retries=0
+        gateway = await start_gateway(
+            nats_url,
+            mode="process",
+            ops_port=ops_port,
+            shutdown_grace_s=grace_s,
+            shutdown_delay_s=delay_s,
+            **GATEWAY_DEFAULTS,
         )
+        started.append(gateway)
+        return gateway.proc, openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=API_KEY, max_retries=0)
 
     yield start
-    for proc in started:
-        if proc.returncode is None:
-            proc.kill()
-    await worker.stop()
+    for gateway in started:
+        if gateway.running:
+            await gateway.kill()
 
 
 async def stream_and_terminate(gateway: Gateway) -> list[str]:

@@ -20,7 +20,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import PIPE, STDOUT
@@ -36,6 +36,7 @@ from lobe.devtools.pgadmin import DatabaseAdmin
 from lobe.devtools.ports import free_port
 from lobe.devtools.promql import metric_names
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.pytest_plugin import MakeUpstream
 from lobe.devtools.servers import NodeExporter, PrometheusServer
 from lobe.devtools.servers.binaries import debian_binary
 
@@ -130,10 +131,9 @@ def observed(tmp_path_factory: pytest.TempPathFactory, pg_server: DatabaseAdmin)
 
 
 @pytest.fixture
-async def upstream(observed: Observed) -> AsyncIterator[FakeUpstream]:
-    server = await FakeUpstream().start(observed.upstream_port)
-    yield server
-    await server.stop()
+async def observed_upstream(observed: Observed, make_upstream: MakeUpstream) -> FakeUpstream:
+    """The fake provider at the port the observed suite's routing names."""
+    return await make_upstream(port=observed.upstream_port)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, within_s: float = 30.0) -> None:
@@ -192,11 +192,11 @@ async def hold_a_stream_open(observed: Observed, http: aiohttp.ClientSession, up
 
 
 async def test_the_seed_queries_report_the_driven_workload_exactly(
-    observed: Observed, upstream: FakeUpstream
+    observed: Observed, observed_upstream: FakeUpstream
 ) -> None:
     async with aiohttp.ClientSession() as http:
         # 1. A stream held open: the gauge reads 1 while it is, and 0 once the client has left.
-        await hold_a_stream_open(observed, http, upstream)
+        await hold_a_stream_open(observed, http, observed_upstream)
         by_status = f'sum by (status) (lobe_chat_requests_total{{model="{MODEL}"}})'
 
         async def pair_at_zero() -> bool:
@@ -211,7 +211,7 @@ async def test_the_seed_queries_report_the_driven_workload_exactly(
         outcomes.insert(2, outcomes.pop())  # an error amid the successes
         statuses = []
         for i, transcript in enumerate(outcomes):
-            upstream.push(transcript.reply(seed=i))
+            observed_upstream.push(transcript.reply(seed=i))
             statuses.append(await observed.chat(http, MODEL, stream=i % 2 == 0))
         assert sorted(statuses) == [200] * SUCCESSES + [400] * ERRORS
 

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from lobe.devtools.ports import free_port
 from lobe.devtools.servers import RedisServer
+from lobe.devtools.suite import ServiceProcess, start_gateway
 
-from .conftest import API_KEY, start_worker, wait_ready
+from .conftest import API_KEY, GATEWAY_DEFAULTS, start_worker
 
 REPLICAS = 3
 FREE_PER_MINUTE = 10  # the seed's free tier, from the bundled rate-limit file
@@ -28,33 +26,22 @@ Reply = tuple[int, dict[str, str]]
 
 @contextlib.asynccontextmanager
 async def gateway_processes(nats_url: str, redis_url: str, fail_mode: str) -> AsyncIterator[list[str]]:
-    procs: list[asyncio.subprocess.Process] = []
-    urls = []
+    gateways: list[ServiceProcess] = []
     try:
         for _ in range(REPLICAS):
-            port = free_port()
-            env = {
-                **os.environ,
-                "NATS_URL": nats_url,
-                "REDIS_URL": redis_url,
-                "GATEWAY_PORT": str(port),
-                "OPS_PORT": "0",
-                "GATEWAY_API_KEYS": f"{API_KEY}:alice:free",
-                "BILLING_ENABLED": "false",
-                "CACHE_ENABLED": "false",
-                "RATE_LIMIT_FAIL_MODE": fail_mode,
-                "LOG_FORMAT": "text",
-            }
-            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.gateway", env=env)
-            procs.append(proc)
-            await wait_ready(port, proc, path="/api/ready")
-            urls.append(f"http://127.0.0.1:{port}")
-        yield urls
+            gateways.append(
+                await start_gateway(
+                    nats_url,
+                    mode="process",
+                    **{**GATEWAY_DEFAULTS, "rate_limits_enabled": True},
+                    redis_url=redis_url,
+                    rate_limit_fail_mode=fail_mode,
+                )
+            )
+        yield [gateway.url for gateway in gateways]
     finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.terminate()
-                await proc.wait()
+        for gateway in gateways:
+            await gateway.stop()
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def _tamper(token: str) -> str:
 
 
 @pytest.fixture
-async def gateway(nats_url: str, redis_url: str) -> AsyncIterator[AuthGateway]:
+async def auth_gateway(nats_url: str, redis_url: str) -> AsyncIterator[AuthGateway]:
     worker = await start_worker(nats_url)
     gw = await start_auth_gateway(
         nats_url, redis_url, key_set(KEY), billing_enabled=True, billing_timeout_s=0.2
@@ -53,13 +53,13 @@ async def gateway(nats_url: str, redis_url: str) -> AsyncIterator[AuthGateway]:
 
 
 async def test_bad_credentials_get_401_and_nothing_of_theirs_reaches_the_chat_path(
-    gateway: AuthGateway, nats_url: str
+    auth_gateway: AuthGateway, nats_url: str
 ) -> None:
     live = signer_for(KEY)
     revoked_claims = claims(sid="revoked-1")
     revoked = live.sign_session(revoked_claims)
     # Revoked the way the gateway does it (Redis, then the fact); the sniffer starts after.
-    sessions = gateway.runner.app[AUTH].sessions
+    sessions = auth_gateway.runner.app[AUTH].sessions
     assert sessions is not None
     await sessions.end("usr_x", "revoked-1", revoked_claims.exp, "revoked")
     bad = {
@@ -82,19 +82,21 @@ async def test_bad_credentials_get_401_and_nothing_of_theirs_reaches_the_chat_pa
     await flush(spy)
     async with aiohttp.ClientSession() as http:
         async with http.post(
-            f"{gateway.url}/v1/chat/completions", json={"model": "mock", "messages": MESSAGES}
+            f"{auth_gateway.url}/v1/chat/completions", json={"model": "mock", "messages": MESSAGES}
         ) as r:
             assert r.status == 401
             assert (await r.json())["error"]["code"] == "missing_api_key"
         for name, token in bad.items():
-            client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0)
+            client = openai.AsyncOpenAI(base_url=f"{auth_gateway.url}/v1", api_key=token, max_retries=0)
             with pytest.raises(openai.AuthenticationError) as refused:
                 await client.chat.completions.create(model="mock", messages=MESSAGES)  # type: ignore[arg-type]
             body = refused.value.body
             assert isinstance(body, dict), name
             assert body["type"] == "authentication_error", (name, body)
             # As a cookie too: the same refusal.
-            async with http.get(f"{gateway.url}/v1/models", headers={"Cookie": f"lobe_session={token}"}) as r:
+            async with http.get(
+                f"{auth_gateway.url}/v1/models", headers={"Cookie": f"lobe_session={token}"}
+            ) as r:
                 assert r.status == 401, name
         await flush(spy)
         await asyncio.sleep(0.2)
@@ -102,7 +104,9 @@ async def test_bad_credentials_get_401_and_nothing_of_theirs_reaches_the_chat_pa
 
         # A well-formed key nobody issued: one question to billing (no billing runs: 503, retry).
         unknown = "lobe-sk-" + "A" * 43
-        async with http.get(f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {unknown}"}) as r:
+        async with http.get(
+            f"{auth_gateway.url}/v1/models", headers={"Authorization": f"Bearer {unknown}"}
+        ) as r:
             assert r.status in (401, 503)
         await flush(spy)
         await asyncio.sleep(0.2)
@@ -111,7 +115,7 @@ async def test_bad_credentials_get_401_and_nothing_of_theirs_reaches_the_chat_pa
         # A user's session on an admin endpoint: 403, also without traffic.
         user = live.sign_session(claims(sid="user-1"))
         async with http.delete(
-            f"{gateway.url}/v1/admin/users/usr_x/sessions", headers={"Authorization": f"Bearer {user}"}
+            f"{auth_gateway.url}/v1/admin/users/usr_x/sessions", headers={"Authorization": f"Bearer {user}"}
         ) as r:
             assert r.status == 403
             assert (await r.json())["error"]["type"] == "permission_error"

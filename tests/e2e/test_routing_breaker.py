@@ -16,11 +16,12 @@ from nats.aio.msg import Msg
 
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.suite import upstreams as fake_upstreams
 from lobe.devtools.waiting import eventually
 from lobe.shared.bus import flush
 from lobe.shared.events.routing import BreakerChanged
 
-from .fleet import Fleet, fake_upstreams, fleet, metric_value, models_file
+from .fleet import Fleet, fleet, metric_value, models_file
 
 TEXT = load("openai/chat_stream_text.sse")
 FAILURES, COOLDOWN_S = 3, 3.0

@@ -15,9 +15,9 @@ from lobe.chat_worker.deployments import Deployment, ModelCatalog, ProviderKind,
 from lobe.chat_worker.providers.errors import CLIENT_MESSAGES
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.suite import upstreams as fake_upstreams
 
 from .conftest import Suite, start_worker
-from .fleet import fake_upstreams
 from .providers import ROUTES
 from .test_chat_path import usage_events
 from .transcripts import expected_answer
@@ -81,7 +81,7 @@ CONTEXT_ERRORS: dict[str, tuple[ProviderKind, bytes]] = {
 
 
 @pytest.fixture
-async def upstreams() -> AsyncIterator[list[FakeUpstream]]:
+async def two_upstreams() -> AsyncIterator[list[FakeUpstream]]:
     async with fake_upstreams(None, None) as started:
         yield started
 
@@ -98,10 +98,10 @@ async def post(suite: Suite, model: str, body: dict[str, Any]) -> tuple[int, dic
 
 
 async def test_openai_falls_back_to_anthropic_with_the_request_translated(
-    gateway_only: Suite, monkeypatch: pytest.MonkeyPatch, upstreams: list[FakeUpstream]
+    gateway_only: Suite, monkeypatch: pytest.MonkeyPatch, two_upstreams: list[FakeUpstream]
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key-anthropic")
-    openai_upstream, anthropic_upstream = upstreams
+    openai_upstream, anthropic_upstream = two_upstreams
     openai_upstream.default, anthropic_upstream.default = BROKEN, ANTHROPIC_TEXT.reply()
     catalog = ModelCatalog(
         models=[
@@ -148,10 +148,10 @@ async def test_openai_falls_back_to_anthropic_with_the_request_translated(
 
 
 async def test_anthropic_falls_back_to_openai_with_the_request_translated(
-    gateway_only: Suite, monkeypatch: pytest.MonkeyPatch, upstreams: list[FakeUpstream]
+    gateway_only: Suite, monkeypatch: pytest.MonkeyPatch, two_upstreams: list[FakeUpstream]
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "test-key-openai")
-    anthropic_upstream, openai_upstream = upstreams
+    anthropic_upstream, openai_upstream = two_upstreams
     anthropic_upstream.default, openai_upstream.default = OVERLOADED, OPENAI_TEXT.reply()
     catalog = ModelCatalog(
         models=[
@@ -191,12 +191,12 @@ async def test_anthropic_falls_back_to_openai_with_the_request_translated(
 async def test_a_context_window_error_moves_the_request_to_the_larger_context_model(
     gateway_only: Suite,
     monkeypatch: pytest.MonkeyPatch,
-    upstreams: list[FakeUpstream],
+    two_upstreams: list[FakeUpstream],
     provider: str,
 ) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", "test-key-gemini")
     kind, error = CONTEXT_ERRORS[provider]
-    small_upstream, large_upstream = upstreams
+    small_upstream, large_upstream = two_upstreams
     small_upstream.default = Reply(error, 400, "application/json")
     large_upstream.default = OPENAI_TEXT.reply()
     catalog = ModelCatalog(
@@ -227,10 +227,10 @@ async def test_a_context_window_error_moves_the_request_to_the_larger_context_mo
 
 
 async def test_a_context_window_error_without_a_larger_model_is_the_clients_400(
-    gateway_only: Suite, upstreams: list[FakeUpstream]
+    gateway_only: Suite, two_upstreams: list[FakeUpstream]
 ) -> None:
     kind, error = CONTEXT_ERRORS["anthropic"]
-    small_upstream, _ = upstreams
+    small_upstream, _ = two_upstreams
     small_upstream.default = Reply(error, 400, "application/json")
     catalog = ModelCatalog(
         models=[RoutedModel(name="small", deployments=[deployment("small-a", kind, small_upstream, "m")])]

@@ -19,10 +19,11 @@ from lobe.chat_worker.policies import Limits
 from lobe.chat_worker.routing.store import BUCKET, COUNTER_STREAM, counter_subject
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.suite import upstreams as fake_upstreams
 from lobe.devtools.waiting import eventually
 
 from .conftest import Suite, start_worker
-from .fleet import Gateway, fake_upstreams, fleet, models_file
+from .fleet import Gateway, fleet, models_file
 
 TEXT = load("openai/chat_stream_text.sse")
 WINDOW_S = 2.0

@@ -15,10 +15,11 @@ import pytest
 
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.suite import upstreams as fake_upstreams
 from lobe.devtools.waiting import eventually
 
 from .conftest import API_KEY
-from .fleet import WorkerProcess, fake_upstreams, fleet, metric_value
+from .fleet import WorkerProcess, fleet, metric_value
 from .transcripts import expected_answer
 
 TEXT = load("openai/chat_stream_text.sse")

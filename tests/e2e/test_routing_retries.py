@@ -18,9 +18,9 @@ from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.policies import RetryPolicy
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.suite import upstreams as fake_upstreams
 
 from .conftest import API_KEY, Suite, start_gateway, start_worker
-from .fleet import fake_upstreams
 from .test_chat_path import usage_events
 
 TEXT = load("openai/chat_stream_text.sse")
@@ -38,15 +38,15 @@ def unavailable() -> Reply:
 
 
 @pytest.fixture
-async def upstreams() -> AsyncIterator[list[FakeUpstream]]:
+async def answering_upstreams() -> AsyncIterator[list[FakeUpstream]]:
     async with fake_upstreams(TEXT.reply(), TEXT.reply()) as started:
         yield started
 
 
-async def routed(suite: Suite, upstreams: list[FakeUpstream], retry: RetryPolicy) -> Any:
+async def routed(suite: Suite, answering_upstreams: list[FakeUpstream], retry: RetryPolicy) -> Any:
     deployments = [
         Deployment(name=name, provider="openai", base_url=f"{upstream.url}/v1", model="m")
-        for name, upstream in zip(("primary", "secondary"), upstreams, strict=False)
+        for name, upstream in zip(("primary", "secondary"), answering_upstreams, strict=False)
     ]
     catalog = ModelCatalog(models=[RoutedModel(name="routed", deployments=deployments, retry=retry)])
     return await start_worker(suite.nats_url, models=catalog)
@@ -66,9 +66,9 @@ def gaps(upstream: FakeUpstream) -> list[float]:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 async def test_a_429_with_retry_after_1_is_retried_once_after_a_second_and_the_header_says_2_attempts(
-    gateway_only: Suite, upstreams: list[FakeUpstream], stream: bool
+    gateway_only: Suite, answering_upstreams: list[FakeUpstream], stream: bool
 ) -> None:
-    primary, _ = upstreams
+    primary, _ = answering_upstreams
     primary.push(rate_limited(**{"Retry-After": "1"}))
     worker = await routed(gateway_only, [primary], RetryPolicy(max_retries=2))
     try:
@@ -92,9 +92,9 @@ async def test_a_429_with_retry_after_1_is_retried_once_after_a_second_and_the_h
 
 
 async def test_a_retry_after_given_as_an_http_date_is_honoured(
-    gateway_only: Suite, upstreams: list[FakeUpstream]
+    gateway_only: Suite, answering_upstreams: list[FakeUpstream]
 ) -> None:
-    primary, _ = upstreams
+    primary, _ = answering_upstreams
     when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
     primary.push(rate_limited(**{"Retry-After": format_datetime(when, usegmt=True)}))
     worker = await routed(gateway_only, [primary], RetryPolicy(max_retries=1))
@@ -107,9 +107,9 @@ async def test_a_retry_after_given_as_an_http_date_is_honoured(
 
 
 async def test_without_retry_after_retries_back_off_exponentially_with_jitter(
-    gateway_only: Suite, upstreams: list[FakeUpstream]
+    gateway_only: Suite, answering_upstreams: list[FakeUpstream]
 ) -> None:
-    primary, _ = upstreams
+    primary, _ = answering_upstreams
     primary.push(unavailable())
     primary.push(unavailable())
     worker = await routed(gateway_only, [primary], RetryPolicy(max_retries=2, backoff_base_s=0.2))
@@ -125,9 +125,9 @@ async def test_without_retry_after_retries_back_off_exponentially_with_jitter(
 
 
 async def test_a_retry_after_past_the_deadline_is_not_waited_for(
-    nats_url: str, upstreams: list[FakeUpstream]
+    nats_url: str, answering_upstreams: list[FakeUpstream]
 ) -> None:
-    primary, _ = upstreams
+    primary, _ = answering_upstreams
     primary.push(rate_limited(**{"Retry-After": "5"}))
     runner, base_url = await start_gateway(nats_url, request_timeout_s=3.0)
     catalog = ModelCatalog(
@@ -160,11 +160,11 @@ async def test_a_retry_after_past_the_deadline_is_not_waited_for(
 
 
 async def test_a_retry_after_longer_than_max_wait_moves_on_to_the_next_deployment_at_once(
-    gateway_only: Suite, upstreams: list[FakeUpstream]
+    gateway_only: Suite, answering_upstreams: list[FakeUpstream]
 ) -> None:
-    primary, secondary = upstreams
+    primary, secondary = answering_upstreams
     primary.push(rate_limited(**{"Retry-After": "30"}))
-    worker = await routed(gateway_only, upstreams, RetryPolicy(max_retries=3, max_wait_s=10))
+    worker = await routed(gateway_only, answering_upstreams, RetryPolicy(max_retries=3, max_wait_s=10))
     began = time.monotonic()
     try:
         status, headers, _ = await post(gateway_only)
@@ -176,11 +176,11 @@ async def test_a_retry_after_longer_than_max_wait_moves_on_to_the_next_deploymen
 
 
 async def test_an_answer_cut_after_its_first_token_is_not_retried(
-    gateway_only: Suite, upstreams: list[FakeUpstream]
+    gateway_only: Suite, answering_upstreams: list[FakeUpstream]
 ) -> None:
-    primary, secondary = upstreams
+    primary, secondary = answering_upstreams
     primary.push(TEXT.reply(cut_after=len(TEXT.body) // 2))
-    worker = await routed(gateway_only, upstreams, RetryPolicy(max_retries=3, backoff_base_s=0.05))
+    worker = await routed(gateway_only, answering_upstreams, RetryPolicy(max_retries=3, backoff_base_s=0.05))
     try:
         status, _, text = await post(gateway_only, stream=True)
     finally:

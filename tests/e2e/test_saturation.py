@@ -28,7 +28,7 @@ MODEL = public_model("openai")
 
 
 @pytest.fixture
-async def gateway(nats_url: str) -> AsyncIterator[AsyncOpenAI]:
+async def saturating_gateway(nats_url: str) -> AsyncIterator[AsyncOpenAI]:
     runner, base_url = await start_gateway(nats_url, saturation_wait_s=SATURATION_WAIT_S)
     yield AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
     await runner.cleanup()
@@ -51,14 +51,14 @@ async def first_token(client: AsyncOpenAI) -> openai.AsyncStream[openai.types.ch
 
 
 async def test_saturated_worker_gives_503_with_retry_after_once_the_wait_is_over(
-    nats_url: str, gateway: AsyncOpenAI, upstream: FakeUpstream
+    nats_url: str, saturating_gateway: AsyncOpenAI, upstream: FakeUpstream
 ) -> None:
     hold_after_first_words(upstream)
     async with routed_worker(nats_url, "openai", upstream, worker_max_concurrency=1):
-        busy = await first_token(gateway)
+        busy = await first_token(saturating_gateway)
         started = time.monotonic()
         with pytest.raises(openai.APIStatusError) as caught:
-            await gateway.chat.completions.create(model=MODEL, messages=MESSAGES)
+            await saturating_gateway.chat.completions.create(model=MODEL, messages=MESSAGES)
         waited = time.monotonic() - started
         await busy.close()
 
@@ -70,12 +70,12 @@ async def test_saturated_worker_gives_503_with_retry_after_once_the_wait_is_over
 
 
 async def test_saturation_gauges_show_a_full_worker_while_its_only_slot_is_held(
-    nats_url: str, gateway: AsyncOpenAI, upstream: FakeUpstream
+    nats_url: str, saturating_gateway: AsyncOpenAI, upstream: FakeUpstream
 ) -> None:
     hold_after_first_words(upstream)
     async with routed_worker(nats_url, "openai", upstream, worker_max_concurrency=1) as worker:
         assert REGISTRY.get_sample_value("lobe_worker_max_concurrency") == 1
-        busy = await first_token(gateway)
+        busy = await first_token(saturating_gateway)
         assert REGISTRY.get_sample_value("lobe_worker_streams_active") == 1
         await busy.close()
         deadline = time.monotonic() + 5
@@ -86,7 +86,7 @@ async def test_saturation_gauges_show_a_full_worker_while_its_only_slot_is_held(
 
 
 async def test_request_waiting_for_capacity_is_served_when_a_slot_frees_within_the_wait(
-    nats_url: str, gateway: AsyncOpenAI, upstream: FakeUpstream
+    nats_url: str, saturating_gateway: AsyncOpenAI, upstream: FakeUpstream
 ) -> None:
     transcript = load(TRANSCRIPT)
     answer = transcript.expected["choices"][0]["text"]
@@ -103,10 +103,10 @@ async def test_request_waiting_for_capacity_is_served_when_a_slot_frees_within_t
     await nc.subscribe(CHAT_REQUEST, cb=count)
     try:
         async with routed_worker(nats_url, "openai", upstream, worker_max_concurrency=1):
-            busy = await first_token(gateway)
+            busy = await first_token(saturating_gateway)
             first_rest = asyncio.create_task(drain(busy))
             started = time.monotonic()
-            completion = await gateway.chat.completions.create(model=MODEL, messages=MESSAGES)
+            completion = await saturating_gateway.chat.completions.create(model=MODEL, messages=MESSAGES)
             waited = time.monotonic() - started
             rest = await first_rest
     finally:

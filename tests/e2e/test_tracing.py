@@ -1,6 +1,7 @@
-"""One trace per chat request: the gateway's HTTP span, the worker's run across NATS (W3C context
-in the headers), the provider call with the GenAI attributes, and billing's ledger write, which
-handles a batch of many requests' usage and links to each request's trace."""
+"""One trace per chat request, across every service: the gateway's HTTP span and its Redis
+commands, billing's key verification, budget reservation and settlement (the ledger write its
+usage went into), the worker's run and the provider call, all through the W3C context the bus
+carries in every message's headers (lobe.shared.bus.tracing)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,28 @@ import json
 import time
 from collections.abc import Callable, Sequence
 
+from openai import AsyncOpenAI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from pydantic import SecretStr
 
 from lobe.billing.service import BillingService
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
+from lobe.shared.events.auth import AUTH_KEY_VERIFY
+from lobe.shared.events.billing import BUDGET_RESERVE
+from lobe.shared.events.chat import CHAT_REQUEST
+from lobe.shared.events.streams import USAGE
+from lobe.shared.events.usage import USAGE_RECORDED
 
-from .conftest import Suite, billing_settings
+from .conftest import Suite, billing_settings, start_gateway
 from .providers import UPSTREAM_MODEL, public_model, routed_worker
 from .test_chat_path import MESSAGES
 from .transcripts import expected_answer
 
 TRANSCRIPT = "openai/chat_stream_text.sse"
+OUTPUT_CAP = 512
 
 
 async def finished(
@@ -42,6 +51,17 @@ def named(found: Sequence[ReadableSpan], name: str) -> ReadableSpan:
     return matches[0]
 
 
+def ancestors(span: ReadableSpan, found: Sequence[ReadableSpan]) -> list[str]:
+    """The names of `span`'s ancestors, nearest first; each must be among `found`."""
+    by_id = {s.context.span_id: s for s in found}
+    names = []
+    while span.parent is not None:
+        assert span.parent.span_id in by_id, f"{span.name}'s parent is missing from the trace"
+        span = by_id[span.parent.span_id]
+        names.append(span.name)
+    return names
+
+
 async def test_worker_span_is_a_child_of_the_gateway_request_span(
     suite: Suite, spans: InMemorySpanExporter
 ) -> None:
@@ -49,8 +69,10 @@ async def test_worker_span_is_a_child_of_the_gateway_request_span(
     found = await finished(spans, lambda s: {"chat.run", "POST /v1/chat/completions"} <= {x.name for x in s})
     server, run = named(found, "POST /v1/chat/completions"), named(found, "chat.run")
     assert run.context.trace_id == server.context.trace_id
-    assert run.parent is not None
-    assert run.parent.span_id == server.context.span_id
+    # The run continues the worker's span for the chat.request message, the gateway's descendant.
+    assert ancestors(run, found)[0] == f"process {CHAT_REQUEST}"
+    assert ancestors(run, found)[-1] == server.name
+    assert named(found, f"process {CHAT_REQUEST}").kind is SpanKind.SERVER
     assert run.attributes is not None
     assert run.attributes["gen_ai.request.model"] == "mock"
     # The mock is a provider like any other: its call has a span of its own.
@@ -59,39 +81,69 @@ async def test_worker_span_is_a_child_of_the_gateway_request_span(
     assert call.parent.span_id == run.context.span_id
 
 
-async def test_gateway_worker_provider_call_and_ledger_write_belong_to_one_trace(
-    gateway_only: Suite,
-    upstream: FakeUpstream,
+async def test_one_requests_trace_holds_the_gateway_billing_the_worker_the_provider_and_the_ledger(
+    nats_url: str,
     billing_db: str,
+    redis_url: str,
+    upstream: FakeUpstream,
     spans: InMemorySpanExporter,
 ) -> None:
     transcript = load(TRANSCRIPT)
     expected = expected_answer(transcript)
     first_chunk = json.loads(transcript.body.split(b"\n")[0].removeprefix(b"data: "))
     upstream.push(transcript.reply())
-    settings = billing_settings(gateway_only.nats_url, billing_db, "admin")
     async with (
-        BillingService(settings),
-        routed_worker(gateway_only.nats_url, "openai", upstream),
+        BillingService(billing_settings(nats_url, billing_db, "admin")) as billing,
+        routed_worker(nats_url, "openai", upstream),
     ):
-        spans.clear()  # start-up work (migrations, catalog sync) is not the request's
-        answer = await gateway_only.client.chat.completions.create(
-            model=public_model("openai"), messages=MESSAGES
+        assert billing.admin is not None
+        await billing.admin.create_user("alice", plan="basic")
+        issued = await billing.admin.issue_key("alice")  # verified by billing, over the bus
+        runner, base_url = await start_gateway(
+            nats_url,
+            gateway_api_keys="",
+            billing_enabled=True,
+            rate_limits_enabled=True,
+            redis_url=SecretStr(redis_url),
+            default_max_output_tokens=OUTPUT_CAP,
         )
-        assert answer.choices[0].message.content == expected.text
+        try:
+            spans.clear()  # start-up work (migrations, catalog sync) is not the request's
+            client = AsyncOpenAI(base_url=f"{base_url}/v1", api_key=issued.key)
+            answer = await client.chat.completions.create(model=public_model("openai"), messages=MESSAGES)
+            assert answer.choices[0].message.content == expected.text
 
-        def complete(found: Sequence[ReadableSpan]) -> bool:
-            names = {span.name for span in found}
-            return {"chat.run", "ledger write", "process usage.recorded"} <= names
+            def settled(found: Sequence[ReadableSpan]) -> bool:
+                names = {span.name for span in found}
+                return {"POST /v1/chat/completions", "chat.run", f"process {USAGE_RECORDED}"} <= names
 
-        found = await finished(spans, complete)
+            found = await finished(spans, settled)
+        finally:
+            await runner.cleanup()
 
     server = named(found, "POST /v1/chat/completions")
-    run = named(found, "chat.run")
-    call = named(found, f"chat {UPSTREAM_MODEL}")
     trace_id = server.context.trace_id
     assert server.kind is SpanKind.SERVER
-    assert run.context.trace_id == call.context.trace_id == trace_id
+    assert server.parent is None
+    request = [span for span in found if span.context.trace_id == trace_id]
+    # Every span of the request's trace descends from the gateway's: no orphan, no second root.
+    assert all(ancestors(span, request)[-1:] == [server.name] for span in request if span is not server)
+    assert {
+        f"process {AUTH_KEY_VERIFY}",  # billing checks the key
+        f"process {BUDGET_RESERVE}",  # billing holds the budget
+        f"process {CHAT_REQUEST}",  # the worker accepts
+        "chat.run",
+        f"chat {UPSTREAM_MODEL}",  # the provider call
+        f"send {USAGE_RECORDED}",  # the worker's usage fact
+        f"process {USAGE_RECORDED}",  # billing settles it: its part of a ledger batch
+    } <= {span.name for span in request}
+    assert named(request, f"process {BUDGET_RESERVE}").kind is SpanKind.SERVER
+    redis = [s for s in request if (s.attributes or {}).get("db.system") == "redis"]
+    assert redis, "the rate limiter's Redis commands are not in the trace"
+    assert all(s.kind is SpanKind.CLIENT for s in redis)
+
+    run = named(request, "chat.run")
+    call = named(request, f"chat {UPSTREAM_MODEL}")
     assert call.parent is not None
     assert call.parent.span_id == run.context.span_id
     assert call.kind is SpanKind.CLIENT
@@ -99,19 +151,29 @@ async def test_gateway_worker_provider_call_and_ledger_write_belong_to_one_trace
         "gen_ai.operation.name": "chat",
         "gen_ai.system": "openai",
         "gen_ai.request.model": UPSTREAM_MODEL,
+        "gen_ai.request.max_tokens": OUTPUT_CAP,  # the gateway caps what billing holds a budget for
         "gen_ai.response.model": first_chunk["model"],  # the model that answered, as the provider says
         "gen_ai.response.finish_reasons": (expected.finish_reason,),
         "gen_ai.usage.input_tokens": expected.prompt_tokens,
         "gen_ai.usage.output_tokens": expected.completion_tokens,
         "server.address": "127.0.0.1",
     }
+    published = named(request, f"send {USAGE_RECORDED}")
+    assert published.kind is SpanKind.PRODUCER
+    assert "chat.run" in ancestors(published, request)
+    settle = named(request, f"process {USAGE_RECORDED}")
+    assert settle.parent is not None
+    assert settle.parent.span_id == published.context.span_id
 
-    # Billing writes batches of many requests' usage: its span is a trace of its own, linked to
-    # the trace of each request it carries, through the context the usage event's headers hold.
-    batch = named(found, "process usage.recorded")
+    # Billing writes batches of many requests' usage: the batch is a trace of its own, linked to
+    # each request it carries; the request's own span links back to it, and the ledger write is
+    # the batch's child.
+    [batch] = [s for s in found if s.context.span_id in {link.context.span_id for link in settle.links}]
+    assert batch.name == f"process {USAGE.name}"
     assert batch.kind is SpanKind.CONSUMER
+    assert batch.context.trace_id != trace_id
     linked = {(link.context.trace_id, link.context.span_id) for link in batch.links}
-    assert (trace_id, run.context.span_id) in linked
+    assert (trace_id, published.context.span_id) in linked
     write = named(found, "ledger write")
     assert write.parent is not None
     assert write.parent.span_id == batch.context.span_id

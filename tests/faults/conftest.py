@@ -1,7 +1,7 @@
 """Fault tests: services run as real processes so they can be SIGKILLed, backends are stopped.
 
-Shared here: a migrated database, billing / gateway processes (through the devtools
-Supervisor), an in-process chat worker, a chat call, and bounded waits. The usage workload and
+Shared here: billing / worker / gateway processes with this tree's settings (started through
+lobe.devtools.suite; the in-process `worker` is the suite's fixture), a chat call, and bounded waits. The usage workload and
 its expected ledger are in workload.py.
 """
 
@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import asyncpg
 import nats
-import pytest
 
-from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
-from lobe.chat_worker.service import ChatWorker
-from lobe.chat_worker.settings import WorkerSettings
-from lobe.devtools.children import signal_group
-from lobe.devtools.ports import free_port
-from lobe.devtools.supervisor import Child, ServiceSpec, Supervisor
+from lobe.devtools.suite import ServiceProcess
+from lobe.devtools.suite.fixtures import MakeProcess
 from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
 
 QUIET = {"LOG_LEVEL": "WARNING", "LOG_FORMAT": "text"}
@@ -71,105 +64,37 @@ async def wait_until(
 
 
 # -- processes --------------------------------------------------------------------------------------
-@dataclass
-class Service:
-    """One service process, restartable with the same configuration (same ports, same env)."""
-
-    supervisor: Supervisor
-    spec: ServiceSpec
-    child: Child | None = None
-
-    async def start(self, within: float = 30.0) -> Child:
-        self.child = await self.supervisor.start(self.spec)
-        await self.supervisor.wait_ready([self.child], within)
-        return self.child
-
-    @property
-    def pid(self) -> int:
-        assert self.child is not None
-        return self.child.proc.pid
-
-    @property
-    def running(self) -> bool:
-        return self.child is not None and self.child.proc.returncode is None
-
-    async def kill(self) -> None:
-        """SIGKILL the process group, as a crash or the OOM killer would."""
-        assert self.child is not None
-        signal_group(self.child.proc.pid, signal.SIGKILL)
-        await asyncio.wait_for(self.child.proc.wait(), 10)
+# Each a lobe.devtools.suite ServiceProcess from the `make_process` fixture (stopped after the test):
+# restartable with the same ports and environment, SIGKILLed by `kill()`.
 
 
-@pytest.fixture
-async def worker(nats_url: str) -> AsyncIterator[ChatWorker]:
-    """An in-process chat worker serving the mock model (its own process is not needed here)."""
-    catalog = ModelCatalog(
-        models=[RoutedModel(name="mock", deployments=[Deployment(name="mock", provider="mock")])]
-    )
-    chat_worker = ChatWorker(WorkerSettings(nats_url=nats_url, ops_port=0), catalog)
-    await chat_worker.start()
-    yield chat_worker
-    await chat_worker.stop()
-
-
-@pytest.fixture
-async def supervisor() -> AsyncIterator[Supervisor]:
-    sup = Supervisor(color=False)
-    yield sup
-    await sup.shutdown(grace=10)
-
-
-def bus_service(supervisor: Supervisor, name: str, module: str, env: dict[str, str]) -> Service:
-    """A service with no public port: ready when its ops listener says so."""
-    ops_port = free_port()
-    full_env = {**QUIET, "OPS_HOST": "127.0.0.1", "OPS_PORT": str(ops_port), **env}
-    argv = [sys.executable, "-m", module]
-    ready_url = f"http://127.0.0.1:{ops_port}/health/ready"
-    return Service(supervisor, ServiceSpec(name, argv, full_env, ready_url=ready_url))
-
-
-def billing_service(supervisor: Supervisor, nats_url: str, database_url: str, **env: str) -> Service:
+def billing_service(
+    make_process: MakeProcess, nats_url: str, database_url: str, **env: str
+) -> ServiceProcess:
     env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "BILLING_FETCH_TIMEOUT_S": "0.2", **env}
-    return bus_service(supervisor, "billing", "lobe.billing", env)
+    return make_process("billing", env={**QUIET, **env})
 
 
-def worker_service(supervisor: Supervisor, name: str, nats_url: str, models_file: str, **env: str) -> Service:
+def worker_service(
+    make_process: MakeProcess, name: str, nats_url: str, models_file: str, **env: str
+) -> ServiceProcess:
     env = {"NATS_URL": nats_url, "MODELS_FILE": models_file, "WORKER_ID": name, **env}
-    return bus_service(supervisor, name, "lobe.chat_worker", env)
+    return make_process("chat-worker", env={**QUIET, **env}, name=name)
 
 
-def gateway_service(supervisor: Supervisor, name: str, nats_url: str, api_keys: str, **env: str) -> Service:
-    port = free_port()
+def gateway_service(
+    make_process: MakeProcess, name: str, nats_url: str, api_keys: str, **env: str
+) -> ServiceProcess:
     full_env = {
         **QUIET,
         "NATS_URL": nats_url,
-        "GATEWAY_HOST": "127.0.0.1",
-        "GATEWAY_PORT": str(port),
-        "OPS_PORT": "0",
         "GATEWAY_API_KEYS": api_keys,
         # Not what these tests are about, and the default REDIS_URL may be a server shared by others.
         "RATE_LIMITS_ENABLED": "false",
         "CACHE_ENABLED": "false",
         **env,
     }
-    spec = ServiceSpec(
-        name, [sys.executable, "-m", "lobe.gateway"], full_env, ready_url=f"http://127.0.0.1:{port}/api/ready"
-    )
-    return Service(supervisor, spec)
-
-
-def base_url(service: Service) -> str:
-    return f"http://127.0.0.1:{service.spec.env['GATEWAY_PORT']}"
-
-
-async def is_ready(service: Service) -> bool:
-    assert service.spec.ready_url is not None
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-        try:
-            async with http.get(service.spec.ready_url) as response:
-                return response.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            return False
+    return make_process("gateway", env=full_env, name=name)
 
 
 @dataclass

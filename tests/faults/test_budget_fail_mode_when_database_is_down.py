@@ -13,23 +13,23 @@ import aiohttp
 
 from lobe.chat_worker.service import ChatWorker
 from lobe.devtools.servers import PostgresServer
-from lobe.devtools.supervisor import Supervisor
+from lobe.devtools.suite.fixtures import MakeProcess
 
-from .conftest import base_url, billing_service, chat, fetchval, gateway_service, wait_until
+from .conftest import billing_service, chat, fetchval, gateway_service, wait_until
 
 API_KEY = "sk-fault-carol"
 TIMEOUT_S = 0.3
 
 
 async def test_database_outage_gives_503_when_closed_and_admits_then_bills_when_open(
-    nats_url: str, private_pg_server: PostgresServer, supervisor: Supervisor, worker: ChatWorker
+    nats_url: str, private_pg_server: PostgresServer, make_process: MakeProcess, worker: ChatWorker
 ) -> None:
     pg = private_pg_server
     dsn = pg.dsn("postgres")
-    billing = billing_service(supervisor, nats_url, dsn)
+    billing = billing_service(make_process, nats_url, dsn)
     gateways = {
         mode: gateway_service(
-            supervisor,
+            make_process,
             f"gateway-{mode}",
             nats_url,
             f"{API_KEY}:carol:basic",
@@ -43,14 +43,14 @@ async def test_database_outage_gives_503_when_closed_and_admits_then_bills_when_
     payload = {"model": "mock", "messages": [{"role": "user", "content": "hello"}], "stream": False}
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
-        healthy = await chat(http, base_url(gateways["closed"]), API_KEY, payload)
+        healthy = await chat(http, gateways["closed"].url, API_KEY, payload)
         assert (healthy.status, healthy.code) == (200, None)
 
         await asyncio.to_thread(pg.stop)
         started = time.monotonic()
-        closed = await chat(http, base_url(gateways["closed"]), API_KEY, payload)
+        closed = await chat(http, gateways["closed"].url, API_KEY, payload)
         waited = time.monotonic() - started
-        opened = await chat(http, base_url(gateways["open"]), API_KEY, payload)
+        opened = await chat(http, gateways["open"].url, API_KEY, payload)
 
     print(f"\nfail-closed answered {closed.status} after {waited:.2f} s (billing timeout {TIMEOUT_S} s)")
     assert (closed.status, closed.code) == (503, "billing_unavailable")

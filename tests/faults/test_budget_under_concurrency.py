@@ -20,11 +20,11 @@ from lobe.billing.admin import admin_session
 from lobe.billing.plans import Override
 from lobe.chat_worker.providers.mock import mock_answer
 from lobe.chat_worker.service import ChatWorker
-from lobe.devtools.supervisor import Supervisor
+from lobe.devtools.suite.fixtures import MakeProcess
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.token_ceiling import prompt_token_ceiling
 
-from .conftest import base_url, billing_service, chat, gateway_service, wait_until
+from .conftest import billing_service, chat, gateway_service, wait_until
 from .workload import MILLION, ExpectedPrices
 
 USER = "bob"
@@ -65,7 +65,7 @@ async def watch_peak(dsn: str, stop: asyncio.Event) -> Decimal:
 
 
 async def test_spend_never_passes_the_budget_with_200_concurrent_requests_through_two_gateways(
-    nats_url: str, billing_db: str, supervisor: Supervisor, worker: ChatWorker
+    nats_url: str, billing_db: str, make_process: MakeProcess, worker: ChatWorker
 ) -> None:
     prompt, completion = tokens(0)
     assert all(tokens(i) == (prompt, completion) for i in range(REQUESTS))
@@ -77,12 +77,12 @@ async def test_spend_never_passes_the_budget_with_200_concurrent_requests_throug
         await admin.create_user(USER, plan="basic")
         await admin.set_limits(USER, Override(cost_usd=budget))
 
-    billing = billing_service(supervisor, nats_url, billing_db)
+    billing = billing_service(make_process, nats_url, billing_db)
     # 200 reserves arrive at once: on a shared 2-core machine the last can wait longer than the
     # default 0.5 s, and fail-closed 503s are not what this test is about (spend is).
     gateways = [
         gateway_service(
-            supervisor,
+            make_process,
             f"gateway-{n}",
             nats_url,
             f"{API_KEY}:{USER}:basic",
@@ -92,7 +92,7 @@ async def test_spend_never_passes_the_budget_with_200_concurrent_requests_throug
         for n in (1, 2)
     ]
     await asyncio.gather(billing.start(), *(g.start() for g in gateways))
-    urls = [base_url(g) for g in gateways]
+    urls = [g.url for g in gateways]
 
     stop = asyncio.Event()
     watcher = asyncio.create_task(watch_peak(billing_db, stop))

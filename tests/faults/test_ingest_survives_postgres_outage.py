@@ -8,9 +8,9 @@ import time
 import pytest
 
 from lobe.devtools.servers import PostgresServer
-from lobe.devtools.supervisor import Supervisor
+from lobe.devtools.suite.fixtures import MakeProcess
 
-from .conftest import billing_service, consumer_backlog, fetchval, is_ready, wait_until
+from .conftest import billing_service, consumer_backlog, fetchval, wait_until
 from .workload import assert_ledger_is_exactly, make_events, publish, with_duplicates
 
 OUTAGE_S = 30.0
@@ -20,7 +20,7 @@ SLICES = 10  # publishes keep arriving all through the outage, as chat traffic w
 
 @pytest.mark.timeout(240)
 async def test_billing_catches_up_by_itself_after_postgres_is_down_for_30_s(
-    nats_url: str, private_pg_server: PostgresServer, supervisor: Supervisor
+    nats_url: str, private_pg_server: PostgresServer, make_process: MakeProcess
 ) -> None:
     pg = private_pg_server
     dsn = pg.dsn("postgres")
@@ -29,7 +29,7 @@ async def test_billing_catches_up_by_itself_after_postgres_is_down_for_30_s(
     third = len(publishes) // 3
     before, during, after = publishes[:third], publishes[third : 2 * third], publishes[2 * third :]
 
-    billing = billing_service(supervisor, nats_url, dsn)
+    billing = billing_service(make_process, nats_url, dsn)
     await billing.start()  # applies the migrations to the private server
     pid = billing.pid
 
@@ -51,7 +51,7 @@ async def test_billing_catches_up_by_itself_after_postgres_is_down_for_30_s(
     publisher = asyncio.create_task(publish_through_outage())
 
     async def unready() -> bool:
-        return not await is_ready(billing)
+        return not await billing.ready()
 
     await wait_until(unready, within=10, what="billing reports not ready while PostgreSQL is down")
     await asyncio.wait_for(publisher, OUTAGE_S + 10)
@@ -73,6 +73,6 @@ async def test_billing_catches_up_by_itself_after_postgres_is_down_for_30_s(
     print(f"caught up {catch_up:.1f} s after PostgreSQL was back ({EVENTS} unique events in the ledger)")
     assert billing.running
     assert billing.pid == pid, "billing was never restarted"
-    assert await is_ready(billing)
+    assert await billing.ready()
     total = await assert_ledger_is_exactly(dsn, events)
     print(f"ledger total {total} USD, exact")

@@ -7,7 +7,7 @@ from functools import partial
 
 import asyncpg
 
-from lobe.devtools.supervisor import Supervisor
+from lobe.devtools.suite.fixtures import MakeProcess
 
 from .conftest import billing_service, consumer_backlog, ledger_count, wait_until
 from .workload import (
@@ -28,12 +28,12 @@ BILLING_ENV = {"BILLING_BATCH_SIZE": "200", "BILLING_ACK_WAIT_S": "2"}
 
 
 async def test_ledger_is_exact_after_billing_is_sigkilled_twice_during_ingestion(
-    nats_url: str, billing_db: str, supervisor: Supervisor
+    nats_url: str, billing_db: str, make_process: MakeProcess
 ) -> None:
     events = make_events(EVENTS, seed=11)
     publishes, stored = with_duplicates(events, share=0.05, seed=12)
     started = time.monotonic()
-    billing = billing_service(supervisor, nats_url, billing_db, **BILLING_ENV)
+    billing = billing_service(make_process, nats_url, billing_db, **BILLING_ENV)
     await publish(nats_url, publishes)
     print(f"\npublished {len(publishes)} events in {time.monotonic() - started:.2f} s")
     # Repeats with the same Nats-Msg-Id stopped at the stream; the others must be billing's to drop.

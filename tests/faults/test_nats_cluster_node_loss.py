@@ -21,7 +21,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError
 
 from lobe.devtools.servers import NatsCluster, NatsServer
-from lobe.devtools.supervisor import Supervisor
+from lobe.devtools.suite.fixtures import MakeProcess
 from lobe.shared.bus import ensure_streams
 from lobe.shared.events.streams import USAGE
 
@@ -32,7 +32,7 @@ from .chat_load import (
     served,
     write_models,
 )
-from .conftest import base_url, billing_service, gateway_service, wait_until, worker_service
+from .conftest import billing_service, gateway_service, wait_until, worker_service
 from .test_nats_restart import GATEWAY_ENV, _settled, all_ready
 
 API_KEY = "sk-fault-nats-cluster"
@@ -88,19 +88,19 @@ async def healthy(url: str) -> bool:
 
 @pytest.mark.timeout(300)
 async def test_cluster_loses_the_stream_leader_twice_under_load_without_losing_usage(
-    nats_cluster: NatsCluster, billing_db: str, supervisor: Supervisor, tmp_path: Path
+    nats_cluster: NatsCluster, billing_db: str, make_process: MakeProcess, tmp_path: Path
 ) -> None:
     url = nats_cluster.url
     await declare_streams(url)
     await wait_until(partial(healthy, url), 30, "USAGE replicated on three nodes")
-    billing = billing_service(supervisor, url, billing_db, BILLING_ACK_WAIT_S="5", **REPLICAS)
-    worker = worker_service(supervisor, "worker-1", url, write_models(tmp_path), **REPLICAS)
+    billing = billing_service(make_process, url, billing_db, BILLING_ACK_WAIT_S="5", **REPLICAS)
+    worker = worker_service(make_process, "worker-1", url, write_models(tmp_path), **REPLICAS)
     gateway = gateway_service(
-        supervisor, "gateway", url, f"{API_KEY}:erin:enterprise", **GATEWAY_ENV, **REPLICAS
+        make_process, "gateway", url, f"{API_KEY}:erin:enterprise", **GATEWAY_ENV, **REPLICAS
     )
     services = [billing, worker, gateway]
     await asyncio.gather(*(s.start() for s in services))
-    load = ChatLoad(base_url(gateway), API_KEY)
+    load = ChatLoad(gateway.url, API_KEY)
     load.start()
     await load.wait_for_successes(12)
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from lobe.devtools.servers import NatsServer
-from lobe.devtools.supervisor import Supervisor
+from lobe.devtools.suite import ServiceProcess
+from lobe.devtools.suite.fixtures import MakeProcess
 
 from .chat_load import (
     ChatLoad,
@@ -29,12 +30,9 @@ from .chat_load import (
     write_models,
 )
 from .conftest import (
-    Service,
-    base_url,
     billing_service,
     consumer_backlog,
     gateway_service,
-    is_ready,
     wait_until,
     worker_service,
 )
@@ -48,8 +46,8 @@ RECOVERY_BOUND_S = 10.0
 GATEWAY_ENV = {"BILLING_ENABLED": "true", "BILLING_TIMEOUT_S": "2", "WORKER_SILENCE_S": "3"}
 
 
-async def all_ready(services: list[Service]) -> bool:
-    return all(await asyncio.gather(*(is_ready(s) for s in services)))
+async def all_ready(services: list[ServiceProcess]) -> bool:
+    return all(await asyncio.gather(*(s.ready() for s in services)))
 
 
 # A blip shorter than the gateway's WORKER_SILENCE_S (3 s here): answers in flight pause and
@@ -57,15 +55,15 @@ async def all_ready(services: list[Service]) -> bool:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("down_s", [2.0, 6.0], ids=["blip", "outage"])
 async def test_nats_restart_mid_load_loses_no_usage_and_new_requests_succeed_within_the_bound(
-    nats_server: NatsServer, billing_db: str, supervisor: Supervisor, tmp_path: Path, down_s: float
+    nats_server: NatsServer, billing_db: str, make_process: MakeProcess, tmp_path: Path, down_s: float
 ) -> None:
     url = nats_server.url
-    billing = billing_service(supervisor, url, billing_db, BILLING_ACK_WAIT_S="5")
-    worker = worker_service(supervisor, "worker-1", url, write_models(tmp_path))
-    gateway = gateway_service(supervisor, "gateway", url, f"{API_KEY}:dora:enterprise", **GATEWAY_ENV)
+    billing = billing_service(make_process, url, billing_db, BILLING_ACK_WAIT_S="5")
+    worker = worker_service(make_process, "worker-1", url, write_models(tmp_path))
+    gateway = gateway_service(make_process, "gateway", url, f"{API_KEY}:dora:enterprise", **GATEWAY_ENV)
     services = [billing, worker, gateway]
     await asyncio.gather(*(s.start() for s in services))
-    load = ChatLoad(base_url(gateway), API_KEY)
+    load = ChatLoad(gateway.url, API_KEY)
     load.start()
     await load.wait_for_successes(12)
 

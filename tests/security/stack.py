@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import secrets
 import signal
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +22,9 @@ import aiohttp
 from lobe.devtools.pgadmin import DatabaseAdmin
 from lobe.devtools.ports import free_port
 from lobe.devtools.servers import NatsServer, RedisServer
+from lobe.devtools.suite import ServiceProcess, service_process
 from lobe.devtools.watched import WatchedProcess, environ_without_backends
 
-from ..e2e.conftest import wait_ready
 from ..e2e.test_lobe_dev import LOBE
 
 STARTED = re.compile(r"^lobe dev ready in ")
@@ -65,20 +63,14 @@ class Gateway:
 @contextlib.asynccontextmanager
 async def gateway_processes(count: int, env: dict[str, str]) -> AsyncIterator[list[Gateway]]:
     """`count` gateway processes with `env` (NATS_URL, REDIS_URL, ...), each ready."""
-    started: list[Gateway] = []
+    started: list[ServiceProcess] = []
     try:
         for _ in range(count):
-            port = free_port()
-            environ = {**os.environ, "GATEWAY_PORT": str(port), "OPS_PORT": "0", "LOG_FORMAT": "text", **env}
-            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "lobe.gateway", env=environ)
-            started.append(Gateway(f"http://127.0.0.1:{port}", proc))
-            await wait_ready(port, proc, path="/api/ready")
-        yield started
+            started.append(await service_process("gateway", env=env).start())
+        yield [Gateway(gateway.url, gateway.proc) for gateway in started]
     finally:
         for gateway in started:
-            if gateway.proc.returncode is None:
-                gateway.proc.terminate()
-                await gateway.proc.wait()
+            await gateway.stop(30)
 
 
 @contextlib.contextmanager

@@ -53,7 +53,7 @@ def with_images(count: int, detail: str | None) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def gateway(nats_url: str, billing_db: str) -> AsyncIterator[str]:
+async def budgeted_gateway(nats_url: str, billing_db: str) -> AsyncIterator[str]:
     """A gateway with budget admission, a worker, billing; alice may use TOKEN_LIMIT tokens."""
     async with BillingService(billing_settings(nats_url, billing_db)) as billing:
         assert billing.admin is not None
@@ -96,15 +96,15 @@ async def post(base_url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]
     ],
 )
 async def test_a_prompt_past_the_token_limit_is_refused_whatever_part_carries_it(
-    gateway: str, body: dict[str, Any]
+    budgeted_gateway: str, body: dict[str, Any]
 ) -> None:
-    status, answer = await post(gateway, body)
+    status, answer = await post(budgeted_gateway, body)
     assert status == 429, answer
     assert answer["error"]["code"] == "insufficient_quota"
     assert "tokens limit" in answer["error"]["message"]
 
 
-async def test_the_same_shapes_within_the_limit_are_answered(gateway: str) -> None:
+async def test_the_same_shapes_within_the_limit_are_answered(budgeted_gateway: str) -> None:
     # The bound is not a blanket refusal: small tool calls, tools, schemas and low-detail images pass.
     small = {"type": "object", "properties": {"a": {"type": "string"}}}
     for body in (
@@ -113,7 +113,7 @@ async def test_the_same_shapes_within_the_limit_are_answered(gateway: str) -> No
         ask(response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": small}}),
         with_images(32, "low"),
     ):
-        status, answer = await post(gateway, body)
+        status, answer = await post(budgeted_gateway, body)
         assert status == 200, answer
 
 

@@ -6,8 +6,6 @@ clients may be given the names (EXPOSE_DEPLOYMENT_NAMES, docs/routing.md)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
@@ -16,13 +14,6 @@ from lobe.devtools.provider_fixtures import load
 from .test_provider_errors import DEPLOYMENT, ask
 
 OVERLOADED = Reply(b'{"error": {"message": "overloaded", "type": "server_error"}}', 503, "application/json")
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    server = await FakeUpstream().start()
-    yield server
-    await server.stop()
 
 
 def assert_unnamed(headers: list[tuple[str, str]], text: str) -> None:

@@ -5,10 +5,17 @@ each gateway is the real application on loopback."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import asyncpg
 import pytest
 
+from lobe.devtools.servers.oidc import OidcProviderServer
+
 from ..e2e.sign_in_support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
     World,
     key_set,
     new_key,
@@ -80,6 +87,50 @@ async def test_a_verified_address_of_an_account_someone_already_signs_in_to_gets
     assert attacker.body["user"]["id"] != "root"
     assert (attacker.body["user"]["role"], attacker.body["user"]["plan"]) == ("user", "free")
     assert await _identities_of_root(world) == [ADMIN]
+    await gateway.runner.cleanup()
+
+
+async def test_a_second_provider_vouching_for_the_same_address_gets_a_user_of_its_own_not_a_link(
+    world: World,
+    make_oidc_provider: Callable[[list[dict[str, Any]]], OidcProviderServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two providers in one gateway (OIDC_* and OIDC_PROVIDERS=partner): root signs in with the
+    first; the second then vouches (email_verified true) for her address on an account of its own.
+    Identities are keyed by (provider, subject), and billing links by e-mail only to an account no
+    identity holds yet: the second provider's user is someone else, and stays so."""
+    partner = make_oidc_provider(
+        [
+            {
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "redirect_uris": [f"http://127.0.0.1:{world.ports[0]}/auth/callback/partner"],
+            }
+        ]
+    )
+    for name, value in {
+        "OIDC_PROVIDERS": "partner",
+        "OIDC_PARTNER_ISSUER": partner.url,
+        "OIDC_PARTNER_CLIENT_ID": CLIENT_ID,
+        "OIDC_PARTNER_CLIENT_SECRET": CLIENT_SECRET,
+    }.items():
+        monkeypatch.setenv(name, value)
+    await _provision_admin(world)
+    gateway = await world.gateway(key_set(KEY))
+    root = await sign_in(gateway.url, world.provider.url, ADMIN)
+    assert (root.body["user"]["id"], root.body["user"]["role"]) == ("root", "admin")
+    other = await sign_in(gateway.url, partner.url, ADMIN, provider="partner")
+    assert other.status == 200, other.body
+    assert other.body["user"]["id"] != "root"
+    assert (other.body["user"]["role"], other.body["user"]["plan"]) == ("user", "free")
+    again = await sign_in(gateway.url, partner.url, ADMIN, provider="partner")
+    assert again.body["user"]["id"] == other.body["user"]["id"]
+    conn = await asyncpg.connect(world.database)
+    try:
+        rows = await conn.fetch("SELECT provider, user_id FROM user_identities ORDER BY provider")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [("oidc", "root"), ("partner", other.body["user"]["id"])]
     await gateway.runner.cleanup()
 
 

@@ -25,7 +25,7 @@ from lobe.chat_worker.service import ChatWorker
 from lobe.gateway.app import PROXY_CHECK
 from lobe.shared.events.auth import AUTH_KEY_VERIFY, KeyVerified, KeyVerify
 
-from ..e2e.conftest import start_gateway, start_worker
+from ..e2e.conftest import start_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -63,13 +63,6 @@ async def billing(nats_url: str) -> AsyncIterator[Billing]:
         yield fake
     finally:
         await nc.close()
-
-
-@pytest.fixture
-async def worker(nats_url: str) -> AsyncIterator[ChatWorker]:
-    running = await start_worker(nats_url)
-    yield running
-    await running.stop()
 
 
 async def chat(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, str], dict[str, object]]:

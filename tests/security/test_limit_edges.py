@@ -71,7 +71,7 @@ async def gateways(
 
 
 @pytest.fixture
-async def worker(nats_url: str) -> AsyncIterator[ChatWorker]:
+async def holding_worker(nats_url: str) -> AsyncIterator[ChatWorker]:
     models = ModelCatalog(
         models=[
             RoutedModel(name="mock", deployments=[Deployment(name="mock", provider="mock")]),
@@ -107,7 +107,7 @@ async def until(condition: Callable[[], Awaitable[bool]], limit_s: float = 20.0)
 
 # -- requests and tokens per window ---------------------------------------------------------------
 async def test_requests_per_window_admit_exactly_n_concurrently_and_refuse_n_plus_1(
-    nats_url: str, redis_url: str, worker: ChatWorker, tmp_path: Path
+    nats_url: str, redis_url: str, holding_worker: ChatWorker, tmp_path: Path
 ) -> None:
     config = limits(tmp_path, "{requests: 5, tokens: null}")
     async with gateways(nats_url, redis_url, config, 2) as urls, aiohttp.ClientSession() as http:
@@ -129,7 +129,7 @@ LARGE = [{"role": "user", "content": "word " * 5_000}]  # past PARSE_FIRST_BYTES
 async def test_a_token_window_admits_an_estimate_equal_to_its_limit_and_not_one_more(
     nats_url: str,
     redis_url: str,
-    worker: ChatWorker,
+    holding_worker: ChatWorker,
     tmp_path: Path,
     room: int,
     status: int,
@@ -148,7 +148,7 @@ async def test_a_token_window_admits_an_estimate_equal_to_its_limit_and_not_one_
 
 
 async def test_a_token_window_counts_the_prompt_a_tool_call_argument_carries(
-    nats_url: str, redis_url: str, worker: ChatWorker, tmp_path: Path
+    nats_url: str, redis_url: str, holding_worker: ChatWorker, tmp_path: Path
 ) -> None:
     # The prompt's bulk in an assistant tool call's arguments (~50,000 tokens), its text two
     # words: the window of 20,000 tokens a minute must see the arguments, as the budget hold does.
@@ -167,7 +167,7 @@ async def test_a_token_window_counts_the_prompt_a_tool_call_argument_carries(
 
 
 async def test_a_caller_over_their_limit_is_refused_before_a_large_body_is_parsed(
-    nats_url: str, redis_url: str, worker: ChatWorker, tmp_path: Path
+    nats_url: str, redis_url: str, holding_worker: ChatWorker, tmp_path: Path
 ) -> None:
     config = limits(tmp_path, "{requests: 2, tokens: 1000000, concurrent: 5}")
     malformed = b'{"model": "mock", "messages": [' + b"9" * 100_000  # not JSON: a parse says 400
@@ -226,7 +226,7 @@ async def test_a_concurrent_flood_of_unknown_keys_from_one_ip_costs_billing_exac
 
 
 async def test_failed_credentials_per_ip_admit_exactly_n_and_a_valid_key_is_never_counted(
-    nats_url: str, redis_url: str, worker: ChatWorker, tmp_path: Path
+    nats_url: str, redis_url: str, holding_worker: ChatWorker, tmp_path: Path
 ) -> None:
     config = limits(tmp_path, "{requests: 100, tokens: null}", per_ip="{requests: 3, window_s: 900}")
     async with gateways(nats_url, redis_url, config) as [url], aiohttp.ClientSession() as http:
@@ -265,7 +265,7 @@ async def in_flight(redis_url: str, user: str = "alice") -> int:
 
 
 async def test_the_cap_on_requests_in_flight_admits_n_across_replicas_refuses_n_plus_1_and_frees_on_end(
-    nats_url: str, redis_url: str, worker: ChatWorker, tmp_path: Path
+    nats_url: str, redis_url: str, holding_worker: ChatWorker, tmp_path: Path
 ) -> None:
     config = limits(tmp_path, "{requests: 100, tokens: null, concurrent: 3}")
     async with gateways(nats_url, redis_url, config, 2) as urls, aiohttp.ClientSession() as http:
@@ -316,7 +316,7 @@ LEASE_S = 3
 
 
 async def test_a_long_answer_keeps_its_place_past_the_lease_and_a_dead_gateways_places_free_themselves(
-    nats_url: str, redis_url: str, worker: ChatWorker, tmp_path: Path
+    nats_url: str, redis_url: str, holding_worker: ChatWorker, tmp_path: Path
 ) -> None:
     config = limits(tmp_path, "{requests: 100, tokens: null, concurrent: 2}")
     async with (

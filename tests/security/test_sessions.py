@@ -14,6 +14,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from lobe.billing.admin import admin_session
+from lobe.billing.plans import Override
 from lobe.devtools.servers.redis import RedisServer
 from lobe.gateway.auth.sessions import SessionStore
 
@@ -118,4 +119,21 @@ async def test_a_plan_change_ends_the_session_and_the_next_one_is_on_the_new_pla
     assert status == 401
     again = (await sign_in(gateway.url, world.provider.url, "ann@corp.example")).body
     assert (again["user"]["id"], again["user"]["plan"]) == (ann["user"]["id"], "premium")
+    await gateway.runner.cleanup()
+
+
+async def test_a_rate_tier_override_ends_the_session_and_the_next_one_carries_the_new_tier(
+    world: World,
+) -> None:
+    """`lobe admin set-limits --rate-tier` changes no plan: the session ends all the same."""
+    gateway = await world.gateway(key_set(KEY))
+    bob = (await sign_in(gateway.url, world.provider.url, "bob@corp.example")).body
+    assert bob["user"]["rate_tier"] == "free"
+    token = bob["access_token"]
+    async with admin_session(world.database, world.nats_url) as admin:
+        await admin.set_limits(bob["user"]["id"], Override(rate_tier="enterprise"))
+    status, _ = await _refused_within(f"{gateway.url}/auth/session", token, 1.0)
+    assert status == 401
+    again = (await sign_in(gateway.url, world.provider.url, "bob@corp.example")).body
+    assert (again["user"]["plan"], again["user"]["rate_tier"]) == ("free", "enterprise")
     await gateway.runner.cleanup()

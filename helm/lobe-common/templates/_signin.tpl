@@ -1,7 +1,8 @@
 {{/*
 Browser sign-in (the gateway's `signIn` block, docs/auth.md): sessions signed with SESSION_KEYS,
-identities from an OpenID provider and/or GitHub. Secrets come from signIn.existingSecret (else the
-release's Secret); client ids and URLs are not secret and come from values. With sign-in on, the
+identities from any of an OpenID provider, Google, GitHub and the named OpenID providers of
+signIn.providers, all at once. Secrets come from signIn.existingSecret (a named provider's own
+existingSecret first; else the release's Secret); client ids and URLs are not secret and come from values. With sign-in on, the
 Ingress also routes /auth and /.well-known, and the NetworkPolicy lets the gateway reach the
 identity provider on 443.
 */}}
@@ -28,8 +29,8 @@ valueFrom:
 {{- if include "lobe-common.signIn.on" . }}
 {{- $in := .Values.signIn }}
 {{- $secret := $in.existingSecret | default (include "lobe-common.secretName" .) }}
-{{- if not (or $in.oidc.enabled $in.github.enabled) }}
-{{- fail "signIn: enable signIn.oidc or signIn.github (an identity provider to sign in with)" }}
+{{- if not (or $in.oidc.enabled $in.google.enabled $in.github.enabled $in.providers) }}
+{{- fail "signIn: enable signIn.oidc, signIn.google or signIn.github, or list signIn.providers (an identity provider to sign in with)" }}
 {{- end }}
 - name: GATEWAY_PUBLIC_URL
   value: {{ include "lobe-common.signIn.publicUrl" . | quote }}
@@ -46,6 +47,39 @@ valueFrom:
   value: {{ required "signIn.oidc.clientId is required" $in.oidc.clientId | quote }}
 - name: OIDC_CLIENT_SECRET
   {{- include "lobe-common.signIn.secretRef" (dict "secret" $secret "key" $in.oidc.clientSecretKey) | nindent 2 }}
+{{- end }}
+{{- if $in.google.enabled }}
+- name: GOOGLE_CLIENT_ID
+  value: {{ required "signIn.google.clientId is required" $in.google.clientId | quote }}
+- name: GOOGLE_CLIENT_SECRET
+  {{- include "lobe-common.signIn.secretRef" (dict "secret" $secret "key" $in.google.clientSecretKey) | nindent 2 }}
+{{- with $in.google.allowedDomains }}
+- name: GOOGLE_ALLOWED_DOMAINS
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- with $in.providers }}
+{{- $names := list }}
+{{- range . }}{{ $names = append $names .name }}{{ end }}
+- name: OIDC_PROVIDERS
+  value: {{ join "," $names | quote }}
+{{- range . }}
+{{- $prefix := printf "OIDC_%s_" (upper .name) }}
+- name: {{ $prefix }}ISSUER
+  value: {{ .issuer | quote }}
+- name: {{ $prefix }}CLIENT_ID
+  value: {{ .clientId | quote }}
+- name: {{ $prefix }}CLIENT_SECRET
+  {{- include "lobe-common.signIn.secretRef" (dict "secret" (.existingSecret | default $secret) "key" .clientSecretKey) | nindent 2 }}
+{{- with .displayName }}
+- name: {{ $prefix }}DISPLAY_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- with .allowedDomains }}
+- name: {{ $prefix }}ALLOWED_DOMAINS
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if $in.github.enabled }}
 - name: GITHUB_CLIENT_ID

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -31,9 +29,8 @@ from nats.aio.client import Client as NATS
 
 from lobe.billing.admin import admin_session
 from lobe.billing.migrations import apply_migrations
-from lobe.devtools.ports import free_port
 from lobe.devtools.servers import NatsServer, PostgresServer
-from lobe.devtools.supervisor import ServiceSpec, Supervisor
+from lobe.devtools.suite import start_billing
 from lobe.shared.events.billing import (
     BUDGET_RESERVE,
     PRICE_QUOTE,
@@ -62,24 +59,11 @@ async def billing_stack(durable: bool, users: int) -> AsyncIterator[tuple[str, p
         dsn = postgres.dsn("postgres")
         await apply_migrations(dsn)
         await create_users(dsn, nats_server.url, users)
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        env |= {
-            "NATS_URL": nats_server.url,
-            "DATABASE_URL": dsn,
-            "OPS_PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-        }
-        ready = f"http://127.0.0.1:{port}/health/ready"
-        supervisor = Supervisor(sys.stderr)
+        billing = await start_billing(nats_server.url, dsn, mode="process", log_level="WARNING")
         try:
-            billing = await supervisor.start(
-                ServiceSpec("billing", [sys.executable, "-m", "lobe.billing"], env, ready)
-            )
-            await supervisor.wait_ready([billing], 30)
-            yield nats_server.url, psutil.Process(billing.proc.pid)
+            yield nats_server.url, psutil.Process(billing.pid)
         finally:
-            await supervisor.shutdown()
+            await billing.stop()
 
 
 async def round_trip(nc: NATS, subject: str, body: bytes) -> tuple[float, bytes]:

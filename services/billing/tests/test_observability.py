@@ -1,5 +1,6 @@
 """Billing's telemetry: every statement timed with bounded labels, the cost counter fed from
-what the ledger wrote, and one span per ingested batch linked to each request's trace."""
+what the ledger wrote, and one span per ingested batch linked to each request's trace, whose own
+span for its part of the batch links back."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from lobe.billing.holds import FREE_HOLDS
 from lobe.billing.ledger import _CLAIM
 from lobe.billing.service import BillingService
 from lobe.shared.bus import publish_fact
+from lobe.shared.events.streams import USAGE
 from lobe.shared.events.usage import USAGE_RECORDED
 
 from .support import fetchval, usage_event, wait_for, wait_for_ledger
@@ -104,14 +106,26 @@ async def test_each_ingested_batch_is_a_span_linked_to_every_request_it_carries(
     await nc.close()
     await wait_for_ledger(billing_db, 2)
 
-    def batches() -> list[ReadableSpan]:
-        return [s for s in spans.get_finished_spans() if s.name == "process usage.recorded"]
+    def named(name: str) -> list[ReadableSpan]:
+        return [s for s in spans.get_finished_spans() if s.name == name]
 
-    async def linked_both() -> bool:
-        linked = {(link.context.trace_id, link.context.span_id) for b in batches() for link in b.links}
-        return {(r.trace_id, r.span_id) for r in requests} <= linked
+    async def settled_both() -> bool:
+        return len(named(f"process {USAGE_RECORDED}")) == 2 and len(named("ledger write")) >= 1
 
-    await wait_for(linked_both)
-    assert all(batch.kind is SpanKind.CONSUMER for batch in batches())
+    await wait_for(settled_both)
+    published = {s.context.span_id: s for s in named(f"send {USAGE_RECORDED}")}
+    batches = {s.context.span_id: s for s in named(f"process {USAGE.name}")}
     # A batch is a trace of its own: it carries many requests, so it belongs to none of them.
-    assert all(batch.context.trace_id not in {r.trace_id for r in requests} for batch in batches())
+    assert all(b.kind is SpanKind.CONSUMER and b.parent is None for b in batches.values())
+    linked = {(link.context.trace_id, link.context.span_id) for b in batches.values() for link in b.links}
+    assert {(p.context.trace_id, p.context.span_id) for p in published.values()} <= linked
+    # Each request's trace holds its part of a batch: the child of its publish, linked to the batch
+    # whose child is the ledger write.
+    for each in named(f"process {USAGE_RECORDED}"):
+        assert each.parent is not None
+        producer = published[each.parent.span_id]
+        assert producer.context.trace_id in {r.trace_id for r in requests}
+        [batch] = [batches[link.context.span_id] for link in each.links]
+        assert any(
+            w.parent is not None and w.parent.span_id == batch.context.span_id for w in named("ledger write")
+        )

@@ -11,9 +11,9 @@ import json
 
 from lobe.chat_worker.deployments import RoutedModel
 from lobe.chat_worker.policies import RetryPolicy
-from lobe.chat_worker.testing import StartWorker
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.suite.fixtures import StartWorker
 from lobe.shared.events.chat import DoneFrame, ErrorFrame, Route
 
 from .support import Answer, ScriptedGateway, body, called, openai_at, routing

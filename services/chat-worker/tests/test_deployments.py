@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import get_args
 
@@ -12,6 +9,7 @@ import pytest
 
 from lobe.chat_worker.deployments import load_catalog
 from lobe.chat_worker.policies import Strategy
+from lobe.devtools.suite import ServiceFailed, start_worker
 from lobe.shared.config_file import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "models.example.yaml"
@@ -132,17 +130,10 @@ def test_a_weighted_model_without_any_weight_is_refused(tmp_path: Path) -> None:
         load_catalog(path)
 
 
-def test_the_worker_refuses_to_start_with_a_bad_file_and_says_where(tmp_path: Path) -> None:
+async def test_the_worker_refuses_to_start_with_a_bad_file_and_says_where(tmp_path: Path) -> None:
     bad = tmp_path / "models.yaml"
     bad.write_text("models:\n  - name: x\n    deployments:\n      - {name: d, provider: cohere}\n")
-    env = {**os.environ, "MODELS_FILE": str(bad), "NATS_URL": "nats://127.0.0.1:1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "lobe.chat_worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 1
-    assert "models.0.deployments.0.provider (line 4)" in result.stderr
+    with pytest.raises(ServiceFailed) as refused:
+        await start_worker("nats://127.0.0.1:1", mode="process", models_file=bad)
+    assert refused.value.exit_code == 1
+    assert "models.0.deployments.0.provider (line 4)" in "\n".join(refused.value.tail)

@@ -13,7 +13,7 @@ import pytest
 from lobe.chat_worker.deployments import load_catalog
 from lobe.chat_worker.reload import RoutingReloader
 from lobe.chat_worker.service import ChatWorker
-from lobe.chat_worker.testing import StartWorker
+from lobe.devtools.suite.fixtures import StartWorker
 from lobe.devtools.waiting import eventually
 from lobe.shared.events.chat import DoneFrame
 

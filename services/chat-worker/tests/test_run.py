@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from lobe.chat_worker.deployments import Deployment, RoutedModel
 from lobe.chat_worker.policies import RetryPolicy
-from lobe.chat_worker.testing import StartWorker
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.suite.fixtures import StartWorker
 from lobe.shared.events.chat import DoneFrame, ErrorFrame, UsageFrame
 
 from .support import Answer, ScriptedGateway, body, openai_at, routing

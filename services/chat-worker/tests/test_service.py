@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from lobe.chat_worker.deployments import Deployment, RoutedModel
 from lobe.chat_worker.providers.mock import mock_answer
-from lobe.chat_worker.testing import StartWorker
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.suite.fixtures import StartWorker
 from lobe.devtools.waiting import eventually
 from lobe.shared.events.chat import (
     CHAT_MODELS,
@@ -102,7 +102,8 @@ async def test_a_cancel_addressed_to_the_worker_closes_the_upstream_call_and_bil
     chat_worker: StartWorker, scripted_gateway: ScriptedGateway, upstream: FakeUpstream
 ) -> None:
     upstream.push(TEXT.reply(hold_after=len(TEXT.body) // 2))  # a provider still generating
-    worker = await chat_worker(routing(RoutedModel(name="chat", deployments=[openai_at("d", upstream)])))
+    deployment = openai_at("d", upstream).model_copy(update={"disconnect_billing": "bill_full"})
+    worker = await chat_worker(routing(RoutedModel(name="chat", deployments=[deployment])))
     answer = await scripted_gateway.send(body("chat"))
     await eventually(lambda: answer.deltas)
     assert not upstream.client_closed.is_set()
@@ -110,6 +111,8 @@ async def test_a_cancel_addressed_to_the_worker_closes_the_upstream_call_and_bil
     await eventually(upstream.client_closed.is_set)  # the provider stops generating (and charging)
     [event] = await scripted_gateway.usage_of(answer.request_id)
     assert (event.status, event.error_code, event.usage.basis) == ("cancelled", "cancelled", "partial")
+    assert event.usage.source == "estimated"  # the provider reports usage at its end, never reached
+    assert event.disconnect_billing == "bill_full"  # the deployment's, for billing to apply
     assert event.usage.completion_tokens > 0
     await eventually(lambda: not worker.runs)
     assert answer.terminal is None  # the gateway gave up on it: no frame is owed

@@ -31,7 +31,14 @@ from .support import serving
 CLIENT_ID = "lobe-gateway"
 CLIENT_SECRET = "oidc-client-secret-for-tests"
 PUBLIC_URLS = ("http://gateway.test", "https://gateway.test")
-CALLBACKS = [f"{url}/auth/callback/oidc" for url in PUBLIC_URLS]
+
+
+def callbacks(provider: str = "oidc") -> list[str]:
+    """The callback URLs a client at the provider registers for the gateway's provider `provider`."""
+    return [f"{url}/auth/callback/{provider}" for url in PUBLIC_URLS]
+
+
+CALLBACKS = callbacks()
 SIGNING_KEY = new_signing_key("k1")
 SESSION_KEYS = json.dumps({"keys": [SIGNING_KEY]})
 
@@ -105,21 +112,21 @@ class Reply:
     body: dict[str, Any]
 
 
-async def begin(gateway: str) -> Flow:
+async def begin(gateway: str, name: str = "oidc") -> Flow:
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"{gateway}/auth/login/oidc", allow_redirects=False) as r,
+        http.get(f"{gateway}/auth/login/{name}", allow_redirects=False) as r,
     ):
         assert r.status == 302, await r.text()
         return Flow(r.headers["Location"], r.cookies["lobe_sign_in"])
 
 
-async def at_provider(flow: Flow, provider: OidcProviderServer, email: str) -> str:
+async def at_provider(flow: Flow, provider: OidcProviderServer, email: str, name: str = "oidc") -> str:
     """The person signs in as `email` at the provider; the callback's path and query it sends back."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         callback = await through_provider(http, flow.location, provider.url, email)
     parts = urlsplit(callback)
-    assert f"{parts.scheme}://{parts.netloc}{parts.path}" in CALLBACKS, callback
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" in callbacks(name), callback
     return f"{parts.path}?{parts.query}"
 
 
@@ -138,7 +145,7 @@ async def callback(gateway: str, path: str, flow_cookie: str | None) -> Reply:
     return await send(gateway, "GET", path, headers)
 
 
-async def signed_in(gateway: str, provider: OidcProviderServer, email: str) -> Reply:
-    """A whole sign-in as a browser makes it; the callback's reply."""
-    flow = await begin(gateway)
-    return await callback(gateway, await at_provider(flow, provider, email), flow.cookie.value)
+async def signed_in(gateway: str, provider: OidcProviderServer, email: str, name: str = "oidc") -> Reply:
+    """A whole sign-in as a browser makes it, with the gateway's provider `name`; the callback's reply."""
+    flow = await begin(gateway, name)
+    return await callback(gateway, await at_provider(flow, provider, email, name), flow.cookie.value)

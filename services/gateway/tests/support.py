@@ -10,13 +10,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiohttp import web
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from lobe.devtools.ports import free_port
-from lobe.gateway.app import create_app
-from lobe.gateway.settings import GatewaySettings
+from lobe.devtools.suite import start_gateway
 from lobe.shared.bus import flush
 from lobe.shared.catalog import subject
 from lobe.shared.chat_schema import ChatCompletionRequest
@@ -107,16 +104,11 @@ async def serving(nats_url: str, **overrides: Any) -> AsyncIterator[str]:
         "cache_enabled": False,
         "worker_silence_s": 0.5,
     }
-    settings = GatewaySettings(nats_url=nats_url, **{**values, **overrides})
-    # handler_cancellation as in production: a client that leaves cancels its handler at once.
-    runner = web.AppRunner(create_app(settings), handler_cancellation=True)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    gateway = await start_gateway(nats_url, **{**values, **overrides})
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield gateway.url
     finally:
-        await runner.cleanup()
+        await gateway.stop()
 
 
 def answers(n: int, text: str = "Hi") -> list[Callable[[str], Script]]:

@@ -19,7 +19,7 @@ def chat(stream: bool) -> dict[str, object]:
 
 
 @pytest.fixture
-async def gateway(nats_url: str) -> AsyncIterator[str]:
+async def chat_url(nats_url: str) -> AsyncIterator[str]:
     async with serving(nats_url, worker_silence_s=0.5) as base_url:
         yield f"{base_url}/v1/chat/completions"
 
@@ -44,11 +44,11 @@ async def post(url: str, stream: bool) -> tuple[int, str]:
         return response.status, await response.text()
 
 
-async def test_a_streamed_answer_is_role_deltas_finish_and_done(gateway: str, worker_nc: NATS) -> None:
+async def test_a_streamed_answer_is_role_deltas_finish_and_done(chat_url: str, worker_nc: NATS) -> None:
     await ScriptedWorker(
         worker_nc, scripts=[lambda rid: (accepted(rid), [delta(rid, 1, "Hi"), *finish(rid, 2)])]
     ).start()
-    status, body = await post(gateway, stream=True)
+    status, body = await post(chat_url, stream=True)
     assert status == 200
     *chunks, done = events(body)
     assert done == "[DONE]"
@@ -58,10 +58,10 @@ async def test_a_streamed_answer_is_role_deltas_finish_and_done(gateway: str, wo
 
 
 async def test_a_failure_after_the_first_byte_ends_the_stream_with_an_error_event_and_no_done(
-    gateway: str, worker_nc: NATS
+    chat_url: str, worker_nc: NATS
 ) -> None:
     await ScriptedWorker(worker_nc, scripts=[gap_after(2)]).start()
-    status, body = await post(gateway, stream=True)
+    status, body = await post(chat_url, stream=True)
     assert status == 200  # already sent with the first chunk
     *chunks, last = events(body)
     assert len(chunks) == 2
@@ -70,20 +70,20 @@ async def test_a_failure_after_the_first_byte_ends_the_stream_with_an_error_even
 
 
 async def test_a_failure_before_the_first_byte_is_an_http_error_in_both_modes(
-    gateway: str, worker_nc: NATS
+    chat_url: str, worker_nc: NATS
 ) -> None:
     await ScriptedWorker(worker_nc, scripts=[gap_after(0), gap_after(0)]).start()
     for stream in (True, False):
-        status, body = await post(gateway, stream=stream)
+        status, body = await post(chat_url, stream=stream)
         assert status == 502
         assert json.loads(body)["error"]["code"] == "stream_gap"
 
 
 async def test_a_non_streamed_answer_failing_mid_answer_is_an_http_error(
-    gateway: str, worker_nc: NATS
+    chat_url: str, worker_nc: NATS
 ) -> None:
     await ScriptedWorker(worker_nc, scripts=[gap_after(3)]).start()
-    status, body = await post(gateway, stream=False)
+    status, body = await post(chat_url, stream=False)
     assert status == 502
     assert json.loads(body)["error"] == {
         "message": "frame 4 of the answer was lost",
@@ -93,9 +93,9 @@ async def test_a_non_streamed_answer_failing_mid_answer_is_an_http_error(
     }
 
 
-async def test_the_owning_worker_is_cancelled_when_the_answer_fails(gateway: str, worker_nc: NATS) -> None:
+async def test_the_owning_worker_is_cancelled_when_the_answer_fails(chat_url: str, worker_nc: NATS) -> None:
     worker = await ScriptedWorker(worker_nc, scripts=[gap_after(1)]).start()
-    await post(gateway, stream=True)
+    await post(chat_url, stream=True)
     await worker.nc.flush()
     assert [(c.request_id, c.reason) for c in worker.cancels] == [
         (worker.requests[0].request_id, "abandoned")

@@ -33,20 +33,20 @@ async def eventually_equal(name: str, expected: float, within_s: float = 5.0) ->
 
 
 @pytest.fixture
-async def gateway(nats_url: str) -> AsyncIterator[str]:
+async def patient_gateway(nats_url: str) -> AsyncIterator[str]:
     # A worker that goes quiet is not presumed dead for the length of a test.
     async with serving(nats_url, worker_silence_s=30) as base_url:
         yield base_url
 
 
 async def test_an_sse_answer_counts_as_open_from_its_first_byte_until_the_client_leaves(
-    gateway: str, worker_nc: NATS
+    patient_gateway: str, worker_nc: NATS
 ) -> None:
     # One delta, then silence: the answer stays open until the client goes.
     await ScriptedWorker(worker_nc, scripts=[lambda rid: (accepted(rid), [delta(rid, 1, "Hi")])]).start()
     before = value(STREAMING)
     async with aiohttp.ClientSession() as http:
-        response = await http.post(f"{gateway}/v1/chat/completions", json=chat(True), headers=HEADERS)
+        response = await http.post(f"{patient_gateway}/v1/chat/completions", json=chat(True), headers=HEADERS)
         assert b"Hi" in await response.content.readuntil(b"\n\n")
         assert value(STREAMING) == before + 1
         response.close()  # the client leaves mid-answer
@@ -54,21 +54,23 @@ async def test_an_sse_answer_counts_as_open_from_its_first_byte_until_the_client
 
 
 async def test_a_completed_sse_answer_and_a_json_answer_leave_no_open_stream(
-    gateway: str, worker_nc: NATS
+    patient_gateway: str, worker_nc: NATS
 ) -> None:
     complete = [lambda rid: (accepted(rid), [delta(rid, 1, "Hi"), *finish(rid, 2)])] * 2
     await ScriptedWorker(worker_nc, scripts=list(complete)).start()
     before = value(STREAMING)
     async with aiohttp.ClientSession() as http:
         for stream in (True, False):
-            async with http.post(f"{gateway}/v1/chat/completions", json=chat(stream), headers=HEADERS) as r:
+            async with http.post(
+                f"{patient_gateway}/v1/chat/completions", json=chat(stream), headers=HEADERS
+            ) as r:
                 assert r.status == 200
                 await r.read()
     assert value(STREAMING) == before
 
 
 async def test_added_latency_and_the_request_histogram_are_observed_per_answer(
-    gateway: str, worker_nc: NATS
+    patient_gateway: str, worker_nc: NATS
 ) -> None:
     await ScriptedWorker(worker_nc, scripts=[lambda rid: (accepted(rid), finish(rid, 1))]).start()
     route = {"method": "POST", "route": "/v1/chat/completions", "status_code": "200"}
@@ -78,7 +80,7 @@ async def test_added_latency_and_the_request_histogram_are_observed_per_answer(
     started = time.perf_counter()
     async with (
         aiohttp.ClientSession() as http,
-        http.post(f"{gateway}/v1/chat/completions", json=chat(False), headers=HEADERS) as r,
+        http.post(f"{patient_gateway}/v1/chat/completions", json=chat(False), headers=HEADERS) as r,
     ):
         assert r.status == 200
     elapsed = time.perf_counter() - started

@@ -3,14 +3,11 @@ order, and a bad file refused at start-up with the field named."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from lobe.devtools.ports import free_port
+from lobe.devtools.suite import ServiceFailed, start_gateway
 from lobe.gateway.ratelimit.config import load_rate_limits
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.config_file import ConfigError
@@ -75,20 +72,12 @@ def test_a_trusted_proxy_that_is_not_a_network_stops_start_up() -> None:
         GatewaySettings(trusted_proxies="127.0.0.1, 10.0.0.300/8")
 
 
-def test_the_gateway_process_refuses_to_start_on_a_bad_file_naming_the_field(tmp_path: Path) -> None:
+async def test_the_gateway_process_refuses_to_start_on_a_bad_file_naming_the_field(tmp_path: Path) -> None:
     path = tmp_path / "limits.yaml"
     path.write_text(
         "default_tier: free\ntiers: {free: {requests: -1, tokens: 1}}\nper_ip: {requests: 1, window_s: 1}\n"
     )
-    env = {**os.environ, "RATE_LIMITS_FILE": str(path), "NATS_URL": "nats://127.0.0.1:1", "GATEWAY_PORT": "0"}
-    env["OPS_PORT"] = str(free_port())  # not the default: a `lobe dev` on this machine may hold it
-    done = subprocess.run(
-        [sys.executable, "-m", "lobe.gateway"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert "tiers.free.requests" in done.stderr
+    with pytest.raises(ServiceFailed) as refused:
+        await start_gateway("nats://127.0.0.1:1", mode="process", rate_limits_file=path)
+    assert refused.value.exit_code == 2
+    assert "tiers.free.requests" in "\n".join(refused.value.tail)

@@ -49,12 +49,12 @@ async def chat(
 
 
 @pytest.fixture
-async def worker(worker_nc: NATS) -> ScriptedWorker:
+async def answering_worker(worker_nc: NATS) -> ScriptedWorker:
     return await ScriptedWorker(worker_nc, scripts=answers(ALWAYS)).start()
 
 
 @pytest.fixture
-async def limited(nats_url: str, redis_url: str, worker: ScriptedWorker) -> AsyncIterator[str]:
+async def limited(nats_url: str, redis_url: str, answering_worker: ScriptedWorker) -> AsyncIterator[str]:
     async with serving(nats_url, redis_url=redis_url, rate_limits_enabled=True) as base:
         yield base
 
@@ -108,7 +108,7 @@ async def test_health_and_readiness_are_never_limited(limited: str) -> None:
 
 
 async def test_tokens_are_admitted_on_the_estimate_and_corrected_with_the_real_usage(
-    nats_url: str, redis_url: str, worker: ScriptedWorker, tmp_path: Path
+    nats_url: str, redis_url: str, answering_worker: ScriptedWorker, tmp_path: Path
 ) -> None:
     # The window charges the prompt's upper bound P (the budget hold's) plus max_tokens up front:
     # room for P + 95, whatever P is.
@@ -143,7 +143,7 @@ async def test_tokens_are_admitted_on_the_estimate_and_corrected_with_the_real_u
 
 
 async def test_a_users_override_and_the_tier_named_by_the_credential_win_over_the_plan(
-    nats_url: str, redis_url: str, worker: ScriptedWorker, tmp_path: Path
+    nats_url: str, redis_url: str, answering_worker: ScriptedWorker, tmp_path: Path
 ) -> None:
     config = limits_file(
         tmp_path,
@@ -170,7 +170,7 @@ async def test_a_users_override_and_the_tier_named_by_the_credential_win_over_th
 
 
 async def test_failed_credentials_are_limited_per_client_ip_and_never_throttle_a_valid_key(
-    nats_url: str, redis_url: str, worker: ScriptedWorker, tmp_path: Path
+    nats_url: str, redis_url: str, answering_worker: ScriptedWorker, tmp_path: Path
 ) -> None:
     config = limits_file(
         tmp_path,
@@ -220,7 +220,7 @@ async def test_x_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(
 
 @pytest.mark.parametrize(("mode", "while_down"), [("open", 200), ("closed", 503)])
 async def test_redis_unreachable_follows_the_fail_mode_never_a_500_and_limits_resume_when_it_is_back(
-    nats_url: str, worker: ScriptedWorker, tmp_path: Path, mode: str, while_down: int
+    nats_url: str, answering_worker: ScriptedWorker, tmp_path: Path, mode: str, while_down: int
 ) -> None:
     config = limits_file(
         tmp_path,

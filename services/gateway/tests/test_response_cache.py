@@ -47,12 +47,12 @@ def completion(text: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def worker(worker_nc: NATS) -> ScriptedWorker:
+async def cached_words_worker(worker_nc: NATS) -> ScriptedWorker:
     return await ScriptedWorker(worker_nc, scripts=answers(50, "cached words")).start()
 
 
 @pytest.fixture
-async def cached(nats_url: str, redis_url: str, worker: ScriptedWorker) -> AsyncIterator[str]:
+async def cached(nats_url: str, redis_url: str, cached_words_worker: ScriptedWorker) -> AsyncIterator[str]:
     async with serving(
         nats_url,
         cache_enabled=True,
@@ -65,29 +65,32 @@ async def cached(nats_url: str, redis_url: str, worker: ScriptedWorker) -> Async
 
 
 async def stored(
-    worker: ScriptedWorker, base: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    cached_words_worker: ScriptedWorker,
+    base: str,
+    body: dict[str, Any],
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Wait until the answer to `body` is in the cache (it is stored after the answer, in the
-    background), proven by the next identical request not reaching the worker."""
+    background), proven by the next identical request not reaching the cached_words_worker."""
     for _ in range(100):
-        before = len(worker.requests)
+        before = len(cached_words_worker.requests)
         _, answered, _ = await post(base, body, headers)
         if answered["X-Cache"] == "hit":
-            assert len(worker.requests) == before
+            assert len(cached_words_worker.requests) == before
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the answer was never cached")
 
 
 async def test_a_hit_streams_exactly_like_the_live_answer_without_a_worker_and_records_one_cached_usage(
-    cached: str, worker: ScriptedWorker, nc: NATS
+    cached: str, cached_words_worker: ScriptedWorker, nc: NATS
 ) -> None:
     streamed = {**DETERMINISTIC, "stream": True, "stream_options": {"include_usage": True}}
     status, headers, live = await post(cached, streamed)
     assert (status, headers["X-Cache"]) == (200, "miss")
-    await stored(worker, cached, DETERMINISTIC)
+    await stored(cached_words_worker, cached, DETERMINISTIC)
     usage = await collected(nc, USAGE_REPORTED, UsageRecorded)  # the gateway records a hit's usage
-    asked = len(worker.requests)
+    asked = len(cached_words_worker.requests)
     status, headers, hit = await post(cached, streamed)
     assert (status, headers["X-Cache"], headers["Content-Type"]) == (
         200,
@@ -96,7 +99,7 @@ async def test_a_hit_streams_exactly_like_the_live_answer_without_a_worker_and_r
     )
     assert chunks(hit) == chunks(live)  # role, content, finish, usage chunk, [DONE]
     assert chunks(hit)[-2]["usage"]["total_tokens"] == 5
-    assert len(worker.requests) == asked  # no worker was asked
+    assert len(cached_words_worker.requests) == asked  # no worker was asked
     for _ in range(100):
         if usage:
             break
@@ -112,10 +115,10 @@ async def test_a_hit_streams_exactly_like_the_live_answer_without_a_worker_and_r
 
 
 async def test_a_non_streaming_hit_is_the_same_json_object_as_the_live_answer(
-    cached: str, worker: ScriptedWorker
+    cached: str, cached_words_worker: ScriptedWorker
 ) -> None:
     _, _, live = await post(cached, DETERMINISTIC)
-    await stored(worker, cached, DETERMINISTIC)
+    await stored(cached_words_worker, cached, DETERMINISTIC)
     _, headers, hit = await post(cached, DETERMINISTIC)
     assert headers["X-Cache"] == "hit"
     assert completion(hit) == completion(live)
@@ -123,24 +126,24 @@ async def test_a_non_streaming_hit_is_the_same_json_object_as_the_live_answer(
 
 
 async def test_only_deterministic_or_opted_in_requests_are_cached(
-    cached: str, worker: ScriptedWorker
+    cached: str, cached_words_worker: ScriptedWorker
 ) -> None:
     warm = {**DETERMINISTIC, "temperature": 0.7}
     for _ in range(2):
         _, headers, _ = await post(cached, warm)
         assert "X-Cache" not in headers
-    assert len(worker.requests) == 2
+    assert len(cached_words_worker.requests) == 2
     await post(cached, warm, {**AUTH, "X-Lobe-Cache": "on"})
-    await stored(worker, cached, warm, {**AUTH, "X-Lobe-Cache": "on"})
+    await stored(cached_words_worker, cached, warm, {**AUTH, "X-Lobe-Cache": "on"})
     _, headers, _ = await post(cached, DETERMINISTIC, {**AUTH, "X-Lobe-Cache": "off"})
     assert "X-Cache" not in headers
 
 
 async def test_requests_differing_only_in_stream_user_or_metadata_share_an_answer_others_do_not(
-    cached: str, worker: ScriptedWorker
+    cached: str, cached_words_worker: ScriptedWorker
 ) -> None:
     await post(cached, DETERMINISTIC)
-    await stored(worker, cached, DETERMINISTIC)
+    await stored(cached_words_worker, cached, DETERMINISTIC)
     same = [
         {**DETERMINISTIC, "stream": True},
         {**DETERMINISTIC, "user": "someone", "metadata": {"a": "b"}},
@@ -157,35 +160,35 @@ async def test_requests_differing_only_in_stream_user_or_metadata_share_an_answe
 
 
 async def test_answers_are_per_user_unless_the_scope_is_shared(
-    nats_url: str, redis_url: str, worker: ScriptedWorker
+    nats_url: str, redis_url: str, cached_words_worker: ScriptedWorker
 ) -> None:
     bob = {"Authorization": "Bearer sk-bob"}
     async with serving(
         nats_url, cache_enabled=True, cache_redis_url=redis_url, gateway_api_keys=KEYS
     ) as base:
         await post(base, DETERMINISTIC)
-        await stored(worker, base, DETERMINISTIC)
+        await stored(cached_words_worker, base, DETERMINISTIC)
         assert (await post(base, DETERMINISTIC, bob))[1]["X-Cache"] == "miss"
     async with serving(
         nats_url, cache_enabled=True, cache_redis_url=redis_url, gateway_api_keys=KEYS, cache_scope="shared"
     ) as base:
         await post(base, DETERMINISTIC)
-        await stored(worker, base, DETERMINISTIC)
+        await stored(cached_words_worker, base, DETERMINISTIC)
         assert (await post(base, DETERMINISTIC, bob))[1]["X-Cache"] == "hit"
 
 
 async def test_another_replica_is_answered_from_the_shared_redis_tier(
-    nats_url: str, redis_url: str, cached: str, worker: ScriptedWorker
+    nats_url: str, redis_url: str, cached: str, cached_words_worker: ScriptedWorker
 ) -> None:
     await post(cached, DETERMINISTIC)
-    await stored(worker, cached, DETERMINISTIC)
-    asked = len(worker.requests)
+    await stored(cached_words_worker, cached, DETERMINISTIC)
+    asked = len(cached_words_worker.requests)
     async with serving(
         nats_url, cache_enabled=True, cache_redis_url=redis_url, gateway_api_keys=KEYS
     ) as other:
         _, headers, _ = await post(other, DETERMINISTIC)
     assert headers["X-Cache"] == "hit"
-    assert len(worker.requests) == asked
+    assert len(cached_words_worker.requests) == asked
 
 
 def session(role: str) -> str:
@@ -207,7 +210,7 @@ async def admin(base: str, body: dict[str, Any], token: str | None = None) -> tu
 
 
 async def test_an_admin_invalidates_a_users_answers_on_every_replica_and_nobody_else_may(
-    nats_url: str, redis_url: str, cached: str, worker: ScriptedWorker
+    nats_url: str, redis_url: str, cached: str, cached_words_worker: ScriptedWorker
 ) -> None:
     bob = {"Authorization": "Bearer sk-bob"}
     async with serving(
@@ -216,7 +219,7 @@ async def test_an_admin_invalidates_a_users_answers_on_every_replica_and_nobody_
         for base in (cached, other):  # both replicas hold both users' answers in memory
             for who in (AUTH, bob):
                 await post(base, DETERMINISTIC, who)
-        await stored(worker, cached, DETERMINISTIC)
+        await stored(cached_words_worker, cached, DETERMINISTIC)
         assert (await admin(cached, {}, token=KEY))[0] == 401  # an API key is not a session
         assert (await admin(cached, {}, token=session("user")))[0] == 403
         assert (await admin(cached, {"user": "alice"}))[0] == 400
@@ -228,7 +231,7 @@ async def test_an_admin_invalidates_a_users_answers_on_every_replica_and_nobody_
 
 
 async def test_an_unreachable_cache_redis_is_a_miss_never_an_error(
-    nats_url: str, worker: ScriptedWorker
+    nats_url: str, cached_words_worker: ScriptedWorker
 ) -> None:
     async with serving(nats_url, cache_enabled=True, cache_redis_url="redis://127.0.0.1:1/0") as base:
         replies = [await post(base, DETERMINISTIC) for _ in range(3)]

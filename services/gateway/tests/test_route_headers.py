@@ -20,7 +20,9 @@ NAMED = {**UNNAMED, "X-Lobe-Deployment": "azure-east"}
 
 
 @pytest.fixture(params=[False, True], ids=["default", "names-exposed"])
-async def gateway(nats_url: str, request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, dict[str, str]]]:
+async def route_gateway(
+    nats_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """The chat URL of a gateway, and the route headers it sends for ROUTE."""
     expose = request.param
     async with serving(nats_url, expose_deployment_names=expose) as base_url:
@@ -58,9 +60,9 @@ def route_of(headers: dict[str, str]) -> dict[str, str]:
 @pytest.mark.parametrize("stream", [True, False], ids=["sse", "json"])
 @pytest.mark.parametrize("route_on_done", [False, True], ids=["first-delta", "done"])
 async def test_the_route_becomes_headers_on_either_output(
-    gateway: tuple[str, dict[str, str]], worker_nc: NATS, stream: bool, route_on_done: bool
+    route_gateway: tuple[str, dict[str, str]], worker_nc: NATS, stream: bool, route_on_done: bool
 ) -> None:
-    url, route_headers = gateway
+    url, route_headers = route_gateway
     await ScriptedWorker(worker_nc, scripts=[lambda rid: routed(rid, route_on_done)]).start()
     status, headers = await post(url, stream)
     assert status == 200
@@ -71,9 +73,9 @@ async def test_the_route_becomes_headers_on_either_output(
 
 
 async def test_an_error_frame_gives_its_route_and_when_to_retry(
-    gateway: tuple[str, dict[str, str]], worker_nc: NATS
+    route_gateway: tuple[str, dict[str, str]], worker_nc: NATS
 ) -> None:
-    url, route_headers = gateway
+    url, route_headers = route_gateway
 
     def refused(rid: str) -> Script:
         error = ErrorFrame(
@@ -95,7 +97,7 @@ async def test_an_error_frame_gives_its_route_and_when_to_retry(
 
 
 async def test_a_worker_that_sends_no_route_gets_no_route_headers(
-    gateway: tuple[str, dict[str, str]], worker_nc: NATS
+    route_gateway: tuple[str, dict[str, str]], worker_nc: NATS
 ) -> None:
     await ScriptedWorker(
         worker_nc,
@@ -106,6 +108,6 @@ async def test_a_worker_that_sends_no_route_gets_no_route_headers(
             )
         ],
     ).start()
-    status, headers = await post(gateway[0], stream=False)
+    status, headers = await post(route_gateway[0], stream=False)
     assert status == 200
     assert route_of(headers) == {}

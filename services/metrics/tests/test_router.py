@@ -1,17 +1,20 @@
 """The consumers' wiring on the in-memory bus: which subjects and streams reach which aggregation,
-and how undecodable bodies are treated."""
+how undecodable bodies are treated, and the spans the bus gives each batch and event."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lobe.metrics.aggregation import UsageMetrics
 from lobe.metrics.router import consume
 from lobe.shared.bus import MemoryBus
 from lobe.shared.catalog import METRICS
 from lobe.shared.events.billing import BILLING_LIMIT_EXCEEDED, LimitExceeded
+from lobe.shared.events.streams import METRICS_CONSUMER, USAGE
 from lobe.shared.events.usage import USAGE_RECORDED, USAGE_REPORTED
 
 from .events import usage_event
@@ -60,3 +63,17 @@ async def test_limit_exceeded_fact_is_counted_and_garbage_dropped(bus: MemoryBus
     bus.deliver(BILLING_LIMIT_EXCEEDED, b"garbage")
     await bus.settled()
     assert metrics.registry.get_sample_value("lobe_billing_limit_exceeded_total", {"limit": "requests"}) == 1
+
+
+async def test_each_counted_usage_event_is_a_span_in_its_requests_trace(
+    bus: MemoryBus, spans: InMemorySpanExporter
+) -> None:
+    await counting(bus)
+    with trace.get_tracer("test").start_as_current_span("chat.run") as run:
+        await bus.publish_fact(USAGE_RECORDED, usage_event("traced"))
+    await bus.settled()
+    [counted] = [s for s in spans.get_finished_spans() if s.name == f"process {USAGE_RECORDED}"]
+    assert counted.context.trace_id == run.get_span_context().trace_id
+    [batch] = [s for s in spans.get_finished_spans() if s.name == f"process {USAGE.name}"]
+    assert (batch.attributes or {})["messaging.consumer.group.name"] == METRICS_CONSUMER
+    assert [link.context.span_id for link in counted.links] == [batch.context.span_id]

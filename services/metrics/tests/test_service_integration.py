@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import nats
@@ -16,6 +15,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from lobe.devtools.suite import start_metrics
 from lobe.metrics.lag import ConsumerLag
 from lobe.metrics.service import running
 from lobe.metrics.settings import MetricsSettings
@@ -113,28 +113,22 @@ async def test_readiness_is_503_while_draining(nats_url: str) -> None:
             assert resp.status == 503
 
 
-async def wait_for_line(stream: asyncio.StreamReader, needle: bytes) -> None:
-    while needle not in (line := await stream.readline()):
-        assert line, f"process ended before logging {needle!r}"
-
-
-async def test_process_exits_cleanly_on_sigterm(nats_url: str) -> None:
-    env = {**os.environ, "NATS_URL": nats_url, "OPS_PORT": "0", "LOG_FORMAT": "json"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lobe.metrics", env=env, stderr=asyncio.subprocess.PIPE
-    )
-    assert proc.stderr is not None
+async def test_process_exits_cleanly_on_sigterm(nats_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "metrics.log"
+    metrics = await start_metrics(nats_url, mode="process", log=log, log_format="json")
     try:
-        await asyncio.wait_for(wait_for_line(proc.stderr, b"metrics consuming"), 15)
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 10) == 0
-        rest = await proc.stderr.read()
+
+        async def consuming() -> bool:
+            return b"metrics consuming" in log.read_bytes()
+
+        await eventually(consuming, 15)
+        metrics.proc.send_signal(signal.SIGTERM)
+        assert await metrics.wait(10) == 0
+        rest = log.read_bytes()
         assert b"draining" in rest
         assert b"Traceback" not in rest
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await metrics.stop()
 
 
 async def test_consumer_lag_reports_pending_and_unacknowledged_usage_per_durable_consumer(

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings
 from lobe.billing.settings import BillingSettings
 from lobe.chat_worker.deployments import DEFAULT_KEY_ENV
 from lobe.chat_worker.settings import WorkerSettings
+from lobe.gateway.auth.provider_config import OidcProviderSettings
 from lobe.gateway.settings import GatewaySettings
 from lobe.metrics.settings import MetricsSettings
 
@@ -52,6 +53,18 @@ COMPOSE_VARIABLES = [
     ("BACKUP_INTERVAL_S", "86400", "postgres-backup: seconds between two pg_dumps into ./backup."),
     ("BACKUP_KEEP", "14", "postgres-backup: dumps kept in ./backup."),
 ]
+
+# Read once per name in OIDC_PROVIDERS, with that name in the prefix (lobe.gateway.auth.provider_config).
+PER_PROVIDER_PREFIX = "OIDC_<NAME>_"
+
+
+def per_provider() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) of each setting a named OpenID provider reads."""
+    return [
+        (f"{PER_PROVIDER_PREFIX}{name.upper()}", _default(info.default), info.description or "")
+        for name, info in OidcProviderSettings.model_fields.items()
+    ]
+
 
 START, END = "<!-- config-reference -->", "<!-- /config-reference -->"
 
@@ -93,6 +106,8 @@ def render() -> str:
         lines.append(
             f"| `{env}` | chat-worker | (unset) | Default provider key; a deployment may name another (`api_key_env`). |"
         )
+    for env, default, meaning in per_provider():
+        lines.append(f"| `{env}` | gateway | {default} | {meaning} (each name in OIDC_PROVIDERS) |")
     for env, user, default, meaning in TOOL_VARIABLES:
         lines.append(f"| `{env}` | {user} | {default} | {meaning} |")
     lines += ["", END]
@@ -134,6 +149,9 @@ def render_env_example() -> str:
         per_service = var.default == "per service"
         meaning = f"{var.description} Default: per service." if per_service else var.description
         lines += _env_entry(env, ", ".join(var.services), "" if per_service else defaults[env], meaning)
+    lines += ["## Each OpenID provider named in OIDC_PROVIDERS: <NAME> is its name, upper-cased", ""]
+    for env, _, meaning in per_provider():
+        lines += _env_entry(env, "gateway", "", meaning)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -45,6 +45,20 @@ class Service:
     default_port: int
     ready_path: str
 
+    @property
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", self.module]
+
+    def spec(self, name: str, port: int, env: dict[str, str], ops_port: int = 0) -> ServiceSpec:
+        """This service as a child process listening on `port` (the gateway's API, any other's ops
+        listener; the gateway's ops on `ops_port`), ready when its ready path answers 200. `lobe dev`
+        and the test suite (lobe.devtools.suite) launch every service through here."""
+        listen = {"OPS_HOST": LOOPBACK, "OPS_PORT": str(ops_port if self.name == "gateway" else port)}
+        if self.name == "gateway":
+            listen |= {"GATEWAY_HOST": LOOPBACK, "GATEWAY_PORT": str(port)}
+        url = f"http://{LOOPBACK}:{port}{self.ready_path}"
+        return ServiceSpec(name, self.argv, {**listen, **env}, url)
+
 
 # Dependencies first, so the reverse-order shutdown stops the gateway (the front door) first.
 SERVICES = (
@@ -56,6 +70,10 @@ SERVICES = (
 # Every port `lobe dev` listens on by default, by the variable that moves it (tests and benchmarks
 # run it on free ones; 0: a free one `lobe dev` picks).
 PORT_VARS = (*(s.port_var for s in SERVICES), "GATEWAY_OPS_PORT")
+
+
+def service_named(name: str) -> Service:
+    return next(s for s in SERVICES if s.name == name)
 
 
 @dataclass
@@ -137,25 +155,17 @@ def service_specs(
             name = service.name if first else f"{service.name}-{index + 1}"
             env = {**urls, "OTEL_SERVICE_NAME": service.name, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
             env |= nats_env(service.name)  # its own NATS user on the embedded NATS
+            ops_port = 0
             if service.name == "gateway":
                 ops_port = (
                     _port("GATEWAY_OPS_PORT", environ.get("GATEWAY_OPS_PORT", str(GATEWAY_OPS_PORT)))
                     if first
                     else free_port()
                 )
-                env |= {
-                    "GATEWAY_HOST": LOOPBACK,
-                    "GATEWAY_PORT": str(port),
-                    "OPS_HOST": LOOPBACK,
-                    "OPS_PORT": str(ops_port),
-                    # Also a bootstrap key, so the gateway answers it even while billing is down.
-                    "GATEWAY_API_KEYS": f"{api_key}:{DEV_USER}:{plan}",
-                }
-            else:
-                env |= {"OPS_HOST": LOOPBACK, "OPS_PORT": str(port)}
+                # Also a bootstrap key, so the gateway answers it even while billing is down.
+                env["GATEWAY_API_KEYS"] = f"{api_key}:{DEV_USER}:{plan}"
             env |= (extra_env or {}).get(service.name, {})
-            url = f"http://{LOOPBACK}:{port}{service.ready_path}"
-            specs.append(ServiceSpec(name, [sys.executable, "-m", service.module], env, url))
+            specs.append(service.spec(name, port, env, ops_port))
     return specs
 
 
@@ -222,9 +232,7 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
             admin_nats,
             options.plan,
         )
-        gateway_url = (
-            f"http://{LOOPBACK}:{port_of(next(s for s in SERVICES if s.name == 'gateway'), environ)}"
-        )
+        gateway_url = f"http://{LOOPBACK}:{port_of(service_named('gateway'), environ)}"
         sign_in = start_dev_sign_in(options.state_dir, gateway_url, environ)
         upstream: list[ServiceSpec] = []
         extra_env: dict[str, dict[str, str]] = {"gateway": sign_in.env}

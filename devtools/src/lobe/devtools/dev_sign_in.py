@@ -42,7 +42,8 @@ class DevSignIn:
 
 def start_dev_sign_in(state_dir: Path, gateway_url: str, environ: dict[str, str]) -> DevSignIn:
     env = {"SESSION_KEYS": environ.get("SESSION_KEYS") or dev_session_keys(state_dir)}
-    if environ.get("OIDC_DISCOVERY_URL") or environ.get("GITHUB_CLIENT_ID"):
+    yours = ("OIDC_DISCOVERY_URL", "OIDC_PROVIDERS", "GOOGLE_CLIENT_ID", "GITHUB_CLIENT_ID")
+    if any(environ.get(name) for name in yours):
         return DevSignIn(env, f"sign in at {gateway_url}/auth/providers (your own provider's settings)")
     secret = secrets.token_urlsafe(16)
     client = {
@@ -54,7 +55,8 @@ def start_dev_sign_in(state_dir: Path, gateway_url: str, environ: dict[str, str]
         provider = OidcProviderServer([client]).start()
     except (BinaryNotFoundError, ServerStartError) as exc:
         return DevSignIn(
-            env, f"sign-in off: no local OpenID provider ({exc}); set OIDC_* or GITHUB_* to use yours"
+            env,
+            f"sign-in off: no local OpenID provider ({exc}); set OIDC_*, GOOGLE_* or GITHUB_* to use yours",
         )
     env |= {
         "OIDC_DISCOVERY_URL": provider.discovery_url,

@@ -21,7 +21,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -59,18 +59,23 @@ class Recorded:
 
 
 Schedule = Callable[[int], "Reply | None"]
+Answer = Callable[["Recorded"], "Reply | None"]
 
 
 class FakeUpstream:
     """Replies are served in push order; once they run out, `default` (if set) answers every request.
 
     `schedule(n)`, when given, is asked first for the n-th request's reply (0-based); None falls
-    through to the pushed replies and the default.
+    through to the pushed replies and the default. `answer(request)`, when given, is asked before
+    all of them: a reply computed from the request (lobe.devtools.fake_embeddings), or None.
     """
 
-    def __init__(self, default: Reply | None = None, schedule: Schedule | None = None) -> None:
+    def __init__(
+        self, default: Reply | None = None, schedule: Schedule | None = None, answer: Answer | None = None
+    ) -> None:
         self.default = default
         self.schedule = schedule
+        self.answer = answer
         self.replies: deque[Reply] = deque()
         self.requests: list[Recorded] = []
         self.closed_at: list[float] = []
@@ -130,7 +135,8 @@ class FakeUpstream:
         self.requests.append(
             Recorded(method, parts.path, dict(parse_qsl(parts.query)), headers, body, time.time())
         )
-        reply = self._reply_for(number)
+        computed = self.answer(self.requests[-1]) if self.answer else None
+        reply = computed or self._reply_for(number)
         if reply.first_byte_delay_s and await self._client_left_within(reader, reply.first_byte_delay_s):
             return
         head_out = [f"HTTP/1.1 {reply.status} X", f"Content-Type: {reply.content_type}"]
@@ -199,3 +205,17 @@ def _pieces(reply: Reply, end: int) -> Iterator[bytes]:
         piece = data[sent : sent + rng.randint(1, reply.max_chunk)]
         yield piece
         sent += len(piece)
+
+
+@contextlib.asynccontextmanager
+async def upstreams(*defaults: Reply | None, port: int = 0) -> AsyncIterator[list[FakeUpstream]]:
+    """One started fake upstream per default reply (None: only what a test pushes), all stopped after;
+    `port`: the first one's (0: a free one)."""
+    started: list[FakeUpstream] = []
+    try:
+        for index, default in enumerate(defaults):
+            started.append(await FakeUpstream(default=default).start(port if index == 0 else 0))
+        yield started
+    finally:
+        for upstream in started:
+            await upstream.stop()

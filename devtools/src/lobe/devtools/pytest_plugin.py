@@ -13,12 +13,14 @@
 - `redis_url`: $REDIS_URL's server, else one embedded per session; a flushed db number per test.
 - `make_oidc_provider`: a real OpenID provider (npm oidc-provider under node) for given clients.
 - `upstream`: a fake provider on loopback replaying the providers' wire formats byte for byte
-  (lobe.devtools.fake_upstream; the transcripts are in lobe.devtools.provider_fixtures).
+  (lobe.devtools.fake_upstream; the transcripts are in lobe.devtools.provider_fixtures);
+  `make_upstream(default, port)`: more of them, each with its default reply.
 - `spans`: the spans finished during the test (an in-memory exporter on the process's tracer
   provider, which OpenTelemetry lets a process install only once).
 
 Every test that uses one of them gets the `integration` marker. This plugin is loaded in every
-package's tests, so it imports no service: a service's fixtures live with the service.
+package's tests, so it imports no service: the fixtures that start services are in
+lobe.devtools.suite.fixtures, loaded by the repository's conftest.py.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -41,7 +44,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lobe.devtools.fake_upstream import FakeUpstream
+from lobe.devtools.fake_upstream import FakeUpstream, Reply, upstreams
 from lobe.devtools.pgadmin import DatabaseAdmin, random_name
 from lobe.devtools.servers import BusUsers, NatsServer, PostgresServer, RedisServer
 from lobe.devtools.servers.oidc import OidcProviderServer
@@ -286,9 +289,21 @@ def make_oidc_provider() -> Iterator[Callable[[list[dict[str, Any]]], OidcProvid
 
 
 # -- fake providers ---------------------------------------------------------------------------------
+MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
+
+
 @pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
+async def make_upstream() -> AsyncIterator[MakeUpstream]:
+    """make_upstream(default=None, port=0) -> a started fake provider, stopped after the test."""
+    async with AsyncExitStack() as stack:
+
+        async def make(default: Reply | None = None, port: int = 0) -> FakeUpstream:
+            return (await stack.enter_async_context(upstreams(default, port=port)))[0]
+
+        yield make
+
+
+@pytest.fixture
+async def upstream(make_upstream: MakeUpstream) -> FakeUpstream:
     """A fake provider on loopback (see lobe.devtools.fake_upstream)."""
-    server = await FakeUpstream().start()
-    yield server
-    await server.stop()
+    return await make_upstream()

@@ -32,12 +32,13 @@ class ServiceSpec:
 class ServiceFailed(RuntimeError):
     """A service exited or never became ready; names it and carries its last log lines."""
 
-    def __init__(self, name: str, reason: str, tail: Sequence[str]) -> None:
+    def __init__(self, name: str, reason: str, tail: Sequence[str], exit_code: int | None = None) -> None:
         lines = "\n".join(f"  {line}" for line in tail) or "  (no output)"
         super().__init__(f"{name} {reason}; its last log lines:\n{lines}")
         self.name = name
         self.reason = reason
         self.tail = list(tail)
+        self.exit_code = exit_code  # None: it was still running (not ready in time)
 
 
 @dataclass
@@ -115,6 +116,7 @@ class Supervisor:
                             child.name,
                             f"exited with code {child.proc.returncode} during start-up",
                             child.tail,
+                            child.proc.returncode,
                         )
                     if await _answers(http, child.spec.ready_url):
                         pending.remove(child)

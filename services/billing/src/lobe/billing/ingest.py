@@ -23,8 +23,6 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
-from opentelemetry.util.types import AttributeValue
 from pydantic import ValidationError
 
 from lobe.billing import metrics
@@ -37,13 +35,11 @@ from lobe.shared.bus import publish_fact
 from lobe.shared.config_file import describe
 from lobe.shared.events.usage import (
     USAGE_DEAD_LETTER,
-    USAGE_RECORDED,
     USAGE_REPORTED,
     UsageDeadLetter,
     UsageRecorded,
     gateway_may_report,
 )
-from lobe.shared.telemetry import link_from_headers
 
 log = logging.getLogger(__name__)
 TRACER = trace.get_tracer("lobe.billing")
@@ -96,20 +92,8 @@ class Ingester:
     async def handle(self, msgs: Sequence[Msg]) -> float:
         """Process one fetched batch; returns how long the loop should pause (0 when healthy).
 
-        One span per batch, linked to the trace of each request whose usage it carries (the
-        producer's context rides in the message headers, see lobe.shared.bus.facts)."""
-        links = [link for msg in msgs if (link := link_from_headers(msg.headers)) is not None]
-        attributes: dict[str, AttributeValue] = {
-            "messaging.system": "nats",
-            "messaging.destination.name": USAGE_RECORDED,
-            "messaging.batch.message_count": len(msgs),
-        }
-        with TRACER.start_as_current_span(
-            f"process {USAGE_RECORDED}", kind=SpanKind.CONSUMER, links=links, attributes=attributes
-        ):
-            return await self._handle(msgs)
-
-    async def _handle(self, msgs: Sequence[Msg]) -> float:
+        The bus spans the batch (linked to each request whose usage it carries) and each request's
+        part of it (lobe.shared.bus.tracing); the ledger write is a child of the batch's span."""
         started = time.perf_counter()
         by_row: dict[str, LedgerRow] = {}
         by_request: dict[str, list[Msg]] = {}

@@ -24,6 +24,7 @@ from decimal import Decimal
 import asyncpg
 
 from lobe.billing.db_metrics import timed_copy
+from lobe.billing.disconnects import billed_usage
 from lobe.billing.holds import FREE_HOLDS
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
@@ -51,6 +52,7 @@ LEDGER_COLUMNS = (
     "ttft_ms",
     "duration_ms",
     "stream",
+    "kind",
 )
 
 
@@ -91,14 +93,16 @@ class LedgerRow:
             e.ttft_ms,
             e.duration_ms,
             e.stream,
+            e.kind,
         )
 
 
 def price_event(
     event: UsageRecorded, prices: PriceTable, plans: PlanBook, reported: bool = False
 ) -> LedgerRow:
+    usage = billed_usage(event, plans)  # a cancelled request: per its disconnect policy
     p = prices.price(
-        event.provider, event.priced_model, event.occurred_at, event.usage, event.status == "cache_hit"
+        event.provider, event.priced_model, event.occurred_at, usage, event.status == "cache_hit"
     )
     period = plans.period_key(event.occurred_at)
     return LedgerRow(event, period, p.cost_usd, p.priced, p.effective_from, reported)

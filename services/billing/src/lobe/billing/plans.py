@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lobe.shared.config_file import exact_decimal, load_yaml
+from lobe.shared.events.usage import DisconnectBilling
 
 DEFAULT_PLANS_FILE = Path(__file__).parent / "config" / "plans.yaml"
 PeriodKind = Literal["month", "week", "day"]
@@ -23,6 +24,9 @@ class Plan(BaseModel):
     cost_usd: Decimal | None = Field(ge=0, decimal_places=4)
     requests: int | None = Field(ge=0)
     rate_tier: str = Field(min_length=1)
+    # What a cancelled request costs on this plan; None: the deployment's setting, else
+    # bill_partial (lobe.billing.disconnects).
+    disconnect_billing: DisconnectBilling | None = None
 
     @field_validator("cost_usd", mode="before")
     @classmethod
@@ -93,6 +97,12 @@ class PlanBook:
             requests=o.requests if o.requests is not None else base.requests,
             rate_tier=o.rate_tier or base.rate_tier,
         )
+
+    def disconnect_billing(self, plan: str | None) -> DisconnectBilling | None:
+        """The plan's disconnect policy, if it sets one (an event without a plan: none)."""
+        if plan is None:
+            return None
+        return self.spec.plans.get(plan, self.spec.plans[self.spec.default_plan]).disconnect_billing
 
     def rows(self) -> list[tuple[str, int | None, Decimal | None, int | None, str]]:
         return [(n, p.tokens, p.cost_usd, p.requests, p.rate_tier) for n, p in self.spec.plans.items()]

@@ -18,8 +18,13 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from lobe.chat_worker.policies import BreakerPolicy, Limits, RetryPolicy, Strategy
 from lobe.shared.config_file import read_yaml
+from lobe.shared.events.usage import DisconnectBilling
 
+Endpoint = Literal["chat", "embeddings"]
 ProviderKind = Literal["openai", "anthropic", "gemini", "ollama", "openai_compatible", "azure_openai", "mock"]
+
+# The providers with an embeddings API (adapters in lobe.chat_worker.providers): Anthropic has none.
+EMBEDDING_PROVIDERS = frozenset({"openai", "openai_compatible", "azure_openai", "gemini", "ollama", "mock"})
 
 DEFAULT_KEY_ENV: dict[str, str] = {
     "openai": "OPENAI_API_KEY",
@@ -55,6 +60,11 @@ class Deployment(BaseModel):
     limits: Limits | None = None
     breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
     chunk_delay_s: float = Field(default=0.0, ge=0, description="mock only: pacing between chunks.")
+    disconnect_billing: DisconnectBilling | None = Field(
+        default=None,
+        description="What a cancelled request on this deployment is billed for (bill_partial, "
+        "bill_full, bill_none); a plan's setting comes first; unset: bill_partial (docs/billing.md).",
+    )
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> Deployment:
@@ -79,6 +89,12 @@ class RoutedModel(BaseModel):
     name: str = Field(min_length=1, description="Public model name clients ask for.")
     deployments: list[Deployment] = Field(min_length=1)
     owned_by: str = "lobe"
+    serves: list[Endpoint] = Field(
+        default=["chat"],
+        min_length=1,
+        description="What the model answers: chat (POST /v1/chat/completions), embeddings "
+        "(POST /v1/embeddings), or both. A request to the other endpoint gets a 404.",
+    )
     strategy: Strategy = Field(default="ordered", description="How a request picks its first deployment.")
     explore: float = Field(
         default=0.1,
@@ -140,6 +156,9 @@ class ModelCatalog(BaseModel):
                 problem(("models", i, "name"), model.name, f"model '{model.name}' is listed twice")
             models.add(model.name)
             for j, deployment in enumerate(model.deployments):
+                if "embeddings" in model.serves and deployment.provider not in EMBEDDING_PROVIDERS:
+                    message = f"provider '{deployment.provider}' has no embeddings API"
+                    problem(("models", i, "deployments", j, "provider"), deployment.provider, message)
                 if deployment.name in deployments:
                     message = f"deployment name '{deployment.name}' is used twice (names key shared state)"
                     problem(("models", i, "deployments", j, "name"), deployment.name, message)
@@ -149,17 +168,25 @@ class ModelCatalog(BaseModel):
                     ("models", i, "strategy"), model.strategy, "weighted needs a deployment with weight > 0"
                 )
         names = models | {BUILTIN_MODEL.name}
+        serves = {m.name: set(m.serves) for m in [*self.models, BUILTIN_MODEL]}
         for i, model in enumerate(self.models):
             for j, fallback in enumerate(model.fallbacks):
                 if fallback not in names or fallback == model.name:
                     problem(("models", i, "fallbacks", j), fallback, f"no other model is named '{fallback}'")
+                elif not set(model.serves) <= serves[fallback]:
+                    # A fallback answers the requests the model gets: it must serve the same endpoints.
+                    message = f"'{fallback}' does not serve {', '.join(model.serves)} as '{model.name}' does"
+                    problem(("models", i, "fallbacks", j), fallback, message)
             target = model.context_fallback
             if target is not None and (target not in names or target == model.name):
                 problem(("models", i, "context_fallback"), target, f"no other model is named '{target}'")
         return problems
 
 
-BUILTIN_MODEL = RoutedModel(name="mock", deployments=[Deployment(name="mock", provider="mock")])
+# The built-in mock answers both endpoints, so `lobe dev` serves chat and embeddings without upstreams.
+BUILTIN_MODEL = RoutedModel(
+    name="mock", deployments=[Deployment(name="mock", provider="mock")], serves=["chat", "embeddings"]
+)
 BUILTIN = ModelCatalog(models=[BUILTIN_MODEL])
 
 

@@ -28,6 +28,7 @@ from lobe.chat_worker.providers.base import (
 from lobe.chat_worker.providers.errors import for_client
 from lobe.chat_worker.routing.attempts import Attempt, AttemptLoop
 from lobe.chat_worker.routing.router import Router
+from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import (
     ChatRequested,
     DeltaFrame,
@@ -53,7 +54,7 @@ class Outcome:
     """What the answer so far produced. Fallbacks happen only before the first delta
     (`may_restart`), so an attempt that produced output is the answer's last."""
 
-    attempt: Attempt | None = None
+    attempt: Attempt[ChatCompletionRequest] | None = None
     started: bool = False
     ttft_ms: float | None = None
     output_chars: list[str] = field(default_factory=list)
@@ -149,7 +150,7 @@ class ChatRun:
         await self.record_usage(self._usage_event("error", usage_code or code))
         await self._send_error(status, code, message, retry_after_s)
 
-    async def _attempt(self, attempt: Attempt) -> None:
+    async def _attempt(self, attempt: Attempt[ChatCompletionRequest]) -> None:
         # A failed attempt ended before its first delta: nothing of it belongs to this one.
         self.outcome = Outcome(attempt=attempt)
         provider = self.provider_for(attempt.deployment)
@@ -157,7 +158,9 @@ class ChatRun:
         async with contextlib.aclosing(provider.stream(attempt.body)) as events:
             await self._relay(events, provider.name, attempt)
 
-    async def _relay(self, events: AsyncIterator[StreamEvent], provider_name: str, attempt: Attempt) -> None:
+    async def _relay(
+        self, events: AsyncIterator[StreamEvent], provider_name: str, attempt: Attempt[ChatCompletionRequest]
+    ) -> None:
         request_id = self.event.request_id
         async for item in events:
             if isinstance(item, TextDelta | ReasoningDelta | ToolCallDelta):
@@ -233,14 +236,16 @@ class ChatRun:
             log.exception("could not send error frame", extra={"request_id": self.event.request_id})
 
     def _token_usage(self, basis_if_reported: TokenBasis) -> TokenUsage:
-        """Provider-reported usage when there is one; otherwise the documented estimate."""
+        """Provider-reported usage when there is one; otherwise the documented estimate. A
+        partial answer stays `partial` either way; `source` says which it was."""
         if self.outcome.usage is not None:
-            return self.outcome.usage.model_copy(update={"basis": basis_if_reported})
+            return self.outcome.usage.model_copy(update={"basis": basis_if_reported, "source": "provider"})
         estimated_basis: TokenBasis = "estimated" if basis_if_reported == "provider" else basis_if_reported
         return TokenUsage(
             prompt_tokens=estimate_prompt_tokens(self.event.body),
             completion_tokens=sum(estimate_tokens(text) for text in self.outcome.output_chars),
             basis=estimated_basis,
+            source="estimated",
         )
 
     def _usage_event(self, status: RequestStatus, error_code: str | None) -> UsageRecorded:
@@ -260,4 +265,7 @@ class ChatRun:
             ttft_ms=self.outcome.ttft_ms,
             attempts=self.attempts.attempts,
             served_model=self.outcome.served_model,
+            disconnect_billing=deployment.disconnect_billing
+            if deployment and status == "cancelled"
+            else None,
         )

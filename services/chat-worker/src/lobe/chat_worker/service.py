@@ -1,23 +1,24 @@
-"""The chat worker process: takes requests off `chat.request`, runs them, handles cancel and SIGTERM,
-swaps in a reloaded routing file."""
+"""The chat worker process: takes requests off `chat.request` (and `embeddings.request`), runs them,
+handles cancel and SIGTERM, swaps in a reloaded routing file."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 
 import aiohttp
 from nats.js import JetStreamContext
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
+from lobe.chat_worker.deployments import Deployment, Endpoint, ModelCatalog, RoutedModel
+from lobe.chat_worker.embeddings_run import EmbeddingsRun
 from lobe.chat_worker.frames import FrameSink
 from lobe.chat_worker.metrics import MAX_CONCURRENCY, STREAMS_ACTIVE
 from lobe.chat_worker.providers.base import Provider
@@ -40,9 +41,14 @@ from lobe.shared.events.chat import (
     ModelList,
     Upstream,
 )
+from lobe.shared.events.embeddings import (
+    EMBEDDINGS_REQUEST,
+    EmbeddingsAnswer,
+    EmbeddingsFailure,
+    EmbeddingsRequested,
+)
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 from lobe.shared.process import ServiceRuntime, started
-from lobe.shared.telemetry import extract_context
 
 log = logging.getLogger(__name__)
 TRACER = trace.get_tracer("lobe.chat_worker")
@@ -60,6 +66,28 @@ def refusal(request_id: str, status: int, code: str, message: str, retryable: bo
     return ErrorFrame(
         request_id=request_id, seq=0, status=status, code=code, message=message, retryable=retryable
     )
+
+
+def not_served(model: str, endpoint: Endpoint, routed: RoutedModel | None) -> tuple[int, str, str] | None:
+    """(status, code, message) when this model does not answer this endpoint: OpenAI's 404s."""
+    if routed is None:
+        return 404, "model_not_found", f"The model '{model}' does not exist or you do not have access to it."
+    if endpoint not in routed.serves:
+        path = "v1/chat/completions" if endpoint == "chat" else "v1/embeddings"
+        kind = "a chat" if endpoint == "chat" else "an embedding"
+        return (
+            404,
+            "model_not_supported",
+            f"The model '{model}' is not {kind} model: it is not supported in {path}.",
+        )
+    return None
+
+
+def unreadable_embeddings(exc: ValidationError) -> EmbeddingsAnswer:
+    failure = EmbeddingsFailure(
+        status=400, code="invalid_event", message="The chat worker could not read the request."
+    )
+    return EmbeddingsAnswer(request_id="unknown", error=failure)
 
 
 def unreadable(exc: ValidationError) -> ErrorFrame:
@@ -81,6 +109,7 @@ class ChatWorker:
         self._js: JetStreamContext | None = None
         self._router: Router | None = None
         self._requests: Responder | None = None
+        self._embeddings: Responder | None = None
         self._in_process = AsyncExitStack()
 
     async def open(self, runtime: ServiceRuntime) -> None:
@@ -111,8 +140,14 @@ class ChatWorker:
         await self.bus.responds(CHAT_CANCEL, self.on_cancel, worker_id=self.settings.worker_id)
         await self.bus.responds(CHAT_MODELS, self.on_models)
         # Taking requests (live at the server) before the worker says it is ready.
-        self._requests = await self.bus.responds(
-            CHAT_REQUEST, self.accept, with_headers=True, malformed=unreadable
+        self._requests = await self.bus.responds(CHAT_REQUEST, self.accept, malformed=unreadable)
+        # Each embeddings request waits on its provider in a task of its own, up to the worker's
+        # concurrency; more wait in the subscription until a place frees.
+        self._embeddings = await self.bus.responds(
+            EMBEDDINGS_REQUEST,
+            self.embed,
+            concurrency=self.settings.worker_max_concurrency,
+            malformed=unreadable_embeddings,
         )
         runtime.on_stop(self._finish_runs)
         MAX_CONCURRENCY.set(self.settings.worker_max_concurrency)
@@ -145,27 +180,55 @@ class ChatWorker:
     async def ready(self) -> bool:
         return self.session is not None and self.bus.connected
 
-    def accept(self, event: ChatRequested, headers: Mapping[str, str] | None) -> AcceptedFrame | ErrorFrame:
+    def accept(self, event: ChatRequested) -> AcceptedFrame | ErrorFrame:
         """Accept (or refuse) a request; the answer streams from a task of its own. A bug here
         leaves the request unanswered: the gateway's accept times out and it re-dispatches."""
         catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
         routed = catalog.get(event.body.model)
-        if routed is None:
-            message = f"The model '{event.body.model}' does not exist or you do not have access to it."
-            return refusal(event.request_id, 404, "model_not_found", message)
+        refused = not_served(event.body.model, "chat", routed)
+        if refused is not None:
+            return refusal(event.request_id, *refused)
+        assert routed is not None
         if len(self.runs) >= self.settings.worker_max_concurrency:
             # Saturated: say so at once, so the gateway can try another worker.
             return refusal(event.request_id, 503, "worker_saturated", "worker at capacity", retryable=True)
         sink = FrameSink(
             self.bus.connection, event.reply_to, event.request_id, self.settings.heartbeat_interval_s
         )
-        parent = extract_context(headers)  # continue the gateway's trace
+        # The bus's span for this chat.request, itself the gateway's child: the run continues it.
+        parent = otel_context.get_current()
         task = asyncio.create_task(
             self._run(event, catalog, routed, sink, parent), name=f"chat {event.request_id}"
         )
         self.runs[event.request_id] = (task, sink)
         STREAMS_ACTIVE.set(len(self.runs))  # what the saturation check above counts
         return AcceptedFrame(request_id=event.request_id, seq=0, worker_id=self.settings.worker_id)
+
+    async def embed(self, event: EmbeddingsRequested) -> EmbeddingsAnswer:
+        """Answer an embeddings request (its usage recorded first). A bug here leaves it
+        unanswered: the gateway's request times out."""
+        catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
+        routed = catalog.get(event.body.model)
+        refused = not_served(event.body.model, "embeddings", routed)
+        if refused is not None:
+            status, code, message = refused
+            failure = EmbeddingsFailure(status=status, code=code, message=message)
+            return EmbeddingsAnswer(request_id=event.request_id, error=failure)
+        assert routed is not None
+        # The bus's span for this embeddings.request, itself the gateway's child: the run continues it.
+        span = TRACER.start_span("embeddings.run", context=otel_context.get_current(), kind=SpanKind.CONSUMER)
+        span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
+        with trace.use_span(span, end_on_exit=True):
+            run = EmbeddingsRun(
+                event,
+                catalog,
+                routed,
+                self.router,
+                self._provider_for,
+                self._record_usage,
+                self.bus.connection.max_payload,
+            )
+            return await run.execute()
 
     def on_models(self) -> ModelList:
         catalog = self.catalog
@@ -232,6 +295,8 @@ class ChatWorker:
         """Stop taking work, let streams finish within the grace, fail the rest explicitly."""
         if self._requests is not None:
             await self._requests.stop()
+        if self._embeddings is not None:
+            await self._embeddings.stop()  # those in hand finish (each within its deployment's timeouts)
         if not self.runs:
             return
         log.info("draining %d streams", len(self.runs))

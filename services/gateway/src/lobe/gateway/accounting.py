@@ -7,6 +7,10 @@ worker's cancel when the answer did not complete, the hold's release when no usa
 settle it, the token window's correction with the real usage, and the cache store of a
 completed answer. Used as `async with` in the chat handler: the exit is shielded, so a client
 that leaves cannot cut it short. The answer itself (lobe.gateway.answer) only moves frames.
+
+The embeddings handler (lobe.gateway.embeddings) uses the same owner for the same steps: its
+answer is one reply (`embedded`) instead of frames, and no worker is ever cancelled (a worker that
+took the request records its usage whether or not the client is still there).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -22,15 +27,18 @@ from lobe.gateway.budget import BudgetClient
 from lobe.gateway.cache.key import CacheKey
 from lobe.gateway.cache.replay import Replay
 from lobe.gateway.cache.response_cache import ResponseCache
-from lobe.gateway.ratelimit.limiter import Admission, RateLimiter
+from lobe.gateway.ratelimit.limiter import Admission, Metered, RateLimiter
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller, DeltaFrame, TokenUsage, UsageFrame
+from lobe.shared.events.embeddings import EmbeddingsAnswer
 from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, usage_event
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 LOST_USAGE_ATTEMPTS = 3  # the client is already answered; a short retry keeps the handler brief
+Body = TypeVar("Body", ChatCompletionRequest, EmbeddingsRequest)
 
 
 @dataclass(eq=False)
@@ -45,12 +53,16 @@ class Accounting:
     request_id: str
     # What the request took and got, as it goes:
     admission: Admission | None = None
-    body: ChatCompletionRequest | None = None  # set once it reaches the budget check
+    body: Metered | None = None  # set once it reaches the budget check
     held: bool = False  # a budget hold was taken: settled by a usage event, or released here
     cache_key: CacheKey | None = None
     replay: Replay | None = None
     answer: Answer | None = None
     usage_recorded_here: bool = False  # by the gateway: a lost worker's, or a cache hit's
+    # Embeddings: the cached answer, if any; whether the request went to the workers; the reply.
+    cached_embeddings: EmbeddingsAnswer | None = None
+    embeddings_sent: bool = False
+    embeddings: EmbeddingsAnswer | None = None
 
     async def __aenter__(self) -> Accounting:
         return self
@@ -61,41 +73,52 @@ class Accounting:
         # Shielded: a client that leaves must not cut these short.
         await asyncio.shield(self._wind_down())
 
-    async def admit(self, request: web.Request, body: ChatCompletionRequest | None = None) -> None:
+    async def admit(self, request: web.Request, body: Metered | None = None) -> None:
         """Within the caller's rate limits and requests in flight, or raise 429. Without a body
         (a large one, not parsed yet) the token window waits for `admit_tokens`."""
         self.admission = await self.rate_limits.admit(request, self.caller, self.request_id, True, body)
 
-    async def admit_tokens(self, request: web.Request, body: ChatCompletionRequest) -> None:
+    async def admit_tokens(self, request: web.Request, body: Metered) -> None:
         await self.rate_limits.admit_tokens(request, self.admission, body)
 
-    async def reserve(self, request: web.Request, body: ChatCompletionRequest) -> ChatCompletionRequest:
+    async def reserve(self, request: web.Request, body: Body) -> Body:
         """Admit within the budget (a hold, or raise), and look the answer up in the cache (the
-        replay, if any, in `replay`). The body to dispatch: with the output cap the hold covers."""
+        replay, if any, in `replay`; an embeddings answer in `cached_embeddings`). The body to
+        dispatch: with the output cap the hold covers."""
         self.body = body
         self.cache_key = self.cache.key_for(request, self.caller, body)  # None: not cacheable
         # The cache lookup is a read: it runs during the budget reserve rather than after it, so a
         # cacheable request waits for one round trip less before its dispatch.
         key = self.cache_key
-        lookup = asyncio.ensure_future(self.cache.lookup(key)) if key is not None else None
+        lookup = asyncio.ensure_future(self.cache.find(key)) if key is not None else None
         try:
             self.held = await self.budget.reserve(self.request_id, self.caller, body)
         except BaseException:  # refused, or the client left: the lookup's answer is not wanted
             if lookup is not None:
                 lookup.cancel()
             raise
-        self.replay = await lookup if lookup is not None else None
+        stored = await lookup if lookup is not None else None
+        if stored is not None and isinstance(body, EmbeddingsRequest):
+            self.cached_embeddings = EmbeddingsAnswer.model_validate_json(stored)
+        elif stored is not None:
+            self.replay = Replay(stored)
         if self.held and body.output_token_limit is None:
             # The hold covers this many output tokens; the provider must not generate more.
             body = body.model_copy(update={"max_tokens": self.settings.default_max_output_tokens})
             self.body = body
         return body
 
+    def embedded(self, answer: EmbeddingsAnswer | None) -> None:
+        """The workers' reply to the embeddings request (None: none came in time). A reply means
+        a worker recorded the usage, which settles the hold."""
+        self.embeddings_sent = True
+        self.embeddings = answer
+
     async def priced(self, frame: UsageFrame) -> UsageFrame:
         """The usage frame with billing's cost for it (off the TTFT path: after the last token)."""
         if frame.cost_usd is not None or not self.settings.billing_enabled:
             return frame
-        assert self.body is not None
+        assert isinstance(self.body, ChatCompletionRequest)
         cost = await self.budget.quote(
             self.request_id,
             frame.provider,
@@ -113,18 +136,29 @@ class Accounting:
             if answer.lost:
                 await self._record_lost_usage(answer)
             await self._record_replayed_usage()
-        settled = self.usage_recorded_here or (answer is not None and answer.dispatch.owner is not None)
+        await self._record_cached_embeddings_usage()
+        settled = (
+            self.usage_recorded_here
+            or (answer is not None and answer.dispatch.owner is not None)
+            or self.embeddings is not None
+        )
         if self.held and not settled:
             await self.budget.release(self.request_id, self.caller)
         self.rate_limits.settle(self.admission, self._tokens_used())
         if self.cache_key is not None and answer is not None and answer.done and self.replay is None:
             self.cache.store(self.cache_key, answer.frames)
+        embeddings = self.embeddings
+        if self.cache_key is not None and embeddings is not None and embeddings.error is None:
+            self.cache.keep(self.cache_key, embeddings.model_dump_json().encode())
 
     def _tokens_used(self) -> int | None:
         """What the model really used, for the token window; None when the gateway cannot know
         (the estimate stands)."""
-        if self.replay is not None:
+        if self.replay is not None or self.cached_embeddings is not None:
             return 0  # no model ran
+        if self.embeddings_sent:  # the reply's usage; no reply: unknown, the estimate stands
+            reply = self.embeddings.usage if self.embeddings is not None else None
+            return None if reply is None else reply.total_tokens
         if self.answer is None:
             # Refused by the budget, or gone before the dispatch: no model ran. Before the budget
             # check (a bad body, a refusal) the estimate stands.
@@ -134,7 +168,7 @@ class Accounting:
 
     async def _record_lost_usage(self, answer: Answer) -> None:
         """The worker died mid-answer and never recorded usage: record what the client got."""
-        assert self.body is not None
+        assert isinstance(self.body, ChatCompletionRequest)
         usage = TokenUsage(
             prompt_tokens=estimate_prompt_tokens(self.body),
             completion_tokens=sum(
@@ -143,6 +177,7 @@ class Accounting:
                 if isinstance(frame, DeltaFrame)
             ),
             basis="partial",
+            source="estimated",
         )
         await self._record_usage(usage, "unknown", "unknown", "error", "worker_lost")
 
@@ -153,6 +188,14 @@ class Accounting:
         if replay is None or replay.usage is None or self.usage_recorded_here:
             return
         await self._record_usage(replay.usage.usage, replay.provider, "cache", "cache_hit", None)
+
+    async def _record_cached_embeddings_usage(self) -> None:
+        """An embeddings cache hit: recorded by the gateway as a chat cache hit is."""
+        cached = self.cached_embeddings
+        if cached is None or cached.usage is None or self.usage_recorded_here:
+            return
+        provider = cached.route.provider if cached.route is not None else "unknown"
+        await self._record_usage(cached.usage, provider, "cache", "cache_hit", None)
 
     async def _record_usage(
         self, usage: TokenUsage, provider: str, deployment: str, status: RequestStatus, error: str | None

@@ -17,12 +17,14 @@ from lobe.gateway.cache.admin import invalidate_cache
 from lobe.gateway.chat import chat_completions
 from lobe.gateway.cors import setup_cors
 from lobe.gateway.drain import DRAINING, LIVE_ANSWERS, LiveAnswers
+from lobe.gateway.embeddings import embeddings
 from lobe.gateway.json_request import refuse_oversized
 from lobe.gateway.models import list_models
 from lobe.gateway.openapi import gateway_openapi
 from lobe.gateway.ratelimit.headers import add_rate_headers
 from lobe.gateway.ratelimit.proxy_check import UntrustedProxyCheck
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
+from lobe.gateway.resume.routes import resume_stream
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.http_telemetry import instrument
 from lobe.shared.openai_errors import openai_errors
@@ -66,6 +68,8 @@ def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None)
     app.on_response_prepare.append(app[PROXY_CHECK].on_response_prepare)
     add_health_routes(app, readiness(app), liveness_path="/api/health", readiness_path="/api/ready")
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/chat/completions/{request_id}/stream", resume_stream)
     app.router.add_get("/v1/models", list_models)
     add_auth_routes(app)
     app.router.add_post("/v1/admin/cache/invalidate", invalidate_cache)  # before billing's catch-all

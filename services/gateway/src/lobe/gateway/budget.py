@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.billing import (
     BUDGET_RELEASE,
     BUDGET_RESERVE,
@@ -41,16 +42,22 @@ class BudgetClient:
         self.bus = bus
         self.settings = settings
 
-    async def reserve(self, request_id: str, caller: Caller, body: ChatCompletionRequest) -> bool:
+    async def reserve(
+        self, request_id: str, caller: Caller, body: ChatCompletionRequest | EmbeddingsRequest
+    ) -> bool:
         """Admit or raise 429 `insufficient_quota`; True when a hold was taken (to release)."""
         if not self.settings.billing_enabled:
             return False
+        limit = body.output_token_limit
+        # An embedding generates nothing (its limit is 0); the hold's one output token keeps the
+        # reserve's contract (at least one), an upper bound still.
+        output = self.settings.default_max_output_tokens if limit is None else max(limit, 1)
         request = BudgetReserve(
             request_id=request_id,
             user_id=caller.user_id,
             model=body.model,
             prompt_tokens_estimate=prompt_token_ceiling(body),
-            max_output_tokens=body.output_token_limit or self.settings.default_max_output_tokens,
+            max_output_tokens=output,
             expires_at=datetime.now(UTC) + timedelta(seconds=self.settings.billing_timeout_s),
         )
         decision = await self.bus.request(BUDGET_RESERVE, request, self.settings.billing_timeout_s)

@@ -3,7 +3,9 @@
 Authenticate, admit within the user's rate limits (lobe.gateway.ratelimit: requests and requests
 in flight before the parse, tokens after it), parse, admit within the budget,
 look the request up in the response cache (lobe.gateway.cache), then deliver the answer
-(lobe.gateway.answer) from a worker or from the cache, as SSE or one JSON object. What the request
+(lobe.gateway.answer) from a worker or from the cache, as SSE or one JSON object. A stream the
+client asked to be resumable runs apart from the handler and keeps its events
+(lobe.gateway.resume). What the request
 takes and records, and giving it back whatever ends it, is its Accounting's
 (lobe.gateway.accounting).
 """
@@ -12,19 +14,23 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lobe.gateway.accounting import Accounting
+from lobe.gateway.accounting import Accounting, Body
 from lobe.gateway.answer import Answer
 from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.cache.response_cache import CACHE
 from lobe.gateway.drain import LIVE_ANSWERS
 from lobe.gateway.metrics import IN_FLIGHT, REQUESTS
 from lobe.gateway.openai_format import ChunkWriter, CompletionAssembler
-from lobe.gateway.outputs import JsonOutput, Output, SseOutput
+from lobe.gateway.outputs import JsonOutput, Output
 from lobe.gateway.request_body import parse_body
-from lobe.gateway.resources import RESOURCES
+from lobe.gateway.resources import RESOURCES, SETTINGS
+from lobe.gateway.resume.detach import DETACHED, Detached, wants_resume
+from lobe.gateway.resume.output import sse_output
+from lobe.gateway.resume.store import RESUME
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.openai_errors import ApiError
 
@@ -44,7 +50,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     received_at = time.monotonic()
     IN_FLIGHT.inc()
     try:
-        response = await _chat_completions(request, received_at)
+        if wants_resume(request):  # run apart from this handler (lobe.gateway.resume.detach)
+            detached = request[DETACHED] = Detached(request.app[RESUME], request.app[SETTINGS].resume_grace_s)
+            response = await detached.run(_chat_completions(request, received_at))
+        else:
+            response = await _chat_completions(request, received_at)
         status = response.status
         return response
     except ApiError as exc:
@@ -56,9 +66,25 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _chat_completions(request: web.Request, received_at: float) -> web.StreamResponse:
+    account = await open_account(request, received_at)
+    # However it ends (a bad body, a refusal, the client gone, an answer): what the request
+    # took is given back or settled on the way out of this block.
+    async with account:
+        try:
+            body = await admitted_body(request, account, parse_body)
+            request[STREAM_KEY] = "true" if body.stream else "false"
+            return await _answer(request, account, body)
+        except ApiError as exc:
+            # An error names the request too: the ledger's key, and what support asks for.
+            exc.headers.setdefault("X-Request-Id", account.request_id)
+            raise
+
+
+async def open_account(request: web.Request, received_at: float) -> Accounting:
+    """The authenticated caller's Accounting for this request (every API endpoint's first step)."""
     resources = request.app[RESOURCES]
     caller = await request.app[AUTH].auth.authenticate(request)
-    account = Accounting(
+    return Accounting(
         resources.settings,
         resources.rate_limits,
         resources.budget,
@@ -68,26 +94,23 @@ async def _chat_completions(request: web.Request, received_at: float) -> web.Str
         received_at,
         uuid.uuid4().hex,
     )
-    # However it ends (a bad body, a refusal, the client gone, an answer): what the request
-    # took is given back or settled on the way out of this block.
-    async with account:
-        try:
-            length = request.content_length
-            if length is not None and length <= PARSE_FIRST_BYTES:
-                body = await parse_body(request)
-                await account.admit(request, body)
-            else:
-                # The rate limit before the parse: a caller over their limit costs no parse of a
-                # large body; the token window needs the parsed body (lobe.gateway.ratelimit.limiter).
-                await account.admit(request)
-                body = await parse_body(request)
-                await account.admit_tokens(request, body)
-            request[STREAM_KEY] = "true" if body.stream else "false"
-            return await _answer(request, account, body)
-        except ApiError as exc:
-            # An error names the request too: the ledger's key, and what support asks for.
-            exc.headers.setdefault("X-Request-Id", account.request_id)
-            raise
+
+
+async def admitted_body(
+    request: web.Request, account: Accounting, parse: Callable[[web.Request], Awaitable[Body]]
+) -> Body:
+    """The parsed body, within the caller's rate limits (or a 400, a 429)."""
+    length = request.content_length
+    if length is not None and length <= PARSE_FIRST_BYTES:
+        body = await parse(request)
+        await account.admit(request, body)
+        return body
+    # The rate limit before the parse: a caller over their limit costs no parse of a large
+    # body; the token window needs the parsed body (lobe.gateway.ratelimit.limiter).
+    await account.admit(request)
+    body = await parse(request)
+    await account.admit_tokens(request, body)
+    return body
 
 
 async def _answer(
@@ -107,7 +130,13 @@ async def _answer(
     if account.cache_key is not None:
         headers["X-Cache"] = "miss" if replay is None else "hit"
     output: Output = (
-        SseOutput(request, ChunkWriter(request_id, body.model, body.wants_usage_chunk), headers)
+        await sse_output(
+            request,
+            ChunkWriter(request_id, body.model, body.wants_usage_chunk),
+            headers,
+            request_id,
+            account.caller.user_id,
+        )
         if body.stream
         else JsonOutput(CompletionAssembler(request_id, body.model), headers)
     )

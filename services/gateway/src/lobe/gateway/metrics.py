@@ -14,6 +14,11 @@ REQUESTS = Counter(
     "Chat completion requests answered, by HTTP status.",
     ["status", "stream"],
 )
+EMBEDDINGS_REQUESTS = Counter(
+    "lobe_gateway_embeddings_requests_total",
+    "Embeddings requests answered, by HTTP status.",
+    ["status"],
+)
 TTFT = Histogram(
     "lobe_gateway_ttft_seconds",
     "Time from the request's arrival to the first token sent to the client.",

@@ -10,6 +10,7 @@ from lobe.gateway.auth.routes import JWKS_PATH
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH
 from lobe.gateway.cache.admin import CacheInvalidation
 from lobe.gateway.request_body import EdgeRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.lifecycle import VERSION
 from lobe.shared.openapi import Document, document, health_paths, json_answer, model_ref, operation, parameter
 
@@ -44,6 +45,35 @@ def chat_paths() -> dict[str, Any]:
                 chat_ok,
                 (400, 401, 404, 413, 429, 502, 503, 504),
                 body=model_ref(EdgeRequest),
+            )
+        },
+        "/v1/embeddings": {
+            "post": operation(
+                "Create embeddings (OpenAI's API): one vector per input, as floats or base64 "
+                "float32 (`encoding_format`); deterministic, so cached per user.",
+                json_answer("A list object of embedding objects, with the input tokens in `usage`."),
+                (400, 401, 404, 413, 429, 502, 503, 504),
+                body=model_ref(EmbeddingsRequest),
+            )
+        },
+        "/v1/chat/completions/{request_id}/stream": {
+            "get": operation(
+                "Resume a resumable stream (`X-Lobe-Resumable: true` on the request) after a lost "
+                "connection, on any replica: the events after `Last-Event-ID`, then the rest live "
+                "(docs/streaming.md).",
+                {
+                    "200": {
+                        "description": "The answer's remaining server-sent events, each with its id.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    }
+                },
+                (400, 401, 404, 503),
+                parameters=[
+                    parameter("request_id", "path", "The stream's X-Request-Id."),
+                    parameter(
+                        "Last-Event-ID", "header", "The last event id the client read, `<request_id>:<n>`."
+                    ),
+                ],
             )
         },
         "/v1/models": {
@@ -151,5 +181,5 @@ def gateway_openapi() -> Document:
             **admin_paths(),
             **health_paths("/api/health", "/api/ready", "connected to NATS"),
         },
-        [EdgeRequest, CacheInvalidation],
+        [EdgeRequest, EmbeddingsRequest, CacheInvalidation],
     )

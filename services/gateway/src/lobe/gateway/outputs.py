@@ -74,7 +74,7 @@ class SseOutput:
 
     async def flush(self) -> None:
         if self.held and self.response is not None:
-            await self.response.write(self._take())
+            await self._send(self.response, eof=False)
 
     async def finish(self, done: DoneFrame, usage: UsageFrame | None) -> web.StreamResponse:
         response = await self._opened()
@@ -83,15 +83,22 @@ class SseOutput:
             # OpenAI sends the usage chunk after the finish chunk, before [DONE].
             self._hold(self.writer.usage(usage))
         self._hold(DONE_EVENT)
-        await response.write_eof(self._take())  # with the stream's end: one write
+        await self._send(response, eof=True)  # with the stream's end: one write
         return response
 
     async def fail(self, error: ApiError) -> web.StreamResponse:
         if self.response is None:
             raise error
         self._hold(sse_event(error.body()))
-        await self.response.write_eof(self._take())
+        await self._send(self.response, eof=True)
         return self.response
+
+    async def _send(self, response: web.StreamResponse, eof: bool) -> None:
+        """Write what is held; `eof`: and end the stream."""
+        if eof:
+            await response.write_eof(self._take())
+        else:
+            await response.write(self._take())
 
     def _hold(self, chunk: bytes) -> None:
         self.held.append(chunk)

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError
 
 from lobe.gateway.json_request import read_json_object
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.openai_errors import invalid_request
 
 # Far above any model's output limit (today ~128k tokens); past it a request is a mistake, and
@@ -33,5 +34,14 @@ async def parse_body(request: web.Request) -> ChatCompletionRequest:
     data = await read_json_object(request)
     try:
         return EdgeRequest.model_validate(data, strict=True)  # strict reaches every nested model
+    except ValidationError as exc:
+        raise invalid_request(exc) from None
+
+
+async def parse_embeddings_body(request: web.Request) -> EmbeddingsRequest:
+    """POST /v1/embeddings: the same strict JSON and the same strict validation."""
+    data = await read_json_object(request)
+    try:
+        return EmbeddingsRequest.model_validate(data, strict=True)
     except ValidationError as exc:
         raise invalid_request(exc) from None

@@ -1,5 +1,6 @@
 """What the gateway opens and closes together (aiohttp cleanup_ctx): NATS, Redis, the auth parts
-(AUTH, lobe.gateway.auth.assembly), the response cache (CACHE), and what the chat path shares."""
+(AUTH, lobe.gateway.auth.assembly), the response cache (CACHE), resumable streams' store (RESUME),
+and what the chat path shares."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from lobe.gateway.ratelimit.limiter import RateLimiter
 from lobe.gateway.ratelimit.per_ip import IpLimiter
 from lobe.gateway.ratelimit.windows import SlidingWindows
 from lobe.gateway.redis_pool import close_client, connect_pool, redis_client
+from lobe.gateway.resume.store import RESUME, ResumeStore
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import Bus, ensure_streams
 from lobe.shared.catalog import GATEWAY
@@ -58,8 +60,10 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     await announce(js, "gateway", "started")
     dispatcher, budget = ChatDispatcher(bus, settings), BudgetClient(bus, settings)
     app[AUTH], app[CACHE] = access, cache
+    app[RESUME] = resume = ResumeStore(state, settings)
     app[RESOURCES] = Resources(settings, bus, dispatcher, budget, rate_limits)
     yield
+    await resume.close()
     await rate_limits.close()
     await cache.close()
     await announce(js, "gateway", "stopped")

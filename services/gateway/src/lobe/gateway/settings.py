@@ -127,6 +127,24 @@ class GatewaySettings(
     cache_max_entry_bytes: int = Field(
         default=1 * MIB, ge=1, description="Answers larger than this (stored form) are not cached."
     )
+    resume_window_s: int = Field(
+        default=60,
+        ge=1,
+        description="A resumable stream (`X-Lobe-Resumable: true`) stays resumable this long after "
+        "its last event, from any replica (kept in REDIS_URL).",
+    )
+    resume_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="A resumable stream whose client left keeps its answer running this long; "
+        "nobody resumed it by then: cancelled, as a plain stream is at once.",
+    )
+    resume_max_events: int = Field(
+        default=20_000, ge=1, description="SSE events kept per resumable stream; past it, not resumable."
+    )
+    resume_max_bytes: int = Field(
+        default=4 * MIB, ge=1024, description="Bytes kept per resumable stream; past it, not resumable."
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -26,10 +26,10 @@ from lobe.shared.bus.responder import (
     log_unanswered,
     processor,
 )
+from lobe.shared.bus.tracing import asking, publishing, traced_batches, unanswered
 from lobe.shared.catalog import Delivery, Subject, lookup
 from lobe.shared.catalog.api import BY_SUBJECT
 from lobe.shared.events.streams import StreamSpec
-from lobe.shared.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
 EntryRef = Subject | str
@@ -126,8 +126,17 @@ class BusCalls(ABC):
         time, or the reply does not decode (logged): silence is an answer, the caller decides what
         it means (fail open, fail closed, 503)."""
         entry = entry_of(ref)
-        reply = await self._ask(concrete(entry, tokens), encode(payload), timeout_s)
-        return None if reply is None else decode_reply(entry, reply)
+        subject = concrete(entry, tokens)
+        with asking(entry, subject) as (span, headers):
+            try:
+                reply = await self._exchange(subject, encode(payload), timeout_s, headers)
+            except (NoResponders, TimeoutError):
+                unanswered(span)
+                return None
+            decoded = decode_reply(entry, reply)
+            if decoded is None:
+                unanswered(span)
+            return decoded
 
     async def exchange(
         self, ref: EntryRef, payload: BaseModel | None, timeout_s: float, **tokens: str
@@ -137,8 +146,14 @@ class BusCalls(ABC):
         AcceptedFrame or a refusal frame; no worker at all is a 503 at once). The reply's bytes;
         raises NoResponders, TimeoutError (none answered within `timeout_s`) or MessageTooLarge.
         The trace context rides in the headers."""
-        subject = concrete(entry_of(ref), tokens)
-        return await self._exchange(subject, encode(payload), timeout_s, inject_headers())
+        entry = entry_of(ref)
+        subject = concrete(entry, tokens)
+        with asking(entry, subject) as (span, headers):
+            try:
+                return await self._exchange(subject, encode(payload), timeout_s, headers)
+            except (NoResponders, TimeoutError):
+                unanswered(span)
+                raise
 
     async def publish(self, ref: EntryRef, message: BaseModel | None, **tokens: str) -> None:
         """A core message on a catalogued subject, at most once, no answer: a core command
@@ -147,7 +162,9 @@ class BusCalls(ABC):
         entry = entry_of(ref)
         if entry.delivery is Delivery.JETSTREAM:
             raise ValueError(f"{entry.subject} is a JetStream fact: publish_fact")
-        await self._publish(concrete(entry, tokens), encode(message), inject_headers())
+        subject = concrete(entry, tokens)
+        with publishing(entry, {}) as (_, headers):
+            await self._publish(subject, encode(message), headers)
 
     async def subscribe(self, ref: EntryRef, handler: Handler, **tokens: str) -> Listening:
         """Hear every message on a subject that every replica of this service hears on its own (the
@@ -183,11 +200,9 @@ class BusCalls(ABC):
     ) -> Responder: ...
 
     @abstractmethod
-    async def _ask(self, subject: str, data: bytes, timeout_s: float) -> bytes | None: ...
-
-    @abstractmethod
     async def _exchange(self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]) -> bytes:
-        """The reply's bytes; raises NoResponders, TimeoutError or MessageTooLarge."""
+        """The reply's bytes; raises NoResponders, TimeoutError or MessageTooLarge. `headers`
+        carry the request's trace context."""
 
     @abstractmethod
     async def _publish(self, subject: str, data: bytes, headers: dict[str, str]) -> None: ...
@@ -216,7 +231,8 @@ class BusCalls(ABC):
         the subjects the catalog routes to it), `loops` fetch loops at once, each handing its batch
         to `handler`, which acks or naks each message and returns how long to pause."""
         settings = consumer_config(stream, durable, self.service, **config)
-        return await self._consume(stream, settings, Batches(batch, handler, wait_s, loops))
+        traced = traced_batches(stream, durable, handler)
+        return await self._consume(stream, settings, Batches(batch, traced, wait_s, loops))
 
     @abstractmethod
     async def _consume(self, stream: StreamSpec, config: ConsumerConfig, batches: Batches) -> Consuming: ...

@@ -16,6 +16,7 @@ from nats.js.errors import NotFoundError
 
 from lobe.shared.events.streams import ALL_STREAMS, StreamSpec
 from lobe.shared.settings import NatsSettings
+from lobe.shared.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +171,16 @@ async def close(nc: NATS) -> None:
         await nc.close()
 
 
-async def ask(nc: NATS, subject: str, payload: bytes, timeout_s: float) -> bytes | None:
+async def ask(
+    nc: NATS, subject: str, payload: bytes, timeout_s: float, headers: dict[str, str] | None = None
+) -> bytes | None:
     """Request-reply where silence is an answer: None when no responder exists or none answered
-    in time; the caller decides what that means (fail open, fail closed, 503)."""
+    in time; the caller decides what that means (fail open, fail closed, 503). Without `headers`
+    (a caller outside `Bus.request`), the current trace context goes along all the same."""
     try:
-        msg = await nc.request(subject, payload, timeout=timeout_s)
+        msg = await nc.request(
+            subject, payload, timeout=timeout_s, headers=headers or inject_headers() or None
+        )
     except (NoRespondersError, NatsTimeoutError):
         return None
     return msg.data

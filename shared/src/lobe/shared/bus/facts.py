@@ -1,9 +1,10 @@
 """Publishing facts to JetStream: the one way every service does it.
 
 The stream and the `Nats-Msg-Id` come from the event catalog, so a retried publish (ours, or a
-replica's) is dropped by the stream's duplicate window and no service writes the id by hand. The
-current trace context rides along as a W3C `traceparent` header, so a consumer's span can link
-back to the request that produced the fact (billing's ledger write does).
+replica's) is dropped by the stream's duplicate window and no service writes the id by hand. Each
+publish is a PRODUCER span whose context rides along as a W3C `traceparent` header, so a
+consumer's span continues or links back to the request that produced the fact
+(lobe.shared.bus.tracing).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from functools import cache
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
+from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel
 
+from lobe.shared.bus.tracing import publishing
 from lobe.shared.catalog import Subject, lookup
-from lobe.shared.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +43,25 @@ async def publish_fact(js: JetStreamContext, subject: str, event: BaseModel, att
     entry = _entry(subject)
     payload = event.model_dump_json().encode()
     context = {"request_id": getattr(event, "request_id", None)}
-    headers = inject_headers({"Nats-Msg-Id": entry.nats_msg_id(event)})
     stream = entry.stream.name if entry.stream else None
     delay = FIRST_BACKOFF_S
-    for attempt in range(1, attempts + 1):
-        try:
-            await js.publish(subject, payload, stream=stream, headers=headers, timeout=PUBLISH_TIMEOUT_S)
-            return True
-        except (NatsError, TimeoutError) as exc:
-            log.warning(
-                "%s publish failed (attempt %d): %s",
-                subject,
-                attempt,
-                exc,
-                extra=context,
-            )
-            if attempt < attempts:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
+    with publishing(entry, {"Nats-Msg-Id": entry.nats_msg_id(event)}) as (span, headers):
+        for attempt in range(1, attempts + 1):
+            try:
+                await js.publish(subject, payload, stream=stream, headers=headers, timeout=PUBLISH_TIMEOUT_S)
+                return True
+            except (NatsError, TimeoutError) as exc:
+                span.add_event("publish failed", {"attempt": attempt, "error.type": type(exc).__name__})
+                log.warning(
+                    "%s publish failed (attempt %d): %s",
+                    subject,
+                    attempt,
+                    exc,
+                    extra=context,
+                )
+                if attempt < attempts:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, MAX_BACKOFF_S)
+        span.set_status(Status(StatusCode.ERROR, "not published"))
     log.error("%s not published", subject, extra={**context, "event": payload.decode()})
     return False

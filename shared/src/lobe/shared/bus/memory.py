@@ -20,6 +20,7 @@ from lobe.shared.bus.calls import BusCalls, EntryRef, NoResponders, Responder, e
 from lobe.shared.bus.consume import Batches, BatchHandler
 from lobe.shared.bus.replies import Listening, OnMessage
 from lobe.shared.bus.responder import Process
+from lobe.shared.bus.tracing import publishing
 from lobe.shared.events.streams import StreamSpec
 
 
@@ -81,9 +82,6 @@ class MemoryBus(BusCalls):
         process = self._responders.get(subject)
         return None if process is None else await process(subject, data, headers)
 
-    async def _ask(self, subject: str, data: bytes, timeout_s: float) -> bytes | None:
-        return await self.ask(subject, data)
-
     async def _exchange(self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]) -> bytes:
         if subject not in self._responders:
             raise NoResponders(subject)
@@ -105,18 +103,19 @@ class MemoryBus(BusCalls):
             await on_message(MemoryMsg(subject, data, headers))
 
     async def publish_fact(self, ref: EntryRef, event: BaseModel, attempts: int = 1) -> bool:
-        subject = entry_of(ref).subject
-        self.facts[subject].append(event)
+        entry = entry_of(ref)
+        self.facts[entry.subject].append(event)
         data = event.model_dump_json().encode()
-        await self._hear(subject, data, None)  # a core subscriber hears a JetStream fact too
-        self.deliver(subject, data)
+        with publishing(entry, {}) as (_, headers):
+            await self._hear(entry.subject, data, headers)  # a core subscriber hears a JetStream fact too
+            self.deliver(entry.subject, data, headers)
         return True
 
-    def deliver(self, subject: str, data: bytes) -> None:
+    def deliver(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:
         """Bytes on a stream's subject as any producer may send them (a test's malformed ones)."""
         for subjects, queue in self._queues:
             if subject in subjects:
-                queue.put_nowait(MemoryMsg(subject, data, _back=queue))
+                queue.put_nowait(MemoryMsg(subject, data, headers, _back=queue))
 
     async def settled(self) -> None:
         """Once every message delivered so far has been handled (and each nak'ed one again)."""

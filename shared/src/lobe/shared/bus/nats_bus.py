@@ -109,13 +109,6 @@ class Bus(BusCalls):
         await flush(nc)  # live before this returns: an asker's first request must find a responder
         return responder
 
-    async def _ask(self, subject: str, data: bytes, timeout_s: float) -> bytes | None:
-        try:
-            msg = await self.connection.request(subject, data, timeout=timeout_s)
-        except (NoRespondersError, NatsTimeoutError):
-            return None
-        return msg.data
-
     async def _exchange(self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]) -> bytes:
         nc = self.connection
         if len(data) > nc.max_payload:  # checked before nats.py registers a reply it would never get

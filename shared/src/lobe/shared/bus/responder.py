@@ -1,6 +1,7 @@
 """What `responds` does with one command, the same on NATS and in memory: decode the body into the
-catalog's payload model, call the handler, encode what it returns; and the catalog's rules for
-what is left unanswered.
+catalog's payload model, call the handler, encode what it returns, all inside the command's span
+(lobe.shared.bus.tracing: the asker's trace goes on); and the catalog's rules for what is left
+unanswered.
 
 Unanswered on purpose (a request-reply asker treats silence as an answer and applies its fail
 mode; docs/architecture.md): a body that does not decode (unless the handler's `malformed` turns
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from lobe.shared.bus.tracing import answering
 from lobe.shared.catalog import Subject
 from lobe.shared.catalog.api import BY_SUBJECT
 
@@ -102,27 +105,34 @@ def processor(entry: Subject, handler: Handler, rules: Rules, with_headers: bool
     expected: tuple[type[Exception], ...] = (Unanswered, *rules.quiet)
 
     async def process(subject: str, data: bytes, headers: Headers) -> bytes | None:
-        try:
-            request = decode(data)
-        except ValidationError as exc:
-            if rules.malformed is not None:
-                log.error("malformed %s: %s", subject, exc.errors(include_url=False)[:3])
-                return encode(rules.malformed(exc))
-            rules.on_unanswered(subject, MalformedError(subject, exc.errors(include_url=False)[:3]))
-            return None
-        args: tuple[Any, ...] = (request,) if takes_payload else ()
-        if with_headers:
-            args = (*args, headers)
-        try:
-            reply = await handler(*args) if is_async else handler(*args)
-        except expected as exc:
-            rules.on_unanswered(subject, exc)
-            return None
-        except Exception:
-            log.exception(
-                "%s failed; not answered", subject, extra={"request_id": getattr(request, "request_id", None)}
-            )
-            return None
-        return encode(reply)
+        with answering(entry, subject, headers) as span:
+            try:
+                request = decode(data)
+            except ValidationError as exc:
+                span.set_attribute("error.type", "malformed")
+                if rules.malformed is not None:
+                    log.error("malformed %s: %s", subject, exc.errors(include_url=False)[:3])
+                    return encode(rules.malformed(exc))
+                rules.on_unanswered(subject, MalformedError(subject, exc.errors(include_url=False)[:3]))
+                return None
+            args: tuple[Any, ...] = (request,) if takes_payload else ()
+            if with_headers:
+                args = (*args, headers)
+            try:
+                reply = await handler(*args) if is_async else handler(*args)
+            except expected as exc:
+                span.set_attribute("error.type", type(exc).__name__)
+                rules.on_unanswered(subject, exc)
+                return None
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR))
+                log.exception(
+                    "%s failed; not answered",
+                    subject,
+                    extra={"request_id": getattr(request, "request_id", None)},
+                )
+                return None
+            return encode(reply)
 
     return process

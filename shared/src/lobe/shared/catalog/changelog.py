@@ -4,8 +4,32 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.2.0"
+CATALOG_VERSION = "3.5.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.5.0",
+        "Usage counts say who counted them apart from what they cover: `source` (`provider` or "
+        "`estimated`) on `usage` in the usage frame and `usage.recorded`, beside `basis` (a "
+        "cancelled answer's stays `partial`); an event without it reads as before (`estimated` "
+        "when `basis` says so, else `provider`). `usage.recorded` also carries the caller's `plan`, "
+        "the request's `max_output_tokens` and, on a cancelled request, its deployment's "
+        "`disconnect_billing`, from which billing prices a cancelled request per its policy.",
+    ),
+    (
+        "3.4.0",
+        "A gateway offers several sign-in providers at once, so `provider` on `auth.user.resolve`, "
+        "`auth.login.succeeded` and `auth.login.failed` is the provider's configured name (`oidc`, "
+        "`google`, `github` or a name of the gateway's OIDC_PROVIDERS: lowercase letters, digits and "
+        "`_`) rather than one of `oidc` and `github`. Billing keys identities by (provider, subject) "
+        "as before; the payloads are otherwise unchanged.",
+    ),
+    (
+        "3.3.0",
+        "`embeddings.request` (gateway to the `chat-worker` queue group, request-reply, answered "
+        "with an EmbeddingsAnswer): POST /v1/embeddings. `kind` on `usage.recorded` and "
+        "`usage.reported` (chat, embedding, image, speech, transcription, response): the endpoint "
+        "a usage is for, which says its unit; an event without it is a chat's.",
+    ),
     (
         "3.2.0",
         "`chat.models` answers list, per model, the upstreams (provider, upstream model) it may "

@@ -12,7 +12,7 @@ from lobe.shared.catalog.model import (
     Delivery,
     Subject,
 )
-from lobe.shared.events import auth, billing, cache, chat, lifecycle, routing, usage
+from lobe.shared.events import auth, billing, cache, chat, embeddings, lifecycle, routing, usage
 from lobe.shared.events.streams import BILLING_CONSUMER, EVENTS, METRICS_CONSUMER, USAGE
 
 _METRICS = Consumer(METRICS, METRICS_CONSUMER)
@@ -64,6 +64,18 @@ CATALOG: tuple[Subject, ...] = (
         "and which upstreams each may reach (billing prices budget holds at the dearest).",
     ),
     Subject(
+        subject=embeddings.EMBEDDINGS_REQUEST,
+        payload=embeddings.EmbeddingsRequested,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        producers=(GATEWAY,),
+        consumers=(Consumer(CHAT_WORKER, chat.CHAT_WORKER_QUEUE, "one worker of the group takes it"),),
+        reply=embeddings.EmbeddingsAnswer,
+        description="Embed these inputs (POST /v1/embeddings). The worker routes it like a chat "
+        "request, records its usage (`usage.recorded`, kind `embedding`), then answers with the "
+        "vectors (base64 float32) or an error. No answer in time: the gateway fails the request.",
+    ),
+    Subject(
         subject=usage.USAGE_RECORDED,
         payload=usage.UsageRecorded,
         kind="fact",
@@ -72,7 +84,8 @@ CATALOG: tuple[Subject, ...] = (
         msg_id="{request_id}",
         producers=(CHAT_WORKER,),
         consumers=(Consumer(BILLING, BILLING_CONSUMER, "acked after the ledger commit"), _METRICS),
-        description="A chat request ended; exactly one per request, whatever the outcome (or one "
+        description="A request (chat or embeddings: `kind`) ended; exactly one per request, whatever "
+        "the outcome (or one "
         "`usage.reported` instead, when the worker was lost mid-answer or the cache answered).",
     ),
     Subject(

@@ -48,9 +48,9 @@ snapshots with `python -m lobe.shared.catalog --refresh-snapshots` and commit th
 JetStream publishes carry `Nats-Msg-Id` as listed; the stream's duplicate window drops a retried
 publish, so ids are distinct per subject within a stream.
 
-`chat.request` and the facts published through `lobe.shared.bus.publish_fact` (`usage.recorded`
-among them) carry the producer's W3C trace context in a `traceparent` header: a consumer
-continues the request's trace, or links to it (docs/observability.md).
+Every message the bus sends (requests, commands and facts) carries the sender's W3C trace
+context in a `traceparent` header: a responder or consumer continues the request's trace, and a
+consumer's batch links to it (docs/observability.md).
 """
 
 

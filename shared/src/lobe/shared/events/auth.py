@@ -4,7 +4,7 @@ and for every gateway to drop a revoked key or session at once)."""
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -25,7 +25,13 @@ AUTH_LOGIN_ENDED = "auth.login.ended"
 ISSUED_KEY = re.compile(r"lobe-sk-[A-Za-z0-9_-]{43}")
 
 Role = Literal["user", "admin"]
-SignInProvider = Literal["oidc", "github"]
+# A sign-in provider as the gateway's operator named it: `oidc`, `google`, `github`, or a name of
+# OIDC_PROVIDERS (the gateway checks its shape: lobe.gateway.auth.provider_config). Part of an
+# identity's key, (provider, subject), so a renamed provider's users are new identities. No pattern
+# here: a constraint added to a published field would refuse what an older producer sends.
+SignInProvider = Annotated[
+    str, Field(description="The sign-in provider's name in the gateway's configuration (e.g. `google`).")
+]
 SessionEndReason = Literal["signed_out", "revoked"]
 
 

@@ -18,9 +18,9 @@ Protocol (core NATS, at-most-once; the usage event is the durable record):
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.envelope import Event
@@ -137,7 +137,11 @@ class HeartbeatFrame(_Frame):
     type: Literal["heartbeat"] = "heartbeat"
 
 
+# `basis`: what the counts cover, a whole answer ("provider" or "estimated", named after their
+# source before 3.4.0) or the part of one generated before a cancel ("partial"). `source`: who
+# counted them, whatever they cover (docs/billing.md, "Disconnects").
 TokenBasis = Literal["provider", "estimated", "partial"]
+TokenSource = Literal["provider", "estimated"]
 
 
 class TokenUsage(BaseModel):
@@ -148,6 +152,19 @@ class TokenUsage(BaseModel):
     cached_tokens: int = Field(default=0, ge=0)
     reasoning_tokens: int = Field(default=0, ge=0)
     basis: TokenBasis = "provider"
+    source: TokenSource = Field(
+        default="provider",
+        description="Who counted: the provider's own usage report, or the gateway's or worker's "
+        "estimate. Absent (before 3.4.0): `estimated` when `basis` says so, else `provider`.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_from_basis(cls, data: Any) -> Any:
+        # Events from before 3.4.0 have no `source`: an estimate said so in `basis`.
+        if isinstance(data, dict) and "source" not in data and data.get("basis") == "estimated":
+            return {**data, "source": "estimated"}
+        return data
 
     @property
     def total_tokens(self) -> int:

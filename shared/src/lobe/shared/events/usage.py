@@ -1,4 +1,4 @@
-"""Usage domain: the durable record of what each chat request consumed.
+"""Usage domain: the durable record of what each request consumed (chat, embeddings, ...).
 
 `usage.recorded` goes to the JetStream stream USAGE with `Nats-Msg-Id` = request id, so a
 retried publish is dropped by the stream's duplicate window and billing's unique key drops any
@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller, TokenUsage
 from lobe.shared.events.envelope import Event
 
@@ -25,11 +26,20 @@ USAGE_DEAD_LETTER = "usage.dead"
 USAGE_SUBJECTS = (USAGE_RECORDED, USAGE_REPORTED)
 
 RequestStatus = Literal["ok", "error", "cancelled", "cache_hit"]
+# The endpoint a usage is for, which says the unit it is priced by: chat and response by input and
+# output tokens, embedding by input tokens (`usage.prompt_tokens`; completion_tokens is 0).
+UsageKind = Literal["chat", "embedding", "image", "speech", "transcription", "response"]
+# What a cancelled request (the client left, a timeout, a shutdown) is billed for: what was
+# generated, the whole answer as far as its output cap, or nothing (docs/billing.md, "Disconnects").
+DisconnectBilling = Literal["bill_partial", "bill_full", "bill_none"]
 
 
 class UsageRecorded(Event):
-    """`usage.recorded`: a chat request ended; this is what it used."""
+    """`usage.recorded`: a request ended; this is what it used."""
 
+    kind: UsageKind = Field(
+        default="chat", description="The endpoint the usage is for; absent (older producers): chat."
+    )
     user_id: str = Field(min_length=1, max_length=128)
     api_key_id: str | None = Field(default=None, max_length=128)
     provider: str = Field(min_length=1, max_length=64)
@@ -51,6 +61,16 @@ class UsageRecorded(Event):
         "fallback); billing prices by it. None: `model`.",
     )
 
+    plan: str | None = Field(default=None, description="The caller's plan when the request ran.")
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, description="The output cap the request ran with (the budget hold's); None: none."
+    )
+    disconnect_billing: DisconnectBilling | None = Field(
+        default=None,
+        description="A cancelled request's billing as its deployment configures it; the plan's, "
+        "when it sets one, comes first (billing). None: neither says.",
+    )
+
     @property
     def priced_model(self) -> str:
         return self.served_model or self.model
@@ -59,7 +79,7 @@ class UsageRecorded(Event):
 def usage_event(
     request_id: str,
     caller: Caller,
-    body: ChatCompletionRequest,
+    body: ChatCompletionRequest | EmbeddingsRequest,
     started_at: float,
     *,
     provider: str,
@@ -71,10 +91,12 @@ def usage_event(
     ttft_ms: float | None = None,
     attempts: int | None = None,
     served_model: str | None = None,
+    disconnect_billing: DisconnectBilling | None = None,
 ) -> UsageRecorded:
     """The one way to build a request's usage event, the worker's and the gateway's alike.
     `started_at`: time.monotonic() when the request arrived (the duration runs from it)."""
     return UsageRecorded(
+        kind="embedding" if isinstance(body, EmbeddingsRequest) else "chat",
         request_id=request_id,
         correlation_id=correlation_id,
         user_id=caller.user_id,
@@ -87,9 +109,12 @@ def usage_event(
         error_code=error_code,
         ttft_ms=ttft_ms,
         duration_ms=(time.monotonic() - started_at) * 1000,
-        stream=body.stream,
+        stream=isinstance(body, ChatCompletionRequest) and body.stream,
         attempts=attempts,
         served_model=served_model,
+        plan=caller.plan,
+        max_output_tokens=body.output_token_limit if isinstance(body, ChatCompletionRequest) else None,
+        disconnect_billing=disconnect_billing,
     )
 
 

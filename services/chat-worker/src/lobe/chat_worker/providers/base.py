@@ -9,9 +9,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import FinishReason, TokenUsage, ToolCallDelta
+
+if TYPE_CHECKING:
+    from lobe.chat_worker.providers.embedding import Embedded
+    from lobe.shared.embeddings_schema import EmbeddingsRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,13 @@ class Provider(ABC):
         Raises ProviderError for upstream failures. Cancelling the iterating task must close
         the upstream connection at once (the client went away).
         """
+
+    async def embed(self, body: EmbeddingsRequest) -> Embedded:
+        """One vector per input (lobe.chat_worker.providers.embedding). Raises ProviderError;
+        a provider without an embeddings API never gets here (the models file is checked)."""
+        raise ProviderError(
+            self.name, 404, "model_not_supported", f"{self.name} has no embeddings API", ours=True
+        )
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release pooled connections."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -17,10 +18,12 @@ import aiohttp
 from lobe.chat_worker.deployments import Deployment
 from lobe.chat_worker.http.upstream import MAX_ERROR_BODY, TransportError, UpstreamRequest, open_upstream
 from lobe.chat_worker.providers.base import Provider, ProviderError, ReasoningDelta, StreamEvent, TextDelta
+from lobe.chat_worker.providers.embedding import Embedded, embed_over_http
 from lobe.chat_worker.providers.genai_span import traced
 from lobe.chat_worker.providers.retry_after import retry_after_s
 from lobe.chat_worker.providers.sse import FramingError
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import ToolCallDelta
 
 MAX_DOCUMENT = 16 * 1024 * 1024
@@ -49,7 +52,7 @@ class HttpProvider(Provider):
         self.session = session
         self.name = deployment.provider
 
-    def upstream_model(self, body: ChatCompletionRequest) -> str:
+    def upstream_model(self, body: ChatCompletionRequest | EmbeddingsRequest) -> str:
         return self.deployment.model or body.model
 
     @abstractmethod
@@ -61,6 +64,19 @@ class HttpProvider(Provider):
     @abstractmethod
     def error_for(self, status: int, raw: bytes) -> ProviderError:
         """The ProviderError for an HTTP error response with this body."""
+
+    async def embed(self, body: EmbeddingsRequest) -> Embedded:
+        return await embed_over_http(self, body)
+
+    def embedding_request_for(self, body: EmbeddingsRequest) -> UpstreamRequest:
+        """The provider's embeddings request; adapters with an embeddings API override it."""
+        raise ProviderError(
+            self.name, 404, "model_not_supported", f"{self.name} has no embeddings API", ours=True
+        )
+
+    def embedded_from(self, document: Any, body: EmbeddingsRequest) -> Embedded:
+        """The vectors, model and usage of the provider's embeddings answer (parsed JSON)."""
+        raise NotImplementedError
 
     def headers(self, own: dict[str, str]) -> dict[str, str]:
         return {"Content-Type": "application/json", **own, **self.deployment.headers}

@@ -2,22 +2,40 @@
 
 Used by the walking skeleton, by `lobe dev` out of the box and by load tests of the bus, so it
 behaves like a real provider: several chunks, usage reported, optional pacing between chunks.
+It embeds too: each input's vector is seeded by a hash of the text (same text, same vector),
+unit length like OpenAI's, `dimensions` long (MOCK_DIMENSIONS by default).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+import struct
 from collections.abc import AsyncGenerator
 
 from lobe.chat_worker.providers.base import Finished, Provider, StreamEvent, TextDelta
+from lobe.chat_worker.providers.embedding import Embedded
 from lobe.chat_worker.providers.genai_span import traced
 from lobe.shared.chat_schema import ChatCompletionRequest, TextPart
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import FinishReason, TokenUsage
 from lobe.shared.token_ceiling import prompt_token_ceiling
 
 MOCK_MODEL = "mock"
 DEFAULT_MAX_WORDS = 64
+MOCK_DIMENSIONS = 16
+
+
+def mock_vector(text: str, dimensions: int) -> list[float]:
+    """A unit vector seeded by the text's SHA-256 (counter mode: any length), float32-exact."""
+    raw = b"".join(
+        hashlib.sha256(f"{block}:{text}".encode()).digest() for block in range(-(-dimensions * 4 // 32))
+    )
+    values = [v / 2**31 for v in struct.unpack(f"<{dimensions}i", raw[: dimensions * 4])]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    # Rounded through float32, as a real provider's values are: what the base64 form carries exactly.
+    return list(struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *(v / norm for v in values))))
 
 
 def last_user_text(body: ChatCompletionRequest) -> str:
@@ -66,4 +84,13 @@ class MockProvider(Provider):
         # a request's cost equals its hold to the token (the budget race test relies on it).
         yield TokenUsage(
             prompt_tokens=prompt_token_ceiling(body), completion_tokens=len(chunks), basis="provider"
+        )
+
+    async def embed(self, body: EmbeddingsRequest) -> Embedded:
+        dimensions = body.dimensions or MOCK_DIMENSIONS
+        return Embedded(
+            vectors=[mock_vector(text, dimensions) for text in body.texts],
+            model=MOCK_MODEL,
+            # The hold's ceiling, as for chat: a request's cost equals its hold to the token.
+            usage=TokenUsage(prompt_tokens=prompt_token_ceiling(body), completion_tokens=0),
         )

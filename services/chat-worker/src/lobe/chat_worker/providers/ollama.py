@@ -6,6 +6,9 @@ bare base64 and cannot fetch URLs: anything else is a 400 naming the part); tool
 `response_format` → `format` ("json" or the schema); `reasoning_effort` → `think: true`.
 Ollama reports `done_reason: "stop"` after a tool call; clients expect `tool_calls`, so that is
 what `Finished` says. `/api/generate` lines (`response` instead of `message`) parse the same way.
+
+Embeddings: `POST /api/embed` with `input` (a string or a list) and `dimensions`; the answer's
+`embeddings` come in input order, its `prompt_eval_count` is the tokens of all the inputs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from lobe.chat_worker.http.upstream import TransportError, UpstreamRequest
 from lobe.chat_worker.providers.base import Finished, ProviderError, ReasoningDelta, StreamEvent, TextDelta
+from lobe.chat_worker.providers.embedding import Embedded, vector_of
 from lobe.chat_worker.providers.errors import body_excerpt, error_document, upstream_error
 from lobe.chat_worker.providers.framed import FramedStreamParser
 from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
@@ -30,6 +34,7 @@ from lobe.shared.chat_schema import (
     ToolMessage,
     UserMessage,
 )
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import FinishReason, TokenUsage, ToolCallDelta
 
 
@@ -145,12 +150,28 @@ class OllamaStreamParser(FramedStreamParser[Any]):
 
 
 class OllamaProvider(HttpProvider):
-    def request_for(self, body: ChatCompletionRequest) -> UpstreamRequest:
-        url = (self.deployment.base_url or "").rstrip("/") + "/api/chat"
+    def _request(self, path: str, payload: object) -> UpstreamRequest:
+        url = (self.deployment.base_url or "").rstrip("/") + path
         key = self.deployment.api_key()  # only behind an authenticating proxy
         own = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
-        payload = json.dumps(ollama_body(body, self.upstream_model(body)), separators=(",", ":")).encode()
-        return UpstreamRequest(url, self.headers(own), payload)
+        return UpstreamRequest(url, self.headers(own), json.dumps(payload, separators=(",", ":")).encode())
+
+    def request_for(self, body: ChatCompletionRequest) -> UpstreamRequest:
+        return self._request("/api/chat", ollama_body(body, self.upstream_model(body)))
+
+    def embedding_request_for(self, body: EmbeddingsRequest) -> UpstreamRequest:
+        payload: dict[str, Any] = {"model": self.upstream_model(body), "input": body.input}
+        if body.dimensions is not None:
+            payload["dimensions"] = body.dimensions
+        return self._request("/api/embed", payload)
+
+    def embedded_from(self, document: Any, body: EmbeddingsRequest) -> Embedded:
+        count = document.get("prompt_eval_count")
+        usage = TokenUsage(prompt_tokens=count, completion_tokens=0) if isinstance(count, int) else None
+        vectors = [vector_of(vector) for vector in document["embeddings"]]
+        return Embedded(
+            vectors=vectors, model=str(document.get("model") or self.upstream_model(body)), usage=usage
+        )
 
     def parser_for(self, body: ChatCompletionRequest) -> StreamParser:
         return OllamaStreamParser(self.upstream_model(body))

@@ -13,10 +13,13 @@ from typing import Any, Literal
 
 from lobe.chat_worker.http.upstream import UpstreamRequest
 from lobe.chat_worker.providers.base import ProviderError
+from lobe.chat_worker.providers.embedding import Embedded
 from lobe.chat_worker.providers.errors import body_excerpt, error_document, upstream_error
 from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
+from lobe.chat_worker.providers.openai_embeddings import openai_embedded, openai_embeddings_body
 from lobe.chat_worker.providers.openai_stream import OpenAIStreamParser, inline_error
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 AZURE_API_VERSION = "2024-10-21"
@@ -49,8 +52,12 @@ def openai_body(
 class OpenAIProvider(HttpProvider):
     """`openai` (api.openai.com unless base_url says otherwise) and `openai_compatible`."""
 
-    def _url(self, body: ChatCompletionRequest) -> str:
-        return (self.deployment.base_url or OPENAI_BASE_URL).rstrip("/") + "/chat/completions"
+    def _url(self, body: ChatCompletionRequest | EmbeddingsRequest) -> str:
+        return (self.deployment.base_url or OPENAI_BASE_URL).rstrip("/") + self._path(body)
+
+    @staticmethod
+    def _path(body: ChatCompletionRequest | EmbeddingsRequest) -> str:
+        return "/embeddings" if isinstance(body, EmbeddingsRequest) else "/chat/completions"
 
     def _auth(self) -> dict[str, str]:
         key = self.deployment.api_key()
@@ -73,6 +80,16 @@ class OpenAIProvider(HttpProvider):
     def parser_for(self, body: ChatCompletionRequest) -> StreamParser:
         return OpenAIStreamParser(self.name, self.upstream_model(body))
 
+    def _embeddings_payload(self, body: EmbeddingsRequest) -> dict[str, Any]:
+        return openai_embeddings_body(body, self.upstream_model(body), self.deployment.provider == "openai")
+
+    def embedding_request_for(self, body: EmbeddingsRequest) -> UpstreamRequest:
+        payload = json.dumps(self._embeddings_payload(body), separators=(",", ":")).encode()
+        return UpstreamRequest(self._url(body), self.headers(self._auth()), payload)
+
+    def embedded_from(self, document: Any, body: EmbeddingsRequest) -> Embedded:
+        return openai_embedded(document, self.upstream_model(body))
+
     def error_for(self, status: int, raw: bytes) -> ProviderError:
         doc = error_document(raw)
         if isinstance(doc, dict) and "error" in doc:
@@ -86,17 +103,18 @@ class OpenAIProvider(HttpProvider):
 
 
 class AzureOpenAIProvider(OpenAIProvider):
-    """`{base_url}/openai/deployments/{model}/chat/completions?api-version=…`, key in `api-key`.
+    """`{base_url}/openai/deployments/{model}/chat/completions?api-version=…` (and `/embeddings`),
+    key in `api-key`.
 
     `model` in the deployment config is the Azure *deployment* name; the answer's `model` field
     names the underlying model version, which is what `Finished.model` reports.
     """
 
-    def _url(self, body: ChatCompletionRequest) -> str:
+    def _url(self, body: ChatCompletionRequest | EmbeddingsRequest) -> str:
         base = (self.deployment.base_url or "").rstrip("/")
         version = self.deployment.api_version or AZURE_API_VERSION
         name = self.upstream_model(body)
-        return f"{base}/openai/deployments/{name}/chat/completions?api-version={version}"
+        return f"{base}/openai/deployments/{name}{self._path(body)}?api-version={version}"
 
     def _auth(self) -> dict[str, str]:
         key = self.deployment.api_key()
@@ -105,3 +123,6 @@ class AzureOpenAIProvider(OpenAIProvider):
     def _payload(self, body: ChatCompletionRequest) -> dict[str, Any]:
         limit_field: TokenLimitField = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
         return openai_body(body, None, token_limit_field=limit_field, forward_user=True)
+
+    def _embeddings_payload(self, body: EmbeddingsRequest) -> dict[str, Any]:
+        return openai_embeddings_body(body, None, forward_user=True)

@@ -1,6 +1,7 @@
 """One request's walk through its deployments: retries of one deployment, fallbacks to the next,
 then to the model's fallback models, or straight to its larger-context model when the prompt did
 not fit. All of it before the first token only (`may_restart`); after it, a failure is the answer's.
+The same walk for a chat request and an embeddings request (`Body`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.providers.base import ProviderError
@@ -19,6 +20,7 @@ from lobe.chat_worker.routing.failures import classify, counts_against_deploymen
 from lobe.chat_worker.routing.router import Gate, Router, Skip
 from lobe.chat_worker.routing.strategies import Demand
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Route, may_restart
 
 log = logging.getLogger(__name__)
@@ -27,16 +29,17 @@ log = logging.getLogger(__name__)
 ASSUMED_OUTPUT_TOKENS = 512
 
 Next = Literal["done", "next", "context"]
+Body = TypeVar("Body", ChatCompletionRequest, EmbeddingsRequest)
 
 
 @dataclass
-class Attempt:
+class Attempt(Generic[Body]):
     """One provider call, numbered within its request."""
 
     number: int
     model: RoutedModel  # the public model it serves (the requested one, or a fallback)
     deployment: Deployment
-    body: ChatCompletionRequest  # the request as that model's deployments get it
+    body: Body  # the request as that model's deployments get it
     gate: Gate
     started: bool = False  # output reached the client: the answer can no longer restart
 
@@ -51,16 +54,13 @@ class Attempt:
         )
 
 
-Call = Callable[[Attempt], Awaitable[None]]
-
-
-class AttemptLoop:
+class AttemptLoop(Generic[Body]):
     def __init__(
         self,
         router: Router,
         catalog: ModelCatalog,
         routed: RoutedModel,
-        body: ChatCompletionRequest,
+        body: Body,
         request_id: str,
         deadline: float,
         prompt_tokens: int,
@@ -69,17 +69,17 @@ class AttemptLoop:
         self.router = router
         self.catalog = catalog
         self.routed = routed
-        self.body = body
+        self.body: Body = body
         self.request_id = request_id
         self.deadline = deadline  # monotonic
         self.prompt_tokens = prompt_tokens
         self.tokens_used = tokens_used
         self.attempts = 0
-        self.last: Attempt | None = None
+        self.last: Attempt[Body] | None = None
         self.last_error: ProviderError | None = None
         self.skips: list[Skip] = []
 
-    async def run(self, call: Call) -> None:
+    async def run(self, call: Callable[[Attempt[Body]], Awaitable[None]]) -> None:
         """Until one attempt answers; raises the last ProviderError (or why none was tried)."""
         queue = deque([self.routed])
         visited: set[str] = set()
@@ -88,8 +88,11 @@ class AttemptLoop:
             if model.name in visited:
                 continue
             visited.add(model.name)
-            body = self.body if model is self.routed else self.body.model_copy(update={"model": model.name})
-            demand = Demand(self.prompt_tokens, body.output_token_limit or ASSUMED_OUTPUT_TOKENS)
+            body: Body = (
+                self.body if model is self.routed else self.body.model_copy(update={"model": model.name})
+            )
+            limit = body.output_token_limit  # an embedding's is 0: it generates nothing
+            demand = Demand(self.prompt_tokens, ASSUMED_OUTPUT_TOKENS if limit is None else limit)
             for deployment in self.router.rank(model, demand):
                 step = await self._on(model, deployment, body, call)
                 if step == "done":
@@ -105,7 +108,11 @@ class AttemptLoop:
         raise self.last_error or self._exhausted()
 
     async def _on(
-        self, model: RoutedModel, deployment: Deployment, body: ChatCompletionRequest, call: Call
+        self,
+        model: RoutedModel,
+        deployment: Deployment,
+        body: Body,
+        call: Callable[[Attempt[Body]], Awaitable[None]],
     ) -> Next:
         """Attempts on one deployment: the first, then retries while the failure is transient."""
         retries = 0

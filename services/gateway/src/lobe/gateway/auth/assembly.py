@@ -10,10 +10,8 @@ from redis.asyncio import Redis
 from lobe.gateway.auth.api_keys import ApiKeyStore
 from lobe.gateway.auth.browser import BrowserPolicy
 from lobe.gateway.auth.credentials import Authenticator
-from lobe.gateway.auth.github import GitHubProvider
 from lobe.gateway.auth.guard import AuthGuard
-from lobe.gateway.auth.identity import Provider
-from lobe.gateway.auth.oidc import OidcProvider
+from lobe.gateway.auth.provider_config import configured_providers
 from lobe.gateway.auth.revocations import RevokedSessions
 from lobe.gateway.auth.session_tokens import TokenSigner
 from lobe.gateway.auth.sessions import SessionStore
@@ -48,29 +46,9 @@ class AuthParts:
 AUTH = web.AppKey("auth", AuthParts)
 
 
-def providers(settings: GatewaySettings) -> dict[str, Provider]:
-    found: dict[str, Provider] = {}
-    if settings.oidc_discovery_url and settings.oidc_client_id:
-        found["oidc"] = OidcProvider(
-            settings.oidc_discovery_url,
-            settings.oidc_client_id,
-            settings.oidc_client_secret.get_secret_value(),
-            settings.oidc_assume_email_verified,
-        )
-    if settings.github_client_id:
-        found["github"] = GitHubProvider(
-            settings.github_client_id,
-            settings.github_client_secret.get_secret_value(),
-            settings.github_url,
-            settings.github_api_url,
-            settings.email_domains,
-        )
-    return found
-
-
 async def open_auth(settings: GatewaySettings, bus: Bus, guard: AuthGuard) -> AuthParts:
     ring = load_key_ring(settings.session_keys.get_secret_value(), settings.session_signing_kid)
-    found = providers(settings)
+    found = configured_providers(settings)
     if found and ring is None:
         raise SigningKeyError(f"sign-in with {sorted(found)} needs SESSION_KEYS to sign sessions")
     redis = Redis.from_url(
@@ -91,7 +69,6 @@ async def open_auth(settings: GatewaySettings, bus: Bus, guard: AuthGuard) -> Au
             signer=signer,
             sessions=sessions,
             bus=bus,
-            email_domains=settings.email_domains,
             return_origins=settings.cors_origins,
             session_ttl_s=settings.session_ttl_s,
             billing_timeout_s=settings.billing_timeout_s,

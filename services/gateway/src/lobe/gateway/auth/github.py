@@ -4,7 +4,7 @@ one, unless ALLOWED_EMAIL_DOMAINS prefers another verified one."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 from authlib.integrations.base_client import OAuthError
@@ -22,7 +22,8 @@ API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": 
 
 
 class GitHubProvider:
-    name: Literal["github"] = "github"
+    name = "github"
+    display_name = "GitHub"
 
     def __init__(
         self, client_id: str, client_secret: str, web_url: str, api_url: str, domains: frozenset[str]

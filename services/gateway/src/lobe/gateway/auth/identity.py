@@ -58,7 +58,15 @@ def provider_error(what: str) -> SignInRefused:
 
 class Provider(Protocol):
     @property
-    def name(self) -> SignInProvider: ...
+    def name(self) -> SignInProvider:
+        """Part of each identity's key at billing: (name, subject)."""
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def domains(self) -> frozenset[str]:
+        """The e-mail domains this provider's users may have; empty = any."""
 
     async def authorization_url(self, redirect_uri: str, state: str, nonce: str, code_verifier: str) -> str:
         """Where the browser goes to sign in (code flow, PKCE S256)."""

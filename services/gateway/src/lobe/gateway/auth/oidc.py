@@ -1,4 +1,5 @@
-"""Sign-in with any OpenID provider (Google, Keycloak, Entra, …) found by its discovery URL.
+"""Sign-in with any OpenID provider (Google, Keycloak, Entra, …) found by its discovery URL; a
+gateway may run several, each under its own name (lobe.gateway.auth.provider_config).
 
 authlib runs the code flow (authorization URL with state, nonce and PKCE S256; the code redeemed
 with its verifier). The ID token is checked here with joserfc against the provider's JWKS:
@@ -7,7 +8,7 @@ signature, issuer, audience (and `azp`), expiry and the nonce of this very sign-
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 from authlib.integrations.base_client import OAuthError
@@ -43,11 +44,19 @@ CLOCK_SKEW_S = 60  # between the provider's clock and ours
 
 
 class OidcProvider:
-    name: Literal["oidc"] = "oidc"
-
     def __init__(
-        self, discovery_url: str, client_id: str, client_secret: str, assume_email_verified: bool = False
+        self,
+        name: str,
+        display_name: str,
+        discovery_url: str,
+        client_id: str,
+        client_secret: str,
+        domains: frozenset[str] = frozenset(),
+        assume_email_verified: bool = False,
     ) -> None:
+        self.name = name
+        self.display_name = display_name
+        self.domains = domains
         self.discovery_url = discovery_url
         self.client_id = client_id
         self._client_secret = client_secret
@@ -95,7 +104,7 @@ class OidcProvider:
         if not self._vouched_for(claims):
             domain = email.rpartition("@")[2].lower()
             raise SignInRefused("email_unverified", "That e-mail address is not verified.", 403, domain)
-        return Identity("oidc", str(claims["sub"]), email)
+        return Identity(self.name, str(claims["sub"]), email)
 
     def _vouched_for(self, claims: dict[str, Any]) -> bool:
         """Billing links a first sign-in to the account provisioned for its e-mail, so an address

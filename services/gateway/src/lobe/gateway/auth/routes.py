@@ -109,9 +109,14 @@ async def current_session(request: web.Request) -> web.Response:
 
 
 async def providers(request: web.Request) -> web.Response:
+    """What a sign-in page offers: each provider's name, what to call it, and where to send the browser."""
     sign_in = request.app[AUTH].sign_in
-    names = sorted(sign_in.providers) if sign_in else []
-    return web.json_response({"providers": [{"name": n, "login_url": f"/auth/login/{n}"} for n in names]})
+    found = sign_in.providers if sign_in else {}
+    listed = [
+        {"name": name, "display_name": found[name].display_name, "login_url": f"/auth/login/{name}"}
+        for name in sorted(found)
+    ]
+    return web.json_response({"providers": listed})
 
 
 async def jwks(request: web.Request) -> web.Response:

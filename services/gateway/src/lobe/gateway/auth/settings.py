@@ -13,6 +13,11 @@ def comma_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def domain_set(value: str) -> frozenset[str]:
+    """E-mail domains from a comma-separated list, compared in lower case."""
+    return frozenset(d.lower() for d in comma_list(value))
+
+
 class SessionSettings(Fragment):
     session_keys: SecretStr = Field(
         default=SecretStr(""),
@@ -30,7 +35,14 @@ class SessionSettings(Fragment):
 
 class SignInSettings(Fragment):
     allowed_email_domains: str = Field(
-        default="", description="Comma-separated e-mail domains that may sign in; empty = anyone."
+        default="",
+        description="Comma-separated e-mail domains that may sign in (with any provider that has no "
+        "list of its own); empty = anyone.",
+    )
+    oidc_providers: str = Field(
+        default="",
+        description="Comma-separated names of further OpenID providers, each configured by its own "
+        "`OIDC_<NAME>_*` variables (below); its users sign in at /auth/login/<name>.",
     )
     oidc_discovery_url: str | None = Field(
         default=None, description="OpenID provider's discovery URL (…/.well-known/openid-configuration)."
@@ -43,6 +55,21 @@ class SignInSettings(Fragment):
         default=False,
         description="Take the OpenID provider's e-mail as verified when it sends no `email_verified` "
         "claim (a provider that owns every address it issues); an explicit false is refused even then.",
+    )
+    oidc_display_name: str = Field(
+        default="OpenID Connect", description="What sign-in pages call the OIDC_DISCOVERY_URL provider."
+    )
+    google_client_id: str | None = Field(
+        default=None, description="Google OAuth client id: offers sign-in with Google (provider `google`)."
+    )
+    google_client_secret: SecretStr = Field(default=SecretStr(""), description="Google OAuth client secret.")
+    google_issuer: str = Field(
+        default="https://accounts.google.com",
+        description="Google's issuer; its discovery document is at …/.well-known/openid-configuration.",
+    )
+    google_allowed_domains: str = Field(
+        default="",
+        description="E-mail domains Google sign-in admits (comma-separated); empty = ALLOWED_EMAIL_DOMAINS.",
     )
     github_client_id: str | None = Field(default=None, description="GitHub OAuth app's client id.")
     github_client_secret: SecretStr = Field(
@@ -61,7 +88,7 @@ class SignInSettings(Fragment):
 
     @property
     def email_domains(self) -> frozenset[str]:
-        return frozenset(d.lower() for d in comma_list(self.allowed_email_domains))
+        return domain_set(self.allowed_email_domains)
 
 
 class AdminSettings(Fragment):

@@ -46,7 +46,6 @@ class SignIn:
     signer: TokenSigner
     sessions: RevokedSessions
     bus: Bus
-    email_domains: frozenset[str]
     return_origins: frozenset[str]
     session_ttl_s: int
     billing_timeout_s: float
@@ -87,7 +86,7 @@ class SignIn:
             identity = await provider.identity(
                 request.query["code"], self.callback_url(request, name), flow.verifier, flow.nonce
             )
-            self._check_domain(identity)
+            self._check_domain(provider, identity)
             user = await resolve_user(self.bus, identity, self.billing_timeout_s)
             session = await self._start(identity, user)
         except SignInRefused as refused:
@@ -98,8 +97,10 @@ class SignIn:
         )
         return session, flow.return_to
 
-    def _check_domain(self, identity: Identity) -> None:
-        if self.email_domains and identity.domain not in self.email_domains:
+    @staticmethod
+    def _check_domain(provider: Provider, identity: Identity) -> None:
+        # The provider's own list: one provider's domains never admit another provider's users.
+        if provider.domains and identity.domain not in provider.domains:
             raise SignInRefused(
                 "domain_not_allowed", "Your e-mail domain may not sign in here.", 403, identity.domain
             )

@@ -7,6 +7,10 @@ parameters), canonical JSON with sorted keys; not `stream` (a stored answer play
 JSON alike), not `user` or `metadata` (labels that do not change the answer), and `max_tokens`
 and `max_completion_tokens` as the one limit they are.
 
+Embeddings are deterministic: every embeddings request is cached (unless `X-Lobe-Cache: off`), keyed
+by its model, inputs and `dimensions` (not `encoding_format`: the stored vectors are float32, given
+back as floats or base64 alike), in a namespace of their own so no chat request can match one.
+
 Redis key: `lobe:cache:v1:<scope>:<model>:<request>`, each part a hex digest, so an admin's
 invalidation can match one user's or one model's answers with a glob that no name can escape.
 """
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller
 
 OPT_HEADER = "X-Lobe-Cache"
@@ -66,3 +71,14 @@ def cache_key(
         return None
     scope = scope_part(None if shared else caller.user_id)
     return CacheKey(f"{PREFIX}:{scope}:{digest(body.model)}:{digest(normalised(body), 64)}")
+
+
+def embeddings_cache_key(
+    request: web.Request, caller: Caller, body: EmbeddingsRequest, shared: bool
+) -> CacheKey | None:
+    if request.headers.get(OPT_HEADER, "").strip().lower() == "off":
+        return None
+    what = {"endpoint": "embeddings", "input": body.texts, "dimensions": body.dimensions}
+    normal = json.dumps(what, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    scope = scope_part(None if shared else caller.user_id)
+    return CacheKey(f"{PREFIX}:{scope}:{digest(body.model)}:{digest(normal, 64)}")

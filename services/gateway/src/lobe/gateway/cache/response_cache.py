@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from lobe.gateway.cache.key import CacheKey, cache_key, key_pattern
+from lobe.gateway.cache.key import CacheKey, cache_key, embeddings_cache_key, key_pattern
 from lobe.gateway.cache.memory import ByteLRU
 from lobe.gateway.cache.replay import Replay, encode_answer
 from lobe.gateway.metrics import CACHE_LOOKUPS
@@ -26,6 +26,7 @@ from lobe.gateway.ratelimit.outage import RedisOutage
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.cache import CACHE_RESPONSE_INVALIDATED, ResponsesInvalidated
 from lobe.shared.events.chat import Caller, DeltaFrame, DoneFrame, UsageFrame
 
@@ -43,20 +44,31 @@ class ResponseCache:
         self.outage = RedisOutage("open", what="response cache")
         self._storing: set[asyncio.Task[None]] = set()
 
-    def key_for(self, request: web.Request, caller: Caller, body: ChatCompletionRequest) -> CacheKey | None:
+    def key_for(
+        self, request: web.Request, caller: Caller, body: ChatCompletionRequest | EmbeddingsRequest
+    ) -> CacheKey | None:
         """The request's cache key, or None when it is not cached (see lobe.gateway.cache.key)."""
-        return cache_key(request, caller, body, self.shared) if self.enabled else None
+        if not self.enabled:
+            return None
+        if isinstance(body, EmbeddingsRequest):
+            return embeddings_cache_key(request, caller, body, self.shared)
+        return cache_key(request, caller, body, self.shared)
 
     async def lookup(self, key: CacheKey | None) -> Replay | None:
+        stored = await self.find(key)
+        return None if stored is None else Replay(stored)
+
+    async def find(self, key: CacheKey | None) -> bytes | None:
+        """The stored answer's bytes (a chat answer's frames, an embeddings answer), or None."""
         if key is None:
             return None
         stored = self.memory.get(key.redis_key, time.monotonic())
         if stored is not None:
             CACHE_LOOKUPS.labels(result="memory").inc()
-            return Replay(stored)
+            return stored
         stored = await self._from_redis(key.redis_key)
         CACHE_LOOKUPS.labels(result="miss" if stored is None else "redis").inc()
-        return None if stored is None else Replay(stored)
+        return stored
 
     async def _from_redis(self, redis_key: str) -> bytes | None:
         if self.outage.skip():
@@ -76,12 +88,15 @@ class ResponseCache:
 
     def store(self, key: CacheKey, frames: list[DeltaFrame | UsageFrame | DoneFrame]) -> None:
         """Keep a completed answer, in the background: the client is answered already."""
-        task = asyncio.create_task(self._store(key.redis_key, frames))
+        self.keep(key, encode_answer(frames))
+
+    def keep(self, key: CacheKey, stored: bytes) -> None:
+        """Keep an answer's bytes (what `find` gives back), in the background."""
+        task = asyncio.create_task(self._store(key.redis_key, stored))
         self._storing.add(task)
         task.add_done_callback(self._storing.discard)
 
-    async def _store(self, redis_key: str, frames: list[DeltaFrame | UsageFrame | DoneFrame]) -> None:
-        stored = encode_answer(frames)
+    async def _store(self, redis_key: str, stored: bytes) -> None:
         if len(stored) > self.settings.cache_max_entry_bytes:
             return
         ttl_s = self.settings.cache_ttl_s

@@ -38,6 +38,7 @@ from lobe.gateway.ratelimit.outage import REDIS_ERRORS, RedisOutage, saturated
 from lobe.gateway.ratelimit.windows import Cap, Correction, Hit, SlidingWindows, Window, WindowState
 from lobe.gateway.redis_pool import PoolExhausted
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller
 from lobe.shared.openai_errors import ApiError
 from lobe.shared.token_ceiling import prompt_token_ceiling
@@ -47,7 +48,11 @@ __all__ = ["REDIS_ERRORS", "Admission", "RateLimiter", "hit_or_fail_mode", "refu
 log = logging.getLogger(__name__)
 
 
-def token_estimate(body: ChatCompletionRequest) -> int:
+# What the token window charges for: a chat request, or an embeddings request (its inputs).
+Metered = ChatCompletionRequest | EmbeddingsRequest
+
+
+def token_estimate(body: Metered) -> int:
     """What the token window charges up front: the same upper bound as the budget hold
     (lobe.shared.token_ceiling: every byte the prompt sends), corrected by the real usage when the
     answer ends; a lighter estimate would let a tool call's arguments slip past the window."""
@@ -141,7 +146,7 @@ class RateLimiter:
         caller: Caller,
         request_id: str,
         in_flight: bool = False,
-        body: ChatCompletionRequest | None = None,
+        body: Metered | None = None,
     ) -> Admission | None:
         """Charge the request window (`in_flight`: and take a place under the cap; with the parsed
         `body`: and the token window, all in one run) or raise 429; the answer's headers are set."""
@@ -184,12 +189,10 @@ class RateLimiter:
         return admission
 
     @staticmethod
-    def _token_window(admission: Admission, limit: int, body: ChatCompletionRequest) -> Window:
+    def _token_window(admission: Admission, limit: int, body: Metered) -> Window:
         return Window(f"{admission.prefix}:tokens", limit, admission.limits.window_s, token_estimate(body))
 
-    async def admit_tokens(
-        self, request: web.Request, admission: Admission | None, body: ChatCompletionRequest
-    ) -> None:
+    async def admit_tokens(self, request: web.Request, admission: Admission | None, body: Metered) -> None:
         """Charge the token window on the parsed body's estimate, or undo `admit` and raise 429."""
         if admission is None or admission.limits.tokens is None or admission.tokens is not None:
             return
