@@ -13,7 +13,12 @@ import nats
 
 from lobe.devtools.ports import free_port
 from lobe.shared.events.auth import AUTH_KEY_REVOKED, ApiKeyRevoked
-from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, AccountChanged
+from lobe.shared.events.billing import (
+    BILLING_ACCOUNT_CHANGED,
+    BILLING_USAGE_RESET,
+    AccountChanged,
+    UsageReset,
+)
 
 LOBE = str(Path(sys.executable).parent / "lobe")
 
@@ -87,6 +92,33 @@ async def test_admin_commands_announce_each_change_to_the_gateways(database_url:
     assert plans == ["premium", "premium", "basic", "basic"]  # created, limits, plan, role changed
     assert role == "admin"
     assert (revocation.user_id, revocation.api_key_id) == ("zoe", key_id)
+
+
+async def test_admin_reset_usage_closes_the_current_period_and_announces_the_new_one(
+    database_url: str, nats_url: str
+) -> None:
+    env = {"DATABASE_URL": database_url, "NATS_URL": nats_url}
+    assert lobe("db", "migrate", **env).returncode == 0
+    assert lobe("admin", "create-user", "yan", **env).returncode == 0
+    nc = await nats.connect(nats_url)
+    try:
+        resets = await nc.subscribe(BILLING_USAGE_RESET)
+        first = await lobe_async("admin", "reset-usage", "yan", **env)
+        second = await lobe_async("admin", "reset-usage", "yan", **env)
+        facts = [UsageReset.decode((await resets.next_msg(timeout=5)).data) for _ in range(2)]
+    finally:
+        await nc.close()
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    calendar = facts[0].closed_period
+    assert f"usage of yan: period {calendar} closed, {calendar}.1 started" in first.stdout
+    assert f"usage of yan: period {calendar}.1 closed, {calendar}.2 started" in second.stdout
+    assert [(f.closed_period, f.period) for f in facts] == [
+        (calendar, f"{calendar}.1"),
+        (f"{calendar}.1", f"{calendar}.2"),
+    ]
+    missing = lobe("admin", "reset-usage", "nobody", **env)
+    assert missing.returncode == 1
+    assert "user 'nobody' not found" in missing.stderr
 
 
 def test_admin_without_nats_url_says_why_it_needs_it(database_url: str) -> None:

@@ -2,10 +2,10 @@
 producer and consumer really exists.
 
 The whole suite runs (gateway, a chat worker, billing, metrics) while a sniffer subscribed to `>`
-records every message; the workload covers streamed, non-streamed, cancelled, failed, unknown-model,
+records every message; the workload covers streamed, non-streamed, embeddings, cancelled, failed, unknown-model,
 over-budget, unpriced and dead-lettered requests, a response cache hit and an admin's cache
-invalidation, key issue and revocation, a refused and a successful sign-in and a sign-out, a
-deployment whose breaker opens, probes and closes, a model routed by price, a worker killed
+invalidation, key issue and revocation, a usage reset, a refused and a successful sign-in and a
+sign-out, a deployment whose breaker opens, probes and closes, a model routed by price, a worker killed
 mid-answer and every service's start and stop. Consumers are read off the server itself: its live
 subscriptions (monitoring endpoint /connz) and its JetStream consumers. The workers' routing store
 (a KV bucket and a counter stream, docs/routing.md) is state, not events: its subjects are not
@@ -133,7 +133,7 @@ def subscriptions(server: NatsServer) -> set[tuple[str, str, str]]:
 
 
 def routing(upstream: FakeUpstream, flaky: FakeUpstream) -> ModelCatalog:
-    """The mock models, one failing upstream, one model billing has no price for, one deployment
+    """The mock models, an embedding model, one failing upstream, one model billing has no price for, one deployment
     whose breaker opens at its first failure, and a model routed by price."""
     broken = Deployment(name="broken", provider="openai", base_url=f"{upstream.url}/v1")
     unpriced = Deployment(name="unpriced", provider="mock")
@@ -151,6 +151,11 @@ def routing(upstream: FakeUpstream, flaky: FakeUpstream) -> ModelCatalog:
         RoutedModel(name="unpriced", deployments=[unpriced]),
         RoutedModel(name="guarded", deployments=guarded),
         RoutedModel(name="cheapest", deployments=priced, strategy="lowest_cost"),
+        RoutedModel(
+            name="text-embedding-3-small",
+            serves=["embeddings"],
+            deployments=[Deployment(name="embedder", provider="mock", model="text-embedding-3-small")],
+        ),
     ]
     return ModelCatalog(models=[*catalog().models, *extra])
 
@@ -258,6 +263,8 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         await client.chat.completions.create(model="mock", messages=MESSAGES)
         await client.chat.completions.create(model="unpriced", messages=MESSAGES)
         assert {m.id for m in (await client.models.list()).data} >= {"mock", "broken"}
+        embedded = await client.embeddings.create(model="text-embedding-3-small", input=["one", "two"])
+        assert len(embedded.data) == 2
 
         # A response cache hit (the gateway records its usage), then an admin invalidates the cache.
         async def served_from_cache() -> bool:
@@ -300,6 +307,7 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         with pytest.raises(openai.RateLimitError):
             await bob.chat.completions.create(model="mock", messages=MESSAGES)
         await admin(http, billing_url, "DELETE", f"/keys/{issued['id']}")
+        await admin(http, billing_url, "POST", "/users/bob/reset-usage", {})  # a new usage period
         # Sign-in: refused (domain), then signed in (billing creates the user) and out.
         assert (await sign_in(base_url, provider.url, "eve@elsewhere.example")).status == 403
         session = (await sign_in(base_url, provider.url, "ann@corp.example")).body["access_token"]

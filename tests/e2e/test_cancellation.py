@@ -5,12 +5,12 @@ usage event bills the partial answer as partial."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.pytest_plugin import MakeUpstream
 
 from .conftest import Suite
 from .providers import public_model, routed_worker
@@ -22,12 +22,11 @@ CANCEL_BUDGET_S = 0.1
 
 
 @pytest.fixture
-async def slow_upstream() -> AsyncIterator[FakeUpstream]:
-    transcript = load("openai/chat_stream_text.sse")
-    server = await FakeUpstream().start()
-    server.push(transcript.reply(split_events=True, chunk_delay_s=CHUNK_DELAY_S))
-    yield server
-    await server.stop()
+async def slow_upstream(make_upstream: MakeUpstream) -> FakeUpstream:
+    """A fake OpenAI answering one slow stream (an event every CHUNK_DELAY_S)."""
+    server = await make_upstream()
+    server.push(load("openai/chat_stream_text.sse").reply(split_events=True, chunk_delay_s=CHUNK_DELAY_S))
+    return server
 
 
 async def test_client_disconnect_closes_the_provider_connection_within_100_ms(

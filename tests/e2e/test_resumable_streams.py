@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from lobe.billing.service import BillingService
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
+from lobe.devtools.pytest_plugin import MakeUpstream
 from lobe.gateway.resume.store import owner_key, stream_key
 
 from .conftest import API_KEY, Suite, billing_settings, start_gateway, start_worker
@@ -105,11 +106,11 @@ async def ledger_rows(dsn: str, expect: int, timeout_s: float = 10.0) -> list[as
 
 
 @pytest.fixture
-async def slow_upstream() -> AsyncIterator[FakeUpstream]:
-    server = await FakeUpstream().start()
+async def paced_upstream(make_upstream: MakeUpstream) -> FakeUpstream:
+    """A fake OpenAI answering one slow stream (an event every CHUNK_DELAY_S)."""
+    server = await make_upstream()
     server.push(load(TRANSCRIPT).reply(split_events=True, chunk_delay_s=CHUNK_DELAY_S))
-    yield server
-    await server.stop()
+    return server
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ async def replicas(nats_url: str, redis_url: str) -> AsyncIterator[list[str]]:
 
 
 async def test_a_stream_cut_mid_answer_resumes_on_another_replica_with_one_provider_call_and_one_ledger_row(
-    nats_url: str, redis_url: str, billing_db: str, slow_upstream: FakeUpstream
+    nats_url: str, redis_url: str, billing_db: str, paced_upstream: FakeUpstream
 ) -> None:
     async with BillingService(billing_settings(nats_url, billing_db, "admin")) as billing:
         assert billing.admin is not None
@@ -139,7 +140,7 @@ async def test_a_stream_cut_mid_answer_resumes_on_another_replica_with_one_provi
             nats_url, redis_url=redis_url, gateway_api_keys=KEYS, billing_enabled=True
         )
         try:
-            async with routed_worker(nats_url, "openai", slow_upstream), aiohttp.ClientSession() as http:
+            async with routed_worker(nats_url, "openai", paced_upstream), aiohttp.ClientSession() as http:
                 body = {"model": public_model("openai"), "messages": MESSAGES, "stream": True}
                 response = await http.post(
                     f"{replica_a}/v1/chat/completions", json=body, headers=auth() | RESUMABLE
@@ -148,7 +149,7 @@ async def test_a_stream_cut_mid_answer_resumes_on_another_replica_with_one_provi
                 request_id, path = response.headers["X-Request-Id"], response.headers["X-Lobe-Resume"]
                 before = await read_until_content(response, deltas=2)
                 response.close()  # the client's socket closes mid-answer (a phone going into a tunnel)
-                assert not slow_upstream.closed_at  # the provider is still answering
+                assert not paced_upstream.closed_at  # the provider is still answering
 
                 status, raw = await resume(http, replica_b, path, before[-1].id)
             [row] = await ledger_rows(billing_db, expect=1)
@@ -161,7 +162,7 @@ async def test_a_stream_cut_mid_answer_resumes_on_another_replica_with_one_provi
     assert ids == [f"{request_id}:{n}" for n in range(1, len(ids) + 1)]  # no gap, no repeat
     assert after[-1].data == "[DONE]"
     assert "".join(e.content for e in before + after) == WHOLE_ANSWER
-    assert len(slow_upstream.requests) == 1  # the same answer, not a second one
+    assert len(paced_upstream.requests) == 1  # the same answer, not a second one
     assert (row["request_id"], row["status"]) == (request_id, "ok")  # billed once, in full
 
 
@@ -212,12 +213,12 @@ async def test_a_stream_past_its_window_is_404_with_an_openai_error(nats_url: st
 
 
 async def test_an_answer_nobody_resumes_is_cancelled_after_the_grace_and_its_replay_says_so(
-    nats_url: str, redis_url: str, slow_upstream: FakeUpstream
+    nats_url: str, redis_url: str, paced_upstream: FakeUpstream
 ) -> None:
     runner, base_url = await start_gateway(nats_url, redis_url=redis_url, resume_grace_s=0.3)
     nc = await nats.connect(nats_url)
     try:
-        async with routed_worker(nats_url, "openai", slow_upstream), aiohttp.ClientSession() as http:
+        async with routed_worker(nats_url, "openai", paced_upstream), aiohttp.ClientSession() as http:
             suite = Suite(base_url, nats_url, nc, AsyncOpenAI(base_url=base_url, api_key=API_KEY), http)
             body = {"model": public_model("openai"), "messages": MESSAGES, "stream": True}
             response = await http.post(
@@ -226,7 +227,7 @@ async def test_an_answer_nobody_resumes_is_cancelled_after_the_grace_and_its_rep
             path = response.headers["X-Lobe-Resume"]
             before = await read_until_content(response, deltas=1)
             response.close()
-            await slow_upstream.client_closed.wait()  # cancelled: the provider call is closed
+            await paced_upstream.client_closed.wait()  # cancelled: the provider call is closed
             [event] = await usage_events(suite, expect=1)
             status, raw = await resume(http, base_url, path, before[-1].id)
     finally:

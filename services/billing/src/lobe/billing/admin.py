@@ -1,5 +1,5 @@
-"""Admin operations: users, keys, plans, limits. Each is one method that writes the change and
-announces it as a fact, and the admin HTTP API, `lobe admin` and `lobe dev` all call these, so no
+"""Admin operations: users, keys, plans, limits, usage resets. Each is one method that writes the
+change and announces it as a fact, and the admin HTTP API, `lobe admin` and `lobe dev` all call these, so no
 path changes an account without the gateways hearing of it (they cache who a key belongs to and
 on which plan for KEY_CACHE_TTL_S, and drop that on `auth.key.revoked` and
 `billing.account.changed`).
@@ -19,12 +19,18 @@ import asyncpg
 import nats
 from nats.js import JetStreamContext
 
+from lobe.billing import periods
 from lobe.billing.errors import NotAnnouncedError, NotFoundError, UnknownPlanError, UserExistsError
 from lobe.billing.keys import display_prefix, hash_key, new_key
 from lobe.billing.plans import Override, PlanBook, load_plans
 from lobe.shared.bus import connect_options, ensure_streams, publish_fact
 from lobe.shared.events.auth import AUTH_KEY_ISSUED, AUTH_KEY_REVOKED, ApiKeyIssued, ApiKeyRevoked
-from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, AccountChanged
+from lobe.shared.events.billing import (
+    BILLING_ACCOUNT_CHANGED,
+    BILLING_USAGE_RESET,
+    AccountChanged,
+    UsageReset,
+)
 from lobe.shared.events.envelope import Event
 from lobe.shared.settings import NatsSettings
 
@@ -173,6 +179,28 @@ class Admin:
         await self._announce(
             BILLING_ACCOUNT_CHANGED, AccountChanged(request_id=user_id, user_id=user_id, plan=plan)
         )
+
+    async def reset_usage(self, user_id: str) -> periods.Reset:
+        """Close the user's current period and open a new one: limits count from now, the ledger
+        keeps every row (lobe.billing.periods). Not idempotent (each call opens a period), so the
+        fact is announced as an audit record, like an issued key: a lost announcement is logged
+        rather than failing a reset that is committed."""
+        if await self.db.fetchval("SELECT 1 FROM users WHERE id = $1", user_id) is None:
+            raise NotFoundError("user", user_id)
+        if isinstance(self.db, asyncpg.Pool):
+            async with self.db.acquire() as conn:
+                done = await periods.reset(conn, self.plans, user_id)
+        else:
+            done = await periods.reset(self.db, self.plans, user_id)
+        fact = UsageReset(
+            request_id=user_id,
+            user_id=user_id,
+            closed_period=done.closed,
+            period=done.opened,
+            started_at=done.at,
+        )
+        await publish_fact(self.js, BILLING_USAGE_RESET, fact, attempts=ANNOUNCE_ATTEMPTS)
+        return done
 
     def _known(self, plan: str) -> str:
         if plan not in self.plans.spec.plans:

@@ -26,7 +26,11 @@ from lobe.shared.config_file import ConfigError
 
 
 def add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    add_tasks(commands.add_parser("admin", help="users, API keys, plans and limits (billing database)"))
+    add_tasks(
+        commands.add_parser(
+            "admin", help="users, API keys, plans, limits and usage resets (billing database)"
+        )
+    )
 
 
 def add_tasks(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +58,10 @@ def add_tasks(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--cost-usd", type=Decimal)
     limits.add_argument("--requests", type=int)
     limits.add_argument("--rate-tier")
+    reset = tasks.add_parser(
+        "reset-usage", help="close a user's current usage period and open a new one (limits count from now)"
+    )
+    reset.add_argument("user_id")
 
 
 def add_retention_command(db_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,6 +95,13 @@ async def _admin(args: argparse.Namespace, dsn: str, nats_url: str) -> str:
                 override = Override(args.tokens, args.cost_usd, args.requests, args.rate_tier)
                 await admin.set_limits(args.user_id, override)
                 return f"limits of {args.user_id}: {override}"
+            case "reset-usage":
+                done = await admin.reset_usage(args.user_id)
+                held = f"; {done.moved_holds} running requests' holds moved to it" if done.moved_holds else ""
+                return (
+                    f"usage of {args.user_id}: period {done.closed} closed, {done.opened} "
+                    f"started {done.at.isoformat()}{held}"
+                )
     raise AssertionError(args.admin_command)
 
 

@@ -32,3 +32,9 @@ class LimitsChange(BaseModel):
     cost_usd: Decimal | None = Field(default=None, ge=0, le=Decimal(10) ** 12, decimal_places=4)
     requests: int | None = Field(default=None, ge=0)
     rate_tier: str | None = None
+
+
+class UsageResetAsk(BaseModel):
+    """POST …/reset-usage: no fields (an empty body or `{}`); a typo'd field is refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")

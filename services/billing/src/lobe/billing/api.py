@@ -16,13 +16,21 @@ from aiohttp import web
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from lobe.billing.admin import Admin
-from lobe.billing.admin_requests import LimitsChange, NewKey, NewUser, PlanChange
-from lobe.billing.errors import NotAnnouncedError, NotFoundError, UnknownPlanError, UserExistsError
+from lobe.billing.admin_requests import LimitsChange, NewKey, NewUser, PlanChange, UsageResetAsk
+from lobe.billing.errors import (
+    NotAnnouncedError,
+    NotFoundError,
+    ResetContendedError,
+    UnknownPlanError,
+    UserExistsError,
+)
 from lobe.billing.keys import hash_key, owner_of
 from lobe.billing.openapi import billing_openapi
+from lobe.billing.periods import current_period, valid_period
 from lobe.billing.plans import Override, PlanBook
 from lobe.billing.prices import PriceTable
-from lobe.billing.reports import current_period, limits_report, usage_report, valid_period
+from lobe.billing.report_models import SuggestionList, UsageResetDone
+from lobe.billing.reports import limits_report, usage_report
 from lobe.billing.suggestions import suggestions
 from lobe.shared.json_body import parse_json_object
 from lobe.shared.openai_errors import ApiError, bearer_token, invalid_request, openai_errors
@@ -44,33 +52,43 @@ async def _caller(request: web.Request) -> str:
     return owner.user_id
 
 
-def _period(request: web.Request) -> str:
+async def _period(request: web.Request, user_id: str) -> str:
+    """The `period` asked for, or the user's current one (the latest a usage reset opened)."""
     plans = request.app[PLANS]
-    period = request.query.get("period") or current_period(plans)
+    period = request.query.get("period")
+    if period is None:
+        return await current_period(request.app[POOL], plans, user_id)
     if not valid_period(plans, period):
         raise ApiError(
-            400, f"period {period!r} is not a {plans.period} period key", "invalid_period", "period"
+            400,
+            f"period {period!r} is not a {plans.period} period key (or one with a reset's .N)",
+            "invalid_period",
+            "period",
         )
     return period
 
 
+def _model_json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(model.model_dump(mode="json", by_alias=True, exclude_none=True), status=status)
+
+
 async def get_usage(request: web.Request) -> web.Response:
     user = await _caller(request)
-    return web.json_response(await usage_report(request.app[POOL], user, _period(request)))
+    plans = request.app[PLANS]
+    return _model_json(await usage_report(request.app[POOL], plans, user, await _period(request, user)))
 
 
 async def get_limits(request: web.Request) -> web.Response:
     user = await _caller(request)
-    return web.json_response(
-        await limits_report(request.app[POOL], request.app[PLANS], user, _period(request))
-    )
+    period = await _period(request, user)
+    return web.json_response(await limits_report(request.app[POOL], request.app[PLANS], user, period))
 
 
 async def get_suggestions(request: web.Request) -> web.Response:
     user = await _caller(request)
-    period = _period(request)
+    period = await _period(request, user)
     data = await suggestions(request.app[POOL], request.app[PRICES], user, period)
-    return web.json_response({"object": "list", "period": period, "data": data})
+    return _model_json(SuggestionList(period=period, data=data))
 
 
 # -- admin ------------------------------------------------------------------------------------------
@@ -131,6 +149,20 @@ async def set_limits(request: web.Request) -> web.Response:
     return web.json_response({"id": request.match_info["user_id"], **body.model_dump(mode="json")})
 
 
+async def reset_usage(request: web.Request) -> web.Response:
+    _admin(request)
+    await _body(request, UsageResetAsk)
+    done = await request.app[ADMIN].reset_usage(request.match_info["user_id"])
+    answer = UsageResetDone(
+        user_id=done.user_id,
+        closed_period=done.closed,
+        period=done.opened,
+        started_at=done.at,
+        moved_holds=done.moved_holds,
+    )
+    return _model_json(answer, status=201)
+
+
 @web.middleware
 async def admin_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
@@ -144,6 +176,8 @@ async def admin_errors(request: web.Request, handler: Any) -> web.StreamResponse
         raise ApiError(400, str(exc), "invalid_plan", "plan") from exc
     except NotAnnouncedError as exc:
         raise ApiError(503, str(exc), "not_announced", headers={"Retry-After": "1"}) from exc
+    except ResetContendedError as exc:
+        raise ApiError(409, str(exc), "reset_contended") from exc
 
 
 def build_api(
@@ -164,5 +198,6 @@ def build_api(
     app.router.add_delete("/v1/admin/keys/{key_id}", revoke_key)
     app.router.add_put("/v1/admin/users/{user_id}/plan", set_plan)
     app.router.add_put("/v1/admin/users/{user_id}/limits", set_limits)
+    app.router.add_post("/v1/admin/users/{user_id}/reset-usage", reset_usage)
     serve_openapi(app, billing_openapi())
     return app

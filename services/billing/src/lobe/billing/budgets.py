@@ -21,8 +21,9 @@ import asyncpg
 
 from lobe.billing.admin import ACCOUNT, account_of
 from lobe.billing.alerts import Alerts
-from lobe.billing.errors import DeadlinePassedError
+from lobe.billing.errors import DeadlinePassedError, ResetContendedError
 from lobe.billing.holds import FREE_HOLDS
+from lobe.billing.periods import RESET_ATTEMPTS, period_at
 from lobe.billing.plans import Limits, PlanBook
 from lobe.billing.prices import PriceTable, Rate, cost_of
 from lobe.billing.routes import RouteBook
@@ -40,7 +41,8 @@ from lobe.shared.events.chat import TokenUsage
 # $1 user, $2 period, $3 worst-case cost, $4 cost limit, $5 requests limit, $6 worst-case tokens,
 # $7 tokens limit, $8 request id, $9 hold expiry. A first request of the period inserts the row
 # when the limits allow it on an empty period; otherwise the DO UPDATE's WHERE decides. No row
-# from the upsert means refused, and then no reservation is inserted either.
+# from the upsert means refused, and then no reservation is inserted either. A period a reset
+# closed (lobe.billing.periods) refuses every hold: the caller takes it again in the new period.
 _HOLD = """
 WITH held AS (
     INSERT INTO usage_periods AS p (user_id, period, reserved_usd, reserved_requests, reserved_tokens)
@@ -52,7 +54,8 @@ WITH held AS (
     SET reserved_usd = p.reserved_usd + excluded.reserved_usd,
         reserved_requests = p.reserved_requests + 1,
         reserved_tokens = p.reserved_tokens + excluded.reserved_tokens
-    WHERE ($4::numeric IS NULL OR p.cost_usd + p.reserved_usd + $3::numeric <= $4)
+    WHERE p.closed_at IS NULL
+      AND ($4::numeric IS NULL OR p.cost_usd + p.reserved_usd + $3::numeric <= $4)
       AND ($5::bigint IS NULL OR p.requests + p.reserved_requests + 1 <= $5)
       AND ($7::bigint IS NULL OR p.tokens + p.reserved_tokens + $6::bigint <= $7)
     RETURNING 1
@@ -63,10 +66,12 @@ RETURNING request_id
 """
 
 
-# $1 user, $2 request id. Whether the request already holds (a retry), and the user's account: one
-# round trip where two were, on the path of every chat request.
+# $1 user, $2 request id, $3 calendar period. Whether the request already holds (a retry), the
+# user's account and current period: one round trip where three were, on the path of every chat
+# request.
 _RESERVE_CONTEXT = f"""
-SELECT (SELECT amount_usd FROM reservations WHERE request_id = $2) AS held, a.*
+SELECT (SELECT amount_usd FROM reservations WHERE request_id = $2) AS held,
+       {period_at("$1::text", "$3::text", "clock_timestamp()")} AS period, a.*
 FROM (SELECT 1) AS one LEFT JOIN LATERAL ({ACCOUNT}) AS a ON true
 """
 
@@ -117,7 +122,7 @@ class Budgets:
         now = datetime.now(UTC)
         if req.expires_at is not None and now >= req.expires_at:
             raise DeadlinePassedError(req.request_id)
-        period = self.plans.period_key(now)
+        calendar = self.plans.period_key(now)
         amount = self.worst_case(req, now)
         tokens = req.prompt_tokens_estimate + req.max_output_tokens
         if amount > MAX_HOLD_USD or tokens > MAX_HOLD_TOKENS:
@@ -127,32 +132,42 @@ class Budgets:
             message = f"This request's worst case ({tokens} tokens, {amount} USD) is beyond any budget; lower max_tokens."
             return BudgetDecision(request_id=req.request_id, admitted=False, limit=kind, message=message)
         async with self.pool.acquire() as conn:
-            context = await conn.fetchrow(_RESERVE_CONTEXT, req.user_id, req.request_id)
+            context = await conn.fetchrow(_RESERVE_CONTEXT, req.user_id, req.request_id, calendar)
             if context["held"] is not None:  # a retried request: the hold is already there
                 return BudgetDecision(
                     request_id=req.request_id, admitted=True, reserved_usd=float(context["held"])
                 )
             plan, override = account_of(context)
             limits = self.plans.limits(plan, override)
-            if req.expires_at is not None and datetime.now(UTC) >= req.expires_at:
-                raise DeadlinePassedError(req.request_id)  # waited for a connection past it
-            admitted = await conn.fetchval(
-                _HOLD,
-                req.user_id,
-                period,
-                amount,
-                limits.cost_usd,
-                limits.requests,
-                tokens,
-                limits.tokens,
-                req.request_id,
-                now + self.ttl,
-            )
-            if admitted is not None:
-                return BudgetDecision(request_id=req.request_id, admitted=True, reserved_usd=float(amount))
-            used = await conn.fetchrow(
-                "SELECT * FROM usage_periods WHERE user_id = $1 AND period = $2", req.user_id, period
-            )
+            # Once more for each reset that closes the period under this hold (a reset is rare).
+            for _ in range(RESET_ATTEMPTS):
+                period = context["period"]
+                if req.expires_at is not None and datetime.now(UTC) >= req.expires_at:
+                    raise DeadlinePassedError(req.request_id)  # waited for a connection past it
+                admitted = await conn.fetchval(
+                    _HOLD,
+                    req.user_id,
+                    period,
+                    amount,
+                    limits.cost_usd,
+                    limits.requests,
+                    tokens,
+                    limits.tokens,
+                    req.request_id,
+                    now + self.ttl,
+                )
+                if admitted is not None:
+                    return BudgetDecision(
+                        request_id=req.request_id, admitted=True, reserved_usd=float(amount)
+                    )
+                used = await conn.fetchrow(
+                    "SELECT * FROM usage_periods WHERE user_id = $1 AND period = $2", req.user_id, period
+                )
+                if used is None or used["closed_at"] is None:
+                    break
+                context = await conn.fetchrow(_RESERVE_CONTEXT, req.user_id, req.request_id, calendar)
+            else:
+                raise ResetContendedError(req.user_id, RESET_ATTEMPTS)
         kind, spent, allowed = _blocking_limit(used, limits, tokens)
         self.alerts.limit_exceeded(
             LimitExceeded(

@@ -67,3 +67,13 @@ class DeadlinePassedError(BillingError):
     def __init__(self, request_id: str) -> None:
         super().__init__(f"budget reserve {request_id!r} arrived after its deadline; nothing held")
         self.request_id = request_id
+
+
+class ResetContendedError(BillingError):
+    """A usage reset found the user's period closed by another reset every time it tried (that
+    many admins resetting one user at once): nothing changed this time."""
+
+    def __init__(self, user_id: str, attempts: int) -> None:
+        super().__init__(f"usage of {user_id!r} was being reset by others {attempts} times in a row; retry")
+        self.user_id = user_id
+        self.attempts = attempts

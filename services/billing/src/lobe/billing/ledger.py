@@ -17,7 +17,7 @@ and cannot deadlock one another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -26,6 +26,7 @@ import asyncpg
 from lobe.billing.db_metrics import timed_copy
 from lobe.billing.disconnects import billed_usage
 from lobe.billing.holds import FREE_HOLDS
+from lobe.billing.periods import period_at
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
 from lobe.shared.events.usage import UsageRecorded
@@ -59,7 +60,7 @@ LEDGER_COLUMNS = (
 @dataclass(frozen=True)
 class LedgerRow:
     event: UsageRecorded
-    period: str
+    period: str  # the calendar period until written; then the period it counts in (lobe.billing.periods)
     cost_usd: Decimal
     priced: bool
     price_effective_from: date | None
@@ -133,13 +134,15 @@ class PartitionCache:
 # the ingester's CPU, not the database's, is what a batch waits on (docs/performance.md). Each
 # upsert goes in its keys' sorted order and the statement runs its parts in one fixed order, so
 # concurrent batches lock rows in the same order and cannot deadlock one another.
-_CLAIM = """
-WITH batch AS (
+_CLAIM = f"""
+WITH given AS (
     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::boolean[],
                          $12::boolean[])
-        AS b(request_id, occurred_at, user_id, period, provider, model,
+        AS b(request_id, occurred_at, user_id, calendar, provider, model,
              prompt_tokens, completion_tokens, cached_tokens, cost_usd, reported, needs_hold)
+), batch AS (
+    SELECT b.*, {period_at("b.user_id", "b.calendar", "b.occurred_at")} AS period FROM given b
 ), admitted AS (
     SELECT * FROM batch b
     WHERE NOT b.needs_hold
@@ -173,9 +176,9 @@ WITH batch AS (
         tokens = p.tokens + excluded.tokens,
         cost_usd = p.cost_usd + excluded.cost_usd
 )
-SELECT request_id, supersedes FROM claimed
+SELECT c.request_id, c.supersedes, b.period FROM claimed c JOIN batch b USING (request_id)
 UNION ALL
-SELECT request_id, NULL FROM batch WHERE needs_hold AND request_id NOT IN (SELECT request_id FROM admitted)
+SELECT request_id, NULL, NULL FROM batch WHERE needs_hold AND request_id NOT IN (SELECT request_id FROM admitted)
 """
 
 # $1 request ids whose report a record superseded: the report's row leaves the ledger, and what it
@@ -229,8 +232,9 @@ async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> Writte
         [r.reported and e.status == "cache_hit" for r, e in zip(rows, events, strict=True)],
     )
     outcome = {rec["request_id"]: rec["supersedes"] for rec in claimed}
+    period = {rec["request_id"]: rec["period"] for rec in claimed}
     unadmitted = [r for r in rows if r.request_id in outcome and outcome[r.request_id] is None]
-    new = [r for r in rows if outcome.get(r.request_id) is not None]
+    new = [replace(r, period=period[r.request_id]) for r in rows if outcome.get(r.request_id) is not None]
     if not new:
         return Written([], unadmitted)
     superseding = [r.request_id for r in new if outcome[r.request_id]]

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from lobe.billing.admin_requests import LimitsChange, NewKey, NewUser, PlanChange
+from lobe.billing.admin_requests import LimitsChange, NewKey, NewUser, PlanChange, UsageResetAsk
+from lobe.billing.report_models import SuggestionList, UsageReport, UsageResetDone
 from lobe.shared.lifecycle import VERSION
 from lobe.shared.openapi import Document, document, health_paths, json_answer, model_ref, operation, parameter
 
 PERIOD = parameter(
-    "period", "query", "A period key of the plans' period (2026-11, 2026-W47 or 2026-11-30); default: now."
+    "period",
+    "query",
+    "A period key of the plans' period (2026-11, 2026-W47 or 2026-11-30), or one a usage reset opened "
+    "in it (2026-11.1); default: the caller's current period.",
 )
 USER_ID = parameter("user_id", "path", "The user.")
 ADMIN_ERRORS = (400, 401, 404, 503)
@@ -21,8 +25,9 @@ def usage_paths() -> dict[str, Any]:
     return {
         "/v1/usage": {
             "get": operation(
-                "The caller's usage in a period, by provider and model.",
-                json_answer("The report."),
+                "The caller's usage in a period: totals, by provider and model (`breakdown`), by provider "
+                "(`byProvider`) and by model (`byModel`), and the periods of its calendar period.",
+                json_answer("The report.", model_ref(UsageReport)),
                 (400, 401),
                 parameters=[PERIOD],
             )
@@ -37,8 +42,9 @@ def usage_paths() -> dict[str, Any]:
         },
         "/v1/usage/suggestions": {
             "get": operation(
-                "Cheaper models for what the caller used.",
-                json_answer("Suggestions."),
+                "Ways to spend less, from the caller's usage in the period: `model_switch` and "
+                "`implement_caching` (LobeChat's), `small_requests`, `cheaper_model`, `prompt_caching`.",
+                json_answer("Suggestions.", model_ref(SuggestionList)),
                 (400, 401),
                 parameters=[PERIOD],
             )
@@ -75,6 +81,17 @@ def admin_paths() -> dict[str, Any]:
         "/v1/admin/users/{user_id}/limits": {
             "put": admin("Override a user's limits.", model_ref(LimitsChange), [USER_ID])
         },
+        "/v1/admin/users/{user_id}/reset-usage": {
+            "post": operation(
+                "Reset a user's usage: close the current period and open a new one, from which the "
+                "limits count. The ledger keeps every row; GET /v1/usage lists the periods. Each call "
+                "opens a period (not idempotent).",
+                json_answer("The period closed and the one opened.", model_ref(UsageResetDone), status=201),
+                (*ADMIN_ERRORS, 409),
+                body=model_ref(UsageResetAsk),
+                parameters=[USER_ID],
+            )
+        },
     }
 
 
@@ -98,5 +115,14 @@ def billing_openapi() -> Document:
         "Usage reports for API keys and the admin API, on billing's ops port (internal: no Ingress "
         "routes to it; the gateway forwards /v1/admin/* for admin sessions).",
         {**usage_paths(), **admin_paths(), **ops_paths()},
-        [NewUser, NewKey, PlanChange, LimitsChange],
+        [
+            NewUser,
+            NewKey,
+            PlanChange,
+            LimitsChange,
+            UsageResetAsk,
+            UsageReport,
+            SuggestionList,
+            UsageResetDone,
+        ],
     )

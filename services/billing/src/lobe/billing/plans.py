@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +58,20 @@ def period_key(when: datetime, kind: PeriodKind = "month") -> str:
     return when.strftime("%Y-%m-%d")
 
 
+def period_bounds(key: str, kind: PeriodKind = "month") -> tuple[datetime, datetime]:
+    """When the calendar period `key` starts and ends (UTC; the end is the next one's start).
+    ValueError for a key of the right shape naming no period (2026-W53, 2026-02-30)."""
+    if kind == "month":
+        year, month = int(key[:4]), int(key[5:7])
+        start = datetime(year, month, 1, tzinfo=UTC)
+        return start, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    if kind == "week":
+        start = datetime.fromisocalendar(int(key[:4]), int(key[6:8]), 1).replace(tzinfo=UTC)
+        return start, start + timedelta(days=7)
+    start = datetime.strptime(key, "%Y-%m-%d").replace(tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Effective limits for one user: the plan's, with the user's overrides applied."""
@@ -84,6 +98,9 @@ class PlanBook:
 
     def period_key(self, when: datetime) -> str:
         return period_key(when, self.period)
+
+    def period_bounds(self, key: str) -> tuple[datetime, datetime]:
+        return period_bounds(key, self.period)
 
     def limits(self, plan: str | None, override: Override | None = None) -> Limits:
         # An account on a plan the operator since removed falls back to the default plan.

@@ -1,40 +1,27 @@
-"""Usage reports for one user: per-period totals with provider/model breakdown, limit status.
+"""Usage reports for one user: a period's totals by provider and model, its periods, limit status.
 
 Money is returned as decimal strings: exact, and JSON numbers would be parsed as floats.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from lobe.billing.admin import account
-from lobe.billing.plans import PeriodKind, PlanBook
-
-PERIOD_PATTERNS: dict[PeriodKind, re.Pattern[str]] = {
-    "month": re.compile(r"\d{4}-(0[1-9]|1[0-2])"),
-    "week": re.compile(r"\d{4}-W(0[1-9]|[1-4]\d|5[0-3])"),
-    "day": re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"),
-}
-
-
-def valid_period(plans: PlanBook, period: str) -> bool:
-    return PERIOD_PATTERNS[plans.period].fullmatch(period) is not None
-
-
-def current_period(plans: PlanBook) -> str:
-    return plans.period_key(datetime.now(UTC))
+from lobe.billing.periods import calendar_of, periods_of
+from lobe.billing.plans import PlanBook
+from lobe.billing.report_models import GroupTotals, PairTotals, PeriodTotals, Totals, UsageReport, usd
 
 
 def money(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
+    return None if value is None else usd(value)
 
 
-async def usage_report(pool: asyncpg.Pool, user_id: str, period: str) -> dict[str, Any]:
+async def usage_report(pool: asyncpg.Pool, plans: PlanBook, user_id: str, period: str) -> UsageReport:
     rows = await pool.fetch(
         """SELECT provider, model, requests, prompt_tokens, completion_tokens, cached_tokens, cost_usd
            FROM usage_rollups WHERE user_id = $1 AND period = $2 ORDER BY cost_usd DESC, provider, model""",
@@ -42,25 +29,49 @@ async def usage_report(pool: asyncpg.Pool, user_id: str, period: str) -> dict[st
         period,
     )
     breakdown = [
-        {
-            "provider": r["provider"],
-            "model": r["model"],
-            "requests": r["requests"],
-            "prompt_tokens": r["prompt_tokens"],
-            "completion_tokens": r["completion_tokens"],
-            "cached_tokens": r["cached_tokens"],
-            "cost_usd": money(r["cost_usd"]),
-        }
+        PairTotals(
+            provider=r["provider"],
+            model=r["model"],
+            requests=r["requests"],
+            prompt_tokens=r["prompt_tokens"],
+            completion_tokens=r["completion_tokens"],
+            cached_tokens=r["cached_tokens"],
+            cost_usd=usd(r["cost_usd"]),
+        )
         for r in rows
     ]
-    totals = {
-        "requests": sum(r["requests"] for r in rows),
-        "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
-        "completion_tokens": sum(r["completion_tokens"] for r in rows),
-        "cached_tokens": sum(r["cached_tokens"] for r in rows),
-        "cost_usd": money(sum((r["cost_usd"] for r in rows), Decimal(0))),
-    }
-    return {"object": "usage", "user_id": user_id, "period": period, "totals": totals, "breakdown": breakdown}
+    totals = Totals(
+        requests=sum(r["requests"] for r in rows),
+        prompt_tokens=sum(r["prompt_tokens"] for r in rows),
+        completion_tokens=sum(r["completion_tokens"] for r in rows),
+        cached_tokens=sum(r["cached_tokens"] for r in rows),
+        cost_usd=usd(sum((r["cost_usd"] for r in rows), Decimal(0))),
+    )
+    periods = [
+        PeriodTotals(**{**p, "cost_usd": usd(p["cost_usd"])})
+        for p in await periods_of(pool, plans, user_id, calendar_of(period))
+    ]
+    return UsageReport(
+        user_id=user_id,
+        period=period,
+        totals=totals,
+        breakdown=breakdown,
+        by_provider=_grouped(rows, "provider"),
+        by_model=_grouped(rows, "model"),
+        periods=periods,
+    )
+
+
+def _grouped(rows: list[asyncpg.Record], key: str) -> dict[str, GroupTotals]:
+    """The provider/model pairs summed by one of the two (LobeChat's byProvider and byModel)."""
+    tokens: dict[str, int] = defaultdict(int)
+    cost: dict[str, Decimal] = defaultdict(Decimal)
+    requests: dict[str, int] = defaultdict(int)
+    for r in rows:
+        tokens[r[key]] += r["prompt_tokens"] + r["completion_tokens"]
+        cost[r[key]] += r["cost_usd"]
+        requests[r[key]] += r["requests"]
+    return {k: GroupTotals(tokens=tokens[k], cost=usd(cost[k]), requests=requests[k]) for k in sorted(tokens)}
 
 
 async def limits_report(pool: asyncpg.Pool, plans: PlanBook, user_id: str, period: str) -> dict[str, Any]:

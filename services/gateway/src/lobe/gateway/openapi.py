@@ -21,6 +21,9 @@ FORWARDED_ADMIN = {
     "/v1/admin/keys/{key_id}": {"delete": "Revoke an API key on every gateway."},
     "/v1/admin/users/{user_id}/plan": {"put": "Move a user to another plan."},
     "/v1/admin/users/{user_id}/limits": {"put": "Override a user's limits."},
+    "/v1/admin/users/{user_id}/reset-usage": {
+        "post": "Reset a user's usage: a new period, limits count from now."
+    },
 }
 ADMIN_ERRORS = (400, 401, 403, 404, 503)
 USER_ID = parameter("user_id", "path", "The user.")

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.5.0"
+CATALOG_VERSION = "3.6.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.6.0",
+        "`billing.usage.reset` (EVENTS): an admin reset a user's usage (`lobe admin reset-usage`, "
+        "`POST /v1/admin/users/{user_id}/reset-usage`); the current period closed and a new one "
+        "opened (`2026-11.1`), from which the user's limits count. `period` in "
+        "`billing.limit.exceeded` may now name such a period.",
+    ),
     (
         "3.5.0",
         "Usage counts say who counted them apart from what they cover: `source` (`provider` or "

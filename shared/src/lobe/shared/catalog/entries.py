@@ -159,6 +159,18 @@ CATALOG: tuple[Subject, ...] = (
         "ones, and the user's sessions (which carry the role and plan) end.",
     ),
     Subject(
+        subject=billing.BILLING_USAGE_RESET,
+        payload=billing.UsageReset,
+        kind="fact",
+        delivery=Delivery.JETSTREAM,
+        stream=EVENTS,
+        msg_id=_EVENT_ID,
+        producers=(BILLING,),
+        consumers=(),
+        description="An admin reset a user's usage: the current period closed and a new one opened, "
+        "from which the user's limits count (audit; billing's own admission follows at once).",
+    ),
+    Subject(
         subject=billing.BUDGET_RESERVE,
         payload=billing.BudgetReserve,
         kind="command",

@@ -14,6 +14,7 @@ from lobe.shared.events.envelope import Event
 BILLING_LIMIT_EXCEEDED = "billing.limit.exceeded"
 BILLING_PRICE_MISSING = "billing.price.missing"
 BILLING_ACCOUNT_CHANGED = "billing.account.changed"
+BILLING_USAGE_RESET = "billing.usage.reset"
 # Commands answered by the billing service's queue group; never captured by a stream (a stream
 # on these subjects would answer the request with its own PubAck).
 BUDGET_RESERVE = "billing.budget.reserve"
@@ -47,6 +48,16 @@ class AccountChanged(Event):
 
     user_id: str
     plan: str = Field(description="The plan the user is on now.")
+
+
+class UsageReset(Event):
+    """`billing.usage.reset`: an admin closed a user's current period and opened a new one; the
+    user's limits count from `started_at`. `request_id` is the user id, as for AccountChanged."""
+
+    user_id: str
+    closed_period: str = Field(description="The period that ended, e.g. 2026-11.")
+    period: str = Field(description="The period that started, e.g. 2026-11.1.")
+    started_at: datetime
 
 
 class BudgetReserve(Event):

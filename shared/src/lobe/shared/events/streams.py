@@ -11,7 +11,12 @@ from lobe.shared.events.auth import (
     AUTH_LOGIN_FAILED,
     AUTH_LOGIN_SUCCEEDED,
 )
-from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, BILLING_LIMIT_EXCEEDED, BILLING_PRICE_MISSING
+from lobe.shared.events.billing import (
+    BILLING_ACCOUNT_CHANGED,
+    BILLING_LIMIT_EXCEEDED,
+    BILLING_PRICE_MISSING,
+    BILLING_USAGE_RESET,
+)
 from lobe.shared.events.lifecycle import SERVICE_STARTED, SERVICE_STOPPED
 from lobe.shared.events.routing import (
     ROUTING_BREAKER_CLOSED,
@@ -46,6 +51,7 @@ EVENTS = StreamSpec(
         BILLING_LIMIT_EXCEEDED,
         BILLING_PRICE_MISSING,
         BILLING_ACCOUNT_CHANGED,
+        BILLING_USAGE_RESET,
         AUTH_KEY_ISSUED,
         AUTH_KEY_REVOKED,
         AUTH_LOGIN_SUCCEEDED,
