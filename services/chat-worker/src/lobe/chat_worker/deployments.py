@@ -20,7 +20,7 @@ from lobe.chat_worker.policies import BreakerPolicy, Limits, RetryPolicy, Strate
 from lobe.shared.config_file import read_yaml
 from lobe.shared.events.usage import DisconnectBilling
 
-Endpoint = Literal["chat", "embeddings"]
+Endpoint = Literal["chat", "embeddings", "responses"]
 ProviderKind = Literal["openai", "anthropic", "gemini", "ollama", "openai_compatible", "azure_openai", "mock"]
 
 # The providers with an embeddings API (adapters in lobe.chat_worker.providers): Anthropic has none.
@@ -93,7 +93,8 @@ class RoutedModel(BaseModel):
         default=["chat"],
         min_length=1,
         description="What the model answers: chat (POST /v1/chat/completions), embeddings "
-        "(POST /v1/embeddings), or both. A request to the other endpoint gets a 404.",
+        "(POST /v1/embeddings), responses (POST /v1/responses, answered through the chat adapters), "
+        "or several. A request to an endpoint not listed gets a 404.",
     )
     strategy: Strategy = Field(default="ordered", description="How a request picks its first deployment.")
     explore: float = Field(
@@ -183,9 +184,12 @@ class ModelCatalog(BaseModel):
         return problems
 
 
-# The built-in mock answers both endpoints, so `lobe dev` serves chat and embeddings without upstreams.
+# The built-in mock answers every endpoint, so `lobe dev` serves chat, embeddings and responses
+# without upstreams.
 BUILTIN_MODEL = RoutedModel(
-    name="mock", deployments=[Deployment(name="mock", provider="mock")], serves=["chat", "embeddings"]
+    name="mock",
+    deployments=[Deployment(name="mock", provider="mock")],
+    serves=["chat", "embeddings", "responses"],
 )
 BUILTIN = ModelCatalog(models=[BUILTIN_MODEL])
 

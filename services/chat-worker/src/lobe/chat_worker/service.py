@@ -68,13 +68,20 @@ def refusal(request_id: str, status: int, code: str, message: str, retryable: bo
     )
 
 
+# Per endpoint: its path and what a model serving it is called (for the 404's message).
+NOT_SERVED_WORDS: dict[Endpoint, tuple[str, str]] = {
+    "chat": ("v1/chat/completions", "a chat"),
+    "embeddings": ("v1/embeddings", "an embedding"),
+    "responses": ("v1/responses", "a Responses"),
+}
+
+
 def not_served(model: str, endpoint: Endpoint, routed: RoutedModel | None) -> tuple[int, str, str] | None:
     """(status, code, message) when this model does not answer this endpoint: OpenAI's 404s."""
     if routed is None:
         return 404, "model_not_found", f"The model '{model}' does not exist or you do not have access to it."
     if endpoint not in routed.serves:
-        path = "v1/chat/completions" if endpoint == "chat" else "v1/embeddings"
-        kind = "a chat" if endpoint == "chat" else "an embedding"
+        path, kind = NOT_SERVED_WORDS[endpoint]
         return (
             404,
             "model_not_supported",
@@ -185,7 +192,7 @@ class ChatWorker:
         leaves the request unanswered: the gateway's accept times out and it re-dispatches."""
         catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
         routed = catalog.get(event.body.model)
-        refused = not_served(event.body.model, "chat", routed)
+        refused = not_served(event.body.model, event.endpoint, routed)
         if refused is not None:
             return refusal(event.request_id, *refused)
         assert routed is not None

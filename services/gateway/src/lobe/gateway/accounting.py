@@ -32,9 +32,9 @@ from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
-from lobe.shared.events.chat import Caller, DeltaFrame, TokenUsage, UsageFrame
+from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, TokenUsage, UsageFrame
 from lobe.shared.events.embeddings import EmbeddingsAnswer
-from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, usage_event
+from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, chat_usage_kind, usage_event
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 LOST_USAGE_ATTEMPTS = 3  # the client is already answered; a short retry keeps the handler brief
@@ -51,6 +51,9 @@ class Accounting:
     caller: Caller
     received_at: float  # time.monotonic() when the request arrived
     request_id: str
+    # A chat body's endpoint (/v1/responses is a chat request rendered otherwise): its cache
+    # namespace and the kind of the usage recorded here.
+    endpoint: ChatEndpoint = "chat"
     # What the request took and got, as it goes:
     admission: Admission | None = None
     body: Metered | None = None  # set once it reaches the budget check
@@ -86,7 +89,7 @@ class Accounting:
         replay, if any, in `replay`; an embeddings answer in `cached_embeddings`). The body to
         dispatch: with the output cap the hold covers."""
         self.body = body
-        self.cache_key = self.cache.key_for(request, self.caller, body)  # None: not cacheable
+        self.cache_key = self.cache.key_for(request, self.caller, body, self.endpoint)  # None: not cacheable
         # The cache lookup is a read: it runs during the budget reserve rather than after it, so a
         # cacheable request waits for one round trip less before its dispatch.
         key = self.cache_key
@@ -211,6 +214,7 @@ class Accounting:
             usage=usage,
             status=status,
             error_code=error,
+            kind=chat_usage_kind(self.endpoint) if isinstance(self.body, ChatCompletionRequest) else None,
         )
         # Its own subject: the gateway's NATS user may not publish a worker's usage.recorded.
         self.usage_recorded_here = await self.bus.publish_fact(

@@ -24,6 +24,7 @@ from lobe.gateway.openapi import gateway_openapi
 from lobe.gateway.ratelimit.headers import add_rate_headers
 from lobe.gateway.ratelimit.proxy_check import UntrustedProxyCheck
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
+from lobe.gateway.responses import responses
 from lobe.gateway.resume.routes import resume_stream
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.http_telemetry import instrument
@@ -70,6 +71,7 @@ def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_get("/v1/chat/completions/{request_id}/stream", resume_stream)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/models", list_models)
     add_auth_routes(app)
     app.router.add_post("/v1/admin/cache/invalidate", invalidate_cache)  # before billing's catch-all

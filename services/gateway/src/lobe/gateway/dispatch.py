@@ -27,6 +27,7 @@ from lobe.shared.events.chat import (
     Caller,
     CancelReason,
     ChatCancelled,
+    ChatEndpoint,
     ChatRequested,
     DeltaFrame,
     DoneFrame,
@@ -73,8 +74,10 @@ class ChatDispatcher:
         # Cancels for workers that accepted after their client had left (see Dispatch._hand_over).
         self._late: set[asyncio.Task[None]] = set()
 
-    def open(self, request_id: str, caller: Caller, body: ChatCompletionRequest) -> Dispatch:
-        return Dispatch(self, request_id, caller, body)
+    def open(
+        self, request_id: str, caller: Caller, body: ChatCompletionRequest, endpoint: ChatEndpoint = "chat"
+    ) -> Dispatch:
+        return Dispatch(self, request_id, caller, body, endpoint)
 
     async def cancel(self, worker_id: str, request_id: str, reason: CancelReason) -> None:
         cancel = ChatCancelled(request_id=request_id, reason=reason)
@@ -102,7 +105,12 @@ class Dispatch:
     """One request's hand-over to a worker, and the frames of its answer."""
 
     def __init__(
-        self, dispatcher: ChatDispatcher, request_id: str, caller: Caller, body: ChatCompletionRequest
+        self,
+        dispatcher: ChatDispatcher,
+        request_id: str,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        endpoint: ChatEndpoint = "chat",
     ) -> None:
         self.dispatcher = dispatcher
         self.bus = dispatcher.bus
@@ -110,6 +118,7 @@ class Dispatch:
         self.request_id = request_id
         self.caller = caller
         self.body = body
+        self.endpoint = endpoint  # the worker checks the model serves it, and records its usage kind
         # The worker answering now: set by its accept, cleared when it is presumed dead. While
         # set, that worker will record the request's usage, whatever happens to the answer.
         self.owner: str | None = None
@@ -182,6 +191,7 @@ class Dispatch:
             reply_to=reply_to,
             attempt=attempt,
             deadline_ms=max(1, int((deadline - time.monotonic()) * 1000)),
+            endpoint=self.endpoint,
         )
         # The raw exchange, not `request`: a worker answers an AcceptedFrame or a refusal frame,
         # and no worker at all is a 503 at once where a slow one is re-offered.

@@ -22,6 +22,7 @@ from lobe.gateway.metrics import EMBEDDINGS_REQUESTS
 from lobe.gateway.request_body import parse_embeddings_body
 from lobe.gateway.resources import RESOURCES, Resources
 from lobe.gateway.route_headers import route_headers
+from lobe.gateway.status_count import counted
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.embeddings import EMBEDDINGS_REQUEST, EmbeddingsAnswer, EmbeddingsRequested
 from lobe.shared.openai_errors import ApiError
@@ -31,16 +32,10 @@ REPLY_MARGIN_S = 2.0
 
 
 async def embeddings(request: web.Request) -> web.Response:
-    status = 499  # the client went away before an answer
-    try:
-        response = await _embeddings(request, time.monotonic())
-        status = response.status
-        return response
-    except ApiError as exc:
-        status = exc.status
-        raise
-    finally:
+    def count(status: int) -> None:
         EMBEDDINGS_REQUESTS.labels(status=str(status)).inc()
+
+    return await counted(_embeddings(request, time.monotonic()), count)
 
 
 async def _embeddings(request: web.Request, received_at: float) -> web.Response:

@@ -19,6 +19,11 @@ EMBEDDINGS_REQUESTS = Counter(
     "Embeddings requests answered, by HTTP status.",
     ["status"],
 )
+RESPONSES_REQUESTS = Counter(
+    "lobe_gateway_responses_requests_total",
+    "Responses API requests answered, by HTTP status.",
+    ["status", "stream"],
+)
 TTFT = Histogram(
     "lobe_gateway_ttft_seconds",
     "Time from the request's arrival to the first token sent to the client.",

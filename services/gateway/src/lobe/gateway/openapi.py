@@ -10,6 +10,7 @@ from lobe.gateway.auth.routes import JWKS_PATH
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH
 from lobe.gateway.cache.admin import CacheInvalidation
 from lobe.gateway.request_body import EdgeRequest
+from lobe.gateway.responses_schema import ResponsesRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.lifecycle import VERSION
 from lobe.shared.openapi import Document, document, health_paths, json_answer, model_ref, operation, parameter
@@ -61,9 +62,9 @@ def chat_paths() -> dict[str, Any]:
         },
         "/v1/chat/completions/{request_id}/stream": {
             "get": operation(
-                "Resume a resumable stream (`X-Lobe-Resumable: true` on the request) after a lost "
-                "connection, on any replica: the events after `Last-Event-ID`, then the rest live "
-                "(docs/streaming.md).",
+                "Resume a resumable stream (`X-Lobe-Resumable: true` on a streamed chat completion "
+                "or response) after a lost connection, on any replica: the events after "
+                "`Last-Event-ID`, then the rest live (docs/streaming.md).",
                 {
                     "200": {
                         "description": "The answer's remaining server-sent events, each with its id.",
@@ -77,6 +78,27 @@ def chat_paths() -> dict[str, Any]:
                         "Last-Event-ID", "header", "The last event id the client read, `<request_id>:<n>`."
                     ),
                 ],
+            )
+        },
+        "/v1/responses": {
+            "post": operation(
+                "Create a model response (OpenAI's Responses API), for the models whose routing serves "
+                "`responses`: translated to a chat request, so every provider answers it. Not stored: "
+                "`store` must be false and `previous_response_id` is refused.",
+                {
+                    "200": {
+                        "description": "The `response` object, or its server-sent events (`event: "
+                        "response.created` … `response.completed`, each with `sequence_number`; an "
+                        "error after the first byte is an `error` event then `response.failed`); "
+                        "resumable as a chat stream is, with `X-Lobe-Resumable: true`.",
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    }
+                },
+                (400, 401, 404, 413, 429, 502, 503, 504),
+                body=model_ref(ResponsesRequest),
             )
         },
         "/v1/models": {
@@ -184,5 +206,5 @@ def gateway_openapi() -> Document:
             **admin_paths(),
             **health_paths("/api/health", "/api/ready", "connected to NATS"),
         },
-        [EdgeRequest, EmbeddingsRequest, CacheInvalidation],
+        [EdgeRequest, EmbeddingsRequest, ResponsesRequest, CacheInvalidation],
     )

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.6.0"
+CATALOG_VERSION = "3.7.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.7.0",
+        "`endpoint` on `chat.request` (`chat` or `responses`; absent: chat): POST /v1/responses is "
+        "translated to a chat request at the gateway, and the worker refuses a model whose `serves` "
+        "lacks the endpoint (404 `model_not_supported`) and records its usage as `kind: response`.",
+    ),
     (
         "3.6.0",
         "`billing.usage.reset` (EVENTS): an admin reset a user's usage (`lobe admin reset-usage`, "

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
-from lobe.shared.events.chat import Caller, TokenUsage
+from lobe.shared.events.chat import Caller, ChatEndpoint, TokenUsage
 from lobe.shared.events.envelope import Event
 
 USAGE_RECORDED = "usage.recorded"
@@ -32,6 +32,11 @@ UsageKind = Literal["chat", "embedding", "image", "speech", "transcription", "re
 # What a cancelled request (the client left, a timeout, a shutdown) is billed for: what was
 # generated, the whole answer as far as its output cap, or nothing (docs/billing.md, "Disconnects").
 DisconnectBilling = Literal["bill_partial", "bill_full", "bill_none"]
+
+
+def chat_usage_kind(endpoint: ChatEndpoint) -> UsageKind:
+    """The usage kind of a chat request that came in on `endpoint` (both priced alike)."""
+    return "response" if endpoint == "responses" else "chat"
 
 
 class UsageRecorded(Event):
@@ -92,11 +97,15 @@ def usage_event(
     attempts: int | None = None,
     served_model: str | None = None,
     disconnect_billing: DisconnectBilling | None = None,
+    kind: UsageKind | None = None,
 ) -> UsageRecorded:
     """The one way to build a request's usage event, the worker's and the gateway's alike.
-    `started_at`: time.monotonic() when the request arrived (the duration runs from it)."""
+    `started_at`: time.monotonic() when the request arrived (the duration runs from it). `kind`:
+    None is the body's (embedding or chat); a Responses request's chat body says `response`."""
+    if kind is None:
+        kind = "embedding" if isinstance(body, EmbeddingsRequest) else "chat"
     return UsageRecorded(
-        kind="embedding" if isinstance(body, EmbeddingsRequest) else "chat",
+        kind=kind,
         request_id=request_id,
         correlation_id=correlation_id,
         user_id=caller.user_id,

@@ -28,7 +28,7 @@ from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.cache import CACHE_RESPONSE_INVALIDATED, ResponsesInvalidated
-from lobe.shared.events.chat import Caller, DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, DoneFrame, UsageFrame
 
 SCAN_BATCH = 1000
 
@@ -45,14 +45,18 @@ class ResponseCache:
         self._storing: set[asyncio.Task[None]] = set()
 
     def key_for(
-        self, request: web.Request, caller: Caller, body: ChatCompletionRequest | EmbeddingsRequest
+        self,
+        request: web.Request,
+        caller: Caller,
+        body: ChatCompletionRequest | EmbeddingsRequest,
+        endpoint: ChatEndpoint = "chat",
     ) -> CacheKey | None:
         """The request's cache key, or None when it is not cached (see lobe.gateway.cache.key)."""
         if not self.enabled:
             return None
         if isinstance(body, EmbeddingsRequest):
             return embeddings_cache_key(request, caller, body, self.shared)
-        return cache_key(request, caller, body, self.shared)
+        return cache_key(request, caller, body, self.shared, endpoint)
 
     async def lookup(self, key: CacheKey | None) -> Replay | None:
         stored = await self.find(key)
