@@ -16,11 +16,11 @@ took the request records its usage whether or not the client is still there).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
 from aiohttp import web
-from nats.js import JetStreamContext
 
 from lobe.gateway.answer import Answer
 from lobe.gateway.budget import BudgetClient
@@ -29,7 +29,7 @@ from lobe.gateway.cache.replay import Replay
 from lobe.gateway.cache.response_cache import ResponseCache
 from lobe.gateway.ratelimit.limiter import Admission, Metered, RateLimiter
 from lobe.gateway.settings import GatewaySettings
-from lobe.shared.bus import publish_fact
+from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, TokenUsage, UsageFrame
@@ -44,42 +44,32 @@ Body = TypeVar(
 )
 
 
+@dataclass(eq=False)
 class Accounting:
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        rate_limits: RateLimiter,
-        budget: BudgetClient,
-        cache: ResponseCache,
-        js: JetStreamContext,
-        caller: Caller,
-        received_at: float,
-        request_id: str,
-        endpoint: ChatEndpoint = "chat",
-    ) -> None:
-        self.settings = settings
-        self.rate_limits = rate_limits
-        self.budget = budget
-        self.cache = cache
-        self.js = js
-        self.caller = caller
-        self.received_at = received_at  # time.monotonic() when the request arrived
-        self.request_id = request_id
-        # A chat body's endpoint (/v1/responses is a chat request rendered otherwise): its cache
-        # namespace and the kind of the usage recorded here.
-        self.endpoint = endpoint
-        self.admission: Admission | None = None
-        self.body: Metered | None = None  # set once it reaches the budget check
-        self.held = False  # a budget hold was taken: settled by a usage event, or released here
-        self.cache_key: CacheKey | None = None
-        self.replay: Replay | None = None
-        self.answer: Answer | None = None
-        self.usage_recorded_here = False  # by the gateway: a lost worker's, or a cache hit's
-        # Embeddings: the cached answer, if any; whether the request went to the workers; the reply.
-        self.cached_embeddings: EmbeddingsAnswer | None = None
-        self.embeddings_sent = False
-        self.embeddings: EmbeddingsAnswer | None = None
-        self.worker_recorded = False  # a media request's worker replied: its usage event settles the hold
+    settings: GatewaySettings
+    rate_limits: RateLimiter
+    budget: BudgetClient
+    cache: ResponseCache
+    bus: Bus
+    caller: Caller
+    received_at: float  # time.monotonic() when the request arrived
+    request_id: str
+    # A chat body's endpoint (/v1/responses is a chat request rendered otherwise): its cache
+    # namespace and the kind of the usage recorded here.
+    endpoint: ChatEndpoint = "chat"
+    # What the request took and got, as it goes:
+    admission: Admission | None = None
+    body: Metered | None = None  # set once it reaches the budget check
+    held: bool = False  # a budget hold was taken: settled by a usage event, or released here
+    cache_key: CacheKey | None = None
+    replay: Replay | None = None
+    answer: Answer | None = None
+    usage_recorded_here: bool = False  # by the gateway: a lost worker's, or a cache hit's
+    # Embeddings: the cached answer, if any; whether the request went to the workers; the reply.
+    cached_embeddings: EmbeddingsAnswer | None = None
+    embeddings_sent: bool = False
+    embeddings: EmbeddingsAnswer | None = None
+    worker_recorded: bool = False  # a media request's worker replied: its usage event settles the hold
 
     async def __aenter__(self) -> Accounting:
         return self
@@ -238,6 +228,6 @@ class Accounting:
             kind=chat_usage_kind(self.endpoint) if isinstance(self.body, ChatCompletionRequest) else None,
         )
         # Its own subject: the gateway's NATS user may not publish a worker's usage.recorded.
-        self.usage_recorded_here = await publish_fact(
-            self.js, USAGE_REPORTED, event, attempts=LOST_USAGE_ATTEMPTS
+        self.usage_recorded_here = await self.bus.publish_fact(
+            USAGE_REPORTED, event, attempts=LOST_USAGE_ATTEMPTS
         )

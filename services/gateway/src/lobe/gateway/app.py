@@ -43,7 +43,7 @@ def readiness(app: web.Application) -> ReadinessCheck:
         if app[DRAINING].is_set():  # SIGTERM: the load balancer must stop sending first
             return Readiness(False, ("draining: shutting down",))
         resources = app.get(RESOURCES)
-        if resources is None or not resources.nc.is_connected:
+        if resources is None or not resources.bus.connected:
             return Readiness(False, ("not connected to NATS",))
         sessions = app[AUTH].sessions
         if sessions is not None and not sessions.synced:

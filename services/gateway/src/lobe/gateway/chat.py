@@ -86,7 +86,7 @@ async def open_account(
         resources.rate_limits,
         resources.budget,
         request.app[CACHE],
-        resources.js,
+        resources.bus,
         caller,
         received_at,
         uuid.uuid4().hex,

@@ -34,7 +34,7 @@ def body_limit(request: web.Request) -> int:
     resources = request.app[RESOURCES]
     if request.path in UPLOAD_PATHS:
         return MAX_TRANSCRIPTION_BYTES + FORM_OVERHEAD_BYTES
-    return min(resources.settings.max_body_bytes, resources.nc.max_payload - BUS_ENVELOPE_BYTES)
+    return min(resources.settings.max_body_bytes, resources.bus.connection.max_payload - BUS_ENVELOPE_BYTES)
 
 
 def too_large(size: int, limit: int) -> ApiError:

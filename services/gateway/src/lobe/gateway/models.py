@@ -10,7 +10,6 @@ from aiohttp import web
 from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.dispatch import no_worker
 from lobe.gateway.resources import RESOURCES
-from lobe.shared.bus import ask
 from lobe.shared.events.chat import CHAT_MODELS, ModelList
 
 MODELS_TIMEOUT_S = 1.0
@@ -20,10 +19,10 @@ async def list_models(request: web.Request) -> web.Response:
     resources = request.app[RESOURCES]
     caller = await request.app[AUTH].auth.authenticate(request)
     await resources.rate_limits.admit(request, caller, uuid.uuid4().hex)
-    reply = await ask(resources.nc, CHAT_MODELS, b"", MODELS_TIMEOUT_S)
-    if reply is None:
+    reply = await resources.bus.request(CHAT_MODELS, None, MODELS_TIMEOUT_S)
+    if not isinstance(reply, ModelList):  # unanswered, or unreadable (logged by the bus)
         raise no_worker("No chat worker is running to list models.")
-    models = ModelList.model_validate_json(reply).models
+    models = reply.models
     created = int(time.time())
     return web.json_response(
         {

@@ -63,7 +63,7 @@ async def _speech(request: web.Request, account: Accounting) -> web.StreamRespon
     event = SpeechRequested(
         request_id=account.request_id, caller=account.caller, body=body, deadline_ms=deadline_ms(resources)
     )
-    listening = await listen(resources.nc, SPEECH_AUDIO, request_id=account.request_id)
+    listening = await listen(resources.bus.connection, SPEECH_AUDIO, request_id=account.request_id)
     asked = asyncio.ensure_future(ask_workers(resources, SPEECH_REQUEST, event))
     response: web.StreamResponse | None = None
     headers = {"X-Request-Id": account.request_id, "Content-Type": body.media_type}

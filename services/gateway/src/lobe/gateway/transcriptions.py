@@ -51,7 +51,7 @@ async def _form(request: web.Request, object_name: str) -> tuple[dict[str, Any],
     """The form's fields, and the file's size once it is stored under `object_name`."""
     if not request.content_type.startswith("multipart/form-data"):
         raise _bad("Send the audio as multipart/form-data with a `file` part.", "file")
-    js = request.app[RESOURCES].nc.jetstream()
+    js = request.app[RESOURCES].bus.js
     reader = await request.multipart()
     fields: dict[str, Any] = {}
     file_bytes: int | None = None
@@ -103,7 +103,7 @@ async def _transcriptions(request: web.Request, account: Accounting) -> web.Resp
         reply = await ask_workers(resources, TRANSCRIPTION_REQUEST, event)
     finally:
         if not handed_over:
-            await delete_object(resources.nc.jetstream(), name)
+            await delete_object(resources.bus.js, name)
     headers = {"X-Request-Id": account.request_id}
     if not isinstance(reply, TranscriptionAnswer):
         raise no_answer(account, resources.settings.request_timeout_s, "transcription")

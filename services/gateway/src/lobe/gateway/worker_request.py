@@ -17,8 +17,6 @@ from lobe.gateway.dispatch import no_worker
 from lobe.gateway.metrics import MEDIA_REQUESTS
 from lobe.gateway.resources import Resources
 from lobe.gateway.status_count import counted
-from lobe.shared.bus import Bus
-from lobe.shared.catalog import GATEWAY
 from lobe.shared.events.embeddings import EmbeddingsFailure
 from lobe.shared.openai_errors import ApiError
 
@@ -29,8 +27,7 @@ REPLY_MARGIN_S = 2.0
 async def ask_workers(resources: Resources, subject: str, event: BaseModel) -> BaseModel | None:
     """The bus's request (lobe.shared.bus): the catalog's subject, the reply decoded into its model;
     None when no worker answered in time."""
-    bus = Bus.over(resources.nc, GATEWAY)
-    return await bus.request(subject, event, resources.settings.request_timeout_s + REPLY_MARGIN_S)
+    return await resources.bus.request(subject, event, resources.settings.request_timeout_s + REPLY_MARGIN_S)
 
 
 def deadline_ms(resources: Resources) -> int:
