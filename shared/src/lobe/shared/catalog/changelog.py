@@ -4,8 +4,14 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.6.0"
+CATALOG_VERSION = "3.7.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.7.0",
+        "`auth.key.issue`, `auth.key.list` and `auth.key.revoke` (gateway to the `billing` queue "
+        "group, request-reply): a signed-in user's own API keys (`/v1/keys`, the web console), "
+        "with a per-plan cap on live keys (`max_api_keys` in the plans file).",
+    ),
     (
         "3.6.0",
         "`billing.usage.reset` (EVENTS): an admin reset a user's usage (`lobe admin reset-usage`, "
