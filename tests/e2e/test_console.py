@@ -289,3 +289,25 @@ async def test_console_pages_send_the_csp_and_ask_no_other_origin(console: Conso
     with pytest.raises(Exception, match=r"Content Security Policy|Refused|CSP"):
         await page.add_script_tag(content="document.title = 'owned'")
     assert await page.title() != "owned"
+
+
+async def test_a_user_cannot_revoke_another_users_key(console: Console) -> None:
+    keys = []
+    for email in ("ann@corp.example", "mallory@corp.example"):
+        page = await console.page()
+        await console.sign_in(page, email)
+        await page.get_by_role("button", name="Create key").click()
+        await page.locator("#new-key-value").wait_for()
+        keys.append(await page.locator("#new-key-value").inner_text())
+    ann, mallory = ({"Authorization": f"Bearer {key}"} for key in keys)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{console.url}/v1/keys", headers=ann) as r:
+            assert r.status == 200
+            (anns_key,) = (await r.json())["data"]
+        async with http.delete(f"{console.url}/v1/keys/{anns_key['id']}", headers=mallory) as r:
+            assert r.status == 404
+            assert (await r.json())["error"]["code"] == "not_found"
+        async with http.get(f"{console.url}/v1/keys", headers=ann) as r:
+            assert [key["revoked_at"] for key in (await r.json())["data"]] == [None]
+        async with http.delete(f"{console.url}/v1/keys/{anns_key['id']}", headers=ann) as r:
+            assert r.status == 200
