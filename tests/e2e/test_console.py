@@ -277,12 +277,23 @@ async def test_console_pages_send_the_csp_and_ask_no_other_origin(console: Conso
     await shot(page, "sign-in")
     await console.sign_in(page, "root@corp.example")
     console.seen.clear()
-    for path in ("/console/keys", "/console/usage", "/console/playground", "/console/admin/users"):
+    pages = (
+        "/console/keys",
+        "/console/usage",
+        "/console/playground",
+        "/console/admin/users",
+        "/console/admin/models",
+    )
+    for path in pages:
         answer = await page.goto(console.url + path)
         assert answer is not None, path
         assert answer.status == 200, path
         assert answer.headers["content-security-policy"] == CSP
         await page.wait_for_load_state("networkidle")
+    # The models page: the routing file's models, each deployment's breaker as the workers share it.
+    mock = page.get_by_role("table", name="Model mock", exact=True)
+    assert "closed" in await mock.get_by_role("row").nth(1).inner_text()
+    await shot(page, "admin-models")
     origins = {f"{urlsplit(url).scheme}://{urlsplit(url).netloc}" for url in console.seen}
     assert origins == {console.url}
     # The policy is enforced, not only sent: an inline script is refused.

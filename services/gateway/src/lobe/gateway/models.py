@@ -11,19 +11,24 @@ from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.dispatch import no_worker
 from lobe.gateway.resources import RESOURCES
 from lobe.shared.bus import ask
-from lobe.shared.events.chat import CHAT_MODELS, ModelList
+from lobe.shared.events.chat import CHAT_MODELS, ModelInfo, ModelList
 
 MODELS_TIMEOUT_S = 1.0
+
+
+async def served_models(request: web.Request) -> list[ModelInfo]:
+    """The models a running worker routes, with their deployments' health (503 with no worker)."""
+    reply = await ask(request.app[RESOURCES].nc, CHAT_MODELS, b"", MODELS_TIMEOUT_S)
+    if reply is None:
+        raise no_worker("No chat worker is running to list models.")
+    return ModelList.model_validate_json(reply).models
 
 
 async def list_models(request: web.Request) -> web.Response:
     resources = request.app[RESOURCES]
     caller = await request.app[AUTH].auth.authenticate(request)
     await resources.rate_limits.admit(request, caller, uuid.uuid4().hex)
-    reply = await ask(resources.nc, CHAT_MODELS, b"", MODELS_TIMEOUT_S)
-    if reply is None:
-        raise no_worker("No chat worker is running to list models.")
-    models = ModelList.model_validate_json(reply).models
+    models = await served_models(request)
     created = int(time.time())
     return web.json_response(
         {

@@ -234,6 +234,7 @@ def account_paths() -> dict[str, Any]:
         "/console/playground": "Send a prompt to a model and watch the answer stream, with its cost.",
         "/console/admin/users": "Admins: find users, set their plan and role, reset their usage.",
         "/console/admin/users/{user_id}": "Admins: a user's limits (override them) and keys (revoke them).",
+        "/console/admin/models": "Admins: the routed models, their deployments' health, recent refusals.",
     }
     for path, summary in pages.items():
         params = [USER_ID] if "{user_id}" in path else None

@@ -10,7 +10,9 @@ CHANGELOG: tuple[tuple[str, str], ...] = (
         "3.7.0",
         "`auth.key.issue`, `auth.key.list` and `auth.key.revoke` (gateway to the `billing` queue "
         "group, request-reply): a signed-in user's own API keys (`/v1/keys`, the web console), "
-        "with a per-plan cap on live keys (`max_api_keys` in the plans file).",
+        "with a per-plan cap on live keys (`max_api_keys` in the plans file). The `chat.models` "
+        "reply lists each model's `deployments` with their health now (breaker, in flight, TTFT, "
+        "limits, headroom); an older worker's reply without it reads as an empty list.",
     ),
     (
         "3.6.0",

@@ -28,7 +28,7 @@ HEADERS = {
 }
 SIGN_IN = "/console/sign-in"
 NAV = (("/console/keys", "API keys"), ("/console/usage", "Usage"), ("/console/playground", "Playground"))
-ADMIN_NAV = (("/console/admin/users", "Users"),)
+ADMIN_NAV = (("/console/admin/users", "Users"), ("/console/admin/models", "Models"))
 
 
 def h(value: Any) -> str:

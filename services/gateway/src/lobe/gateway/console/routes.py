@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from lobe.gateway.console import pages
+from lobe.gateway.console import fleet, pages
 from lobe.gateway.console.page import HEADERS, SIGN_IN, SignInFirst
 
 STATIC = Path(__file__).parent / "static"
@@ -21,6 +21,7 @@ PAGES: dict[str, Page] = {
     "/console/playground": pages.playground_page,
     "/console/admin/users": pages.admin_users_page,
     "/console/admin/users/{user_id}": pages.admin_user_page,
+    "/console/admin/models": fleet.models_page,
 }
 
 
