@@ -7,6 +7,7 @@ Chromium missing fails these tests (it is in tools/system-deps.txt); they never 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from lobe.devtools.suite import start_billing, start_gateway
 from lobe.gateway.console.page import CSP
 
 from .conftest import start_worker
-from .sign_in_support import key_set, new_key
+from .sign_in_support import key_set, new_key, sign_in
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 CLIENT_ID, CLIENT_SECRET = "lobe-console", "console-client-secret-for-tests"
@@ -39,6 +40,7 @@ class Console:
     url: str
     billing_url: str
     browser: Browser
+    issuer: str  # the OpenID provider's URL
     seen: list[str] = field(default_factory=list)  # every URL a console page asked for
 
     async def page(self) -> Page:
@@ -116,7 +118,7 @@ async def console(
     assert chromium, "Debian's chromium is not installed (tools/system-deps.txt; make install)"
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        yield Console(gateway.url, billing.url, browser)
+        yield Console(gateway.url, billing.url, browser, provider.url)
         await browser.close()
     await gateway.stop()
     await worker.stop()
@@ -322,3 +324,19 @@ async def test_a_user_cannot_revoke_another_users_key(console: Console) -> None:
             assert [key["revoked_at"] for key in (await r.json())["data"]] == [None]
         async with http.delete(f"{console.url}/v1/keys/{anns_key['id']}", headers=ann) as r:
             assert r.status == 200
+
+
+async def test_concurrent_key_creations_stop_exactly_at_the_plans_cap(console: Console) -> None:
+    signed = await sign_in(console.url, console.issuer, "rush@corp.example")
+    session = {"Authorization": f"Bearer {signed.body['access_token']}"}
+    async with aiohttp.ClientSession() as http:
+
+        async def create(n: int) -> int:
+            async with http.post(f"{console.url}/v1/keys", json={"name": f"k{n}"}, headers=session) as r:
+                return r.status
+
+        statuses = await asyncio.gather(*(create(n) for n in range(8)))
+        assert sorted(statuses) == [201] * 3 + [403] * 5  # the free plan's max_api_keys: 3
+        async with http.get(f"{console.url}/v1/keys", headers=session) as r:
+            listed = await r.json()
+        assert (len(listed["data"]), listed["max_api_keys"]) == (3, 3)
