@@ -144,6 +144,10 @@ async def test_a_user_signs_in_creates_a_key_uses_it_sees_the_usage_and_revokes_
     page = await console.page()
     await console.sign_in(page, "una@corp.example")
     await shot(page, "keys-empty")
+    refused = await page.goto(f"{console.url}/console/admin/users")
+    assert refused is not None
+    assert refused.status == 403  # not an admin
+    await page.goto(f"{console.url}/console/keys")
 
     await page.get_by_label("Name").fill("laptop")
     await page.get_by_role("button", name="Create key").click()
