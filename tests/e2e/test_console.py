@@ -234,6 +234,16 @@ async def test_an_admin_changes_a_users_plan_and_the_users_limits_show_it(consol
     assert "basic" in await user.locator("#plan").inner_text()
     assert "2000000" in await user.get_by_role("table", name="Limits").inner_text()
 
+    # An admin makes her an admin: signed in again, the admin pages are hers.
+    await admin.goto(f"{console.url}/console/admin/users?q=ivy")
+    row = admin.get_by_role("row").filter(has_text="ivy@corp.example")
+    await row.get_by_label("Role").select_option("admin")
+    await row.get_by_role("button", name="Set role").click()
+    await admin.get_by_role("row").filter(has_text="ivy@corp.example").get_by_label("Role").wait_for()
+    await console.sign_in(user, "ivy@corp.example")
+    await user.get_by_role("link", name="Users").click()
+    await user.wait_for_url(f"{console.url}/console/admin/users")
+
 
 async def test_the_playground_streams_an_answer_with_its_cost(console: Console) -> None:
     page = await console.page()

@@ -27,6 +27,13 @@ def _field(
     )
 
 
+def _role_select(user_id: str, role: str) -> str:
+    options = "".join(
+        f'<option value="{r}"{" selected" if r == role else ""}>{r}</option>' for r in ("user", "admin")
+    )
+    return f'<label for="role-{h(user_id)}">Role</label><select id="role-{h(user_id)}" name="role">{options}</select>'
+
+
 def _when(value: Any) -> str:
     return h(str(value)[:19].replace("T", " ")) if value else "never"
 
@@ -161,12 +168,7 @@ async def admin_users_page(request: web.Request) -> web.Response:
             (
                 f'<a href="/console/admin/users/{h(quote(user["id"], safe=""))}">{h(user["id"])}</a>',
                 h(user["email"]),
-                action_form(
-                    "PUT",
-                    base + "/role",
-                    _field(f"role-{user['id']}", "Role", value=user["role"], name="role"),
-                    "Set role",
-                ),
+                action_form("PUT", base + "/role", _role_select(user["id"], user["role"]), "Set role"),
                 action_form(
                     "PUT",
                     base + "/plan",
