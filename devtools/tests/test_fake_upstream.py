@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
 
@@ -76,3 +77,24 @@ async def test_a_schedule_picks_each_requests_reply_by_its_number_and_arrivals_a
     times = [r.at for r in upstream.requests]
     assert times == sorted(times)
     assert abs(times[0] - time.time()) < 5
+
+
+async def test_a_chunked_request_body_is_read_whole() -> None:
+    """aiohttp sends a body read from an async iterator as HTTP chunks, with no Content-Length."""
+    data = bytes(range(256)) * 1000
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 7_001):
+            yield data[start : start + 7_001]
+
+    upstream = await FakeUpstream(default=Reply(b"{}", content_type="application/json")).start()
+    try:
+        async with aiohttp.ClientSession() as http, http.post(upstream.url, data=pieces()) as response:
+            assert response.status == 200
+            async with http.post(upstream.url, data=b"after") as again:  # the exchange stayed in step
+                assert again.status == 200
+    finally:
+        await upstream.stop()
+    assert upstream.requests[0].headers["transfer-encoding"] == "chunked"
+    assert upstream.requests[0].body == data
+    assert upstream.requests[1].body == b"after"

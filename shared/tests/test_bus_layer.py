@@ -11,10 +11,15 @@ from typing import Any
 
 import nats
 import pytest
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from lobe.shared.bus import Bus, MemoryBus, Unanswered, ask, ensure_streams
+from lobe.devtools.waiting import eventually
+from lobe.shared.bus import Bus, MemoryBus, MessageTooLarge, NoResponders, Unanswered, ask, ensure_streams
 from lobe.shared.catalog import BILLING, CHAT_WORKER, GATEWAY
+from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.billing import (
     BUDGET_RELEASE,
     BUDGET_RESERVE,
@@ -22,7 +27,16 @@ from lobe.shared.events.billing import (
     BudgetRelease,
     BudgetReserve,
 )
-from lobe.shared.events.chat import CHAT_CANCEL, CHAT_MODELS, ChatCancelled, ModelList, TokenUsage
+from lobe.shared.events.chat import (
+    CHAT_CANCEL,
+    CHAT_MODELS,
+    CHAT_REQUEST,
+    Caller,
+    ChatCancelled,
+    ChatRequested,
+    ModelList,
+    TokenUsage,
+)
 from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 
@@ -217,3 +231,53 @@ async def until(condition: Callable[[], Any], wait_s: float = ANSWER_WAIT_S) -> 
         if condition():
             return
         await asyncio.sleep(0.02)
+
+
+async def test_exchange_tells_no_responder_from_silence(buses: Pair) -> None:
+    billing, gateway = buses.billing, buses.gateway
+    with pytest.raises(NoResponders):
+        await gateway.exchange(
+            BUDGET_RESERVE, reserve("anyone"), ANSWER_WAIT_S
+        )  # at once, not after ANSWER_WAIT_S
+
+    def decide(req: BudgetReserve) -> BudgetDecision:
+        if req.user_id == "late":
+            raise Unanswered("too late")
+        return BudgetDecision(request_id=req.request_id, admitted=True)
+
+    await billing.responds(BUDGET_RESERVE, decide)
+    with pytest.raises(TimeoutError):
+        await gateway.exchange(BUDGET_RESERVE, reserve("late"), UNANSWERED_WAIT_S)
+    reply = await gateway.exchange(BUDGET_RESERVE, reserve("alice"), ANSWER_WAIT_S)
+    assert BudgetDecision.model_validate_json(reply).request_id == "r-alice"
+
+
+@pytest.mark.integration
+async def test_exchange_refuses_a_message_past_the_servers_limit_before_sending(nc: NATS) -> None:
+    gateway = Bus.over(nc, GATEWAY)
+    content = "x" * nc.max_payload
+    body = ChatCompletionRequest.model_validate(
+        {"model": "m", "messages": [{"role": "user", "content": content}]}
+    )
+    huge = ChatRequested(request_id="r", caller=Caller(user_id="u"), body=body, reply_to="chat.reply.r.1")
+    with pytest.raises(MessageTooLarge) as caught:
+        await gateway.exchange(CHAT_REQUEST, huge, ANSWER_WAIT_S)  # no worker needed: nothing leaves
+    assert (caught.value.size > caught.value.limit, caught.value.limit) == (True, nc.max_payload)
+
+
+async def test_exchange_and_publish_carry_the_trace_context(buses: Pair, spans: InMemorySpanExporter) -> None:
+    billing, gateway = buses.billing, buses.gateway
+    seen: list[str] = []
+
+    def remember(_: object, headers: dict[str, str] | None) -> BudgetDecision:
+        seen.append((headers or {}).get("traceparent", ""))
+        return BudgetDecision(request_id="r", admitted=True)
+
+    await billing.responds(BUDGET_RESERVE, remember, with_headers=True)
+    await billing.responds(BUDGET_RELEASE, remember, with_headers=True)
+    with trace.get_tracer("test").start_as_current_span("chat") as span:
+        await gateway.exchange(BUDGET_RESERVE, reserve("alice"), ANSWER_WAIT_S)
+        await gateway.publish(BUDGET_RELEASE, BudgetRelease(request_id="r", user_id="alice"))
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    await eventually(lambda: len(seen) == 2)
+    assert [value.split("-")[1] for value in seen] == [trace_id, trace_id]

@@ -1,6 +1,7 @@
 """Every bus call is traced, in memory and on a real nats-server: a request's CLIENT span is the
 parent of the responder's SERVER span, a fact's PRODUCER span the parent of its consumer's
-per-message span, and a consumed batch a trace of its own linked to each message's producer."""
+per-message span, and a consumed batch a trace of its own linked to each message's producer; an
+Object Store put and read, and a per-request stream's messages, the same way."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 
 from lobe.shared.bus import Bus, ask
+from lobe.shared.bus.listen import listen, publish
+from lobe.shared.bus.objects import put_bytes, read_stream
 from lobe.shared.catalog import CHAT_WORKER
 from lobe.shared.events.billing import BUDGET_RESERVE, BudgetDecision
 from lobe.shared.events.chat import CHAT_CANCEL, ChatCancelled
+from lobe.shared.events.media import MEDIA_BUCKET, SPEECH_AUDIO, SpeechChunk
 from lobe.shared.events.streams import BILLING_CONSUMER, USAGE
 from lobe.shared.events.usage import USAGE_RECORDED
 
@@ -137,3 +141,49 @@ async def test_an_ask_outside_the_bus_carries_the_current_context(
     assert cancel.parent is not None
     assert cancel.parent.span_id == outer.get_span_context().span_id
     assert heard == ["r1"]
+
+
+async def test_an_objects_read_is_linked_to_its_put_whose_context_rides_in_the_meta_message(
+    nats_url: str, spans: InMemorySpanExporter
+) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    data = bytes(range(256)) * 1024  # two chunks
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("gateway upload") as upload:
+        assert await put_bytes(js, "traced", data) == len(data)
+    with tracer.start_as_current_span("worker run") as run:
+        assert b"".join([chunk async for chunk in read_stream(js, "traced")]) == data
+    await nc.close()
+    [put] = named(spans, f"send {MEDIA_BUCKET}")
+    [read] = named(spans, f"process {MEDIA_BUCKET}")
+    assert (put.kind, read.kind) == (SpanKind.PRODUCER, SpanKind.CONSUMER)
+    assert put.parent is not None
+    assert put.parent.span_id == upload.get_span_context().span_id
+    assert read.parent is not None
+    assert read.parent.span_id == run.get_span_context().span_id
+    assert [link.context.span_id for link in read.links] == [put.context.span_id]
+    for span in (put, read):
+        assert (span.attributes or {})["lobe.object.name"] == "traced"
+        assert (span.attributes or {})["lobe.object.size"] == len(data)
+
+
+async def test_a_listened_streams_each_message_is_a_consumer_child_of_its_send(
+    nats_url: str, spans: InMemorySpanExporter
+) -> None:
+    nc = await nats.connect(nats_url)
+    listening = await listen(nc, SPEECH_AUDIO, request_id="r9")
+    with trace.get_tracer("test").start_as_current_span("worker run") as run:
+        for seq in range(2):
+            await publish(nc, SPEECH_AUDIO, SpeechChunk(request_id="r9", seq=seq, audio=""), request_id="r9")
+    heard = [await listening.next(ANSWER_WAIT_S) for _ in range(2)]
+    await listening.close()
+    await nc.close()
+    assert [getattr(chunk, "seq", None) for chunk in heard] == [0, 1]
+    sent = named(spans, f"send {SPEECH_AUDIO}")
+    processed = named(spans, f"process {SPEECH_AUDIO}")
+    assert [s.kind for s in sent] == [SpanKind.PRODUCER] * 2
+    assert all(s.parent is not None and s.parent.span_id == run.get_span_context().span_id for s in sent)
+    assert [p.kind for p in processed] == [SpanKind.CONSUMER] * 2
+    assert [p.parent.span_id if p.parent else None for p in processed] == [s.context.span_id for s in sent]
+    assert {(p.attributes or {})["messaging.destination.name"] for p in processed} == {"speech.audio.r9"}

@@ -13,16 +13,7 @@ BUS = ROOT / "shared/src/lobe/shared/bus"
 # Calls that use NATS past the bus: a subscription, a request, a FastStream handler, a JetStream
 # publish (on a name ending in `js`, or on `.jetstream()` itself).
 SUBSCRIBING = {"subscribe", "pull_subscribe", "subscriber", "request"}
-PENDING_GATEWAY = (
-    "pending: the gateway's NATS use (dispatch and its reply subscriptions, key lookups and their "
-    "invalidations, the cache's invalidations) is being changed by another engineer now (issue 18, "
-    "edge-limits); it moves onto the bus next"
-)
 DIRECT_NATS: dict[str, str] = {
-    "services/gateway/src/lobe/gateway/dispatch.py": PENDING_GATEWAY,
-    "services/gateway/src/lobe/gateway/auth/api_keys.py": PENDING_GATEWAY,
-    "services/gateway/src/lobe/gateway/auth/revocations.py": PENDING_GATEWAY,
-    "services/gateway/src/lobe/gateway/cache/response_cache.py": PENDING_GATEWAY,
     # FastStream renders the AsyncAPI document from a broker that never connects.
     "shared/src/lobe/shared/catalog/asyncapi.py": "AsyncAPI rendering only: a documentation broker",
     # Routing counters are JetStream KV increments (Nats-Incr), not facts of the catalog.

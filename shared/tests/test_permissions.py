@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lobe.shared.catalog import BILLING, CATALOG, CHAT_WORKER, GATEWAY, METRICS, SERVICES, Delivery
+from lobe.shared.catalog import BILLING, BUCKETS, CATALOG, CHAT_WORKER, GATEWAY, METRICS, SERVICES, Delivery
 from lobe.shared.catalog.permissions import ADMIN, PRINCIPALS, permissions, users
 from lobe.shared.events.billing import BUDGET_RESERVE
 from lobe.shared.events.streams import ALL_STREAMS
@@ -50,13 +50,35 @@ def test_the_issues_cases_gateway_cannot_record_usage_nor_answer_billing_worker_
     assert BUDGET_RESERVE not in worker.publish
 
 
+BUCKET_STREAMS = {b.stream for b in BUCKETS}
+
+
 def test_nobody_gets_a_wildcard_over_the_bus_or_jetstream_nor_may_delete_or_purge() -> None:
+    """Purging is deleting an object of a bucket (its chunks), on that bucket's stream only."""
     for principal in PRINCIPALS:
         granted = permissions(principal)
         for subject in (*granted.publish, *granted.subscribe):
-            assert subject.split(" ")[0] not in {">", "*", "$JS.API.>", "$JS.>", "_INBOX.>"}, principal
+            assert subject.split(" ")[0] not in {">", "*", "$JS.API.>", "$JS.>", "_INBOX.>", "$O.>"}, (
+                principal
+            )
             assert ".DELETE." not in subject, principal
-            assert ".PURGE." not in subject, principal
+            if ".PURGE." in subject:
+                assert subject.rsplit(".", 1)[1] in BUCKET_STREAMS, (principal, subject)
+
+
+def test_a_bucket_is_written_and_read_by_the_services_the_catalog_names_and_nobody_else() -> None:
+    for bucket in BUCKETS:
+        for principal in PRINCIPALS:
+            granted = permissions(principal).publish
+            on_bucket = [s for s in granted if bucket.stream in s or s.startswith(f"$O.{bucket.name}.")]
+            writes, reads = principal in bucket.writers, principal in bucket.readers
+            assert (bucket.subjects in granted) == writes, (bucket.name, principal)
+            assert (f"$JS.API.CONSUMER.MSG.NEXT.{bucket.stream}.*" in granted) == reads, (
+                bucket.name,
+                principal,
+            )
+            assert bool(on_bucket) == (writes or reads), (bucket.name, principal)
+    assert METRICS not in {s for b in BUCKETS for s in (*b.writers, *b.readers)}
 
 
 def test_each_principal_reads_replies_only_under_its_own_inbox_prefix() -> None:
@@ -71,7 +93,10 @@ def test_only_billing_and_the_operator_may_reconfigure_the_streams() -> None:
         expected = {f"$JS.API.STREAM.UPDATE.{s.name}" for s in ALL_STREAMS}
         assert updates == (expected if principal in (BILLING, ADMIN) else set()), principal
     assert not any(".CONSUMER." in s for s in permissions(ADMIN).publish)
-    assert not any("CONSUMER" in s for s in permissions(GATEWAY).publish)
+    # The gateway reads no stream but a bucket's objects (images too large for a reply).
+    consumer_calls = [s for s in permissions(GATEWAY).publish if ".CONSUMER." in s]
+    assert consumer_calls
+    assert all(any(f".{stream}" in s for stream in BUCKET_STREAMS) for s in consumer_calls)
     assert any("CONSUMER.INFO.EVENTS.metrics" in s for s in permissions(METRICS).publish)
 
 

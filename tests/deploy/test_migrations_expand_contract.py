@@ -26,9 +26,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = Path("services/billing/src/lobe/billing/migrations")
-# What the previous release's billing test suite needs of its tree.
-PATHS = ["conftest.py", "pyproject.toml", "shared", "devtools", "services/billing"]
-SOURCES = ["services/billing/src", "shared/src", "devtools/src"]
+# What the previous release's billing test suite needs of its tree: all of its code (the test harness
+# imports every service), so nothing of this tree's editable installs runs beside it.
+PATHS = ["conftest.py", "pyproject.toml", "shared", "devtools", "services", "docs"]
+SOURCES = [
+    "services/billing/src",
+    "services/gateway/src",
+    "services/chat-worker/src",
+    "services/metrics/src",
+    "shared/src",
+    "devtools/src",
+]
 
 
 def git(*args: str) -> str:
@@ -47,7 +55,9 @@ def previous_release() -> str:
     if tag.returncode == 0:
         return tag.stdout.strip()
     newest = sorted((ROOT / MIGRATIONS).glob("*.sql"))[-1].relative_to(ROOT)
-    added = git("log", "--diff-filter=A", "--format=%H", "-1", "--", str(newest))
+    # Along main's first parents, a merge that brought the migration in counts as adding it (-m): its
+    # first parent is then the release before it, whichever branch the file was written on.
+    added = git("log", "--first-parent", "-m", "--diff-filter=A", "--format=%H", "-1", "--", str(newest))
     if not added:  # the newest migration is not committed yet: HEAD is the release before it
         return git("rev-parse", "HEAD")
     parents = git("rev-list", "--parents", "-n", "1", added).split()[1:]

@@ -25,6 +25,9 @@ from lobe.billing.settings import BillingSettings
 from lobe.chat_worker.deployments import ModelCatalog
 from lobe.chat_worker.service import ChatWorker
 from lobe.devtools import suite as lobe_suite
+from lobe.devtools.fake_media import media_answer
+from lobe.devtools.fake_upstream import FakeUpstream
+from lobe.devtools.pytest_plugin import MakeUpstream
 from lobe.devtools.suite import mock_models, write_mock_models
 from lobe.devtools.suite.fixtures import MakeProcess
 
@@ -118,3 +121,11 @@ def worker_process(
         return (await make_process("chat-worker", settings, extra_env).start()).proc
 
     return start
+
+
+@pytest.fixture(name="media_upstream")
+async def media_upstream_fixture(make_upstream: MakeUpstream) -> FakeUpstream:
+    """A fake OpenAI answering images, speech and transcriptions (lobe.devtools.fake_media)."""
+    upstream = await make_upstream()
+    upstream.answer = media_answer
+    return upstream

@@ -7,7 +7,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from lobe.chat_worker.deployments import Deployment, ModelCatalog, ProviderKind, RoutedModel, Timeouts
+from lobe.chat_worker.deployments import (
+    Deployment,
+    Endpoint,
+    ModelCatalog,
+    ProviderKind,
+    RoutedModel,
+    Timeouts,
+)
 from lobe.chat_worker.service import ChatWorker
 from lobe.devtools.fake_upstream import FakeUpstream
 
@@ -57,6 +64,7 @@ async def routed_worker(
     kind: ProviderKind,
     upstream: FakeUpstream,
     timeouts: Timeouts | None = None,
+    serves: list[Endpoint] | None = None,
     **settings: Any,
 ) -> AsyncIterator[ChatWorker]:
     deployment = Deployment(
@@ -66,7 +74,8 @@ async def routed_worker(
         model=UPSTREAM_MODEL,
         timeouts=timeouts or Timeouts(),
     )
-    catalog = ModelCatalog(models=[RoutedModel(name=public_model(kind), deployments=[deployment])])
+    model = RoutedModel(name=public_model(kind), deployments=[deployment], serves=serves or ["chat"])
+    catalog = ModelCatalog(models=[model])
     worker = await start_worker(nats_url, models=catalog, **settings)
     try:
         yield worker

@@ -2,7 +2,8 @@
 producer and consumer really exists.
 
 The whole suite runs (gateway, a chat worker, billing, metrics) while a sniffer subscribed to `>`
-records every message; the workload covers streamed, non-streamed, embeddings, cancelled, failed, unknown-model,
+records every message; the workload covers streamed, non-streamed, embeddings, images, speech, a
+transcription (its upload through the Object Store), cancelled, failed, unknown-model,
 over-budget, unpriced and dead-lettered requests, a response cache hit and an admin's cache
 invalidation, key issue and revocation (an admin's and a user's own), a usage reset, a refused and a successful sign-in and a
 sign-out, a deployment whose breaker opens, probes and closes, a model routed by price, a worker killed
@@ -40,6 +41,7 @@ from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.policies import BreakerPolicy
 from lobe.chat_worker.routing.prices import QUOTE_ID_PREFIX
 from lobe.chat_worker.routing.store import SUBJECT_PREFIXES
+from lobe.devtools.fake_media import speech_audio, speech_reply
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.ports import free_port
 from lobe.devtools.provider_fixtures import load
@@ -69,8 +71,10 @@ from .sign_in_support import (
 )
 
 ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
-# JetStream's API, request inboxes, the system account, the chat workers' routing store.
-NATS_OWN = ("$JS.", "_INBOX.", "$SYS.", *SUBJECT_PREFIXES)
+# JetStream's API, request inboxes, the system account, the chat workers' routing store, the
+# Object Store's chunks and meta messages (the catalog's BUCKETS, not channels: the permissions
+# test and this one's violation check hold them).
+NATS_OWN = ("$JS.", "_INBOX.", "$SYS.", "$O.", *SUBJECT_PREFIXES)
 ADMIN_TOKEN = "bus-test-admin"
 MESSAGES = [{"role": "user", "content": "What crosses the bus?"}]
 GARBAGE = b"not json"  # a usage message billing cannot read, published by the test itself
@@ -132,7 +136,7 @@ def subscriptions(server: NatsServer) -> set[tuple[str, str, str]]:
     return subs
 
 
-def routing(upstream: FakeUpstream, flaky: FakeUpstream) -> ModelCatalog:
+def routing(upstream: FakeUpstream, flaky: FakeUpstream, speaker: FakeUpstream) -> ModelCatalog:
     """The mock models, an embedding model, one failing upstream, one model billing has no price for, one deployment
     whose breaker opens at its first failure, and a model routed by price."""
     broken = Deployment(name="broken", provider="openai", base_url=f"{upstream.url}/v1")
@@ -151,6 +155,19 @@ def routing(upstream: FakeUpstream, flaky: FakeUpstream) -> ModelCatalog:
         RoutedModel(name="unpriced", deployments=[unpriced]),
         RoutedModel(name="guarded", deployments=guarded),
         RoutedModel(name="cheapest", deployments=priced, strategy="lowest_cost"),
+        RoutedModel(
+            name="media",
+            serves=["images", "speech", "transcriptions"],
+            # The mock's own prices: the default image price would spend alice's budget.
+            deployments=[Deployment(name="media", provider="mock", model="mock")],
+        ),
+        RoutedModel(
+            name="voice",
+            serves=["speech"],
+            deployments=[
+                Deployment(name="voice", provider="openai", model="tts-1", base_url=f"{speaker.url}/v1")
+            ],
+        ),
         RoutedModel(
             name="text-embedding-3-small",
             serves=["embeddings"],
@@ -205,6 +222,7 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     billing_db: str,
     broken_upstream: FakeUpstream,
     flaky_upstream: FakeUpstream,
+    media_upstream: FakeUpstream,
     worker_process: Callable[..., Awaitable[asyncio.subprocess.Process]],
     redis_url: str,
     make_oidc_provider: Callable[[list[dict[str, Any]]], OidcProviderServer],
@@ -233,7 +251,9 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
     ):
         billing_url = f"http://127.0.0.1:{billing.ops_port}"
         worker = await start_worker(
-            url, models=routing(broken_upstream, flaky_upstream), **as_user(nats_server, CHAT_WORKER)
+            url,
+            models=routing(broken_upstream, flaky_upstream, media_upstream),
+            **as_user(nats_server, CHAT_WORKER),
         )
         session_key = new_key("bus-test")
         gateway = await start_auth_gateway(
@@ -265,6 +285,22 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         assert {m.id for m in (await client.models.list()).data} >= {"mock", "broken"}
         embedded = await client.embeddings.create(model="text-embedding-3-small", input=["one", "two"])
         assert len(embedded.data) == 2
+        assert len((await client.images.generate(model="media", prompt="a bus")).data) == 1
+        # Speech, with the server's subscriptions read while its audio is in flight (the fake
+        # holds its last chunk until then): the gateway listens on speech.audio.<request_id>.
+        spoken = asyncio.Event()
+        media_upstream.answer = lambda recorded: speech_reply(release_last=spoken)
+        async with client.audio.speech.with_streaming_response.create(
+            model="voice", voice="alloy", input="hi", response_format="wav"
+        ) as speech:
+            chunks = speech.iter_bytes()
+            audio = [await anext(chunks)]
+            live_speaking = subscriptions(nats_server)
+            spoken.set()
+            audio += [data async for data in chunks]
+        assert b"".join(audio) == speech_audio()
+        transcript = await client.audio.transcriptions.create(model="media", file=("a.wav", bytes(32_000)))
+        assert transcript.text
 
         # A response cache hit (the gateway records its usage), then an admin invalidates the cache.
         async def served_from_cache() -> bool:
@@ -297,7 +333,7 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         # Cancelled, with the server's subscriptions read while the answer is in flight.
         slow = await client.chat.completions.create(model="mock-slow", messages=MESSAGES, stream=True)
         await anext(aiter(slow))
-        live = subscriptions(nats_server)
+        live = subscriptions(nats_server) | live_speaking
         await slow.close()
         # A key billing issues, a user over budget, the key revoked.
         await admin(http, billing_url, "POST", "/users", {"id": "bob", "plan": "free"})

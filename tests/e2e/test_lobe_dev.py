@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -12,9 +13,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from lobe.devtools.dev import PORT_VARS
+from lobe.devtools.node_sdk import node_sdk_checks
 from lobe.devtools.ports import free_port
 from lobe.devtools.watched import WatchedProcess, all_gone, environ_without_backends
 
@@ -100,6 +103,28 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     assert all_gone(procs, 5) == []
     prefixes = {line.split("|", 1)[0].strip() for line in lobe_dev.out if "|" in line}
     assert {"gateway", "chat-worker", "billing", "metrics"} <= prefixes
+
+
+def test_lobe_dev_serves_every_endpoint_to_the_python_and_node_sdks(lobe_dev: LobeDev) -> None:
+    """The acceptance of issue 23: the official SDKs against `lobe dev` (`make dev`), each service
+    a real process under its own NATS user."""
+    ready = lobe_dev.wait_ready()
+    gateway, api_key = ready.group(2), ready.group(3)
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=api_key, max_retries=0)
+
+    events = list(client.responses.create(model="mock", input="hi", stream=True))
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.usage is not None
+    assert events[-1].response.usage.total_tokens > 0
+    assert client.responses.create(model="mock", input="hi").output_text
+    assert len(client.embeddings.create(model="mock", input="hi").data[0].embedding) == 16
+
+    checks = ["embeddings.float", "embeddings.base64", "responses.stream", "responses.create"]
+    results = asyncio.run(node_sdk_checks(gateway, api_key, *checks))
+    assert results["responses.stream"]["types"][-1] == "response.completed"
+    assert results["embeddings.float"] == results["embeddings.base64"]
+    nats_log = (lobe_dev.state_dir / "nats" / "nats.log").read_text()
+    assert [line for line in nats_log.splitlines() if "Violation" in line] == []
 
 
 def poll_json(url: str, api_key: str, done: Callable[[Any], bool], limit_s: float = 15) -> Any:

@@ -1,7 +1,8 @@
 """Issue 19 item 6, resumable streams: a client that asked for one (`X-Lobe-Resumable: true`) and
 lost its connection mid-answer gets the rest of the same answer from another gateway replica,
 with one provider call and one ledger row; nobody else can read it; it is gone after its window;
-an answer nobody resumes is cancelled after the grace; the openai SDK reads such a stream as any."""
+an answer nobody resumes is cancelled after the grace; the openai SDK reads such a stream as any.
+A Responses stream (POST /v1/responses) is resumable the same way, an id on each of its events."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from openai import AsyncOpenAI
 from redis.asyncio import Redis
 
 from lobe.billing.service import BillingService
+from lobe.chat_worker.deployments import BUILTIN
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
 from lobe.devtools.pytest_plugin import MakeUpstream
@@ -52,7 +54,10 @@ class Event:
     def content(self) -> str:
         if self.data == "[DONE]":
             return ""
-        choices = json.loads(self.data).get("choices") or [{}]
+        payload = json.loads(self.data)
+        if "type" in payload:  # a Responses event: only its text deltas carry text
+            return str(payload["delta"]) if payload["type"] == "response.output_text.delta" else ""
+        choices = payload.get("choices") or [{}]
         return str(choices[0].get("delta", {}).get("content") or "")
 
 
@@ -166,6 +171,33 @@ async def test_a_stream_cut_mid_answer_resumes_on_another_replica_with_one_provi
     assert (row["request_id"], row["status"]) == (request_id, "ok")  # billed once, in full
 
 
+async def test_a_responses_stream_cut_mid_answer_resumes_on_another_replica_with_an_id_per_event(
+    nats_url: str, replicas: list[str], paced_upstream: FakeUpstream
+) -> None:
+    async with (
+        routed_worker(nats_url, "openai", paced_upstream, serves=["chat", "responses"]),
+        aiohttp.ClientSession() as http,
+    ):
+        body = {"model": public_model("openai"), "input": MESSAGES[0]["content"], "stream": True}
+        response = await http.post(f"{replicas[0]}/v1/responses", json=body, headers=auth() | RESUMABLE)
+        assert response.status == 200
+        request_id, path = response.headers["X-Request-Id"], response.headers["X-Lobe-Resume"]
+        before = await read_until_content(response, deltas=2)
+        response.close()
+        assert not paced_upstream.closed_at
+
+        status, raw = await resume(http, replicas[1], path, before[-1].id)
+    assert status == 200
+    after = parse(raw)
+    ids = [e.id for e in before + after]
+    assert ids == [f"{request_id}:{n}" for n in range(1, len(ids) + 1)]  # no gap, no repeat
+    # One id per Responses event, not per write: event n is the one with sequence_number n - 1.
+    assert [json.loads(e.data)["sequence_number"] for e in before + after] == list(range(len(ids)))
+    assert json.loads(after[-1].data)["type"] == "response.completed"
+    assert "".join(e.content for e in before + after) == WHOLE_ANSWER
+    assert len(paced_upstream.requests) == 1
+
+
 async def test_nobody_but_the_user_who_asked_can_resume_a_stream(nats_url: str, replicas: list[str]) -> None:
     worker = await start_worker(nats_url)
     try:
@@ -241,10 +273,10 @@ async def test_an_answer_nobody_resumes_is_cancelled_after_the_grace_and_its_rep
     assert "[DONE]" not in raw.decode()
 
 
-async def test_the_openai_sdk_reads_a_resumable_stream_and_a_plain_one_has_no_ids(
+async def test_the_openai_sdk_reads_resumable_streams_and_a_plain_one_has_no_ids(
     nats_url: str, replicas: list[str]
 ) -> None:
-    worker = await start_worker(nats_url)
+    worker = await start_worker(nats_url, BUILTIN)  # the built-in mock serves responses too
     client = AsyncOpenAI(base_url=f"{replicas[0]}/v1", api_key=API_KEY, max_retries=0)
     try:
         texts = []
@@ -256,6 +288,15 @@ async def test_the_openai_sdk_reads_a_resumable_stream_and_a_plain_one_has_no_id
                 extra_headers=headers,  # type: ignore[arg-type]
             )
             texts.append("".join([c.choices[0].delta.content or "" async for c in stream if c.choices]))
+        answers = []
+        for headers in (RESUMABLE, {}):
+            events = await client.responses.create(
+                model="mock",
+                input=MESSAGES[0]["content"],
+                stream=True,
+                extra_headers=headers,  # type: ignore[arg-type]
+            )
+            answers.append([e.response.output_text async for e in events if e.type == "response.completed"])
         async with aiohttp.ClientSession() as http:
             body: dict[str, Any] = {"model": "mock", "messages": MESSAGES, "stream": True}
             async with http.post(f"{replicas[0]}/v1/chat/completions", json=body, headers=auth()) as r:
@@ -264,4 +305,5 @@ async def test_the_openai_sdk_reads_a_resumable_stream_and_a_plain_one_has_no_id
     finally:
         await worker.stop()
     assert texts[0] == texts[1] != ""
+    assert answers[0] == answers[1] != [""]  # a Responses stream's ids are as unseen by the SDK
     assert b"id: " not in plain

@@ -14,6 +14,7 @@ from lobe.billing.plans import PlanBook, load_plans
 from lobe.billing.prices import load_prices
 from lobe.billing.service import BillingService
 from lobe.shared.events.chat import TokenUsage
+from lobe.shared.events.units import MediaUnits
 from lobe.shared.events.usage import DisconnectBilling, UsageRecorded
 
 from .support import fetchval, make_settings, publish_usage, usage_event, wait_for_ledger
@@ -127,3 +128,16 @@ async def test_the_ledger_keeps_the_generated_counts_at_the_policys_cost(
     assert await fetchval(billing_db, row.format("cost_usd"), "kept") == cost_of_completion(GENERATED)
     assert await fetchval(billing_db, row.format("cost_usd"), "waived") == 0
     assert await fetchval(billing_db, row.format("completion_tokens"), "waived") == GENERATED
+
+
+def cancelled_speech(plan: str) -> UsageRecorded:
+    units = MediaUnits(characters=1000)  # the whole input: a speech's units are known up front
+    return cancelled(plan=plan).model_copy(
+        update={"kind": "speech", "model": "tts-1", "served_model": "tts-1", "units": units}
+    )
+
+
+def test_a_cancelled_media_request_billed_bill_none_costs_nothing_for_its_units(plans_file: Path) -> None:
+    plans = load_plans(plans_file)
+    assert cost(cancelled_speech("free"), plans) > 0  # bill_partial: the characters it was asked for
+    assert cost(cancelled_speech("generous"), plans) == 0

@@ -11,7 +11,8 @@ from nats.aio.msg import Msg
 
 from lobe.gateway.budget import BudgetClient
 from lobe.gateway.settings import GatewaySettings
-from lobe.shared.bus import flush
+from lobe.shared.bus import Bus, flush
+from lobe.shared.catalog import GATEWAY
 from lobe.shared.events.billing import (
     BUDGET_RELEASE,
     BUDGET_RESERVE,
@@ -25,7 +26,9 @@ from .support import BODY, CALLER, collected
 
 
 def client(nc: NATS, **overrides: object) -> BudgetClient:
-    return BudgetClient(nc, GatewaySettings(nats_url="unused", billing_timeout_s=0.2, **overrides))
+    return BudgetClient(
+        Bus.over(nc, GATEWAY), GatewaySettings(nats_url="unused", billing_timeout_s=0.2, **overrides)
+    )
 
 
 async def releases(nc: NATS) -> list[BudgetRelease]:

@@ -12,7 +12,8 @@ from nats.aio.client import Client as NATS
 
 from lobe.gateway.dispatch import ChatDispatcher, Dispatch, Idle, WorkerLost
 from lobe.gateway.settings import GatewaySettings
-from lobe.shared.bus import flush
+from lobe.shared.bus import Bus, flush
+from lobe.shared.catalog import GATEWAY
 from lobe.shared.events.chat import DeltaFrame, DoneFrame, ErrorFrame, HeartbeatFrame, UsageFrame
 from lobe.shared.openai_errors import ApiError
 
@@ -23,7 +24,7 @@ def dispatcher(nc: NATS, **overrides: object) -> ChatDispatcher:
     # Short enough to keep the suite quick, long enough for a loaded 2-core machine.
     fast = {"worker_silence_s": 0.5, "accept_timeout_s": 1.0, "saturation_wait_s": 0.5}
     settings = GatewaySettings(nats_url="unused", **{**fast, **overrides})
-    return ChatDispatcher(nc, settings)
+    return ChatDispatcher(Bus.over(nc, GATEWAY), settings)
 
 
 async def worker(worker_nc: NATS, *scripts: Callable[[str], Script], worker_id: str = "w1") -> ScriptedWorker:

@@ -42,6 +42,9 @@ class Reply:
     hold_after: int | None = None  # go silent after this many body bytes, until the client leaves
     chunk_delay_s: float = 0.0  # pause between chunks (a slow model), watching for the client leaving
     split_events: bool = False  # one HTTP chunk per SSE event / NDJSON line instead of random sizes
+    # Hold the body's last chunk until this is set: a test sets it once its client has read the
+    # first bytes, which proves they came before the upstream's last (no clock involved).
+    release_last: asyncio.Event | None = None
 
 
 @dataclass
@@ -129,7 +132,7 @@ class FakeUpstream:
             if line:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        body = await _read_body(reader, headers)
         parts = urlsplit(target)
         number = len(self.requests)
         self.requests.append(
@@ -145,7 +148,10 @@ class FakeUpstream:
         writer.write(("\r\n".join(head_out) + "\r\n\r\n").encode("latin-1"))
         stop_at = reply.cut_after if reply.cut_after is not None else reply.hold_after
         end = len(reply.body) if stop_at is None else min(stop_at, len(reply.body))
-        for piece in _pieces(reply, end):
+        pieces = list(_pieces(reply, end))
+        for index, piece in enumerate(pieces):
+            if reply.release_last is not None and index == len(pieces) - 1:
+                await reply.release_last.wait()
             writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             await writer.drain()
             if reply.chunk_delay_s:
@@ -186,6 +192,24 @@ class FakeUpstream:
         # The loop's clock is time.monotonic(): comparable with the caller's own timestamps.
         self.closed_at.append(asyncio.get_running_loop().time())
         self.client_closed.set()
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    """The request's body: by Content-Length, or as HTTP/1.1 chunks (what aiohttp sends for a
+    streamed body, a multipart upload read from an async iterator), the trailers dropped."""
+    if "chunked" not in headers.get("transfer-encoding", "").lower():
+        return await reader.readexactly(int(headers.get("content-length", "0")))
+    body = bytearray()
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        size = int(size_line.split(b";", 1)[0].strip(), 16)  # a chunk extension is ignored
+        if size == 0:
+            break
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)  # the chunk's CRLF
+    while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, then the blank line
+        pass
+    return bytes(body)
 
 
 NO_REPLY = Reply(b'{"error":"no reply queued"}', 500, "application/json")

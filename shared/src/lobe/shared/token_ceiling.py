@@ -12,7 +12,7 @@ tokens), and images, which are not sent as bytes of text.
 Everything the prompt carries is counted: every message part, names, tool calls (id, name,
 arguments), tool results, tool definitions and the `response_format` schema, as their JSON; the
 JSON's quotes, braces and keys only add bytes, so the bound stays a bound.
-An embeddings request's ceiling is each input's bytes plus a framing per input (the special tokens
+A media request's is its prompt text's bytes (lobe.shared.media_schema). An embeddings request's ceiling is each input's bytes plus a framing per input (the special tokens
 an encoder adds around a text: BERT-style models' [CLS] and [SEP], SentencePiece's prefix).
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from lobe.shared.chat_schema import ChatCompletionRequest, ImagePart
 from lobe.shared.embeddings_schema import EmbeddingsRequest
+from lobe.shared.media_schema import MediaRequest
 
 # Framing of one message, one tool call or one text part: above every provider's special tokens.
 FRAMING_TOKENS = 16
@@ -35,13 +36,15 @@ TOOLS_PREAMBLE_TOKENS = 600
 IMAGE_TOKENS = {"low": 85, "high": 1600, "auto": 1600, None: 1600}
 
 
-def prompt_token_ceiling(body: ChatCompletionRequest | EmbeddingsRequest) -> int:
+def prompt_token_ceiling(body: ChatCompletionRequest | EmbeddingsRequest | MediaRequest) -> int:
     """Tokens a provider can count for this prompt, at most (the output cap is the caller's).
     Computed once per body (the rate limit and the budget hold both ask)."""
     ceiling = body._prompt_token_ceiling
     if ceiling is None:
         if isinstance(body, EmbeddingsRequest):
             ceiling = sum(FRAMING_TOKENS + _bytes(text) for text in body.texts)
+        elif isinstance(body, MediaRequest):  # priced by its units; its prompt's text still counts
+            ceiling = FRAMING_TOKENS + _bytes(body.prompt_text)
         else:
             ceiling = _ceiling(body)
         body._prompt_token_ceiling = ceiling

@@ -101,14 +101,19 @@ class Budgets:
 
     def worst_case(self, req: BudgetReserve, when: datetime) -> Decimal:
         """The request's most: its token ceilings at the dearest input and the dearest output price
-        of every upstream the route may reach (lobe.billing.routes), each priced as the ledger
+        of every upstream the route may reach (lobe.billing.routes), plus a media request's units at
+        the dearest of those upstreams' unit prices (docs/media.md), each priced as the ledger
         will price it (an unpriced one at the default rate)."""
         day = when.date()
         reached = (self.routes.reaches(req.model) if self.routes else []) or [("", req.model)]
         rates = [self.prices.rate(provider, model, day) or self.prices.default for provider, model in reached]
         dearest = Rate(input=max(r.input for r in rates), output=max(r.output for r in rates))
         usage = TokenUsage(prompt_tokens=req.prompt_tokens_estimate, completion_tokens=req.max_output_tokens)
-        return cost_of(dearest, usage)
+        cost = cost_of(dearest, usage)
+        if req.units is not None:  # a media request's units, at the dearest upstream's unit prices
+            unit_rates = [r if r.prices_units else self.prices.default for r in rates]
+            cost += max(r.unit_cost(req.units) for r in unit_rates)
+        return cost
 
     async def reserve(self, req: BudgetReserve) -> BudgetDecision:
         """Admit and hold, or refuse (and announce the limit hit). DeadlinePassedError when the

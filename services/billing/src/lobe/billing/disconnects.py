@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from lobe.billing.plans import PlanBook
 from lobe.shared.events.chat import TokenUsage
+from lobe.shared.events.units import MediaUnits
 from lobe.shared.events.usage import DisconnectBilling, UsageRecorded
 
 DEFAULT_DISCONNECT_BILLING: DisconnectBilling = "bill_partial"
@@ -34,3 +35,11 @@ def billed_usage(event: UsageRecorded, plans: PlanBook) -> TokenUsage:
         full = max(usage.completion_tokens, event.max_output_tokens)
         return usage.model_copy(update={"completion_tokens": full})
     return usage  # bill_partial; bill_full without a known cap bills what it knows
+
+
+def billed_units(event: UsageRecorded, plans: PlanBook) -> MediaUnits | None:
+    """A media request's units to price: none for a cancelled request billed `bill_none`. (A
+    cancelled speech's units are its whole input already: its characters are known up front.)"""
+    if event.status == "cancelled" and disconnect_policy(event, plans) == "bill_none":
+        return None
+    return event.units

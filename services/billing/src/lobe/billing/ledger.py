@@ -24,7 +24,7 @@ from decimal import Decimal
 import asyncpg
 
 from lobe.billing.db_metrics import timed_copy
-from lobe.billing.disconnects import billed_usage
+from lobe.billing.disconnects import billed_units, billed_usage
 from lobe.billing.holds import FREE_HOLDS
 from lobe.billing.periods import period_at
 from lobe.billing.plans import PlanBook
@@ -54,6 +54,11 @@ LEDGER_COLUMNS = (
     "duration_ms",
     "stream",
     "kind",
+    "images",
+    "image_size",
+    "image_quality",
+    "characters",
+    "audio_seconds",
 )
 
 
@@ -71,7 +76,7 @@ class LedgerRow:
         return self.event.request_id
 
     def record(self) -> tuple[object, ...]:
-        e, u = self.event, self.event.usage
+        e, u, units = self.event, self.event.usage, self.event.units
         return (
             e.request_id,
             e.occurred_at,
@@ -95,6 +100,11 @@ class LedgerRow:
             e.duration_ms,
             e.stream,
             e.kind,
+            units.images if units else None,
+            units.image_size if units else None,
+            units.image_quality if units else None,
+            units.characters if units else None,
+            Decimal(str(units.audio_seconds)) if units else None,
         )
 
 
@@ -103,7 +113,12 @@ def price_event(
 ) -> LedgerRow:
     usage = billed_usage(event, plans)  # a cancelled request: per its disconnect policy
     p = prices.price(
-        event.provider, event.priced_model, event.occurred_at, usage, event.status == "cache_hit"
+        event.provider,
+        event.priced_model,
+        event.occurred_at,
+        usage,
+        event.status == "cache_hit",
+        billed_units(event, plans),
     )
     period = plans.period_key(event.occurred_at)
     return LedgerRow(event, period, p.cost_usd, p.priced, p.effective_from, reported)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lobe.shared.config_file import exact_decimal, load_yaml
 from lobe.shared.events.chat import TokenUsage
+from lobe.shared.events.units import MediaUnits
 
 DEFAULT_PRICES_FILE = Path(__file__).parent / "config" / "prices.yaml"
 MILLION = Decimal(1_000_000)
@@ -28,18 +29,58 @@ Price = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
 
 
 class Rate(BaseModel):
-    """US dollars per million tokens."""
+    """US dollars per million tokens; a media model's per unit too (docs/media.md): per image by
+    quality then size, per million characters of speech input, per minute of transcribed audio."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: Price
     output: Price
     cached_input: Price | None = None
+    per_image: dict[str, dict[str, Price]] | None = None
+    per_million_characters: Price | None = None
+    per_minute: Price | None = None
 
-    @field_validator("input", "output", "cached_input", mode="before")
+    @field_validator("input", "output", "cached_input", "per_million_characters", "per_minute", mode="before")
     @classmethod
     def _coerce(cls, value: Any) -> Any:
         return exact_decimal(value)
+
+    @field_validator("per_image", mode="before")
+    @classmethod
+    def _coerce_images(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {
+            q: {s: exact_decimal(p) for s, p in sizes.items()} if isinstance(sizes, dict) else sizes
+            for q, sizes in value.items()
+        }
+
+    def image_price(self, size: str | None, quality: str | None) -> Decimal:
+        """This size and quality's price, or the dearest image price when the table lists it not
+        (an upper bound, never free); 0 when the rate prices no images."""
+        table = self.per_image or {}
+        exact = table.get(quality or "", {}).get(size or "")
+        if exact is not None:
+            return exact
+        return max((p for sizes in table.values() for p in sizes.values()), default=Decimal(0))
+
+    def unit_cost(self, units: MediaUnits) -> Decimal:
+        """The units' cost (exact: prices have <= 4 decimals, seconds are priced per minute)."""
+        with localcontext() as exact:
+            exact.prec = COST_PRECISION
+            cost = units.images * self.image_price(units.image_size, units.image_quality)
+            cost += units.characters * (self.per_million_characters or 0) / MILLION
+            cost += Decimal(str(units.audio_seconds)) * (self.per_minute or 0) / 60
+            return cost.quantize(COST_QUANTUM)
+
+    @property
+    def prices_units(self) -> bool:
+        return (
+            self.per_image is not None
+            or self.per_million_characters is not None
+            or self.per_minute is not None
+        )
 
     @property
     def cached(self) -> Decimal:
@@ -139,11 +180,20 @@ class PriceTable:
         return rates[max(i - 1, 0)]
 
     def price(
-        self, provider: str, model: str, occurred_at: datetime, usage: TokenUsage, cache_hit: bool = False
+        self,
+        provider: str,
+        model: str,
+        occurred_at: datetime,
+        usage: TokenUsage,
+        cache_hit: bool = False,
+        units: MediaUnits | None = None,
     ) -> Priced:
-        """The cost of `usage`; a cache hit (no provider call) at the table's cache_hit_factor."""
+        """The cost of `usage` (and a media request's `units`); a cache hit (no provider call) at
+        the table's cache_hit_factor."""
         rate = self.rate(provider, model, occurred_at.date())
         cost = cost_of(rate or self.default, usage)
+        if units is not None:
+            cost += (rate if rate is not None and rate.prices_units else self.default).unit_cost(units)
         if cache_hit:
             cost = (cost * self.spec.cache_hit_factor).quantize(COST_QUANTUM)
         if rate is None:

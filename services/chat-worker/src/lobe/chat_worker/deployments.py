@@ -20,11 +20,19 @@ from lobe.chat_worker.policies import BreakerPolicy, Limits, RetryPolicy, Strate
 from lobe.shared.config_file import read_yaml
 from lobe.shared.events.usage import DisconnectBilling
 
-Endpoint = Literal["chat", "embeddings"]
+Endpoint = Literal["chat", "embeddings", "responses", "images", "speech", "transcriptions"]
 ProviderKind = Literal["openai", "anthropic", "gemini", "ollama", "openai_compatible", "azure_openai", "mock"]
 
 # The providers with an embeddings API (adapters in lobe.chat_worker.providers): Anthropic has none.
 EMBEDDING_PROVIDERS = frozenset({"openai", "openai_compatible", "azure_openai", "gemini", "ollama", "mock"})
+# The providers whose images, speech and transcription APIs have adapters (OpenAI's wire).
+MEDIA_PROVIDERS = frozenset({"openai", "openai_compatible", "mock"})
+ENDPOINT_PROVIDERS: dict[str, frozenset[str]] = {
+    "embeddings": EMBEDDING_PROVIDERS,
+    "images": MEDIA_PROVIDERS,
+    "speech": MEDIA_PROVIDERS,
+    "transcriptions": MEDIA_PROVIDERS,
+}
 
 DEFAULT_KEY_ENV: dict[str, str] = {
     "openai": "OPENAI_API_KEY",
@@ -93,7 +101,9 @@ class RoutedModel(BaseModel):
         default=["chat"],
         min_length=1,
         description="What the model answers: chat (POST /v1/chat/completions), embeddings "
-        "(POST /v1/embeddings), or both. A request to the other endpoint gets a 404.",
+        "(POST /v1/embeddings), responses (POST /v1/responses, answered through the chat adapters), "
+        "images (POST /v1/images/generations), speech (POST /v1/audio/speech), transcriptions "
+        "(POST /v1/audio/transcriptions), or several. A request to an endpoint not listed gets a 404.",
     )
     strategy: Strategy = Field(default="ordered", description="How a request picks its first deployment.")
     explore: float = Field(
@@ -156,9 +166,11 @@ class ModelCatalog(BaseModel):
                 problem(("models", i, "name"), model.name, f"model '{model.name}' is listed twice")
             models.add(model.name)
             for j, deployment in enumerate(model.deployments):
-                if "embeddings" in model.serves and deployment.provider not in EMBEDDING_PROVIDERS:
-                    message = f"provider '{deployment.provider}' has no embeddings API"
-                    problem(("models", i, "deployments", j, "provider"), deployment.provider, message)
+                for endpoint in model.serves:
+                    allowed = ENDPOINT_PROVIDERS.get(endpoint)  # None: every provider chats
+                    if allowed is not None and deployment.provider not in allowed:
+                        message = f"provider '{deployment.provider}' has no {endpoint} API"
+                        problem(("models", i, "deployments", j, "provider"), deployment.provider, message)
                 if deployment.name in deployments:
                     message = f"deployment name '{deployment.name}' is used twice (names key shared state)"
                     problem(("models", i, "deployments", j, "name"), deployment.name, message)
@@ -183,9 +195,11 @@ class ModelCatalog(BaseModel):
         return problems
 
 
-# The built-in mock answers both endpoints, so `lobe dev` serves chat and embeddings without upstreams.
+# The built-in mock answers every endpoint, so `lobe dev` serves them all without upstreams.
 BUILTIN_MODEL = RoutedModel(
-    name="mock", deployments=[Deployment(name="mock", provider="mock")], serves=["chat", "embeddings"]
+    name="mock",
+    deployments=[Deployment(name="mock", provider="mock")],
+    serves=["chat", "embeddings", "responses", "images", "speech", "transcriptions"],
 )
 BUILTIN = ModelCatalog(models=[BUILTIN_MODEL])
 

@@ -40,7 +40,7 @@ from lobe.shared.events.chat import (
     ToolCallDelta,
     UsageFrame,
 )
-from lobe.shared.events.usage import RequestStatus, UsageRecorded, usage_event
+from lobe.shared.events.usage import RequestStatus, UsageRecorded, chat_usage_kind, usage_event
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -268,4 +268,5 @@ class ChatRun:
             disconnect_billing=deployment.disconnect_billing
             if deployment and status == "cancelled"
             else None,
+            kind=chat_usage_kind(self.event.endpoint),
         )

@@ -1,4 +1,4 @@
-"""The chat worker process: takes requests off `chat.request` (and `embeddings.request`), runs them,
+"""The chat worker process: takes requests off `chat.request` (and the embeddings and media requests), runs them,
 handles cancel and SIGTERM, swaps in a reloaded routing file."""
 
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
+from typing import Any
 
 import aiohttp
 from nats.js import JetStreamContext
@@ -20,6 +22,7 @@ from pydantic import ValidationError
 from lobe.chat_worker.deployments import Deployment, Endpoint, ModelCatalog, RoutedModel
 from lobe.chat_worker.embeddings_run import EmbeddingsRun
 from lobe.chat_worker.frames import FrameSink
+from lobe.chat_worker.media_run import MediaRun, run_images, run_speech, run_transcription
 from lobe.chat_worker.metrics import MAX_CONCURRENCY, STREAMS_ACTIVE
 from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.registry import build_provider
@@ -28,6 +31,8 @@ from lobe.chat_worker.routing.router import Router
 from lobe.chat_worker.run import ChatRun
 from lobe.chat_worker.settings import WorkerSettings
 from lobe.shared.bus import Bus, Responder, ensure_streams
+from lobe.shared.bus.listen import publish
+from lobe.shared.bus.objects import delete_object
 from lobe.shared.catalog import CHAT_WORKER
 from lobe.shared.events.chat import (
     CHAT_CANCEL,
@@ -46,6 +51,21 @@ from lobe.shared.events.embeddings import (
     EmbeddingsAnswer,
     EmbeddingsFailure,
     EmbeddingsRequested,
+)
+from lobe.shared.events.media import (
+    IMAGES_REQUEST,
+    SPEECH_AUDIO,
+    SPEECH_REQUEST,
+    TRANSCRIPTION_REQUEST,
+    ImagesAnswer,
+    ImagesRequested,
+    MediaAnswer,
+    MediaFailure,
+    SpeechChunk,
+    SpeechEnded,
+    SpeechRequested,
+    TranscriptionAnswer,
+    TranscriptionRequested,
 )
 from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
 from lobe.shared.process import ServiceRuntime, started
@@ -68,13 +88,24 @@ def refusal(request_id: str, status: int, code: str, message: str, retryable: bo
     )
 
 
+# Per endpoint: its path and what a model serving it is called (for the 404's message).
+NOT_SERVED_WORDS: dict[Endpoint, tuple[str, str]] = {
+    "chat": ("v1/chat/completions", "a chat"),
+    "embeddings": ("v1/embeddings", "an embedding"),
+    "responses": ("v1/responses", "a Responses"),
+    "images": ("v1/images/generations", "an image"),
+    "speech": ("v1/audio/speech", "a speech"),
+    "transcriptions": ("v1/audio/transcriptions", "a transcription"),
+}
+MediaRequested = ImagesRequested | SpeechRequested | TranscriptionRequested
+
+
 def not_served(model: str, endpoint: Endpoint, routed: RoutedModel | None) -> tuple[int, str, str] | None:
     """(status, code, message) when this model does not answer this endpoint: OpenAI's 404s."""
     if routed is None:
         return 404, "model_not_found", f"The model '{model}' does not exist or you do not have access to it."
     if endpoint not in routed.serves:
-        path = "v1/chat/completions" if endpoint == "chat" else "v1/embeddings"
-        kind = "a chat" if endpoint == "chat" else "an embedding"
+        path, kind = NOT_SERVED_WORDS[endpoint]
         return (
             404,
             "model_not_supported",
@@ -88,6 +119,27 @@ def unreadable_embeddings(exc: ValidationError) -> EmbeddingsAnswer:
         status=400, code="invalid_event", message="The chat worker could not read the request."
     )
     return EmbeddingsAnswer(request_id="unknown", error=failure)
+
+
+def unreadable_media(endpoint: str) -> Callable[[ValidationError], MediaAnswer]:
+    def answer(exc: ValidationError) -> MediaAnswer:
+        failure = MediaFailure(
+            status=400, code="invalid_event", message="The chat worker could not read the request."
+        )
+        replies: dict[str, type[MediaAnswer]] = {"images": ImagesAnswer, "speech": SpeechEnded}
+        reply = replies.get(endpoint, TranscriptionAnswer)
+        return reply(request_id="unknown", error=failure)
+
+    return answer
+
+
+@contextlib.contextmanager
+def _span(name: str, event: MediaRequested) -> Iterator[None]:
+    # The bus's span for the request, itself the gateway's child: the run continues it.
+    span = TRACER.start_span(name, context=otel_context.get_current(), kind=SpanKind.CONSUMER)
+    span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
+    with trace.use_span(span, end_on_exit=True):
+        yield
 
 
 def unreadable(exc: ValidationError) -> ErrorFrame:
@@ -110,6 +162,7 @@ class ChatWorker:
         self._router: Router | None = None
         self._requests: Responder | None = None
         self._embeddings: Responder | None = None
+        self._media: list[Responder] = []
         self._in_process = AsyncExitStack()
 
     async def open(self, runtime: ServiceRuntime) -> None:
@@ -149,6 +202,19 @@ class ChatWorker:
             concurrency=self.settings.worker_max_concurrency,
             malformed=unreadable_embeddings,
         )
+        # Images, speech and transcriptions: as embeddings, each in a task of its own.
+        for subject, handler, endpoint in (
+            (IMAGES_REQUEST, self.images, "images"),
+            (SPEECH_REQUEST, self.speech, "speech"),
+            (TRANSCRIPTION_REQUEST, self.transcription, "transcriptions"),
+        ):
+            responder = await self.bus.responds(
+                subject,
+                handler,
+                concurrency=self.settings.worker_max_concurrency,
+                malformed=unreadable_media(endpoint),
+            )
+            self._media.append(responder)
         runtime.on_stop(self._finish_runs)
         MAX_CONCURRENCY.set(self.settings.worker_max_concurrency)
 
@@ -185,7 +251,7 @@ class ChatWorker:
         leaves the request unanswered: the gateway's accept times out and it re-dispatches."""
         catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
         routed = catalog.get(event.body.model)
-        refused = not_served(event.body.model, "chat", routed)
+        refused = not_served(event.body.model, event.endpoint, routed)
         if refused is not None:
             return refusal(event.request_id, *refused)
         assert routed is not None
@@ -229,6 +295,54 @@ class ChatWorker:
                 self.bus.connection.max_payload,
             )
             return await run.execute()
+
+    def _media_run(self, event: MediaRequested, endpoint: Endpoint) -> MediaRun[Any] | MediaFailure:
+        catalog = self.catalog  # the request keeps this routing, whatever a reload does meanwhile
+        routed = catalog.get(event.body.model)
+        refused = not_served(event.body.model, endpoint, routed)
+        if refused is not None:
+            status, code, message = refused
+            return MediaFailure(status=status, code=code, message=message)
+        assert routed is not None
+        return MediaRun(
+            event.request_id,
+            event.caller,
+            event.body,
+            event.deadline_ms,
+            catalog,
+            routed,
+            self.router,
+            self._provider_for,
+            self._record_usage,
+            event.correlation_id,
+        )
+
+    async def images(self, event: ImagesRequested) -> ImagesAnswer:
+        run = self._media_run(event, "images")
+        if isinstance(run, MediaFailure):
+            return ImagesAnswer(request_id=event.request_id, error=run)
+        with _span("images.run", event):
+            return await run_images(run, event, self.bus.js, self.bus.connection.max_payload)
+
+    async def speech(self, event: SpeechRequested) -> SpeechEnded:
+        run = self._media_run(event, "speech")
+        if isinstance(run, MediaFailure):
+            return SpeechEnded(request_id=event.request_id, error=run)
+        nc = self.bus.connection
+
+        async def send(chunk: SpeechChunk) -> None:
+            await publish(nc, SPEECH_AUDIO, chunk, request_id=event.request_id)
+
+        with _span("speech.run", event):
+            return await run_speech(run, event, send)
+
+    async def transcription(self, event: TranscriptionRequested) -> TranscriptionAnswer:
+        run = self._media_run(event, "transcriptions")
+        if isinstance(run, MediaFailure):
+            await delete_object(self.bus.js, event.body.audio_object)
+            return TranscriptionAnswer(request_id=event.request_id, error=run)
+        with _span("transcription.run", event):
+            return await run_transcription(run, event, self.bus.js)
 
     def on_models(self) -> ModelList:
         catalog = self.catalog
@@ -298,6 +412,8 @@ class ChatWorker:
             await self._requests.stop()
         if self._embeddings is not None:
             await self._embeddings.stop()  # those in hand finish (each within its deployment's timeouts)
+        for responder in self._media:
+            await responder.stop()
         if not self.runs:
             return
         log.info("draining %d streams", len(self.runs))

@@ -16,11 +16,11 @@ took the request records its usage whether or not the client is still there).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar
 
 from aiohttp import web
-from nats.js import JetStreamContext
 
 from lobe.gateway.answer import Answer
 from lobe.gateway.budget import BudgetClient
@@ -29,49 +29,47 @@ from lobe.gateway.cache.replay import Replay
 from lobe.gateway.cache.response_cache import ResponseCache
 from lobe.gateway.ratelimit.limiter import Admission, Metered, RateLimiter
 from lobe.gateway.settings import GatewaySettings
-from lobe.shared.bus import publish_fact
+from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
-from lobe.shared.events.chat import Caller, DeltaFrame, TokenUsage, UsageFrame
+from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, TokenUsage, UsageFrame
 from lobe.shared.events.embeddings import EmbeddingsAnswer
-from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, usage_event
+from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, chat_usage_kind, usage_event
+from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
 LOST_USAGE_ATTEMPTS = 3  # the client is already answered; a short retry keeps the handler brief
-Body = TypeVar("Body", ChatCompletionRequest, EmbeddingsRequest)
+Body = TypeVar(
+    "Body", ChatCompletionRequest, EmbeddingsRequest, ImagesRequest, SpeechRequest, TranscriptionRequest
+)
 
 
+@dataclass(eq=False)
 class Accounting:
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        rate_limits: RateLimiter,
-        budget: BudgetClient,
-        cache: ResponseCache,
-        js: JetStreamContext,
-        caller: Caller,
-        received_at: float,
-        request_id: str,
-    ) -> None:
-        self.settings = settings
-        self.rate_limits = rate_limits
-        self.budget = budget
-        self.cache = cache
-        self.js = js
-        self.caller = caller
-        self.received_at = received_at  # time.monotonic() when the request arrived
-        self.request_id = request_id
-        self.admission: Admission | None = None
-        self.body: Metered | None = None  # set once it reaches the budget check
-        self.held = False  # a budget hold was taken: settled by a usage event, or released here
-        self.cache_key: CacheKey | None = None
-        self.replay: Replay | None = None
-        self.answer: Answer | None = None
-        self.usage_recorded_here = False  # by the gateway: a lost worker's, or a cache hit's
-        # Embeddings: the cached answer, if any; whether the request went to the workers; the reply.
-        self.cached_embeddings: EmbeddingsAnswer | None = None
-        self.embeddings_sent = False
-        self.embeddings: EmbeddingsAnswer | None = None
+    settings: GatewaySettings
+    rate_limits: RateLimiter
+    budget: BudgetClient
+    cache: ResponseCache
+    bus: Bus
+    caller: Caller
+    received_at: float  # time.monotonic() when the request arrived
+    request_id: str
+    # A chat body's endpoint (/v1/responses is a chat request rendered otherwise): its cache
+    # namespace and the kind of the usage recorded here.
+    endpoint: ChatEndpoint = "chat"
+    # What the request took and got, as it goes:
+    admission: Admission | None = None
+    body: Metered | None = None  # set once it reaches the budget check
+    held: bool = False  # a budget hold was taken: settled by a usage event, or released here
+    cache_key: CacheKey | None = None
+    replay: Replay | None = None
+    answer: Answer | None = None
+    usage_recorded_here: bool = False  # by the gateway: a lost worker's, or a cache hit's
+    # Embeddings: the cached answer, if any; whether the request went to the workers; the reply.
+    cached_embeddings: EmbeddingsAnswer | None = None
+    embeddings_sent: bool = False
+    embeddings: EmbeddingsAnswer | None = None
+    worker_recorded: bool = False  # a media request's worker replied: its usage event settles the hold
 
     async def __aenter__(self) -> Accounting:
         return self
@@ -95,7 +93,7 @@ class Accounting:
         replay, if any, in `replay`; an embeddings answer in `cached_embeddings`). The body to
         dispatch: with the output cap the hold covers."""
         self.body = body
-        self.cache_key = self.cache.key_for(request, self.caller, body)  # None: not cacheable
+        self.cache_key = self.cache.key_for(request, self.caller, body, self.endpoint)  # None: not cacheable
         # The cache lookup is a read: it runs during the budget reserve rather than after it, so a
         # cacheable request waits for one round trip less before its dispatch.
         key = self.cache_key
@@ -122,6 +120,10 @@ class Accounting:
         a worker recorded the usage, which settles the hold."""
         self.embeddings_sent = True
         self.embeddings = answer
+
+    def media_answered(self) -> None:
+        """A worker replied to the media request: it recorded the usage, which settles the hold."""
+        self.worker_recorded = True
 
     async def priced(self, frame: UsageFrame) -> UsageFrame:
         """The usage frame with billing's cost for it (off the TTFT path: after the last token)."""
@@ -150,6 +152,7 @@ class Accounting:
             self.usage_recorded_here
             or (answer is not None and answer.dispatch.owner is not None)
             or self.embeddings is not None
+            or self.worker_recorded
         )
         if self.held and not settled:
             await self.budget.release(self.request_id, self.caller)
@@ -165,6 +168,8 @@ class Accounting:
         (the estimate stands)."""
         if self.replay is not None or self.cached_embeddings is not None:
             return 0  # no model ran
+        if self.worker_recorded:
+            return None  # a media request: priced by its units; its prompt's charge stands
         if self.embeddings_sent:  # the reply's usage; no reply: unknown, the estimate stands
             reply = self.embeddings.usage if self.embeddings is not None else None
             return None if reply is None else reply.total_tokens
@@ -220,8 +225,9 @@ class Accounting:
             usage=usage,
             status=status,
             error_code=error,
+            kind=chat_usage_kind(self.endpoint) if isinstance(self.body, ChatCompletionRequest) else None,
         )
         # Its own subject: the gateway's NATS user may not publish a worker's usage.recorded.
-        self.usage_recorded_here = await publish_fact(
-            self.js, USAGE_REPORTED, event, attempts=LOST_USAGE_ATTEMPTS
+        self.usage_recorded_here = await self.bus.publish_fact(
+            USAGE_REPORTED, event, attempts=LOST_USAGE_ATTEMPTS
         )

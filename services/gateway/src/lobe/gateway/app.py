@@ -21,14 +21,18 @@ from lobe.gateway.console.routes import add_console_routes
 from lobe.gateway.cors import setup_cors
 from lobe.gateway.drain import DRAINING, LIVE_ANSWERS, LiveAnswers
 from lobe.gateway.embeddings import embeddings
+from lobe.gateway.images import images
 from lobe.gateway.json_request import refuse_oversized
 from lobe.gateway.models import list_models
 from lobe.gateway.openapi import gateway_openapi
 from lobe.gateway.ratelimit.headers import add_rate_headers
 from lobe.gateway.ratelimit.proxy_check import UntrustedProxyCheck
 from lobe.gateway.resources import RESOURCES, SETTINGS, open_resources
+from lobe.gateway.responses import responses
 from lobe.gateway.resume.routes import resume_stream
 from lobe.gateway.settings import GatewaySettings
+from lobe.gateway.speech import speech
+from lobe.gateway.transcriptions import transcriptions
 from lobe.shared.http_telemetry import instrument
 from lobe.shared.openai_errors import openai_errors
 from lobe.shared.openapi import serve_openapi
@@ -42,7 +46,7 @@ def readiness(app: web.Application) -> ReadinessCheck:
         if app[DRAINING].is_set():  # SIGTERM: the load balancer must stop sending first
             return Readiness(False, ("draining: shutting down",))
         resources = app.get(RESOURCES)
-        if resources is None or not resources.nc.is_connected:
+        if resources is None or not resources.bus.connected:
             return Readiness(False, ("not connected to NATS",))
         sessions = app[AUTH].sessions
         if sessions is not None and not sessions.synced:
@@ -72,7 +76,11 @@ def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None)
     add_health_routes(app, readiness(app), liveness_path="/api/health", readiness_path="/api/ready")
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/images/generations", images)
+    app.router.add_post("/v1/audio/speech", speech)
+    app.router.add_post("/v1/audio/transcriptions", transcriptions)
     app.router.add_get("/v1/chat/completions/{request_id}/stream", resume_stream)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/models", list_models)
     add_auth_routes(app)
     add_key_routes(app)

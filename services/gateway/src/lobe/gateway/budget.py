@@ -16,10 +16,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from nats.aio.client import Client as NATS
-
 from lobe.gateway.settings import GatewaySettings
-from lobe.shared.bus import ask
+from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.billing import (
@@ -33,20 +31,20 @@ from lobe.shared.events.billing import (
     PriceQuoted,
 )
 from lobe.shared.events.chat import Caller, TokenUsage
+from lobe.shared.media_schema import MediaRequest
 from lobe.shared.openai_errors import ApiError
-from lobe.shared.telemetry import inject_headers
 from lobe.shared.token_ceiling import prompt_token_ceiling
 
 log = logging.getLogger(__name__)
 
 
 class BudgetClient:
-    def __init__(self, nc: NATS, settings: GatewaySettings) -> None:
-        self.nc = nc
+    def __init__(self, bus: Bus, settings: GatewaySettings) -> None:
+        self.bus = bus
         self.settings = settings
 
     async def reserve(
-        self, request_id: str, caller: Caller, body: ChatCompletionRequest | EmbeddingsRequest
+        self, request_id: str, caller: Caller, body: ChatCompletionRequest | EmbeddingsRequest | MediaRequest
     ) -> bool:
         """Admit or raise 429 `insufficient_quota`; True when a hold was taken (to release)."""
         if not self.settings.billing_enabled:
@@ -61,10 +59,11 @@ class BudgetClient:
             model=body.model,
             prompt_tokens_estimate=prompt_token_ceiling(body),
             max_output_tokens=output,
+            units=body.unit_ceiling() if isinstance(body, MediaRequest) else None,
             expires_at=datetime.now(UTC) + timedelta(seconds=self.settings.billing_timeout_s),
         )
-        reply = await ask(self.nc, BUDGET_RESERVE, request.encode(), self.settings.billing_timeout_s)
-        if reply is None:
+        decision = await self.bus.request(BUDGET_RESERVE, request, self.settings.billing_timeout_s)
+        if not isinstance(decision, BudgetDecision):  # unanswered, or unreadable (logged by the bus)
             # Billing may still commit a hold in the last instant before the deadline: free it.
             await self.release(request_id, caller)
             if self.settings.budget_fail_mode == "open":
@@ -76,18 +75,13 @@ class BudgetClient:
                 "billing_unavailable",
                 headers={"Retry-After": "1"},
             )
-        decision = BudgetDecision.decode(reply)
         if not decision.admitted:
             raise ApiError(429, decision.message or "You exceeded your current quota.", "insufficient_quota")
         return True
 
     async def release(self, request_id: str, caller: Caller) -> None:
         """Free a hold whose request never reached a worker (so no usage event will settle it)."""
-        await self.nc.publish(
-            BUDGET_RELEASE,
-            BudgetRelease(request_id=request_id, user_id=caller.user_id).encode(),
-            headers=inject_headers() or None,  # billing's span for the release joins the request's trace
-        )
+        await self.bus.publish(BUDGET_RELEASE, BudgetRelease(request_id=request_id, user_id=caller.user_id))
 
     async def quote(
         self, request_id: str, provider: str, model: str, usage: TokenUsage, cache_hit: bool = False
@@ -96,5 +90,5 @@ class BudgetClient:
         quote = PriceQuote(
             request_id=request_id, provider=provider, model=model, usage=usage, cache_hit=cache_hit
         )
-        reply = await ask(self.nc, PRICE_QUOTE, quote.encode(), self.settings.billing_timeout_s)
-        return None if reply is None else PriceQuoted.decode(reply).cost_usd
+        reply = await self.bus.request(PRICE_QUOTE, quote, self.settings.billing_timeout_s)
+        return reply.cost_usd if isinstance(reply, PriceQuoted) else None

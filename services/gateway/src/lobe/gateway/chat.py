@@ -27,11 +27,12 @@ from lobe.gateway.metrics import IN_FLIGHT, REQUESTS
 from lobe.gateway.openai_format import ChunkWriter, CompletionAssembler
 from lobe.gateway.outputs import JsonOutput, Output
 from lobe.gateway.request_body import parse_body
-from lobe.gateway.resources import RESOURCES, SETTINGS
-from lobe.gateway.resume.detach import DETACHED, Detached, wants_resume
+from lobe.gateway.resources import RESOURCES
+from lobe.gateway.resume.detach import detached_if_resumable
 from lobe.gateway.resume.output import sse_output
-from lobe.gateway.resume.store import RESUME
+from lobe.gateway.status_count import counted
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.events.chat import ChatEndpoint
 from lobe.shared.openai_errors import ApiError
 
 STREAM_KEY = web.RequestKey("lobe.stream", str)  # whether the client asked for SSE (metrics label)
@@ -46,23 +47,16 @@ PARSE_FIRST_BYTES = 16 * 1024
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     # The trace starts in the HTTP middleware (lobe.shared.http_telemetry); the dispatch carries
     # it to the worker in the NATS headers.
-    status = 499  # the client went away before an answer
+    def count(status: int) -> None:
+        REQUESTS.labels(status=str(status), stream=request.get(STREAM_KEY, "unknown")).inc()
+
     received_at = time.monotonic()
     IN_FLIGHT.inc()
     try:
-        if wants_resume(request):  # run apart from this handler (lobe.gateway.resume.detach)
-            detached = request[DETACHED] = Detached(request.app[RESUME], request.app[SETTINGS].resume_grace_s)
-            response = await detached.run(_chat_completions(request, received_at))
-        else:
-            response = await _chat_completions(request, received_at)
-        status = response.status
-        return response
-    except ApiError as exc:
-        status = exc.status
-        raise
+        # A resumable stream runs apart from this handler (lobe.gateway.resume.detach).
+        return await counted(detached_if_resumable(request, _chat_completions(request, received_at)), count)
     finally:
         IN_FLIGHT.dec()
-        REQUESTS.labels(status=str(status), stream=request.get(STREAM_KEY, "unknown")).inc()
 
 
 async def _chat_completions(request: web.Request, received_at: float) -> web.StreamResponse:
@@ -80,8 +74,11 @@ async def _chat_completions(request: web.Request, received_at: float) -> web.Str
             raise
 
 
-async def open_account(request: web.Request, received_at: float) -> Accounting:
-    """The authenticated caller's Accounting for this request (every API endpoint's first step)."""
+async def open_account(
+    request: web.Request, received_at: float, endpoint: ChatEndpoint = "chat"
+) -> Accounting:
+    """The authenticated caller's Accounting for this request (every API endpoint's first step).
+    `endpoint`: the endpoint of a chat body (chat, or responses)."""
     resources = request.app[RESOURCES]
     caller = await request.app[AUTH].auth.authenticate(request)
     return Accounting(
@@ -89,10 +86,11 @@ async def open_account(request: web.Request, received_at: float) -> Accounting:
         resources.rate_limits,
         resources.budget,
         request.app[CACHE],
-        resources.js,
+        resources.bus,
         caller,
         received_at,
         uuid.uuid4().hex,
+        endpoint,
     )
 
 
@@ -117,18 +115,8 @@ async def _answer(
     request: web.Request, account: Accounting, body: ChatCompletionRequest
 ) -> web.StreamResponse:
     body = await account.reserve(request, body)
-    replay, request_id = account.replay, account.request_id
-    dispatch = replay or request.app[RESOURCES].dispatcher.open(request_id, account.caller, body)
-    answer = account.answer = Answer(
-        dispatch,
-        account.priced,
-        account.received_at,
-        live=replay is None,
-        expose_deployment=account.settings.expose_deployment_names,
-    )
-    headers = {"X-Request-Id": request_id}
-    if account.cache_key is not None:
-        headers["X-Cache"] = "miss" if replay is None else "hit"
+    request_id = account.request_id
+    answer, headers = open_answer(request, account, body)
     output: Output = (
         await sse_output(
             request,
@@ -140,6 +128,33 @@ async def _answer(
         if body.stream
         else JsonOutput(CompletionAssembler(request_id, body.model), headers)
     )
+    return await deliver(request, answer, output)
+
+
+def open_answer(
+    request: web.Request, account: Accounting, body: ChatCompletionRequest
+) -> tuple[Answer, dict[str, str]]:
+    """The answer to a chat body the budget admitted (the cache's replay, or a worker's on the
+    account's endpoint), and the headers it starts with. Chat's and the Responses API's alike."""
+    replay, request_id = account.replay, account.request_id
+    dispatch = replay or request.app[RESOURCES].dispatcher.open(
+        request_id, account.caller, body, account.endpoint
+    )
+    answer = account.answer = Answer(
+        dispatch,
+        account.priced,
+        account.received_at,
+        live=replay is None,
+        expose_deployment=account.settings.expose_deployment_names,
+    )
+    headers = {"X-Request-Id": request_id}
+    if account.cache_key is not None:
+        headers["X-Cache"] = "miss" if replay is None else "hit"
+    return answer, headers
+
+
+async def deliver(request: web.Request, answer: Answer, output: Output) -> web.StreamResponse:
+    """Run the answer into `output`; a gateway shutting down ends it explicitly meanwhile."""
     live = request.app[LIVE_ANSWERS]
     live.add(answer)
     try:

@@ -11,17 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
 from lobe.gateway.route_headers import error_headers
 from lobe.gateway.settings import GatewaySettings
-from lobe.shared.catalog import subject
+from lobe.shared.bus import Bus, MessageTooLarge, NoResponders, Replies
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import (
     CHAT_CANCEL,
@@ -31,6 +27,7 @@ from lobe.shared.events.chat import (
     Caller,
     CancelReason,
     ChatCancelled,
+    ChatEndpoint,
     ChatRequested,
     DeltaFrame,
     DoneFrame,
@@ -41,7 +38,6 @@ from lobe.shared.events.chat import (
     may_restart,
 )
 from lobe.shared.openai_errors import ApiError
-from lobe.shared.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
 
@@ -72,27 +68,29 @@ def no_worker(message: str) -> ApiError:
 
 
 class ChatDispatcher:
-    def __init__(self, nc: NATS, settings: GatewaySettings) -> None:
-        self.nc = nc
+    def __init__(self, bus: Bus, settings: GatewaySettings) -> None:
+        self.bus = bus
         self.settings = settings
         # Cancels for workers that accepted after their client had left (see Dispatch._hand_over).
         self._late: set[asyncio.Task[None]] = set()
 
-    def open(self, request_id: str, caller: Caller, body: ChatCompletionRequest) -> Dispatch:
-        return Dispatch(self, request_id, caller, body)
+    def open(
+        self, request_id: str, caller: Caller, body: ChatCompletionRequest, endpoint: ChatEndpoint = "chat"
+    ) -> Dispatch:
+        return Dispatch(self, request_id, caller, body, endpoint)
 
     async def cancel(self, worker_id: str, request_id: str, reason: CancelReason) -> None:
         cancel = ChatCancelled(request_id=request_id, reason=reason)
-        await self.nc.publish(subject(CHAT_CANCEL, worker_id=worker_id), cancel.encode())
+        await self.bus.publish(CHAT_CANCEL, cancel, worker_id=worker_id)
 
-    def cancel_when_accepted(self, request_id: str, handover: asyncio.Future[Msg]) -> None:
+    def cancel_when_accepted(self, request_id: str, handover: asyncio.Future[bytes]) -> None:
         """The client left while `handover` was on its way: if a worker takes it, cancel it."""
 
-        def accepted(done: asyncio.Future[Msg]) -> None:
+        def accepted(done: asyncio.Future[bytes]) -> None:
             if done.cancelled() or done.exception() is not None:
                 return
             try:
-                frame = decode_frame(done.result().data)
+                frame = decode_frame(done.result())
             except ValidationError:
                 return
             if isinstance(frame, AcceptedFrame):
@@ -107,14 +105,20 @@ class Dispatch:
     """One request's hand-over to a worker, and the frames of its answer."""
 
     def __init__(
-        self, dispatcher: ChatDispatcher, request_id: str, caller: Caller, body: ChatCompletionRequest
+        self,
+        dispatcher: ChatDispatcher,
+        request_id: str,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        endpoint: ChatEndpoint = "chat",
     ) -> None:
         self.dispatcher = dispatcher
-        self.nc = dispatcher.nc
+        self.bus = dispatcher.bus
         self.settings = dispatcher.settings
         self.request_id = request_id
         self.caller = caller
         self.body = body
+        self.endpoint = endpoint  # the worker checks the model serves it, and records its usage kind
         # The worker answering now: set by its accept, cleared when it is presumed dead. While
         # set, that worker will record the request's usage, whatever happens to the answer.
         self.owner: str | None = None
@@ -134,11 +138,9 @@ class Dispatch:
         while True:
             offer += 1
             # A reply subject per offer: frames from a worker presumed dead can never mix in.
-            reply_to = subject(CHAT_REPLY, request_id=self.request_id, offer=offer)
-            inbox: asyncio.Queue[Msg] = asyncio.Queue()
-            sub = await self.nc.subscribe(reply_to, cb=_into(inbox))
+            replies = await self.bus.replies(CHAT_REPLY, request_id=self.request_id, offer=str(offer))
             try:
-                accepted = await self._hand_over(reply_to, attempt, deadline)
+                accepted = await self._hand_over(replies.subject, attempt, deadline)
                 if isinstance(accepted, ErrorFrame):
                     if accepted.code != "worker_saturated":
                         raise ApiError(accepted.status, accepted.message, accepted.code)
@@ -158,7 +160,7 @@ class Dispatch:
                     self.accepted_at = time.monotonic()
                 started = False
                 try:
-                    async for frame in self._frames(inbox, deadline):
+                    async for frame in self._frames(replies, deadline):
                         started = started or isinstance(frame, DeltaFrame)
                         yield frame
                         if isinstance(frame, DoneFrame):
@@ -177,7 +179,7 @@ class Dispatch:
                     )
                 attempt += 1
             finally:
-                await sub.unsubscribe()
+                await replies.close()
 
     async def _hand_over(
         self, reply_to: str, attempt: int, deadline: float
@@ -189,36 +191,35 @@ class Dispatch:
             reply_to=reply_to,
             attempt=attempt,
             deadline_ms=max(1, int((deadline - time.monotonic()) * 1000)),
+            endpoint=self.endpoint,
         )
-        payload = event.encode()
-        if len(payload) > self.nc.max_payload:
+        # The raw exchange, not `request`: a worker answers an AcceptedFrame or a refusal frame,
+        # and no worker at all is a 503 at once where a slow one is re-offered.
+        handover = asyncio.ensure_future(
+            self.bus.exchange(CHAT_REQUEST, event, self.settings.accept_timeout_s)
+        )
+        try:
+            reply = await asyncio.shield(handover)
+        except NoResponders:
+            raise no_worker("No chat worker is running.") from None
+        except TimeoutError:
+            return None
+        except MessageTooLarge as exc:
             # The bus, not HTTP, is the tighter limit here (NATS max_payload, 1 MiB by default).
             raise ApiError(
                 413,
-                f"Request too large for the message bus ({len(payload)} bytes > {self.nc.max_payload}); "
-                "send smaller images or fewer messages.",
+                f"Request too large for the message bus ({exc}); send smaller images or fewer messages.",
                 "request_too_large",
-            )
-        handover = asyncio.ensure_future(
-            self.nc.request(
-                CHAT_REQUEST, payload, timeout=self.settings.accept_timeout_s, headers=inject_headers()
-            )
-        )
-        try:
-            msg = await asyncio.shield(handover)
-        except NoRespondersError:
-            raise no_worker("No chat worker is running.") from None
-        except NatsTimeout:
-            return None
+            ) from None
         except asyncio.CancelledError:
             self.dispatcher.cancel_when_accepted(self.request_id, handover)
             raise
-        frame = decode_frame(msg.data)
+        frame = decode_frame(reply)
         if not isinstance(frame, AcceptedFrame | ErrorFrame):
             raise ApiError(502, f"unexpected reply from worker: {frame.type}", "protocol_error")
         return frame
 
-    async def _frames(self, inbox: asyncio.Queue[Msg], deadline: float) -> AsyncIterator[AnswerFrame | Idle]:
+    async def _frames(self, replies: Replies, deadline: float) -> AsyncIterator[AnswerFrame | Idle]:
         """The answer's frames in order, without heartbeats; a worker's error frame is raised.
         `IDLE` comes each time the next frame is not here yet, before waiting for it."""
         expected_seq = 1
@@ -226,20 +227,19 @@ class Dispatch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ApiError(504, "The model did not finish within the request timeout.", "timeout")
-            if inbox.empty():
-                yield IDLE
-                try:
-                    # asyncio.timeout, not next_msg's wait_for: no task and no uuid4 per frame.
-                    async with asyncio.timeout(min(self.settings.worker_silence_s, remaining)):
-                        msg = await inbox.get()
-                except TimeoutError:
-                    if deadline - time.monotonic() <= 0:
-                        continue  # the request timed out, not the worker: 504 above
-                    raise WorkerSilent from None
-            else:
-                msg = inbox.get_nowait()
             try:
-                frame = decode_frame(msg.data)
+                if replies.empty():
+                    yield IDLE
+                    try:
+                        # asyncio.timeout, not next_msg's wait_for: no task and no uuid4 per frame.
+                        async with asyncio.timeout(min(self.settings.worker_silence_s, remaining)):
+                            frame = replies.decode(await replies.get())
+                    except TimeoutError:
+                        if deadline - time.monotonic() <= 0:
+                            continue  # the request timed out, not the worker: 504 above
+                        raise WorkerSilent from None
+                else:
+                    frame = replies.decode(replies.get_nowait())
             except ValidationError as exc:
                 raise ApiError(
                     502, f"malformed frame from worker: {exc.errors()[0]['loc']}", "protocol_error"
@@ -262,12 +262,3 @@ class Dispatch:
             if isinstance(frame, AcceptedFrame):
                 raise ApiError(502, "unexpected accept frame in the answer", "protocol_error")
             yield frame
-
-
-def _into(inbox: asyncio.Queue[Msg]) -> Callable[[Msg], Awaitable[None]]:
-    """A subscription callback that queues each message for `Dispatch._frames`."""
-
-    async def put(msg: Msg) -> None:
-        inbox.put_nowait(msg)
-
-    return put

@@ -9,40 +9,29 @@ request takes and records, and giving it back however it ends, is its Accounting
 
 from __future__ import annotations
 
-import math
 import time
 
 from aiohttp import web
 
 from lobe.gateway.accounting import Accounting
 from lobe.gateway.chat import admitted_body, open_account
-from lobe.gateway.dispatch import no_worker
 from lobe.gateway.embeddings_format import embeddings_object
 from lobe.gateway.metrics import EMBEDDINGS_REQUESTS
 from lobe.gateway.request_body import parse_embeddings_body
 from lobe.gateway.resources import RESOURCES, Resources
 from lobe.gateway.route_headers import route_headers
-from lobe.shared.bus import Bus
-from lobe.shared.catalog import GATEWAY
+from lobe.gateway.status_count import counted
+from lobe.gateway.worker_request import ask_workers, deadline_ms, failed, no_answer
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.embeddings import EMBEDDINGS_REQUEST, EmbeddingsAnswer, EmbeddingsRequested
 from lobe.shared.openai_errors import ApiError
 
-# The worker's deadline is the request's timeout; its reply may take this much longer to arrive.
-REPLY_MARGIN_S = 2.0
-
 
 async def embeddings(request: web.Request) -> web.Response:
-    status = 499  # the client went away before an answer
-    try:
-        response = await _embeddings(request, time.monotonic())
-        status = response.status
-        return response
-    except ApiError as exc:
-        status = exc.status
-        raise
-    finally:
+    def count(status: int) -> None:
         EMBEDDINGS_REQUESTS.labels(status=str(status)).inc()
+
+    return await counted(_embeddings(request, time.monotonic()), count)
 
 
 async def _embeddings(request: web.Request, received_at: float) -> web.Response:
@@ -68,33 +57,18 @@ async def _answer(
     if account.cache_key is not None:
         headers["X-Cache"] = "miss" if account.cached_embeddings is None else "hit"
     if answer is None:
-        raise _no_answer(account, resources.settings.request_timeout_s)
+        raise no_answer(account, resources.settings.request_timeout_s, "embeddings")
     headers |= route_headers(answer.route, resources.settings.expose_deployment_names)
     if answer.error is not None:
-        error = answer.error
-        if error.retry_after_s is not None:
-            headers["Retry-After"] = str(max(math.ceil(error.retry_after_s), 1))
-        param = "model" if error.status == 404 else None
-        raise ApiError(error.status, error.message, error.code, headers=headers, param=param)
+        raise failed(answer.error, headers)
     return web.json_response(embeddings_object(answer, body), headers=headers)
 
 
 async def _ask_workers(
     resources: Resources, account: Accounting, body: EmbeddingsRequest
 ) -> EmbeddingsAnswer | None:
-    timeout_s = resources.settings.request_timeout_s
     event = EmbeddingsRequested(
-        request_id=account.request_id, caller=account.caller, body=body, deadline_ms=int(timeout_s * 1000)
+        request_id=account.request_id, caller=account.caller, body=body, deadline_ms=deadline_ms(resources)
     )
-    # The bus's request (lobe.shared.bus): the catalog's subject, the reply decoded into its model.
-    bus = Bus.over(resources.nc, GATEWAY)
-    reply = await bus.request(EMBEDDINGS_REQUEST, event, timeout_s + REPLY_MARGIN_S)
+    reply = await ask_workers(resources, EMBEDDINGS_REQUEST, event)
     return reply if isinstance(reply, EmbeddingsAnswer) else None
-
-
-def _no_answer(account: Accounting, timeout_s: float) -> ApiError:
-    """No reply: no worker took it (NATS says so at once), or none answered in time."""
-    waited = time.monotonic() - account.received_at
-    if waited >= timeout_s:
-        return ApiError(504, "No chat worker answered the embeddings request in time.", "timeout")
-    return no_worker("No chat worker is running.")

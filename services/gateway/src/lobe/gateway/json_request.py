@@ -16,6 +16,7 @@ from aiohttp import web
 
 from lobe.gateway.resources import RESOURCES
 from lobe.shared.json_body import is_json, parse_json_object
+from lobe.shared.media_schema import MAX_TRANSCRIPTION_BYTES
 from lobe.shared.openai_errors import ApiError
 
 # What ChatRequested adds around the client's body: ids, the caller, the reply subject, and the
@@ -23,9 +24,17 @@ from lobe.shared.openai_errors import ApiError
 BUS_ENVELOPE_BYTES = 4096
 
 
+# An upload travels through the object store, not in one message (lobe.gateway.transcriptions):
+# its limit is the provider's 25 MB plus the form's other fields and boundaries.
+UPLOAD_PATHS = frozenset({"/v1/audio/transcriptions"})
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
 def body_limit(request: web.Request) -> int:
     resources = request.app[RESOURCES]
-    return min(resources.settings.max_body_bytes, resources.nc.max_payload - BUS_ENVELOPE_BYTES)
+    if request.path in UPLOAD_PATHS:
+        return MAX_TRANSCRIPTION_BYTES + FORM_OVERHEAD_BYTES
+    return min(resources.settings.max_body_bytes, resources.bus.connection.max_payload - BUS_ENVELOPE_BYTES)
 
 
 def too_large(size: int, limit: int) -> ApiError:

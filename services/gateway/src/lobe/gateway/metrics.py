@@ -19,6 +19,16 @@ EMBEDDINGS_REQUESTS = Counter(
     "Embeddings requests answered, by HTTP status.",
     ["status"],
 )
+MEDIA_REQUESTS = Counter(
+    "lobe_gateway_media_requests_total",
+    "Images, speech and transcription requests answered, by endpoint and HTTP status.",
+    ["endpoint", "status"],
+)
+RESPONSES_REQUESTS = Counter(
+    "lobe_gateway_responses_requests_total",
+    "Responses API requests answered, by HTTP status.",
+    ["status", "stream"],
+)
 TTFT = Histogram(
     "lobe_gateway_ttft_seconds",
     "Time from the request's arrival to the first token sent to the client.",

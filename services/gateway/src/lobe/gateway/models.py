@@ -10,7 +10,6 @@ from aiohttp import web
 from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.dispatch import no_worker
 from lobe.gateway.resources import RESOURCES
-from lobe.shared.bus import ask
 from lobe.shared.events.chat import CHAT_MODELS, ModelInfo, ModelList
 
 MODELS_TIMEOUT_S = 1.0
@@ -18,10 +17,10 @@ MODELS_TIMEOUT_S = 1.0
 
 async def served_models(request: web.Request) -> list[ModelInfo]:
     """The models a running worker routes, with their deployments' health (503 with no worker)."""
-    reply = await ask(request.app[RESOURCES].nc, CHAT_MODELS, b"", MODELS_TIMEOUT_S)
-    if reply is None:
+    reply = await request.app[RESOURCES].bus.request(CHAT_MODELS, None, MODELS_TIMEOUT_S)
+    if not isinstance(reply, ModelList):  # unanswered, or unreadable (logged by the bus)
         raise no_worker("No chat worker is running to list models.")
-    return ModelList.model_validate_json(reply).models
+    return reply.models
 
 
 async def list_models(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from lobe.shared.events.chat import DeltaFrame, DoneFrame, TokenUsage, UsageFrame
+from lobe.shared.openai_errors import ApiError
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -72,12 +73,12 @@ class ChunkWriter:
             payload["usage"] = None
         return sse_event(payload)
 
-    def delta(self, frame: DeltaFrame) -> bytes:
+    def delta(self, frame: DeltaFrame) -> list[bytes]:
         delta = delta_body(frame)
         if not self.sent_role:
             delta = {"role": "assistant", **delta}
             self.sent_role = True
-        return self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
+        return [self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])]
 
     def finish(self, frame: DoneFrame) -> bytes:
         delta = {} if self.sent_role else {"role": "assistant", "content": ""}
@@ -88,6 +89,17 @@ class ChunkWriter:
 
     def usage(self, frame: UsageFrame) -> bytes:
         return self._chunk([], usage=usage_object(frame.usage, frame.cost_usd))
+
+    def end(self, done: DoneFrame, usage: UsageFrame | None) -> list[bytes]:
+        """The finish chunk, then (when asked for) the usage chunk, as OpenAI sends them, and [DONE]."""
+        chunks = [self.finish(done)]
+        if usage is not None and self.include_usage:
+            chunks.append(self.usage(usage))
+        return [*chunks, DONE_EVENT]
+
+    def error(self, error: ApiError) -> list[bytes]:
+        """After the first byte: an OpenAI error event, and no [DONE]."""
+        return [sse_event(error.body())]
 
 
 class CompletionAssembler:

@@ -10,8 +10,10 @@ from lobe.gateway.auth.routes import JWKS_PATH
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH
 from lobe.gateway.cache.admin import CacheInvalidation
 from lobe.gateway.request_body import EdgeRequest
+from lobe.gateway.responses_schema import ResponsesRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.lifecycle import VERSION
+from lobe.shared.media_schema import ImagesRequest, SpeechRequest
 from lobe.shared.openapi import Document, document, health_paths, json_answer, model_ref, operation, parameter
 
 # Billing's admin API, forwarded for admin sessions (docs/openapi/billing.json describes bodies).
@@ -69,11 +71,38 @@ def chat_paths() -> dict[str, Any]:
                 body=model_ref(EmbeddingsRequest),
             )
         },
+        "/v1/images/generations": {
+            "post": operation(
+                "Create images (OpenAI's API): `n` images as b64_json or url; priced per image by "
+                "size and quality (docs/media.md).",
+                json_answer("`{created, data: [{b64_json | url, revised_prompt}]}`."),
+                (400, 401, 404, 429, 502, 503, 504),
+                body=model_ref(ImagesRequest),
+            )
+        },
+        "/v1/audio/speech": {
+            "post": operation(
+                "Create speech (OpenAI's API): the audio file in `response_format`, streamed as the "
+                "provider sends it; priced per character.",
+                json_answer("The audio bytes (audio/mpeg, audio/wav, audio/pcm, ...)."),
+                (400, 401, 404, 429, 502, 503, 504),
+                body=model_ref(SpeechRequest),
+            )
+        },
+        "/v1/audio/transcriptions": {
+            "post": operation(
+                "Create a transcription (OpenAI's API): a multipart/form-data upload (`file` up to "
+                "25 MB, `model`, `language`, `prompt`, `response_format`: json, text, srt, "
+                "verbose_json, vtt, `temperature`); priced per second of audio.",
+                json_answer("The transcript in `response_format`."),
+                (400, 401, 404, 413, 429, 502, 503, 504),
+            )
+        },
         "/v1/chat/completions/{request_id}/stream": {
             "get": operation(
-                "Resume a resumable stream (`X-Lobe-Resumable: true` on the request) after a lost "
-                "connection, on any replica: the events after `Last-Event-ID`, then the rest live "
-                "(docs/streaming.md).",
+                "Resume a resumable stream (`X-Lobe-Resumable: true` on a streamed chat completion "
+                "or response) after a lost connection, on any replica: the events after "
+                "`Last-Event-ID`, then the rest live (docs/streaming.md).",
                 {
                     "200": {
                         "description": "The answer's remaining server-sent events, each with its id.",
@@ -87,6 +116,27 @@ def chat_paths() -> dict[str, Any]:
                         "Last-Event-ID", "header", "The last event id the client read, `<request_id>:<n>`."
                     ),
                 ],
+            )
+        },
+        "/v1/responses": {
+            "post": operation(
+                "Create a model response (OpenAI's Responses API), for the models whose routing serves "
+                "`responses`: translated to a chat request, so every provider answers it. Not stored: "
+                "`store` must be false and `previous_response_id` is refused.",
+                {
+                    "200": {
+                        "description": "The `response` object, or its server-sent events (`event: "
+                        "response.created` … `response.completed`, each with `sequence_number`; an "
+                        "error after the first byte is an `error` event then `response.failed`); "
+                        "resumable as a chat stream is, with `X-Lobe-Resumable: true`.",
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    }
+                },
+                (400, 401, 404, 413, 429, 502, 503, 504),
+                body=model_ref(ResponsesRequest),
             )
         },
         "/v1/models": {
@@ -273,5 +323,5 @@ def gateway_openapi() -> Document:
             **account_paths(),
             **health_paths("/api/health", "/api/ready", "connected to NATS"),
         },
-        [EdgeRequest, EmbeddingsRequest, CacheInvalidation],
+        [EdgeRequest, EmbeddingsRequest, ResponsesRequest, ImagesRequest, SpeechRequest, CacheInvalidation],
     )

@@ -1,5 +1,9 @@
 """The two ways an answer reaches the client: SSE chunks as they come, or one JSON object.
 
+What the chunks and the object are is the endpoint's (a ChunkSource and an Assembler: chat's in
+lobe.gateway.openai_format, the Responses API's in lobe.gateway.responses_output); how they reach
+the client is the same for every endpoint, here.
+
 Both take the same calls from the answer loop (lobe.gateway.answer): a delta, a flush, the finish,
 or a failure. A failure before the first byte is an HTTP error (raised); after it, an SSE stream
 can only end with an OpenAI error event and no `[DONE]`.
@@ -11,12 +15,11 @@ largest cost in the gateway's profile), and a chunk that arrived alone leaves at
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from lobe.gateway.metrics import STREAMING_CONNECTIONS
-from lobe.gateway.openai_format import DONE_EVENT, ChunkWriter, CompletionAssembler, sse_event
 from lobe.shared.events.chat import DeltaFrame, DoneFrame, UsageFrame
 from lobe.shared.openai_errors import ApiError
 
@@ -48,8 +51,29 @@ class Output(Protocol):
         ...
 
 
+class ChunkSource(Protocol):
+    """An answer's server-sent events: each delta's, the end's, and an error's after the first
+    byte. Each is a list, one item per SSE event (a delta may make none or several: a Responses
+    item opening), each held on its own: a resumable output gives every event its own id
+    (lobe.gateway.resume.output), and a resume splits kept batches on those ids."""
+
+    def delta(self, frame: DeltaFrame) -> list[bytes]: ...
+
+    def end(self, done: DoneFrame, usage: UsageFrame | None) -> list[bytes]: ...
+
+    def error(self, error: ApiError) -> list[bytes]: ...
+
+
+class Assembler(Protocol):
+    """An answer gathered into the one JSON object a non-streaming client gets."""
+
+    def add(self, frame: DeltaFrame) -> None: ...
+
+    def build(self, done: DoneFrame, usage: UsageFrame | None) -> dict[str, Any]: ...
+
+
 class SseOutput:
-    def __init__(self, request: web.Request, writer: ChunkWriter, headers: dict[str, str]) -> None:
+    def __init__(self, request: web.Request, writer: ChunkSource, headers: dict[str, str]) -> None:
         self.request = request
         self.writer = writer
         self.headers = headers
@@ -68,7 +92,8 @@ class SseOutput:
 
     async def delta(self, frame: DeltaFrame) -> None:
         await self._opened()
-        self._hold(self.writer.delta(frame))
+        for event in self.writer.delta(frame):
+            self._hold(event)
         if self.held_bytes >= WRITE_BATCH_MAX_BYTES:
             await self.flush()
 
@@ -78,18 +103,16 @@ class SseOutput:
 
     async def finish(self, done: DoneFrame, usage: UsageFrame | None) -> web.StreamResponse:
         response = await self._opened()
-        self._hold(self.writer.finish(done))
-        if usage is not None and self.writer.include_usage:
-            # OpenAI sends the usage chunk after the finish chunk, before [DONE].
-            self._hold(self.writer.usage(usage))
-        self._hold(DONE_EVENT)
+        for event in self.writer.end(done, usage):
+            self._hold(event)
         await self._send(response, eof=True)  # with the stream's end: one write
         return response
 
     async def fail(self, error: ApiError) -> web.StreamResponse:
         if self.response is None:
             raise error
-        self._hold(sse_event(error.body()))
+        for event in self.writer.error(error):
+            self._hold(event)
         await self._send(self.response, eof=True)
         return self.response
 
@@ -117,7 +140,7 @@ class SseOutput:
 
 
 class JsonOutput:
-    def __init__(self, assembler: CompletionAssembler, headers: dict[str, str]) -> None:
+    def __init__(self, assembler: Assembler, headers: dict[str, str]) -> None:
         self.assembler = assembler
         self.headers = headers
 

@@ -10,17 +10,21 @@ for a number or `1` for a boolean are 400s, not guesses); an integer still stand
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from aiohttp import web
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from lobe.gateway.json_request import read_json_object
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
+from lobe.shared.media_schema import ImagesRequest, SpeechRequest
 from lobe.shared.openai_errors import invalid_request
 
 # Far above any model's output limit (today ~128k tokens); past it a request is a mistake, and
 # its worst case would be a budget hold no ledger column can store.
 MAX_OUTPUT_TOKENS = 1_000_000
+Parsed = TypeVar("Parsed", bound=BaseModel)
 
 
 class EdgeRequest(ChatCompletionRequest):
@@ -40,8 +44,20 @@ async def parse_body(request: web.Request) -> ChatCompletionRequest:
 
 async def parse_embeddings_body(request: web.Request) -> EmbeddingsRequest:
     """POST /v1/embeddings: the same strict JSON and the same strict validation."""
+    return await _strict(request, EmbeddingsRequest)
+
+
+async def parse_images_body(request: web.Request) -> ImagesRequest:
+    return await _strict(request, ImagesRequest)
+
+
+async def parse_speech_body(request: web.Request) -> SpeechRequest:
+    return await _strict(request, SpeechRequest)
+
+
+async def _strict(request: web.Request, model: type[Parsed]) -> Parsed:
     data = await read_json_object(request)
     try:
-        return EmbeddingsRequest.model_validate(data, strict=True)
+        return model.model_validate(data, strict=True)
     except ValidationError as exc:
         raise invalid_request(exc) from None

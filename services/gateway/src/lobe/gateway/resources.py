@@ -8,8 +8,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
-from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
 
 from lobe.gateway.auth.assembly import AUTH, open_auth
 from lobe.gateway.budget import BudgetClient
@@ -23,15 +21,15 @@ from lobe.gateway.ratelimit.windows import SlidingWindows
 from lobe.gateway.redis_pool import close_client, connect_pool, redis_client
 from lobe.gateway.resume.store import RESUME, ResumeStore
 from lobe.gateway.settings import GatewaySettings
-from lobe.shared.bus import close, connect, ensure_streams
+from lobe.shared.bus import Bus, ensure_streams
+from lobe.shared.catalog import GATEWAY
 from lobe.shared.lifecycle import announce
 
 
 @dataclass
 class Resources:
     settings: GatewaySettings
-    nc: NATS
-    js: JetStreamContext
+    bus: Bus
     dispatcher: ChatDispatcher
     budget: BudgetClient
     rate_limits: RateLimiter
@@ -52,23 +50,24 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     enabled, fail_mode = settings.rate_limits_enabled, settings.rate_limit_fail_mode
     ip_limit = IpLimiter(windows, limits.per_ip, parse_networks(settings.trusted_proxies), fail_mode, enabled)
     rate_limits = RateLimiter(windows, limits, fail_mode, enabled, settings.concurrency_lease_s)
-    nc = await connect(settings, name="gateway")
-    cache = ResponseCache(cache_redis, nc, settings)
+    bus = Bus(settings, "gateway", GATEWAY)
+    await bus.connect()
+    cache = ResponseCache(cache_redis, bus, settings)
     await cache.watch_invalidations()
-    js = nc.jetstream()
+    js = bus.js
     await ensure_streams(js, replicas=settings.nats_stream_replicas)
-    access = await open_auth(settings, nc, js, ip_limit)
+    access = await open_auth(settings, bus, ip_limit)
     await announce(js, "gateway", "started")
-    dispatcher, budget = ChatDispatcher(nc, settings), BudgetClient(nc, settings)
+    dispatcher, budget = ChatDispatcher(bus, settings), BudgetClient(bus, settings)
     app[AUTH], app[CACHE] = access, cache
     app[RESUME] = resume = ResumeStore(state, settings)
-    app[RESOURCES] = Resources(settings, nc, js, dispatcher, budget, rate_limits)
+    app[RESOURCES] = Resources(settings, bus, dispatcher, budget, rate_limits)
     yield
     await resume.close()
     await rate_limits.close()
     await cache.close()
     await announce(js, "gateway", "stopped")
     await access.close()
-    await close(nc)
+    await bus.stop()
     await close_client(state)
     await close_client(cache_redis)

@@ -8,12 +8,14 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import Any
 
 from nats.aio.subscription import Subscription
 from nats.js.api import ConsumerConfig
 from pydantic import BaseModel, ValidationError
 
 from lobe.shared.bus.consume import Batches, BatchHandler, Consuming, consumer_config
+from lobe.shared.bus.replies import Listening, OnMessage, Replies
 from lobe.shared.bus.responder import (
     Handler,
     Malformed,
@@ -24,10 +26,11 @@ from lobe.shared.bus.responder import (
     log_unanswered,
     processor,
 )
-from lobe.shared.bus.tracing import asking, traced_batches, unanswered
-from lobe.shared.catalog import Subject, lookup
+from lobe.shared.bus.tracing import asking, publishing, traced_batches, unanswered
+from lobe.shared.catalog import Delivery, Subject, lookup
 from lobe.shared.catalog.api import BY_SUBJECT
 from lobe.shared.events.streams import StreamSpec
+from lobe.shared.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
 EntryRef = Subject | str
@@ -50,6 +53,19 @@ def queue_of(entry: Subject, service: str) -> str | None:
         if consumer.service == service:
             return consumer.group
     raise ValueError(f"{service} is not a consumer of {entry.subject} in the event catalog")
+
+
+class NoResponders(Exception):
+    """Nobody subscribes to the subject asked: at once, where a timeout takes its whole wait."""
+
+
+class MessageTooLarge(ValueError):
+    """A message past what the server takes in one (NATS max_payload); nothing was sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} bytes > {limit}")
+        self.size = size
+        self.limit = limit
 
 
 def decode_reply(entry: Subject, data: bytes) -> BaseModel | None:
@@ -113,11 +129,68 @@ class BusCalls(ABC):
         entry = entry_of(ref)
         subject = concrete(entry, tokens)
         with asking(entry, subject) as (span, headers):
-            reply = await self._ask(subject, encode(payload), timeout_s, headers)
-            decoded = None if reply is None else decode_reply(entry, reply)
+            try:
+                reply = await self._exchange(subject, encode(payload), timeout_s, headers)
+            except (NoResponders, TimeoutError):
+                unanswered(span)
+                return None
+            decoded = decode_reply(entry, reply)
             if decoded is None:
                 unanswered(span)
             return decoded
+
+    async def exchange(
+        self, ref: EntryRef, payload: BaseModel | None, timeout_s: float, **tokens: str
+    ) -> bytes:
+        """The request-reply exchange under `request`, for an asker that reads the reply itself and
+        tells no responder from a slow one: the gateway's chat hand-over (a worker answers an
+        AcceptedFrame or a refusal frame; no worker at all is a 503 at once). The reply's bytes;
+        raises NoResponders, TimeoutError (none answered within `timeout_s`) or MessageTooLarge."""
+        # The caller's trace context rides along, but no span of the bus's own: on the chat
+        # hand-over (every request) a CLIENT span cost 50-65 us of CPU per answer with tracing on,
+        # +40 % on the gateway's dispatch path (tests/bench/dispatch_frames.py --tracing), and the
+        # worker's `process chat.request` span already shows the accept in the request's trace.
+        subject = concrete(entry_of(ref), tokens)
+        return await self._exchange(subject, encode(payload), timeout_s, inject_headers())
+
+    async def publish(self, ref: EntryRef, message: BaseModel | None, **tokens: str) -> None:
+        """A core message on a catalogued subject, at most once, no answer: a core command
+        (`chat.cancel.<worker_id>`) or a core fact (`cache.response.invalidated`). A JetStream
+        fact goes through `publish_fact` (its stream's ack and duplicate window)."""
+        entry = entry_of(ref)
+        if entry.delivery is Delivery.JETSTREAM:
+            raise ValueError(f"{entry.subject} is a JetStream fact: publish_fact")
+        subject = concrete(entry, tokens)
+        with publishing(entry, {}) as (_, headers):
+            await self._publish(subject, encode(message), headers)
+
+    async def subscribe(self, ref: EntryRef, handler: Handler, **tokens: str) -> Listening:
+        """Hear every message on a subject that every replica of this service hears on its own (the
+        catalog names it a consumer without a queue group: `auth.key.revoked`, a cache
+        invalidation): each decoded into the catalog's payload model and handed to `handler`
+        (sync or async), nothing answered; the responder's rules for a body that does not decode
+        or a handler that raises (logged, and the next message is handled). Live at the server
+        when it returns."""
+        entry = entry_of(ref)
+        if queue_of(entry, self.service) is not None:
+            raise ValueError(f"{self.service} shares {entry.subject} in a queue group: responds")
+        process = processor(entry, handler, Rules(), with_headers=False)
+
+        async def hear(msg: Any) -> None:
+            await process(msg.subject, msg.data, msg.headers)
+
+        return await self._listen(concrete(entry, tokens), hear, live=True)
+
+    async def replies(self, ref: EntryRef, **tokens: str) -> Replies:
+        """A subscription to one concrete reply subject (`chat.reply.<request_id>.<offer>`), whose
+        messages the asker reads in order (`Replies`). Live at the server for whatever this
+        connection sends after it (NATS keeps one connection's order): the request naming it as
+        `reply_to` goes out behind it, with no round trip to wait for."""
+        entry = entry_of(ref)
+        queue_of(entry, self.service)  # refuses a service the catalog does not name a consumer
+        stream = Replies(entry, concrete(entry, tokens))
+        stream.listening = await self._listen(stream.subject, stream.put, live=False)
+        return stream
 
     @abstractmethod
     async def _answer(
@@ -125,10 +198,17 @@ class BusCalls(ABC):
     ) -> Responder: ...
 
     @abstractmethod
-    async def _ask(
-        self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]
-    ) -> bytes | None:
-        """The reply's bytes, or None; `headers` carry the request's trace context."""
+    async def _exchange(self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]) -> bytes:
+        """The reply's bytes; raises NoResponders, TimeoutError or MessageTooLarge. `headers`
+        carry the request's trace context."""
+
+    @abstractmethod
+    async def _publish(self, subject: str, data: bytes, headers: dict[str, str]) -> None: ...
+
+    @abstractmethod
+    async def _listen(self, subject: str, on_message: OnMessage, *, live: bool) -> Listening:
+        """Every message on `subject` to `on_message`, in order, without a queue group; `live`:
+        at the server when this returns (another connection's next message is heard)."""
 
     @abstractmethod
     async def publish_fact(self, ref: EntryRef, event: BaseModel, attempts: int = 1) -> bool:

@@ -2,6 +2,7 @@
 encode and unanswered rules (lobe.shared.bus.responder), no server. Commands reach the responder
 of their subject (one per subject: a queue group of one); facts are kept per subject and handed
 to the consumers whose catalog filter takes them; a nak'ed message comes back in a later batch.
+A core message (and a JetStream fact, as on NATS) also reaches every subscriber of its subject.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 from nats.js.api import ConsumerConfig
 from pydantic import BaseModel
 
-from lobe.shared.bus.calls import BusCalls, EntryRef, Responder, entry_of
+from lobe.shared.bus.calls import BusCalls, EntryRef, NoResponders, Responder, entry_of
 from lobe.shared.bus.consume import Batches, BatchHandler
+from lobe.shared.bus.replies import Listening, OnMessage
 from lobe.shared.bus.responder import Process
 from lobe.shared.bus.tracing import publishing
 from lobe.shared.events.streams import StreamSpec
@@ -42,11 +44,27 @@ class MemoryMsg:
             self._back.put_nowait(self)
 
 
+@dataclass
+class _Listener:
+    """A subscription without a queue group, in memory: `unsubscribe` takes it off its subject."""
+
+    on_subject: list[OnMessage]
+    on_message: OnMessage
+
+    def __post_init__(self) -> None:
+        self.on_subject.append(self.on_message)
+
+    async def unsubscribe(self, limit: int = 0) -> None:
+        if self.on_message in self.on_subject:
+            self.on_subject.remove(self.on_message)
+
+
 class MemoryBus(BusCalls):
     def __init__(self, service: str) -> None:
         self.service = service
         self.facts: dict[str, list[BaseModel]] = defaultdict(list)
         self._responders: dict[str, Process] = {}
+        self._listeners: dict[str, list[OnMessage]] = defaultdict(list)
         self._queues: list[tuple[list[str], asyncio.Queue[MemoryMsg]]] = []
         self._loops: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -64,16 +82,33 @@ class MemoryBus(BusCalls):
         process = self._responders.get(subject)
         return None if process is None else await process(subject, data, headers)
 
-    async def _ask(
-        self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]
-    ) -> bytes | None:
-        return await self.ask(subject, data, headers)
+    async def _exchange(self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]) -> bytes:
+        if subject not in self._responders:
+            raise NoResponders(subject)
+        reply = await self.ask(subject, data, headers)
+        if reply is None:
+            raise TimeoutError(subject)  # unanswered: the asker waits out its timeout
+        return reply
+
+    async def _publish(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
+        if subject in self._responders:
+            await self.ask(subject, data, headers)
+        await self._hear(subject, data, headers)
+
+    async def _listen(self, subject: str, on_message: OnMessage, *, live: bool) -> Listening:
+        return _Listener(self._listeners[subject], on_message)
+
+    async def _hear(self, subject: str, data: bytes, headers: dict[str, str] | None) -> None:
+        for on_message in list(self._listeners.get(subject, ())):
+            await on_message(MemoryMsg(subject, data, headers))
 
     async def publish_fact(self, ref: EntryRef, event: BaseModel, attempts: int = 1) -> bool:
         entry = entry_of(ref)
         self.facts[entry.subject].append(event)
+        data = event.model_dump_json().encode()
         with publishing(entry, {}) as (_, headers):
-            self.deliver(entry.subject, event.model_dump_json().encode(), headers)
+            await self._hear(entry.subject, data, headers)  # a core subscriber hears a JetStream fact too
+            self.deliver(entry.subject, data, headers)
         return True
 
     def deliver(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:

@@ -12,14 +12,17 @@ import asyncio
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 from pydantic import BaseModel
 
-from lobe.shared.bus.calls import BusCalls, EntryRef, Responder, entry_of
-from lobe.shared.bus.connection import ask, close, connect, flush
+from lobe.shared.bus.calls import BusCalls, EntryRef, MessageTooLarge, NoResponders, Responder, entry_of
+from lobe.shared.bus.connection import close, connect, flush
 from lobe.shared.bus.consume import Batches, Consumer
 from lobe.shared.bus.facts import publish_fact
+from lobe.shared.bus.replies import Listening, OnMessage
 from lobe.shared.bus.responder import Process
 from lobe.shared.events.streams import StreamSpec
 from lobe.shared.settings import NatsSettings
@@ -106,10 +109,28 @@ class Bus(BusCalls):
         await flush(nc)  # live before this returns: an asker's first request must find a responder
         return responder
 
-    async def _ask(
-        self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]
-    ) -> bytes | None:
-        return await ask(self.connection, subject, data, timeout_s, headers)
+    async def _exchange(self, subject: str, data: bytes, timeout_s: float, headers: dict[str, str]) -> bytes:
+        nc = self.connection
+        if len(data) > nc.max_payload:  # checked before nats.py registers a reply it would never get
+            raise MessageTooLarge(len(data), nc.max_payload)
+        try:
+            msg = await nc.request(subject, data, timeout=timeout_s, headers=headers)
+        except NoRespondersError:
+            raise NoResponders(subject) from None
+        except NatsTimeoutError:
+            raise TimeoutError(subject) from None
+        return msg.data
+
+    async def _publish(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
+        await self.connection.publish(subject, data, headers=headers)
+
+    async def _listen(self, subject: str, on_message: OnMessage, *, live: bool) -> Listening:
+        subscription: Listening = await self.connection.subscribe(subject, cb=on_message)
+        if live:
+            await flush(self.connection)
+        # Else no round trip: what this connection sends next (the request naming a reply
+        # subject) reaches the server behind the SUB, and the server keeps a connection's order.
+        return subscription
 
     async def publish_fact(self, ref: EntryRef, event: BaseModel, attempts: int = 1) -> bool:
         return await publish_fact(self.js, entry_of(ref).subject, event, attempts)

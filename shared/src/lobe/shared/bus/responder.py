@@ -16,13 +16,15 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from opentelemetry.trace import Status, StatusCode
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from lobe.shared.bus.tracing import answering
 from lobe.shared.catalog import Subject
+from lobe.shared.catalog.api import BY_SUBJECT
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +65,22 @@ class Rules:
 
 
 def decoder(entry: Subject) -> Callable[[bytes], Any]:
-    """Bytes into the entry's payload model, one pass (no dict in between); an empty body for an
-    entry that carries none."""
+    """Bytes into the entry's payload model (or union of models: the reply frames), one pass (no
+    dict in between); an empty body for an entry that carries none."""
     model = entry.payload
     if model is None:
         return _nothing
-    validate: Callable[[bytes], Any] = model.model_validate_json
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        validate: Callable[[bytes], Any] = model.model_validate_json
+        return validate
+    return _union_decoder(entry.subject)
+
+
+@cache
+def _union_decoder(subject: str) -> Callable[[bytes], Any]:
+    # Built once per subject: a TypeAdapter takes milliseconds to build, and a reply stream
+    # (one per hand-over) asks for its decoder each time.
+    validate: Callable[[bytes], Any] = TypeAdapter(BY_SUBJECT[subject].payload).validate_json
     return validate
 
 

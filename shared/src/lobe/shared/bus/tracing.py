@@ -6,6 +6,10 @@
 - `publishing`: a PRODUCER span around a fact's publish (`send <subject>`), the same way.
 - `answering`: a SERVER span (CONSUMER for a command nobody waits on) around a responder's
   handler (`process <subject>`), child of the asker's context.
+- `storing` / `reading`: a PRODUCER span around an object's put into an Object Store bucket
+  (`send <bucket>`, its context in the object's meta message) and a CONSUMER span around its read
+  (`process <bucket>`), child of the reader's own work and linked to the put
+  (lobe.shared.bus.objects).
 - `traced_batches`: a consumer's batch is a trace of its own (`process <STREAM>`, linked to every
   message's producer), and each message whose producer was sampled gets a short CONSUMER span in
   the producer's trace (`process <subject>`), linked back to the batch: a request's trace then
@@ -26,9 +30,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from lobe.shared.bus.consume import BatchHandler
-from lobe.shared.catalog import Subject
+from lobe.shared.catalog import ObjectBucket, Subject
 from lobe.shared.events.streams import StreamSpec
-from lobe.shared.telemetry import extract_context, inject_headers
+from lobe.shared.telemetry import extract_context, inject_headers, link_from_headers
 
 TRACER = trace.get_tracer("lobe.shared.bus")
 SYSTEM = "nats"
@@ -85,6 +89,33 @@ def answering(entry: Subject, subject: str, headers: Mapping[str, str] | None) -
         attributes=_attributes("process", subject),
     ) as span:
         yield span
+
+
+def _object_attributes(operation: str, bucket: ObjectBucket, name: str) -> dict[str, str]:
+    return {**_attributes(operation, bucket.subjects), "lobe.object.name": name}
+
+
+@contextmanager
+def storing(
+    bucket: ObjectBucket, name: str, headers: dict[str, str]
+) -> Iterator[tuple[Span, dict[str, str]]]:
+    """The put's span, and `headers` (for the object's meta message) with its context added."""
+    with TRACER.start_as_current_span(
+        f"send {bucket.name}", kind=SpanKind.PRODUCER, attributes=_object_attributes("send", bucket, name)
+    ) as span:
+        yield span, inject_headers(headers)
+
+
+def reading(bucket: ObjectBucket, name: str, meta_headers: Mapping[str, str] | None) -> Span:
+    """The read's span, started and not made current: a read is an async generator, which runs
+    in its caller's context between chunks (the caller ends it). Linked to the put's span."""
+    link = link_from_headers(meta_headers)
+    return TRACER.start_span(
+        f"process {bucket.name}",
+        kind=SpanKind.CONSUMER,
+        links=[link] if link else None,
+        attributes=_object_attributes("process", bucket, name),
+    )
 
 
 def traced_batches(stream: StreamSpec, durable: str, handler: BatchHandler) -> BatchHandler:

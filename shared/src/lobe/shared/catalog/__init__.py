@@ -7,7 +7,8 @@ publishes, who consumes under which queue group or durable consumer, and with wh
 
 Pattern subjects name their variable tokens in angle brackets (`chat.reply.<request_id>.<offer>`);
 services build concrete subjects only through `subject()`, which refuses an uncatalogued pattern,
-a missing or extra token, and a value that is not a single NATS token.
+a missing or extra token, and a value that is not a single NATS token. `BUCKETS` are the Object
+Store buckets, with the services that write and read each.
 
 The catalog in modules: `model` (what an entry is), `entries` (the entries), `changelog` (its
 version and history) and `api` (what the code asks it); this package re-exports them.
@@ -21,7 +22,7 @@ from lobe.shared.catalog.api import (
     subject,
 )
 from lobe.shared.catalog.changelog import CATALOG_VERSION, CHANGELOG
-from lobe.shared.catalog.entries import CATALOG
+from lobe.shared.catalog.entries import BUCKETS, CATALOG
 from lobe.shared.catalog.model import (
     BILLING,
     CHAT_WORKER,
@@ -31,12 +32,14 @@ from lobe.shared.catalog.model import (
     SERVICES,
     Consumer,
     Delivery,
+    ObjectBucket,
     Subject,
     type_name,
 )
 
 __all__ = [
     "BILLING",
+    "BUCKETS",
     "CATALOG",
     "CATALOG_VERSION",
     "CHANGELOG",
@@ -47,6 +50,7 @@ __all__ = [
     "SERVICES",
     "Consumer",
     "Delivery",
+    "ObjectBucket",
     "Subject",
     "contract_models",
     "durable_consumers",

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.7.0"
+CATALOG_VERSION = "3.9.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
     (
-        "3.7.0",
+        "3.9.0",
         "`auth.key.issue`, `auth.key.list` and `auth.key.revoke` (gateway to the `billing` queue "
         "group, request-reply): a signed-in user's own API keys (`/v1/keys`, the web console), "
         "with a per-plan cap on live keys (`max_api_keys` in the plans file). The `chat.models` "
         "reply lists each model's `deployments` with their health now (breaker, in flight, TTFT, "
         "limits, headroom); an older worker's reply without it reads as an empty list.",
+    ),
+    (
+        "3.8.0",
+        "`images.request`, `speech.request` (its audio on `speech.audio.<request_id>`) and "
+        "`transcription.request` (the file in the Object Store bucket MEDIA): gateway to the "
+        "`chat-worker` queue group, request-reply. `units` on `usage.recorded` and `usage.reported` "
+        "(images with size and quality, characters, audio seconds) and on `billing.budget.reserve` "
+        "(the hold's upper bound): what a media request is priced by. The Object Store bucket "
+        "MEDIA is catalogued (`BUCKETS`: the gateway and the chat workers write and read it; the "
+        "NATS permissions follow): uploads, and images too large for the reply, whose "
+        "`b64_object` names the object holding their b64_json.",
+    ),
+    (
+        "3.7.0",
+        "`endpoint` on `chat.request` (`chat` or `responses`; absent: chat): POST /v1/responses is "
+        "translated to a chat request at the gateway, and the worker refuses a model whose `serves` "
+        "lacks the endpoint (404 `model_not_supported`) and records its usage as `kind: response`.",
     ),
     (
         "3.6.0",

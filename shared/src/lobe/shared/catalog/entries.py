@@ -1,4 +1,4 @@
-"""Every subject on the bus, as data: the catalog's entries."""
+"""Every subject on the bus, as data: the catalog's entries, and the Object Store buckets."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from lobe.shared.catalog.model import (
     SERVICES,
     Consumer,
     Delivery,
+    ObjectBucket,
     Subject,
 )
-from lobe.shared.events import auth, billing, cache, chat, embeddings, lifecycle, routing, usage
+from lobe.shared.events import auth, billing, cache, chat, embeddings, lifecycle, media, routing, usage
 from lobe.shared.events.streams import BILLING_CONSUMER, EVENTS, METRICS_CONSUMER, USAGE
 
 _METRICS = Consumer(METRICS, METRICS_CONSUMER)
 _EVENT_ID = "{event_id}"
+_ONE_WORKER = Consumer(CHAT_WORKER, chat.CHAT_WORKER_QUEUE, "one worker of the group takes it")
 
 CATALOG: tuple[Subject, ...] = (
     Subject(
@@ -76,6 +78,52 @@ CATALOG: tuple[Subject, ...] = (
         "vectors (base64 float32) or an error. No answer in time: the gateway fails the request.",
     ),
     Subject(
+        subject=media.IMAGES_REQUEST,
+        payload=media.ImagesRequested,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        producers=(GATEWAY,),
+        consumers=(_ONE_WORKER,),
+        reply=media.ImagesAnswer,
+        description="Generate these images (POST /v1/images/generations). The worker routes it like "
+        "a chat request, records its usage (kind `image`, per image of its size and quality), then "
+        "answers with the images or an error.",
+    ),
+    Subject(
+        subject=media.SPEECH_REQUEST,
+        payload=media.SpeechRequested,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        producers=(GATEWAY,),
+        consumers=(_ONE_WORKER,),
+        reply=media.SpeechEnded,
+        description="Speak this input (POST /v1/audio/speech): the audio goes to "
+        "`speech.audio.<request_id>` as the provider sends it; the usage (kind `speech`, per "
+        "character) is recorded, then the reply says how many chunks were sent, or the error.",
+    ),
+    Subject(
+        subject=media.SPEECH_AUDIO,
+        payload=media.SpeechChunk,
+        kind="reply",
+        delivery=Delivery.CORE,
+        producers=(CHAT_WORKER,),
+        consumers=(Consumer(GATEWAY, None, "the instance that sent the request, per-request subscription"),),
+        description="A speech answer's audio, in numbered chunks (base64), before its SpeechEnded reply.",
+    ),
+    Subject(
+        subject=media.TRANSCRIPTION_REQUEST,
+        payload=media.TranscriptionRequested,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        producers=(GATEWAY,),
+        consumers=(_ONE_WORKER,),
+        reply=media.TranscriptionAnswer,
+        description="Transcribe the uploaded file waiting in the Object Store bucket MEDIA "
+        "(POST /v1/audio/transcriptions). The worker streams it to the provider, deletes it, records "
+        "the usage (kind `transcription`, per second), then answers with the transcript in the "
+        "client's format.",
+    ),
+    Subject(
         subject=usage.USAGE_RECORDED,
         payload=usage.UsageRecorded,
         kind="fact",
@@ -84,7 +132,7 @@ CATALOG: tuple[Subject, ...] = (
         msg_id="{request_id}",
         producers=(CHAT_WORKER,),
         consumers=(Consumer(BILLING, BILLING_CONSUMER, "acked after the ledger commit"), _METRICS),
-        description="A request (chat or embeddings: `kind`) ended; exactly one per request, whatever "
+        description="A request (chat, embeddings, images, speech or transcription: `kind`) ended; exactly one per request, whatever "
         "the outcome (or one "
         "`usage.reported` instead, when the worker was lost mid-answer or the cache answered).",
     ),
@@ -374,5 +422,20 @@ CATALOG: tuple[Subject, ...] = (
         producers=SERVICES,
         consumers=(),
         description="A service instance stopped cleanly.",
+    ),
+)
+
+# Object Store buckets: payloads larger than a NATS message, streamed in chunks (docs/media.md).
+# The permissions (lobe.shared.catalog.permissions) let exactly these services at each bucket.
+BUCKETS: tuple[ObjectBucket, ...] = (
+    ObjectBucket(
+        name=media.MEDIA_BUCKET,
+        writers=(GATEWAY, CHAT_WORKER),
+        readers=(GATEWAY, CHAT_WORKER),
+        ttl_s=media.MEDIA_OBJECT_TTL_S,
+        description="A transcription's upload (the gateway writes it, the worker that takes the "
+        "request reads it into the provider call and deletes it) and images too large for the "
+        "`images.request` reply (the worker writes each image's b64_json, the gateway streams it "
+        "to the client and deletes it). Objects are named after the request.",
     ),
 )

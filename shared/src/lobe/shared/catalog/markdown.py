@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from lobe.shared.catalog import (
+    BUCKETS,
     CATALOG,
     CATALOG_VERSION,
     CHANGELOG,
@@ -69,6 +70,14 @@ def render_events_md() -> str:
         )
     lines += ["", "Delivery guarantees:", ""]
     lines += [f"- **{d.value}**: {text}." for d, text in DELIVERY_TEXT.items()]
+    lines += ["", "## Object Store buckets", ""]
+    lines += ["| Bucket | Stream | Subjects | Writers | Readers | Objects expire after | What it holds |"]
+    lines += ["|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| `{b.name}` | `{b.stream}` | `{b.subjects}` | {', '.join(b.writers)} | {', '.join(b.readers)} "
+        f"| {b.ttl_s} s | {_cell(b.description)} |"
+        for b in BUCKETS
+    ]
     lines += ["", "## Envelope", ""]
     lines += ["Every event (not the reply frames) carries these fields:", ""]
     lines += _field_table(json_schema(Event), only=ENVELOPE_FIELDS)

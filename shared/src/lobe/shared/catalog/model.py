@@ -48,6 +48,32 @@ class Consumer:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class ObjectBucket:
+    """A JetStream Object Store bucket services hand large payloads through (lobe.shared.bus.objects):
+    its stream `OBJ_<name>` holds the chunks (`$O.<name>.C.<nuid>`) and each object's meta message
+    (`$O.<name>.M.<name, base64>`). `writers` put objects (and remove one they failed to hand
+    over); `readers` read them and delete each once used. Nobody else may touch the bucket."""
+
+    name: str
+    writers: tuple[str, ...]
+    readers: tuple[str, ...]
+    description: str
+    ttl_s: int  # an object nobody deleted (its reader lost) expires after this long
+
+    @property
+    def stream(self) -> str:
+        return f"OBJ_{self.name}"
+
+    @property
+    def subjects(self) -> str:
+        return f"$O.{self.name}.>"
+
+    @property
+    def meta_subjects(self) -> str:
+        return f"$O.{self.name}.M.>"
+
+
 # A value inside a subject is one token: no separator, no wildcard, no whitespace.
 _TOKEN = re.compile(r"[A-Za-z0-9_@:+=-]+")
 _PARAM = re.compile(r"<([a-z_]+)>")

@@ -15,6 +15,11 @@ consumes, plus what NATS itself needs for exactly that, and nothing else:
   consumer-lag gauges, lobe.metrics.lag).
 - State a service keeps in JetStream for itself, not events (the chat workers' routing store: a
   KV bucket and a counter stream, lobe.chat_worker.routing.store): that service alone, wholly.
+- An Object Store bucket of the catalog (`BUCKETS`): its writers publish chunks and meta messages
+  to `$O.<bucket>.>`; its readers read the chunks through an ephemeral pull consumer of their own
+  and delete what they used (a meta marker on `$O.<bucket>.M.>` and a purge). Both find (writers
+  also create) the bucket's stream and look up an object's meta message. Any other service has
+  no subject of the bucket and no API call on its stream.
 
 The NATS server configuration (`lobe dev`, the test harness, deploy/nats/values.yaml) is built
 from `users()`; tests/e2e/test_bus_matches_catalog.py runs the suite under these users and fails
@@ -27,7 +32,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lobe.shared.catalog import BILLING, CATALOG, CHAT_WORKER, METRICS, SERVICES, Delivery, durable_consumers
+from lobe.shared.catalog import (
+    BILLING,
+    BUCKETS,
+    CATALOG,
+    CHAT_WORKER,
+    METRICS,
+    SERVICES,
+    Delivery,
+    durable_consumers,
+)
 from lobe.shared.events.streams import ALL_STREAMS, EVENTS
 
 # `lobe admin` and `lobe dev`'s set-up: billing's admin operations, run by an operator.
@@ -75,6 +89,7 @@ def permissions(principal: str) -> Permissions:
         return Permissions(tuple(publish), tuple(subscribe), allow_responses=False)
     for stream, stored in PRIVATE_STREAMS.get(principal, ()):
         publish += [stored, *_private_stream(stream)]
+    publish += _buckets(principal)
     if principal == METRICS:
         publish += [f"{JS_API}.CONSUMER.INFO.{stream}.{durable}" for stream, durable in durable_consumers()]
     answers = False
@@ -118,6 +133,29 @@ def _durable_consumer(stream: str, durable: str) -> list[str]:
         f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{durable}",
         f"$JS.ACK.{stream}.{durable}.>",
     ]
+
+
+def _buckets(principal: str) -> list[str]:
+    """What lobe.shared.bus.objects does on each bucket `principal` writes or reads."""
+    granted: list[str] = []
+    for bucket in BUCKETS:
+        writes, reads = principal in bucket.writers, principal in bucket.readers
+        if not (writes or reads):
+            continue
+        stream = bucket.stream
+        granted += [f"{JS_API}.STREAM.INFO.{stream}", f"{JS_API}.STREAM.MSG.GET.{stream}"]
+        granted.append(f"{JS_API}.STREAM.PURGE.{stream}")  # a failed put's chunks; a delete's
+        if writes:
+            granted += [f"{JS_API}.STREAM.CREATE.{stream}", bucket.subjects]
+        if reads:
+            granted += [
+                bucket.meta_subjects,  # the delete marker
+                f"{JS_API}.CONSUMER.CREATE.{stream}",
+                f"{JS_API}.CONSUMER.CREATE.{stream}.>",
+                f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.*",
+                f"$JS.ACK.{stream}.>",
+            ]
+    return granted
 
 
 def _private_stream(stream: str) -> list[str]:

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from lobe.shared.events.chat import TokenUsage
 from lobe.shared.events.envelope import Event
+from lobe.shared.events.units import MediaUnits
 
 BILLING_LIMIT_EXCEEDED = "billing.limit.exceeded"
 BILLING_PRICE_MISSING = "billing.price.missing"
@@ -67,6 +68,9 @@ class BudgetReserve(Event):
     model: str
     prompt_tokens_estimate: int = Field(ge=0)
     max_output_tokens: int = Field(ge=1)
+    units: MediaUnits | None = Field(
+        default=None, description="A media request's most units (images, characters, seconds), held too."
+    )
     expires_at: datetime | None = Field(
         default=None, description="The gateway stops waiting then; billing holds nothing after it."
     )

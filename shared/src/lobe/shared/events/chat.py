@@ -61,6 +61,12 @@ class Caller(BaseModel):
     )
 
 
+# The HTTP endpoint a chat request came in on: POST /v1/chat/completions, or POST /v1/responses
+# (translated to a chat request at the gateway, its frames rendered as Responses events there).
+# The worker checks the model serves it (the routing file's `serves`) and records the usage's kind.
+ChatEndpoint = Literal["chat", "responses"]
+
+
 class ChatRequested(Event):
     """`chat.request`: run this chat completion and stream the answer to `reply_to`."""
 
@@ -69,6 +75,11 @@ class ChatRequested(Event):
     reply_to: str = Field(min_length=1, description="Subject the worker publishes frames to.")
     attempt: int = Field(default=1, ge=1, description="Dispatch attempt; >1 after a worker died.")
     deadline_ms: int = Field(default=600_000, ge=1, description="Total time budget for the answer.")
+    endpoint: ChatEndpoint = Field(
+        default="chat",
+        description="The endpoint the client called: chat (/v1/chat/completions) or responses "
+        "(/v1/responses, which the gateway translates); absent (older gateways): chat.",
+    )
 
 
 CancelReason = Literal["client_disconnected", "timeout", "shutdown", "abandoned"]
@@ -267,7 +278,7 @@ class ModelInfo(BaseModel):
         "the dearest of them.",
     )
     deployments: list[DeploymentHealth] = Field(
-        default_factory=list, description="The model's own deployments and their health now (3.7.0)."
+        default_factory=list, description="The model's own deployments and their health now (3.9.0)."
     )
 
 

@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
-from lobe.shared.events.chat import Caller, TokenUsage
+from lobe.shared.events.chat import Caller, ChatEndpoint, TokenUsage
 from lobe.shared.events.envelope import Event
+from lobe.shared.events.units import MediaUnits
+from lobe.shared.media_schema import ImagesRequest, MediaRequest, SpeechRequest, TranscriptionRequest
 
 USAGE_RECORDED = "usage.recorded"
 USAGE_REPORTED = "usage.reported"
@@ -27,11 +29,17 @@ USAGE_SUBJECTS = (USAGE_RECORDED, USAGE_REPORTED)
 
 RequestStatus = Literal["ok", "error", "cancelled", "cache_hit"]
 # The endpoint a usage is for, which says the unit it is priced by: chat and response by input and
-# output tokens, embedding by input tokens (`usage.prompt_tokens`; completion_tokens is 0).
+# output tokens, embedding by input tokens (`usage.prompt_tokens`; completion_tokens is 0), image
+# per image of its size and quality, speech per character, transcription per second (`units`).
 UsageKind = Literal["chat", "embedding", "image", "speech", "transcription", "response"]
 # What a cancelled request (the client left, a timeout, a shutdown) is billed for: what was
 # generated, the whole answer as far as its output cap, or nothing (docs/billing.md, "Disconnects").
 DisconnectBilling = Literal["bill_partial", "bill_full", "bill_none"]
+
+
+def chat_usage_kind(endpoint: ChatEndpoint) -> UsageKind:
+    """The usage kind of a chat request that came in on `endpoint` (both priced alike)."""
+    return "response" if endpoint == "responses" else "chat"
 
 
 class UsageRecorded(Event):
@@ -39,6 +47,9 @@ class UsageRecorded(Event):
 
     kind: UsageKind = Field(
         default="chat", description="The endpoint the usage is for; absent (older producers): chat."
+    )
+    units: MediaUnits | None = Field(
+        default=None, description="What a media request is priced by (image, speech, transcription)."
     )
     user_id: str = Field(min_length=1, max_length=128)
     api_key_id: str | None = Field(default=None, max_length=128)
@@ -76,10 +87,23 @@ class UsageRecorded(Event):
         return self.served_model or self.model
 
 
+UsageBody = ChatCompletionRequest | EmbeddingsRequest | MediaRequest
+_KINDS: dict[type, UsageKind] = {
+    EmbeddingsRequest: "embedding",
+    ImagesRequest: "image",
+    SpeechRequest: "speech",
+    TranscriptionRequest: "transcription",
+}
+
+
+def kind_of(body: UsageBody) -> UsageKind:
+    return _KINDS.get(type(body), "chat")
+
+
 def usage_event(
     request_id: str,
     caller: Caller,
-    body: ChatCompletionRequest | EmbeddingsRequest,
+    body: UsageBody,
     started_at: float,
     *,
     provider: str,
@@ -91,12 +115,19 @@ def usage_event(
     ttft_ms: float | None = None,
     attempts: int | None = None,
     served_model: str | None = None,
+    units: MediaUnits | None = None,
     disconnect_billing: DisconnectBilling | None = None,
+    kind: UsageKind | None = None,
 ) -> UsageRecorded:
     """The one way to build a request's usage event, the worker's and the gateway's alike.
-    `started_at`: time.monotonic() when the request arrived (the duration runs from it)."""
+    `started_at`: time.monotonic() when the request arrived (the duration runs from it). `kind`:
+    None is the body's (embedding, image, speech, transcription or chat); a Responses request's
+    chat body says `response`."""
+    if kind is None:
+        kind = kind_of(body)
     return UsageRecorded(
-        kind="embedding" if isinstance(body, EmbeddingsRequest) else "chat",
+        kind=kind,
+        units=units,
         request_id=request_id,
         correlation_id=correlation_id,
         user_id=caller.user_id,

@@ -37,7 +37,7 @@ class TransportError(Exception):
 class UpstreamRequest:
     url: str
     headers: Mapping[str, str]
-    body: bytes
+    body: bytes | aiohttp.MultipartWriter  # a form: a transcription's upload, streamed as read
 
 
 class UpstreamBody:

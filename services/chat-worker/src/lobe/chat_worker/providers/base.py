@@ -7,7 +7,7 @@ stream back into `StreamEvent`s. The worker's frame loop only ever sees these ty
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,9 @@ from lobe.shared.events.chat import FinishReason, TokenUsage, ToolCallDelta
 
 if TYPE_CHECKING:
     from lobe.chat_worker.providers.embedding import Embedded
+    from lobe.chat_worker.providers.media import GeneratedImages, Transcribed
     from lobe.shared.embeddings_schema import EmbeddingsRequest
+    from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,23 @@ class Provider(ABC):
         a provider without an embeddings API never gets here (the models file is checked)."""
         raise ProviderError(
             self.name, 404, "model_not_supported", f"{self.name} has no embeddings API", ours=True
+        )
+
+    async def generate_images(self, body: ImagesRequest) -> GeneratedImages:
+        """Images (lobe.chat_worker.providers.media). Raises ProviderError, as `embed` does."""
+        raise self._no_api("images")
+
+    def speak(self, body: SpeechRequest) -> AsyncIterator[bytes]:
+        """The audio's bytes as the provider sends them; closing it closes the connection."""
+        raise self._no_api("speech")
+
+    async def transcribe(self, body: TranscriptionRequest, audio: AsyncIterator[bytes]) -> Transcribed:
+        """The transcript of `audio` (read once, as it streams from the object store)."""
+        raise self._no_api("transcription")
+
+    def _no_api(self, endpoint: str) -> ProviderError:
+        return ProviderError(
+            self.name, 404, "model_not_supported", f"{self.name} has no {endpoint} API", ours=True
         )
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook

@@ -25,6 +25,7 @@ from lobe.chat_worker.providers.sse import FramingError
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import ToolCallDelta
+from lobe.shared.media_schema import MediaRequest
 
 MAX_DOCUMENT = 16 * 1024 * 1024
 _OUTPUT = (TextDelta, ReasoningDelta, ToolCallDelta)
@@ -52,7 +53,7 @@ class HttpProvider(Provider):
         self.session = session
         self.name = deployment.provider
 
-    def upstream_model(self, body: ChatCompletionRequest | EmbeddingsRequest) -> str:
+    def upstream_model(self, body: ChatCompletionRequest | EmbeddingsRequest | MediaRequest) -> str:
         return self.deployment.model or body.model
 
     @abstractmethod

@@ -3,7 +3,8 @@
 Used by the walking skeleton, by `lobe dev` out of the box and by load tests of the bus, so it
 behaves like a real provider: several chunks, usage reported, optional pacing between chunks.
 It embeds too: each input's vector is seeded by a hash of the text (same text, same vector),
-unit length like OpenAI's, `dimensions` long (MOCK_DIMENSIONS by default).
+unit length like OpenAI's, `dimensions` long (MOCK_DIMENSIONS by default). Its images, speech and
+transcripts: lobe.chat_worker.providers.mock_media.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import asyncio
 import hashlib
 import math
 import struct
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from lobe.chat_worker.providers.base import Finished, Provider, StreamEvent, TextDelta
 from lobe.chat_worker.providers.embedding import Embedded
 from lobe.chat_worker.providers.genai_span import traced
+from lobe.chat_worker.providers.media import GeneratedImages, Transcribed
+from lobe.chat_worker.providers.mock_media import mock_audio, mock_images, mock_speech, mock_transcription
 from lobe.shared.chat_schema import ChatCompletionRequest, TextPart
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import FinishReason, TokenUsage
+from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
 from lobe.shared.token_ceiling import prompt_token_ceiling
 
 MOCK_MODEL = "mock"
@@ -94,3 +98,13 @@ class MockProvider(Provider):
             # The hold's ceiling, as for chat: a request's cost equals its hold to the token.
             usage=TokenUsage(prompt_tokens=prompt_token_ceiling(body), completion_tokens=0),
         )
+
+    async def generate_images(self, body: ImagesRequest) -> GeneratedImages:
+        return mock_images(body)
+
+    def speak(self, body: SpeechRequest) -> AsyncIterator[bytes]:
+        mock_audio(body)  # an unspoken format fails here, before any byte, as a provider's 400 would
+        return mock_speech(body)
+
+    async def transcribe(self, body: TranscriptionRequest, audio: AsyncIterator[bytes]) -> Transcribed:
+        return await mock_transcription(audio)

@@ -4,22 +4,38 @@ Ollama /v1) and Azure OpenAI: one request shape, three URL/auth schemes.
 Upstream is always asked to stream with `include_usage`, even for a non-streaming client: the
 gateway assembles the answer, and only a stream gives time to first token and partial usage on
 cancel. `metadata` stays with us (it labels our usage records) and is not forwarded.
+Images, speech and transcription: `openai` and `openai_compatible` (lobe.chat_worker.providers.openai_media).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any, Literal
+
+import aiohttp
 
 from lobe.chat_worker.http.upstream import UpstreamRequest
 from lobe.chat_worker.providers.base import ProviderError
 from lobe.chat_worker.providers.embedding import Embedded
 from lobe.chat_worker.providers.errors import body_excerpt, error_document, upstream_error
 from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
+from lobe.chat_worker.providers.media import (
+    MAX_MEDIA_DOCUMENT,
+    MAX_TRANSCRIPT_DOCUMENT,
+    GeneratedImages,
+    Transcribed,
+    audio_over_http,
+    images_from,
+    json_over_http,
+    transcribed_from,
+)
 from lobe.chat_worker.providers.openai_embeddings import openai_embedded, openai_embeddings_body
+from lobe.chat_worker.providers.openai_media import images_body, speech_body, transcription_form
 from lobe.chat_worker.providers.openai_stream import OpenAIStreamParser, inline_error
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
+from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 AZURE_API_VERSION = "2024-10-21"
@@ -89,6 +105,29 @@ class OpenAIProvider(HttpProvider):
 
     def embedded_from(self, document: Any, body: EmbeddingsRequest) -> Embedded:
         return openai_embedded(document, self.upstream_model(body))
+
+    def _media(
+        self, path: str, body: bytes | aiohttp.MultipartWriter, json_body: bool = True
+    ) -> UpstreamRequest:
+        url = (self.deployment.base_url or OPENAI_BASE_URL).rstrip("/") + path
+        headers = self.headers(self._auth())
+        if not json_body:  # aiohttp writes the form's own Content-Type, with its boundary
+            headers.pop("Content-Type")
+        return UpstreamRequest(url, headers, body)
+
+    async def generate_images(self, body: ImagesRequest) -> GeneratedImages:
+        request = self._media("/images/generations", images_body(body, self.upstream_model(body)))
+        return images_from(self, await json_over_http(self, request, MAX_MEDIA_DOCUMENT))
+
+    def speak(self, body: SpeechRequest) -> AsyncIterator[bytes]:
+        return audio_over_http(
+            self, self._media("/audio/speech", speech_body(body, self.upstream_model(body)))
+        )
+
+    async def transcribe(self, body: TranscriptionRequest, audio: AsyncIterator[bytes]) -> Transcribed:
+        form = transcription_form(body, self.upstream_model(body), audio)
+        request = self._media("/audio/transcriptions", form, json_body=False)
+        return transcribed_from(self, await json_over_http(self, request, MAX_TRANSCRIPT_DOCUMENT))
 
     def error_for(self, status: int, raw: bytes) -> ProviderError:
         doc = error_document(raw)

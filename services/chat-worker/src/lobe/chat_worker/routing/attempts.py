@@ -22,6 +22,7 @@ from lobe.chat_worker.routing.strategies import Demand
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Route, may_restart
+from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 ASSUMED_OUTPUT_TOKENS = 512
 
 Next = Literal["done", "next", "context"]
-Body = TypeVar("Body", ChatCompletionRequest, EmbeddingsRequest)
+Body = TypeVar(
+    "Body", ChatCompletionRequest, EmbeddingsRequest, ImagesRequest, SpeechRequest, TranscriptionRequest
+)
 
 
 @dataclass

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.json_request import read_json_object
 from lobe.gateway.resources import RESOURCES, SETTINGS
-from lobe.shared.bus import Bus
 from lobe.shared.events.auth import (
     AUTH_KEY_ISSUE,
     AUTH_KEY_LIST,
@@ -34,8 +33,6 @@ from lobe.shared.events.auth import (
 )
 from lobe.shared.openai_errors import ApiError, invalid_request
 
-GATEWAY = "gateway"
-
 
 class NewOwnKey(BaseModel):
     """POST /v1/keys: a name to tell the key by (optional)."""
@@ -49,8 +46,9 @@ def _unanswered() -> ApiError:
 
 
 async def _ask(request: web.Request, subject: str, payload: BaseModel, reply: type[BaseModel]) -> Any:
-    bus = Bus.over(request.app[RESOURCES].nc, GATEWAY)
-    answer = await bus.request(subject, payload, request.app[SETTINGS].billing_timeout_s)
+    answer = await request.app[RESOURCES].bus.request(
+        subject, payload, request.app[SETTINGS].billing_timeout_s
+    )
     if not isinstance(answer, reply):
         raise _unanswered()
     return answer

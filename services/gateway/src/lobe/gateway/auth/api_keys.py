@@ -29,13 +29,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from pydantic import ValidationError
-
 from lobe.gateway.auth.guard import Refund
 from lobe.gateway.settings import GatewaySettings
-from lobe.shared.bus import ask
+from lobe.shared.bus import Bus
 from lobe.shared.events.auth import (
     AUTH_KEY_REVOKED,
     AUTH_KEY_VERIFY,
@@ -90,8 +86,8 @@ def parse_bootstrap_keys(spec: str) -> dict[str, Caller]:
 
 
 class ApiKeyStore:
-    def __init__(self, nc: NATS, settings: GatewaySettings) -> None:
-        self.nc = nc
+    def __init__(self, bus: Bus, settings: GatewaySettings) -> None:
+        self.bus = bus
         self.settings = settings
         self.bootstrap = parse_bootstrap_keys(settings.gateway_api_keys.get_secret_value())
         self.cache: dict[str, Cached] = {}
@@ -101,21 +97,13 @@ class ApiKeyStore:
 
     async def watch_revocations(self) -> None:
         """Drop cached answers billing has since taken back: a revoked key, a changed account."""
-        await self.nc.subscribe(AUTH_KEY_REVOKED, cb=self._on_revoked)
-        await self.nc.subscribe(BILLING_ACCOUNT_CHANGED, cb=self._on_account_changed)
+        await self.bus.subscribe(AUTH_KEY_REVOKED, self._on_revoked)
+        await self.bus.subscribe(BILLING_ACCOUNT_CHANGED, self._on_account_changed)
 
-    async def _on_revoked(self, msg: Msg) -> None:
-        try:
-            event = ApiKeyRevoked.decode(msg.data)
-        except ValidationError:
-            return
+    def _on_revoked(self, event: ApiKeyRevoked) -> None:
         self._drop(lambda caller: caller.api_key_id == event.api_key_id)
 
-    async def _on_account_changed(self, msg: Msg) -> None:
-        try:
-            event = AccountChanged.decode(msg.data)
-        except ValidationError:
-            return
+    def _on_account_changed(self, event: AccountChanged) -> None:
         self._drop(lambda caller: caller.user_id == event.user_id)
 
     def _drop(self, stale: Callable[[Caller], bool]) -> None:
@@ -172,8 +160,8 @@ class ApiKeyStore:
     async def _ask(self, digest: str) -> Caller | None:
         question = KeyVerify(request_id=uuid.uuid4().hex, key_sha256=digest)
         generation = self.generation
-        reply = await ask(self.nc, AUTH_KEY_VERIFY, question.encode(), self.settings.billing_timeout_s)
-        if reply is None:
+        answer = await self.bus.request(AUTH_KEY_VERIFY, question, self.settings.billing_timeout_s)
+        if not isinstance(answer, KeyVerified):  # unanswered, or unreadable (logged by the bus)
             cached = self.cache.get(digest)
             if cached is not None and cached.usable_until > time.monotonic():
                 return cached.caller  # billing is away: a key it vouched for stays good a while
@@ -183,7 +171,6 @@ class ApiKeyStore:
                 "auth_unavailable",
                 headers={"Retry-After": "1"},
             )
-        answer = KeyVerified.decode(reply)
         caller = (
             Caller(
                 user_id=answer.user_id,

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
-from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
 from lobe.gateway.auth.api_keys import ApiKeyStore
@@ -20,6 +18,7 @@ from lobe.gateway.auth.sessions import SessionStore
 from lobe.gateway.auth.sign_in import SignIn
 from lobe.gateway.auth.signing_keys import KeyRing, SigningKeyError, load_key_ring
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.bus import Bus
 
 REDIS_TIMEOUT_S = 1.0
 
@@ -47,7 +46,7 @@ class AuthParts:
 AUTH = web.AppKey("auth", AuthParts)
 
 
-async def open_auth(settings: GatewaySettings, nc: NATS, js: JetStreamContext, guard: AuthGuard) -> AuthParts:
+async def open_auth(settings: GatewaySettings, bus: Bus, guard: AuthGuard) -> AuthParts:
     ring = load_key_ring(settings.session_keys.get_secret_value(), settings.session_signing_kid)
     found = configured_providers(settings)
     if found and ring is None:
@@ -57,20 +56,19 @@ async def open_auth(settings: GatewaySettings, nc: NATS, js: JetStreamContext, g
         socket_timeout=REDIS_TIMEOUT_S,
         socket_connect_timeout=REDIS_TIMEOUT_S,
     )
-    keys = ApiKeyStore(nc, settings)
+    keys = ApiKeyStore(bus, settings)
     await keys.watch_revocations()
     signer = TokenSigner(ring) if ring else None
-    sessions = RevokedSessions(SessionStore(redis), js) if ring else None
+    sessions = RevokedSessions(SessionStore(redis), bus) if ring else None
     if sessions is not None:
-        await sessions.start(nc)
+        await sessions.start()
     sign_in = None
     if found and signer is not None and sessions is not None:
         sign_in = SignIn(
             providers=found,
             signer=signer,
             sessions=sessions,
-            nc=nc,
-            js=js,
+            bus=bus,
             return_origins=settings.cors_origins,
             session_ttl_s=settings.session_ttl_s,
             billing_timeout_s=settings.billing_timeout_s,

@@ -22,17 +22,13 @@ import contextlib
 import logging
 import time
 
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from lobe.gateway.auth.sessions import SessionStore
 from lobe.gateway.metrics import SESSIONS_ACTIVE
+from lobe.shared.bus import Bus
 from lobe.shared.events.auth import AUTH_LOGIN_ENDED, LoginEnded, SessionEndReason
 from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, AccountChanged
-from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 SYNC_INTERVAL_S = 5.0
@@ -40,9 +36,9 @@ FIRST_SYNC_RETRY_S = 1.0
 
 
 class RevokedSessions:
-    def __init__(self, store: SessionStore, js: JetStreamContext) -> None:
+    def __init__(self, store: SessionStore, bus: Bus) -> None:
         self.store = store
-        self.js = js
+        self.bus = bus
         self._until: dict[str, int] = {}  # session id -> its expiry, after which it is moot
         self._task: asyncio.Task[None] | None = None
         self.synced = False  # Redis' revoked set has been loaded at least once
@@ -66,7 +62,7 @@ class RevokedSessions:
             reason=reason,
         )
         # Lost for good, the fact only delays the other replicas until their next sync.
-        await publish_fact(self.js, AUTH_LOGIN_ENDED, event, attempts=3)
+        await self.bus.publish_fact(AUTH_LOGIN_ENDED, event, attempts=3)
 
     async def end_all(self, user_id: str, reason: SessionEndReason) -> list[str]:
         """End every live session of the user; their ids. RedisError (or OSError) when Redis is away."""
@@ -75,9 +71,9 @@ class RevokedSessions:
             await self.end(user_id, session_id, expires_at, reason)
         return sorted(live)
 
-    async def start(self, nc: NATS) -> None:
-        await nc.subscribe(AUTH_LOGIN_ENDED, cb=self._on_ended)
-        await nc.subscribe(BILLING_ACCOUNT_CHANGED, cb=self._on_account_changed)
+    async def start(self) -> None:
+        await self.bus.subscribe(AUTH_LOGIN_ENDED, self._on_ended)
+        await self.bus.subscribe(BILLING_ACCOUNT_CHANGED, self._on_account_changed)
         await self.sync()
         self._task = asyncio.create_task(self._sync_forever(), name="gateway-session-sync")
 
@@ -87,20 +83,10 @@ class RevokedSessions:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def _on_ended(self, msg: Msg) -> None:
-        try:
-            event = LoginEnded.decode(msg.data)
-        except ValidationError:
-            log.warning("malformed %s ignored", AUTH_LOGIN_ENDED)
-            return
+    def _on_ended(self, event: LoginEnded) -> None:
         self.add(event.session_id, event.expires_at)
 
-    async def _on_account_changed(self, msg: Msg) -> None:
-        try:
-            event = AccountChanged.decode(msg.data)
-        except ValidationError:
-            log.warning("malformed %s ignored", BILLING_ACCOUNT_CHANGED)
-            return
+    async def _on_account_changed(self, event: AccountChanged) -> None:
         try:
             ended = await self.end_all(event.user_id, "revoked")
         except (RedisError, OSError) as exc:

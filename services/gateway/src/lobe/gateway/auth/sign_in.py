@@ -14,8 +14,6 @@ import uuid
 from dataclasses import dataclass
 
 from aiohttp import web
-from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext
 from redis.exceptions import RedisError
 
 from lobe.gateway.auth.identity import Identity, Provider, SignInRefused
@@ -23,6 +21,7 @@ from lobe.gateway.auth.revocations import RevokedSessions
 from lobe.gateway.auth.session_tokens import SessionClaims, TokenSigner
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH, FLOW_COOKIE, new_flow, safe_return_to, seal, unseal
 from lobe.gateway.auth.users import resolve_user
+from lobe.shared.bus import Bus
 from lobe.shared.events.auth import (
     AUTH_LOGIN_FAILED,
     AUTH_LOGIN_SUCCEEDED,
@@ -31,7 +30,6 @@ from lobe.shared.events.auth import (
     SignInProvider,
     UserResolved,
 )
-from lobe.shared.facts import publish_fact
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +45,7 @@ class SignIn:
     providers: dict[str, Provider]
     signer: TokenSigner
     sessions: RevokedSessions
-    nc: NATS
-    js: JetStreamContext
+    bus: Bus
     return_origins: frozenset[str]
     session_ttl_s: int
     billing_timeout_s: float
@@ -90,7 +87,7 @@ class SignIn:
                 request.query["code"], self.callback_url(request, name), flow.verifier, flow.nonce
             )
             self._check_domain(provider, identity)
-            user = await resolve_user(self.nc, identity, self.billing_timeout_s)
+            user = await resolve_user(self.bus, identity, self.billing_timeout_s)
             session = await self._start(identity, user)
         except SignInRefused as refused:
             await self._failed(provider.name, refused)
@@ -135,7 +132,7 @@ class SignIn:
             expires_at=claims.exp,
             new_user=user.created,
         )
-        await publish_fact(self.js, AUTH_LOGIN_SUCCEEDED, fact)
+        await self.bus.publish_fact(AUTH_LOGIN_SUCCEEDED, fact)
         return NewSession(self.signer.sign_session(claims), claims)
 
     async def _failed(self, provider: SignInProvider, refused: SignInRefused) -> None:
@@ -146,4 +143,4 @@ class SignIn:
             reason=refused.reason,
             email_domain=refused.email_domain,
         )
-        await publish_fact(self.js, AUTH_LOGIN_FAILED, event)
+        await self.bus.publish_fact(AUTH_LOGIN_FAILED, event)

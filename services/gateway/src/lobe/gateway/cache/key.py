@@ -10,6 +10,8 @@ and `max_completion_tokens` as the one limit they are.
 Embeddings are deterministic: every embeddings request is cached (unless `X-Lobe-Cache: off`), keyed
 by its model, inputs and `dimensions` (not `encoding_format`: the stored vectors are float32, given
 back as floats or base64 alike), in a namespace of their own so no chat request can match one.
+A Responses request (a chat request at heart, lobe.gateway.responses) has a namespace of its own as
+well: a chat answer cached for a model that does not serve /v1/responses must not answer one.
 
 Redis key: `lobe:cache:v1:<scope>:<model>:<request>`, each part a hex digest, so an admin's
 invalidation can match one user's or one model's answers with a glob that no name can escape.
@@ -25,7 +27,7 @@ from aiohttp import web
 
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
-from lobe.shared.events.chat import Caller
+from lobe.shared.events.chat import Caller, ChatEndpoint
 
 OPT_HEADER = "X-Lobe-Cache"
 PREFIX = "lobe:cache:v1"
@@ -63,14 +65,19 @@ def normalised(body: ChatCompletionRequest) -> str:
 
 
 def cache_key(
-    request: web.Request, caller: Caller, body: ChatCompletionRequest, shared: bool
+    request: web.Request,
+    caller: Caller,
+    body: ChatCompletionRequest,
+    shared: bool,
+    endpoint: ChatEndpoint = "chat",
 ) -> CacheKey | None:
     """The request's key, or None when it is not to be cached."""
     choice = request.headers.get(OPT_HEADER, "").strip().lower()
     if choice == "off" or (choice != "on" and body.temperature != 0):
         return None
     scope = scope_part(None if shared else caller.user_id)
-    return CacheKey(f"{PREFIX}:{scope}:{digest(body.model)}:{digest(normalised(body), 64)}")
+    normal = normalised(body) if endpoint == "chat" else f"{endpoint}:{normalised(body)}"
+    return CacheKey(f"{PREFIX}:{scope}:{digest(body.model)}:{digest(normal, 64)}")
 
 
 def embeddings_cache_key(

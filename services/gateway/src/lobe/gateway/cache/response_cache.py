@@ -11,14 +11,10 @@ tells every replica (this one included) to drop the matching answers from memory
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from nats.aio.client import Client as NATS
-from nats.aio.msg import Msg
-from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from lobe.gateway.cache.key import CacheKey, cache_key, embeddings_cache_key, key_pattern
@@ -28,19 +24,20 @@ from lobe.gateway.metrics import CACHE_LOOKUPS
 from lobe.gateway.ratelimit.limiter import REDIS_ERRORS
 from lobe.gateway.ratelimit.outage import RedisOutage
 from lobe.gateway.settings import GatewaySettings
+from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.cache import CACHE_RESPONSE_INVALIDATED, ResponsesInvalidated
-from lobe.shared.events.chat import Caller, DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.media_schema import MediaRequest
 
-log = logging.getLogger(__name__)
 SCAN_BATCH = 1000
 
 
 class ResponseCache:
-    def __init__(self, redis: Redis, nc: NATS, settings: GatewaySettings) -> None:
+    def __init__(self, redis: Redis, bus: Bus, settings: GatewaySettings) -> None:
         self.redis = redis
-        self.nc = nc
+        self.bus = bus
         self.settings = settings
         self.enabled = settings.cache_enabled
         self.shared = settings.cache_scope == "shared"
@@ -49,14 +46,19 @@ class ResponseCache:
         self._storing: set[asyncio.Task[None]] = set()
 
     def key_for(
-        self, request: web.Request, caller: Caller, body: ChatCompletionRequest | EmbeddingsRequest
+        self,
+        request: web.Request,
+        caller: Caller,
+        body: ChatCompletionRequest | EmbeddingsRequest | MediaRequest,
+        endpoint: ChatEndpoint = "chat",
     ) -> CacheKey | None:
-        """The request's cache key, or None when it is not cached (see lobe.gateway.cache.key)."""
-        if not self.enabled:
+        """The request's cache key, or None when it is not cached (see lobe.gateway.cache.key).
+        Media requests are not: an image or a voice is a new draw each time, and audio is large."""
+        if not self.enabled or isinstance(body, MediaRequest):
             return None
         if isinstance(body, EmbeddingsRequest):
             return embeddings_cache_key(request, caller, body, self.shared)
-        return cache_key(request, caller, body, self.shared)
+        return cache_key(request, caller, body, self.shared, endpoint)
 
     async def lookup(self, key: CacheKey | None) -> Replay | None:
         stored = await self.find(key)
@@ -121,7 +123,7 @@ class ResponseCache:
             removed += await self.redis.unlink(*batch)
         self.memory.drop(pattern)
         fact = ResponsesInvalidated(request_id=f"invalidate-{time.time_ns()}", user_id=user_id, model=model)
-        await self.nc.publish(CACHE_RESPONSE_INVALIDATED, fact.encode())
+        await self.bus.publish(CACHE_RESPONSE_INVALIDATED, fact)
         return removed
 
     async def _scan(self, pattern: str) -> AsyncIterator[list[str]]:
@@ -135,14 +137,9 @@ class ResponseCache:
             yield batch
 
     async def watch_invalidations(self) -> None:
-        await self.nc.subscribe(CACHE_RESPONSE_INVALIDATED, cb=self._on_invalidated)
+        await self.bus.subscribe(CACHE_RESPONSE_INVALIDATED, self._on_invalidated)
 
-    async def _on_invalidated(self, msg: Msg) -> None:
-        try:
-            fact = ResponsesInvalidated.decode(msg.data)
-        except ValidationError as exc:
-            log.warning("malformed %s: %s", msg.subject, exc.errors()[:1])
-            return
+    def _on_invalidated(self, fact: ResponsesInvalidated) -> None:
         self.memory.drop(key_pattern(fact.user_id, fact.model, self.shared))
 
     async def close(self) -> None:

@@ -40,6 +40,7 @@ from lobe.gateway.redis_pool import PoolExhausted
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller
+from lobe.shared.media_schema import MediaRequest
 from lobe.shared.openai_errors import ApiError
 from lobe.shared.token_ceiling import prompt_token_ceiling
 
@@ -48,8 +49,9 @@ __all__ = ["REDIS_ERRORS", "Admission", "RateLimiter", "hit_or_fail_mode", "refu
 log = logging.getLogger(__name__)
 
 
-# What the token window charges for: a chat request, or an embeddings request (its inputs).
-Metered = ChatCompletionRequest | EmbeddingsRequest
+# What the token window charges for: a chat request, an embeddings request (its inputs), or a
+# media request (its prompt text; its units are the budget's).
+Metered = ChatCompletionRequest | EmbeddingsRequest | MediaRequest
 
 
 def token_estimate(body: Metered) -> int:

@@ -19,7 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from lobe.gateway.ratelimit.outage import REDIS_ERRORS
-from lobe.gateway.resume.store import ResumeStore
+from lobe.gateway.resources import SETTINGS
+from lobe.gateway.resume.store import RESUME, ResumeStore
 
 log = logging.getLogger(__name__)
 RESUMABLE_HEADER = "X-Lobe-Resumable"  # the client's opt-in
@@ -27,6 +28,17 @@ RESUMABLE_HEADER = "X-Lobe-Resumable"  # the client's opt-in
 
 def wants_resume(request: web.Request) -> bool:
     return request.headers.get(RESUMABLE_HEADER, "").strip().lower() in {"true", "1", "on"}
+
+
+def detached_if_resumable(
+    request: web.Request, handling: Coroutine[Any, Any, web.StreamResponse]
+) -> Coroutine[Any, Any, web.StreamResponse]:
+    """An endpoint's handling, run apart from its handler when the client asked for a resumable
+    stream (whether it becomes one is the output's: lobe.gateway.resume.output.sse_output)."""
+    if not wants_resume(request):
+        return handling
+    detached = request[DETACHED] = Detached(request.app[RESUME], request.app[SETTINGS].resume_grace_s)
+    return detached.run(handling)
 
 
 class Detached:

@@ -8,8 +8,7 @@ import logging
 
 from aiohttp import web
 
-from lobe.gateway.openai_format import ChunkWriter
-from lobe.gateway.outputs import SseOutput
+from lobe.gateway.outputs import ChunkSource, SseOutput
 from lobe.gateway.ratelimit.outage import REDIS_ERRORS
 from lobe.gateway.resume.detach import DETACHED
 from lobe.gateway.resume.store import RESUME
@@ -25,7 +24,7 @@ def resume_path(request_id: str) -> str:
 
 class ResumableSseOutput(SseOutput):
     def __init__(
-        self, request: web.Request, writer: ChunkWriter, headers: dict[str, str], replay: ReplayWriter
+        self, request: web.Request, writer: ChunkSource, headers: dict[str, str], replay: ReplayWriter
     ) -> None:
         super().__init__(request, writer, headers)
         self.replay = replay
@@ -61,7 +60,7 @@ class ResumableSseOutput(SseOutput):
 
 
 async def sse_output(
-    request: web.Request, chunks: ChunkWriter, headers: dict[str, str], request_id: str, user_id: str
+    request: web.Request, chunks: ChunkSource, headers: dict[str, str], request_id: str, user_id: str
 ) -> SseOutput:
     """A resumable output when the client asked for one (the request runs detached) and its
     replay opened; otherwise plain SSE, whose client leaving cancels the answer at once."""
