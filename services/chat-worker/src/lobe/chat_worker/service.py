@@ -336,6 +336,7 @@ class ChatWorker:
                     id=m.name,
                     owned_by=m.owned_by,
                     reaches=[Upstream(provider=p, model=u) for p, u in catalog.reaches(m.name)],
+                    deployments=[self.router.health(d) for d in m.deployments] if self._router else [],
                 )
                 for m in catalog.models
             ]
