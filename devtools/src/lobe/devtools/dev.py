@@ -289,7 +289,7 @@ def operator_credentials(backends: Backends, state_dir: Path) -> dict[str, str]:
     with the NATS and database addresses, so that one file is all `lobe admin` needs."""
     env = backends.nats_env(ADMIN)
     if env:
-        addresses = {
+        addresses: dict[str, str] = {
             name: backends.urls[name] for name in ("NATS_URL", "DATABASE_URL") if name in backends.urls
         }
         write_private(state_dir / ADMIN_ENV, env_file({**env, **addresses}))
