@@ -42,7 +42,7 @@ async def models_page(request: web.Request) -> web.Response:
             for d in model.deployments
         ]
         head = ("Deployment", "Provider", "Upstream model", "Breaker", "In flight", "TTFT", "Limits", "Left")
-        sections.append(table(f"Model {model.id}", head, rows, f"{model.id}: no deployment reported."))
+        sections.append(table(f"Model {model.id}", head, rows, "no deployment reported."))
     limited = table(
         "Rate-limited requests, by limit", ("Limit", "Refused"), _counted(RATE_LIMITED, "limit"), "None."
     )

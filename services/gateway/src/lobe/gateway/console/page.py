@@ -72,9 +72,10 @@ def document(title: str, body: str, session: SessionClaims | None = None, status
 
 
 def table(caption: str, head: tuple[str, ...], rows: Sequence[Sequence[str]], empty: str) -> str:
-    """Cells are HTML already (escaped by the caller); an empty table says `empty` instead."""
+    """Cells are HTML already (escaped by the caller); an empty table says `empty` under its caption,
+    so two empty tables on one page still say which is which."""
     if not rows:
-        return f"<p>{h(empty)}</p>"
+        return f'<p><span class="caption">{h(caption)}</span>: {h(empty)}</p>'
     ths = "".join(f'<th scope="col">{h(col)}</th>' for col in head)
     trs = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><caption>{h(caption)}</caption><thead><tr>{ths}</tr></thead><tbody>{trs}</tbody></table>"
