@@ -84,7 +84,10 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     assert float(totals["cost_usd"]) > 0
     metrics = poll_text(
         f"http://127.0.0.1:{lobe_dev.ports['METRICS_OPS_PORT']}/metrics",
-        lambda text: 'lobe_chat_requests_total{model="mock",provider="mock",status="success"} 1.0' in text,
+        lambda text: (
+            'lobe_chat_requests_total{endpoint="chat",model="mock",provider="mock",status="success"} 1.0'
+            in text
+        ),
     )
     assert "lobe_chat_tokens_total" in metrics
     gateway_metrics = poll_text(
