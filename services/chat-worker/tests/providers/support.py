@@ -19,7 +19,7 @@ from lobe.chat_worker.providers.registry import build_provider
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events.chat import TokenUsage, ToolCallDelta
+from lobe.shared.events.chat import ChatEndpoint, TokenUsage, ToolCallDelta
 
 
 @dataclass
@@ -44,10 +44,12 @@ class Assembled:
         return out
 
 
-async def collect(provider: Provider, body: ChatCompletionRequest) -> Assembled:
+async def collect(
+    provider: Provider, body: ChatCompletionRequest, endpoint: ChatEndpoint = "chat"
+) -> Assembled:
     result = Assembled()
     try:
-        async for event in provider.stream(body):
+        async for event in provider.stream_for(body, endpoint):
             result.order.append(type(event).__name__)
             if isinstance(event, TextDelta):
                 result.text += event.text
