@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -19,7 +19,6 @@ from opentelemetry.trace import SpanKind
 from pydantic import SecretStr
 
 from lobe.billing.service import BillingService
-from lobe.chat_worker.deployments import BUILTIN
 from lobe.devtools.fake_upstream import FakeUpstream
 from lobe.devtools.provider_fixtures import load
 from lobe.shared.events.auth import AUTH_KEY_VERIFY
@@ -28,7 +27,7 @@ from lobe.shared.events.chat import CHAT_REQUEST
 from lobe.shared.events.streams import USAGE
 from lobe.shared.events.usage import USAGE_RECORDED
 
-from .conftest import Suite, billing_settings, start_gateway, start_worker
+from .conftest import Suite, billing_settings, start_gateway
 from .providers import UPSTREAM_MODEL, public_model, routed_worker
 from .test_chat_path import MESSAGES
 from .transcripts import expected_answer
@@ -85,14 +84,6 @@ async def test_worker_span_is_a_child_of_the_gateway_request_span(
     assert call.parent.span_id == run.context.span_id
 
 
-@pytest.fixture
-async def every_endpoint(gateway_only: Suite) -> AsyncIterator[Suite]:
-    """The gateway and a worker routing the built-in mock, which serves every endpoint."""
-    worker = await start_worker(gateway_only.nats_url, BUILTIN)
-    yield gateway_only
-    await worker.stop()
-
-
 async def speak(client: AsyncOpenAI) -> None:
     async with client.audio.speech.with_streaming_response.create(
         model="mock", voice="alloy", input="hi", response_format="wav"
@@ -123,10 +114,10 @@ CALLS: dict[str, tuple[str, str, Callable[[AsyncOpenAI], Awaitable[Any]]]] = {
 
 @pytest.mark.parametrize("endpoint", list(CALLS))
 async def test_the_request_span_and_the_run_span_name_the_endpoint(
-    every_endpoint: Suite, spans: InMemorySpanExporter, endpoint: str
+    builtin_suite: Suite, spans: InMemorySpanExporter, endpoint: str
 ) -> None:
     path, run_name, call = CALLS[endpoint]
-    await call(every_endpoint.client)
+    await call(builtin_suite.client)
     found = await finished(spans, lambda s: {run_name, f"POST {path}"} <= {x.name for x in s})
     server, run = named(found, f"POST {path}"), named(found, run_name)
     assert run.context.trace_id == server.context.trace_id

@@ -76,12 +76,15 @@ async def serve(
     kind: str,
     *,
     base_path: str = "",
+    body: ChatCompletionRequest | None = None,
+    endpoint: ChatEndpoint = "chat",
     **deployment_fields: Any,
 ) -> Assembled:
-    """`reply` from the fake upstream through a `kind` adapter pointed at it, for `request()`."""
+    """`reply` from the fake upstream through a `kind` adapter pointed at it, for `body` (default
+    `request()`) as it came in on `endpoint`."""
     upstream.push(reply)
     provider = build_provider(deployment(kind, upstream.url + base_path, **deployment_fields), session)
-    return await collect(provider, request())
+    return await collect(provider, body or request(), endpoint)
 
 
 async def replay(

@@ -13,14 +13,26 @@ from pydantic import ValidationError
 
 from lobe.chat_worker.deployments import Deployment
 from lobe.chat_worker.providers.openai_responses import responses_body
-from lobe.chat_worker.providers.registry import build_provider
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import fixture_files, load
+from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import TokenUsage
 
-from .support import collect, deployment, request
+from .support import Assembled, deployment, request, serve
 
 NATIVE = {"responses": "native"}
+
+
+async def native(
+    upstream: FakeUpstream,
+    session: aiohttp.ClientSession,
+    reply: Reply,
+    body: ChatCompletionRequest | None = None,
+) -> Assembled:
+    """`reply` through an `openai` deployment marked native, for a Responses request."""
+    return await serve(
+        upstream, session, reply, "openai", base_path="/v1", body=body, endpoint="responses", **NATIVE
+    )
 
 
 def as_usage(raw: dict[str, Any]) -> TokenUsage:
@@ -38,9 +50,7 @@ async def test_a_responses_stream_assembles_to_the_sidecar_totals(
     name: str, seed: int, upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
     transcript = load(name)
-    upstream.push(transcript.reply(seed=seed, max_chunk=9))
-    provider = build_provider(deployment("openai", upstream.url + "/v1", **NATIVE), session)
-    got = await collect(provider, request(), "responses")
+    got = await native(upstream, session, transcript.reply(seed=seed, max_chunk=9))
 
     expected = transcript.expected
     assert got.error is None
@@ -58,8 +68,6 @@ async def test_a_responses_stream_assembles_to_the_sidecar_totals(
 async def test_the_request_goes_upstream_as_a_streamed_unstored_responses_request(
     upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    upstream.push(load("openai_responses/responses_stream_function_call.sse").reply())
-    provider = build_provider(deployment("openai", upstream.url + "/v1", **NATIVE), session)
     tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
     body = request(
         messages=[
@@ -91,9 +99,9 @@ async def test_the_request_goes_upstream_as_a_streamed_unstored_responses_reques
         response_format={"type": "json_object"},
         user="u-1",
     )
-    await collect(provider, body, "responses")
+    await native(upstream, session, load("openai_responses/responses_stream_function_call.sse").reply(), body)
     sent = upstream.last
-    key = provider.deployment.api_key()  # type: ignore[attr-defined]
+    key = deployment("openai", upstream.url).api_key()
     assert key is not None
     assert sent.headers["authorization"] == f"Bearer {key.get_secret_value()}"  # the chat API's auth
     assert sent.json == {
@@ -125,9 +133,8 @@ async def test_the_request_goes_upstream_as_a_streamed_unstored_responses_reques
 async def test_a_chat_request_or_an_unmarked_deployment_uses_the_chat_api(
     endpoint: Any, fields: dict[str, str], upstream: FakeUpstream, session: aiohttp.ClientSession
 ) -> None:
-    upstream.push(load("openai/chat_stream_text.sse").reply())
-    provider = build_provider(deployment("openai", upstream.url + "/v1", **fields), session)
-    got = await collect(provider, request(), endpoint)
+    reply = load("openai/chat_stream_text.sse").reply()
+    got = await serve(upstream, session, reply, "openai", base_path="/v1", endpoint=endpoint, **fields)
     assert got.error is None
     assert upstream.last.path == "/v1/chat/completions"
 
@@ -137,9 +144,7 @@ async def test_a_stream_cut_before_response_completed_is_an_error_not_an_answer(
 ) -> None:
     body = load("openai_responses/responses_stream_reasoning_text.sse").body
     cut = body[: body.index(b"event: response.completed")]
-    upstream.push(Reply(cut, content_type="text/event-stream"))
-    provider = build_provider(deployment("openai", upstream.url + "/v1", **NATIVE), session)
-    got = await collect(provider, request(), "responses")
+    got = await native(upstream, session, Reply(cut, content_type="text/event-stream"))
     assert got.finished is None
     assert got.error is not None
     assert (got.error.code, got.error.started) == ("upstream_truncated", True)
@@ -153,9 +158,7 @@ async def test_response_failed_is_the_providers_error(
         b'event: response.failed\ndata: {"type":"response.failed","sequence_number":1,"response":'
         b'{"status":"failed","error":{"code":"server_error","message":"The model failed."}}}\n\n'
     )
-    upstream.push(Reply(failed, content_type="text/event-stream"))
-    provider = build_provider(deployment("openai", upstream.url + "/v1", **NATIVE), session)
-    got = await collect(provider, request(), "responses")
+    got = await native(upstream, session, Reply(failed, content_type="text/event-stream"))
     assert got.finished is None
     assert got.error is not None
     assert got.error.message == "The model failed."
