@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -99,7 +101,20 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     nats_log = (lobe_dev.state_dir / "nats" / "nats.log").read_text()
     assert '"authorization"' in (lobe_dev.state_dir / "nats" / "nats.conf").read_text()
     assert [line for line in nats_log.splitlines() if "Violation" in line] == []
-    assert (lobe_dev.state_dir / "nats-admin.env").read_text().startswith("NATS_USER=admin\n")
+    admin_env = dict(
+        line.split("=", 1) for line in (lobe_dev.state_dir / "nats-admin.env").read_text().splitlines()
+    )
+    assert admin_env["NATS_USER"] == "admin"
+    # That one file is all `lobe admin` needs: the embedded servers' ports change from run to run.
+    environ = {name: value for name, value in os.environ.items() if name not in {"NATS_URL", "DATABASE_URL"}}
+    created = subprocess.run(
+        [str(Path(sys.executable).parent / "lobe"), "admin", "create-user", "outsider"],
+        env={**environ, **admin_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
 
     lobe_dev.proc.send_signal(signal.SIGTERM)
     assert lobe_dev.proc.wait(30) == 0

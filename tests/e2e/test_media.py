@@ -128,6 +128,25 @@ async def test_a_transcription_without_a_file_is_a_400(suite: Suite) -> None:
         assert (await r.json())["error"]["param"] == "file"
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"--x\r\nno boundary declared\r\n--x--\r\n"),
+        ("multipart/form-data; boundary=x", b"not multipart at all"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=file\r\n\r\nab"),
+    ],
+    ids=["no-boundary", "no-parts", "cut-short"],
+)
+async def test_a_body_that_is_not_the_multipart_it_says_is_a_400(
+    suite: Suite, content_type: str, body: bytes
+) -> None:
+    headers = {**suite.headers(), "Content-Type": content_type}
+    async with suite.http.post(f"{suite.base_url}/v1/audio/transcriptions", data=body, headers=headers) as r:
+        assert r.status == 400, await r.text()
+        error = (await r.json())["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", "file")
+
+
 async def test_unknown_model_is_a_404(suite: Suite) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         await suite.client.images.generate(model="no-such-model", prompt="x")

@@ -28,7 +28,7 @@ from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.registry import build_provider
 from lobe.chat_worker.routing.metrics import RoutingMetrics
 from lobe.chat_worker.routing.router import Router
-from lobe.chat_worker.run import ChatRun
+from lobe.chat_worker.run import ChatRun, RunContext
 from lobe.chat_worker.settings import WorkerSettings
 from lobe.shared.bus import Bus, Responder, ensure_streams
 from lobe.shared.bus.listen import publish
@@ -288,15 +288,7 @@ class ChatWorker:
             return EmbeddingsAnswer(request_id=event.request_id, error=failure)
         assert routed is not None
         with _span("embeddings.run", event, "embeddings"):
-            run = EmbeddingsRun(
-                event,
-                catalog,
-                routed,
-                self.router,
-                self._provider_for,
-                self._record_usage,
-                self.bus.connection.max_payload,
-            )
+            run = EmbeddingsRun(event, self._run_context(catalog, routed), self.bus.connection.max_payload)
             return await run.execute()
 
     def _media_run(self, event: MediaRequested, endpoint: Endpoint) -> MediaRun[Any] | MediaFailure:
@@ -307,17 +299,9 @@ class ChatWorker:
             status, code, message = refused
             return MediaFailure(status=status, code=code, message=message)
         assert routed is not None
+        context = self._run_context(catalog, routed)
         return MediaRun(
-            event.request_id,
-            event.caller,
-            event.body,
-            event.deadline_ms,
-            catalog,
-            routed,
-            self.router,
-            self._provider_for,
-            self._record_usage,
-            event.correlation_id,
+            event.request_id, event.caller, event.body, event.deadline_ms, context, event.correlation_id
         )
 
     async def images(self, event: ImagesRequested) -> ImagesAnswer:
@@ -355,6 +339,7 @@ class ChatWorker:
                     id=m.name,
                     owned_by=m.owned_by,
                     reaches=[Upstream(provider=p, model=u) for p, u in catalog.reaches(m.name)],
+                    deployments=[self.router.health(d) for d in m.deployments] if self._router else [],
                 )
                 for m in catalog.models
             ]
@@ -388,14 +373,15 @@ class ChatWorker:
     ) -> None:
         try:
             async with sink:
-                run = ChatRun(
-                    event, catalog, routed, self.router, self._provider_for, sink, self._record_usage
-                )
+                run = ChatRun(event, self._run_context(catalog, routed), sink)
                 await run.execute()
         except asyncio.CancelledError:
             pass
         except Exception:
             log.exception("chat run crashed", extra={"request_id": event.request_id})
+
+    def _run_context(self, catalog: ModelCatalog, routed: RoutedModel) -> RunContext:
+        return RunContext(catalog, routed, self.router, self._provider_for, self._record_usage)
 
     def _provider_for(self, deployment: Deployment) -> Provider:
         key = deployment.config_key

@@ -246,6 +246,26 @@ class Upstream(BaseModel):
     model: str
 
 
+class DeploymentHealth(BaseModel):
+    """One deployment of a model as the answering worker sees the fleet now (the console's
+    models page): its breaker, the requests in flight across workers, the fleet's TTFT average,
+    its per-minute limits and the share of the current window still free."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    provider: str
+    model: str
+    breaker: str = Field(description="closed, open or half_open.")
+    in_flight: int = 0
+    ttft_ms: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    headroom: float = Field(
+        default=1.0, description="Share of the limits' window still free (1.0: no limit)."
+    )
+
+
 class ModelInfo(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -256,6 +276,9 @@ class ModelInfo(BaseModel):
         description="Every upstream a request for this model may be served by: its deployments' and, "
         "transitively, those of its fallbacks and context fallback. Billing prices a budget hold at "
         "the dearest of them.",
+    )
+    deployments: list[DeploymentHealth] = Field(
+        default_factory=list, description="The model's own deployments and their health now (3.9.0)."
     )
 
 
