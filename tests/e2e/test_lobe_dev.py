@@ -86,7 +86,10 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     assert float(totals["cost_usd"]) > 0
     metrics = poll_text(
         f"http://127.0.0.1:{lobe_dev.ports['METRICS_OPS_PORT']}/metrics",
-        lambda text: 'lobe_chat_requests_total{model="mock",provider="mock",status="success"} 1.0' in text,
+        lambda text: (
+            'lobe_chat_requests_total{endpoint="chat",model="mock",provider="mock",status="success"} 1.0'
+            in text
+        ),
     )
     assert "lobe_chat_tokens_total" in metrics
     gateway_metrics = poll_text(
@@ -134,10 +137,31 @@ def test_lobe_dev_serves_every_endpoint_to_the_python_and_node_sdks(lobe_dev: Lo
     assert client.responses.create(model="mock", input="hi").output_text
     assert len(client.embeddings.create(model="mock", input="hi").data[0].embedding) == 16
 
-    checks = ["embeddings.float", "embeddings.base64", "responses.stream", "responses.create"]
+    image = client.images.generate(model="mock", prompt="a red fox", response_format="b64_json")
+    with client.audio.speech.with_streaming_response.create(
+        model="mock", voice="alloy", input="hi", response_format="wav"
+    ) as speech:
+        assert speech.read()[:4] == b"RIFF"
+    transcript = client.audio.transcriptions.create(model="mock", file=("hi.wav", bytes(32_044), "audio/wav"))
+
+    checks = [
+        "embeddings.float",
+        "embeddings.base64",
+        "responses.stream",
+        "responses.create",
+        "images.b64_json",
+        "speech.wav",
+        "speech.mp3",
+        "transcriptions.json",
+        "transcriptions.srt",
+    ]
     results = asyncio.run(node_sdk_checks(gateway, api_key, *checks))
     assert results["responses.stream"]["types"][-1] == "response.completed"
     assert results["embeddings.float"] == results["embeddings.base64"]
+    assert results["images.b64_json"][0] == image.data[0].b64_json
+    assert results["speech.wav"]["bytes"] > results["speech.mp3"]["bytes"] > 0
+    assert results["transcriptions.json"]["text"] == transcript.text
+    assert results["transcriptions.srt"].startswith("1\n00:00:00,000 --> 00:00:02,003\n")
     nats_log = (lobe_dev.state_dir / "nats" / "nats.log").read_text()
     assert [line for line in nats_log.splitlines() if "Violation" in line] == []
 

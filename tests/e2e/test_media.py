@@ -41,11 +41,8 @@ ADMIN_TOKEN = "e2e-admin-token"
 
 
 @pytest.fixture
-async def suite(gateway_only: Suite) -> AsyncIterator[Suite]:
-    """The gateway and a worker routing the built-in mock, which serves every endpoint."""
-    worker = await start_worker(gateway_only.nats_url, BUILTIN)
-    yield gateway_only
-    await worker.stop()
+def suite(builtin_suite: Suite) -> Suite:
+    return builtin_suite
 
 
 async def test_images_b64_json_and_url_parse_in_the_sdk(suite: Suite) -> None:

@@ -176,7 +176,7 @@ class ChatRun:
         self.outcome = Outcome(attempt=attempt)
         provider = self.provider_for(attempt.deployment)
         # aclosing: a cancel landing mid-send must still close the upstream connection now.
-        async with contextlib.aclosing(provider.stream(attempt.body)) as events:
+        async with contextlib.aclosing(provider.stream_for(attempt.body, self.event.endpoint)) as events:
             await self._relay(events, provider.name, attempt)
 
     async def _relay(

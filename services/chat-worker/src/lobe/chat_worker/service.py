@@ -134,12 +134,18 @@ def unreadable_media(endpoint: str) -> Callable[[ValidationError], MediaAnswer]:
 
 
 @contextlib.contextmanager
-def _span(name: str, event: MediaRequested) -> Iterator[None]:
+def _span(name: str, event: MediaRequested | EmbeddingsRequested, endpoint: Endpoint) -> Iterator[None]:
     # The bus's span for the request, itself the gateway's child: the run continues it.
     span = TRACER.start_span(name, context=otel_context.get_current(), kind=SpanKind.CONSUMER)
-    span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
+    span.set_attributes(run_attributes(event.request_id, event.body.model, endpoint))
     with trace.use_span(span, end_on_exit=True):
         yield
+
+
+def run_attributes(request_id: str, model: str, endpoint: Endpoint) -> dict[str, str]:
+    """A run span's: the request, the model asked for, and the endpoint (as the gateway's
+    request span names it, `lobe.endpoint`)."""
+    return {"lobe.request_id": request_id, "gen_ai.request.model": model, "lobe.endpoint": endpoint}
 
 
 def unreadable(exc: ValidationError) -> ErrorFrame:
@@ -281,10 +287,7 @@ class ChatWorker:
             failure = EmbeddingsFailure(status=status, code=code, message=message)
             return EmbeddingsAnswer(request_id=event.request_id, error=failure)
         assert routed is not None
-        # The bus's span for this embeddings.request, itself the gateway's child: the run continues it.
-        span = TRACER.start_span("embeddings.run", context=otel_context.get_current(), kind=SpanKind.CONSUMER)
-        span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
-        with trace.use_span(span, end_on_exit=True):
+        with _span("embeddings.run", event, "embeddings"):
             run = EmbeddingsRun(event, self._run_context(catalog, routed), self.bus.connection.max_payload)
             return await run.execute()
 
@@ -305,7 +308,7 @@ class ChatWorker:
         run = self._media_run(event, "images")
         if isinstance(run, MediaFailure):
             return ImagesAnswer(request_id=event.request_id, error=run)
-        with _span("images.run", event):
+        with _span("images.run", event, "images"):
             return await run_images(run, event, self.bus.js, self.bus.connection.max_payload)
 
     async def speech(self, event: SpeechRequested) -> SpeechEnded:
@@ -317,7 +320,7 @@ class ChatWorker:
         async def send(chunk: SpeechChunk) -> None:
             await publish(nc, SPEECH_AUDIO, chunk, request_id=event.request_id)
 
-        with _span("speech.run", event):
+        with _span("speech.run", event, "speech"):
             return await run_speech(run, event, send)
 
     async def transcription(self, event: TranscriptionRequested) -> TranscriptionAnswer:
@@ -325,7 +328,7 @@ class ChatWorker:
         if isinstance(run, MediaFailure):
             await delete_object(self.bus.js, event.body.audio_object)
             return TranscriptionAnswer(request_id=event.request_id, error=run)
-        with _span("transcription.run", event):
+        with _span("transcription.run", event, "transcriptions"):
             return await run_transcription(run, event, self.bus.js)
 
     def on_models(self) -> ModelList:
@@ -357,7 +360,7 @@ class ChatWorker:
         parent: Context,
     ) -> None:
         span = TRACER.start_span("chat.run", context=parent, kind=SpanKind.CONSUMER)
-        span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
+        span.set_attributes(run_attributes(event.request_id, event.body.model, event.endpoint))
         try:
             with trace.use_span(span, end_on_exit=True):
                 await self._execute(event, catalog, routed, sink)
