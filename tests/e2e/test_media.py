@@ -157,19 +157,24 @@ async def test_unknown_model_is_a_404(suite: Suite) -> None:
 
 
 @pytest.fixture
-async def billed(nats_url: str, billing_db: str) -> AsyncIterator[Suite]:
-    async with BillingService(billing_settings(nats_url, billing_db, ADMIN_TOKEN)) as billing:
-        assert billing.admin is not None
-        await billing.admin.create_user("alice", plan="basic")
-        worker = await start_worker(nats_url, BUILTIN)
-        runner, base_url = await start_gateway(nats_url, billing_enabled=True)
-        nc = await nats.connect(nats_url)
-        async with aiohttp.ClientSession() as http:
-            client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
-            yield Suite(base_url, nats_url, nc, client, http)
-        await nc.close()
-        await runner.cleanup()
-        await worker.stop()
+async def media_billing(nats_url: str, billing_db: str) -> AsyncIterator[BillingService]:
+    async with BillingService(billing_settings(nats_url, billing_db, ADMIN_TOKEN)) as service:
+        assert service.admin is not None
+        await service.admin.create_user("alice", plan="basic")
+        yield service
+
+
+@pytest.fixture
+async def billed(nats_url: str, media_billing: BillingService) -> AsyncIterator[Suite]:
+    worker = await start_worker(nats_url, BUILTIN)
+    runner, base_url = await start_gateway(nats_url, billing_enabled=True)
+    nc = await nats.connect(nats_url)
+    async with aiohttp.ClientSession() as http:
+        client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=API_KEY, max_retries=0)
+        yield Suite(base_url, nats_url, nc, client, http)
+    await nc.close()
+    await runner.cleanup()
+    await worker.stop()
 
 
 async def ledger_row(dsn: str, request_id: str, timeout_s: float = 10.0) -> asyncpg.Record:
@@ -220,6 +225,51 @@ async def test_each_kind_is_one_ledger_row_with_its_units_and_cost(billed: Suite
     row = await ledger_row(billing_db, raw.headers["x-request-id"])
     assert (row["kind"], Decimal(row["audio_seconds"])) == ("transcription", Decimal(3))
     assert Decimal(row["cost_usd"]) == Decimal("0.012") * 3 / 60
+
+
+async def test_the_usage_report_and_suggestions_count_every_kind(
+    billed: Suite, media_billing: BillingService, billing_db: str
+) -> None:
+    """One request of each kind: the usage API counts each with its cost, as the ledger holds it."""
+    ids = [
+        (
+            await billed.client.chat.completions.with_raw_response.create(
+                model="mock", messages=[{"role": "user", "content": "x"}]
+            )
+        ),
+        (await billed.client.embeddings.with_raw_response.create(model="mock", input="x")),
+        (await billed.client.responses.with_raw_response.create(model="mock", input="x")),
+        (await billed.client.images.with_raw_response.generate(model="mock", prompt="x", size="256x256")),
+        (
+            await billed.client.audio.transcriptions.with_raw_response.create(
+                model="mock", file=("a.wav", bytes(16_000))
+            )
+        ),
+    ]
+    async with billed.client.audio.speech.with_streaming_response.create(
+        model="mock", voice="alloy", input="hi", response_format="mp3"
+    ) as speech:
+        await speech.read()
+    request_ids = [raw.headers["x-request-id"] for raw in ids] + [speech.headers["x-request-id"]]
+    rows = [await ledger_row(billing_db, request_id) for request_id in request_ids]
+    assert sorted(row["kind"] for row in rows) == sorted(
+        ["chat", "embedding", "response", "image", "transcription", "speech"]
+    )
+    ledger_cost = sum(Decimal(row["cost_usd"]) for row in rows)
+    assert all(Decimal(row["cost_usd"]) > 0 for row in rows)
+
+    admin_api = f"http://127.0.0.1:{media_billing.ops_port}/v1/admin/users/alice"
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with billed.http.get(f"{admin_api}/usage", headers=headers) as r:
+        assert r.status == 200, await r.text()
+        report = await r.json()
+    assert report["totals"]["requests"] == len(rows)
+    assert Decimal(report["totals"]["cost_usd"]) == ledger_cost
+    assert report["byModel"]["mock"]["requests"] == len(rows)
+    assert Decimal(report["byProvider"]["mock"]["cost"]) == ledger_cost
+    async with billed.http.get(f"{admin_api}/usage/suggestions", headers=headers) as r:
+        assert r.status == 200, await r.text()
+        assert (await r.json())["object"] == "list"
 
 
 async def test_the_budget_refuses_every_kind(billed: Suite, billing_db: str) -> None:
