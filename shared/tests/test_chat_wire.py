@@ -25,9 +25,7 @@ PAIRS: list[tuple[type[msgspec.Struct], type[BaseModel]]] = [
 text = st.text(max_size=12)
 maybe_text = st.none() | text
 routes = st.builds(Route, deployment=text, provider=text, model=text, attempts=st.integers(1, 5))
-tool_calls = st.builds(
-    ToolCallDelta, index=st.integers(0, 3), id=maybe_text, name=maybe_text, arguments=text
-)
+tool_calls = st.builds(ToolCallDelta, index=st.integers(0, 3), id=maybe_text, name=maybe_text, arguments=text)
 
 
 @st.composite
@@ -80,7 +78,10 @@ def test_the_structs_have_the_models_fields_with_the_same_defaults(
     if struct.__struct_config__.tag_field:
         fields["type"] = (False, struct.__struct_config__.tag)
     expected = {
-        name: (spec.is_required(), None if spec.is_required() else spec.get_default(call_default_factory=True))
+        name: (
+            spec.is_required(),
+            None if spec.is_required() else spec.get_default(call_default_factory=True),
+        )
         for name, spec in model.model_fields.items()
     }
     assert fields == expected
@@ -91,7 +92,12 @@ def test_the_structs_have_the_models_fields_with_the_same_defaults(
     [
         {"type": "delta", "request_id": "r", "seq": -1},
         {"type": "delta", "request_id": "r", "seq": 1, "tool_calls": [{"index": -1}]},
-        {"type": "delta", "request_id": "r", "seq": 1, "route": {"deployment": "d", "provider": "p", "model": "m", "attempts": 0}},
+        {
+            "type": "delta",
+            "request_id": "r",
+            "seq": 1,
+            "route": {"deployment": "d", "provider": "p", "model": "m", "attempts": 0},
+        },
         {"type": "deltas", "request_id": "r", "seq": 1, "deltas": []},
         {"type": "deltas", "request_id": "r", "seq": 1},
     ],

@@ -42,7 +42,9 @@ def delta(sink: FrameSink, text: str) -> WireDelta:
 async def finish(sink: FrameSink) -> None:
     usage = TokenUsage(prompt_tokens=1, completion_tokens=2)
     await sink.send(UsageFrame(request_id="r1", seq=sink.next_seq(), usage=usage))
-    await sink.send(DoneFrame(request_id="r1", seq=sink.next_seq(), finish_reason="stop", model="m", provider="p"))
+    await sink.send(
+        DoneFrame(request_id="r1", seq=sink.next_seq(), finish_reason="stop", model="m", provider="p")
+    )
 
 
 async def test_deltas_sent_within_one_turn_of_the_loop_go_out_as_one_deltas_frame(nc: NATS) -> None:
