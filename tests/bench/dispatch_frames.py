@@ -83,7 +83,9 @@ class StubConnection:
         deltas = [
             run[0].model_dump_json(exclude_none=True)
             if len(run) == 1
-            else DeltasFrame(request_id="bench", seq=run[0].seq, deltas=run).model_dump_json(exclude_none=True)
+            else DeltasFrame(request_id="bench", seq=run[0].seq, deltas=run).model_dump_json(
+                exclude_none=True
+            )
             for run in runs
         ]
         usage = UsageFrame(
@@ -143,7 +145,9 @@ async def main(count: int, rounds: int, chunks: int, together: int) -> None:
     await answers(dispatcher, count // 10)  # warm-up
     per_answer = statistics.median([await answers(dispatcher, count) for _ in range(rounds)])
     frames = len(stub.frames)
-    print(f"{per_answer:.1f} us of CPU per answer of {frames} messages, {per_answer / frames:.2f} us per message")
+    print(
+        f"{per_answer:.1f} us of CPU per answer of {frames} messages, {per_answer / frames:.2f} us per message"
+    )
 
 
 if __name__ == "__main__":

@@ -91,7 +91,8 @@ async def test_a_long_run_of_ready_deltas_is_split_into_bounded_frames(nc: NATS)
         await finish(sink)
     await eventually(lambda: len(received) == 4)
     first, second = received[:2]
-    assert isinstance(first, DeltasFrame) and isinstance(second, DeltasFrame)
+    assert isinstance(first, DeltasFrame)
+    assert isinstance(second, DeltasFrame)
     assert (len(first.deltas), len(second.deltas), second.seq) == (MAX_COALESCED, 3, MAX_COALESCED + 1)
     assert [d.content for d in first.deltas + second.deltas] == [str(n) for n in range(count)]
 
