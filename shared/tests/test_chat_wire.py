@@ -55,7 +55,7 @@ frames = delta_frames() | deltas_frames()
 def test_a_pydantic_frame_decodes_with_msgspec_and_comes_back_equal(
     frame: DeltaFrame | DeltasFrame, exclude_none: bool
 ) -> None:
-    # exclude_none: how the worker encoded deltas before 3.9.0; with nulls: any other writer.
+    # exclude_none: how the worker encoded deltas before 3.10.0; with nulls: any other writer.
     wire = WIRE_DECODE(frame.model_dump_json(exclude_none=exclude_none))
     assert wire.seq == frame.seq
     assert decode_frame(ENCODE(wire)) == frame

@@ -7,7 +7,7 @@ Drives the real `lobe.gateway.dispatch` (ChatDispatcher.open(...).frames()) on a
 that plays nats.py's client: `subscribe` keeps the reply subscription's callback, `request` hands
 the worker's frames (`--chunks` deltas, usage, done) to that callback the way nats.py does for
 messages read together, then returns the worker's accept. The deltas come `--together` to a
-message, as the worker's FrameSink sends those it has ready together (catalog 3.9.0; a stream
+message, as the worker's FrameSink sends those it has ready together (catalog 3.10.0; a stream
 whose chunks came in one read: all of them); `--together 1`: one message per delta, as before. Nothing leaves the process, so what is
 timed is the gateway's Python between the socket and the frames it yields: the reply
 subscription, the hand-over (encoding the request, the trace headers, decoding the accept), the
@@ -155,7 +155,7 @@ if __name__ == "__main__":
     parser.add_argument("--answers", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--chunks", type=int, default=20)
-    parser.add_argument("--together", type=int, default=20, help="deltas per message (1: before 3.9.0)")
+    parser.add_argument("--together", type=int, default=20, help="deltas per message (1: before 3.10.0)")
     parser.add_argument("--tracing", action="store_true")
     args = parser.parse_args()
     if args.tracing:

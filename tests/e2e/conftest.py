@@ -22,7 +22,7 @@ from openai import AsyncOpenAI
 from pydantic import SecretStr
 
 from lobe.billing.settings import BillingSettings
-from lobe.chat_worker.deployments import ModelCatalog
+from lobe.chat_worker.deployments import BUILTIN, ModelCatalog
 from lobe.chat_worker.service import ChatWorker
 from lobe.devtools import suite as lobe_suite
 from lobe.devtools.fake_media import media_answer
@@ -105,6 +105,14 @@ async def gateway_only(nats_url: str) -> AsyncIterator[Suite]:
 async def suite(gateway_only: Suite) -> AsyncIterator[Suite]:
     """Gateway plus one in-process worker."""
     worker = await start_worker(gateway_only.nats_url)
+    yield gateway_only
+    await worker.stop()
+
+
+@pytest.fixture
+async def builtin_suite(gateway_only: Suite) -> AsyncIterator[Suite]:
+    """The gateway and a worker routing the built-in mock, which serves every endpoint."""
+    worker = await start_worker(gateway_only.nats_url, BUILTIN)
     yield gateway_only
     await worker.stop()
 

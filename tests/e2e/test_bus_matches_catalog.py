@@ -5,7 +5,7 @@ The whole suite runs (gateway, a chat worker, billing, metrics) while a sniffer 
 records every message; the workload covers streamed, non-streamed, embeddings, images, speech, a
 transcription (its upload through the Object Store), cancelled, failed, unknown-model,
 over-budget, unpriced and dead-lettered requests, a response cache hit and an admin's cache
-invalidation, key issue and revocation, a usage reset, a refused and a successful sign-in and a
+invalidation, key issue and revocation (an admin's and a user's own), a usage reset, a refused and a successful sign-in and a
 sign-out, a deployment whose breaker opens, probes and closes, a model routed by price, a worker killed
 mid-answer and every service's start and stop. Consumers are read off the server itself: its live
 subscriptions (monitoring endpoint /connz) and its JetStream consumers. The workers' routing store
@@ -347,6 +347,15 @@ async def test_every_message_on_the_bus_is_catalogued_and_every_catalogued_party
         # Sign-in: refused (domain), then signed in (billing creates the user) and out.
         assert (await sign_in(base_url, provider.url, "eve@elsewhere.example")).status == 403
         session = (await sign_in(base_url, provider.url, "ann@corp.example")).body["access_token"]
+        # Her own keys (the console's): create, list, revoke, each a command to billing.
+        own = {"Authorization": f"Bearer {session}"}
+        async with http.post(f"{base_url}/v1/keys", json={"name": "laptop"}, headers=own) as made:
+            assert made.status == 201, await made.text()
+            own_key = await made.json()
+        async with http.get(f"{base_url}/v1/keys", headers=own) as listed:
+            assert [k["id"] for k in (await listed.json())["data"]] == [own_key["id"]]
+        async with http.delete(f"{base_url}/v1/keys/{own_key['id']}", headers=own) as revoked:
+            assert revoked.status == 200
         async with http.post(
             f"{base_url}/auth/logout", headers={"Authorization": f"Bearer {session}"}
         ) as out:

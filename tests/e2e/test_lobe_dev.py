@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -84,7 +86,10 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     assert float(totals["cost_usd"]) > 0
     metrics = poll_text(
         f"http://127.0.0.1:{lobe_dev.ports['METRICS_OPS_PORT']}/metrics",
-        lambda text: 'lobe_chat_requests_total{model="mock",provider="mock",status="success"} 1.0' in text,
+        lambda text: (
+            'lobe_chat_requests_total{endpoint="chat",model="mock",provider="mock",status="success"} 1.0'
+            in text
+        ),
     )
     assert "lobe_chat_tokens_total" in metrics
     gateway_metrics = poll_text(
@@ -96,7 +101,20 @@ def test_lobe_dev_serves_a_chat_completion_and_sigterm_leaves_no_process(lobe_de
     nats_log = (lobe_dev.state_dir / "nats" / "nats.log").read_text()
     assert '"authorization"' in (lobe_dev.state_dir / "nats" / "nats.conf").read_text()
     assert [line for line in nats_log.splitlines() if "Violation" in line] == []
-    assert (lobe_dev.state_dir / "nats-admin.env").read_text().startswith("NATS_USER=admin\n")
+    admin_env = dict(
+        line.split("=", 1) for line in (lobe_dev.state_dir / "nats-admin.env").read_text().splitlines()
+    )
+    assert admin_env["NATS_USER"] == "admin"
+    # That one file is all `lobe admin` needs: the embedded servers' ports change from run to run.
+    environ = {name: value for name, value in os.environ.items() if name not in {"NATS_URL", "DATABASE_URL"}}
+    created = subprocess.run(
+        [str(Path(sys.executable).parent / "lobe"), "admin", "create-user", "outsider"],
+        env={**environ, **admin_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
 
     lobe_dev.proc.send_signal(signal.SIGTERM)
     assert lobe_dev.proc.wait(30) == 0
@@ -119,10 +137,31 @@ def test_lobe_dev_serves_every_endpoint_to_the_python_and_node_sdks(lobe_dev: Lo
     assert client.responses.create(model="mock", input="hi").output_text
     assert len(client.embeddings.create(model="mock", input="hi").data[0].embedding) == 16
 
-    checks = ["embeddings.float", "embeddings.base64", "responses.stream", "responses.create"]
+    image = client.images.generate(model="mock", prompt="a red fox", response_format="b64_json")
+    with client.audio.speech.with_streaming_response.create(
+        model="mock", voice="alloy", input="hi", response_format="wav"
+    ) as speech:
+        assert speech.read()[:4] == b"RIFF"
+    transcript = client.audio.transcriptions.create(model="mock", file=("hi.wav", bytes(32_044), "audio/wav"))
+
+    checks = [
+        "embeddings.float",
+        "embeddings.base64",
+        "responses.stream",
+        "responses.create",
+        "images.b64_json",
+        "speech.wav",
+        "speech.mp3",
+        "transcriptions.json",
+        "transcriptions.srt",
+    ]
     results = asyncio.run(node_sdk_checks(gateway, api_key, *checks))
     assert results["responses.stream"]["types"][-1] == "response.completed"
     assert results["embeddings.float"] == results["embeddings.base64"]
+    assert results["images.b64_json"][0] == image.data[0].b64_json
+    assert results["speech.wav"]["bytes"] > results["speech.mp3"]["bytes"] > 0
+    assert results["transcriptions.json"]["text"] == transcript.text
+    assert results["transcriptions.srt"].startswith("1\n00:00:00,000 --> 00:00:02,003\n")
     nats_log = (lobe_dev.state_dir / "nats" / "nats.log").read_text()
     assert [line for line in nats_log.splitlines() if "Violation" in line] == []
 

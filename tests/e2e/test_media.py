@@ -41,11 +41,8 @@ ADMIN_TOKEN = "e2e-admin-token"
 
 
 @pytest.fixture
-async def suite(gateway_only: Suite) -> AsyncIterator[Suite]:
-    """The gateway and a worker routing the built-in mock, which serves every endpoint."""
-    worker = await start_worker(gateway_only.nats_url, BUILTIN)
-    yield gateway_only
-    await worker.stop()
+def suite(builtin_suite: Suite) -> Suite:
+    return builtin_suite
 
 
 async def test_images_b64_json_and_url_parse_in_the_sdk(suite: Suite) -> None:
@@ -129,6 +126,25 @@ async def test_a_transcription_without_a_file_is_a_400(suite: Suite) -> None:
     ) as r:
         assert r.status == 400
         assert (await r.json())["error"]["param"] == "file"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"--x\r\nno boundary declared\r\n--x--\r\n"),
+        ("multipart/form-data; boundary=x", b"not multipart at all"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=file\r\n\r\nab"),
+    ],
+    ids=["no-boundary", "no-parts", "cut-short"],
+)
+async def test_a_body_that_is_not_the_multipart_it_says_is_a_400(
+    suite: Suite, content_type: str, body: bytes
+) -> None:
+    headers = {**suite.headers(), "Content-Type": content_type}
+    async with suite.http.post(f"{suite.base_url}/v1/audio/transcriptions", data=body, headers=headers) as r:
+        assert r.status == 400, await r.text()
+        error = (await r.json())["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", "file")
 
 
 async def test_unknown_model_is_a_404(suite: Suite) -> None:

@@ -318,6 +318,11 @@ async def test_every_metrics_endpoint_passes_promtool_check_metrics(observed: Ob
 async def test_the_suite_exports_every_series_the_dashboard_and_alerts_read(observed: Observed) -> None:
     async with aiohttp.ClientSession() as http:
         assert await observed.chat(http, OTHER_MODEL, stream=True) == 200
+        # A media request, for the media units' series (created on first use).
+        image = {"model": OTHER_MODEL, "prompt": "a red fox"}
+        headers = {"Authorization": f"Bearer {observed.api_key}"}
+        async with http.post(f"{observed.gateway}/v1/images/generations", json=image, headers=headers) as r:
+            assert r.status == 200, await r.text()
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in dashboard["panels"] if p["type"] != "row" for t in p["targets"]]
     rules = yaml.safe_load(RULES.read_text())

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
+import pytest
 from openai import AsyncOpenAI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -75,10 +77,52 @@ async def test_worker_span_is_a_child_of_the_gateway_request_span(
     assert named(found, f"process {CHAT_REQUEST}").kind is SpanKind.SERVER
     assert run.attributes is not None
     assert run.attributes["gen_ai.request.model"] == "mock"
+    assert (server.attributes or {})["lobe.endpoint"] == run.attributes["lobe.endpoint"] == "chat"
     # The mock is a provider like any other: its call has a span of its own.
     call = named(found, "chat mock")
     assert call.parent is not None
     assert call.parent.span_id == run.context.span_id
+
+
+async def speak(client: AsyncOpenAI) -> None:
+    async with client.audio.speech.with_streaming_response.create(
+        model="mock", voice="alloy", input="hi", response_format="wav"
+    ) as response:
+        await response.read()
+
+
+CALLS: dict[str, tuple[str, str, Callable[[AsyncOpenAI], Awaitable[Any]]]] = {
+    "responses": ("/v1/responses", "chat.run", lambda c: c.responses.create(model="mock", input="hi")),
+    "embeddings": (
+        "/v1/embeddings",
+        "embeddings.run",
+        lambda c: c.embeddings.create(model="mock", input="hi"),
+    ),
+    "images": (
+        "/v1/images/generations",
+        "images.run",
+        lambda c: c.images.generate(model="mock", prompt="hi"),
+    ),
+    "speech": ("/v1/audio/speech", "speech.run", speak),
+    "transcriptions": (
+        "/v1/audio/transcriptions",
+        "transcription.run",
+        lambda c: c.audio.transcriptions.create(model="mock", file=("a.wav", bytes(1000), "audio/wav")),
+    ),
+}
+
+
+@pytest.mark.parametrize("endpoint", list(CALLS))
+async def test_the_request_span_and_the_run_span_name_the_endpoint(
+    builtin_suite: Suite, spans: InMemorySpanExporter, endpoint: str
+) -> None:
+    path, run_name, call = CALLS[endpoint]
+    await call(builtin_suite.client)
+    found = await finished(spans, lambda s: {run_name, f"POST {path}"} <= {x.name for x in s})
+    server, run = named(found, f"POST {path}"), named(found, run_name)
+    assert run.context.trace_id == server.context.trace_id
+    assert (server.attributes or {})["lobe.endpoint"] == endpoint
+    assert (run.attributes or {})["lobe.endpoint"] == endpoint
 
 
 async def test_one_requests_trace_holds_the_gateway_billing_the_worker_the_provider_and_the_ledger(

@@ -17,14 +17,29 @@ async def answer(url: str, method: str = "GET", token: str | None = None) -> tup
         return r.status, await r.json(content_type=None)
 
 
-@pytest.mark.parametrize(
-    "path", ["/metrics", "/health/ready", "/health/live", "/v1/usage", "/v1/usage/limits"]
-)
+@pytest.mark.parametrize("path", ["/metrics", "/health/ready", "/health/live"])
 async def test_the_public_port_serves_no_ops_route_and_not_billings_api(
     running_suite: RunningSuite, path: str
 ) -> None:
     status, body = await answer(running_suite.gateway + path, token=running_suite.api_key)
     assert status == 404
+    assert set(body) == {"error"}
+
+
+@pytest.mark.parametrize("path", ["/v1/usage", "/v1/usage/limits"])
+async def test_the_gateways_usage_reports_are_the_callers_own_whoever_the_query_names(
+    running_suite: RunningSuite, path: str
+) -> None:
+    """/v1/usage at the gateway is not billing's API passed through: the user is the credential's."""
+    status, own = await answer(running_suite.gateway + path, token=running_suite.api_key)
+    assert status == 200, own
+    status, asked = await answer(
+        running_suite.gateway + path + "?user_id=someone-else", token=running_suite.api_key
+    )
+    assert status == 200
+    assert asked["user_id"] == own["user_id"] != "someone-else"
+    status, body = await answer(running_suite.gateway + path)
+    assert status == 401
     assert set(body) == {"error"}
 
 

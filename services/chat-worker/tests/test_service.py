@@ -158,7 +158,7 @@ async def test_a_stream_read_in_one_go_is_published_as_one_deltas_frame_not_a_me
     assert isinstance(answer.terminal, DoneFrame)
     assert len(answer.deltas) == 20
     assert [f.seq for f in answer.content] == list(range(1, 23))
-    # 22 messages before 3.9.0 (a delta each, usage, done); the deltas, usage, done now.
+    # 22 messages before 3.10.0 (a delta each, usage, done); the deltas, usage, done now.
     assert [decode_frame(m).type for m in answer.messages] == ["deltas", "usage", "done"]
 
 

@@ -57,7 +57,7 @@ async def test_frames_arrive_in_order_without_heartbeats_and_end_at_done(nc: NAT
 
 
 def deltas(request_id: str, first: int, *texts: str) -> bytes:
-    """A `deltas` frame (catalog 3.9.0), as a worker sends the deltas it had ready together."""
+    """A `deltas` frame (catalog 3.10.0), as a worker sends the deltas it had ready together."""
     parts = [DeltaFrame(request_id=request_id, seq=first + n, content=t) for n, t in enumerate(texts)]
     return DeltasFrame(request_id=request_id, seq=first, deltas=parts).model_dump_json().encode()
 

@@ -41,8 +41,9 @@ async def test_usage_recorded_and_reported_are_counted(bus: MemoryBus) -> None:
     await bus.settled()
     labels = {"provider": "openai", "model": "gpt-4o-mini"}
     get = metrics.registry.get_sample_value
-    assert get("lobe_chat_requests_total", {**labels, "status": "success"}) == 2
-    assert get("lobe_chat_requests_total", {**labels, "status": "error"}) == 1
+    chat = {**labels, "endpoint": "chat"}
+    assert get("lobe_chat_requests_total", {**chat, "status": "success"}) == 2
+    assert get("lobe_chat_requests_total", {**chat, "status": "error"}) == 1
     assert get("lobe_chat_tokens_total", {**labels, "kind": "prompt"}) == 36
 
 
@@ -52,7 +53,7 @@ async def test_an_invalid_usage_message_is_counted_and_the_next_one_is_too(bus: 
     await bus.publish_fact(USAGE_RECORDED, usage_event("ok"))
     await bus.settled()
     assert metrics.registry.get_sample_value("lobe_usage_events_invalid_total") == 1
-    labels = {"provider": "openai", "model": "gpt-4o-mini", "status": "success"}
+    labels = {"provider": "openai", "model": "gpt-4o-mini", "endpoint": "chat", "status": "success"}
     assert metrics.registry.get_sample_value("lobe_chat_requests_total", labels) == 1
 
 

@@ -28,7 +28,7 @@ from .events import usage_event
 
 pytestmark = pytest.mark.integration
 
-OK_GPT = {"provider": "openai", "model": "gpt-4o-mini", "status": "success"}
+OK_GPT = {"provider": "openai", "model": "gpt-4o-mini", "endpoint": "chat", "status": "success"}
 
 
 def settings_for(nats_url: str) -> MetricsSettings:

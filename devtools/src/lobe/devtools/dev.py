@@ -33,7 +33,9 @@ API_KEY_PREFIX = "sk-lobe-dev-"
 DEV_USER = "dev-user"
 DEV_PLAN = "premium"
 GATEWAY_OPS_PORT = 3214  # the gateway's health and /metrics, apart from its public API
-ADMIN_ENV = "nats-admin.env"  # NATS_USER and NATS_PASSWORD of the operator, under the state dir
+# What `lobe admin` needs, under the state dir: the operator's NATS user and the embedded servers'
+# addresses (their ports change from run to run).
+ADMIN_ENV = "nats-admin.env"
 GATEWAY_NATS_ENV = "nats-gateway.env"  # the gateway's, with --fake-upstream: `lobe loadtest --target bus`
 
 
@@ -283,10 +285,14 @@ async def run_dev(options: DevOptions, out: TextIO = sys.stdout, err: TextIO = s
 
 
 def operator_credentials(backends: Backends, state_dir: Path) -> dict[str, str]:
-    """The operator's NATS user on the embedded NATS, also written to ADMIN_ENV for `lobe admin`."""
+    """The operator's NATS user on the embedded NATS, also written to ADMIN_ENV for `lobe admin`
+    with the NATS and database addresses, so that one file is all `lobe admin` needs."""
     env = backends.nats_env(ADMIN)
     if env:
-        write_private(state_dir / ADMIN_ENV, env_file(env))
+        addresses: dict[str, str] = {
+            name: backends.urls[name] for name in ("NATS_URL", "DATABASE_URL") if name in backends.urls
+        }
+        write_private(state_dir / ADMIN_ENV, env_file({**env, **addresses}))
     return env
 
 

@@ -19,7 +19,7 @@ from lobe.chat_worker.providers.registry import build_provider
 from lobe.devtools.fake_upstream import FakeUpstream, Reply
 from lobe.devtools.provider_fixtures import load
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events.chat import TokenUsage, ToolCallDelta
+from lobe.shared.events.chat import ChatEndpoint, TokenUsage, ToolCallDelta
 
 
 @dataclass
@@ -44,10 +44,12 @@ class Assembled:
         return out
 
 
-async def collect(provider: Provider, body: ChatCompletionRequest) -> Assembled:
+async def collect(
+    provider: Provider, body: ChatCompletionRequest, endpoint: ChatEndpoint = "chat"
+) -> Assembled:
     result = Assembled()
     try:
-        async for event in provider.stream(body):
+        async for event in provider.stream_for(body, endpoint):
             result.order.append(type(event).__name__)
             if isinstance(event, TextDelta):
                 result.text += event.text
@@ -74,12 +76,15 @@ async def serve(
     kind: str,
     *,
     base_path: str = "",
+    body: ChatCompletionRequest | None = None,
+    endpoint: ChatEndpoint = "chat",
     **deployment_fields: Any,
 ) -> Assembled:
-    """`reply` from the fake upstream through a `kind` adapter pointed at it, for `request()`."""
+    """`reply` from the fake upstream through a `kind` adapter pointed at it, for `body` (default
+    `request()`) as it came in on `endpoint`."""
     upstream.push(reply)
     provider = build_provider(deployment(kind, upstream.url + base_path, **deployment_fields), session)
-    return await collect(provider, request())
+    return await collect(provider, body or request(), endpoint)
 
 
 async def replay(

@@ -4,6 +4,7 @@ publishes their schemas). Unknown fields are refused: an admin's typo must not b
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +24,11 @@ class NewKey(BaseModel):
 class PlanChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     plan: str
+
+
+class RoleChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "admin"]
 
 
 class LimitsChange(BaseModel):

@@ -199,5 +199,8 @@ def build_api(
     app.router.add_put("/v1/admin/users/{user_id}/plan", set_plan)
     app.router.add_put("/v1/admin/users/{user_id}/limits", set_limits)
     app.router.add_post("/v1/admin/users/{user_id}/reset-usage", reset_usage)
+    from lobe.billing.admin_reads import add_admin_reads  # it reads this module's keys and helpers
+
+    add_admin_reads(app)
     serve_openapi(app, billing_openapi())
     return app

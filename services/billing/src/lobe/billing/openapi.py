@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lobe.billing.admin_requests import LimitsChange, NewKey, NewUser, PlanChange, UsageResetAsk
+from lobe.billing.admin_requests import LimitsChange, NewKey, NewUser, PlanChange, RoleChange, UsageResetAsk
 from lobe.billing.report_models import SuggestionList, UsageReport, UsageResetDone
 from lobe.shared.lifecycle import VERSION
 from lobe.shared.openapi import Document, document, health_paths, json_answer, model_ref, operation, parameter
@@ -59,18 +59,52 @@ def admin_paths() -> dict[str, Any]:
         ok = json_answer("Done.", status=201 if created else 200)
         return operation(summary, ok, ADMIN_ERRORS, body=body, parameters=params)
 
+    user_usage = "/v1/admin/users/{user_id}/usage"
     return {
         "/v1/admin/users": {
+            "get": operation(
+                "Find users: `q` is part of an id or e-mail (none: every user); the newest 50 that match.",
+                json_answer("The users: id, email, role, plan, created_at."),
+                ADMIN_ERRORS,
+                parameters=[parameter("q", "query", "Part of a user's id or e-mail.")],
+            ),
             "post": operation(
                 "Create a user. An existing one is never changed: the same plan and e-mail answer 200 "
                 "(`created`: false), another plan or e-mail 409 (PUT …/plan moves a user).",
                 {**json_answer("Created.", status=201), **json_answer("Exists, unchanged.")},
                 (*ADMIN_ERRORS, 409),
                 body=model_ref(NewUser),
-            )
+            ),
         },
         "/v1/admin/users/{user_id}/keys": {
-            "post": admin("Issue an API key (shown once).", model_ref(NewKey), [USER_ID], created=True)
+            "get": admin(
+                "A user's API keys, newest first: prefix, name, created, last used, revoked.", None, [USER_ID]
+            ),
+            "post": admin("Issue an API key (shown once).", model_ref(NewKey), [USER_ID], created=True),
+        },
+        "/v1/admin/users/{user_id}/role": {
+            "put": admin("Make a user an admin, or not.", model_ref(RoleChange), [USER_ID])
+        },
+        user_usage: {
+            "get": operation(
+                "A user's usage in a period, as GET /v1/usage answers it to the user.",
+                json_answer("The report.", model_ref(UsageReport)),
+                ADMIN_ERRORS,
+                parameters=[USER_ID, PERIOD],
+            )
+        },
+        user_usage + "/limits": {
+            "get": admin(
+                "A user's limits and what is left, as GET /v1/usage/limits.", None, [USER_ID, PERIOD]
+            )
+        },
+        user_usage + "/suggestions": {
+            "get": operation(
+                "Ways for a user to spend less, as GET /v1/usage/suggestions.",
+                json_answer("Suggestions.", model_ref(SuggestionList)),
+                ADMIN_ERRORS,
+                parameters=[USER_ID, PERIOD],
+            )
         },
         "/v1/admin/keys/{key_id}": {
             "delete": admin("Revoke an API key.", None, [parameter("key_id", "path", "The key's id.")])
@@ -119,6 +153,7 @@ def billing_openapi() -> Document:
             NewUser,
             NewKey,
             PlanChange,
+            RoleChange,
             LimitsChange,
             UsageResetAsk,
             UsageReport,

@@ -27,6 +27,8 @@ class Plan(BaseModel):
     # What a cancelled request costs on this plan; None: the deployment's setting, else
     # bill_partial (lobe.billing.disconnects).
     disconnect_billing: DisconnectBilling | None = None
+    # Live API keys a user may hold (self-service keys: lobe.billing.own_keys); None: no cap.
+    max_api_keys: int | None = Field(default=None, ge=0)
 
     @field_validator("cost_usd", mode="before")
     @classmethod
@@ -120,6 +122,11 @@ class PlanBook:
         if plan is None:
             return None
         return self.spec.plans.get(plan, self.spec.plans[self.spec.default_plan]).disconnect_billing
+
+    def max_api_keys(self, plan: str | None) -> int | None:
+        """The cap on a user's live keys on `plan` (a removed plan: the default plan's)."""
+        name = plan if plan in self.spec.plans else self.spec.default_plan
+        return self.spec.plans[name].max_api_keys
 
     def rows(self) -> list[tuple[str, int | None, Decimal | None, int | None, str]]:
         return [(n, p.tokens, p.cost_usd, p.requests, p.rate_tier) for n, p in self.spec.plans.items()]

@@ -55,6 +55,15 @@ class PeriodTotals(BaseModel):
     cost_usd: Money
 
 
+class DayTotals(BaseModel):
+    """One UTC day of the period (the console's chart of cost and tokens per day)."""
+
+    day: str = Field(description="2026-11-30 (UTC).")
+    requests: int
+    tokens: int = Field(description="Prompt and completion tokens.")
+    cost_usd: Money
+
+
 class UsageReport(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -68,6 +77,9 @@ class UsageReport(BaseModel):
     periods: list[PeriodTotals] = Field(
         description="Every period of the user in this calendar period, oldest first (more than one "
         "after a usage reset); their totals add up to the calendar period's."
+    )
+    days: list[DayTotals] = Field(
+        default_factory=list, description="The period's days with usage, oldest first."
     )
 
 

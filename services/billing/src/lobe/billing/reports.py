@@ -14,7 +14,15 @@ import asyncpg
 from lobe.billing.admin import account
 from lobe.billing.periods import calendar_of, periods_of
 from lobe.billing.plans import PlanBook
-from lobe.billing.report_models import GroupTotals, PairTotals, PeriodTotals, Totals, UsageReport, usd
+from lobe.billing.report_models import (
+    DayTotals,
+    GroupTotals,
+    PairTotals,
+    PeriodTotals,
+    Totals,
+    UsageReport,
+    usd,
+)
 
 
 def money(value: Decimal | None) -> str | None:
@@ -59,7 +67,22 @@ async def usage_report(pool: asyncpg.Pool, plans: PlanBook, user_id: str, period
         by_provider=_grouped(rows, "provider"),
         by_model=_grouped(rows, "model"),
         periods=periods,
+        days=await _days(pool, user_id, period),
     )
+
+
+async def _days(pool: asyncpg.Pool, user_id: str, period: str) -> list[DayTotals]:
+    rows = await pool.fetch(
+        """SELECT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*) AS requests,
+                  sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS cost_usd
+           FROM usage_ledger WHERE user_id = $1 AND period = $2 GROUP BY day ORDER BY day""",
+        user_id,
+        period,
+    )
+    return [
+        DayTotals(day=r["day"], requests=r["requests"], tokens=r["tokens"], cost_usd=usd(r["cost_usd"]))
+        for r in rows
+    ]
 
 
 def _grouped(rows: list[asyncpg.Record], key: str) -> dict[str, GroupTotals]:

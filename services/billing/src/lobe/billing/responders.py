@@ -14,9 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from lobe.billing.keys import KeyOwner
+from lobe.billing.own_keys import OwnKeys
 from lobe.billing.unanswered import UNANSWERED, log_unanswered
 from lobe.shared.bus import BusCalls
 from lobe.shared.events.auth import (
+    AUTH_KEY_ISSUE,
+    AUTH_KEY_LIST,
+    AUTH_KEY_REVOKE,
     AUTH_KEY_VERIFY,
     AUTH_USER_RESOLVE,
     KeyVerified,
@@ -51,7 +55,9 @@ class Budgets(Protocol):
     def quote(self, req: PriceQuote) -> PriceQuoted: ...
 
 
-async def respond(bus: BusCalls, owners: KeyOwners, budgets: Budgets, resolve: Resolve) -> None:
+async def respond(
+    bus: BusCalls, owners: KeyOwners, budgets: Budgets, resolve: Resolve, own_keys: OwnKeys | None = None
+) -> None:
     """Answer billing's commands until the bus stops its handlers (live at the server on return)."""
 
     async def verify(ask: KeyVerify) -> KeyVerified:
@@ -75,3 +81,9 @@ async def respond(bus: BusCalls, owners: KeyOwners, budgets: Budgets, resolve: R
     await rules(AUTH_KEY_VERIFY, verify, concurrency=DB_WORKERS)
     # A database that is away leaves a sign-in unanswered: the gateway's sign-in answers 503.
     await rules(AUTH_USER_RESOLVE, resolve, concurrency=SIGN_IN_WORKERS)
+    if own_keys is None:  # tests of the other commands
+        return
+    # A user's own keys, as rare as sign-ins.
+    await rules(AUTH_KEY_ISSUE, own_keys.issue, concurrency=SIGN_IN_WORKERS)
+    await rules(AUTH_KEY_LIST, own_keys.list, concurrency=SIGN_IN_WORKERS)
+    await rules(AUTH_KEY_REVOKE, own_keys.revoke, concurrency=SIGN_IN_WORKERS)

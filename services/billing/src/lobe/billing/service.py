@@ -20,6 +20,7 @@ from lobe.billing.db_metrics import instrument
 from lobe.billing.ingest import Ingester, consumer_settings
 from lobe.billing.keys import owner_of
 from lobe.billing.migrations import apply_migrations
+from lobe.billing.own_keys import OwnKeys
 from lobe.billing.plans import load_plans
 from lobe.billing.prices import load_prices
 from lobe.billing.responders import respond
@@ -98,7 +99,11 @@ class BillingService:
         # Live at the server before billing says it is ready. The last limit facts still need the
         # connection when they stop: the runtime drains it afterwards.
         await respond(
-            self.bus, functools.partial(owner_of, pool), budgets, UserDirectory(pool, plans).resolve
+            self.bus,
+            functools.partial(owner_of, pool),
+            budgets,
+            UserDirectory(pool, plans).resolve,
+            OwnKeys(pool, js, plans),
         )
         runtime.on_stop(self.bus.stop_handlers)
 

@@ -34,6 +34,11 @@ ENDPOINT_PROVIDERS: dict[str, frozenset[str]] = {
     "transcriptions": MEDIA_PROVIDERS,
 }
 
+# How a Responses request reaches a deployment (Deployment.responses), and the providers with an
+# adapter for their own Responses API.
+ResponsesApi = Literal["chat", "native"]
+NATIVE_RESPONSES_PROVIDERS = frozenset({"openai", "openai_compatible"})
+
 DEFAULT_KEY_ENV: dict[str, str] = {
     "openai": "OPENAI_API_KEY",
     "anthropic": "ANTHROPIC_API_KEY",
@@ -73,11 +78,21 @@ class Deployment(BaseModel):
         description="What a cancelled request on this deployment is billed for (bill_partial, "
         "bill_full, bill_none); a plan's setting comes first; unset: bill_partial (docs/billing.md).",
     )
+    responses: ResponsesApi = Field(
+        default="chat",
+        description="How a POST /v1/responses request is sent upstream: chat (translated to the "
+        "provider's chat API, any provider) or native (the upstream's own /responses, streamed: "
+        "openai and openai_compatible only; docs/responses.md).",
+    )
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> Deployment:
         if self.provider in ("openai_compatible", "azure_openai", "ollama") and not self.base_url:
             raise ValueError(f"provider '{self.provider}' needs base_url")
+        if self.responses == "native" and self.provider not in NATIVE_RESPONSES_PROVIDERS:
+            raise ValueError(
+                f"responses: native needs provider openai or openai_compatible, not '{self.provider}'"
+            )
         return self
 
     def api_key(self) -> SecretStr | None:

@@ -12,13 +12,11 @@ import asyncio
 import logging
 import time
 
-from lobe.chat_worker.deployments import ModelCatalog, RoutedModel
 from lobe.chat_worker.providers.base import ProviderError
 from lobe.chat_worker.providers.embedding import Embedded, float32_base64
 from lobe.chat_worker.providers.errors import for_client
 from lobe.chat_worker.routing.attempts import Attempt, AttemptLoop
-from lobe.chat_worker.routing.router import Router
-from lobe.chat_worker.run import ProviderFor, RecordUsage
+from lobe.chat_worker.run import RunContext
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import TokenUsage
 from lobe.shared.events.embeddings import EmbeddingsAnswer, EmbeddingsFailure, EmbeddingsRequested
@@ -39,29 +37,17 @@ def estimated_usage(body: EmbeddingsRequest) -> TokenUsage:
 
 
 class EmbeddingsRun:
-    def __init__(
-        self,
-        event: EmbeddingsRequested,
-        catalog: ModelCatalog,
-        routed: RoutedModel,
-        router: Router,
-        provider_for: ProviderFor,
-        record_usage: RecordUsage,
-        max_reply_bytes: int,
-    ) -> None:
+    def __init__(self, event: EmbeddingsRequested, context: RunContext, max_reply_bytes: int) -> None:
         self.event = event
-        self.provider_for = provider_for
-        self.record_usage = record_usage
+        self.provider_for = context.provider_for
+        self.record_usage = context.record_usage
         self.max_reply_bytes = max_reply_bytes
         self.started_at = time.monotonic()
         self.embedded: Embedded | None = None
-        self.attempts: AttemptLoop[EmbeddingsRequest] = AttemptLoop(
-            router,
-            catalog,
-            routed,
+        self.attempts: AttemptLoop[EmbeddingsRequest] = context.attempts(
             event.body,
             event.request_id,
-            deadline=self.started_at + event.deadline_ms / 1000,
+            self.started_at + event.deadline_ms / 1000,
             prompt_tokens=estimated_usage(event.body).prompt_tokens,
             tokens_used=lambda: self._usage().prompt_tokens,
         )

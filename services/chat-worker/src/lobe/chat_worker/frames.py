@@ -107,7 +107,7 @@ class FrameSink:
             await self._publish_deltas(deltas)
 
     async def _publish_deltas(self, deltas: list[WireDelta]) -> None:
-        # One delta: the `delta` frame every reader knows; several: one `deltas` frame (3.9.0).
+        # One delta: the `delta` frame every reader knows; several: one `deltas` frame (3.10.0).
         only = deltas[0] if len(deltas) == 1 else None
         frame = only or WireDeltas(request_id=self.request_id, seq=deltas[0].seq, deltas=deltas)
         self.published += 1

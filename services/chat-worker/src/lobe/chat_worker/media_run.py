@@ -21,13 +21,11 @@ from typing import Generic
 
 from nats.js import JetStreamContext
 
-from lobe.chat_worker.deployments import ModelCatalog, RoutedModel
 from lobe.chat_worker.providers.base import ProviderError
 from lobe.chat_worker.providers.errors import for_client
 from lobe.chat_worker.providers.media import GeneratedImages, Transcribed
 from lobe.chat_worker.routing.attempts import Attempt, AttemptLoop, Body
-from lobe.chat_worker.routing.router import Router
-from lobe.chat_worker.run import ProviderFor, RecordUsage
+from lobe.chat_worker.run import RunContext
 from lobe.chat_worker.transcripts import render
 from lobe.shared.bus.objects import ObjectLost, delete_object, put_bytes, read_stream
 from lobe.shared.events.chat import Caller, TokenUsage
@@ -62,28 +60,21 @@ class MediaRun(Generic[Body]):
         caller: Caller,
         body: Body,
         deadline_ms: int,
-        catalog: ModelCatalog,
-        routed: RoutedModel,
-        router: Router,
-        provider_for: ProviderFor,
-        record_usage: RecordUsage,
+        context: RunContext,
         correlation_id: str | None,
     ) -> None:
         self.request_id = request_id
         self.caller = caller
         self.body: Body = body
-        self.provider_for = provider_for
-        self.record_usage = record_usage
+        self.provider_for = context.provider_for
+        self.record_usage = context.record_usage
         self.correlation_id = correlation_id
         self.started_at = time.monotonic()
         self.units: MediaUnits | None = None  # what the provider delivered (None: nothing)
-        self.attempts: AttemptLoop[Body] = AttemptLoop(
-            router,
-            catalog,
-            routed,
+        self.attempts: AttemptLoop[Body] = context.attempts(
             body,
             request_id,
-            deadline=self.started_at + deadline_ms / 1000,
+            self.started_at + deadline_ms / 1000,
             prompt_tokens=prompt_token_ceiling(body),
             tokens_used=lambda: 0,
         )

@@ -28,7 +28,7 @@ from lobe.chat_worker.providers.base import (
     TextDelta,
 )
 from lobe.chat_worker.providers.errors import for_client
-from lobe.chat_worker.routing.attempts import Attempt, AttemptLoop
+from lobe.chat_worker.routing.attempts import Attempt, AttemptLoop, Body
 from lobe.chat_worker.routing.router import Router
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import (
@@ -49,6 +49,39 @@ log = logging.getLogger(__name__)
 
 ProviderFor = Callable[[Deployment], Provider]
 RecordUsage = Callable[[UsageRecorded], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run of any endpoint takes from its worker: the routing the request keeps (whatever a
+    reload does meanwhile), the router, the providers and the usage recorder."""
+
+    catalog: ModelCatalog
+    routed: RoutedModel
+    router: Router
+    provider_for: ProviderFor
+    record_usage: RecordUsage
+
+    def attempts(
+        self,
+        body: Body,
+        request_id: str,
+        deadline: float,
+        *,
+        prompt_tokens: int,
+        tokens_used: Callable[[], int],
+    ) -> AttemptLoop[Body]:
+        """The request's walk over deployments and fallbacks; `deadline` on time.monotonic()."""
+        return AttemptLoop(
+            self.router,
+            self.catalog,
+            self.routed,
+            body,
+            request_id,
+            deadline=deadline,
+            prompt_tokens=prompt_tokens,
+            tokens_used=tokens_used,
+        )
 
 
 @dataclass
@@ -77,29 +110,17 @@ class Outcome:
 
 
 class ChatRun:
-    def __init__(
-        self,
-        event: ChatRequested,
-        catalog: ModelCatalog,
-        routed: RoutedModel,
-        router: Router,
-        provider_for: ProviderFor,
-        sink: FrameSink,
-        record_usage: RecordUsage,
-    ) -> None:
+    def __init__(self, event: ChatRequested, context: RunContext, sink: FrameSink) -> None:
         self.event = event
-        self.record_usage = record_usage
-        self.provider_for = provider_for
+        self.record_usage = context.record_usage
+        self.provider_for = context.provider_for
         self.sink = sink
         self.started_at = time.monotonic()
         self.outcome = Outcome()
-        self.attempts = AttemptLoop(
-            router,
-            catalog,
-            routed,
+        self.attempts = context.attempts(
             event.body,
             event.request_id,
-            deadline=self.started_at + event.deadline_ms / 1000,
+            self.started_at + event.deadline_ms / 1000,
             prompt_tokens=estimate_prompt_tokens(event.body),
             tokens_used=lambda: self._token_usage("provider").total_tokens,
         )
@@ -157,7 +178,7 @@ class ChatRun:
         self.outcome = Outcome(attempt=attempt)
         provider = self.provider_for(attempt.deployment)
         # aclosing: a cancel landing mid-send must still close the upstream connection now.
-        async with contextlib.aclosing(provider.stream(attempt.body)) as events:
+        async with contextlib.aclosing(provider.stream_for(attempt.body, self.event.endpoint)) as events:
             await self._relay(events, provider.name, attempt)
 
     async def _relay(

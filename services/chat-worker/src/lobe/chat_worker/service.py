@@ -28,7 +28,7 @@ from lobe.chat_worker.providers.base import Provider
 from lobe.chat_worker.providers.registry import build_provider
 from lobe.chat_worker.routing.metrics import RoutingMetrics
 from lobe.chat_worker.routing.router import Router
-from lobe.chat_worker.run import ChatRun
+from lobe.chat_worker.run import ChatRun, RunContext
 from lobe.chat_worker.settings import WorkerSettings
 from lobe.shared.bus import Bus, Responder, ensure_streams
 from lobe.shared.bus.listen import publish
@@ -134,12 +134,18 @@ def unreadable_media(endpoint: str) -> Callable[[ValidationError], MediaAnswer]:
 
 
 @contextlib.contextmanager
-def _span(name: str, event: MediaRequested) -> Iterator[None]:
+def _span(name: str, event: MediaRequested | EmbeddingsRequested, endpoint: Endpoint) -> Iterator[None]:
     # The bus's span for the request, itself the gateway's child: the run continues it.
     span = TRACER.start_span(name, context=otel_context.get_current(), kind=SpanKind.CONSUMER)
-    span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
+    span.set_attributes(run_attributes(event.request_id, event.body.model, endpoint))
     with trace.use_span(span, end_on_exit=True):
         yield
+
+
+def run_attributes(request_id: str, model: str, endpoint: Endpoint) -> dict[str, str]:
+    """A run span's: the request, the model asked for, and the endpoint (as the gateway's
+    request span names it, `lobe.endpoint`)."""
+    return {"lobe.request_id": request_id, "gen_ai.request.model": model, "lobe.endpoint": endpoint}
 
 
 def unreadable(exc: ValidationError) -> ErrorFrame:
@@ -281,19 +287,8 @@ class ChatWorker:
             failure = EmbeddingsFailure(status=status, code=code, message=message)
             return EmbeddingsAnswer(request_id=event.request_id, error=failure)
         assert routed is not None
-        # The bus's span for this embeddings.request, itself the gateway's child: the run continues it.
-        span = TRACER.start_span("embeddings.run", context=otel_context.get_current(), kind=SpanKind.CONSUMER)
-        span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
-        with trace.use_span(span, end_on_exit=True):
-            run = EmbeddingsRun(
-                event,
-                catalog,
-                routed,
-                self.router,
-                self._provider_for,
-                self._record_usage,
-                self.bus.connection.max_payload,
-            )
+        with _span("embeddings.run", event, "embeddings"):
+            run = EmbeddingsRun(event, self._run_context(catalog, routed), self.bus.connection.max_payload)
             return await run.execute()
 
     def _media_run(self, event: MediaRequested, endpoint: Endpoint) -> MediaRun[Any] | MediaFailure:
@@ -304,24 +299,16 @@ class ChatWorker:
             status, code, message = refused
             return MediaFailure(status=status, code=code, message=message)
         assert routed is not None
+        context = self._run_context(catalog, routed)
         return MediaRun(
-            event.request_id,
-            event.caller,
-            event.body,
-            event.deadline_ms,
-            catalog,
-            routed,
-            self.router,
-            self._provider_for,
-            self._record_usage,
-            event.correlation_id,
+            event.request_id, event.caller, event.body, event.deadline_ms, context, event.correlation_id
         )
 
     async def images(self, event: ImagesRequested) -> ImagesAnswer:
         run = self._media_run(event, "images")
         if isinstance(run, MediaFailure):
             return ImagesAnswer(request_id=event.request_id, error=run)
-        with _span("images.run", event):
+        with _span("images.run", event, "images"):
             return await run_images(run, event, self.bus.js, self.bus.connection.max_payload)
 
     async def speech(self, event: SpeechRequested) -> SpeechEnded:
@@ -333,7 +320,7 @@ class ChatWorker:
         async def send(chunk: SpeechChunk) -> None:
             await publish(nc, SPEECH_AUDIO, chunk, request_id=event.request_id)
 
-        with _span("speech.run", event):
+        with _span("speech.run", event, "speech"):
             return await run_speech(run, event, send)
 
     async def transcription(self, event: TranscriptionRequested) -> TranscriptionAnswer:
@@ -341,7 +328,7 @@ class ChatWorker:
         if isinstance(run, MediaFailure):
             await delete_object(self.bus.js, event.body.audio_object)
             return TranscriptionAnswer(request_id=event.request_id, error=run)
-        with _span("transcription.run", event):
+        with _span("transcription.run", event, "transcriptions"):
             return await run_transcription(run, event, self.bus.js)
 
     def on_models(self) -> ModelList:
@@ -352,6 +339,7 @@ class ChatWorker:
                     id=m.name,
                     owned_by=m.owned_by,
                     reaches=[Upstream(provider=p, model=u) for p, u in catalog.reaches(m.name)],
+                    deployments=[self.router.health(d) for d in m.deployments] if self._router else [],
                 )
                 for m in catalog.models
             ]
@@ -372,7 +360,7 @@ class ChatWorker:
         parent: Context,
     ) -> None:
         span = TRACER.start_span("chat.run", context=parent, kind=SpanKind.CONSUMER)
-        span.set_attributes({"lobe.request_id": event.request_id, "gen_ai.request.model": event.body.model})
+        span.set_attributes(run_attributes(event.request_id, event.body.model, event.endpoint))
         try:
             with trace.use_span(span, end_on_exit=True):
                 await self._execute(event, catalog, routed, sink)
@@ -385,14 +373,15 @@ class ChatWorker:
     ) -> None:
         try:
             async with sink:
-                run = ChatRun(
-                    event, catalog, routed, self.router, self._provider_for, sink, self._record_usage
-                )
+                run = ChatRun(event, self._run_context(catalog, routed), sink)
                 await run.execute()
         except asyncio.CancelledError:
             pass
         except Exception:
             log.exception("chat run crashed", extra={"request_id": event.request_id})
+
+    def _run_context(self, catalog: ModelCatalog, routed: RoutedModel) -> RunContext:
+        return RunContext(catalog, routed, self.router, self._provider_for, self._record_usage)
 
     def _provider_for(self, deployment: Deployment) -> Provider:
         key = deployment.config_key

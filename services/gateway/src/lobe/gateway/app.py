@@ -10,11 +10,14 @@ import asyncio
 
 from aiohttp import web
 
+from lobe.gateway.account.keys import add_key_routes
+from lobe.gateway.account.usage import add_usage_routes
 from lobe.gateway.auth.admin import add_admin_routes
 from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.auth.routes import add_auth_routes
 from lobe.gateway.cache.admin import invalidate_cache
 from lobe.gateway.chat import chat_completions
+from lobe.gateway.console.routes import add_console_routes
 from lobe.gateway.cors import setup_cors
 from lobe.gateway.drain import DRAINING, LIVE_ANSWERS, LiveAnswers
 from lobe.gateway.embeddings import embeddings
@@ -80,6 +83,9 @@ def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None)
     app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/models", list_models)
     add_auth_routes(app)
+    add_key_routes(app)
+    add_usage_routes(app)
+    add_console_routes(app)
     app.router.add_post("/v1/admin/cache/invalidate", invalidate_cache)  # before billing's catch-all
     add_admin_routes(app)
     serve_openapi(app, gateway_openapi())

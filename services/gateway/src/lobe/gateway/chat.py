@@ -54,7 +54,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     IN_FLIGHT.inc()
     try:
         # A resumable stream runs apart from this handler (lobe.gateway.resume.detach).
-        return await counted(detached_if_resumable(request, _chat_completions(request, received_at)), count)
+        return await counted(
+            detached_if_resumable(request, _chat_completions(request, received_at)), count, "chat"
+        )
     finally:
         IN_FLIGHT.dec()
 

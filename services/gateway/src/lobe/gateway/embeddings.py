@@ -31,7 +31,7 @@ async def embeddings(request: web.Request) -> web.Response:
     def count(status: int) -> None:
         EMBEDDINGS_REQUESTS.labels(status=str(status)).inc()
 
-    return await counted(_embeddings(request, time.monotonic()), count)
+    return await counted(_embeddings(request, time.monotonic()), count, "embeddings")
 
 
 async def _embeddings(request: web.Request, received_at: float) -> web.Response:

@@ -14,8 +14,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from nats.js import JetStreamContext
 
+from lobe.shared.bus import Bus
 from lobe.shared.bus.objects import ObjectLost, delete_object, read_stream
 from lobe.shared.events.media import ImagesAnswer
 from lobe.shared.openai_errors import ApiError
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 LOST = (ObjectLost, UnicodeDecodeError)
 
 
-async def _pieces(reply: ImagesAnswer, js: JetStreamContext) -> AsyncIterator[bytes]:
+async def _pieces(reply: ImagesAnswer, bus: Bus) -> AsyncIterator[bytes]:
     """The JSON answer in pieces, each (but the last) ending with a chunk of an object."""
     pending = f'{{"created": {reply.created}, "data": ['
     for index, image in enumerate(reply.images):
@@ -35,7 +35,7 @@ async def _pieces(reply: ImagesAnswer, js: JetStreamContext) -> AsyncIterator[by
             pending += json.dumps(fields)
             continue
         pending += '{"b64_json": "'
-        async for chunk in read_stream(js, image.b64_object):
+        async for chunk in read_stream(bus.js, image.b64_object):
             # Escaped as JSON all the same: the text is the provider's, whatever it holds.
             yield (pending + json.dumps(chunk.decode("ascii"))[1:-1]).encode()
             pending = ""
@@ -45,9 +45,9 @@ async def _pieces(reply: ImagesAnswer, js: JetStreamContext) -> AsyncIterator[by
 
 
 async def stream_images(
-    request: web.Request, reply: ImagesAnswer, headers: dict[str, str], js: JetStreamContext
+    request: web.Request, reply: ImagesAnswer, headers: dict[str, str], bus: Bus
 ) -> web.StreamResponse:
-    pieces = _pieces(reply, js)
+    pieces = _pieces(reply, bus)
     try:
         try:
             first = await anext(pieces)
@@ -74,4 +74,4 @@ async def stream_images(
         await pieces.aclose()  # type: ignore[attr-defined]
         for image in reply.images:
             if image.b64_object:
-                await delete_object(js, image.b64_object)
+                await delete_object(bus.js, image.b64_object)

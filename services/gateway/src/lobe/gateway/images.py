@@ -44,6 +44,6 @@ async def _images(request: web.Request, account: Accounting) -> web.StreamRespon
     if reply.error is not None:
         raise failed(reply.error, headers)
     if any(image.b64_object for image in reply.images):
-        return await stream_images(request, reply, headers, resources.bus.js)
+        return await stream_images(request, reply, headers, resources.bus)
     data = [image.model_dump(exclude_none=True) for image in reply.images]
     return web.json_response({"created": reply.created, "data": data}, headers=headers)

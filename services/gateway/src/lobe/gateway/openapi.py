@@ -18,8 +18,18 @@ from lobe.shared.openapi import Document, document, health_paths, json_answer, m
 
 # Billing's admin API, forwarded for admin sessions (docs/openapi/billing.json describes bodies).
 FORWARDED_ADMIN = {
-    "/v1/admin/users": {"post": "Create a user (or move it to a plan)."},
-    "/v1/admin/users/{user_id}/keys": {"post": "Issue an API key; the key is in this answer only."},
+    "/v1/admin/users": {
+        "get": "Find users by part of their id or e-mail (`q`).",
+        "post": "Create a user (or move it to a plan).",
+    },
+    "/v1/admin/users/{user_id}/keys": {
+        "get": "A user's API keys: prefix, name, created, last used, revoked.",
+        "post": "Issue an API key; the key is in this answer only.",
+    },
+    "/v1/admin/users/{user_id}/role": {"put": "Make a user an admin, or not."},
+    "/v1/admin/users/{user_id}/usage": {"get": "A user's usage report."},
+    "/v1/admin/users/{user_id}/usage/limits": {"get": "A user's limits and what is left."},
+    "/v1/admin/users/{user_id}/usage/suggestions": {"get": "Ways for a user to spend less."},
     "/v1/admin/keys/{key_id}": {"delete": "Revoke an API key on every gateway."},
     "/v1/admin/users/{user_id}/plan": {"put": "Move a user to another plan."},
     "/v1/admin/users/{user_id}/limits": {"put": "Override a user's limits."},
@@ -222,6 +232,84 @@ def admin_paths() -> dict[str, Any]:
     return paths
 
 
+def account_paths() -> dict[str, Any]:
+    """The caller's own keys and usage (a session or an API key), and the console's pages."""
+    period = parameter(
+        "period", "query", "A period key (2026-11, or 2026-11.1 after a reset); default: the current one."
+    )
+    report = {
+        "/v1/usage": "The caller's usage in a period: totals, byProvider, byModel, periods, days.",
+        "/v1/usage/limits": "The caller's plan limits and what is left.",
+        "/v1/usage/suggestions": "Ways for the caller to spend less.",
+    }
+    paths: dict[str, Any] = {
+        path: {
+            "get": operation(
+                summary + " (billing's report)",
+                json_answer("The report."),
+                (400, 401, 404, 503),
+                parameters=[period],
+            )
+        }
+        for path, summary in report.items()
+    }
+    paths["/v1/keys"] = {
+        "get": operation(
+            "The caller's API keys (prefix, name, created, last used) and the plan's cap on live keys.",
+            json_answer("A list of api_key objects, with `max_api_keys`."),
+            (401, 503),
+        ),
+        "post": operation(
+            "Create an API key for the caller; the key is in this answer only. 403 "
+            "`key_limit_reached` past the plan's `max_api_keys` live keys.",
+            json_answer("The api_key object with its `key`.", status=201),
+            (400, 401, 403, 404, 503),
+            body={"type": "object", "properties": {"name": {"type": "string", "maxLength": 100}}},
+        ),
+    }
+    paths["/v1/keys/{key_id}"] = {
+        "delete": operation(
+            "Revoke one of the caller's API keys, on every gateway.",
+            json_answer("Revoked."),
+            (401, 403, 404, 503),
+            parameters=[parameter("key_id", "path", "The key's id.")],
+        )
+    }
+    html = {"200": {"description": "An HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}}
+    pages = {
+        "/console": "The console: sends a signed-in browser to its keys, anyone else to sign in.",
+        "/console/sign-in": "The console's sign-in page: one link per configured provider.",
+        "/console/keys": "The signed-in user's API keys: create, copy once, revoke.",
+        "/console/usage": "The signed-in user's usage, a chart per day, limits and suggestions.",
+        "/console/playground": "Send a prompt to a model and watch the answer stream, with its cost.",
+        "/console/admin/users": "Admins: find users, set their plan and role, reset their usage.",
+        "/console/admin/users/{user_id}": "Admins: a user's limits (override them) and keys (revoke them).",
+        "/console/admin/models": "Admins: the routed models, their deployments' health, recent refusals.",
+    }
+    for path, summary in pages.items():
+        params = [USER_ID] if "{user_id}" in path else None
+        paths[path] = {"get": operation(summary, html, (401, 403), parameters=params, secured=False)}
+    static = {
+        "200": {
+            "description": "The file.",
+            "content": {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}},
+            },
+        }
+    }
+    paths["/console/static/{name}"] = {
+        "get": operation(
+            "The console's script (console.js) and stylesheet (console.css).",
+            static,
+            (404,),
+            parameters=[parameter("name", "path", "console.js or console.css.")],
+            secured=False,
+        )
+    }
+    return paths
+
+
 def gateway_openapi() -> Document:
     return document(
         "Lobe gateway",
@@ -232,6 +320,7 @@ def gateway_openapi() -> Document:
             **chat_paths(),
             **auth_paths(),
             **admin_paths(),
+            **account_paths(),
             **health_paths("/api/health", "/api/ready", "connected to NATS"),
         },
         [EdgeRequest, EmbeddingsRequest, ResponsesRequest, ImagesRequest, SpeechRequest, CacheInvalidation],

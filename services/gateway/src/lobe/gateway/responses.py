@@ -35,7 +35,9 @@ async def responses(request: web.Request) -> web.StreamResponse:
         RESPONSES_REQUESTS.labels(status=str(status), stream=request.get(STREAM_KEY, "unknown")).inc()
 
     # A resumable stream runs apart from this handler, as chat's (lobe.gateway.resume.detach).
-    return await counted(detached_if_resumable(request, _responses(request, time.monotonic())), count)
+    return await counted(
+        detached_if_resumable(request, _responses(request, time.monotonic())), count, "responses"
+    )
 
 
 async def _responses(request: web.Request, received_at: float) -> web.StreamResponse:

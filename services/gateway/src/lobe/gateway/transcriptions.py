@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
 from pydantic import ValidationError
 
 from lobe.gateway.accounting import Accounting
@@ -47,15 +47,27 @@ async def _file_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
         yield chunk
 
 
+async def _next_part(reader: MultipartReader) -> MultipartReader | BodyPartReader | None:
+    """The next part, or None at the end; a body that is not the multipart it says is the client's
+    mistake (aiohttp raises ValueError or AssertionError on a broken boundary or headers)."""
+    try:
+        return await reader.next()
+    except (ValueError, AssertionError):
+        raise _bad("The body is not well-formed multipart/form-data.", "file") from None
+
+
 async def _form(request: web.Request, object_name: str) -> tuple[dict[str, Any], int]:
     """The form's fields, and the file's size once it is stored under `object_name`."""
     if not request.content_type.startswith("multipart/form-data"):
         raise _bad("Send the audio as multipart/form-data with a `file` part.", "file")
     js = request.app[RESOURCES].bus.js
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except ValueError:  # aiohttp: no boundary in the Content-Type
+        raise _bad("The multipart/form-data Content-Type has no boundary.", "file") from None
     fields: dict[str, Any] = {}
     file_bytes: int | None = None
-    while (part := await reader.next()) is not None:
+    while (part := await _next_part(reader)) is not None:
         if not isinstance(part, BodyPartReader):
             raise _bad("A nested multipart part is not accepted.", "file")
         if part.name == "file" and file_bytes is None:

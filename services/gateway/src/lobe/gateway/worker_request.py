@@ -59,7 +59,7 @@ async def media_endpoint(endpoint: str, request: web.Request, handler: Handler) 
     def count(status: int) -> None:
         MEDIA_REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
 
-    return await counted(_in_account(request, handler), count)
+    return await counted(_in_account(request, handler), count, endpoint)
 
 
 async def _in_account(request: web.Request, handler: Handler) -> web.StreamResponse:

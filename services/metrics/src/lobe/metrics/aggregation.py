@@ -7,10 +7,14 @@ a fleet metric.
 
 `lobe_chat_requests_total`'s `status` is `success` for a completed answer, `error` for a failed
 one, `cancelled` when the client left and `cache_hit` for an answer from the response cache. The
-usage events keep their own values (`ok`, ...): STATUS maps them. Every status series of a
-provider/model pair (and both token types of a provider) is created at 0 the first time the pair
-is seen, so a ratio such as the success rate sees every series from the same first sample on
-(Prometheus's rate() ignores whatever a series holds at its first scrape).
+usage events keep their own values (`ok`, ...): STATUS maps them. Its `endpoint` and the duration
+histogram's are the usage kind (chat, embedding, image, speech, transcription, response): every
+request of every endpoint is counted there, so a sum over `endpoint` is what the series counted
+before the label came. Every status series of a provider/model/endpoint triple (and both token
+types of a provider) is created at 0 the first time the triple is seen, so a ratio such as the
+success rate sees every series from the same first sample on (Prometheus's rate() ignores
+whatever a series holds at its first scrape); an endpoint never used has no series at all.
+Media requests also count their priced units (`lobe_media_units_total`), created on first use.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pydantic import ValidationError
 from lobe.metrics.dedupe import RecentIds
 from lobe.shared.bounded_labels import BoundedLabels
 from lobe.shared.events.billing import LimitExceeded, LimitKind
+from lobe.shared.events.units import MediaUnits
 from lobe.shared.events.usage import RequestStatus, UsageRecorded
 
 log = logging.getLogger(__name__)
@@ -53,8 +58,9 @@ class UsageMetrics:
         self.recent = RecentIds(dedupe_window)
         self.requests = Counter(
             "lobe_chat_requests",
-            "Chat requests that ended, by outcome: success, error, cancelled, cache_hit.",
-            ["provider", "model", "status"],
+            "Requests that ended, by endpoint (the usage kind) and outcome: success, error, "
+            "cancelled, cache_hit.",
+            ["provider", "model", "endpoint", "status"],
             registry=self.registry,
         )
         self.message_tokens = Counter(
@@ -78,9 +84,15 @@ class UsageMetrics:
         )
         self.duration = Histogram(
             "lobe_chat_duration_seconds",
-            "Total duration of chat requests.",
-            ["provider", "model"],
+            "Total duration of requests, by endpoint (the usage kind).",
+            ["provider", "model", "endpoint"],
             buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.media_units = Counter(
+            "lobe_media_units",
+            "Priced units of media requests: images, characters (speech input), audio_seconds (transcribed).",
+            ["provider", "model", "unit"],
             registry=self.registry,
         )
         self.invalid = Counter(
@@ -101,7 +113,7 @@ class UsageMetrics:
         )
         for limit in get_args(LimitKind):
             self.limit_exceeded.labels(limit)
-        self._seen_pairs: set[tuple[str, str]] = set()
+        self._seen: set[tuple[str, str, str]] = set()
         self._seen_providers: set[str] = set()
 
     def observe_usage_bytes(self, body: bytes) -> UsageRecorded | None:
@@ -124,8 +136,9 @@ class UsageMetrics:
             self.duplicates.inc()
             return False
         provider, model = self.labels.model_labels(event.provider, event.model)
-        self._first_sight(provider, model)
-        self.requests.labels(provider, model, STATUS[event.status]).inc()
+        endpoint = event.kind
+        self._first_sight(provider, model, endpoint)
+        self.requests.labels(provider, model, endpoint, STATUS[event.status]).inc()
         usage = event.usage
         self.message_tokens.labels("input", provider).inc(usage.prompt_tokens)
         self.message_tokens.labels("output", provider).inc(usage.completion_tokens)
@@ -138,15 +151,26 @@ class UsageMetrics:
             tokens.labels(provider, model, "cached").inc(usage.cached_tokens)
         if event.ttft_ms is not None:
             self.ttft.labels(provider, model).observe(event.ttft_ms / 1000)
-        self.duration.labels(provider, model).observe(event.duration_ms / 1000)
+        self.duration.labels(provider, model, endpoint).observe(event.duration_ms / 1000)
+        if event.units is not None:
+            self._count_units(provider, model, event.units)
         return True
 
-    def _first_sight(self, provider: str, model: str) -> None:
-        """Create the pair's series at 0 (see the module's docstring)."""
-        if (provider, model) not in self._seen_pairs:
-            self._seen_pairs.add((provider, model))
+    def _count_units(self, provider: str, model: str, units: MediaUnits) -> None:
+        for unit, amount in (
+            ("images", units.images),
+            ("characters", units.characters),
+            ("audio_seconds", units.audio_seconds),
+        ):
+            if amount:
+                self.media_units.labels(provider, model, unit).inc(amount)
+
+    def _first_sight(self, provider: str, model: str, endpoint: str) -> None:
+        """Create the triple's series at 0 (see the module's docstring)."""
+        if (provider, model, endpoint) not in self._seen:
+            self._seen.add((provider, model, endpoint))
             for status in STATUS.values():
-                self.requests.labels(provider, model, status)
+                self.requests.labels(provider, model, endpoint, status)
         if provider not in self._seen_providers:
             self._seen_providers.add(provider)
             for kind in TOKEN_TYPES:

@@ -261,6 +261,40 @@ CATALOG: tuple[Subject, ...] = (
         consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
         description="Resolve an API key (by its SHA-256) to its user and plan; the gateway caches answers.",
     ),
+    *(
+        Subject(
+            subject=own_subject,
+            payload=ask,
+            kind="command",
+            delivery=Delivery.REQUEST_REPLY,
+            reply=answer,
+            producers=(GATEWAY,),
+            consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
+            description=description,
+        )
+        for own_subject, ask, answer, description in (
+            (
+                auth.AUTH_KEY_ISSUE,
+                auth.KeyIssue,
+                auth.KeyIssueAnswer,
+                "A signed-in user creates a key of their own (POST /v1/keys, the console): billing "
+                "issues it unless the plan's `max_api_keys` live keys exist already.",
+            ),
+            (
+                auth.AUTH_KEY_LIST,
+                auth.KeyList,
+                auth.KeyListAnswer,
+                "A user's own keys (GET /v1/keys): prefix, name, created, last used; never the secret.",
+            ),
+            (
+                auth.AUTH_KEY_REVOKE,
+                auth.KeyRevoke,
+                auth.KeyRevokeAnswer,
+                "A user revokes a key of their own (DELETE /v1/keys/{key_id}); billing announces "
+                "`auth.key.revoked` as for an admin's revocation.",
+            ),
+        )
+    ),
     Subject(
         subject=auth.AUTH_KEY_ISSUED,
         payload=auth.ApiKeyIssued,

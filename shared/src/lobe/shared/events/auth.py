@@ -4,9 +4,10 @@ and for every gateway to drop a revoked key or session at once)."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from lobe.shared.events.envelope import Event
 
@@ -15,6 +16,10 @@ AUTH_KEY_REVOKED = "auth.key.revoked"
 # Commands answered by billing (which owns the key and user tables), queue group `billing`.
 AUTH_KEY_VERIFY = "auth.key.verify"
 AUTH_USER_RESOLVE = "auth.user.resolve"
+# A signed-in user's own keys (the console, `/v1/keys`): commands answered by billing.
+AUTH_KEY_ISSUE = "auth.key.issue"
+AUTH_KEY_LIST = "auth.key.list"
+AUTH_KEY_REVOKE = "auth.key.revoke"
 # Facts about sessions, published by the gateway that signs them.
 AUTH_LOGIN_SUCCEEDED = "auth.login.succeeded"
 AUTH_LOGIN_FAILED = "auth.login.failed"
@@ -124,3 +129,57 @@ class LoginEnded(Event):
     session_id: str
     expires_at: int = Field(description="The session's expiry (Unix seconds): forget it after.")
     reason: SessionEndReason
+
+
+KeyRefusal = Literal["key_limit", "unknown_user", "not_found"]
+
+
+class OwnKey(BaseModel):
+    """One of a user's keys as its owner sees it: never the secret, never the hash."""
+
+    id: str
+    name: str | None = None
+    prefix: str = Field(max_length=16, description="First characters, for display only.")
+    created_at: datetime
+    last_used_at: datetime | None = Field(default=None, description="The latest usage recorded with it.")
+    revoked_at: datetime | None = None
+
+
+class KeyIssue(Event):
+    """`auth.key.issue`: a user asks for a key of their own; billing refuses past the plan's
+    `max_api_keys` live keys."""
+
+    user_id: str
+    name: str | None = Field(default=None, max_length=100)
+
+
+class KeyIssueAnswer(Event):
+    """Reply to KeyIssue: the key (its secret shown this once), or why not."""
+
+    key: OwnKey | None = None
+    secret: str | None = Field(default=None, description="The key itself: returned once, never stored.")
+    refusal: KeyRefusal | None = None
+    max_api_keys: int | None = Field(default=None, description="The plan's cap on live keys; None: no cap.")
+
+
+class KeyList(Event):
+    """`auth.key.list`: a user's keys, live and revoked."""
+
+    user_id: str
+
+
+class KeyListAnswer(Event):
+    keys: list[OwnKey]
+    max_api_keys: int | None = Field(default=None, description="The plan's cap on live keys; None: no cap.")
+
+
+class KeyRevoke(Event):
+    """`auth.key.revoke`: a user revokes a key of their own (another user's is not found)."""
+
+    user_id: str
+    api_key_id: str
+
+
+class KeyRevokeAnswer(Event):
+    revoked: bool
+    refusal: KeyRefusal | None = None

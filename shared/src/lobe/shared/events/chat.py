@@ -10,7 +10,7 @@ Protocol (core NATS, at-most-once; the usage event is the durable record):
    reply subject: deltas, heartbeats while the provider is silent, at most one usage frame, then
    exactly one terminal frame (`done` or `error`).
 3. Frames carry a sequence number per request so the gateway detects a gap or a reorder. The
-   deltas a worker has ready together go out as one `DeltasFrame` (since 3.9.0), each delta
+   deltas a worker has ready together go out as one `DeltasFrame` (since 3.10.0), each delta
    keeping its own number; a delta that is ready alone goes out as a `DeltaFrame` at once.
 4. An answer starts over (another deployment, another worker) only before its first delta: see
    `may_restart`. After it, the consumer gets an error frame, never a second answer.
@@ -147,7 +147,7 @@ class DeltaFrame(_Frame):
 
 
 class DeltasFrame(_Frame):
-    """Deltas the worker had ready together, in one message (3.9.0): one NATS message, one
+    """Deltas the worker had ready together, in one message (3.10.0): one NATS message, one
     decode, where each delta was its own. `seq` is the first delta's; each delta carries its
     own, consecutive, so a reader numbers them as if they had come one by one."""
 
@@ -257,6 +257,26 @@ class Upstream(BaseModel):
     model: str
 
 
+class DeploymentHealth(BaseModel):
+    """One deployment of a model as the answering worker sees the fleet now (the console's
+    models page): its breaker, the requests in flight across workers, the fleet's TTFT average,
+    its per-minute limits and the share of the current window still free."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    provider: str
+    model: str
+    breaker: str = Field(description="closed, open or half_open.")
+    in_flight: int = 0
+    ttft_ms: float | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    headroom: float = Field(
+        default=1.0, description="Share of the limits' window still free (1.0: no limit)."
+    )
+
+
 class ModelInfo(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -267,6 +287,9 @@ class ModelInfo(BaseModel):
         description="Every upstream a request for this model may be served by: its deployments' and, "
         "transitively, those of its fallbacks and context fallback. Billing prices a budget hold at "
         "the dearest of them.",
+    )
+    deployments: list[DeploymentHealth] = Field(
+        default_factory=list, description="The model's own deployments and their health now (3.9.0)."
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events.chat import FinishReason, TokenUsage, ToolCallDelta
+from lobe.shared.events.chat import ChatEndpoint, FinishReason, TokenUsage, ToolCallDelta
 
 if TYPE_CHECKING:
     from lobe.chat_worker.providers.embedding import Embedded
@@ -79,6 +79,14 @@ class Provider(ABC):
         Raises ProviderError for upstream failures. Cancelling the iterating task must close
         the upstream connection at once (the client went away).
         """
+
+    def stream_for(
+        self, body: ChatCompletionRequest, endpoint: ChatEndpoint
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """`stream`, for a request that came in on `endpoint`: every provider answers a Responses
+        request through its chat API, but one configured for its native Responses API (OpenAI's,
+        `responses: native`) overrides this."""
+        return self.stream(body)
 
     async def embed(self, body: EmbeddingsRequest) -> Embedded:
         """One vector per input (lobe.chat_worker.providers.embedding). Raises ProviderError;

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,12 +83,28 @@ class HttpProvider(Provider):
         return {"Content-Type": "application/json", **own, **self.deployment.headers}
 
     def stream(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
-        server = urlsplit(self.deployment.base_url).hostname if self.deployment.base_url else None
-        return traced(self._events(body), self.name, self.upstream_model(body), body, server)
+        return self.stream_over(body, self.request_for, self.parser_for)
 
-    async def _events(self, body: ChatCompletionRequest) -> AsyncGenerator[StreamEvent, None]:
-        request = self.request_for(body)
-        parser = self.parser_for(body)
+    def stream_over(
+        self,
+        body: ChatCompletionRequest,
+        request_for: Callable[[ChatCompletionRequest], UpstreamRequest],
+        parser_for: Callable[[ChatCompletionRequest], StreamParser],
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """The answer over the API `request_for` calls and `parser_for` reads (an adapter with a
+        second streaming API, OpenAI's Responses, passes its own)."""
+        server = urlsplit(self.deployment.base_url).hostname if self.deployment.base_url else None
+        events = self._events(body, request_for, parser_for)
+        return traced(events, self.name, self.upstream_model(body), body, server)
+
+    async def _events(
+        self,
+        body: ChatCompletionRequest,
+        request_for: Callable[[ChatCompletionRequest], UpstreamRequest],
+        parser_for: Callable[[ChatCompletionRequest], StreamParser],
+    ) -> AsyncGenerator[StreamEvent, None]:
+        request = request_for(body)
+        parser = parser_for(body)
         started = False
         try:
             async with open_upstream(self.session, request, self.deployment.timeouts) as upstream:

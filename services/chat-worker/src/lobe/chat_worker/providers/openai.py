@@ -5,18 +5,20 @@ Upstream is always asked to stream with `include_usage`, even for a non-streamin
 gateway assembles the answer, and only a stream gives time to first token and partial usage on
 cancel. `metadata` stays with us (it labels our usage records) and is not forwarded.
 Images, speech and transcription: `openai` and `openai_compatible` (lobe.chat_worker.providers.openai_media).
+A Responses request to a deployment marked `responses: native` goes to the upstream's own
+`/responses` (lobe.chat_worker.providers.openai_responses).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
 import aiohttp
 
 from lobe.chat_worker.http.upstream import UpstreamRequest
-from lobe.chat_worker.providers.base import ProviderError
+from lobe.chat_worker.providers.base import ProviderError, StreamEvent
 from lobe.chat_worker.providers.embedding import Embedded
 from lobe.chat_worker.providers.errors import body_excerpt, error_document, upstream_error
 from lobe.chat_worker.providers.http_base import HttpProvider, StreamParser
@@ -32,9 +34,11 @@ from lobe.chat_worker.providers.media import (
 )
 from lobe.chat_worker.providers.openai_embeddings import openai_embedded, openai_embeddings_body
 from lobe.chat_worker.providers.openai_media import images_body, speech_body, transcription_form
+from lobe.chat_worker.providers.openai_responses import ResponsesStreamParser, responses_body
 from lobe.chat_worker.providers.openai_stream import OpenAIStreamParser, inline_error
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
+from lobe.shared.events.chat import ChatEndpoint
 from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -95,6 +99,24 @@ class OpenAIProvider(HttpProvider):
 
     def parser_for(self, body: ChatCompletionRequest) -> StreamParser:
         return OpenAIStreamParser(self.name, self.upstream_model(body))
+
+    def stream_for(
+        self, body: ChatCompletionRequest, endpoint: ChatEndpoint
+    ) -> AsyncGenerator[StreamEvent, None]:
+        if endpoint == "responses" and self.deployment.responses == "native":
+            return self.stream_over(body, self._responses_request, self._responses_parser)
+        return self.stream(body)
+
+    def _responses_request(self, body: ChatCompletionRequest) -> UpstreamRequest:
+        native = self.deployment.provider == "openai"
+        payload = responses_body(body, self.upstream_model(body), forward_user=native)
+        url = (self.deployment.base_url or OPENAI_BASE_URL).rstrip("/") + "/responses"
+        return UpstreamRequest(
+            url, self.headers(self._auth()), json.dumps(payload, separators=(",", ":")).encode()
+        )
+
+    def _responses_parser(self, body: ChatCompletionRequest) -> StreamParser:
+        return ResponsesStreamParser(self.name, self.upstream_model(body))
 
     def _embeddings_payload(self, body: EmbeddingsRequest) -> dict[str, Any]:
         return openai_embeddings_body(body, self.upstream_model(body), self.deployment.provider == "openai")

@@ -24,6 +24,7 @@ from lobe.chat_worker.routing.store import RoutingStore
 from lobe.chat_worker.routing.strategies import Demand, rank
 from lobe.shared.bus import Bus
 from lobe.shared.catalog import CHAT_WORKER
+from lobe.shared.events.chat import DeploymentHealth
 from lobe.shared.events.routing import (
     ROUTING_BREAKER_CLOSED,
     ROUTING_BREAKER_HALF_OPENED,
@@ -113,6 +114,21 @@ class Router:
 
     def price_per_token(self, deployment: Deployment, model: RoutedModel) -> tuple[float, float] | None:
         return self.prices.per_token(_price_key(deployment, model))
+
+    def health(self, deployment: Deployment) -> DeploymentHealth:
+        """What `chat.models` tells of a deployment (the console's models page)."""
+        limits = deployment.limits
+        return DeploymentHealth(
+            name=deployment.name,
+            provider=deployment.provider,
+            model=deployment.model,
+            breaker=self.breakers.record(deployment).state,
+            in_flight=self.in_flight(deployment),
+            ttft_ms=self.ttft_ms(deployment),
+            rpm=limits.rpm if limits else None,
+            tpm=limits.tpm if limits else None,
+            headroom=self.headroom(deployment),
+        )
 
     def headroom(self, deployment: Deployment) -> float:
         """The share of the current window still free, by the tighter limit (1.0: no limit)."""
