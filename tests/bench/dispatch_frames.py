@@ -1,11 +1,14 @@
 """Benchmark (not a test): the gateway's side of one answer, hand-over to done frame, in CPU.
 
-    python tests/bench/dispatch_frames.py [--answers 3000] [--rounds 9] [--chunks 20] [--tracing]
+    python tests/bench/dispatch_frames.py [--answers 3000] [--rounds 9] [--chunks 20] [--together 20]
+                                          [--tracing]
 
 Drives the real `lobe.gateway.dispatch` (ChatDispatcher.open(...).frames()) on a connection stub
 that plays nats.py's client: `subscribe` keeps the reply subscription's callback, `request` hands
 the worker's frames (`--chunks` deltas, usage, done) to that callback the way nats.py does for
-messages read together, then returns the worker's accept. Nothing leaves the process, so what is
+messages read together, then returns the worker's accept. The deltas come `--together` to a
+message, as the worker's FrameSink sends those it has ready together (catalog 3.10.0; a stream
+whose chunks came in one read: all of them); `--together 1`: one message per delta, as before. Nothing leaves the process, so what is
 timed is the gateway's Python between the socket and the frames it yields: the reply
 subscription, the hand-over (encoding the request, the trace headers, decoding the accept), the
 queue and each frame's decode and checks.
@@ -35,7 +38,15 @@ from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import Bus
 from lobe.shared.catalog import GATEWAY
 from lobe.shared.chat_schema import ChatCompletionRequest
-from lobe.shared.events.chat import AcceptedFrame, Caller, DeltaFrame, DoneFrame, TokenUsage, UsageFrame
+from lobe.shared.events.chat import (
+    AcceptedFrame,
+    Caller,
+    DeltaFrame,
+    DeltasFrame,
+    DoneFrame,
+    TokenUsage,
+    UsageFrame,
+)
 from lobe.shared.process import run_on_service_loop
 
 Callback = Callable[[Any], Awaitable[None]]
@@ -64,12 +75,18 @@ class StubConnection:
 
     max_payload = 1024 * 1024
 
-    def __init__(self, chunks: int) -> None:
+    def __init__(self, chunks: int, together: int) -> None:
         self.callback: Callback | None = None
         self.accept = AcceptedFrame(request_id="bench", seq=0, worker_id="w-1").model_dump_json().encode()
+        each = [DeltaFrame(request_id="bench", seq=seq, content="word ") for seq in range(1, chunks + 1)]
+        runs = [each[n : n + together] for n in range(0, chunks, together)]
         deltas = [
-            DeltaFrame(request_id="bench", seq=seq, content="word ").model_dump_json(exclude_none=True)
-            for seq in range(1, chunks + 1)
+            run[0].model_dump_json(exclude_none=True)
+            if len(run) == 1
+            else DeltasFrame(request_id="bench", seq=run[0].seq, deltas=run).model_dump_json(
+                exclude_none=True
+            )
+            for run in runs
         ]
         usage = UsageFrame(
             request_id="bench", seq=chunks + 1, usage=TokenUsage(prompt_tokens=12, completion_tokens=chunks)
@@ -121,14 +138,16 @@ async def answers(dispatcher: ChatDispatcher, count: int) -> float:
     return (time.process_time() - started) / count * 1e6
 
 
-async def main(count: int, rounds: int, chunks: int) -> None:
-    stub = StubConnection(chunks)
+async def main(count: int, rounds: int, chunks: int, together: int) -> None:
+    stub = StubConnection(chunks, together)
     settings = GatewaySettings(nats_url="unused")
     dispatcher = ChatDispatcher(Bus.over(stub, GATEWAY), settings)  # type: ignore[arg-type]  # the stub plays nats.py
     await answers(dispatcher, count // 10)  # warm-up
     per_answer = statistics.median([await answers(dispatcher, count) for _ in range(rounds)])
     frames = len(stub.frames)
-    print(f"{per_answer:.1f} us of CPU per answer of {frames} frames, {per_answer / frames:.2f} us per frame")
+    print(
+        f"{per_answer:.1f} us of CPU per answer of {frames} messages, {per_answer / frames:.2f} us per message"
+    )
 
 
 if __name__ == "__main__":
@@ -136,8 +155,9 @@ if __name__ == "__main__":
     parser.add_argument("--answers", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--together", type=int, default=20, help="deltas per message (1: before 3.10.0)")
     parser.add_argument("--tracing", action="store_true")
     args = parser.parse_args()
     if args.tracing:
         record_spans()
-    run_on_service_loop(main(args.answers, args.rounds, args.chunks))
+    run_on_service_loop(main(args.answers, args.rounds, args.chunks, args.together))

@@ -122,7 +122,7 @@ async def test_worker_killed_mid_answer_in_non_streaming_mode_records_one_partia
     published: list[tuple[str, UsageRecorded]] = []
 
     async def frames(msg: Msg) -> None:
-        if decode_frame(msg.data).type == "delta":
+        if decode_frame(msg.data).type in ("delta", "deltas"):
             first_delta.set()
 
     async def usage(msg: Msg) -> None:

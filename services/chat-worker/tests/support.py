@@ -27,6 +27,7 @@ from lobe.shared.events.chat import (
     ChatCancelled,
     ChatRequested,
     DeltaFrame,
+    DeltasFrame,
     DoneFrame,
     ErrorFrame,
     HeartbeatFrame,
@@ -70,6 +71,7 @@ class Answer:
     request_id: str
     reply: AcceptedFrame | ErrorFrame
     frames: list[ReplyFrame] = field(default_factory=list)
+    messages: list[bytes] = field(default_factory=list)  # as published: a deltas frame is one
 
     @property
     def content(self) -> list[ReplyFrame]:
@@ -122,14 +124,18 @@ class ScriptedGateway:
 
     async def send_raw(self, request_id: str, reply_to: str, data: bytes) -> Answer:
         frames: list[ReplyFrame] = []
+        messages: list[bytes] = []
 
         async def on_frame(msg: Msg) -> None:
-            frames.append(decode_frame(msg.data))
+            messages.append(msg.data)
+            frame = decode_frame(msg.data)
+            # As the gateway reads them: deltas that came together, one by one.
+            frames.extend(frame.deltas if isinstance(frame, DeltasFrame) else [frame])
 
         await self.nc.subscribe(reply_to, cb=on_frame)  # before the hand-over: no frame is missed
         reply = decode_frame((await self.nc.request(CHAT_REQUEST, data, timeout=ANSWER_WITHIN_S)).data)
         assert isinstance(reply, AcceptedFrame | ErrorFrame), reply
-        return Answer(request_id, reply, frames)
+        return Answer(request_id, reply, frames, messages)
 
     async def ask(self, request: ChatCompletionRequest, **fields: Any) -> Answer:
         """`send`, then wait for the terminal frame."""

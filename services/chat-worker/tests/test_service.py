@@ -4,9 +4,13 @@ answers `chat.models`."""
 
 from __future__ import annotations
 
+import asyncio
+
 from lobe.chat_worker.deployments import Deployment, RoutedModel
 from lobe.chat_worker.providers.mock import mock_answer
-from lobe.devtools.fake_upstream import FakeUpstream
+from lobe.devtools.fake_upstream import FakeUpstream, Reply
+from lobe.devtools.loadtest.shape import Shape, text_of
+from lobe.devtools.loadtest.wire import Answers
 from lobe.devtools.provider_fixtures import load
 from lobe.devtools.suite.fixtures import StartWorker
 from lobe.devtools.waiting import eventually
@@ -18,6 +22,7 @@ from lobe.shared.events.chat import (
     ErrorFrame,
     ModelList,
     UsageFrame,
+    decode_frame,
 )
 
 from .support import ScriptedGateway, body, openai_at, routing
@@ -130,3 +135,42 @@ async def test_chat_models_lists_each_model_with_the_upstreams_it_reaches(
         for m in ModelList.model_validate_json(reply.data).models
     }
     assert listed == {"chat": {("openai", "upstream-model"), ("mock", "mock")}, "mock": {("mock", "mock")}}
+
+
+def twenty_chunk_stream() -> bytes:
+    """The body `make bench`'s fake upstream streams: 20 content deltas (lobe.devtools.loadtest)."""
+    head, deltas, tail = Answers(Shape(chunks=20)).stream("upstream-model")
+    chunked = head.split(b"\r\n\r\n", 1)[1] + b"".join(deltas) + tail
+    body, rest = b"", chunked  # FakeUpstream frames the HTTP chunks itself
+    while rest:
+        size, rest = rest.split(b"\r\n", 1)
+        body, rest = body + rest[: int(size, 16)], rest[int(size, 16) + 2 :]
+    return body
+
+
+async def test_a_stream_read_in_one_go_is_published_as_one_deltas_frame_not_a_message_per_delta(
+    chat_worker: StartWorker, scripted_gateway: ScriptedGateway, upstream: FakeUpstream
+) -> None:
+    stream = twenty_chunk_stream()
+    upstream.push(Reply(body=stream, max_chunk=len(stream)))  # one write: the worker reads it at once
+    await chat_worker(routing(RoutedModel(name="chat", deployments=[openai_at("d", upstream)])))
+    answer = await scripted_gateway.ask(body("chat"))
+    assert isinstance(answer.terminal, DoneFrame)
+    assert len(answer.deltas) == 20
+    assert [f.seq for f in answer.content] == list(range(1, 23))
+    # 22 messages before 3.10.0 (a delta each, usage, done); the deltas, usage, done now.
+    assert [decode_frame(m).type for m in answer.messages] == ["deltas", "usage", "done"]
+
+
+async def test_deltas_are_published_as_they_come_not_held_for_the_rest_of_the_stream(
+    chat_worker: StartWorker, scripted_gateway: ScriptedGateway, upstream: FakeUpstream
+) -> None:
+    release = asyncio.Event()
+    stream = twenty_chunk_stream()
+    upstream.push(Reply(body=stream, split_events=True, release_last=release))  # [DONE] held back
+    await chat_worker(routing(RoutedModel(name="chat", deployments=[openai_at("d", upstream)])))
+    answer = await scripted_gateway.send(body("chat"))
+    await eventually(lambda: len(answer.deltas) == 20)  # all of them before the stream ends
+    release.set()
+    assert isinstance(await answer.ended(), DoneFrame)
+    assert answer.text == "".join(text_of(i) for i in range(20))

@@ -14,7 +14,7 @@ from lobe.gateway.dispatch import ChatDispatcher, Dispatch, Idle, WorkerLost
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import Bus, flush
 from lobe.shared.catalog import GATEWAY
-from lobe.shared.events.chat import DeltaFrame, DoneFrame, ErrorFrame, HeartbeatFrame, UsageFrame
+from lobe.shared.events.chat import DeltaFrame, DeltasFrame, DoneFrame, ErrorFrame, HeartbeatFrame, UsageFrame
 from lobe.shared.openai_errors import ApiError
 
 from .support import BODY, CALLER, Script, ScriptedWorker, accepted, delta, finish
@@ -54,6 +54,54 @@ async def test_frames_arrive_in_order_without_heartbeats_and_end_at_done(nc: NAT
     frames = await collect(dispatch)
     assert [type(f) for f in frames] == [DeltaFrame, UsageFrame, DoneFrame]
     assert dispatch.owner == "w1"
+
+
+def deltas(request_id: str, first: int, *texts: str) -> bytes:
+    """A `deltas` frame (catalog 3.10.0), as a worker sends the deltas it had ready together."""
+    parts = [DeltaFrame(request_id=request_id, seq=first + n, content=t) for n, t in enumerate(texts)]
+    return DeltasFrame(request_id=request_id, seq=first, deltas=parts).model_dump_json().encode()
+
+
+async def test_a_deltas_frame_is_read_as_its_deltas_one_by_one_among_single_delta_frames(
+    nc: NATS, worker_nc: NATS
+) -> None:
+    def mixed(rid: str) -> Script:
+        return accepted(rid), [
+            delta(rid, 1, "a"),
+            deltas(rid, 2, "b", "c", "d"),
+            delta(rid, 5, "e"),
+            *finish(rid, 6),
+        ]
+
+    await worker(worker_nc, mixed)
+    frames = await collect(dispatcher(nc).open("r1", CALLER, BODY))
+    assert [(type(f).__name__, f.seq) for f in frames] == [  # type: ignore[attr-defined]
+        *[("DeltaFrame", seq) for seq in range(1, 6)],
+        ("UsageFrame", 6),
+        ("DoneFrame", 7),
+    ]
+    assert "".join(f.content for f in frames if isinstance(f, DeltaFrame) and f.content) == "abcde"
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [(2, [2, 4]), (3, [3, 4])],
+    ids=["a gap inside the frame", "the frame itself after a gap"],
+)
+async def test_a_gap_in_a_deltas_frame_is_an_error(
+    nc: NATS, worker_nc: NATS, numbers: tuple[int, list[int]]
+) -> None:
+    first, seqs = numbers
+
+    def gap(rid: str) -> Script:
+        parts = [DeltaFrame(request_id=rid, seq=seq, content="x") for seq in seqs]
+        frame = DeltasFrame(request_id=rid, seq=first, deltas=parts).model_dump_json().encode()
+        return accepted(rid), [delta(rid, 1, "a"), frame]
+
+    await worker(worker_nc, gap)
+    with pytest.raises(ApiError) as caught:
+        await collect(dispatcher(nc).open("r1", CALLER, BODY))
+    assert (caught.value.status, caught.value.code) == (502, "stream_gap")
 
 
 async def test_a_gap_in_frame_numbers_is_an_error_and_the_worker_keeps_ownership(

@@ -32,6 +32,7 @@ from lobe.shared.events.chat import (
     ChatCancelled,
     ChatRequested,
     DeltaFrame,
+    DeltasFrame,
     DoneFrame,
     ErrorFrame,
     HeartbeatFrame,
@@ -159,7 +160,12 @@ class BusTarget:
             expected_seq += 1
             if isinstance(frame, HeartbeatFrame):
                 continue
-            if isinstance(frame, DeltaFrame):
+            if isinstance(frame, DeltasFrame):  # each delta numbered as if it had come alone
+                expected_seq += len(frame.deltas) - 1
+                for delta in frame.deltas:
+                    if delta.content and check.add(delta.content):
+                        outcome.ttft_s = time.perf_counter() - outcome.due
+            elif isinstance(frame, DeltaFrame):
                 if frame.content and check.add(frame.content):
                     outcome.ttft_s = time.perf_counter() - outcome.due
             elif isinstance(frame, UsageFrame):

@@ -15,6 +15,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from lobe.chat_worker.deployments import Deployment, ModelCatalog, RoutedModel
 from lobe.chat_worker.frames import FrameSink
 from lobe.chat_worker.providers.base import (
@@ -31,7 +33,6 @@ from lobe.chat_worker.routing.router import Router
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.chat import (
     ChatRequested,
-    DeltaFrame,
     DoneFrame,
     ErrorFrame,
     FinishReason,
@@ -40,6 +41,7 @@ from lobe.shared.events.chat import (
     ToolCallDelta,
     UsageFrame,
 )
+from lobe.shared.events.chat_wire import WireDelta, WireRoute, WireToolCall
 from lobe.shared.events.usage import RequestStatus, UsageRecorded, chat_usage_kind, usage_event
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
@@ -190,7 +192,7 @@ class ChatRun:
                     # The first delta says who answers: the gateway's headers go out with it.
                     self.outcome.started = attempt.started = True
                     self.outcome.ttft_ms = (time.monotonic() - self.started_at) * 1000
-                    frame = frame.model_copy(update={"route": attempt.route})
+                    frame = msgspec.structs.replace(frame, route=WireRoute.of(attempt.route))
                     await self.attempts.router.first_token(attempt.gate, request_id)
                 await self.sink.send(frame)
             elif isinstance(item, Finished):
@@ -202,16 +204,17 @@ class ChatRun:
                 provider_name, 502, "upstream_truncated", "stream ended without a finish", started=True
             )
 
-    def _delta(self, item: TextDelta | ReasoningDelta | ToolCallDelta, request_id: str) -> DeltaFrame:
+    def _delta(self, item: TextDelta | ReasoningDelta | ToolCallDelta, request_id: str) -> WireDelta:
+        # A msgspec struct, not the pydantic DeltaFrame: built once per token (chat_wire).
         seq = self.sink.next_seq()
         if isinstance(item, TextDelta):
             self.outcome.output_chars.append(item.text)
-            return DeltaFrame(request_id=request_id, seq=seq, content=item.text)
+            return WireDelta(request_id=request_id, seq=seq, content=item.text)
         if isinstance(item, ReasoningDelta):
             self.outcome.output_chars.append(item.text)
-            return DeltaFrame(request_id=request_id, seq=seq, reasoning_content=item.text)
+            return WireDelta(request_id=request_id, seq=seq, reasoning_content=item.text)
         self.outcome.output_chars.append((item.name or "") + item.arguments)
-        return DeltaFrame(request_id=request_id, seq=seq, tool_calls=[item])
+        return WireDelta(request_id=request_id, seq=seq, tool_calls=[WireToolCall.of(item)])
 
     async def _finish(self) -> None:
         request_id = self.event.request_id

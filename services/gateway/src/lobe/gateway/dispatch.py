@@ -30,6 +30,7 @@ from lobe.shared.events.chat import (
     ChatEndpoint,
     ChatRequested,
     DeltaFrame,
+    DeltasFrame,
     DoneFrame,
     ErrorFrame,
     HeartbeatFrame,
@@ -249,6 +250,15 @@ class Dispatch:
                 # answer would look complete while missing text. Fail loudly instead (the worker
                 # lives on: it is cancelled and records the usage).
                 raise ApiError(502, f"frame {expected_seq} of the answer was lost", "stream_gap")
+            if isinstance(frame, DeltasFrame):
+                # Deltas the worker had ready together: each its own frame from here on (one SSE
+                # chunk, one resumable event id), numbered as if it had come alone.
+                for delta in frame.deltas:
+                    if delta.seq != expected_seq:
+                        raise ApiError(502, f"frame {expected_seq} of the answer was lost", "stream_gap")
+                    expected_seq += 1
+                    yield delta
+                continue
             expected_seq += 1
             if isinstance(frame, HeartbeatFrame):
                 continue

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.9.0"
+CATALOG_VERSION = "3.10.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.10.0",
+        "`deltas` frames on `chat.reply.<request_id>.<offer>`: the deltas a worker has ready "
+        "together (produced within one turn of its event loop) in one message, each with its own "
+        "`seq`; the frame's `seq` is the first delta's. A delta ready alone still goes out as a "
+        "`delta` frame at once, and readers accept both.",
+    ),
     (
         "3.9.0",
         "`auth.key.issue`, `auth.key.list` and `auth.key.revoke` (gateway to the `billing` queue "

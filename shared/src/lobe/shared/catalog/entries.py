@@ -39,10 +39,11 @@ CATALOG: tuple[Subject, ...] = (
         delivery=Delivery.CORE,
         producers=(CHAT_WORKER,),
         consumers=(Consumer(GATEWAY, None, "the instance that sent the request, per-request subscription"),),
-        description="The answer, as frames: deltas, heartbeats, at most one usage frame, then exactly one "
-        "terminal frame (done or error). `seq` reveals gaps and reorders. `offer` numbers the gateway's "
-        "hand-overs of the request: a re-dispatched request gets a new reply subject, so frames of a "
-        "worker presumed dead never mix into the answer.",
+        description="The answer, as frames: deltas (one by one, or those ready together in one "
+        "deltas frame), heartbeats, at most one usage frame, then exactly one terminal frame (done "
+        "or error). `seq` reveals gaps and reorders. `offer` numbers the gateway's hand-overs of "
+        "the request: a re-dispatched request gets a new reply subject, so frames of a worker "
+        "presumed dead never mix into the answer.",
     ),
     Subject(
         subject=chat.CHAT_CANCEL,

@@ -9,7 +9,9 @@ Protocol (core NATS, at-most-once; the usage event is the durable record):
    knows within a second that someone owns it, and which worker), then publishes frames to the
    reply subject: deltas, heartbeats while the provider is silent, at most one usage frame, then
    exactly one terminal frame (`done` or `error`).
-3. Frames carry a sequence number per request so the gateway detects a gap or a reorder.
+3. Frames carry a sequence number per request so the gateway detects a gap or a reorder. The
+   deltas a worker has ready together go out as one `DeltasFrame` (since 3.10.0), each delta
+   keeping its own number; a delta that is ready alone goes out as a `DeltaFrame` at once.
 4. An answer starts over (another deployment, another worker) only before its first delta: see
    `may_restart`. After it, the consumer gets an error frame, never a second answer.
 5. The gateway publishes `chat.cancel.<worker_id>` to the worker that accepted the request when
@@ -144,6 +146,15 @@ class DeltaFrame(_Frame):
     )
 
 
+class DeltasFrame(_Frame):
+    """Deltas the worker had ready together, in one message (3.10.0): one NATS message, one
+    decode, where each delta was its own. `seq` is the first delta's; each delta carries its
+    own, consecutive, so a reader numbers them as if they had come one by one."""
+
+    type: Literal["deltas"] = "deltas"
+    deltas: list[DeltaFrame] = Field(min_length=1)
+
+
 class HeartbeatFrame(_Frame):
     type: Literal["heartbeat"] = "heartbeat"
 
@@ -223,7 +234,7 @@ class ErrorFrame(_Frame):
 
 
 ReplyFrame = Annotated[
-    AcceptedFrame | DeltaFrame | HeartbeatFrame | UsageFrame | DoneFrame | ErrorFrame,
+    AcceptedFrame | DeltaFrame | DeltasFrame | HeartbeatFrame | UsageFrame | DoneFrame | ErrorFrame,
     Field(discriminator="type"),
 ]
 REPLY_FRAME: TypeAdapter[ReplyFrame] = TypeAdapter(ReplyFrame)
