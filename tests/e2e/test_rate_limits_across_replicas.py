@@ -39,6 +39,10 @@ async def gateway_processes(nats_url: str, redis_url: str, fail_mode: str) -> As
                     **{
                         **GATEWAY_DEFAULTS,
                         "rate_limits_enabled": True,
+                        # The worker runs in this test's process, which also drives 30 requests
+                        # at once: on a loaded machine it was silent past the suite's 1 s and a
+                        # fail-open answer became a 502 (worker_lost). Not what this test is about.
+                        "worker_silence_s": 10.0,
                         "gateway_api_keys": f"{API_KEY}:alice:free,{PROBE_KEY}:probe:free",
                     },
                     redis_url=redis_url,
