@@ -72,6 +72,10 @@ async def test_postgres_stop_then_start_serves_the_same_data_on_the_same_port() 
         await conn.close()
 
 
+def _relocated_data_of_this_process() -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob(f"lobe-pgdata-{os.getpid()}-*"))
+
+
 async def test_postgres_in_a_private_home_survives_a_re_chmod_of_it_and_leaves_no_data_behind(
     tmp_path: Path,
 ) -> None:
@@ -90,7 +94,7 @@ async def test_postgres_in_a_private_home_survives_a_re_chmod_of_it_and_leaves_n
         conn = await asyncpg.connect(server.url)
         assert await conn.fetchval("SELECT v FROM kept") == 3
         await conn.close()
-    assert list(Path(tempfile.gettempdir()).glob(f"lobe-pgdata-{os.getpid()}-*")) == []
+    assert _relocated_data_of_this_process() == []
     assert private.stat().st_mode & 0o777 == 0o700  # nobody widened it
 
 

@@ -39,7 +39,7 @@ per_ip: {requests: 100, window_s: 900}
 # about the limiter; a billing that slow is BUDGET_FAIL_MODE's test
 # (tests/faults/test_budget_fail_mode_when_database_is_down.py), and that a cold key is looked up
 # once is tests/security/test_key_lookups.py::test_a_burst_of_one_cold_key_asks_billing_once.
-BILLING_TIMEOUT = {"BILLING_TIMEOUT_S": "10"}
+BILLING_TIMEOUT_S = "10"
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +93,16 @@ def limits_file(stack: Stack) -> str:
 async def test_a_burst_on_fresh_gateways_admits_exactly_the_limit_three_runs_in_a_row(stack: Stack) -> None:
     for _ in range(3):
         key = await stack.new_key("basic")
-        async with stack.gateways(RATE_LIMITS_FILE=limits_file(stack), **BILLING_TIMEOUT) as fresh:
+        async with stack.gateways(
+            RATE_LIMITS_FILE=limits_file(stack), BILLING_TIMEOUT_S=BILLING_TIMEOUT_S
+        ) as fresh:
             assert_exactly_the_limit(await burst([g.url for g in fresh], key))
 
 
 async def test_a_burst_on_a_warm_gateway_admits_exactly_the_limit_three_runs_in_a_row(stack: Stack) -> None:
-    async with stack.gateways(RATE_LIMITS_FILE=limits_file(stack), **BILLING_TIMEOUT) as warm:
+    async with stack.gateways(
+        RATE_LIMITS_FILE=limits_file(stack), BILLING_TIMEOUT_S=BILLING_TIMEOUT_S
+    ) as warm:
         for _ in range(3):
             assert_exactly_the_limit(await burst([warm[0].url], await stack.new_key("basic")))
 
@@ -106,7 +110,9 @@ async def test_a_burst_on_a_warm_gateway_admits_exactly_the_limit_three_runs_in_
 async def test_a_burst_over_three_fresh_replicas_sharing_redis_admits_exactly_the_limit(stack: Stack) -> None:
     for _ in range(3):
         key = await stack.new_key("basic")
-        async with stack.gateways(3, RATE_LIMITS_FILE=limits_file(stack), **BILLING_TIMEOUT) as replicas:
+        async with stack.gateways(
+            3, RATE_LIMITS_FILE=limits_file(stack), BILLING_TIMEOUT_S=BILLING_TIMEOUT_S
+        ) as replicas:
             assert_exactly_the_limit(await burst([g.url for g in replicas], key))
 
 
@@ -114,7 +120,7 @@ async def test_with_the_shipped_caps_a_burst_gets_at_most_the_limit_and_every_re
     stack: Stack,
 ) -> None:
     key = await stack.new_key("basic")
-    async with stack.gateways(**BILLING_TIMEOUT) as fresh:
+    async with stack.gateways(BILLING_TIMEOUT_S=BILLING_TIMEOUT_S) as fresh:
         replies = await burst([g.url for g in fresh], key)
     statuses = Counter(status for status, _, _ in replies)
     assert set(statuses) == {200, 429}, Counter((status, code) for status, _, code in replies)
