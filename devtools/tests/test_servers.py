@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 
 import asyncpg
 import nats
@@ -68,6 +69,29 @@ async def test_postgres_stop_then_start_serves_the_same_data_on_the_same_port() 
         conn = await asyncpg.connect(server.url)
         assert await conn.fetchval("SELECT v FROM kept") == 7
         await conn.close()
+
+
+async def test_postgres_in_a_private_home_survives_a_re_chmod_of_it_and_leaves_no_data_behind(
+    tmp_path: Path,
+) -> None:
+    """pytest re-chmods its basetemp to 0700 at each session start; as root, postgres runs as the
+    `pgserver` user, which then could not enter a home under it (a concurrent session's `lobe dev`
+    died of that). Its data lives where that user can reach it, and goes at close()."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with PostgresServer(private / "pg", durable=False) as server:
+        holder = server.data_dir.parent  # as root a temp dir of its own, else the home
+        conn = await asyncpg.connect(server.url)
+        await conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (3)")
+        await conn.close()
+        server.stop()
+        private.chmod(0o700)  # what the next pytest session does to its basetemp
+        server.start()
+        conn = await asyncpg.connect(server.url)
+        assert await conn.fetchval("SELECT v FROM kept") == 3
+        await conn.close()
+    assert holder == private / "pg" or not holder.exists()  # a temp dir of its own went at close()
+    assert private.stat().st_mode & 0o777 == 0o700  # nobody widened it
 
 
 async def test_postgres_kill_takes_down_every_backend_and_recovers_committed_rows() -> None:

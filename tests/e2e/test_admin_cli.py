@@ -83,9 +83,14 @@ async def running(nats_url: str, billing_db: str, tmp_path: Path) -> AsyncIterat
         await worker.stop()
 
 
-async def test_a_key_revoked_with_lobe_admin_is_refused_by_the_running_gateway_within_1_s(
+async def test_a_key_revoked_with_lobe_admin_is_refused_by_the_running_gateway_from_the_next_request(
     running: Running, billing_db: str
 ) -> None:
+    """The guarantee (README, "Operate"): once `lobe admin revoke-key` returns, every gateway refuses
+    the key. The gateway holds the key for KEY_CACHE_TTL_S (ten minutes, far beyond this test), so
+    only billing's `auth.key.revoked` push can explain the refusal of the very next request. No
+    wall-clock bound: the time from the commit to the 401 includes the CLI's own exit, which a
+    loaded machine stretches past a second without the push being any slower."""
     key_id, key = await running.new_key("carol", "roomy")
     assert (await running.chat(key))[0] == 200  # the gateway now holds the key in its cache
     await running.lobe_admin("revoke-key", key_id)
@@ -102,7 +107,7 @@ async def test_a_key_revoked_with_lobe_admin_is_refused_by_the_running_gateway_w
         await conn.close()
     after_s = refused_at - float(revoked_at)
     print(f"revocation committed -> 401 at the gateway: {after_s * 1000:.0f} ms")
-    assert 0 < after_s < 1.0
+    assert 0 < after_s < KEY_CACHE_TTL_S  # refused after the commit, long before the cache expires
 
 
 async def test_a_plan_changed_with_lobe_admin_applies_to_the_next_request(running: Running) -> None:

@@ -10,15 +10,17 @@ leader and the returning node catches up; the ledger is exact, as after a single
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+import asyncpg
 import nats
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NotFoundError
 
 from lobe.devtools.servers import NatsCluster, NatsServer
 from lobe.devtools.suite.fixtures import MakeProcess
@@ -32,7 +34,7 @@ from .chat_load import (
     served,
     write_models,
 )
-from .conftest import billing_service, gateway_service, wait_until, worker_service
+from .conftest import billing_service, consumer_backlog, gateway_service, wait_until, worker_service
 from .test_nats_restart import GATEWAY_ENV, _settled, all_ready
 
 API_KEY = "sk-fault-nats-cluster"
@@ -136,15 +138,50 @@ async def test_cluster_loses_the_stream_leader_twice_under_load_without_losing_u
 
     assert all(s.running for s in services), "a service died instead of failing over"
     assert_every_attempt_ended_explicitly(attempts)
-    await wait_until(
-        lambda: _settled(url, billing_db, served(attempts)),
-        within=60,
-        what="every usage event ingested",
-        poll=0.5,
-    )
+    try:
+        await wait_until(
+            lambda: _settled(url, billing_db, served(attempts)),
+            within=60,
+            what="every usage event ingested",
+            poll=0.5,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {await where_usage_went(url, billing_db, served(attempts))}") from None
     counts = await assert_ledger_matches(billing_db, attempts)
     print("\n" + "\n".join(report) + f"\noutcomes {counts}")
     assert counts["ok"] > 12
+
+
+async def where_usage_went(url: str, dsn: str, served_ids: set[str]) -> str:
+    """Why the ledger did not settle: billing's backlog, the served requests without a row, and for
+    each of those what the USAGE stream holds (never published, or published and not ingested)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT request_id FROM usage_ledger WHERE request_id = ANY($1::text[])", list(served_ids)
+        )
+    finally:
+        await conn.close()
+    missing = served_ids - {row["request_id"] for row in rows}
+    nc = await nats.connect(url.split(","))
+    try:
+        js = nc.jetstream(timeout=5)
+        info = await js.stream_info(USAGE.name)
+        in_stream: dict[str, list[str]] = {}
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            try:
+                msg = await js.get_msg(USAGE.name, seq)
+            except NotFoundError:  # removed (a stream whose retention drops acked messages)
+                continue
+            request_id = json.loads(msg.data or b"{}").get("request_id")
+            if request_id in missing:
+                in_stream.setdefault(request_id, []).append(f"{msg.subject}#{seq}")
+    finally:
+        await nc.close()
+    return (
+        f"billing backlog {await consumer_backlog(url)}; {len(missing)} of {len(served_ids)} served requests "
+        f"have no ledger row: {sorted(missing)}; in the USAGE stream: {in_stream}"
+    )
 
 
 def _named(cluster: NatsCluster, name: str) -> NatsServer:

@@ -33,6 +33,13 @@ tiers:
 plans: {free: free, basic: basic}
 per_ip: {requests: 100, window_s: 900}
 """
+# Each admitted request also reserves its budget with billing. Under the suite's 0.5 s a loaded
+# machine (2 cores, load 8) left 40-52 of the 100 admitted requests unanswered: 503
+# billing_unavailable, budget admission doing its job, not the limiter failing. These tests are
+# about the limiter; a billing that slow is BUDGET_FAIL_MODE's test
+# (tests/faults/test_budget_fail_mode_when_database_is_down.py), and that a cold key is looked up
+# once is tests/security/test_key_lookups.py::test_a_burst_of_one_cold_key_asks_billing_once.
+BILLING_TIMEOUT_S = "10"
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +48,12 @@ def stack(pg_server: DatabaseAdmin, tmp_path_factory: pytest.TempPathFactory) ->
         yield running
 
 
-async def burst(gateways: list[str], key: str) -> list[tuple[int, str | None]]:
+Reply = tuple[int, str | None, str | None]
+
+
+async def burst(gateways: list[str], key: str) -> list[Reply]:
     """BURST requests, CONCURRENCY in flight at any time at each gateway (the requests spread over
-    them): (status, Retry-After) of each."""
+    them): (status, Retry-After, error code) of each."""
     slots = asyncio.Semaphore(CONCURRENCY * len(gateways))
     headers = {"Authorization": f"Bearer {key}"}
     body = {"model": "mock", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
@@ -51,23 +61,24 @@ async def burst(gateways: list[str], key: str) -> list[tuple[int, str | None]]:
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
 
-        async def one(i: int) -> tuple[int, str | None]:
+        async def one(i: int) -> Reply:
             async with (
                 slots,
                 http.post(
                     f"{gateways[i % len(gateways)]}/v1/chat/completions", json=body, headers=headers
                 ) as r,
             ):
-                await r.read()
-                return r.status, r.headers.get("Retry-After")
+                answer = await r.json()
+                return r.status, r.headers.get("Retry-After"), (answer.get("error") or {}).get("code")
 
         return await asyncio.gather(*(one(i) for i in range(BURST)))
 
 
-def assert_exactly_the_limit(replies: list[tuple[int, str | None]]) -> None:
-    statuses = Counter(status for status, _ in replies)
-    assert statuses == {200: BASIC_PER_MINUTE, 429: BURST - BASIC_PER_MINUTE}, statuses
-    for status, retry_after in replies:
+def assert_exactly_the_limit(replies: list[Reply]) -> None:
+    statuses = Counter(status for status, _, _ in replies)
+    codes = Counter((status, code) for status, _, code in replies)
+    assert statuses == {200: BASIC_PER_MINUTE, 429: BURST - BASIC_PER_MINUTE}, codes
+    for status, retry_after, _ in replies:
         if status == 429:
             assert retry_after is not None
             assert int(retry_after) in range(1, 61)
@@ -82,12 +93,16 @@ def limits_file(stack: Stack) -> str:
 async def test_a_burst_on_fresh_gateways_admits_exactly_the_limit_three_runs_in_a_row(stack: Stack) -> None:
     for _ in range(3):
         key = await stack.new_key("basic")
-        async with stack.gateways(RATE_LIMITS_FILE=limits_file(stack)) as fresh:
+        async with stack.gateways(
+            RATE_LIMITS_FILE=limits_file(stack), BILLING_TIMEOUT_S=BILLING_TIMEOUT_S
+        ) as fresh:
             assert_exactly_the_limit(await burst([g.url for g in fresh], key))
 
 
 async def test_a_burst_on_a_warm_gateway_admits_exactly_the_limit_three_runs_in_a_row(stack: Stack) -> None:
-    async with stack.gateways(RATE_LIMITS_FILE=limits_file(stack)) as warm:
+    async with stack.gateways(
+        RATE_LIMITS_FILE=limits_file(stack), BILLING_TIMEOUT_S=BILLING_TIMEOUT_S
+    ) as warm:
         for _ in range(3):
             assert_exactly_the_limit(await burst([warm[0].url], await stack.new_key("basic")))
 
@@ -95,7 +110,9 @@ async def test_a_burst_on_a_warm_gateway_admits_exactly_the_limit_three_runs_in_
 async def test_a_burst_over_three_fresh_replicas_sharing_redis_admits_exactly_the_limit(stack: Stack) -> None:
     for _ in range(3):
         key = await stack.new_key("basic")
-        async with stack.gateways(3, RATE_LIMITS_FILE=limits_file(stack)) as replicas:
+        async with stack.gateways(
+            3, RATE_LIMITS_FILE=limits_file(stack), BILLING_TIMEOUT_S=BILLING_TIMEOUT_S
+        ) as replicas:
             assert_exactly_the_limit(await burst([g.url for g in replicas], key))
 
 
@@ -103,9 +120,9 @@ async def test_with_the_shipped_caps_a_burst_gets_at_most_the_limit_and_every_re
     stack: Stack,
 ) -> None:
     key = await stack.new_key("basic")
-    async with stack.gateways() as fresh:
+    async with stack.gateways(BILLING_TIMEOUT_S=BILLING_TIMEOUT_S) as fresh:
         replies = await burst([g.url for g in fresh], key)
-    statuses = Counter(status for status, _ in replies)
-    assert set(statuses) == {200, 429}, statuses
+    statuses = Counter(status for status, _, _ in replies)
+    assert set(statuses) == {200, 429}, Counter((status, code) for status, _, code in replies)
     assert 0 < statuses[200] <= BASIC_PER_MINUTE
-    assert all(retry_after is not None for status, retry_after in replies if status == 429)
+    assert all(retry_after is not None for status, retry_after, _ in replies if status == 429)

@@ -2,7 +2,11 @@
 
 It listens on a loopback TCP port with trust auth and keeps its unix socket in a private
 directory, so it never meets a system PostgreSQL. As root, postgres refuses to run: it then runs
-as the `pgserver` system user (created the way pgserver itself does it).
+as the `pgserver` system user (created the way pgserver itself does it). That user must be able
+to walk down to the data directory: a home it cannot reach (pytest's basetemp, which each pytest
+session re-chmods to 0700 while another session's server may be starting) keeps no data itself;
+the data then lives in a `lobe-pgdata-PID-*` directory under the system temp dir for the server's
+lifetime, removed at close() (or, after a kill, by the next server that starts).
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from lobe.devtools.ports import LOOPBACK
 from lobe.devtools.servers.base import EmbeddedServer, ServerStartError
@@ -43,7 +50,6 @@ class PostgresServer(EmbeddedServer):
         max_connections: int = 200,
     ) -> None:
         super().__init__(home, port, host)
-        self.data_dir = self.home / "data"
         # Unix socket paths are limited to ~100 bytes, so the socket lives in a short /tmp path.
         self.socket_dir = Path(tempfile.mkdtemp(prefix="lobe-pgsock-"))
         # Tests throw their data away: skipping fsync makes CREATE DATABASE and commits far cheaper.
@@ -51,6 +57,12 @@ class PostgresServer(EmbeddedServer):
         self.max_connections = max_connections
         self._account = _system_account() if os.geteuid() == 0 else None
         self._give_away(self.socket_dir)
+        self._relocated: Path | None = None
+        if self._account is not None and not _reachable(self.home, self._account):
+            _sweep_relocated()
+            self._relocated = Path(tempfile.mkdtemp(prefix=f"{RELOCATED_PREFIX}{os.getpid()}-"))
+            self._give_away(self._relocated)
+        self.data_dir = (self._relocated or self.home) / "data"
 
     @property
     def url(self) -> str:
@@ -147,6 +159,8 @@ class PostgresServer(EmbeddedServer):
     def close(self) -> None:
         super().close()
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if self._relocated is not None:
+            shutil.rmtree(self._relocated, ignore_errors=True)
 
     def _give_away(self, path: Path) -> None:
         if self._account is not None:
@@ -156,6 +170,32 @@ class PostgresServer(EmbeddedServer):
 
             os.chown(path, self._account.pw_uid, self._account.pw_gid)
             ensure_prefix_permissions(path)
+
+
+RELOCATED_PREFIX = "lobe-pgdata-"
+
+
+def _reachable(path: Path, account: pwd.struct_passwd) -> bool:
+    """Whether `account` may search every directory from / down to `path`, as permissions stand."""
+    for directory in [path.resolve(), *path.resolve().parents]:
+        st = directory.stat()
+        if st.st_uid == account.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == account.pw_gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def _sweep_relocated() -> None:
+    """Remove the relocated data of servers whose process is gone (killed before close())."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{RELOCATED_PREFIX}*-*"):
+        pid = stale.name.removeprefix(RELOCATED_PREFIX).split("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _system_account() -> pwd.struct_passwd:
