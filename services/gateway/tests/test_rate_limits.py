@@ -18,8 +18,11 @@ from multidict import CIMultiDictProxy
 from nats.aio.client import Client as NATS
 
 from lobe.devtools.servers import RedisServer
-from lobe.gateway.ratelimit.limiter import token_estimate
+from lobe.gateway.ratelimit.limiter import hit_or_fail_mode, token_estimate
+from lobe.gateway.ratelimit.outage import RedisOutage
+from lobe.gateway.ratelimit.windows import SlidingWindows, Window
 from lobe.shared.chat_schema import ChatCompletionRequest
+from lobe.shared.openai_errors import ApiError
 
 from .support import KEY, ScriptedWorker, answers, serving
 
@@ -247,3 +250,34 @@ async def test_redis_unreachable_follows_the_fail_mode_never_a_500_and_limits_re
             await asyncio.sleep(1.1)  # the gateway leaves a failed Redis alone for a second
             # A restarted in-memory Redis starts every window from empty; counting is exact again.
             assert [(await chat(base)).status for _ in range(3)] == [200, 200, 429]
+
+
+class ClosedTransportConnection(aioredis.Connection):
+    """What redis-py meets under uvloop when Redis dies between its connect and its first write: a
+    RuntimeError from the closed transport, not an OSError (seen in CI, a 500 mid-outage)."""
+
+    async def _send_packed_command(self, command: Any) -> None:
+        raise RuntimeError(
+            "unable to perform operation on <TCPTransport closed=True reading=False>; the handler is closed"
+        )
+
+
+@pytest.mark.parametrize("fail_mode", ["open", "closed"])
+async def test_a_transport_closed_under_redis_py_is_an_outage_not_a_500(
+    redis_url: str, fail_mode: str
+) -> None:
+    broken = aioredis.Redis(connection_pool=aioredis.ConnectionPool.from_url(redis_url))
+    broken.connection_pool.connection_class = ClosedTransportConnection
+    outage = RedisOutage(fail_mode)
+    windows = SlidingWindows(broken)
+    limits = [Window(key="rl:test:transport", limit=10, window_s=60)]
+    try:
+        if fail_mode == "open":
+            assert await hit_or_fail_mode(windows, outage, "r1", limits) is None  # admitted unchecked
+        else:
+            with pytest.raises(ApiError) as refused:
+                await hit_or_fail_mode(windows, outage, "r1", limits)
+            assert refused.value.status == 503
+        assert outage.down_since is not None  # counted as Redis being away: left alone for a second
+    finally:
+        await broken.aclose()

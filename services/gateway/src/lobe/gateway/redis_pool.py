@@ -26,6 +26,12 @@ from lobe.gateway.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 
+# What a Redis that is away raises. redis-py wraps the socket's OSError, but under uvloop a Redis that
+# dies between redis-py's connect and its first write surfaces as the closed transport's
+# RuntimeError, unwrapped (seen in CI as a 500 mid-outage); it is the same outage.
+REDIS_ERRORS = (RedisError, OSError, TimeoutError, RuntimeError)
+
+
 class PoolExhausted(RedisConnectionError):
     """Every pooled connection stayed busy for REDIS_POOL_WAIT_S: Redis is reachable, the gateway
     is saturated."""
@@ -73,7 +79,7 @@ async def connect_pool(client: Redis) -> None:
     try:
         for _ in range(pool.max_connections):
             opened.append(await pool.get_connection())  # type: ignore[no-untyped-call]
-    except (RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         log.warning("Redis connections not opened at start-up: %r", exc)
     finally:
         for connection in opened:
@@ -85,5 +91,5 @@ async def close_client(client: Redis) -> None:
     closing 64 at once) is left to the process's end rather than failing the shutdown."""
     try:
         await client.aclose()
-    except (RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         log.warning("Redis connections not closed cleanly: %r", exc)

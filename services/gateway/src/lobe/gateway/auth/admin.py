@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.auth.revocations import RevokedSessions
 from lobe.gateway.json_request import read_body, require_json
+from lobe.gateway.redis_pool import REDIS_ERRORS
 from lobe.gateway.resources import SETTINGS
 from lobe.shared.openai_errors import ApiError
 
@@ -42,7 +42,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
     try:
         live = await _sessions(request).store.of_user(user_id)
-    except (RedisError, OSError):
+    except REDIS_ERRORS:
         raise _redis_away() from None
     data = [{"id": sid, "expires_at": exp} for sid, exp in sorted(live.items(), key=lambda item: item[1])]
     return web.json_response({"object": "list", "user_id": user_id, "data": data})
@@ -63,7 +63,7 @@ async def revoke_sessions(request: web.Request) -> web.Response:
         if expires_at is None:
             raise ApiError(404, f"No live session {wanted!r} for user {user_id!r}.", "not_found")
         await sessions.end(user_id, wanted, expires_at, "revoked")
-    except (RedisError, OSError):
+    except REDIS_ERRORS:
         raise _redis_away() from None
     return web.json_response({"user_id": user_id, "revoked": [wanted]})
 

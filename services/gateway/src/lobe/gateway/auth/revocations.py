@@ -22,10 +22,9 @@ import contextlib
 import logging
 import time
 
-from redis.exceptions import RedisError
-
 from lobe.gateway.auth.sessions import SessionStore
 from lobe.gateway.metrics import SESSIONS_ACTIVE
+from lobe.gateway.redis_pool import REDIS_ERRORS
 from lobe.shared.bus import Bus
 from lobe.shared.events.auth import AUTH_LOGIN_ENDED, LoginEnded, SessionEndReason
 from lobe.shared.events.billing import BILLING_ACCOUNT_CHANGED, AccountChanged
@@ -89,7 +88,7 @@ class RevokedSessions:
     async def _on_account_changed(self, event: AccountChanged) -> None:
         try:
             ended = await self.end_all(event.user_id, "revoked")
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             # Another replica may have reached Redis; if none did, an admin revokes by hand.
             log.error(
                 "sessions of a changed account not revoked, Redis unavailable: %r",
@@ -108,7 +107,7 @@ class RevokedSessions:
             self._until.update(await self.store.revoked())
             self.synced = True
             SESSIONS_ACTIVE.set(await self.store.active_count())
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("sessions: Redis unavailable, revocations known so far still apply: %r", exc)
         now = time.time()
         for session_id, expires_at in list(self._until.items()):

@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.auth.identity import SignInRefused
 from lobe.gateway.auth.sign_in import SignIn
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH, FLOW_COOKIE, FLOW_TTL_S
+from lobe.gateway.redis_pool import REDIS_ERRORS
 from lobe.gateway.resources import SETTINGS
 from lobe.shared.openai_errors import ApiError
 
@@ -92,7 +92,7 @@ async def logout(request: web.Request) -> web.Response:
         raise ApiError(404, "Sign-in is not configured on this gateway.", "sign_in_disabled")
     try:
         await parts.sessions.end(session.sub, session.sid, session.exp, "signed_out")
-    except (RedisError, OSError):
+    except REDIS_ERRORS:
         raise ApiError(
             503, "Sign-out is unavailable right now; retry shortly.", "sessions_unavailable", headers=cleared
         ) from None

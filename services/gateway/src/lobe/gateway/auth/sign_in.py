@@ -14,13 +14,13 @@ import uuid
 from dataclasses import dataclass
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from lobe.gateway.auth.identity import Identity, Provider, SignInRefused
 from lobe.gateway.auth.revocations import RevokedSessions
 from lobe.gateway.auth.session_tokens import SessionClaims, TokenSigner
 from lobe.gateway.auth.sign_in_flow import CALLBACK_PATH, FLOW_COOKIE, new_flow, safe_return_to, seal, unseal
 from lobe.gateway.auth.users import resolve_user
+from lobe.gateway.redis_pool import REDIS_ERRORS
 from lobe.shared.bus import Bus
 from lobe.shared.events.auth import (
     AUTH_LOGIN_FAILED,
@@ -119,7 +119,7 @@ class SignIn:
         )
         try:
             await self.sessions.store.started(user.user_id, claims.sid, claims.exp)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("sign-in refused: Redis is unavailable to record the session: %s", type(exc).__name__)
             raise SignInRefused(
                 "sessions_unavailable", "Sign-in is unavailable right now; retry shortly.", 503

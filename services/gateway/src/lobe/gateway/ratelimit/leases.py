@@ -9,8 +9,8 @@ import asyncio
 import contextlib
 import logging
 
-from lobe.gateway.ratelimit.outage import REDIS_ERRORS
 from lobe.gateway.ratelimit.windows import Cap, SlidingWindows
+from lobe.gateway.redis_pool import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 

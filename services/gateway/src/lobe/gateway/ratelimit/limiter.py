@@ -34,9 +34,9 @@ from lobe.gateway.metrics import RATE_LIMITED
 from lobe.gateway.ratelimit import headers
 from lobe.gateway.ratelimit.config import RateLimitConfig, UserLimits
 from lobe.gateway.ratelimit.leases import Leases
-from lobe.gateway.ratelimit.outage import REDIS_ERRORS, RedisOutage, saturated
+from lobe.gateway.ratelimit.outage import RedisOutage, saturated
 from lobe.gateway.ratelimit.windows import Cap, Correction, Hit, SlidingWindows, Window, WindowState
-from lobe.gateway.redis_pool import PoolExhausted
+from lobe.gateway.redis_pool import REDIS_ERRORS, PoolExhausted
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller

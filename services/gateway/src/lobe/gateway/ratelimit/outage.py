@@ -16,15 +16,12 @@ from __future__ import annotations
 import logging
 import time
 
-from redis.exceptions import RedisError
-
 from lobe.gateway.metrics import RATE_LIMIT_UNCHECKED
 from lobe.gateway.redis_pool import PoolExhausted
 from lobe.shared.openai_errors import ApiError
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 1.0
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class RedisOutage:

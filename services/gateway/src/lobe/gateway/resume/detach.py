@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lobe.gateway.ratelimit.outage import REDIS_ERRORS
+from lobe.gateway.redis_pool import REDIS_ERRORS
 from lobe.gateway.resources import SETTINGS
 from lobe.gateway.resume.store import RESUME, ResumeStore
 

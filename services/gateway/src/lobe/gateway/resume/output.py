@@ -9,7 +9,7 @@ import logging
 from aiohttp import web
 
 from lobe.gateway.outputs import ChunkSource, SseOutput
-from lobe.gateway.ratelimit.outage import REDIS_ERRORS
+from lobe.gateway.redis_pool import REDIS_ERRORS
 from lobe.gateway.resume.detach import DETACHED
 from lobe.gateway.resume.store import RESUME
 from lobe.gateway.resume.writer import ReplayWriter, with_id

@@ -17,7 +17,7 @@ from aiohttp import web
 from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.openai_format import sse_event
 from lobe.gateway.outputs import SSE_HEADERS
-from lobe.gateway.ratelimit.outage import REDIS_ERRORS
+from lobe.gateway.redis_pool import REDIS_ERRORS
 from lobe.gateway.resources import SETTINGS
 from lobe.gateway.resume.store import END, EVENT, RESUME, ResumeStore
 from lobe.shared.openai_errors import ApiError

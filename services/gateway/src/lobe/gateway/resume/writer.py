@@ -14,7 +14,7 @@ import asyncio
 import logging
 
 from lobe.gateway.openai_format import sse_event
-from lobe.gateway.ratelimit.outage import REDIS_ERRORS
+from lobe.gateway.redis_pool import REDIS_ERRORS
 from lobe.gateway.resume.store import END, EVENT, ResumeStore, owner_key, stream_key
 from lobe.shared.openai_errors import ApiError
 
