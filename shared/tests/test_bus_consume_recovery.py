@@ -10,6 +10,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from lobe.shared.bus.consume import Batches, Consumer
@@ -55,6 +56,15 @@ async def started(nc: NATS, received: Received) -> Consumer:
     return consumer
 
 
+async def published_then_consumed(js: JetStreamContext, consumer: Consumer, received: Received) -> None:
+    """Publish b"after"; it reaches the handler within the bound (else TimeoutError)."""
+    try:
+        await js.publish(SPEC.subjects[0], b"after")
+        await received.until(b"after")
+    finally:
+        await consumer.stop()
+
+
 async def test_a_consumer_deleted_under_a_waiting_pull_is_recreated_and_drained(nc: NATS) -> None:
     received = Received()
     consumer = await started(nc, received)
@@ -64,11 +74,7 @@ async def test_a_consumer_deleted_under_a_waiting_pull_is_recreated_and_drained(
     await asyncio.sleep(0.2)  # the loop's next pull now lingers on the empty consumer
     # The server ends that pull with "409 Consumer Deleted"; nobody but the loop recreates it.
     await js.delete_consumer(SPEC.name, DURABLE)
-    await js.publish(SPEC.subjects[0], b"after")
-    try:
-        await received.until(b"after")
-    finally:
-        await consumer.stop()
+    await published_then_consumed(js, consumer, received)
     assert received.data.count(b"after") == 1
 
 
@@ -81,8 +87,4 @@ async def test_a_pull_ended_by_a_409_is_followed_by_another(nc: NATS) -> None:
     await asyncio.sleep(0.2)
     await js.delete_consumer(SPEC.name, DURABLE)
     await js.add_consumer(SPEC.name, CONFIG)
-    await js.publish(SPEC.subjects[0], b"after")
-    try:
-        await received.until(b"after")
-    finally:
-        await consumer.stop()
+    await published_then_consumed(js, consumer, received)
