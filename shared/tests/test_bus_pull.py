@@ -11,7 +11,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from lobe.shared.bus.pull import BatchPuller
+from lobe.shared.bus.pull import BatchPuller, ConsumerGone
 
 STREAM, SUBJECT, CONSUMER = "PULLTEST", "pulltest.x", "puller"
 
@@ -117,3 +117,12 @@ async def test_a_prefetched_batch_is_handed_back_on_close_and_redelivered_at_onc
     assert sorted(m.data for m in msgs) == [b"2", b"3"]
     assert time.monotonic() - started < 2  # nak'ed, not left to ack_wait (30 s)
     await again.close()
+
+
+async def test_a_fetch_from_a_deleted_consumer_says_so_instead_of_returning_nothing_forever(nc: NATS) -> None:
+    # No pull lingers when it is deleted, so no 409 comes: the next pull finds no responder.
+    p = await puller(nc)
+    await nc.jetstream().delete_consumer(STREAM, CONSUMER)
+    with pytest.raises(ConsumerGone, match="no responder"):
+        await p.fetch(5, wait_s=0.5)
+    await p.close()

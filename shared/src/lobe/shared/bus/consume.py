@@ -22,7 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from lobe.shared.bus.connection import ensure_consumer
-from lobe.shared.bus.pull import BatchPuller
+from lobe.shared.bus.pull import BatchPuller, ConsumerGone
 from lobe.shared.catalog.entries import CATALOG
 from lobe.shared.events.streams import StreamSpec
 
@@ -87,8 +87,10 @@ class Consumer:
         self._loop_count = batches.loops
         self._stop = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._config: ConsumerConfig | None = None
 
     async def start(self, config: ConsumerConfig) -> None:
+        self._config = config
         await ensure_consumer(self._js, self.stream.name, config)
         for i in range(self._loop_count):
             puller = BatchPuller(self._nc, self.stream.name, self.durable)
@@ -111,6 +113,9 @@ class Consumer:
             while not stop.is_set():
                 try:
                     msgs = await puller.fetch(self.batch, self.wait_s)
+                except ConsumerGone as why:
+                    await self._redeclare(str(why))
+                    continue
                 except Exception as exc:  # connection trouble: nats.py reconnects on its own
                     log.warning("%s fetch failed: %r", self.durable, exc)  # repr: some have no message
                     await sleep_unless(stop, FETCH_FAILED_PAUSE_S)
@@ -126,3 +131,14 @@ class Consumer:
                     await sleep_unless(stop, pause)
         finally:
             await puller.close()
+
+    async def _redeclare(self, why: str) -> None:
+        """Declare the durable consumer again (a no-op when it exists with this config): deleted, it
+        would otherwise never deliver again, and nothing but this loop pulls from it."""
+        assert self._config is not None  # set by start, before any loop runs
+        log.warning("%s: %s; declaring the consumer again", self.durable, why)
+        try:
+            await ensure_consumer(self._js, self.stream.name, self._config)
+        except Exception as exc:  # JetStream electing a leader or reconnecting: ask again shortly
+            log.warning("%s: declaring the consumer failed: %r", self.durable, exc)
+            await sleep_unless(self._stop, FETCH_FAILED_PAUSE_S)

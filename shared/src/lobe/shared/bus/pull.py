@@ -10,6 +10,11 @@ The contract is fetch's: up to `batch` messages; what the consumer has on hand c
 the batch fills or the server ends the request. A message that arrives after its fetch returned
 (from a request the server had not closed yet) is kept for the next fetch; on close, the kept
 ones are nak'ed so they are redelivered at once rather than after ack_wait. Acks are the caller's.
+
+A fetch with nothing to return raises ConsumerGone when the server said the consumer was deleted
+(409 Consumer Deleted), or a pull for it found no responder (503) or went unanswered: a pull for a
+consumer that does not exist gets a 503 at once from nats-server 2.15 (the suite's) and no reply at all
+from 2.9, so asking again would spin or wait forever.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ log = logging.getLogger(__name__)
 # The local wait outlasts a lingering request's server-side expiry by this much, so the server's
 # end of the request (a 408) normally arrives first and no request is left open behind a fetch.
 EXPIRY_GRACE_S = 0.25
+CONSUMER_DELETED = "Consumer Deleted"
+
+
+class ConsumerGone(Exception):
+    """The durable consumer may no longer exist: its owner should declare it again."""
 
 
 class BatchPuller:
@@ -43,6 +53,7 @@ class BatchPuller:
         self._asking = False  # a request was sent whose end has not been waited for
         self._awaited = 0  # messages the open request may still deliver
         self._request_over = asyncio.Event()
+        self._gone: str | None = None  # why the consumer may be gone, until a fetch reports it
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
@@ -64,14 +75,22 @@ class BatchPuller:
             await self._ask(batch - len(self._kept), wait_s, no_wait=True)
         await self._request_ended(wait_s)
         if not self._kept:
+            self._raise_if_gone()
             await self._ask(batch, wait_s, no_wait=False)
             await self._request_ended(wait_s)
+            if not self._kept:
+                self._raise_if_gone()
         msgs, self._kept = self._kept[:batch], self._kept[batch:]
         if msgs and len(self._kept) < batch:
             # Prefetch: the next batch travels while the caller writes this one. Its messages wait
             # unacked (ack_wait is far longer than a batch); close() hands back any left here.
             await self._ask(batch - len(self._kept), wait_s, no_wait=True)
         return msgs
+
+    def _raise_if_gone(self) -> None:
+        gone, self._gone = self._gone, None
+        if gone is not None:
+            raise ConsumerGone(gone)
 
     async def _ask(self, batch: int, wait_s: float, *, no_wait: bool) -> None:
         self._asking = True
@@ -88,9 +107,11 @@ class BatchPuller:
         if not self._asking:
             return
         # The wait is bounded locally too: a request lost to a reconnect never ends on its own.
-        with contextlib.suppress(TimeoutError):
+        try:
             async with asyncio.timeout(wait_s + EXPIRY_GRACE_S):
                 await self._request_over.wait()
+        except TimeoutError:
+            self._gone = "pull request unanswered"
         self._asking = False
 
     async def _on_msg(self, msg: Msg) -> None:
@@ -108,6 +129,11 @@ class BatchPuller:
             return
         # 404 (nothing on hand), 408 (expired), 409 (too many waiting requests, consumer deleted or
         # changed): this request is over; the next fetch asks again.
-        if status == StatusCode.CONFLICT:
-            log.warning("usage pull request ended: %s %s", status, headers.get(Header.DESCRIPTION))
+        if status == StatusCode.SERVICE_UNAVAILABLE:  # no responders: no consumer of that name
+            self._gone = "no responder to the pull request"
+        elif status == StatusCode.CONFLICT:
+            description = headers.get(Header.DESCRIPTION)
+            log.warning("pull request ended: %s %s", status, description)
+            if description == CONSUMER_DELETED:
+                self._gone = f"{status} {description}"
         self._request_over.set()
