@@ -131,14 +131,7 @@ async def test_a_hold_racing_a_reset_is_refused_in_the_closed_period_and_taken_i
             closed = await resetting.fetchrow(periods._CLOSE, "ria", calendar)
             racing = asyncio.create_task(_reserve(nc, "racing", "ria"))
 
-            async def blocked() -> bool:  # the hold waits on the row lock the reset holds
-                waiting = (
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-                return int(await fetchval(billing_db, waiting)) >= 1
-
-            await wait_for(blocked)
+            await wait_for(lambda: _waiting_on_a_lock(billing_db))  # on the period row the reset holds
             opened = await resetting.fetchrow(
                 periods._OPEN, "ria", calendar, closed["period"], closed["closed_at"]
             )
@@ -264,6 +257,11 @@ async def _rows_at_least(dsn: str, n: int) -> bool:
     return int(await fetchval(dsn, "SELECT count(*) FROM usage_ledger")) >= n
 
 
+async def _waiting_on_a_lock(dsn: str) -> bool:
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    return int(await fetchval(dsn, waiting)) >= 1
+
+
 async def _no_holds(dsn: str) -> bool:
     return int(await fetchval(dsn, "SELECT count(*) FROM reservations")) == 0
 
@@ -277,10 +275,9 @@ async def test_a_hold_freed_while_a_reset_moves_it_is_subtracted_from_the_period
     not by the statement's snapshot (seen once in CI: the new period kept the freed hold)."""
     assert billing.admin is not None
     await billing.admin.create_user("una", "basic")
-    calendar = billing.admin.plans.period_key(datetime.now(UTC))
+    resetting, freeing = await asyncpg.connect(billing_db), await asyncpg.connect(billing_db)
     nc = await nats.connect(nats_url)
-    resetting = await asyncpg.connect(billing_db)
-    freeing = await asyncpg.connect(billing_db)
+    calendar = billing.admin.plans.period_key(datetime.now(UTC))
     try:
         assert (await _reserve(nc, "moving", "una")).admitted
         async with resetting.transaction():
@@ -289,15 +286,7 @@ async def test_a_hold_freed_while_a_reset_moves_it_is_subtracted_from_the_period
                 periods._OPEN, "una", calendar, closed["period"], closed["closed_at"]
             )
             freed = asyncio.create_task(freeing.execute(FREE_HOLDS, ["moving"]))
-
-            async def blocked() -> bool:  # the free waits on the hold's row the reset has moved
-                waiting = (
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-                return int(await fetchval(billing_db, waiting)) >= 1
-
-            await wait_for(blocked)
+            await wait_for(lambda: _waiting_on_a_lock(billing_db))  # on the hold's row the reset moved
         await freed
     finally:
         await freeing.close()
