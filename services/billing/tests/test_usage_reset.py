@@ -15,6 +15,7 @@ import nats
 from nats.aio.client import Client as NATS
 
 from lobe.billing import periods
+from lobe.billing.holds import FREE_HOLDS
 from lobe.billing.plans import Override
 from lobe.billing.service import BillingService
 from lobe.shared.events.billing import (
@@ -130,14 +131,7 @@ async def test_a_hold_racing_a_reset_is_refused_in_the_closed_period_and_taken_i
             closed = await resetting.fetchrow(periods._CLOSE, "ria", calendar)
             racing = asyncio.create_task(_reserve(nc, "racing", "ria"))
 
-            async def blocked() -> bool:  # the hold waits on the row lock the reset holds
-                waiting = (
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-                return int(await fetchval(billing_db, waiting)) >= 1
-
-            await wait_for(blocked)
+            await wait_for(lambda: _waiting_on_a_lock(billing_db))  # on the period row the reset holds
             opened = await resetting.fetchrow(
                 periods._OPEN, "ria", calendar, closed["period"], closed["closed_at"]
             )
@@ -263,5 +257,43 @@ async def _rows_at_least(dsn: str, n: int) -> bool:
     return int(await fetchval(dsn, "SELECT count(*) FROM usage_ledger")) >= n
 
 
+async def _waiting_on_a_lock(dsn: str) -> bool:
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    return int(await fetchval(dsn, waiting)) >= 1
+
+
 async def _no_holds(dsn: str) -> bool:
     return int(await fetchval(dsn, "SELECT count(*) FROM reservations")) == 0
+
+
+async def test_a_hold_freed_while_a_reset_moves_it_is_subtracted_from_the_period_it_moved_to(
+    billing: BillingService, nats_url: str, billing_db: str
+) -> None:
+    """The free (settle, release or expiry: one statement) starts before the reset commits and waits
+    on the hold's row, which the reset has moved into the new period. Its snapshot predates the new
+    period's row, so the period it subtracts from must be found by the row's key under its lock,
+    not by the statement's snapshot (seen once in CI: the new period kept the freed hold)."""
+    assert billing.admin is not None
+    await billing.admin.create_user("una", "basic")
+    resetting, freeing = await asyncpg.connect(billing_db), await asyncpg.connect(billing_db)
+    nc = await nats.connect(nats_url)
+    calendar = billing.admin.plans.period_key(datetime.now(UTC))
+    try:
+        assert (await _reserve(nc, "moving", "una")).admitted
+        async with resetting.transaction():
+            closed = await resetting.fetchrow(periods._CLOSE, "una", calendar)
+            opened = await resetting.fetchrow(
+                periods._OPEN, "una", calendar, closed["period"], closed["closed_at"]
+            )
+            freed = asyncio.create_task(freeing.execute(FREE_HOLDS, ["moving"]))
+            await wait_for(lambda: _waiting_on_a_lock(billing_db))  # on the hold's row the reset moved
+        await freed
+    finally:
+        await freeing.close()
+        await resetting.close()
+        await nc.close()
+    assert (opened["period"], opened["reserved_requests"]) == (f"{calendar}.1", 1)
+    assert await fetchval(billing_db, "SELECT count(*) FROM reservations") == 0
+    held = "SELECT (reserved_usd, reserved_requests, reserved_tokens)::text FROM usage_periods WHERE user_id = 'una' AND period = $1"
+    assert await fetchval(billing_db, held, calendar) == "(0.0000000000,0,0)"
+    assert await fetchval(billing_db, held, f"{calendar}.1") == "(0.0000000000,0,0)"
