@@ -4,17 +4,14 @@ provider's wire, and billing's ledger (one row per request, kind `embedding`).""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
-import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import nats
 import openai
 import pytest
@@ -28,6 +25,7 @@ from lobe.devtools.fake_embeddings import embeddings_answer, fake_tokens, fake_v
 from lobe.devtools.fake_upstream import FakeUpstream
 
 from .conftest import API_KEY, Suite, billing_settings, start_gateway, start_worker
+from .ledger import ledger_rows
 
 ADMIN_TOKEN = "e2e-admin-token"
 # Each provider's embeddings wire, behind a model of its own (`serves: [embeddings]`).
@@ -168,24 +166,6 @@ async def test_no_worker_is_a_503(gateway_only: Suite) -> None:
 
 
 # Billing, the cache and the rate limits together.
-
-
-async def ledger_rows(dsn: str, request_ids: list[str], timeout_s: float = 10.0) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            rows = await conn.fetch(
-                "SELECT request_id, kind, status, prompt_tokens, completion_tokens, cost_usd, model"
-                " FROM usage_ledger WHERE request_id = ANY($1::text[]) ORDER BY occurred_at",
-                request_ids,
-            )
-            if len(rows) >= len(request_ids):
-                return rows
-            await asyncio.sleep(0.05)
-    finally:
-        await conn.close()
-    raise AssertionError(f"requests {request_ids} never all reached the ledger")
 
 
 @pytest.fixture

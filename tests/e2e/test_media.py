@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import time
 from collections.abc import AsyncIterator, Awaitable
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
-import asyncpg
 import nats
 import openai
 import pytest
@@ -36,6 +34,7 @@ from lobe.devtools.waiting import eventually
 from lobe.shared.events.media import MEDIA_BUCKET
 
 from .conftest import API_KEY, Suite, billing_settings, start_gateway, start_worker
+from .ledger import ledger_row
 
 ADMIN_TOKEN = "e2e-admin-token"
 
@@ -175,24 +174,6 @@ async def billed(nats_url: str, media_billing: BillingService) -> AsyncIterator[
     await nc.close()
     await runner.cleanup()
     await worker.stop()
-
-
-async def ledger_row(dsn: str, request_id: str, timeout_s: float = 10.0) -> asyncpg.Record:
-    conn = await asyncpg.connect(dsn)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            row = await conn.fetchrow(
-                "SELECT kind, status, images, image_size, image_quality, characters, audio_seconds, cost_usd"
-                " FROM usage_ledger WHERE request_id = $1",
-                request_id,
-            )
-            if row is not None:
-                return row
-            await asyncio.sleep(0.05)
-    finally:
-        await conn.close()
-    raise AssertionError(f"request {request_id} never reached the ledger")
 
 
 async def test_each_kind_is_one_ledger_row_with_its_units_and_cost(billed: Suite, billing_db: str) -> None:
