@@ -15,12 +15,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from lobe.gateway.accounting import Accounting
-from lobe.gateway.chat import admitted_body
 from lobe.gateway.image_objects import stream_images
 from lobe.gateway.request_body import parse_images_body
 from lobe.gateway.resources import RESOURCES
 from lobe.gateway.route_headers import route_headers
-from lobe.gateway.worker_request import ask_workers, deadline_ms, failed, media_endpoint, no_answer
+from lobe.gateway.worker_request import admitted_event, ask_workers, failed, media_endpoint, no_answer
 from lobe.shared.events.media import IMAGES_REQUEST, ImagesAnswer, ImagesRequested
 
 
@@ -30,11 +29,7 @@ async def images(request: web.Request) -> web.StreamResponse:
 
 async def _images(request: web.Request, account: Accounting) -> web.StreamResponse:
     resources = request.app[RESOURCES]
-    body = await admitted_body(request, account, parse_images_body)
-    body = await account.reserve(request, body)
-    event = ImagesRequested(
-        request_id=account.request_id, caller=account.caller, body=body, deadline_ms=deadline_ms(resources)
-    )
+    event = await admitted_event(request, account, parse_images_body, ImagesRequested)
     reply = await ask_workers(resources, IMAGES_REQUEST, event)
     headers = {"X-Request-Id": account.request_id}
     if not isinstance(reply, ImagesAnswer):

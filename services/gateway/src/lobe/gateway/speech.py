@@ -16,11 +16,10 @@ import base64
 from aiohttp import web
 
 from lobe.gateway.accounting import Accounting
-from lobe.gateway.chat import admitted_body
 from lobe.gateway.request_body import parse_speech_body
 from lobe.gateway.resources import RESOURCES
 from lobe.gateway.route_headers import route_headers
-from lobe.gateway.worker_request import ask_workers, deadline_ms, failed, media_endpoint, no_answer
+from lobe.gateway.worker_request import admitted_event, ask_workers, failed, media_endpoint, no_answer
 from lobe.shared.bus.listen import listen
 from lobe.shared.events.media import SPEECH_AUDIO, SPEECH_REQUEST, SpeechChunk, SpeechEnded, SpeechRequested
 from lobe.shared.openai_errors import ApiError
@@ -58,15 +57,11 @@ async def speech(request: web.Request) -> web.StreamResponse:
 
 async def _speech(request: web.Request, account: Accounting) -> web.StreamResponse:
     resources = request.app[RESOURCES]
-    body = await admitted_body(request, account, parse_speech_body)
-    body = await account.reserve(request, body)
-    event = SpeechRequested(
-        request_id=account.request_id, caller=account.caller, body=body, deadline_ms=deadline_ms(resources)
-    )
+    event = await admitted_event(request, account, parse_speech_body, SpeechRequested)
     listening = await listen(resources.bus.connection, SPEECH_AUDIO, request_id=account.request_id)
     asked = asyncio.ensure_future(ask_workers(resources, SPEECH_REQUEST, event))
     response: web.StreamResponse | None = None
-    headers = {"X-Request-Id": account.request_id, "Content-Type": body.media_type}
+    headers = {"X-Request-Id": account.request_id, "Content-Type": event.body.media_type}
     written = 0
     try:
         while True:

@@ -7,15 +7,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from lobe.gateway.accounting import Accounting
-from lobe.gateway.chat import open_account
+from lobe.gateway.chat import admitted_body, open_account
 from lobe.gateway.dispatch import no_worker
 from lobe.gateway.metrics import MEDIA_REQUESTS
-from lobe.gateway.resources import Resources
+from lobe.gateway.resources import RESOURCES, Resources
 from lobe.gateway.status_count import counted
 from lobe.shared.events.embeddings import EmbeddingsFailure
 from lobe.shared.openai_errors import ApiError
@@ -28,6 +29,24 @@ async def ask_workers(resources: Resources, subject: str, event: BaseModel) -> B
     """The bus's request (lobe.shared.bus): the catalog's subject, the reply decoded into its model;
     None when no worker answered in time."""
     return await resources.bus.request(subject, event, resources.settings.request_timeout_s + REPLY_MARGIN_S)
+
+
+Event = TypeVar("Event", bound=BaseModel)
+
+
+async def admitted_event(
+    request: web.Request, account: Accounting, parse: Callable[..., Any], event: type[Event]
+) -> Event:
+    """The edge's steps of an endpoint the workers answer in one reply: the body parsed, admitted by
+    the rate limits and held in the budget, then the event that asks the workers for it."""
+    body = await admitted_body(request, account, parse)
+    body = await account.reserve(request, body)
+    return event(
+        request_id=account.request_id,
+        caller=account.caller,
+        body=body,
+        deadline_ms=deadline_ms(request.app[RESOURCES]),
+    )
 
 
 def deadline_ms(resources: Resources) -> int:
