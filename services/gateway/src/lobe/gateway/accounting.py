@@ -35,7 +35,8 @@ from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
-from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, TokenUsage, UsageFrame
+from lobe.shared.events.chat import Caller, ChatEndpoint, TokenUsage, UsageFrame
+from lobe.shared.events.chat_wire import WireDelta
 from lobe.shared.events.embeddings import EmbeddingsAnswer
 from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, chat_usage_kind, usage_event
 from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
@@ -205,7 +206,7 @@ class Accounting:
             completion_tokens=sum(
                 estimate_tokens(frame.content or frame.reasoning_content or "")
                 for frame in answer.frames
-                if isinstance(frame, DeltaFrame)
+                if isinstance(frame, WireDelta)
             ),
             basis="partial",
             source="estimated",

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from lobe.gateway.cache.key import CacheKey, cache_key, embeddings_cache_key, key_pattern
 from lobe.gateway.cache.lookup import Lookup
 from lobe.gateway.cache.memory import ByteLRU
-from lobe.gateway.cache.replay import encode_answer
+from lobe.gateway.cache.replay import StoredFrame, encode_answer
 from lobe.gateway.ratelimit.limiter import REDIS_ERRORS
 from lobe.gateway.ratelimit.outage import RedisOutage
 from lobe.gateway.settings import GatewaySettings
@@ -29,7 +29,7 @@ from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.cache import CACHE_RESPONSE_INVALIDATED, ResponsesInvalidated
-from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.events.chat import Caller, ChatEndpoint
 from lobe.shared.media_schema import MediaRequest
 
 SCAN_BATCH = 1000
@@ -65,7 +65,7 @@ class ResponseCache:
         """The request's lookup (memory checked now; Redis on the rate limit's run, or `start`)."""
         return Lookup(key, self.redis, self.memory, self.outage)
 
-    def store(self, key: CacheKey, frames: list[DeltaFrame | UsageFrame | DoneFrame]) -> None:
+    def store(self, key: CacheKey, frames: list[StoredFrame]) -> None:
         """Keep a completed answer, in the background: the client is answered already."""
         self.keep(key, encode_answer(frames))
 
