@@ -104,11 +104,13 @@ async def phase(
     cpu = time.process_time()
     queue = list(reversed(prompts))
     latencies: list[float] = []
+    unexpected = 0  # a loaded machine can time a Redis read or store out: counted, not fatal
 
     async def client() -> None:
+        nonlocal unexpected
         while queue:
             ms, cache = await ask(http, url, queue.pop(), temperature)
-            assert cache == expect, (cache, expect)
+            unexpected += cache != expect
             latencies.append(ms)
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
@@ -121,6 +123,7 @@ async def phase(
     result["round trips per request"] = (after["round trips"] - before["round trips"] - 2) / n
     result["CPU per request (ms)"] = cpu / n * 1000
     result["p50 (ms)"] = statistics.median(latencies)
+    result["unexpected X-Cache per request"] = unexpected / n
     return result
 
 

@@ -50,9 +50,14 @@ class WindingDown(set[asyncio.Task[None]]):
         if not task.cancelled() and task.exception() is not None:
             log.error("a request's wind-down failed", exc_info=task.exception())
 
-    async def finished(self) -> None:
-        while self:
-            await asyncio.gather(*self, return_exceptions=True)
+    async def finished(self, within_s: float) -> None:
+        """Wait for every wind-down (the bus's publishes bound each); past `within_s`, the
+        resources close under what is left, as they closed under a handler past its grace."""
+        if self:
+            log.info("%d request wind-down(s) to finish", len(self))
+            _, left = await asyncio.wait(set(self), timeout=within_s)
+            if left:
+                log.error("%d request wind-down(s) unfinished after %.1f s", len(left), within_s)
 
 
 WINDING_DOWN = web.AppKey("winding_down", WindingDown)
@@ -62,9 +67,7 @@ async def finish_wind_downs(app: web.Application) -> AsyncIterator[None]:
     """A cleanup context after the resources' (so closed before them): every handler has
     returned when it closes, and the wind-downs they started finish while NATS and Redis are up."""
     yield
-    if app[WINDING_DOWN]:
-        log.info("%d request wind-down(s) to finish", len(app[WINDING_DOWN]))
-    await app[WINDING_DOWN].finished()
+    await app[WINDING_DOWN].finished(app[SETTINGS].shutdown_grace_s)
 
 
 async def drain(app: web.Application, runner: web.AppRunner) -> None:

@@ -126,15 +126,21 @@ class SlidingWindows:
 
     async def _hit_with(self, rider: Rider, keys: list[str], args: list[str | int]) -> Any:
         try:
-            try:
-                reply, *replies = await self._pipelined(rider, keys, args)
-            except NoScriptError:  # a restarted (or flushed) Redis forgot the script: load it, once
+            reply, *replies = await self._pipelined(rider, keys, args)
+            if isinstance(reply, NoScriptError):  # a restarted (or flushed) Redis forgot it: load it, once
                 self._hit.sha = await self.redis.script_load(HIT_SCRIPT)
                 reply, *replies = await self._pipelined(rider, keys, args)
-        except REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:  # no answer at all
             rider.failed(exc)
             raise
-        rider.took(replies)
+        # Each side's errors are its own: a rider's bad reply is no outage of the limits.
+        error = next((r for r in replies if isinstance(r, Exception)), None)
+        if error is None:
+            rider.took(replies)
+        else:
+            rider.failed(error)
+        if isinstance(reply, Exception):
+            raise reply
         return reply
 
     async def _pipelined(self, rider: Rider, keys: list[str], args: list[str | int]) -> list[Any]:
@@ -143,7 +149,7 @@ class SlidingWindows:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.evalsha(self._hit.sha, len(keys), *keys, *args)
             rider.queue(pipe)
-            return await pipe.execute()
+            return await pipe.execute(raise_on_error=False)
 
     async def settle(self, entry_id: str, corrections: list[Correction], cap: Cap | None = None) -> None:
         """Replace the weights `entry_id` was charged with (entries still in their window), and
