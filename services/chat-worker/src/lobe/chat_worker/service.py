@@ -67,18 +67,11 @@ from lobe.shared.events.media import (
     TranscriptionAnswer,
     TranscriptionRequested,
 )
-from lobe.shared.events.usage import USAGE_RECORDED, UsageRecorded
+from lobe.shared.events.usage import USAGE_PUBLISH_ATTEMPTS, USAGE_RECORDED, UsageRecorded
 from lobe.shared.process import ServiceRuntime, started
 
 log = logging.getLogger(__name__)
 TRACER = trace.get_tracer("lobe.chat_worker")
-
-
-# JetStream may be away for a while (a reconnect; a stream electing a new leader after a node is
-# lost, measured at up to ~10 s in tests/faults/test_nats_cluster_node_loss.py): usage is never
-# given up on lightly. 30 attempts wait ~27 s when each is refused at once, longer when each times
-# out; the answer's terminal frame waits too (heartbeats keep the gateway patient meanwhile).
-USAGE_PUBLISH_ATTEMPTS = 30
 
 
 def refusal(request_id: str, status: int, code: str, message: str, retryable: bool = False) -> ErrorFrame:

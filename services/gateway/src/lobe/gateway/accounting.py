@@ -38,11 +38,16 @@ from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller, ChatEndpoint, TokenUsage, UsageFrame
 from lobe.shared.events.chat_wire import WireDelta
 from lobe.shared.events.embeddings import EmbeddingsAnswer
-from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, chat_usage_kind, usage_event
+from lobe.shared.events.usage import (
+    USAGE_PUBLISH_ATTEMPTS,
+    USAGE_REPORTED,
+    RequestStatus,
+    chat_usage_kind,
+    usage_event,
+)
 from lobe.shared.media_schema import ImagesRequest, SpeechRequest, TranscriptionRequest
 from lobe.shared.tokens import estimate_prompt_tokens, estimate_tokens
 
-LOST_USAGE_ATTEMPTS = 3  # the client is already answered; a short retry keeps the handler brief
 Body = TypeVar(
     "Body", ChatCompletionRequest, EmbeddingsRequest, ImagesRequest, SpeechRequest, TranscriptionRequest
 )
@@ -247,5 +252,5 @@ class Accounting:
         )
         # Its own subject: the gateway's NATS user may not publish a worker's usage.recorded.
         self.usage_recorded_here = await self.bus.publish_fact(
-            USAGE_REPORTED, event, attempts=LOST_USAGE_ATTEMPTS
+            USAGE_REPORTED, event, attempts=USAGE_PUBLISH_ATTEMPTS
         )

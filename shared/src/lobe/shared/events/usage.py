@@ -26,6 +26,13 @@ USAGE_REPORTED = "usage.reported"
 USAGE_DEAD_LETTER = "usage.dead"
 # Every subject carrying a UsageRecorded: what billing and metrics consume.
 USAGE_SUBJECTS = (USAGE_RECORDED, USAGE_REPORTED)
+# How often a usage event's publish is tried, by the worker and by the gateway alike: JetStream may
+# be away for a while (a reconnect; a stream electing a new leader after a node is lost, up to
+# ~10 s in tests/faults/test_nats_cluster_node_loss.py), and usage is never given up on lightly.
+# 30 attempts wait ~27 s when each is refused at once, longer when each times out
+# (lobe.shared.bus.facts), inside the USAGE stream's duplicate window. The worker's terminal frame
+# waits too (heartbeats keep the gateway patient); the gateway's publishes run after its answer.
+USAGE_PUBLISH_ATTEMPTS = 30
 
 RequestStatus = Literal["ok", "error", "cancelled", "cache_hit"]
 # The endpoint a usage is for, which says the unit it is priced by: chat and response by input and
