@@ -124,7 +124,9 @@ async def litellm_proxy(
     config.write_text(yaml.safe_dump(proxy_config(upstream_url, model, master_key), sort_keys=False))
     port = free_port()
     argv = [str(executable), "--config", str(config), "--host", LOOPBACK, "--port", str(port)]
-    argv += ["--num_workers", str(WORKERS)]
+    # uvicorn kills a worker that has not answered its supervisor's ping in 5 s and starts another:
+    # on a loaded machine, importing LiteLLM takes longer, and the workers never come up.
+    argv += ["--num_workers", str(WORKERS), "--timeout_worker_healthcheck", "60"]
     env = {k: v for k, v in bench_environ().items() if not k.startswith("LITELLM_")} | ENVIRONMENT
     proxy = WatchedProcess(argv, env, owned=True)
     try:
