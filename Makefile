@@ -11,7 +11,7 @@ EDITABLES := $(patsubst shared,'shared[asyncapi]',$(PACKAGES))
 .PHONY: dev test test-unit test-integration lint install system-deps node-deps helm-check clean
 .PHONY: coverage e2e-staging workflow-check compose-check tls images image charts-push deploy helm-test smoke rollback
 .PHONY: chart-deps image-scan image-sbom image-sign
-.PHONY: bench bench-profile bench-scaling soak
+.PHONY: bench bench-profile bench-scaling bench-litellm soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ bench-profile: install
 
 bench-scaling: install
 	$(BIN)/lobe bench scaling --wait-quiet 600 --cache-miss --tracing
+
+# The fake upstream, LiteLLM's proxy and the suite side by side. LiteLLM goes into its own venv,
+# .bench/litellm-venv, from devtools/bench/litellm-constraints.txt (once; again when the pins change).
+bench-litellm: install
+	$(BIN)/lobe bench litellm --wait-quiet 600 --cache-miss
 
 # 10 minutes at a steady 50 requests/s; fails when a suite process's private memory grows > 30 MiB.
 soak: install

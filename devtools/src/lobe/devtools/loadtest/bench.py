@@ -8,6 +8,9 @@
   growing, which process is busiest, CPU per 1,000 answers.
 - `soak`: a steady open-loop rate for a duration; RSS of every process at start and end, p99 over
   time; fails when a suite process grows past the bound.
+- `litellm`: the fake upstream alone, LiteLLM's proxy (pinned, in its own venv: litellm_proxy)
+  and the suite over HTTP, one after the other in one run at concurrency 1/8/32/128, each
+  answer validated the same way: the ratio measured, not quoted.
 
 Each measurement also lands as JSON, markdown and PNG under --out (docs/bench).
 """
@@ -18,13 +21,14 @@ import argparse
 import asyncio
 import contextlib
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from lobe.devtools.dev import DEV_USER
-from lobe.devtools.loadtest import bench_doc, machine, plots
+from lobe.devtools.loadtest import bench_doc, litellm_proxy, machine, plots
 from lobe.devtools.loadtest import report as reports
 from lobe.devtools.loadtest.bus_client import BusTarget, connect_as_gateway
 from lobe.devtools.loadtest.command import verdict
@@ -47,7 +51,7 @@ Report = dict[str, Any]
 
 def add_bench_command(commands: Any) -> None:
     parser = commands.add_parser("bench", help="the standard benchmarks on a fresh suite, into docs/")
-    parser.add_argument("suite", choices=("standard", "profile", "scaling", "soak"))
+    parser.add_argument("suite", choices=("standard", "profile", "scaling", "soak", "litellm"))
     parser.add_argument("--out", type=Path, default=Path("docs/bench"), help="reports (JSON, markdown, PNG)")
     parser.add_argument("--doc", type=Path, default=Path("docs/performance.md"), help="sections rewritten")
     parser.add_argument("--requests", type=int, default=2000, help="per level (sequential: a quarter)")
@@ -63,6 +67,8 @@ def add_bench_command(commands: Any) -> None:
     parser.add_argument("--tracing", action="store_true",
                         help="every service exports every span over OTLP/HTTP, as the production values do, "
                         "to a receiver in this process")  # fmt: skip
+    parser.add_argument("--litellm-venv", type=Path, default=litellm_proxy.DEFAULT_VENV,
+                        help="litellm: the virtual environment LiteLLM's proxy is installed into (once)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_shape_arguments(parser)
 
@@ -74,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 3
-    suites = {"standard": standard, "profile": profile, "scaling": scaling, "soak": soak}
+    suites = {"standard": standard, "profile": profile, "scaling": scaling, "soak": soak, "litellm": litellm}
     return asyncio.run(suites[args.suite](args))
 
 
@@ -120,11 +126,17 @@ def _levels(concurrency: tuple[int, ...], requests: int) -> list[Level]:
 
 
 async def _http(
-    suite_urls: list[str], api_key: str, shape: Shape, plan: Plan, roots: list[int], cache_miss: bool = False
+    suite_urls: list[str],
+    api_key: str,
+    shape: Shape,
+    plan: Plan,
+    roots: list[int],
+    cache_miss: bool = False,
+    root_kinds: Mapping[int, str] | None = None,
 ) -> Report:
     async with client_session(60) as http:
         target = HttpTarget(http, suite_urls, api_key, shape, model=MODEL, cache_miss=cache_miss)
-        return await measure(target, plan, ProcessWatch(roots))
+        return await measure(target, plan, ProcessWatch(roots, root_kinds=root_kinds or {}))
 
 
 async def _bus(suite: RunningSuite, shape: Shape, plan: Plan) -> Report:
@@ -212,3 +224,32 @@ async def soak(args: argparse.Namespace) -> int:
     bench_doc.write_soak(args.doc, result, args.max_rss_growth_mb, args.out / "soak-time.png", args)
     print(reports.memory_table(result["memory"]))
     return verdict(result, args.max_rss_growth_mb)
+
+
+async def litellm(args: argparse.Namespace) -> int:
+    """Direct, LiteLLM's proxy and the suite, each over HTTP at the standard set's levels. LiteLLM
+    and the direct measurement share one fake upstream; the suite runs its own, as in `standard`."""
+    executable = await asyncio.to_thread(litellm_proxy.ensure_venv, args.litellm_venv)
+    version = litellm_proxy.pinned_version()
+    shape = shape_from(args)
+    levels = _levels(STANDARD_CONCURRENCY, args.requests)
+    described = {"answer": shape.describe()}
+    async with upstream_alone(shape) as (upstream_url, upstream_pid):
+        plan = _plan("direct", levels, described | {"path": "direct"}, args)
+        direct = await _http([upstream_url], "none", shape, plan, [upstream_pid])
+        with tempfile.TemporaryDirectory(prefix="lobe-bench-litellm-") as state:
+            async with litellm_proxy.litellm_proxy(executable, upstream_url, MODEL, Path(state)) as proxy:
+                path = f"LiteLLM proxy {version}, {litellm_proxy.WORKERS} workers"
+                target = described | {"path": path, "litellm": version, "settings": litellm_proxy.SETTINGS}
+                plan = _plan("litellm", levels, target, args)
+                roots, kinds = [proxy.pid, upstream_pid], {proxy.pid: "litellm"}
+                over_litellm = await _http([proxy.url], proxy.api_key, shape, plan, roots, root_kinds=kinds)
+    async with _suite(args, shape) as suite:
+        plan = _plan("suite", levels, described | {"path": "gateway SSE, billing on"}, args)
+        over_suite = await _http(suite.gateway_urls, suite.api_key, shape, plan, [suite.pid], args.cache_miss)
+    results = {"direct": direct, "litellm": over_litellm, "suite": over_suite}
+    for name, result in results.items():
+        reports.write(result, args.out, f"litellm-{name}")
+    plot = plots.against_load(list(results.values()), args.out / "litellm-load.png")
+    bench_doc.write_litellm(args.doc, results, plot, args)
+    return max(verdict(result, None) for result in results.values())

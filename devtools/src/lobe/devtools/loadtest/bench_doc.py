@@ -15,6 +15,7 @@ from lobe.devtools.loadtest.processes import NOT_SUITE
 from lobe.devtools.loadtest.report import cpu_table, latency_table, machine_lines
 
 Report = dict[str, Any]
+STANDARD_LOADS = (1, 8, 32, 128)
 
 
 def _ms(value: float | None, sign: bool = False) -> str:
@@ -60,38 +61,43 @@ def _rel(path: Path, doc: Path) -> str:
     return os.path.relpath(path, doc.parent)
 
 
-def write_standard(doc: Path, results: dict[str, Report], plot: Path, args: argparse.Namespace) -> None:
-    direct, suite = results["direct"], results["suite"]
-    loads = (1, 8, 32, 128)
-    one = {name: _level(report, 1) for name, report in results.items()}
+def _paths_table(results: dict[str, Report], names: dict[str, str], added: dict[str, str]) -> str:
+    """Each path's latency at concurrency 1 and answers/s at every standard level, then for each
+    path in `added` what it adds to the direct one (the first) in bold."""
     head = (
         "| path | TTFT p50 | TTFT p99 | total p50 | total p99 | answers/s at c=1 / 8 / 32 / 128 | errors |\n"
         "|---|---:|---:|---:|---:|---|---:|"
     )
     rows = [head]
-    names = {
-        "direct": "direct to the fake upstream",
-        "suite": "this suite, HTTP (gateway)",
-        "bus": "this suite, bus only",
-    }
+    one = {name: _level(report, 1) for name, report in results.items()}
     for name, report in results.items():
         level = one[name]
         if level is None:
             continue
         cells = [_ms(level[m].get(p)) for m in ("ttft_ms", "total_ms") for p in ("p50", "p99")]
-        rows.append(f"| {names[name]} | {' | '.join(cells)} | {_rates(report, loads)} | {report['errors']} |")
-    for name in ("suite", "bus"):
-        level, base = one[name], one["direct"]
+        rows.append(
+            f"| {names[name]} | {' | '.join(cells)} | {_rates(report, STANDARD_LOADS)} | {report['errors']} |"
+        )
+    base = one["direct"]
+    for name, label in added.items():
+        level = one[name]
         if level is None or base is None:
             continue
-        added = [
+        cells = [
             _ms(level[m][p] - base[m][p], sign=True) for m in ("ttft_ms", "total_ms") for p in ("p50", "p99")
         ]
-        rows.append(
-            f"| **added by {names[name].removeprefix('this suite, ')}** | "
-            + " | ".join(f"**{a}**" for a in added)
-            + " | | |"
-        )
+        rows.append(f"| **added by {label}** | " + " | ".join(f"**{c}**" for c in cells) + " | | |")
+    return "\n".join(rows)
+
+
+def write_standard(doc: Path, results: dict[str, Report], plot: Path, args: argparse.Namespace) -> None:
+    direct, suite = results["direct"], results["suite"]
+    names = {
+        "direct": "direct to the fake upstream",
+        "suite": "this suite, HTTP (gateway)",
+        "bus": "this suite, bus only",
+    }
+    table = _paths_table(results, names, {"suite": "HTTP (gateway)", "bus": "bus only"})
     c32 = _level(suite, 32)
     when = _when(direct)
     body = f"""## The standard set (`make bench`)
@@ -112,7 +118,7 @@ documents it (no gateway, no budget). Closed loop: each of c lanes sends its nex
 previous answer ends. TTFT is the first non-empty content delta; total is `[DONE]` (HTTP) or the
 `done` frame (bus). Logging at WARNING; {_tracing(args)}.
 
-{chr(10).join(rows)}
+{table}
 
 Every level of the suite over HTTP (ms):
 
@@ -256,3 +262,85 @@ where it was: on a loaded machine the socket-write share grows.
 {chr(10).join(rows)}
 """
     replace_section(doc, "loadtest-profile", body)
+
+
+def _per_level(results: dict[str, Report], names: dict[str, str], value: Any) -> str:
+    """One row per path, one column per standard level: `value(level)` as text."""
+    head = "| path | " + " | ".join(f"c={load}" for load in STANDARD_LOADS) + " |"
+    rows = [head, "|---|" + "---:|" * len(STANDARD_LOADS)]
+    for name, report in results.items():
+        cells = ["-" if (level := _level(report, load)) is None else value(level) for load in STANDARD_LOADS]
+        rows.append(f"| {names[name]} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _ratio(numerator: Report | None, denominator: Report | None, key: str) -> str:
+    if numerator is None or denominator is None or not denominator[key] or math.isnan(denominator[key]):
+        return "-"
+    return f"{numerator[key] / denominator[key]:.2f} times"
+
+
+def write_litellm(doc: Path, results: dict[str, Report], plot: Path, args: argparse.Namespace) -> None:
+    """The three paths of `lobe bench litellm` side by side, and the ratios between the two
+    systems at each level: answers per second, and CPU per answer of each system's processes."""
+    direct, litellm, suite = results["direct"], results["litellm"], results["suite"]
+    names = {
+        "direct": "direct to the fake upstream",
+        "litellm": litellm["target"]["path"],
+        "suite": "this suite, HTTP (gateway)",
+    }
+    table = _paths_table(results, names, {"litellm": names["litellm"], "suite": "this suite"})
+    cpu = _per_level(
+        {"litellm": litellm, "suite": suite},
+        names,
+        lambda level: f"{_ms(level['suite_cpu_ms_per_request'])} ({level['suite_cores']:.2f} cores)",
+    )
+    ratios = ["| this suite against LiteLLM | " + " | ".join(f"c={load}" for load in STANDARD_LOADS) + " |"]
+    ratios.append("|---|" + "---:|" * len(STANDARD_LOADS))
+    for label, key, over, under in (
+        ("answers/s, suite ÷ LiteLLM", "throughput_rps", suite, litellm),
+        ("CPU per answer, LiteLLM ÷ suite", "suite_cpu_ms_per_request", litellm, suite),
+    ):
+        cells = [_ratio(_level(over, load), _level(under, load), key) for load in STANDARD_LOADS]
+        ratios.append(f"| {label} | " + " | ".join(cells) + " |")
+    flags = _shape_flags(args)
+    body = f"""## Against LiteLLM (`make bench-litellm`)
+
+Measured {_when(direct)} with `lobe bench litellm --requests {args.requests} {flags}`: three
+paths, one after the other in one run, loaded by the same client with the same closed loop at the
+same levels, every answer validated the same way (content, chunk count, finish reason, usage); an
+error fails the run. Latencies and added time are at concurrency 1 (sequential).
+
+{machine_lines(litellm)}
+
+**Method.** One client process (`lobe loadtest`'s aiohttp client, {direct["warmup_requests"]} warm-up
+requests per path) against, in turn: the fake upstream alone (`python -m lobe.devtools.loadtest.upstream`,
+{direct["target"]["answer"]}); {names["litellm"]} (`litellm[proxy]=={litellm["target"]["litellm"]}`
+from `devtools/bench/litellm-constraints.txt`, in its own virtual environment), one model routed
+to that same upstream, with the settings LiteLLM recommends for production: {litellm["target"]["settings"]};
+and this suite under `lobe dev --fake-upstream --plan enterprise` as in the standard set (gateway,
+chat worker, billing with its PostgreSQL, metrics, NATS, Redis, each its own process; every
+request admitted against the enterprise user's budget in billing and rate-limited in Redis{
+        ", and asking the response cache, which misses" if getattr(args, "cache_miss", False) else ""
+    }).
+Logging at WARNING; {_tracing(args)}. So LiteLLM does less per request here than the suite: it
+checks a master key and relays the stream, while the suite also reserves and settles a budget,
+counts rate limits and records usage.
+
+{table}
+
+CPU per streamed answer of each system (ms of CPU time, user + system, of all its processes: LiteLLM's
+CLI and workers; the suite's services, NATS, PostgreSQL and Redis; not the client or the fake
+upstream), and the cores it kept busy:
+
+{cpu}
+
+{ratios[0]}
+{chr(10).join(ratios[1:])}
+
+Every level (ms): `docs/bench/litellm-litellm.md` and `docs/bench/litellm-suite.md`; reports
+`docs/bench/litellm-*.json`.
+
+![latency percentiles and throughput against load: direct, LiteLLM, this suite]({_rel(plot, doc)})
+"""
+    replace_section(doc, "loadtest-litellm", body)

@@ -15,7 +15,7 @@ import os
 import statistics
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import psutil
@@ -68,13 +68,17 @@ class Reading:
 class ProcessWatch:
     roots: Sequence[int]
     client_pid: int = field(default_factory=os.getpid)
+    # Roots whose whole family is one kind, whatever each process runs: a system measured as one
+    # (LiteLLM's proxy and the uvicorn workers it spawns through multiprocessing).
+    root_kinds: Mapping[int, str] = field(default_factory=dict)
     samples: list[tuple[float, dict[int, Reading]]] = field(default_factory=list)
     _procs: dict[int, psutil.Process] = field(default_factory=dict)
     _kinds: dict[int, str] = field(default_factory=dict)
     # read() runs in worker threads: the sampler's and a level's edges may overlap.
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _processes(self) -> Iterable[psutil.Process]:
+    def _processes(self) -> Iterable[tuple[psutil.Process, int]]:
+        """Every process of the roots' families (then the client's), each once, with its root."""
         seen: set[int] = set()
         for pid in (*self.roots, self.client_pid):
             try:
@@ -85,7 +89,7 @@ class ProcessWatch:
             for proc in family:
                 if proc.pid not in seen:
                     seen.add(proc.pid)
-                    yield self._procs.setdefault(proc.pid, proc)
+                    yield self._procs.setdefault(proc.pid, proc), pid
 
     def read(self) -> dict[int, Reading]:
         with self._lock:
@@ -93,7 +97,7 @@ class ProcessWatch:
 
     def _read(self) -> dict[int, Reading]:
         readings = {}
-        for proc in self._processes():
+        for proc, root in self._processes():
             try:
                 with proc.oneshot():
                     times = proc.cpu_times()
@@ -101,12 +105,17 @@ class ProcessWatch:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             if proc.pid not in self._kinds:
-                self._kinds[proc.pid] = "client" if proc.pid == self.client_pid else kind_of(proc)
+                self._kinds[proc.pid] = self._kind(proc, root)
             private = memory.rss - getattr(memory, "shared", 0)
             readings[proc.pid] = Reading(
                 self._kinds[proc.pid], times.user + times.system, memory.rss, private
             )
         return readings
+
+    def _kind(self, proc: psutil.Process, root: int) -> str:
+        if proc.pid == self.client_pid:
+            return "client"
+        return self.root_kinds.get(root) or kind_of(proc)
 
     def pids_of(self, kind: str) -> list[int]:
         return sorted(pid for pid, reading in self.read().items() if reading.kind == kind)

@@ -100,13 +100,13 @@ async def upstream_alone(shape: Shape, ready_s: float = 30) -> AsyncIterator[tup
     argv = [sys.executable, "-m", "lobe.devtools.loadtest.upstream", "--port", str(port), *shape_argv(shape)]
     proc = WatchedProcess(argv, dict(os.environ), owned=True)
     try:
-        await _wait_http(f"http://127.0.0.1:{port}/health", proc, ready_s)
+        await wait_http(f"http://127.0.0.1:{port}/health", proc, ready_s)
         yield f"http://127.0.0.1:{port}/v1", proc.proc.pid
     finally:
         await asyncio.to_thread(_stop, proc, 10)
 
 
-async def _wait_http(url: str, proc: WatchedProcess, limit_s: float) -> None:
+async def wait_http(url: str, proc: WatchedProcess, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
         while time.monotonic() < deadline:
