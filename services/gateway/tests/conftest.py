@@ -10,6 +10,7 @@ from nats.aio.client import Client as NATS
 from lobe.devtools.servers.oidc import OidcProviderServer
 
 from .signing_in import CALLBACKS, CLIENT_ID, CLIENT_SECRET, FakeBilling
+from .support import ScriptedWorker, answers
 
 
 @pytest.fixture
@@ -33,3 +34,9 @@ def oidc_provider(
 @pytest.fixture
 async def fake_billing(nc: NATS) -> FakeBilling:
     return await FakeBilling(nc).start()
+
+
+@pytest.fixture
+async def cached_words_worker(worker_nc: NATS) -> ScriptedWorker:
+    """A worker answering every request (up to 100) in full with "cached words"."""
+    return await ScriptedWorker(worker_nc, scripts=answers(100, "cached words")).start()

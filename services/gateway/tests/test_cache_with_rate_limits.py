@@ -10,21 +10,13 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from nats.aio.client import Client as NATS
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from lobe.devtools.waiting import eventually
 from lobe.gateway.cache.key import PREFIX
 
-from .support import ScriptedWorker, answers, serving
+from .support import ScriptedWorker, serving
 from .test_response_cache import DETERMINISTIC, post
-
-ALWAYS = 100  # more scripted answers than any test asks for
-
-
-@pytest.fixture
-async def answering_worker(worker_nc: NATS) -> ScriptedWorker:
-    return await ScriptedWorker(worker_nc, scripts=answers(ALWAYS, "cached words")).start()
 
 
 @pytest.fixture
@@ -53,7 +45,7 @@ async def test_a_cacheable_requests_redis_read_rides_on_the_rate_limits_round_tr
     nats_url: str,
     redis_url: str,
     state: aioredis.Redis,
-    answering_worker: ScriptedWorker,
+    cached_words_worker: ScriptedWorker,
     spans: InMemorySpanExporter,
     tmp_path: Path,
 ) -> None:
@@ -78,7 +70,7 @@ async def test_a_cacheable_requests_redis_read_rides_on_the_rate_limits_round_tr
 
 
 async def test_a_request_the_rate_limit_refuses_is_never_served_from_the_cache(
-    nats_url: str, redis_url: str, state: aioredis.Redis, answering_worker: ScriptedWorker, tmp_path: Path
+    nats_url: str, redis_url: str, state: aioredis.Redis, cached_words_worker: ScriptedWorker, tmp_path: Path
 ) -> None:
     on = {"redis_url": redis_url, "rate_limits_enabled": True, "cache_enabled": True}
     config = limits_file(tmp_path, requests=3)
@@ -89,17 +81,17 @@ async def test_a_request_the_rate_limit_refuses_is_never_served_from_the_cache(
         async with serving(nats_url, rate_limits_file=config, **on) as other:
             status, headers, _ = await post(other, DETERMINISTIC)  # from Redis, read with the limits'
             assert (status, headers["X-Cache"]) == (200, "hit")
-            asked = len(answering_worker.requests)
+            asked = len(cached_words_worker.requests)
             for base in (first, other):  # the answer is in both memories and in Redis: not served
                 status, headers, text = await post(base, DETERMINISTIC)
                 assert status == 429, text
                 assert "X-Cache" not in headers
                 assert "rate_limit_exceeded" in text
-    assert len(answering_worker.requests) == asked
+    assert len(cached_words_worker.requests) == asked
 
 
 async def test_an_answer_is_stored_after_the_client_has_it_and_a_shutdown_waits_for_the_store(
-    nats_url: str, redis_url: str, state: aioredis.Redis, answering_worker: ScriptedWorker
+    nats_url: str, redis_url: str, state: aioredis.Redis, cached_words_worker: ScriptedWorker
 ) -> None:
     async with serving(nats_url, redis_url=redis_url, cache_enabled=True, redis_reply_timeout_s=10) as base:
         # Redis takes no write for 2 s (reads go on): the store waits, the client must not.

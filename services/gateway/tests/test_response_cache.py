@@ -18,7 +18,7 @@ from lobe.gateway.auth.session_tokens import SessionClaims, TokenSigner
 from lobe.gateway.auth.signing_keys import load_key_ring, new_signing_key
 from lobe.shared.events.usage import USAGE_REPORTED, UsageRecorded
 
-from .support import KEY, ScriptedWorker, answers, collected, serving
+from .support import KEY, ScriptedWorker, collected, serving
 
 SESSION_KEYS = json.dumps({"keys": [new_signing_key("k1")]})
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -44,11 +44,6 @@ def chunks(sse: str) -> list[Any]:
 
 def completion(text: str) -> dict[str, Any]:
     return {**json.loads(text), "id": None, "created": None}
-
-
-@pytest.fixture
-async def cached_words_worker(worker_nc: NATS) -> ScriptedWorker:
-    return await ScriptedWorker(worker_nc, scripts=answers(50, "cached words")).start()
 
 
 @pytest.fixture
