@@ -149,6 +149,7 @@ async def test_one_requests_trace_holds_the_gateway_billing_the_worker_the_provi
             billing_enabled=True,
             rate_limits_enabled=True,
             redis_url=SecretStr(redis_url),
+            redis_tracing=True,
             default_max_output_tokens=OUTPUT_CAP,
         )
         try:

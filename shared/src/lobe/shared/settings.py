@@ -109,10 +109,29 @@ class RedisSettings(Fragment):
         return {"url": raw, "ssl_ca_certs": str(self.redis_tls_ca_file), "ssl_cert_reqs": "required"}
 
 
+TraceSampler = Literal[
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+]
+
+
 class TelemetrySettings(Fragment):
     otel_service_name: str = Field(default="lobe", description="Service name on traces and logs.")
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint; tracing export is off when unset."
+    )
+    otel_traces_sampler: TraceSampler | None = Field(
+        default=None,
+        description="Head sampling (OpenTelemetry's names): parentbased_traceidratio keeps "
+        "OTEL_TRACES_SAMPLER_ARG of the traces that start here and follows a caller's traceparent. "
+        "Unset: every trace when exporting (parentbased_always_on), none started here when not.",
+    )
+    otel_traces_sampler_arg: float | None = Field(
+        default=None, ge=0, le=1, description="The ratio of the traceidratio samplers (unset: 1.0)."
     )
 
 

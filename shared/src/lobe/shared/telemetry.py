@@ -8,15 +8,17 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import Link
 
-from lobe.shared.settings import TelemetrySettings
+from lobe.shared.settings import TelemetrySettings, TraceSampler
 
 
 def setup_tracing(settings: TelemetrySettings, service: str) -> TracerProvider:
     """Install the global tracer provider; export over OTLP/HTTP only when an endpoint is set."""
     provider = TracerProvider(
-        resource=Resource.create({"service.name": settings.otel_service_name or service})
+        resource=Resource.create({"service.name": settings.otel_service_name or service}),
+        sampler=sampler(settings),
     )
     if settings.otel_exporter_otlp_endpoint:
         # Imported here: the exporter pulls in protobuf, which a process without export never needs.
@@ -26,6 +28,28 @@ def setup_tracing(settings: TelemetrySettings, service: str) -> TracerProvider:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def sampler(settings: TelemetrySettings) -> Sampler:
+    """OTEL_TRACES_SAMPLER / _ARG when set (the SDK's names and meaning). Unset: every trace when
+    spans are exported; when they are not, none that starts here, since a span nobody exports is
+    CPU for nothing (every span of a request, every Redis command's: docs/performance.md). A
+    caller's sampled `traceparent` is followed either way, and unsampled spans still carry trace
+    ids for the logs and the next hop."""
+    if settings.otel_traces_sampler is not None:
+        return named_sampler(settings.otel_traces_sampler, settings.otel_traces_sampler_arg)
+    return ParentBased(ALWAYS_ON if settings.otel_exporter_otlp_endpoint else ALWAYS_OFF)
+
+
+def named_sampler(name: TraceSampler, ratio: float | None) -> Sampler:
+    roots: dict[str, Sampler] = {
+        "always_on": ALWAYS_ON,
+        "always_off": ALWAYS_OFF,
+        "traceidratio": TraceIdRatioBased(1.0 if ratio is None else ratio),
+    }
+    if name.startswith("parentbased_"):
+        return ParentBased(roots[name.removeprefix("parentbased_")])
+    return roots[name]
 
 
 def inject_headers(headers: dict[str, str] | None = None) -> dict[str, str]:

@@ -64,9 +64,11 @@ def redis_client(url: SecretStr, settings: GatewaySettings) -> Redis:
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
     client = Redis.from_pool(pool)
-    # A CLIENT span per command, in the request's trace (arguments elided: `EVALSHA ? ? ?`). Its
-    # cost per command, measured: docs/observability.md, "Traces".
-    RedisInstrumentor.instrument_client(client)
+    if settings.redis_tracing:
+        # A CLIENT span per command, in the request's trace (arguments elided: `EVALSHA ? ? ?`).
+        # Opt-in: the instrumentation wraps every pipeline it makes and costs CPU on unsampled
+        # requests too (docs/observability.md, "Traces").
+        RedisInstrumentor.instrument_client(client)
     return client
 
 

@@ -90,6 +90,12 @@ class GatewaySettings(
         gt=0,
         description="Longest wait for a free pooled Redis connection; then 503 (saturated, not down).",
     )
+    redis_tracing: bool = Field(
+        default=False,
+        description="A span per Redis command (rate limits, response cache, sessions) in the request's "
+        "trace; off: four per chat request, a third of its trace's bytes, and the instrumentation costs "
+        "CPU even on unsampled requests (docs/observability.md).",
+    )
     rate_limits_enabled: bool = Field(
         default=True, description="Per-user and per-IP rate limits, counted in REDIS_URL."
     )
