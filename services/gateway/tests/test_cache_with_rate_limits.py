@@ -49,7 +49,8 @@ async def test_a_cacheable_requests_redis_read_rides_on_the_rate_limits_round_tr
     spans: InMemorySpanExporter,
     tmp_path: Path,
 ) -> None:
-    on = {"redis_url": redis_url, "rate_limits_enabled": True, "cache_enabled": True}
+    # A span per Redis command (REDIS_TRACING) shows each round trip and what rode on it.
+    on = {"redis_url": redis_url, "rate_limits_enabled": True, "cache_enabled": True, "redis_tracing": True}
     config = limits_file(tmp_path, requests=10)
     async with serving(nats_url, rate_limits_file=config, **on) as first:
         status, headers, _ = await post(first, DETERMINISTIC)
