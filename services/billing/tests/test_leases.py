@@ -65,7 +65,8 @@ async def test_a_lease_is_a_quarter_of_what_is_left_and_held_like_a_hold(
         lease = await _lease(nc, "lea")
         assert lease is not None
         assert (lease.requests, lease.usd, lease.tokens) == (50, WORST * 50, 2000 * 50)  # 200 // 4
-        assert lease.hold_rate.input == Decimal("1.00") and lease.hold_rate.output == Decimal("2.00")
+        assert lease.hold_rate.input == Decimal("1.00")
+        assert lease.hold_rate.output == Decimal("2.00")
         assert await _period(billing, "lea") == {
             "cost": 0,
             "held": WORST * 50,
@@ -74,7 +75,8 @@ async def test_a_lease_is_a_quarter_of_what_is_left_and_held_like_a_hold(
         }
         # A second lease shares what is left with the first: (200 - 50) // (4 * 2) = 18.
         second = await _lease(nc, "lea")
-        assert second is not None and second.requests == 18
+        assert second is not None
+        assert second.requests == 18
     finally:
         await nc.close()
 
@@ -91,7 +93,8 @@ async def test_near_a_limit_there_is_no_lease_and_the_edge_is_pinned(
     nc = await nats.connect(nats_url)
     try:
         at = await _lease(nc, "at")
-        assert at is not None and at.requests == 8
+        assert at is not None
+        assert at.requests == 8
         assert await _lease(nc, "under") is None
         assert (
             await fetchval(
@@ -132,7 +135,8 @@ async def test_usage_settles_against_the_lease_and_a_return_frees_the_rest_once_
     nc = await nats.connect(nats_url)
     try:
         lease = await _lease(nc, "sam")
-        assert lease is not None and lease.requests == 64  # min(64, 400 // 4)
+        assert lease is not None
+        assert lease.requests == 64
         # The gateway admitted three requests under it; two answered (one of them shorter than its
         # worst case), the third still runs when the lease is returned.
         await publish_usage(
