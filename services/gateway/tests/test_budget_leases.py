@@ -82,6 +82,14 @@ def client(nc: NATS) -> BudgetClient:
     return BudgetClient(Bus.over(nc, GATEWAY), GatewaySettings(nats_url="unused", billing_timeout_s=2))
 
 
+async def leasing(nc: NATS, worker_nc: NATS, size: int, term_s: float = 30.0) -> tuple[Billing, BudgetClient]:
+    """Billing played with leases of `size`, and a budget client that holds one."""
+    played = await billing(worker_nc, size, term_s)
+    budget = client(nc)
+    await leased(budget)
+    return played, budget
+
+
 async def leased(budget: BudgetClient) -> None:
     """The first request asks for a lease; wait until the grant is in."""
     assert budget.leased(CALLER, ASKED) is None  # no lease yet: the exact hold
@@ -95,9 +103,7 @@ async def leased(budget: BudgetClient) -> None:
 async def test_requests_under_a_lease_are_charged_their_exact_worst_case_up_to_its_size(
     nc: NATS, worker_nc: NATS
 ) -> None:
-    played = await billing(worker_nc, size=8)
-    budget = client(nc)
-    await leased(budget)
+    played, budget = await leasing(nc, worker_nc, size=8)
     charges = [budget.leased(CALLER, ASKED) for _ in range(8)]
     assert all(
         c is not None and (c.lease_id, c.usd, c.tokens) == ("lease-1", WORST, PROMPT + OUTPUT)
@@ -115,9 +121,7 @@ async def test_requests_under_a_lease_are_charged_their_exact_worst_case_up_to_i
 async def test_a_request_given_back_returns_to_the_lease_or_in_a_return_of_its_own(
     nc: NATS, worker_nc: NATS
 ) -> None:
-    played = await billing(worker_nc, size=16)
-    budget = client(nc)
-    await leased(budget)
+    played, budget = await leasing(nc, worker_nc, size=16)
     first, second = budget.leased(CALLER, ASKED), budget.leased(CALLER, ASKED)
     assert first is not None
     assert second is not None
@@ -135,9 +139,7 @@ async def test_a_request_given_back_returns_to_the_lease_or_in_a_return_of_its_o
 
 
 async def test_an_idle_lease_is_returned_when_its_term_ends(nc: NATS, worker_nc: NATS) -> None:
-    played = await billing(worker_nc, size=16, term_s=0.3)
-    budget = client(nc)
-    await leased(budget)
+    played, budget = await leasing(nc, worker_nc, size=16, term_s=0.3)
     assert budget.leased(CALLER, ASKED) is not None
     await asyncio.sleep(0.6)  # nobody sends anything: the term's end wakes the book
     assert played.returns == [("lease-1", WORST * 15, (PROMPT + OUTPUT) * 15, 15)]
@@ -161,9 +163,7 @@ async def test_near_a_limit_requests_take_the_exact_hold_without_an_ask_each(
 async def test_the_final_chunk_is_priced_with_the_leases_prices_without_a_quote(
     nc: NATS, worker_nc: NATS
 ) -> None:
-    await billing(worker_nc, size=8)
-    budget = client(nc)
-    await leased(budget)
+    _, budget = await leasing(nc, worker_nc, size=8)
     usage = TokenUsage(prompt_tokens=1000, completion_tokens=200)
     # No responder on the quote subject: an answer can only come from the lease's prices.
     assert await budget.quote("r1", "mock", "mock", usage, requested="mock") == 0.0008  # 0.5 + 0.3 per 1e3
