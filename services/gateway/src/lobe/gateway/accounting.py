@@ -100,12 +100,10 @@ class Accounting:
         # cacheable request waits for one round trip less before its dispatch.
         key = self.cache_key
         lookup = asyncio.ensure_future(self.cache.find(key)) if key is not None else None
-        # Far from a limit, admitted under the caller's budget lease with no round trip; else the
-        # exact hold (lobe.gateway.budget).
-        self.lease = self.budget.leased(self.caller, body)
         try:
-            if self.lease is None:
-                self.held = await self.budget.reserve(self.request_id, self.caller, body)
+            # Far from a limit, under the caller's budget lease with no round trip; else the exact
+            # hold (lobe.gateway.budget).
+            self.held, self.lease = await self.budget.admit(self.request_id, self.caller, body)
         except BaseException:  # refused, or the client left: the lookup's answer is not wanted
             if lookup is not None:
                 lookup.cancel()

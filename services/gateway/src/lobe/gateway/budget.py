@@ -52,15 +52,20 @@ class BudgetClient:
         enabled = settings.billing_enabled and settings.budget_leases
         self.leases = LeaseBook(bus, settings.billing_timeout_s) if enabled else None
 
-    def leased(
-        self, caller: Caller, body: ChatCompletionRequest | EmbeddingsRequest | MediaRequest
-    ) -> LeaseCharge | None:
-        """The request admitted under the caller's lease for its model, without a round trip; None:
-        take the exact hold (no lease yet, near a limit, or a media request, priced by units)."""
-        if self.leases is None or isinstance(body, MediaRequest):
-            return None
+    async def admit(
+        self, request_id: str, caller: Caller, body: ChatCompletionRequest | EmbeddingsRequest | MediaRequest
+    ) -> tuple[bool, LeaseCharge | None]:
+        """Admit within the budget or raise (as `reserve`): under the caller's lease for the model,
+        with no round trip, else by the exact hold (no lease yet, near a limit, or a media request,
+        priced by units). (whether a hold was taken, the lease charge)."""
+        if not self.settings.billing_enabled:
+            return False, None
         prompt, output = worst_tokens(body, self.settings.default_max_output_tokens)
-        return self.leases.admit(caller.user_id, body.model, prompt, output)
+        if self.leases is not None and not isinstance(body, MediaRequest):
+            charge = self.leases.admit(caller.user_id, body.model, prompt, output)
+            if charge is not None:
+                return False, charge
+        return await self._hold(request_id, caller, body, prompt, output), None
 
     def finished(self, charge: LeaseCharge, settled: bool) -> None:
         """A request admitted under a lease ended; `settled`: a usage event will settle it."""
@@ -78,6 +83,16 @@ class BudgetClient:
         if not self.settings.billing_enabled:
             return False
         prompt, output = worst_tokens(body, self.settings.default_max_output_tokens)
+        return await self._hold(request_id, caller, body, prompt, output)
+
+    async def _hold(
+        self,
+        request_id: str,
+        caller: Caller,
+        body: ChatCompletionRequest | EmbeddingsRequest | MediaRequest,
+        prompt: int,
+        output: int,
+    ) -> bool:
         request = BudgetReserve(
             request_id=request_id,
             user_id=caller.user_id,

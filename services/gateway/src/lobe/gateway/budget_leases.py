@@ -254,6 +254,7 @@ class LeaseBook:
         answered = reply if isinstance(reply, LeaseGrants) else None
         grants = answered.grants if answered is not None else [None] * len(wants)
         now = time.monotonic()
+        self._not_before = {key: until for key, until in self._not_before.items() if until > now}
         for key, grant in zip(wants, grants, strict=False):
             if grant is None or answered is None:
                 self._not_before[key] = now + NO_LEASE_BACKOFF_S
