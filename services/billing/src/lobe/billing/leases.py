@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from lobe.billing.budgets import Budgets
+from lobe.billing.budgets import MAX_HOLD_TOKENS, MAX_HOLD_USD, Budgets
 from lobe.billing.holds import LeaseTake, take_from_leases
 from lobe.billing.plans import Limits
 from lobe.billing.prices import Rate, cost_of
@@ -87,6 +87,8 @@ class Leases:
         n = min(self.max_requests, requests_left(used, limits, usd, tokens) // (SHARE * (live + 1)))
         if n < self.min_requests:
             return None  # near a limit: the exact hold, request by request
+        if usd * n > MAX_HOLD_USD or tokens * n > MAX_HOLD_TOKENS:
+            return None  # beyond what a hold row stores: each such request is refused exactly
         lease_id = f"lease-{uuid.uuid4().hex}"
         admit_until = now + self.term
         if not await budgets.hold(

@@ -7,7 +7,8 @@ fits in what the lease has not admitted yet, in requests, tokens and cost, withi
 the caller takes the exact hold. Billing is asked in the background, one ask at a time, each
 carrying every want and return gathered since the last: a want when a user and model have no
 lease, or when theirs is past half its requests or half its term (renewed ahead of need); a
-return when a lease is replaced, cannot cover a request, ends its term, or the gateway stops.
+return when a lease is replaced (also when it cannot cover a request: the new one is sized by that
+request), ends its term, or the gateway stops.
 
 A request admitted under a lease that no usage event will settle (it never reached a worker) is
 given back here: to the lease while it is live, in a return once it was returned.
@@ -110,8 +111,13 @@ class LeaseBook:
         rate = lease.grant.hold_rate
         usd = token_cost(prompt_tokens, output_tokens, rate.input, rate.output)
         tokens = prompt_tokens + output_tokens
-        if now >= lease.admit_until or not lease.fits(usd, tokens):
+        if now >= lease.admit_until:
             self._retire(lease)
+            self._want(key, now, user_id, model, prompt_tokens, output_tokens)
+            return None
+        if not lease.fits(usd, tokens):
+            # Used up, or sized for smaller requests: a new lease sized by this one replaces it
+            # (the old one's rest goes back then); this request takes the exact hold meanwhile.
             self._want(key, now, user_id, model, prompt_tokens, output_tokens)
             return None
         lease.usd += usd
