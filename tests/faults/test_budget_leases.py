@@ -17,6 +17,10 @@ from lobe.chat_worker.service import ChatWorker
 from lobe.devtools.suite.fixtures import MakeProcess
 
 from .conftest import billing_service, chat, fetchval, gateway_service, wait_until
+from .test_budget_under_concurrency import API_KEY as RACE_KEY
+from .test_budget_under_concurrency import USER as RACE_USER
+from .test_budget_under_concurrency import body, fetchrow, tokens, watch_peak
+from .workload import MILLION, ExpectedPrices
 
 USER = "kim"
 API_KEY = "sk-fault-kim"
@@ -115,3 +119,82 @@ async def _in_ledger(dsn: str, rid: str) -> bool:
 
 async def _nothing_held(dsn: str) -> bool:
     return not await fetchval(dsn, "SELECT count(*) FROM reservations WHERE user_id = $1", USER)
+
+
+async def test_spend_never_passes_the_budget_with_leases_in_play_through_two_gateways(
+    nats_url: str, billing_db: str, make_process: MakeProcess, worker: ChatWorker
+) -> None:
+    """The race of test_budget_under_concurrency far from the limit, where the gateways admit under
+    leases, run on past it: never more admitted than the budget affords, spent + held never above
+    it, and once the gateways stop (returning their leases) nothing held."""
+    prompt, completion = tokens(0)
+    rate = ExpectedPrices().entries[("mock", "mock")][-1][1]
+    worst = (prompt * rate[0] + completion * rate[1]) / MILLION
+    affordable = 200
+    budget = worst * affordable + worst / 2
+    async with admin_session(billing_db, nats_url) as admin:
+        await admin.create_user(RACE_USER, plan="basic")
+        await admin.set_limits(RACE_USER, Override(cost_usd=budget))
+    billing = billing_service(make_process, nats_url, billing_db)
+    gateways = [
+        gateway_service(
+            make_process,
+            f"gateway-{n}",
+            nats_url,
+            f"{RACE_KEY}:{RACE_USER}:basic",
+            BILLING_ENABLED="true",
+            BILLING_TIMEOUT_S="5",
+        )
+        for n in (1, 2)
+    ]
+    await asyncio.gather(billing.start(), *(g.start() for g in gateways))
+    stop = asyncio.Event()
+    peak = asyncio.create_task(watch_peak(billing_db, stop))
+    leases = asyncio.create_task(_most_leases(billing_db, stop))
+    outcomes = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
+        for wave in range(6):  # 600 requests, 100 at once: leases are granted, renewed, then refused
+            outcomes += await asyncio.gather(
+                *(
+                    chat(http, gateways[i % 2].url, RACE_KEY, {**body(i), "max_tokens": completion})
+                    for i in range(wave * 100, wave * 100 + 100)
+                )
+            )
+    await asyncio.gather(*(g.stop() for g in gateways))  # SIGTERM: their leases go back
+    admitted = [o for o in outcomes if o.status == 200]
+
+    async def settled() -> bool:
+        row = await fetchrow(billing_db)
+        return row is not None and row["requests"] == len(admitted) and row["reserved_usd"] == 0
+
+    try:
+        await wait_until(settled, within=30, what="every admitted request settled, every lease returned")
+    finally:
+        stop.set()
+        highest, most_leases = await asyncio.wait_for(peak, 10), await asyncio.wait_for(leases, 10)
+    row = await fetchrow(billing_db)
+    assert row is not None
+    print(
+        f"\n600 requests: {len(admitted)} admitted of {affordable} affordable, up to {most_leases} leases "
+        f"live at once; budget {budget} USD, spent {row['cost_usd']} USD, peak spent+held {highest} USD"
+    )
+    assert most_leases > 0, "no lease was granted: the test did not exercise leases"
+    assert all(o.status in (200, 429) for o in outcomes)
+    assert all(o.code is None for o in admitted), "an admitted answer was cut short"
+    assert len(admitted) <= affordable
+    assert row["cost_usd"] == worst * len(admitted) <= budget
+    assert highest <= budget
+    assert await fetchval(billing_db, "SELECT count(*) FROM reservations") == 0
+
+
+async def _most_leases(dsn: str, stop: asyncio.Event) -> int:
+    most = 0
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        while not stop.is_set():
+            most = max(most, await conn.fetchval("SELECT count(*) FROM reservations WHERE lease"))
+            await asyncio.sleep(0.005)
+    finally:
+        await conn.close()
+    return most
