@@ -18,9 +18,7 @@ from lobe.devtools.suite.fixtures import MakeProcess
 
 from .conftest import billing_service, chat, fetchval, gateway_service, wait_until
 from .test_budget_under_concurrency import API_KEY as RACE_KEY
-from .test_budget_under_concurrency import USER as RACE_USER
-from .test_budget_under_concurrency import body, fetchrow, tokens, watch_peak
-from .workload import MILLION, ExpectedPrices
+from .test_budget_under_concurrency import body, fetchrow, start_race, tokens, watch_peak, worst_case
 
 USER = "kim"
 API_KEY = "sk-fault-kim"
@@ -127,27 +125,11 @@ async def test_spend_never_passes_the_budget_with_leases_in_play_through_two_gat
     """The race of test_budget_under_concurrency far from the limit, where the gateways admit under
     leases, run on past it: never more admitted than the budget affords, spent + held never above
     it, and once the gateways stop (returning their leases) nothing held."""
-    prompt, completion = tokens(0)
-    rate = ExpectedPrices().entries[("mock", "mock")][-1][1]
-    worst = (prompt * rate[0] + completion * rate[1]) / MILLION
+    _, completion = tokens(0)
+    worst = worst_case()
     affordable = 200
     budget = worst * affordable + worst / 2
-    async with admin_session(billing_db, nats_url) as admin:
-        await admin.create_user(RACE_USER, plan="basic")
-        await admin.set_limits(RACE_USER, Override(cost_usd=budget))
-    billing = billing_service(make_process, nats_url, billing_db)
-    gateways = [
-        gateway_service(
-            make_process,
-            f"gateway-{n}",
-            nats_url,
-            f"{RACE_KEY}:{RACE_USER}:basic",
-            BILLING_ENABLED="true",
-            BILLING_TIMEOUT_S="5",
-        )
-        for n in (1, 2)
-    ]
-    await asyncio.gather(billing.start(), *(g.start() for g in gateways))
+    gateways = await start_race(nats_url, billing_db, make_process, budget)
     stop = asyncio.Event()
     peak = asyncio.create_task(watch_peak(billing_db, stop))
     leases = asyncio.create_task(_most_leases(billing_db, stop))
