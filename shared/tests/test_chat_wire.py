@@ -1,5 +1,7 @@
 """The msgspec delta frames (chat_wire) and the catalog's pydantic models are one contract: each
-decodes what the other encodes, to an equal frame, for the single `delta` frame as for `deltas`."""
+decodes what the other encodes, to an equal frame, for the single `delta` frame as for `deltas`;
+the gateway's decoder (`decode_reply`) reads every reply frame as the catalog does, and refuses
+what it refuses."""
 
 from __future__ import annotations
 
@@ -11,8 +13,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from lobe.shared.events.chat import DeltaFrame, DeltasFrame, Route, ToolCallDelta, decode_frame
-from lobe.shared.events.chat_wire import ENCODE, WireDelta, WireDeltas, WireRoute, WireToolCall
+from lobe.shared.events.chat import (
+    AcceptedFrame,
+    DeltaFrame,
+    DeltasFrame,
+    DoneFrame,
+    ErrorFrame,
+    HeartbeatFrame,
+    Route,
+    TokenUsage,
+    ToolCallDelta,
+    UsageFrame,
+    decode_frame,
+)
+from lobe.shared.events.chat_wire import (
+    ENCODE,
+    MALFORMED_FRAME,
+    WireDelta,
+    WireDeltas,
+    WireRoute,
+    WireToolCall,
+    decode_reply,
+    malformation,
+)
 
 WIRE_DECODE = msgspec.json.Decoder(WireDelta | WireDeltas).decode
 PAIRS: list[tuple[type[msgspec.Struct], type[BaseModel]]] = [
@@ -109,3 +132,50 @@ def test_both_refuse_the_same_bad_frames(body: dict[str, Any]) -> None:
         decode_frame(data)
     with pytest.raises(msgspec.ValidationError):
         WIRE_DECODE(data)
+
+
+@given(frames)
+def test_the_gateways_decoder_reads_deltas_as_the_structs(frame: DeltaFrame | DeltasFrame) -> None:
+    data = frame.model_dump_json().encode()
+    assert decode_reply(data) == WIRE_DECODE(data)
+
+
+OTHER_FRAMES = [
+    AcceptedFrame(request_id="r", seq=0, worker_id="w1"),
+    HeartbeatFrame(request_id="r", seq=3),
+    UsageFrame(request_id="r", seq=4, usage=TokenUsage(prompt_tokens=3, completion_tokens=2), cost_usd=0.5),
+    DoneFrame(request_id="r", seq=5, finish_reason="stop", model="m", provider="p"),
+    ErrorFrame(request_id="r", seq=5, status=429, code="rate_limited", message="slow down"),
+]
+
+
+@pytest.mark.parametrize("frame", OTHER_FRAMES, ids=lambda f: f.type)
+def test_the_gateways_decoder_reads_the_other_frames_as_the_catalogs_models(frame: BaseModel) -> None:
+    assert decode_reply(frame.model_dump_json().encode()) == frame
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"{not json",
+        b'{"type": "teleport", "request_id": "r", "seq": 1}',
+        b'{"type": "delta", "request_id": "r"}',
+        b'{"type": "delta", "request_id": "r", "seq": "one"}',
+        b'{"type": "usage", "request_id": "r", "seq": 1}',
+        b'{"type": "error", "request_id": "r", "seq": 1, "status": 200, "code": "c", "message": "m"}',
+    ],
+    ids=[
+        "not json",
+        "unknown type",
+        "delta without seq",
+        "seq not a number",
+        "usage without usage",
+        "error 200",
+    ],
+)
+def test_the_gateways_decoder_refuses_what_the_catalog_refuses(data: bytes) -> None:
+    with pytest.raises(ValidationError):
+        decode_frame(data)
+    with pytest.raises(MALFORMED_FRAME) as caught:
+        decode_reply(data)
+    assert malformation(caught.value)  # says where, for the error that ends the answer

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from lobe.shared.bus import ensure_streams
 from lobe.shared.events.streams import USAGE
 
 from .chat_load import (
+    Attempt,
     ChatLoad,
     assert_every_attempt_ended_explicitly,
     assert_ledger_matches,
@@ -146,15 +147,17 @@ async def test_cluster_loses_the_stream_leader_twice_under_load_without_losing_u
             poll=0.5,
         )
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; {await where_usage_went(url, billing_db, served(attempts))}") from None
+        raise AssertionError(f"{exc}; {await where_usage_went(url, billing_db, attempts)}") from None
     counts = await assert_ledger_matches(billing_db, attempts)
     print("\n" + "\n".join(report) + f"\noutcomes {counts}")
     assert counts["ok"] > 12
 
 
-async def where_usage_went(url: str, dsn: str, served_ids: set[str]) -> str:
+async def where_usage_went(url: str, dsn: str, attempts: Sequence[Attempt]) -> str:
     """Why the ledger did not settle: billing's backlog, the served requests without a row, and for
-    each of those what the USAGE stream holds (never published, or published and not ingested)."""
+    each of those what the client was told and what the USAGE stream holds (never published, or
+    published and not ingested)."""
+    served_ids = served(attempts)
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
@@ -180,7 +183,8 @@ async def where_usage_went(url: str, dsn: str, served_ids: set[str]) -> str:
         await nc.close()
     return (
         f"billing backlog {await consumer_backlog(url)}; {len(missing)} of {len(served_ids)} served requests "
-        f"have no ledger row: {sorted(missing)}; in the USAGE stream: {in_stream}"
+        f"have no ledger row: {sorted(missing)}; in the USAGE stream: {in_stream}; the clients were "
+        f"told: {[a for a in attempts if a.outcome and a.outcome.request_id in missing]}"
     )
 
 

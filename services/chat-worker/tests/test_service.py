@@ -14,6 +14,7 @@ from lobe.devtools.loadtest.wire import Answers
 from lobe.devtools.provider_fixtures import load
 from lobe.devtools.suite.fixtures import StartWorker
 from lobe.devtools.waiting import eventually
+from lobe.shared.bus import ensure_streams
 from lobe.shared.events.chat import (
     CHAT_MODELS,
     AcceptedFrame,
@@ -24,6 +25,7 @@ from lobe.shared.events.chat import (
     UsageFrame,
     decode_frame,
 )
+from lobe.shared.events.streams import USAGE
 
 from .support import ScriptedGateway, body, openai_at, routing
 
@@ -174,3 +176,29 @@ async def test_deltas_are_published_as_they_come_not_held_for_the_rest_of_the_st
     release.set()
     assert isinstance(await answer.ended(), DoneFrame)
     assert answer.text == "".join(text_of(i) for i in range(20))
+
+
+async def test_a_cancel_landing_while_the_usage_event_waits_for_jetstream_does_not_lose_it(
+    chat_worker: StartWorker, scripted_gateway: ScriptedGateway
+) -> None:
+    """During a stream leader's election the usage publish retries for seconds, before the terminal
+    frames; a gateway that gives up on the answer then (a stream gap, a timeout) cancels the run.
+    The answer was generated: its usage must still reach the ledger."""
+    worker = await chat_worker(routing(MOCK))
+    js = scripted_gateway.nc.jetstream()
+    await js.delete_stream(USAGE.name)  # as while no leader answers: each publish attempt fails
+    request = body("mock", "Hello worker")
+    answer = await scripted_gateway.send(request)
+    await scripted_gateway.usage_of(answer.request_id)  # the worker is retrying the publish
+    assert answer.terminal is None  # usage is recorded before the terminal frames
+    await scripted_gateway.cancel(answer)
+    await eventually(lambda: not worker.runs)  # the cancel reached the run
+    await ensure_streams(js, replicas=1)  # a leader again
+
+    async def kept() -> bool:
+        return answer.request_id in await scripted_gateway.kept_usage()
+
+    await eventually(kept, within_s=30)  # the publish's next attempt, up to 2 s + 1 s away
+    event = (await scripted_gateway.kept_usage())[answer.request_id]
+    assert (event.status, event.usage.completion_tokens) == ("ok", len(mock_answer(request)))
+    assert answer.terminal is None  # the gateway gave up on it: no frame is owed

@@ -65,8 +65,9 @@ async def test_a_worker_lost_mid_answer_is_settled_by_the_gateways_usage_not_by_
     await ScriptedWorker(worker_nc, scripts=[lost_after_words]).start()
     async with serving(nats_url, billing_enabled=True, worker_silence_s=0.3, dispatch_attempts=1) as base_url:
         status, text = await post(base_url)
-        # The handler returns after its accounting's exit: the usage is published by then.
-        await flush(nc)
+        # The usage is published in the request's wind-down, after the answer: the gateway's
+        # stop (the end of this block) waits for it.
+    await flush(nc)
     assert status == 200  # the stream had started: the failure is its last event
     assert "worker_lost" in text
     assert "[DONE]" not in text

@@ -15,6 +15,7 @@ from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import Bus, flush
 from lobe.shared.catalog import GATEWAY
 from lobe.shared.events.chat import DeltaFrame, DeltasFrame, DoneFrame, ErrorFrame, HeartbeatFrame, UsageFrame
+from lobe.shared.events.chat_wire import WireDelta
 from lobe.shared.openai_errors import ApiError
 
 from .support import BODY, CALLER, Script, ScriptedWorker, accepted, delta, finish
@@ -52,7 +53,7 @@ async def test_frames_arrive_in_order_without_heartbeats_and_end_at_done(nc: NAT
     await worker(worker_nc, with_heartbeat)
     dispatch = dispatcher(nc).open("r1", CALLER, BODY)
     frames = await collect(dispatch)
-    assert [type(f) for f in frames] == [DeltaFrame, UsageFrame, DoneFrame]
+    assert [type(f) for f in frames] == [WireDelta, UsageFrame, DoneFrame]
     assert dispatch.owner == "w1"
 
 
@@ -76,11 +77,11 @@ async def test_a_deltas_frame_is_read_as_its_deltas_one_by_one_among_single_delt
     await worker(worker_nc, mixed)
     frames = await collect(dispatcher(nc).open("r1", CALLER, BODY))
     assert [(type(f).__name__, f.seq) for f in frames] == [  # type: ignore[attr-defined]
-        *[("DeltaFrame", seq) for seq in range(1, 6)],
+        *[("WireDelta", seq) for seq in range(1, 6)],
         ("UsageFrame", 6),
         ("DoneFrame", 7),
     ]
-    assert "".join(f.content for f in frames if isinstance(f, DeltaFrame) and f.content) == "abcde"
+    assert "".join(f.content for f in frames if isinstance(f, WireDelta) and f.content) == "abcde"
 
 
 @pytest.mark.parametrize(
@@ -125,8 +126,10 @@ async def test_a_gap_in_frame_numbers_is_an_error_and_the_worker_keeps_ownership
         [b"{not json"],
         [b'{"type": "delta", "request_id": "r1"}'],  # no seq
         [b'{"type": "teleport", "request_id": "r1", "seq": 1}'],
+        [b'{"type": "deltas", "request_id": "r1", "seq": 1, "deltas": []}'],
+        [b'{"type": "usage", "request_id": "r1", "seq": 1}'],  # decoded by the catalog's model
     ],
-    ids=["not-json", "missing-field", "unknown-type"],
+    ids=["not-json", "missing-field", "unknown-type", "empty-deltas", "usage-without-usage"],
 )
 async def test_a_malformed_frame_is_a_protocol_error(nc: NATS, worker_nc: NATS, frames: list[bytes]) -> None:
     await worker(worker_nc, lambda rid: (accepted(rid), frames))
@@ -191,7 +194,7 @@ async def test_a_worker_silent_after_its_first_token_is_lost_not_replaced(nc: NA
     with pytest.raises(WorkerLost) as caught:
         await read_all()
     assert caught.value.code == "worker_lost"
-    assert [type(f) for f in received if not isinstance(f, Idle)] == [DeltaFrame]
+    assert [type(f) for f in received if not isinstance(f, Idle)] == [WireDelta]
     # Before waiting for a frame that is not there, the dispatch says so: the output then writes
     # what it holds, so a delta is never kept back while the next one is awaited.
     assert isinstance(received[-1], Idle)
@@ -235,7 +238,7 @@ async def test_cancel_goes_to_the_worker_that_accepted(nc: NATS, worker_nc: NATS
         first = await anext(frames)
         while isinstance(first, Idle):
             first = await anext(frames)
-        assert isinstance(first, DeltaFrame)
+        assert isinstance(first, WireDelta)
         await frames.aclose()
         await dispatch.cancel("client_disconnected")
         await asyncio.wait_for(owner.cancelled.wait(), 2)

@@ -60,6 +60,7 @@ class RunContext:
     routed: RoutedModel
     router: Router
     provider_for: ProviderFor
+    # Publishes a run's one usage event; a cancel of the awaiting run does not stop the publish.
     record_usage: RecordUsage
 
     def attempts(
@@ -149,8 +150,8 @@ class ChatRun:
             return
         except asyncio.CancelledError:
             # The client went away (or shutdown): bill what was generated, then let the
-            # cancellation through. Shielded: a second cancel must not lose the usage event.
-            await asyncio.shield(self.record_usage(self._usage_event("cancelled", "cancelled")))
+            # cancellation through (record_usage outlives a second cancel: RunContext).
+            await self.record_usage(self._usage_event("cancelled", "cancelled"))
             raise
         except Exception:
             # A bug of ours (a translation, an adapter's reading of a chunk): the provider may

@@ -162,6 +162,7 @@ class ChatWorker:
         self.metrics = RoutingMetrics(registry)
         self.bus = Bus(settings, f"chat-worker {settings.worker_id}", CHAT_WORKER)
         self.runs: dict[str, tuple[asyncio.Task[None], FrameSink]] = {}
+        self._usage_publishes: set[asyncio.Future[bool]] = set()  # outlive their runs' cancels
         self.providers: dict[str, Provider] = {}  # by Deployment.config_key
         self.session: aiohttp.ClientSession | None = None
         self._js: JetStreamContext | None = None
@@ -392,7 +393,16 @@ class ChatWorker:
         return provider
 
     async def _record_usage(self, event: UsageRecorded) -> bool:
-        return await self.bus.publish_fact(USAGE_RECORDED, event, attempts=USAGE_PUBLISH_ATTEMPTS)
+        """Publish a run's usage event, whatever happens to the run meanwhile. The publish retries
+        for seconds while JetStream elects a leader, and the gateway may cancel the run then (its
+        client left, or it gave up on a stream with a gap): the cancel reaches the run, not the
+        publish, which the shutdown waits for (guarantee 3: usage is never lost)."""
+        publish = asyncio.ensure_future(
+            self.bus.publish_fact(USAGE_RECORDED, event, attempts=USAGE_PUBLISH_ATTEMPTS)
+        )
+        self._usage_publishes.add(publish)
+        publish.add_done_callback(self._usage_publishes.discard)
+        return await asyncio.shield(publish)
 
     async def _finish_runs(self) -> None:
         """Stop taking work, let streams finish within the grace, fail the rest explicitly."""
@@ -423,6 +433,9 @@ class ChatWorker:
                 task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5)
+        if self._usage_publishes:
+            # Bounded by the publishes' own attempts; one that gives up logs its whole event.
+            await asyncio.wait(set(self._usage_publishes))
 
     async def _close_providers(self) -> None:
         for provider in self.providers.values():

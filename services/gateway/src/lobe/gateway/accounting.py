@@ -4,9 +4,11 @@ The object that takes something gives it back (DESIGN.md: one owner per piece of
 place within the rate limits (and in flight), the budget hold, the cost quote of its usage, the
 usage the gateway records itself (`usage.reported`: a lost worker's, a cache hit's), the
 worker's cancel when the answer did not complete, the hold's release (or the budget lease's
-charge given back) when no usage event will settle it, the token window's correction with the real usage, and the cache store of a
-completed answer. Used as `async with` in the chat handler: the exit is shielded, so a client
-that leaves cannot cut it short. The answer itself (lobe.gateway.answer) only moves frames.
+charge given back) when no usage event will settle it, the token window's correction with the
+real usage, and the cache store of a completed answer. Used as `async with` in the chat handler:
+the exit hands that wind-down to a task of its own (lobe.gateway.drain.WindingDown), so no client
+waits for it, a client that leaves cannot cut it short, and a shutdown waits for it. The answer
+itself (lobe.gateway.answer) only moves frames.
 
 The embeddings handler (lobe.gateway.embeddings) uses the same owner for the same steps: its
 answer is one reply (`embedded`) instead of frames, and no worker is ever cancelled (a worker that
@@ -15,8 +17,7 @@ took the request records its usage whether or not the client is still there).
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TypeVar
 
@@ -25,14 +26,17 @@ from aiohttp import web
 from lobe.gateway.answer import Answer
 from lobe.gateway.budget import BudgetClient
 from lobe.gateway.cache.key import CacheKey
+from lobe.gateway.cache.lookup import Lookup
 from lobe.gateway.cache.replay import Replay
 from lobe.gateway.cache.response_cache import ResponseCache
+from lobe.gateway.drain import WindingDown
 from lobe.gateway.ratelimit.limiter import Admission, Metered, RateLimiter
 from lobe.gateway.settings import GatewaySettings
 from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
-from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, TokenUsage, UsageFrame
+from lobe.shared.events.chat import Caller, ChatEndpoint, TokenUsage, UsageFrame
+from lobe.shared.events.chat_wire import WireDelta
 from lobe.shared.events.embeddings import EmbeddingsAnswer
 from lobe.shared.events.leases import LeaseCharge
 from lobe.shared.events.usage import USAGE_REPORTED, RequestStatus, chat_usage_kind, usage_event
@@ -64,6 +68,7 @@ class Accounting:
     held: bool = False  # a budget hold was taken: settled by a usage event, or released here
     lease: LeaseCharge | None = None  # admitted under a budget lease instead: settled, or given back here
     cache_key: CacheKey | None = None
+    lookup: Lookup | None = None  # set with the cache key, once the body is parsed
     replay: Replay | None = None
     answer: Answer | None = None
     usage_recorded_here: bool = False  # by the gateway: a lost worker's, or a cache hit's
@@ -72,6 +77,7 @@ class Accounting:
     embeddings_sent: bool = False
     embeddings: EmbeddingsAnswer | None = None
     worker_recorded: bool = False  # a media request's worker replied: its usage event settles the hold
+    winding_down: WindingDown = field(kw_only=True)  # the app's: where `_wind_down` runs
 
     async def __aenter__(self) -> Accounting:
         return self
@@ -79,36 +85,48 @@ class Accounting:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        # Shielded: a client that leaves must not cut these short.
-        await asyncio.shield(self._wind_down())
+        # After the answer (an SSE stream has ended; a JSON answer goes out as the handler
+        # returns): nothing in it is the client's to wait for, and a task of its own is not
+        # cancelled with a handler whose client left.
+        self.winding_down.run(self._wind_down())
 
     async def admit(self, request: web.Request, body: Metered | None = None) -> None:
         """Within the caller's rate limits and requests in flight, or raise 429. Without a body
         (a large one, not parsed yet) the token window waits for `admit_tokens`."""
-        self.admission = await self.rate_limits.admit(request, self.caller, self.request_id, True, body)
+        rider = None if body is None else self._look_up(request, body).rider()
+        self.admission = await self.rate_limits.admit(
+            request, self.caller, self.request_id, True, body, rider
+        )
 
     async def admit_tokens(self, request: web.Request, body: Metered) -> None:
-        await self.rate_limits.admit_tokens(request, self.admission, body)
+        await self.rate_limits.admit_tokens(
+            request, self.admission, body, self._look_up(request, body).rider()
+        )
+
+    def _look_up(self, request: web.Request, body: Metered) -> Lookup:
+        """The body's cache lookup (lobe.gateway.cache.lookup): its Redis read rides on the rate
+        limit's run that has the body, when there is one."""
+        self.cache_key = self.cache.key_for(request, self.caller, body, self.endpoint)  # None: not cacheable
+        self.lookup = self.cache.lookup(self.cache_key)
+        return self.lookup
 
     async def reserve(self, request: web.Request, body: Body) -> Body:
         """Admit within the budget (a hold, or raise), and look the answer up in the cache (the
         replay, if any, in `replay`; an embeddings answer in `cached_embeddings`). The body to
         dispatch: with the output cap the hold covers."""
         self.body = body
-        self.cache_key = self.cache.key_for(request, self.caller, body, self.endpoint)  # None: not cacheable
-        # The cache lookup is a read: it runs during the budget reserve rather than after it, so a
-        # cacheable request waits for one round trip less before its dispatch.
-        key = self.cache_key
-        lookup = asyncio.ensure_future(self.cache.find(key)) if key is not None else None
+        lookup = self.lookup or self._look_up(request, body)
+        # What the rate limit's run did not read from Redis is read during the budget reserve
+        # rather than after it: one round trip less before the dispatch.
+        lookup.start()
         try:
             # Far from a limit, under the caller's budget lease with no round trip; else the exact
             # hold (lobe.gateway.budget).
             self.held, self.lease = await self.budget.admit(self.request_id, self.caller, body)
         except BaseException:  # refused, or the client left: the lookup's answer is not wanted
-            if lookup is not None:
-                lookup.cancel()
+            lookup.cancel()
             raise
-        stored = await lookup if lookup is not None else None
+        stored = await lookup.stored()
         if stored is not None and isinstance(body, EmbeddingsRequest):
             self.cached_embeddings = EmbeddingsAnswer.model_validate_json(stored)
         elif stored is not None:
@@ -195,7 +213,7 @@ class Accounting:
             completion_tokens=sum(
                 estimate_tokens(frame.content or frame.reasoning_content or "")
                 for frame in answer.frames
-                if isinstance(frame, DeltaFrame)
+                if isinstance(frame, WireDelta)
             ),
             basis="partial",
             source="estimated",

@@ -21,7 +21,8 @@ from lobe.gateway.dispatch import AnswerFrame, Dispatch, Idle, WorkerLost
 from lobe.gateway.metrics import OVERHEAD, TTFT
 from lobe.gateway.outputs import Output
 from lobe.gateway.route_headers import route_headers
-from lobe.shared.events.chat import CancelReason, DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.events.chat import CancelReason, DoneFrame, UsageFrame
+from lobe.shared.events.chat_wire import WireDelta
 from lobe.shared.openai_errors import ApiError
 
 Price = Callable[[UsageFrame], Awaitable[UsageFrame]]
@@ -59,11 +60,11 @@ class Answer:
                         await output.flush()
                         continue
                     self.frames.append(frame)
-                    if self.live and isinstance(frame, DeltaFrame | DoneFrame) and frame.route:
+                    if self.live and isinstance(frame, WireDelta | DoneFrame) and frame.route:
                         output.headers.update(
                             route_headers(frame.route, self.expose_deployment)
                         )  # before the first byte
-                    if isinstance(frame, DeltaFrame):
+                    if isinstance(frame, WireDelta):
                         if not self.started:
                             self.started = True
                             TTFT.observe(time.monotonic() - self.started_at)

@@ -19,7 +19,14 @@ from lobe.gateway.cache.admin import invalidate_cache
 from lobe.gateway.chat import chat_completions
 from lobe.gateway.console.routes import add_console_routes
 from lobe.gateway.cors import setup_cors
-from lobe.gateway.drain import DRAINING, LIVE_ANSWERS, LiveAnswers
+from lobe.gateway.drain import (
+    DRAINING,
+    LIVE_ANSWERS,
+    WINDING_DOWN,
+    LiveAnswers,
+    WindingDown,
+    finish_wind_downs,
+)
 from lobe.gateway.embeddings import embeddings
 from lobe.gateway.images import images
 from lobe.gateway.json_request import refuse_oversized
@@ -68,8 +75,10 @@ def create_app(settings: GatewaySettings, draining: asyncio.Event | None = None)
     app[SETTINGS] = settings
     app[DRAINING] = draining or asyncio.Event()
     app[LIVE_ANSWERS] = LiveAnswers()
+    app[WINDING_DOWN] = WindingDown()
     setup_cors(app, settings.cors_origins)
     app.cleanup_ctx.append(open_resources)
+    app.cleanup_ctx.append(finish_wind_downs)  # closed first: the wind-downs use the resources
     app.on_response_prepare.append(add_rate_headers)  # on every answer to a rate-limited request
     app[PROXY_CHECK] = UntrustedProxyCheck(bool(settings.trusted_proxies.strip()))
     app.on_response_prepare.append(app[PROXY_CHECK].on_response_prepare)

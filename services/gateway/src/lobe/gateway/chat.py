@@ -22,7 +22,7 @@ from lobe.gateway.accounting import Accounting, Body
 from lobe.gateway.answer import Answer
 from lobe.gateway.auth.assembly import AUTH
 from lobe.gateway.cache.response_cache import CACHE
-from lobe.gateway.drain import LIVE_ANSWERS
+from lobe.gateway.drain import LIVE_ANSWERS, WINDING_DOWN
 from lobe.gateway.metrics import IN_FLIGHT, REQUESTS
 from lobe.gateway.openai_format import ChunkWriter, CompletionAssembler
 from lobe.gateway.outputs import JsonOutput, Output
@@ -93,6 +93,7 @@ async def open_account(
         received_at,
         uuid.uuid4().hex,
         endpoint,
+        winding_down=request.app[WINDING_DOWN],
     )
 
 

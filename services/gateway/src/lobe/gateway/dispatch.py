@@ -29,8 +29,6 @@ from lobe.shared.events.chat import (
     ChatCancelled,
     ChatEndpoint,
     ChatRequested,
-    DeltaFrame,
-    DeltasFrame,
     DoneFrame,
     ErrorFrame,
     HeartbeatFrame,
@@ -38,12 +36,13 @@ from lobe.shared.events.chat import (
     decode_frame,
     may_restart,
 )
+from lobe.shared.events.chat_wire import MALFORMED_FRAME, WireDelta, WireDeltas, decode_reply, malformation
 from lobe.shared.events.leases import LeaseCharge
 from lobe.shared.openai_errors import ApiError
 
 log = logging.getLogger(__name__)
 
-AnswerFrame = DeltaFrame | UsageFrame | DoneFrame
+AnswerFrame = WireDelta | UsageFrame | DoneFrame
 
 
 class Idle:
@@ -170,7 +169,7 @@ class Dispatch:
                 started = False
                 try:
                     async for frame in self._frames(replies, deadline):
-                        started = started or isinstance(frame, DeltaFrame)
+                        started = started or isinstance(frame, WireDelta)
                         yield frame
                         if isinstance(frame, DoneFrame):
                             return
@@ -243,23 +242,24 @@ class Dispatch:
                     try:
                         # asyncio.timeout, not next_msg's wait_for: no task and no uuid4 per frame.
                         async with asyncio.timeout(min(self.settings.worker_silence_s, remaining)):
-                            frame = replies.decode(await replies.get())
+                            frame = decode_reply(await replies.get())
                     except TimeoutError:
                         if deadline - time.monotonic() <= 0:
                             continue  # the request timed out, not the worker: 504 above
                         raise WorkerSilent from None
                 else:
-                    frame = replies.decode(replies.get_nowait())
-            except ValidationError as exc:
+                    frame = decode_reply(replies.get_nowait())
+            except MALFORMED_FRAME as exc:
+                log.error("malformed frame from a worker: %s", exc, extra={"request_id": self.request_id})
                 raise ApiError(
-                    502, f"malformed frame from worker: {exc.errors()[0]['loc']}", "protocol_error"
+                    502, f"malformed frame from worker: {malformation(exc)}", "protocol_error"
                 ) from exc
             if frame.seq != expected_seq:
                 # Core NATS keeps order per connection, so a gap means frames were dropped: the
                 # answer would look complete while missing text. Fail loudly instead (the worker
                 # lives on: it is cancelled and records the usage).
                 raise ApiError(502, f"frame {expected_seq} of the answer was lost", "stream_gap")
-            if isinstance(frame, DeltasFrame):
+            if isinstance(frame, WireDeltas):
                 # Deltas the worker had ready together: each its own frame from here on (one SSE
                 # chunk, one resumable event id), numbered as if it had come alone.
                 for delta in frame.deltas:

@@ -6,7 +6,8 @@ import json
 import time
 from typing import Any
 
-from lobe.shared.events.chat import DeltaFrame, DoneFrame, TokenUsage, UsageFrame
+from lobe.shared.events.chat import DoneFrame, TokenUsage, UsageFrame
+from lobe.shared.events.chat_wire import WireDelta
 from lobe.shared.openai_errors import ApiError
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -34,7 +35,7 @@ def sse_event(payload: dict[str, Any]) -> bytes:
     return b"data: " + _dumps(payload).encode() + b"\n\n"
 
 
-def delta_body(frame: DeltaFrame) -> dict[str, Any]:
+def delta_body(frame: WireDelta) -> dict[str, Any]:
     delta: dict[str, Any] = {}
     if frame.content is not None:
         delta["content"] = frame.content
@@ -73,7 +74,7 @@ class ChunkWriter:
             payload["usage"] = None
         return sse_event(payload)
 
-    def delta(self, frame: DeltaFrame) -> list[bytes]:
+    def delta(self, frame: WireDelta) -> list[bytes]:
         delta = delta_body(frame)
         if not self.sent_role:
             delta = {"role": "assistant", **delta}
@@ -112,7 +113,7 @@ class CompletionAssembler:
         self.reasoning: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}
 
-    def add(self, frame: DeltaFrame) -> None:
+    def add(self, frame: WireDelta) -> None:
         if frame.content:
             self.content.append(frame.content)
         if frame.reasoning_content:

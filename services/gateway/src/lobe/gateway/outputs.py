@@ -20,7 +20,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from lobe.gateway.metrics import STREAMING_CONNECTIONS
-from lobe.shared.events.chat import DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.events.chat import DoneFrame, UsageFrame
+from lobe.shared.events.chat_wire import WireDelta
 from lobe.shared.openai_errors import ApiError
 
 SSE_HEADERS = {
@@ -34,7 +35,7 @@ WRITE_BATCH_MAX_BYTES = 64 * 1024  # a burst larger than this is written in part
 class Output(Protocol):
     headers: dict[str, str]  # sent with the first byte (SSE) or the whole answer (JSON)
 
-    async def delta(self, frame: DeltaFrame) -> None: ...
+    async def delta(self, frame: WireDelta) -> None: ...
 
     async def flush(self) -> None:
         """Write what the deltas so far left held: the next frame is not here yet."""
@@ -57,7 +58,7 @@ class ChunkSource(Protocol):
     item opening), each held on its own: a resumable output gives every event its own id
     (lobe.gateway.resume.output), and a resume splits kept batches on those ids."""
 
-    def delta(self, frame: DeltaFrame) -> list[bytes]: ...
+    def delta(self, frame: WireDelta) -> list[bytes]: ...
 
     def end(self, done: DoneFrame, usage: UsageFrame | None) -> list[bytes]: ...
 
@@ -67,7 +68,7 @@ class ChunkSource(Protocol):
 class Assembler(Protocol):
     """An answer gathered into the one JSON object a non-streaming client gets."""
 
-    def add(self, frame: DeltaFrame) -> None: ...
+    def add(self, frame: WireDelta) -> None: ...
 
     def build(self, done: DoneFrame, usage: UsageFrame | None) -> dict[str, Any]: ...
 
@@ -90,7 +91,7 @@ class SseOutput:
             await self.response.prepare(self.request)
         return self.response
 
-    async def delta(self, frame: DeltaFrame) -> None:
+    async def delta(self, frame: WireDelta) -> None:
         await self._opened()
         for event in self.writer.delta(frame):
             self._hold(event)
@@ -144,7 +145,7 @@ class JsonOutput:
         self.assembler = assembler
         self.headers = headers
 
-    async def delta(self, frame: DeltaFrame) -> None:
+    async def delta(self, frame: WireDelta) -> None:
         self.assembler.add(frame)
 
     async def flush(self) -> None:

@@ -43,7 +43,11 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     limits = load_rate_limits(settings.rate_limits_file)  # a bad file stops start-up here
     state = redis_client(settings.redis_url, settings)
-    cache_redis = redis_client(settings.cache_redis_url or settings.redis_url, settings)
+    # One client for the cache and the limits when they share a Redis: the cache's lookup then
+    # rides on the rate limit's round trip (lobe.gateway.cache.lookup).
+    cache_url = settings.cache_redis_url or settings.redis_url
+    shared = cache_url.get_secret_value() == settings.redis_url.get_secret_value()
+    cache_redis = state if shared else redis_client(cache_url, settings)
     windows = SlidingWindows(state)
     if settings.rate_limits_enabled:
         await connect_pool(state)
@@ -71,4 +75,5 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     await access.close()
     await bus.stop()
     await close_client(state)
-    await close_client(cache_redis)
+    if cache_redis is not state:
+        await close_client(cache_redis)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lobe.gateway.responses_schema import ResponsesRequest
-from lobe.shared.events.chat import DeltaFrame, DoneFrame, ToolCallDelta, UsageFrame
+from lobe.shared.events.chat import DoneFrame, UsageFrame
+from lobe.shared.events.chat_wire import WireDelta, WireToolCall
 from lobe.shared.openai_errors import ApiError
 
 Event = dict[str, Any]
@@ -77,7 +78,7 @@ class ResponseEvents:
             self._event("response.in_progress", response=response),
         ]
 
-    def delta(self, frame: DeltaFrame) -> list[Event]:
+    def delta(self, frame: WireDelta) -> list[Event]:
         events = self.start()
         if frame.reasoning_content:
             events += self._into("reasoning", frame.reasoning_content)
@@ -162,7 +163,7 @@ class ResponseEvents:
         events.append(self._event(name, **self._where(item), content_index=0, delta=text, **extra))
         return events
 
-    def _call(self, call: ToolCallDelta) -> list[Event]:
+    def _call(self, call: WireToolCall) -> list[Event]:
         item = self.open
         events: list[Event] = []
         if item is None or item.kind != "function_call" or item.call_index != call.index:
@@ -179,7 +180,7 @@ class ResponseEvents:
             )
         return events
 
-    def _open(self, kind: str, call: ToolCallDelta | None = None) -> list[Event]:
+    def _open(self, kind: str, call: WireToolCall | None = None) -> list[Event]:
         index = len(self.output)
         prefix = {"message": "msg", "reasoning": "rs", "function_call": "fc"}[kind]
         item = self.open = _Item(kind, index, f"{prefix}_{self.request_id}_{index}")

@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 from lobe.gateway.responses_format import Event, ResponseEvents
-from lobe.shared.events.chat import DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.events.chat import DoneFrame, UsageFrame
+from lobe.shared.events.chat_wire import WireDelta
 from lobe.shared.openai_errors import ApiError
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -29,7 +30,7 @@ class ResponseChunks:
     def __init__(self, events: ResponseEvents) -> None:
         self.events = events
 
-    def delta(self, frame: DeltaFrame) -> list[bytes]:
+    def delta(self, frame: WireDelta) -> list[bytes]:
         return [sse(event) for event in self.events.delta(frame)]
 
     def end(self, done: DoneFrame, usage: UsageFrame | None) -> list[bytes]:
@@ -45,7 +46,7 @@ class ResponseAssembler:
     def __init__(self, events: ResponseEvents) -> None:
         self.events = events
 
-    def add(self, frame: DeltaFrame) -> None:
+    def add(self, frame: WireDelta) -> None:
         self.events.delta(frame)  # its events are not sent: the response gathers the output
 
     def build(self, done: DoneFrame, usage: UsageFrame | None) -> dict[str, Any]:

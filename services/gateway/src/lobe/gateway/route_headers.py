@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 
 from lobe.shared.events.chat import ErrorFrame, Route
+from lobe.shared.events.chat_wire import WireRoute
 
 
-def route_headers(route: Route | None, expose_deployment: bool) -> dict[str, str]:
+def route_headers(route: Route | WireRoute | None, expose_deployment: bool) -> dict[str, str]:
     if route is None:
         return {}
     headers = {"X-Lobe-Provider": route.provider, "X-Lobe-Attempts": str(route.attempts)}

@@ -9,18 +9,32 @@ request: the gateway records its usage itself, marked `cache_hit`.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Annotated
 
-from pydantic import Field, TypeAdapter
+import msgspec
+from pydantic import BaseModel
 
-from lobe.shared.events.chat import CancelReason, DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.events.chat import CancelReason, DoneFrame, UsageFrame
+from lobe.shared.events.chat_wire import ENCODE, WireDelta, decode_reply
 
-StoredFrame = Annotated[DeltaFrame | UsageFrame | DoneFrame, Field(discriminator="type")]
-STORED_ANSWER: TypeAdapter[list[StoredFrame]] = TypeAdapter(list[StoredFrame])
+StoredFrame = WireDelta | UsageFrame | DoneFrame
+# A stored answer is a JSON array of reply frames, each decoded as the dispatch decodes it.
+_FRAMES = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 
-def encode_answer(frames: list[DeltaFrame | UsageFrame | DoneFrame]) -> bytes:
-    return STORED_ANSWER.dump_json(frames)
+def encode_answer(frames: list[StoredFrame]) -> bytes:
+    return b"[" + b",".join(_encode(frame) for frame in frames) + b"]"
+
+
+def _encode(frame: msgspec.Struct | BaseModel) -> bytes:
+    return frame.model_dump_json().encode() if isinstance(frame, BaseModel) else ENCODE(frame)
+
+
+def decode_answer(stored: bytes) -> list[StoredFrame]:
+    frames = [decode_reply(bytes(raw)) for raw in _FRAMES(stored)]
+    for frame in frames:
+        if not isinstance(frame, StoredFrame):
+            raise ValueError(f"a stored answer holds a {type(frame).__name__}")
+    return frames  # type: ignore[return-value]
 
 
 class Replay:
@@ -28,12 +42,12 @@ class Replay:
     accepted_at: float | None = None  # nor accepted it: the gateway's overhead is not observed
 
     def __init__(self, stored: bytes) -> None:
-        self.stored = STORED_ANSWER.validate_json(stored)
+        self.stored = decode_answer(stored)
         self.usage = next((f for f in self.stored if isinstance(f, UsageFrame)), None)
         # The provider that answered, as its done frame names it (a usage frame may not).
         self.provider = next((f.provider for f in self.stored if isinstance(f, DoneFrame)), "unknown")
 
-    async def frames(self) -> AsyncGenerator[DeltaFrame | UsageFrame | DoneFrame, None]:
+    async def frames(self) -> AsyncGenerator[StoredFrame, None]:
         for frame in self.stored:
             yield frame
 

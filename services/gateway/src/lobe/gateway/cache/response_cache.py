@@ -1,7 +1,8 @@
 """The response cache's two tiers and their upkeep: look up, store, invalidate.
 
-Lookup: this process's LRU, then Redis (CACHE_REDIS_URL, else REDIS_URL) in one round trip
-(GET and PTTL pipelined); a Redis hit is kept in memory for the rest of its TTL. Store: after
+Lookup (lobe.gateway.cache.lookup): this process's LRU, then Redis (CACHE_REDIS_URL, else the
+rate limits' REDIS_URL client) with GET and PTTL pipelined, on the rate limit's round trip when
+they share it; a Redis hit is kept in memory for the rest of its TTL. Store: after
 the answer completed, in the background (the client has its answer), memory then Redis with
 CACHE_TTL_S. Redis unreachable: a miss and a skipped store, never an error for the client.
 Invalidation (admin API): the Redis tier is cleared here, and `cache.response.invalidated`
@@ -18,9 +19,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from lobe.gateway.cache.key import CacheKey, cache_key, embeddings_cache_key, key_pattern
+from lobe.gateway.cache.lookup import Lookup
 from lobe.gateway.cache.memory import ByteLRU
-from lobe.gateway.cache.replay import Replay, encode_answer
-from lobe.gateway.metrics import CACHE_LOOKUPS
+from lobe.gateway.cache.replay import StoredFrame, encode_answer
 from lobe.gateway.ratelimit.limiter import REDIS_ERRORS
 from lobe.gateway.ratelimit.outage import RedisOutage
 from lobe.gateway.settings import GatewaySettings
@@ -28,7 +29,7 @@ from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.cache import CACHE_RESPONSE_INVALIDATED, ResponsesInvalidated
-from lobe.shared.events.chat import Caller, ChatEndpoint, DeltaFrame, DoneFrame, UsageFrame
+from lobe.shared.events.chat import Caller, ChatEndpoint
 from lobe.shared.media_schema import MediaRequest
 
 SCAN_BATCH = 1000
@@ -60,39 +61,11 @@ class ResponseCache:
             return embeddings_cache_key(request, caller, body, self.shared)
         return cache_key(request, caller, body, self.shared, endpoint)
 
-    async def lookup(self, key: CacheKey | None) -> Replay | None:
-        stored = await self.find(key)
-        return None if stored is None else Replay(stored)
+    def lookup(self, key: CacheKey | None) -> Lookup:
+        """The request's lookup (memory checked now; Redis on the rate limit's run, or `start`)."""
+        return Lookup(key, self.redis, self.memory, self.outage)
 
-    async def find(self, key: CacheKey | None) -> bytes | None:
-        """The stored answer's bytes (a chat answer's frames, an embeddings answer), or None."""
-        if key is None:
-            return None
-        stored = self.memory.get(key.redis_key, time.monotonic())
-        if stored is not None:
-            CACHE_LOOKUPS.labels(result="memory").inc()
-            return stored
-        stored = await self._from_redis(key.redis_key)
-        CACHE_LOOKUPS.labels(result="miss" if stored is None else "redis").inc()
-        return stored
-
-    async def _from_redis(self, redis_key: str) -> bytes | None:
-        if self.outage.skip():
-            return None
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.get(redis_key)
-                pipe.pttl(redis_key)
-                stored, ttl_ms = await pipe.execute()
-        except REDIS_ERRORS as exc:
-            self.outage.failed(exc)
-            return None
-        self.outage.recovered()
-        if stored is not None and ttl_ms > 0:
-            self.memory.put(redis_key, stored, time.monotonic() + ttl_ms / 1000)
-        return stored  # type: ignore[no-any-return]
-
-    def store(self, key: CacheKey, frames: list[DeltaFrame | UsageFrame | DoneFrame]) -> None:
+    def store(self, key: CacheKey, frames: list[StoredFrame]) -> None:
         """Keep a completed answer, in the background: the client is answered already."""
         self.keep(key, encode_answer(frames))
 

@@ -16,6 +16,12 @@ gateway parse bodies of up to MAX_BODY_BYTES (issue 22); that takes two steps:
 A small body (lobe.gateway.chat.PARSE_FIRST_BYTES) costs less to parse than that second round
 trip to Redis, so it is parsed first and `admit(body=...)` charges all three in one run.
 
+The run that has the parsed body (`admit(body=...)`, or `admit_tokens`) carries the response
+cache's lookup of it (a `Rider`, lobe.gateway.cache.lookup) in its round trip: a cacheable request
+costs one round trip to Redis before its dispatch, not two. The lookup's answer is read only
+once the request is admitted: a refused request is never served from the cache (the limits come
+first, as at LiteLLM's and Portkey's gateways: a cache hit still counts as a request).
+
 `settle` ends every admission however the request ends (answer, error, client gone): the token
 estimate is replaced with the real usage and the place in flight given back, in one script run,
 off the client's path.
@@ -35,7 +41,7 @@ from lobe.gateway.ratelimit import headers
 from lobe.gateway.ratelimit.config import RateLimitConfig, UserLimits
 from lobe.gateway.ratelimit.leases import Leases
 from lobe.gateway.ratelimit.outage import RedisOutage, saturated
-from lobe.gateway.ratelimit.windows import Cap, Correction, Hit, SlidingWindows, Window, WindowState
+from lobe.gateway.ratelimit.windows import Cap, Correction, Hit, Rider, SlidingWindows, Window, WindowState
 from lobe.gateway.redis_pool import REDIS_ERRORS, PoolExhausted
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
@@ -81,11 +87,12 @@ async def hit_or_fail_mode(
     limits: list[Window],
     charge: bool = True,
     cap: Cap | None = None,
+    rider: Rider | None = None,
 ) -> Hit | None:
     """The script's answer, or None when Redis is away and the fail mode admits (else 503)."""
     if not outage.skip():
         try:
-            hit = await windows.hit(entry_id, limits, charge, cap)
+            hit = await windows.hit(entry_id, limits, charge, cap, rider)
         except PoolExhausted:
             raise saturated() from None
         except REDIS_ERRORS as exc:
@@ -149,9 +156,11 @@ class RateLimiter:
         request_id: str,
         in_flight: bool = False,
         body: Metered | None = None,
+        rider: Rider | None = None,
     ) -> Admission | None:
         """Charge the request window (`in_flight`: and take a place under the cap; with the parsed
-        `body`: and the token window, all in one run) or raise 429; the answer's headers are set."""
+        `body`: and the token window, all in one run) or raise 429; the answer's headers are set.
+        `rider`: what rides on the run's round trip (the body's cache lookup)."""
         if not self.enabled:
             return None
         limits = self.config.limits_for(caller)
@@ -166,7 +175,9 @@ class RateLimiter:
             cap = Cap(f"{admission.prefix}:in_flight", limits.concurrent, int(self.leases.lease_s * 1000))
         if not windows and cap is None:
             return admission
-        hit = await hit_or_fail_mode(self.windows, self.outage, request_id, list(windows.values()), cap=cap)
+        hit = await hit_or_fail_mode(
+            self.windows, self.outage, request_id, list(windows.values()), cap=cap, rider=rider
+        )
         if hit is None:
             return admission
         states = dict(zip(windows, hit.states, strict=True))
@@ -194,13 +205,16 @@ class RateLimiter:
     def _token_window(admission: Admission, limit: int, body: Metered) -> Window:
         return Window(f"{admission.prefix}:tokens", limit, admission.limits.window_s, token_estimate(body))
 
-    async def admit_tokens(self, request: web.Request, admission: Admission | None, body: Metered) -> None:
-        """Charge the token window on the parsed body's estimate, or undo `admit` and raise 429."""
+    async def admit_tokens(
+        self, request: web.Request, admission: Admission | None, body: Metered, rider: Rider | None = None
+    ) -> None:
+        """Charge the token window on the parsed body's estimate, or undo `admit` and raise 429.
+        `rider`: as `admit`'s (it goes alone when there is nothing to charge)."""
         if admission is None or admission.limits.tokens is None or admission.tokens is not None:
             return
         limits = admission.limits
         window = self._token_window(admission, admission.limits.tokens, body)
-        hit = await hit_or_fail_mode(self.windows, self.outage, admission.request_id, [window])
+        hit = await hit_or_fail_mode(self.windows, self.outage, admission.request_id, [window], rider=rider)
         if hit is None:
             return
         [state] = hit.states
