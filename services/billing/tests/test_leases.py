@@ -112,7 +112,7 @@ async def test_usage_settles_against_the_lease_and_a_return_frees_the_rest_once_
     billing: BillingService, nats_url: str, nc: NATS
 ) -> None:
     lease, dsn = await _leased_user(billing, nc, "sam")
-    assert lease.requests == 64
+    assert lease.requests == 100  # a quarter of 400
     # The gateway admitted three requests under it; two answered (one of them shorter than its
     # worst case), the third still runs when the lease is returned.
     await publish_usage(nats_url, [_charged("s1", "sam", lease), _charged("s2", "sam", lease, completion=10)])
@@ -120,12 +120,12 @@ async def test_usage_settles_against_the_lease_and_a_return_frees_the_rest_once_
     await wait_for(lambda: _costs(dsn, "sam", real))
     assert await _period(billing, "sam") == {
         "cost": real,
-        "held": WORST * 62,
-        "held_requests": 62,
-        "held_tokens": 2000 * 62,
+        "held": WORST * 98,
+        "held_requests": 98,
+        "held_tokens": 2000 * 98,
     }
     unused = LeaseReturn(
-        lease_id=lease.lease_id, user_id="sam", usd=WORST * 61, tokens=2000 * 61, requests=61
+        lease_id=lease.lease_id, user_id="sam", usd=WORST * 97, tokens=2000 * 97, requests=97
     )
     assert (await _ask(nc, [], [unused])).grants == []
     assert await _period(billing, "sam") == {

@@ -36,7 +36,7 @@ class BillingSettings(ServiceSettings, DatabaseSettings, OpsSettings):
         "BILLING_RESERVATION_TTL_S later if nobody returns it (docs/billing.md, Budget leases).",
     )
     billing_lease_max_requests: int = Field(
-        default=64, ge=0, le=100_000, description="The most requests one budget lease covers; 0: no leases."
+        default=256, ge=0, le=100_000, description="The most requests one budget lease covers; 0: no leases."
     )
     billing_lease_min_requests: int = Field(
         default=8,
