@@ -20,6 +20,7 @@ from lobe.billing.admin import admin_session
 from lobe.billing.plans import Override
 from lobe.chat_worker.providers.mock import mock_answer
 from lobe.chat_worker.service import ChatWorker
+from lobe.devtools.suite import ServiceProcess
 from lobe.devtools.suite.fixtures import MakeProcess
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.token_ceiling import prompt_token_ceiling
@@ -69,29 +70,9 @@ async def test_spend_never_passes_the_budget_with_200_concurrent_requests_throug
 ) -> None:
     prompt, completion = tokens(0)
     assert all(tokens(i) == (prompt, completion) for i in range(REQUESTS))
-    rate = ExpectedPrices().entries[("mock", "mock")][-1][1]
-    # max_tokens = the answer's length: reserved worst case == real cost, to the last token.
-    worst = (prompt * rate[0] + completion * rate[1]) / MILLION
+    worst = worst_case()
     budget = worst * AFFORDABLE + worst / 2
-    async with admin_session(billing_db, nats_url) as admin:
-        await admin.create_user(USER, plan="basic")
-        await admin.set_limits(USER, Override(cost_usd=budget))
-
-    billing = billing_service(make_process, nats_url, billing_db)
-    # 200 reserves arrive at once: on a shared 2-core machine the last can wait longer than the
-    # default 0.5 s, and fail-closed 503s are not what this test is about (spend is).
-    gateways = [
-        gateway_service(
-            make_process,
-            f"gateway-{n}",
-            nats_url,
-            f"{API_KEY}:{USER}:basic",
-            BILLING_ENABLED="true",
-            BILLING_TIMEOUT_S="5",
-        )
-        for n in (1, 2)
-    ]
-    await asyncio.gather(billing.start(), *(g.start() for g in gateways))
+    gateways = await start_race(nats_url, billing_db, make_process, budget)
     urls = [g.url for g in gateways]
 
     stop = asyncio.Event()
@@ -134,6 +115,38 @@ async def test_spend_never_passes_the_budget_with_200_concurrent_requests_throug
     assert all(o.code == "insufficient_quota" and "cost limit" in o.message for o in refused)
     assert spent == worst * AFFORDABLE <= budget
     assert peak <= budget
+
+
+def worst_case() -> Decimal:
+    """Every request's cost, equal to its hold: max_tokens = the answer's length, to the last token."""
+    prompt, completion = tokens(0)
+    rate = ExpectedPrices().entries[("mock", "mock")][-1][1]
+    return (prompt * rate[0] + completion * rate[1]) / MILLION
+
+
+async def start_race(
+    nats_url: str, billing_db: str, make_process: MakeProcess, budget: Decimal
+) -> list[ServiceProcess]:
+    """USER with a cost limit of `budget`, billing, and two gateways in front of it, started."""
+    async with admin_session(billing_db, nats_url) as admin:
+        await admin.create_user(USER, plan="basic")
+        await admin.set_limits(USER, Override(cost_usd=budget))
+    billing = billing_service(make_process, nats_url, billing_db)
+    # 200 reserves arrive at once: on a shared 2-core machine the last can wait longer than the
+    # default 0.5 s, and fail-closed 503s are not what this test is about (spend is).
+    gateways = [
+        gateway_service(
+            make_process,
+            f"gateway-{n}",
+            nats_url,
+            f"{API_KEY}:{USER}:basic",
+            BILLING_ENABLED="true",
+            BILLING_TIMEOUT_S="5",
+        )
+        for n in (1, 2)
+    ]
+    await asyncio.gather(billing.start(), *(g.start() for g in gateways))
+    return gateways
 
 
 async def fetchrow(dsn: str) -> asyncpg.Record | None:

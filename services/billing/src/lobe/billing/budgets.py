@@ -14,7 +14,7 @@ ceiling, max_tokens, the dearest upstream the route may reach).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -39,29 +39,30 @@ from lobe.shared.events.billing import (
 from lobe.shared.events.chat import TokenUsage
 
 # $1 user, $2 period, $3 worst-case cost, $4 cost limit, $5 requests limit, $6 worst-case tokens,
-# $7 tokens limit, $8 request id, $9 hold expiry. A first request of the period inserts the row
-# when the limits allow it on an empty period; otherwise the DO UPDATE's WHERE decides. No row
-# from the upsert means refused, and then no reservation is inserted either. A period a reset
-# closed (lobe.billing.periods) refuses every hold: the caller takes it again in the new period.
+# $7 tokens limit, $8 request id (a lease's id), $9 hold expiry, $10 the requests held (1; a lease's
+# size), $11 whether it is a lease. A first request of the period inserts the row when the limits
+# allow it on an empty period; otherwise the DO UPDATE's WHERE decides. No row from the upsert means
+# refused, and then no reservation is inserted either. A period a reset closed
+# (lobe.billing.periods) refuses every hold: the caller takes it again in the new period.
 _HOLD = """
 WITH held AS (
     INSERT INTO usage_periods AS p (user_id, period, reserved_usd, reserved_requests, reserved_tokens)
-    SELECT $1::text, $2::text, $3::numeric, 1, $6::bigint
+    SELECT $1::text, $2::text, $3::numeric, $10::bigint, $6::bigint
     WHERE ($4::numeric IS NULL OR $3::numeric <= $4)
-      AND ($5::bigint IS NULL OR 1 <= $5)
+      AND ($5::bigint IS NULL OR $10::bigint <= $5)
       AND ($7::bigint IS NULL OR $6::bigint <= $7)
     ON CONFLICT (user_id, period) DO UPDATE
     SET reserved_usd = p.reserved_usd + excluded.reserved_usd,
-        reserved_requests = p.reserved_requests + 1,
+        reserved_requests = p.reserved_requests + excluded.reserved_requests,
         reserved_tokens = p.reserved_tokens + excluded.reserved_tokens
     WHERE p.closed_at IS NULL
       AND ($4::numeric IS NULL OR p.cost_usd + p.reserved_usd + $3::numeric <= $4)
-      AND ($5::bigint IS NULL OR p.requests + p.reserved_requests + 1 <= $5)
+      AND ($5::bigint IS NULL OR p.requests + p.reserved_requests + $10::bigint <= $5)
       AND ($7::bigint IS NULL OR p.tokens + p.reserved_tokens + $6::bigint <= $7)
     RETURNING 1
 )
-INSERT INTO reservations (request_id, user_id, period, amount_usd, tokens, expires_at)
-SELECT $8::text, $1, $2, $3, $6, $9::timestamptz FROM held
+INSERT INTO reservations (request_id, user_id, period, amount_usd, tokens, expires_at, requests, lease)
+SELECT $8::text, $1, $2, $3, $6, $9::timestamptz, $10::bigint, $11::boolean FROM held
 RETURNING request_id
 """
 
@@ -104,16 +105,20 @@ class Budgets:
         of every upstream the route may reach (lobe.billing.routes), plus a media request's units at
         the dearest of those upstreams' unit prices (docs/media.md), each priced as the ledger
         will price it (an unpriced one at the default rate)."""
-        day = when.date()
-        reached = (self.routes.reaches(req.model) if self.routes else []) or [("", req.model)]
-        rates = [self.prices.rate(provider, model, day) or self.prices.default for provider, model in reached]
-        dearest = Rate(input=max(r.input for r in rates), output=max(r.output for r in rates))
+        rates = self.upstream_rates(req.model, when.date())
+        dearest = Rate(input=max(r.input for _, r in rates), output=max(r.output for _, r in rates))
         usage = TokenUsage(prompt_tokens=req.prompt_tokens_estimate, completion_tokens=req.max_output_tokens)
         cost = cost_of(dearest, usage)
         if req.units is not None:  # a media request's units, at the dearest upstream's unit prices
-            unit_rates = [r if r.prices_units else self.prices.default for r in rates]
+            unit_rates = [r if r.prices_units else self.prices.default for _, r in rates]
             cost += max(r.unit_cost(req.units) for r in unit_rates)
         return cost
+
+    def upstream_rates(self, model: str, day: date) -> list[tuple[tuple[str, str], Rate]]:
+        """Each upstream the model may reach (lobe.billing.routes; the model itself when no worker
+        has said) with the rate the ledger will price it at that day (the default when unpriced)."""
+        reached = (self.routes.reaches(model) if self.routes else []) or [("", model)]
+        return [(pair, self.prices.rate(*pair, day) or self.prices.default) for pair in reached]
 
     async def reserve(self, req: BudgetReserve) -> BudgetDecision:
         """Admit and hold, or refuse (and announce the limit hit). DeadlinePassedError when the
@@ -149,19 +154,10 @@ class Budgets:
                 period = context["period"]
                 if req.expires_at is not None and datetime.now(UTC) >= req.expires_at:
                     raise DeadlinePassedError(req.request_id)  # waited for a connection past it
-                admitted = await conn.fetchval(
-                    _HOLD,
-                    req.user_id,
-                    period,
-                    amount,
-                    limits.cost_usd,
-                    limits.requests,
-                    tokens,
-                    limits.tokens,
-                    req.request_id,
-                    now + self.ttl,
+                admitted = await self.hold(
+                    conn, req.user_id, period, limits, amount, tokens, req.request_id, now + self.ttl
                 )
-                if admitted is not None:
+                if admitted:
                     return BudgetDecision(
                         request_id=req.request_id, admitted=True, reserved_usd=float(amount)
                     )
@@ -189,6 +185,42 @@ class Budgets:
             f"this request could need more than the {allowed:g} allowed on plan {limits.plan}."
         )
         return BudgetDecision(request_id=req.request_id, admitted=False, limit=kind, message=message)
+
+    async def account(self, conn: asyncpg.Connection, user_id: str, calendar: str) -> tuple[str, Limits]:
+        """The user's current period and limits (one statement: the reserve's context)."""
+        context = await conn.fetchrow(_RESERVE_CONTEXT, user_id, "", calendar)
+        plan, override = account_of(context)
+        return context["period"], self.plans.limits(plan, override)
+
+    async def hold(
+        self,
+        conn: asyncpg.Connection,
+        user_id: str,
+        period: str,
+        limits: Limits,
+        amount: Decimal,
+        tokens: int,
+        row_id: str,
+        expires_at: datetime,
+        requests: int = 1,
+        lease: bool = False,
+    ) -> bool:
+        """The conditional hold (_HOLD): an exact hold of one request, or a lease of `requests`."""
+        held = await conn.fetchval(
+            _HOLD,
+            user_id,
+            period,
+            amount,
+            limits.cost_usd,
+            limits.requests,
+            tokens,
+            limits.tokens,
+            row_id,
+            expires_at,
+            requests,
+            lease,
+        )
+        return held is not None
 
     async def release(self, req: BudgetRelease) -> None:
         await self.pool.execute(FREE_HOLDS, [req.request_id])  # one statement: atomic on its own

@@ -9,7 +9,8 @@ Two producers may record one request: the worker on `usage.recorded`, and the ga
 report arriving after it is a duplicate, and a record arriving after a report takes its claim
 over (the claim's `reported` flag), and the report's row is taken out of the ledger and its totals
 (_SUPERSEDE, a second statement only in a batch that has such a record). A `cache_hit` report
-counts only for a request billing admitted for the same user and still holds (its reservation):
+counts only for a request billing admitted for the same user and still holds (its reservation, or
+the budget lease the report names):
 a gateway's credentials cannot erase the cost of an answer a worker gave, nor invent cache hits.
 Aggregates are upserted in sorted key order so concurrent batches lock rows in the same order
 and cannot deadlock one another.
@@ -25,7 +26,7 @@ import asyncpg
 
 from lobe.billing.db_metrics import timed_copy
 from lobe.billing.disconnects import billed_units, billed_usage
-from lobe.billing.holds import FREE_HOLDS
+from lobe.billing.holds import FREE_HOLDS, LeaseTake, take_from_leases
 from lobe.billing.periods import period_at
 from lobe.billing.plans import PlanBook
 from lobe.billing.prices import PriceTable
@@ -153,15 +154,16 @@ _CLAIM = f"""
 WITH given AS (
     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::boolean[],
-                         $12::boolean[])
+                         $12::boolean[], $13::text[])
         AS b(request_id, occurred_at, user_id, calendar, provider, model,
-             prompt_tokens, completion_tokens, cached_tokens, cost_usd, reported, needs_hold)
+             prompt_tokens, completion_tokens, cached_tokens, cost_usd, reported, needs_hold, lease_id)
 ), batch AS (
     SELECT b.*, {period_at("b.user_id", "b.calendar", "b.occurred_at")} AS period FROM given b
 ), admitted AS (
     SELECT * FROM batch b
     WHERE NOT b.needs_hold
-       OR EXISTS (SELECT 1 FROM reservations r WHERE r.request_id = b.request_id AND r.user_id = b.user_id)
+       OR EXISTS (SELECT 1 FROM reservations r
+                  WHERE r.request_id = coalesce(b.lease_id, b.request_id) AND r.user_id = b.user_id)
 ), claimed AS (
     INSERT INTO usage_request_ids AS u (request_id, occurred_at, reported)
     SELECT request_id, occurred_at, reported FROM admitted ORDER BY request_id
@@ -245,6 +247,7 @@ async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> Writte
         [r.cost_usd for r in rows],
         [r.reported for r in rows],
         [r.reported and e.status == "cache_hit" for r, e in zip(rows, events, strict=True)],
+        [e.lease.lease_id if e.lease else None for e in events],
     )
     outcome = {rec["request_id"]: rec["supersedes"] for rec in claimed}
     period = {rec["request_id"]: rec["period"] for rec in claimed}
@@ -259,6 +262,15 @@ async def write_batch(conn: asyncpg.Connection, rows: list[LedgerRow]) -> Writte
         await conn.copy_records_to_table(
             "usage_ledger", records=[r.record() for r in new], columns=LEDGER_COLUMNS
         )
-    # A settled request's hold is replaced by its real cost (added above).
+    # A settled request's hold is replaced by its real cost (added above): an exact hold goes, a
+    # lease gives up the request's charge. A record superseding a report: the report settled it.
     await conn.execute(FREE_HOLDS, [r.request_id for r in new])
+    await take_from_leases(
+        conn,
+        [
+            LeaseTake(lease.lease_id, lease.usd, lease.tokens, 1)
+            for r in new
+            if (lease := r.event.lease) is not None and not outcome[r.request_id]
+        ],
+    )
     return Written(new, unadmitted)

@@ -84,7 +84,7 @@ RETURNING period, closed_at
 
 # $1 user, $2 calendar key, $3 the period just closed, $4 when. A statement of its own, after
 # _CLOSE holds the lock: its snapshot sees every hold committed before that. Opens the next period
-# and moves the running requests' holds into it, so admission there counts them. A hold another
+# and moves the running requests' holds (and budget leases) into it, so admission there counts them. A hold another
 # transaction is freeing right now is skipped: that transaction frees it from the closed period.
 _OPEN = """
 WITH next AS (
@@ -98,9 +98,10 @@ WITH next AS (
     WHERE request_id IN (
         SELECT request_id FROM reservations WHERE user_id = $1 AND period = $3 FOR UPDATE SKIP LOCKED
     )
-    RETURNING amount_usd, tokens
+    RETURNING amount_usd, tokens, requests
 ), held AS (
-    SELECT count(*) AS n, coalesce(sum(amount_usd), 0) AS usd, coalesce(sum(tokens), 0) AS tok FROM moved
+    SELECT coalesce(sum(requests), 0) AS n, coalesce(sum(amount_usd), 0) AS usd,
+        coalesce(sum(tokens), 0) AS tok FROM moved
 ), closed AS (
     UPDATE usage_periods p SET reserved_usd = greatest(p.reserved_usd - h.usd, 0),
         reserved_requests = greatest(p.reserved_requests - h.n, 0),

@@ -17,12 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lobe.shared.config_file import exact_decimal, load_yaml
 from lobe.shared.events.chat import TokenUsage
 from lobe.shared.events.units import MediaUnits
+from lobe.shared.token_cost import COST_PRECISION, COST_QUANTUM, MILLION, token_cost
 
 DEFAULT_PRICES_FILE = Path(__file__).parent / "config" / "prices.yaml"
-MILLION = Decimal(1_000_000)
-# Costs are exact at 10 decimals: prices have <= 4 decimals and tokens are integers / 1e6.
-COST_QUANTUM = Decimal("1e-10")
-COST_PRECISION = 60  # digits: 2 x 64-bit token counts times any price, to COST_QUANTUM
 
 
 Price = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
@@ -139,18 +136,15 @@ class Priced:
 
 
 def cost_of(rate: Rate, usage: TokenUsage) -> Decimal:
-    """Exact cost. prompt_tokens includes cached_tokens (OpenAI semantics, which the workers emit)."""
-    cached = min(usage.cached_tokens, usage.prompt_tokens)
-    # Exact for any token count a valid event carries (the default 28 digits are not: 10^30
-    # tokens made quantize() raise); whether the ledger can store the result is its own check.
-    with localcontext() as exact:
-        exact.prec = COST_PRECISION
-        micro = (
-            (usage.prompt_tokens - cached) * rate.input
-            + cached * rate.cached
-            + usage.completion_tokens * rate.output
-        )
-        return (micro / MILLION).quantize(COST_QUANTUM)
+    """Exact cost (lobe.shared.token_cost: the gateway prices under a lease with the same)."""
+    return token_cost(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        rate.input,
+        rate.output,
+        usage.cached_tokens,
+        rate.cached,
+    )
 
 
 def _effective_from(rate: DatedRate) -> date:

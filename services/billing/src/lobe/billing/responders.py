@@ -29,6 +29,7 @@ from lobe.shared.events.auth import (
     UserResolved,
 )
 from lobe.shared.events.billing import (
+    BUDGET_LEASE,
     BUDGET_RELEASE,
     BUDGET_RESERVE,
     PRICE_QUOTE,
@@ -38,6 +39,7 @@ from lobe.shared.events.billing import (
     PriceQuote,
     PriceQuoted,
 )
+from lobe.shared.events.leases import LeaseAsk, LeaseGrants
 
 # Reserves waiting on PostgreSQL at once per process (the pool queues them for its connections);
 # the conditional hold keeps concurrent holds correct.
@@ -45,8 +47,11 @@ RESERVE_CONCURRENCY = 32
 DB_WORKERS = 32  # key lookups and releases
 SIGN_IN_WORKERS = 4  # sign-ins are rare next to chat requests
 
+LEASE_WORKERS = 4  # a gateway asks about once per user and lease term, batched
+
 KeyOwners = Callable[[bytes], Awaitable[KeyOwner | None]]
 Resolve = Callable[[UserResolve], Awaitable[UserResolved]]
+LeaseAsks = Callable[[LeaseAsk], Awaitable[LeaseGrants]]
 
 
 class Budgets(Protocol):
@@ -56,7 +61,12 @@ class Budgets(Protocol):
 
 
 async def respond(
-    bus: BusCalls, owners: KeyOwners, budgets: Budgets, resolve: Resolve, own_keys: OwnKeys | None = None
+    bus: BusCalls,
+    owners: KeyOwners,
+    budgets: Budgets,
+    resolve: Resolve,
+    own_keys: OwnKeys | None = None,
+    leases: LeaseAsks | None = None,
 ) -> None:
     """Answer billing's commands until the bus stops its handlers (live at the server on return)."""
 
@@ -78,6 +88,8 @@ async def respond(
     await rules(PRICE_QUOTE, budgets.quote)
     # Gateways publish releases without waiting; a request for one is answered with an empty body.
     await rules(BUDGET_RELEASE, budgets.release, concurrency=DB_WORKERS)
+    if leases is not None:  # unanswered otherwise: every gateway's request takes the exact hold
+        await rules(BUDGET_LEASE, leases, concurrency=LEASE_WORKERS)
     await rules(AUTH_KEY_VERIFY, verify, concurrency=DB_WORKERS)
     # A database that is away leaves a sign-in unanswered: the gateway's sign-in answers 503.
     await rules(AUTH_USER_RESOLVE, resolve, concurrency=SIGN_IN_WORKERS)

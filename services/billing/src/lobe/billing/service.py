@@ -19,6 +19,7 @@ from lobe.billing.catalog import sync_catalog
 from lobe.billing.db_metrics import instrument
 from lobe.billing.ingest import Ingester, consumer_settings
 from lobe.billing.keys import owner_of
+from lobe.billing.leases import Leases
 from lobe.billing.migrations import apply_migrations
 from lobe.billing.own_keys import OwnKeys
 from lobe.billing.plans import load_plans
@@ -104,6 +105,9 @@ class BillingService:
             budgets,
             UserDirectory(pool, plans).resolve,
             OwnKeys(pool, js, plans),
+            Leases(
+                budgets, s.billing_lease_term_s, s.billing_lease_max_requests, s.billing_lease_min_requests
+            ).ask,
         )
         runtime.on_stop(self.bus.stop_handlers)
 

@@ -29,3 +29,18 @@ class BillingSettings(ServiceSettings, DatabaseSettings, OpsSettings):
     billing_reservation_ttl_s: float = Field(
         default=900, gt=0, description="A budget hold not settled or released by then is freed."
     )
+    billing_lease_term_s: float = Field(
+        default=30,
+        gt=0,
+        description="A gateway admits under a budget lease for this long; the lease is freed "
+        "BILLING_RESERVATION_TTL_S later if nobody returns it (docs/billing.md, Budget leases).",
+    )
+    billing_lease_max_requests: int = Field(
+        default=256, ge=0, le=100_000, description="The most requests one budget lease covers; 0: no leases."
+    )
+    billing_lease_min_requests: int = Field(
+        default=8,
+        ge=1,
+        le=100_000,
+        description="No lease smaller than this many requests: near a limit, exact holds only.",
+    )

@@ -133,5 +133,6 @@ class EmbeddingsRun:
                 correlation_id=self.event.correlation_id,
                 attempts=self.attempts.attempts,
                 served_model=self._served_model(attempt),
+                lease=self.event.lease,
             )
         )

@@ -294,4 +294,5 @@ class ChatRun:
             if deployment and status == "cancelled"
             else None,
             kind=chat_usage_kind(self.event.endpoint),
+            lease=self.event.lease,
         )

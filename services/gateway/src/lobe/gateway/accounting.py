@@ -3,12 +3,12 @@
 The object that takes something gives it back (DESIGN.md: one owner per piece of state): its
 place within the rate limits (and in flight), the budget hold, the cost quote of its usage, the
 usage the gateway records itself (`usage.reported`: a lost worker's, a cache hit's), the
-worker's cancel when the answer did not complete, the hold's release when no usage event will
-settle it, the token window's correction with the real usage, and the cache store of a
-completed answer. Used as `async with` in the chat handler: the exit hands that wind-down to a
-task of its own (lobe.gateway.drain.WindingDown), so no client waits for it, a client that leaves
-cannot cut it short, and a shutdown waits for it. The answer itself (lobe.gateway.answer) only
-moves frames.
+worker's cancel when the answer did not complete, the hold's release (or the budget lease's
+charge given back) when no usage event will settle it, the token window's correction with the
+real usage, and the cache store of a completed answer. Used as `async with` in the chat handler:
+the exit hands that wind-down to a task of its own (lobe.gateway.drain.WindingDown), so no client
+waits for it, a client that leaves cannot cut it short, and a shutdown waits for it. The answer
+itself (lobe.gateway.answer) only moves frames.
 
 The embeddings handler (lobe.gateway.embeddings) uses the same owner for the same steps: its
 answer is one reply (`embedded`) instead of frames, and no worker is ever cancelled (a worker that
@@ -38,6 +38,7 @@ from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller, ChatEndpoint, TokenUsage, UsageFrame
 from lobe.shared.events.chat_wire import WireDelta
 from lobe.shared.events.embeddings import EmbeddingsAnswer
+from lobe.shared.events.leases import LeaseCharge
 from lobe.shared.events.usage import (
     USAGE_PUBLISH_ATTEMPTS,
     USAGE_REPORTED,
@@ -70,6 +71,7 @@ class Accounting:
     admission: Admission | None = None
     body: Metered | None = None  # set once it reaches the budget check
     held: bool = False  # a budget hold was taken: settled by a usage event, or released here
+    lease: LeaseCharge | None = None  # admitted under a budget lease instead: settled, or given back here
     cache_key: CacheKey | None = None
     lookup: Lookup | None = None  # set with the cache key, once the body is parsed
     replay: Replay | None = None
@@ -123,7 +125,9 @@ class Accounting:
         # rather than after it: one round trip less before the dispatch.
         lookup.start()
         try:
-            self.held = await self.budget.reserve(self.request_id, self.caller, body)
+            # Far from a limit, under the caller's budget lease with no round trip; else the exact
+            # hold (lobe.gateway.budget).
+            self.held, self.lease = await self.budget.admit(self.request_id, self.caller, body)
         except BaseException:  # refused, or the client left: the lookup's answer is not wanted
             lookup.cancel()
             raise
@@ -132,7 +136,7 @@ class Accounting:
             self.cached_embeddings = EmbeddingsAnswer.model_validate_json(stored)
         elif stored is not None:
             self.replay = Replay(stored)
-        if self.held and body.output_token_limit is None:
+        if (self.held or self.lease is not None) and body.output_token_limit is None:
             # The hold covers this many output tokens; the provider must not generate more.
             body = body.model_copy(update={"max_tokens": self.settings.default_max_output_tokens})
             self.body = body
@@ -159,6 +163,7 @@ class Accounting:
             frame.served_model or self.body.model,
             frame.usage,
             cache_hit=self.replay is not None,
+            requested=self.body.model,
         )
         return frame if cost is None else frame.model_copy(update={"cost_usd": cost})
 
@@ -179,6 +184,8 @@ class Accounting:
         )
         if self.held and not settled:
             await self.budget.release(self.request_id, self.caller)
+        if self.lease is not None:
+            self.budget.finished(self.lease, settled)
         self.rate_limits.settle(self.admission, self._tokens_used())
         if self.cache_key is not None and answer is not None and answer.done and self.replay is None:
             self.cache.store(self.cache_key, answer.frames)
@@ -249,6 +256,7 @@ class Accounting:
             status=status,
             error_code=error,
             kind=chat_usage_kind(self.endpoint) if isinstance(self.body, ChatCompletionRequest) else None,
+            lease=self.lease,
         )
         # Its own subject: the gateway's NATS user may not publish a worker's usage.recorded.
         self.usage_recorded_here = await self.bus.publish_fact(

@@ -141,7 +141,7 @@ def open_answer(
     account's endpoint), and the headers it starts with. Chat's and the Responses API's alike."""
     replay, request_id = account.replay, account.request_id
     dispatch = replay or request.app[RESOURCES].dispatcher.open(
-        request_id, account.caller, body, account.endpoint
+        request_id, account.caller, body, account.endpoint, account.lease
     )
     answer = account.answer = Answer(
         dispatch,

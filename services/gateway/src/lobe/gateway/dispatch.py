@@ -37,6 +37,7 @@ from lobe.shared.events.chat import (
     may_restart,
 )
 from lobe.shared.events.chat_wire import MALFORMED_FRAME, WireDelta, WireDeltas, decode_reply, malformation
+from lobe.shared.events.leases import LeaseCharge
 from lobe.shared.openai_errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,14 @@ class ChatDispatcher:
         self._late: set[asyncio.Task[None]] = set()
 
     def open(
-        self, request_id: str, caller: Caller, body: ChatCompletionRequest, endpoint: ChatEndpoint = "chat"
+        self,
+        request_id: str,
+        caller: Caller,
+        body: ChatCompletionRequest,
+        endpoint: ChatEndpoint = "chat",
+        lease: LeaseCharge | None = None,
     ) -> Dispatch:
-        return Dispatch(self, request_id, caller, body, endpoint)
+        return Dispatch(self, request_id, caller, body, endpoint, lease)
 
     async def cancel(self, worker_id: str, request_id: str, reason: CancelReason) -> None:
         cancel = ChatCancelled(request_id=request_id, reason=reason)
@@ -111,6 +117,7 @@ class Dispatch:
         caller: Caller,
         body: ChatCompletionRequest,
         endpoint: ChatEndpoint = "chat",
+        lease: LeaseCharge | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.bus = dispatcher.bus
@@ -119,6 +126,7 @@ class Dispatch:
         self.caller = caller
         self.body = body
         self.endpoint = endpoint  # the worker checks the model serves it, and records its usage kind
+        self.lease = lease  # the budget lease it was admitted under: the worker's usage event settles it
         # The worker answering now: set by its accept, cleared when it is presumed dead. While
         # set, that worker will record the request's usage, whatever happens to the answer.
         self.owner: str | None = None
@@ -192,6 +200,7 @@ class Dispatch:
             attempt=attempt,
             deadline_ms=max(1, int((deadline - time.monotonic()) * 1000)),
             endpoint=self.endpoint,
+            lease=self.lease,
         )
         # The raw exchange, not `request`: a worker answers an AcceptedFrame or a refusal frame,
         # and no worker at all is a 503 at once where a slow one is re-offered.

@@ -68,7 +68,11 @@ async def _ask_workers(
     resources: Resources, account: Accounting, body: EmbeddingsRequest
 ) -> EmbeddingsAnswer | None:
     event = EmbeddingsRequested(
-        request_id=account.request_id, caller=account.caller, body=body, deadline_ms=deadline_ms(resources)
+        request_id=account.request_id,
+        caller=account.caller,
+        body=body,
+        deadline_ms=deadline_ms(resources),
+        lease=account.lease,
     )
     reply = await ask_workers(resources, EMBEDDINGS_REQUEST, event)
     return reply if isinstance(reply, EmbeddingsAnswer) else None

@@ -67,6 +67,7 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     app[RESUME] = resume = ResumeStore(state, settings)
     app[RESOURCES] = Resources(settings, bus, dispatcher, budget, rate_limits)
     yield
+    await budget.close()  # the budget leases' unused parts go back to billing
     await resume.close()
     await rate_limits.close()
     await cache.close()

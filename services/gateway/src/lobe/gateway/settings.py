@@ -45,6 +45,11 @@ class GatewaySettings(
     billing_enabled: bool = Field(
         default=True, description="Reserve each request's worst case with billing and quote its cost."
     )
+    budget_leases: bool = Field(
+        default=True,
+        description="Admit chat and embeddings requests against budget leases billing grants (no "
+        "round trip a request; exact holds near a limit; docs/billing.md, Budget leases).",
+    )
     budget_fail_mode: Literal["open", "closed"] = Field(
         default="closed", description="When billing does not answer: admit (open) or 503 (closed)."
     )

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 # The catalog's own version: the minor moves on a compatible change, the major when a subject is
 # removed or its shape changes (a subscriber following the old document would miss messages).
-CATALOG_VERSION = "3.10.0"
+CATALOG_VERSION = "3.11.0"
 CHANGELOG: tuple[tuple[str, str], ...] = (
+    (
+        "3.11.0",
+        "`billing.budget.lease` (gateway to the `billing` queue group, request-reply): budget leases, "
+        "wants and returns batched in one `LeaseAsk`, answered with `LeaseGrants` (each lease's size "
+        "in requests, tokens and cost, its term, the model's hold rate and today's prices of its "
+        "upstreams). `lease` (the lease id and the request's worst case) on `chat.request`, "
+        "`embeddings.request`, `usage.recorded` and `usage.reported`: a request admitted under a "
+        "lease, settled against it when its usage is written. Absent: an exact hold, as before.",
+    ),
     (
         "3.10.0",
         "`deltas` frames on `chat.reply.<request_id>.<offer>`: the deltas a worker has ready "

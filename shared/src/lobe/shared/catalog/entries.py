@@ -13,7 +13,18 @@ from lobe.shared.catalog.model import (
     ObjectBucket,
     Subject,
 )
-from lobe.shared.events import auth, billing, cache, chat, embeddings, lifecycle, media, routing, usage
+from lobe.shared.events import (
+    auth,
+    billing,
+    cache,
+    chat,
+    embeddings,
+    leases,
+    lifecycle,
+    media,
+    routing,
+    usage,
+)
 from lobe.shared.events.streams import BILLING_CONSUMER, EVENTS, METRICS_CONSUMER, USAGE
 
 _METRICS = Consumer(METRICS, METRICS_CONSUMER)
@@ -238,6 +249,18 @@ CATALOG: tuple[Subject, ...] = (
         consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
         description="The request never reached a provider: free its hold. No reply model; the "
         "answer only confirms receipt.",
+    ),
+    Subject(
+        subject=billing.BUDGET_LEASE,
+        payload=leases.LeaseAsk,
+        kind="command",
+        delivery=Delivery.REQUEST_REPLY,
+        reply=leases.LeaseGrants,
+        producers=(GATEWAY,),
+        consumers=(Consumer(BILLING, billing.BILLING_QUEUE),),
+        description="Budget leases, batched: grant each want a part of the user's remaining budget to "
+        "admit requests against locally (or none: near a limit, the exact hold), and take back the "
+        "unused part of each lease returned. Answered with LeaseGrants (docs/billing.md).",
     ),
     Subject(
         subject=billing.PRICE_QUOTE,

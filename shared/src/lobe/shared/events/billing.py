@@ -21,6 +21,7 @@ BILLING_USAGE_RESET = "billing.usage.reset"
 BUDGET_RESERVE = "billing.budget.reserve"
 BUDGET_RELEASE = "billing.budget.release"
 PRICE_QUOTE = "billing.price.quote"
+BUDGET_LEASE = "billing.budget.lease"  # payloads: lobe.shared.events.leases
 BILLING_QUEUE = "billing"
 
 LimitKind = Literal["tokens", "cost", "requests"]

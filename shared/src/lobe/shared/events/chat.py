@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.events.envelope import Event
+from lobe.shared.events.leases import LeaseCharge
 
 CHAT_REQUEST = "chat.request"
 CHAT_WORKER_QUEUE = "chat-worker"
@@ -81,6 +82,11 @@ class ChatRequested(Event):
         default="chat",
         description="The endpoint the client called: chat (/v1/chat/completions) or responses "
         "(/v1/responses, which the gateway translates); absent (older gateways): chat.",
+    )
+    lease: LeaseCharge | None = Field(
+        default=None,
+        description="The budget lease the gateway admitted it under, and its worst case: the worker "
+        "puts it on the usage event, which settles it. None: an exact hold (or no budget check).",
     )
 
 

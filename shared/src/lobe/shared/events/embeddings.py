@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller, Route, TokenUsage
 from lobe.shared.events.envelope import Event
+from lobe.shared.events.leases import LeaseCharge
 
 EMBEDDINGS_REQUEST = "embeddings.request"
 
@@ -29,6 +30,9 @@ class EmbeddingsRequested(Event):
     caller: Caller
     body: EmbeddingsRequest
     deadline_ms: int = Field(default=60_000, ge=1, description="Total time budget for the answer.")
+    lease: LeaseCharge | None = Field(
+        default=None, description="The budget lease it was admitted under, as on `chat.request`."
+    )
 
 
 class EmbeddingsFailure(BaseModel):

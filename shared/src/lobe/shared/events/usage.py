@@ -18,6 +18,7 @@ from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.chat import Caller, ChatEndpoint, TokenUsage
 from lobe.shared.events.envelope import Event
+from lobe.shared.events.leases import LeaseCharge
 from lobe.shared.events.units import MediaUnits
 from lobe.shared.media_schema import ImagesRequest, MediaRequest, SpeechRequest, TranscriptionRequest
 
@@ -88,6 +89,11 @@ class UsageRecorded(Event):
         description="A cancelled request's billing as its deployment configures it; the plan's, "
         "when it sets one, comes first (billing). None: neither says.",
     )
+    lease: LeaseCharge | None = Field(
+        default=None,
+        description="The budget lease the request was admitted under and its worst case, which "
+        "billing takes out of the lease when it writes this usage. None: an exact hold (or none).",
+    )
 
     @property
     def priced_model(self) -> str:
@@ -125,6 +131,7 @@ def usage_event(
     units: MediaUnits | None = None,
     disconnect_billing: DisconnectBilling | None = None,
     kind: UsageKind | None = None,
+    lease: LeaseCharge | None = None,
 ) -> UsageRecorded:
     """The one way to build a request's usage event, the worker's and the gateway's alike.
     `started_at`: time.monotonic() when the request arrived (the duration runs from it). `kind`:
@@ -153,6 +160,7 @@ def usage_event(
         plan=caller.plan,
         max_output_tokens=body.output_token_limit if isinstance(body, ChatCompletionRequest) else None,
         disconnect_billing=disconnect_billing,
+        lease=lease,
     )
 
 
