@@ -103,7 +103,10 @@ async def start_workers(
 async def fleet(nats_url: str, models: Path, logs: Path, count: int = 3, **env: str) -> AsyncIterator[Fleet]:
     """`count` worker processes routing by `models`, and a gateway in front of them."""
     workers = await start_workers(nats_url, models, logs, count, **env)
-    runner, base_url = await start_gateway(nats_url)
+    # The fleet's tests are about routing across worker processes, none about a worker's loss: the
+    # gateway gives them the production default's patience (WORKER_SILENCE_S), not the in-process
+    # tests' 1 s, which two stalls of a worker process on a loaded machine exceeded.
+    runner, base_url = await start_gateway(nats_url, worker_silence_s=5.0)
     try:
         async with aiohttp.ClientSession() as http:
             yield Fleet(http, base_url, workers)
