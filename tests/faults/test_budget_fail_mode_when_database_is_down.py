@@ -36,6 +36,10 @@ async def test_database_outage_gives_503_when_closed_and_admits_then_bills_when_
             BILLING_ENABLED="true",
             BUDGET_FAIL_MODE=mode,
             BILLING_TIMEOUT_S=str(TIMEOUT_S),
+            # The fail mode is for requests that must ask billing: under a live budget lease the
+            # gateway asks nothing (the budget was set aside before the outage), so leases are off
+            # here to make every request ask (docs/billing.md, "Budget leases").
+            BUDGET_LEASES="false",
         )
         for mode in ("closed", "open")
     }

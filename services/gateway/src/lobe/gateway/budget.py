@@ -27,6 +27,7 @@ from lobe.shared.bus import Bus
 from lobe.shared.chat_schema import ChatCompletionRequest
 from lobe.shared.embeddings_schema import EmbeddingsRequest
 from lobe.shared.events.billing import (
+    BILLING_ACCOUNT_CHANGED,
     BUDGET_RELEASE,
     BUDGET_RESERVE,
     PRICE_QUOTE,
@@ -71,6 +72,12 @@ class BudgetClient:
         """A request admitted under a lease ended; `settled`: a usage event will settle it."""
         if self.leases is not None:
             self.leases.finished(charge, settled)
+
+    async def watch_accounts(self) -> None:
+        """A change of a user's plan or limits applies to their next request: their leases go."""
+        if self.leases is not None:
+            leases = self.leases
+            await self.bus.subscribe(BILLING_ACCOUNT_CHANGED, lambda event: leases.forget_user(event.user_id))
 
     async def close(self) -> None:
         if self.leases is not None:

@@ -197,6 +197,14 @@ class LeaseBook:
         )
         self._start()
 
+    def forget_user(self, user_id: str) -> None:
+        """The user's plan or limits changed (`billing.account.changed`): their leases were sized
+        under the old ones, so none admits again; the next request takes the exact hold (and asks
+        for a lease under the new limits)."""
+        for key, lease in list(self.live.items()):
+            if key[0] == user_id:
+                self._retire(lease)
+
     def _retire(self, lease: Lease) -> None:
         """No more admissions under it; its unused part goes back in the next ask."""
         key = (lease.grant.user_id, lease.grant.model)

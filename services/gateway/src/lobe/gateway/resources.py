@@ -63,6 +63,7 @@ async def open_resources(app: web.Application) -> AsyncIterator[None]:
     access = await open_auth(settings, bus, ip_limit)
     await announce(js, "gateway", "started")
     dispatcher, budget = ChatDispatcher(bus, settings), BudgetClient(bus, settings)
+    await budget.watch_accounts()
     app[AUTH], app[CACHE] = access, cache
     app[RESUME] = resume = ResumeStore(state, settings)
     app[RESOURCES] = Resources(settings, bus, dispatcher, budget, rate_limits)
